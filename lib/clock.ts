@@ -1,0 +1,47 @@
+/**
+ * Time source used by every timer in the library (timeouts, backoff, link model). The simulator's
+ * virtual clock implements it so that a whole transfer runs as fast as the CPU allows while every
+ * timeout still means what it says in modeled time.
+ */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds since an arbitrary origin (fractional allowed). */
+  now(): number;
+  /** Runs fn after ms milliseconds of this clock's time. */
+  setTimer(fn: () => void, ms: number): TimerHandle;
+  /** True when time is simulated (results report "modeled" seconds). */
+  readonly virtual: boolean;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimer(fn, ms) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    return { cancel: () => clearTimeout(t) };
+  },
+  virtual: false,
+};
+
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimer(resolve, ms));
+}
+
+/** Rejects with `onTimeout()` when `promise` has not settled after ms of clock time. */
+export function withTimeout<T>(clock: Clock, promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimer(() => reject(onTimeout()), ms);
+    promise.then(
+      (v) => {
+        timer.cancel();
+        resolve(v);
+      },
+      (e) => {
+        timer.cancel();
+        reject(e);
+      },
+    );
+  });
+}

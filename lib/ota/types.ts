@@ -1,0 +1,120 @@
+/**
+ * The library's public operations as the Node-RED nodes and the CLI use them (lib/ota/*.ts implement
+ * them on top of lib/ble's scheduler and lib/protocol's clients).
+ */
+import type { ChipName } from '../sim/types';
+
+export type OtaState = 'new' | 'pending-verify' | 'valid' | 'invalid' | 'aborted' | 'undefined';
+
+export type FlashPhase =
+  | 'checking'
+  | 'waiting'
+  | 'connecting'
+  | 'authenticating'
+  | 'transferring'
+  | 'finishing'
+  | 'rebooting'
+  | 'reconnecting'
+  | 'done'
+  | 'failed';
+
+export interface Progress {
+  device: string;
+  phase: FlashPhase;
+  /** Image bytes the device has acknowledged (decoded image bytes for deflate). */
+  bytesDone: number;
+  totalBytes: number;
+  percent: number;
+  /** Image bytes per second over the transfer so far, in KB/s (1 KB = 1000 B). */
+  kBps: number;
+  etaSeconds: number | null;
+  attempt: number;
+}
+
+/** What a device says it runs: from its advertisement (short) or its Status characteristic (full). */
+export interface FirmwareSummary {
+  version: string | null;
+  state: OtaState;
+  /** Hex SHA-256 of the running app as ESP-IDF reports it (esp_partition_get_sha256), if known. */
+  imageSha256?: string | null;
+  projectName?: string | null;
+}
+
+export interface DeviceRef {
+  id: string;
+  address: string;
+  name: string;
+}
+
+export interface FlashOptions {
+  /** Device id, address or advertised name, or a scan result. */
+  device: string | DeviceRef;
+  image: Buffer;
+  fleetKey?: Buffer;
+  encoding?: 'auto' | 'raw' | 'deflate';
+  protocol?: 'auto' | 'v2' | 'legacy';
+  expectedChip?: ChipName;
+  expectedVersion?: string;
+  /** Refuse images whose secure_version / version is lower than the device's (default true). */
+  preventDowngrade?: boolean;
+  /** Connection attempts in total, resuming where the device left off (default 5). */
+  maxAttempts?: number;
+  /** How long to look for the device before DEVICE_NOT_FOUND (ms, default 10000). */
+  findTimeoutMs?: number;
+  /** Reboot into the new image after a successful transfer (default true). */
+  reboot?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface FlashResult {
+  success: true;
+  device: DeviceRef;
+  protocol: 'v2' | 'legacy';
+  encoding: 'raw' | 'deflate';
+  /** Image size in bytes. */
+  bytes: number;
+  /** ATT value bytes the gateway wrote for this update (chunk headers and commands included). */
+  bytesOnAir: number;
+  seconds: number;
+  secondsKind: 'modeled' | 'measured';
+  kBps: number;
+  attempts: number;
+  before: FirmwareSummary | null;
+  /** What the device will run after reboot: taken from the image. */
+  after: FirmwareSummary;
+  /** SHA-256 of the image file as sent (the BEGIN digest). */
+  fileSha256: string;
+}
+
+export interface VerifyExpectations {
+  version?: string;
+  imageSha256?: string;
+  /** Accepted states (default ['valid', 'pending-verify']). */
+  states?: OtaState[];
+  /** Default true: a rolled-back update fails verification. */
+  forbidRollback?: boolean;
+  /** Default true. */
+  requireDiagnosticsPassed?: boolean;
+}
+
+export interface VerifyOptions {
+  device: string | DeviceRef;
+  expect: VerifyExpectations;
+  /** How long to wait for the device to come back after its reboot (ms, default 30000). */
+  waitMs?: number;
+  /** Host confirm policy: what to send once the checks are done. */
+  onPass?: 'none' | 'confirm';
+  onFail?: 'none' | 'rollback';
+  fleetKey?: Buffer;
+  signal?: AbortSignal;
+}
+
+export interface VerifyResult {
+  passed: boolean;
+  reasons: string[];
+  device: DeviceRef;
+  /** The decoded Status characteristic (lib/protocol/status.ts DeviceStatus). */
+  status: Record<string, unknown>;
+  action: 'none' | 'confirmed' | 'rolled-back';
+}

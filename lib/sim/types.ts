@@ -1,0 +1,98 @@
+/**
+ * Contract between the virtual radio (lib/sim/radio, which implements noble's bindings and the link
+ * model) and the virtual devices it hosts: the TypeScript model of our firmware (lib/sim/device), the
+ * seed-firmware model (legacy protocol), and the C firmware twin (lib/sim/twin, which drives the real
+ * firmware core over stdio). The radio owns timing on air; a device owns its flash timing.
+ */
+import type { Clock } from '../clock';
+
+export type ChipName = 'esp32' | 'esp32s2' | 'esp32c3' | 'esp32s3' | 'esp32c2' | 'esp32c6' | 'esp32h2' | 'esp32p4';
+
+export interface VirtualCharacteristic {
+  /** lower-case hex, no dashes */
+  uuid: string;
+  properties: Array<'read' | 'write' | 'writeWithoutResponse' | 'notify' | 'indicate'>;
+}
+
+export interface VirtualService {
+  uuid: string;
+  characteristics: VirtualCharacteristic[];
+}
+
+export interface VirtualAdvertisement {
+  localName?: string;
+  manufacturerData?: Buffer;
+  serviceUuids: string[];
+  txPowerLevel?: number;
+}
+
+/** An ATT-level failure a device returns for a read or a write with response. */
+export class AttError extends Error {
+  constructor(readonly attCode: number, message: string) {
+    super(message);
+    this.name = 'AttError';
+  }
+}
+
+/** What the radio gives a device when it is added. */
+export interface PeripheralHost {
+  readonly clock: Clock;
+  /** Device-side notification on a characteristic; the radio puts it on air in link order. */
+  notify(serviceUuid: string, characteristicUuid: string, data: Buffer): void;
+  /** The device drops the link (reboot, power loss, timeout). */
+  dropConnection(reason: string): void;
+  /** Advertising data or advertising on/off changed (after reboot, status change). */
+  advertisingChanged(): void;
+}
+
+export interface VirtualPeripheral {
+  readonly address: string;
+  readonly name: string;
+  attach(host: PeripheralHost): void;
+  /** Current advertisement + scan response merged; null while not advertising (rebooting, off, busy). */
+  advertisement(): VirtualAdvertisement | null;
+  gatt(): VirtualService[];
+  /** ATT MTU the device supports (the radio negotiates min(central, device)). */
+  readonly maxMtu: number;
+  onConnect(mtu: number): void;
+  onDisconnect(): void;
+  /** Returns the value or throws AttError. May be async (device work takes clock time). */
+  onRead(serviceUuid: string, characteristicUuid: string): Buffer | Promise<Buffer>;
+  /**
+   * A write from the central. For a write with response the returned promise settling is the ATT
+   * response (AttError -> error response). Writes without response are fire-and-forget for the radio.
+   */
+  onWrite(serviceUuid: string, characteristicUuid: string, data: Buffer, withoutResponse: boolean): void | Promise<void>;
+  /** Fault injection: cut power now (flash kept, RAM lost), then boot again after offMs. */
+  powerLoss(offMs: number): void;
+  /** Stops the device (process for the twin); no more events. */
+  shutdown(): Promise<void>;
+}
+
+/** Settings of one simulated device (the Node-RED adapter's "simulated fleet" and the CLI's --sim). */
+export interface SimDeviceConfig {
+  name: string;
+  /** Defaults to a stable address derived from the name. */
+  address?: string;
+  chip: ChipName;
+  /** Version string of the factory image the device starts with, e.g. "1.0.0". */
+  version: string;
+  secureVersion?: number;
+  /** 'v2': our firmware; 'legacy': the seed firmware (shared/seed/seed-protocol.md). */
+  protocol?: 'v2' | 'legacy';
+  confirmPolicy?: 'auto' | 'host';
+  /** Outcome of the first-boot diagnostics of a newly flashed image. */
+  diagnostics?: 'pass' | 'fail';
+  /** 32-byte fleet key; when set, BEGIN/CONFIRM/ROLLBACK/ABORT need the HMAC proof. */
+  fleetKey?: Buffer;
+  allowDowngrade?: boolean;
+  /** Size of each OTA partition in bytes (default 0x1E0000, 1.875 MiB). */
+  otaPartitionSize?: number;
+  /** Session kept after a disconnect for this long before it is aborted (ms, default 60000). */
+  resumeTimeoutMs?: number;
+  maxMtu?: number;
+  /** Multiplies flash erase/program times (fault injection: slow flash). */
+  flashSlowdown?: number;
+  /** 'model' (TypeScript model, default) or 'twin' (the C firmware core over stdio). */
+  implementation?: 'model' | 'twin';
+}
