@@ -1,0 +1,158 @@
+/**
+ * One BLE adapter shared by every node that uses it, in the pattern of Node-RED's MQTT broker node:
+ * users register and deregister; the adapter opens on the first user and closes after the last one
+ * leaves (with a short grace so a redeploy that re-registers keeps the adapter and its devices), and
+ * every state change fans out to the users so their status shows "adapter off" or "missing".
+ */
+import { EventEmitter } from 'events';
+import { OtaError, toOtaError } from '../../lib/errors';
+import type { AdapterBackend } from '../shared/library';
+
+export type AdapterState = 'idle' | 'starting' | 'ready' | 'off' | 'missing' | 'error' | 'closed';
+
+export interface AdapterUser {
+  id: string;
+  onAdapterState(state: AdapterState, detail: string): void;
+}
+
+export interface AdapterSettings {
+  label: string;
+  maxConnections: number;
+  scanMs: number;
+  findTimeoutMs: number;
+  readyTimeoutMs: number;
+  /** How long the adapter stays open after its last user left (ms). */
+  idleCloseMs: number;
+  fleetKey?: Buffer;
+}
+
+function stateForError(code: string): AdapterState {
+  if (code === 'ADAPTER_OFF') return 'off';
+  if (code.startsWith('BAD_')) return 'error';
+  return 'missing';
+}
+
+export class AdapterConnection extends EventEmitter {
+  private readonly users = new Map<string, AdapterUser>();
+  private backend: AdapterBackend | null = null;
+  private opening: Promise<AdapterBackend> | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private currentState: AdapterState = 'idle';
+  private detail = '';
+
+  constructor(
+    readonly settings: AdapterSettings,
+    private readonly open: () => Promise<AdapterBackend>,
+    private readonly log: (text: string) => void,
+  ) {
+    super();
+  }
+
+  get state(): AdapterState {
+    return this.currentState;
+  }
+
+  get stateDetail(): string {
+    return this.detail;
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  /** The open backend, if any (tests use it to reach the simulated fleet). */
+  get current(): AdapterBackend | null {
+    return this.backend;
+  }
+
+  register(user: AdapterUser): void {
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+    this.users.set(user.id, user);
+    user.onAdapterState(this.currentState, this.detail);
+    if (this.currentState === 'closed') return;
+    if (!this.backend && !this.opening) this.acquire().catch(() => undefined);
+  }
+
+  deregister(user: AdapterUser): void {
+    this.users.delete(user.id);
+    if (this.users.size > 0 || this.currentState === 'closed') return;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.users.size === 0) this.shutdown().catch(() => undefined);
+    }, this.settings.idleCloseMs);
+  }
+
+  /** Opens the adapter if needed and waits until it is powered on; throws ADAPTER_OFF / ADAPTER_MISSING. */
+  async acquire(): Promise<AdapterBackend> {
+    if (this.currentState === 'closed') throw new OtaError('ADAPTER_CLOSED', `adapter ${this.settings.label} is shutting down`);
+    if (this.backend) {
+      if (this.currentState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${this.settings.label} is powered off`);
+      if (this.currentState === 'missing' || this.currentState === 'error') throw new OtaError('ADAPTER_MISSING', `adapter ${this.settings.label} is not available: ${this.detail}`);
+      return this.backend;
+    }
+    if (!this.opening) this.opening = this.openNow();
+    return this.opening;
+  }
+
+  private async openNow(): Promise<AdapterBackend> {
+    this.setState('starting', '');
+    try {
+      const backend = await this.open();
+      backend.central.on('stateChange', (state: string) => this.onCentralState(state));
+      await backend.central.waitReady(this.settings.readyTimeoutMs);
+      if (this.currentState === 'closed') {
+        await backend.close();
+        throw new OtaError('ADAPTER_CLOSED', `adapter ${this.settings.label} closed while opening`);
+      }
+      this.backend = backend;
+      this.setState('ready', '');
+      return backend;
+    } catch (err) {
+      const e = toOtaError(err, 'ADAPTER_MISSING');
+      if (this.currentState !== 'closed') this.setState(stateForError(e.code), e.message);
+      throw e;
+    } finally {
+      this.opening = null;
+    }
+  }
+
+  private onCentralState(state: string): void {
+    if (this.currentState === 'closed' || this.currentState === 'starting') return;
+    if (state === 'poweredOn') this.setState('ready', '');
+    else if (state === 'poweredOff') this.setState('off', 'adapter powered off');
+    else if (state === 'unsupported' || state === 'unauthorized') this.setState('missing', `adapter ${state}`);
+  }
+
+  private setState(state: AdapterState, detail: string): void {
+    if (state === this.currentState && detail === this.detail) return;
+    this.currentState = state;
+    this.detail = detail;
+    this.log(`adapter ${this.settings.label}: ${state}${detail ? ` (${detail})` : ''}`);
+    for (const user of this.users.values()) user.onAdapterState(state, detail);
+    this.emit('state', state, detail);
+  }
+
+  private async shutdown(): Promise<void> {
+    const backend = this.backend ?? (this.opening ? await this.opening.catch(() => null) : null);
+    this.backend = null;
+    if (backend) await backend.close();
+    if (this.currentState !== 'closed') this.setState('idle', '');
+  }
+
+  /** Config node close: closes the adapter for good. */
+  async close(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const backend = this.backend;
+    const opening = this.opening;
+    this.setState('closed', '');
+    this.users.clear();
+    this.backend = null;
+    if (backend) await backend.close();
+    else if (opening) await opening.then((b) => b.close()).catch(() => undefined);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * ble-ota-adapter (config node): which BLE adapter the OTA nodes share (an HCI device or a simulated
+ * fleet), its concurrency and scan parameters, and the fleet key (a credential: never in the flow
+ * JSON, never logged). Owns the adapter's central and scheduler through an AdapterConnection.
+ */
+import type { NodeAPI, NodeDef } from '../shared/node-red';
+import type { AdapterNode } from './adapter-node';
+import { AdapterConnection, type AdapterSettings } from './adapter-connection';
+import { buildFleet, parseFleetKey } from './fleet-config';
+import { openHciAdapter, openSimAdapter, type AdapterBackend } from '../shared/library';
+
+function positiveNumber(value: unknown, fallback: number, min: number, max: number): number {
+  const n = Number(value);
+  if (value === '' || value === undefined || !Number.isFinite(n)) return fallback;
+  return Math.min(max, Math.max(min, n));
+}
+
+export = function (RED: NodeAPI) {
+  function BleOtaAdapterNode(this: AdapterNode, def: NodeDef) {
+    RED.nodes.createNode(this, def);
+    const mode = def.mode === 'hci' ? 'hci' : 'sim';
+    const hciDevice = Math.floor(positiveNumber(def.hciDevice, 0, 0, 63));
+    let fleetKey: Buffer | undefined;
+    this.configError = null;
+    try {
+      fleetKey = parseFleetKey(this.credentials?.fleetKey);
+    } catch (err) {
+      this.configError = err as Error;
+    }
+    const settings: AdapterSettings = {
+      label: mode === 'hci' ? `hci${hciDevice}` : `simulated fleet${def.name ? ` "${def.name}"` : ''}`,
+      maxConnections: Math.floor(positiveNumber(def.maxConnections, 3, 1, 20)),
+      scanMs: positiveNumber(def.scanSeconds, 5, 0.5, 600) * 1000,
+      findTimeoutMs: positiveNumber(def.findSeconds, 10, 1, 600) * 1000,
+      readyTimeoutMs: 10000,
+      idleCloseMs: 2000,
+      fleetKey,
+    };
+    let open: () => Promise<AdapterBackend>;
+    if (mode === 'hci') {
+      open = () => openHciAdapter(hciDevice, settings.maxConnections);
+    } else {
+      let devices: ReturnType<typeof buildFleet> = [];
+      try {
+        devices = buildFleet(String(def.simDevices ?? ''), {
+          size: positiveNumber(def.simSize, 5, 1, 100),
+          namePrefix: String(def.simNamePrefix ?? 'esp32-line-'),
+          chip: String(def.simChip || 'esp32'),
+          version: String(def.simVersion || '1.0.0'),
+          diagnostics: String(def.simDiagnostics || 'pass'),
+          confirmPolicy: String(def.simConfirmPolicy || 'auto'),
+          fleetKey,
+        });
+      } catch (err) {
+        this.configError = this.configError ?? (err as Error);
+      }
+      const link = String(def.simLink || 'reference');
+      const clock = def.simClock === 'virtual' ? 'virtual' : 'real';
+      open = () => openSimAdapter({ devices, link, clock, maxConnections: settings.maxConnections });
+    }
+    const configError = this.configError;
+    if (configError) {
+      this.error(RED._('ble-ota-adapter.errors.config', { message: configError.message }));
+      open = () => Promise.reject(configError);
+    }
+    this.connection = new AdapterConnection(settings, open, (text) => this.log(text));
+
+    this.on('close', (_removed, done) => {
+      this.connection.close().then(
+        () => done(),
+        (err) => {
+          this.warn(RED._('ble-ota-adapter.errors.close', { message: (err as Error).message }));
+          done();
+        },
+      );
+    });
+  }
+
+  RED.nodes.registerType('ble-ota-adapter', BleOtaAdapterNode, {
+    credentials: { fleetKey: { type: 'password' } },
+  });
+};

@@ -1,0 +1,113 @@
+/**
+ * Turns the adapter's "simulated fleet" settings into SimDeviceConfig[]: either a generated fleet
+ * (name prefix + size, one chip/version for all) or an explicit device list, written as JSON or as
+ * "name:chip:version[:diagnostics[:confirm[:protocol]]]" lines so a test station can mix chips.
+ */
+import { OtaError } from '../../lib/errors';
+import type { ChipName, SimDeviceConfig } from '../../lib/sim/types';
+
+export const CHIP_NAMES: readonly ChipName[] = ['esp32', 'esp32s2', 'esp32c3', 'esp32s3', 'esp32c2', 'esp32c6', 'esp32h2', 'esp32p4'];
+
+export interface FleetDefaults {
+  size: number;
+  namePrefix: string;
+  chip: string;
+  version: string;
+  diagnostics: string;
+  confirmPolicy: string;
+  fleetKey?: Buffer;
+}
+
+function badFleet(message: string): OtaError {
+  return new OtaError('BAD_FLEET_CONFIG', message);
+}
+
+function chipOf(value: string, where: string): ChipName {
+  const chip = value.trim().toLowerCase();
+  if (!(CHIP_NAMES as readonly string[]).includes(chip)) {
+    throw badFleet(`${where}: unknown chip "${value}" (one of ${CHIP_NAMES.join(', ')})`);
+  }
+  return chip as ChipName;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], what: string, where: string): T {
+  const v = value.trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(v)) throw badFleet(`${where}: ${what} must be ${allowed.join(' or ')}, got "${value}"`);
+  return v as T;
+}
+
+function deviceFrom(fields: Partial<Record<keyof SimDeviceConfig, unknown>>, defaults: FleetDefaults, where: string): SimDeviceConfig {
+  const name = String(fields.name ?? '').trim();
+  if (!name) throw badFleet(`${where}: a device needs a name`);
+  if (name.length > 26) throw badFleet(`${where}: name "${name}" is longer than the 26 bytes an advertisement holds`);
+  const device: SimDeviceConfig = {
+    name,
+    chip: chipOf(String(fields.chip ?? defaults.chip), where),
+    version: String(fields.version ?? defaults.version).trim() || defaults.version,
+    diagnostics: oneOf(String(fields.diagnostics ?? defaults.diagnostics), ['pass', 'fail'] as const, 'diagnostics', where),
+    confirmPolicy: oneOf(String(fields.confirmPolicy ?? defaults.confirmPolicy), ['auto', 'host'] as const, 'confirm policy', where),
+    protocol: oneOf(String(fields.protocol ?? 'v2'), ['v2', 'legacy'] as const, 'protocol', where),
+  };
+  if (typeof fields.address === 'string' && fields.address) device.address = fields.address;
+  if (typeof fields.secureVersion === 'number') device.secureVersion = fields.secureVersion;
+  if (defaults.fleetKey) device.fleetKey = defaults.fleetKey;
+  return device;
+}
+
+function parseLines(text: string, defaults: FleetDefaults): SimDeviceConfig[] {
+  const devices: SimDeviceConfig[] = [];
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (!line) return;
+    const [name, chip, version, diagnostics, confirmPolicy, protocol] = line.split(':').map((f) => f.trim());
+    const fields = { name, chip: chip || undefined, version: version || undefined, diagnostics: diagnostics || undefined, confirmPolicy: confirmPolicy || undefined, protocol: protocol || undefined };
+    devices.push(deviceFrom(fields, defaults, `device line ${index + 1}`));
+  });
+  return devices;
+}
+
+function parseJson(text: string, defaults: FleetDefaults): SimDeviceConfig[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch (err) {
+    throw badFleet(`device list is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(list)) throw badFleet('device list JSON must be an array of {name, chip, version, ...}');
+  return list.map((entry, i) => {
+    if (typeof entry === 'string') return deviceFrom({ name: entry }, defaults, `device ${i + 1}`);
+    if (!entry || typeof entry !== 'object') throw badFleet(`device ${i + 1} must be an object or a name`);
+    return deviceFrom(entry as Record<string, unknown>, defaults, `device ${i + 1}`);
+  });
+}
+
+/** Builds the simulated fleet; throws BAD_FLEET_CONFIG naming the offending entry. */
+export function buildFleet(deviceList: string, defaults: FleetDefaults): SimDeviceConfig[] {
+  const text = (deviceList || '').trim();
+  let devices: SimDeviceConfig[];
+  if (text) {
+    devices = text.startsWith('[') ? parseJson(text, defaults) : parseLines(text, defaults);
+  } else {
+    const size = Math.floor(Number(defaults.size));
+    if (!Number.isFinite(size) || size < 1 || size > 100) throw badFleet(`fleet size must be 1..100, got "${defaults.size}"`);
+    devices = [];
+    for (let i = 1; i <= size; i++) {
+      devices.push(deviceFrom({ name: `${defaults.namePrefix}${String(i).padStart(2, '0')}` }, defaults, `device ${i}`));
+    }
+  }
+  if (devices.length === 0) throw badFleet('the simulated fleet has no devices');
+  const seen = new Set<string>();
+  for (const d of devices) {
+    if (seen.has(d.name)) throw badFleet(`device name "${d.name}" appears twice`);
+    seen.add(d.name);
+  }
+  return devices;
+}
+
+/** A fleet key is 32 bytes written as 64 hex digits; empty means "no key". */
+export function parseFleetKey(hex: string | undefined): Buffer | undefined {
+  const text = (hex ?? '').trim();
+  if (!text) return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new OtaError('BAD_FLEET_KEY', 'the fleet key must be 64 hex digits (32 bytes)');
+  return Buffer.from(text, 'hex');
+}

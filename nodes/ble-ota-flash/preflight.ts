@@ -1,0 +1,34 @@
+/**
+ * Checks that need only the file: a valid ESP application image, and the chip / version the user
+ * said to expect. Runs before any BLE activity so a bad upload never touches a device.
+ */
+import { OtaError } from '../../lib/errors';
+import { validateAppImage } from '../shared/library';
+
+export interface ImageFacts {
+  chip: string | null;
+  version: string | null;
+  projectName: string | null;
+}
+
+export function imageFacts(parsed: unknown): ImageFacts {
+  const p = (parsed ?? {}) as Record<string, unknown>;
+  const desc = (p.appDesc ?? p.app_desc ?? {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : null);
+  return {
+    chip: str(p.chip) ?? str(p.chipName),
+    version: str(desc.version),
+    projectName: str(desc.projectName) ?? str(desc.project_name),
+  };
+}
+
+export function preflightImage(image: Buffer, expect: { expectedChip?: string; expectedVersion?: string }): ImageFacts {
+  const facts = imageFacts(validateAppImage(image));
+  if (expect.expectedChip && facts.chip && facts.chip !== expect.expectedChip) {
+    throw new OtaError('WRONG_CHIP', `the image is built for ${facts.chip}, but this node expects ${expect.expectedChip}`, { imageChip: facts.chip, expectedChip: expect.expectedChip });
+  }
+  if (expect.expectedVersion && facts.version !== expect.expectedVersion) {
+    throw new OtaError('VERSION_MISMATCH', `the image's version is ${facts.version ?? 'unknown'}, expected ${expect.expectedVersion}`, { imageVersion: facts.version, expectedVersion: expect.expectedVersion });
+  }
+  return facts;
+}

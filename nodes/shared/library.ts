@@ -1,0 +1,61 @@
+/**
+ * The one place where the nodes reach into the core library: opening an adapter (a real HCI
+ * adapter through noble, or the simulated fleet) and the OTA operations. Keeps the node files free
+ * of library wiring details.
+ */
+import type { BleCentral } from '../../lib/ble/central';
+import { createNobleCentral } from '../../lib/ble/noble-central';
+import { AdapterScheduler } from '../../lib/ble/scheduler';
+import { createSimFleet } from '../../lib/sim/fleet';
+import type { SimDeviceConfig } from '../../lib/sim/types';
+
+export { flashDevice, verifyDevice, scanDevices, readDeviceStatus } from '../../lib/ota';
+export { validateAppImage } from '../../lib/image';
+
+export type SimFleet = Awaited<ReturnType<typeof createSimFleet>>;
+
+export interface AdapterBackend {
+  central: BleCentral;
+  scheduler: AdapterScheduler;
+  /** Set for a simulated fleet (tests and the demo reach its devices and radio through it). */
+  fleet?: SimFleet;
+  close(): Promise<void>;
+}
+
+export interface SimAdapterOptions {
+  devices: SimDeviceConfig[];
+  link: string;
+  clock: 'real' | 'virtual';
+  maxConnections: number;
+}
+
+export async function openSimAdapter(options: SimAdapterOptions): Promise<AdapterBackend> {
+  const fleet = await createSimFleet({ devices: options.devices, link: options.link, clock: options.clock } as Parameters<typeof createSimFleet>[0]);
+  const scheduler = new AdapterScheduler(fleet.central, { maxConnections: options.maxConnections });
+  return {
+    central: fleet.central,
+    scheduler,
+    fleet,
+    async close() {
+      await scheduler.close();
+      await fleet.close();
+    },
+  };
+}
+
+export async function openHciAdapter(deviceId: number, maxConnections: number): Promise<AdapterBackend> {
+  // noble's HCI bindings take the device id as an option: one noble instance per adapter.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nobleWithBinding = require('@abandonware/noble/with-custom-binding') as (o: object) => unknown;
+  const noble = nobleWithBinding({ deviceId });
+  const central = createNobleCentral(noble as Parameters<typeof createNobleCentral>[0], { adapterName: `hci${deviceId}` });
+  const scheduler = new AdapterScheduler(central, { maxConnections });
+  return {
+    central,
+    scheduler,
+    async close() {
+      await scheduler.close();
+      await central.close();
+    },
+  };
+}
