@@ -69,9 +69,12 @@ export function matches(entry: ScanEntry, filter: ScanFilter): boolean {
     if (!services.includes(filter.service)) return false;
   }
   if (filter.olderThan) {
-    // A device that does not advertise a version (seed firmware) counts as outdated.
-    const version = parseVersion(entry.firmware?.version ?? null);
-    if (version && compareVersions(version, filter.olderThan) >= 0) return false;
+    // Seed-firmware devices advertise no version and always need the update; our firmware with a
+    // version that is not major.minor.patch cannot be compared and is left alone.
+    if (entry.protocol !== 'legacy') {
+      const version = parseVersion(entry.firmware?.version ?? null);
+      if (!version || compareVersions(version, filter.olderThan) >= 0) return false;
+    }
   }
   return true;
 }

@@ -15,79 +15,80 @@ import { planVerify } from './expectations';
 export = function (RED: NodeAPI) {
   function BleOtaVerifyNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
-    const node = this;
-    const connection = findAdapter(RED, def.adapter)?.connection ?? null;
-    const waitMs = Math.max(1, Number(def.waitSeconds) || 30) * 1000;
-    const onPass = def.onPass === 'confirm' ? 'confirm' : 'none';
-    const onFail = def.onFail === 'rollback' ? 'rollback' : 'none';
-    const running = new Map<AbortController, string>();
-    let closing = false;
-    let adapterState: AdapterState | 'none' = connection ? connection.state : 'none';
-    let adapterDetail = '';
-
-    const user = {
-      id: node.id,
-      onAdapterState(state: AdapterState, detail: string) {
-        adapterState = state;
-        adapterDetail = detail;
-        if (running.size === 0) node.status(adapterStatus(state, detail));
-      },
-    };
-    if (connection) connection.register(user);
-    else node.status(adapterStatus('none'));
-
-    async function handle(msg: NodeMessage, send: SendFn, done: DoneFn): Promise<void> {
-      if (!connection) throw missingAdapterError();
-      const plan = planVerify(msg, def);
-      if (adapterState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${connection.settings.label} is powered off`);
-      const label = deviceLabel(plan.device);
-      const controller = new AbortController();
-      running.set(controller, label);
-      node.status({ fill: 'blue', shape: 'ring', text: `${label}: waiting for the device` });
-      try {
-        const backend = await connection.acquire();
-        const result = await verifyDevice(backend.scheduler, {
-          device: plan.device,
-          expect: plan.expect,
-          waitMs,
-          onPass,
-          onFail,
-          fleetKey: connection.settings.fleetKey,
-          signal: controller.signal,
-        });
-        if (closing) return;
-        if (plan.flash) msg.flash = plan.flash;
-        msg.payload = result;
-        if (result.passed) {
-          node.status({ fill: 'green', shape: 'dot', text: `${label}: passed${result.action === 'confirmed' ? ', confirmed' : ''}` });
-          send([msg, null]);
-        } else {
-          node.status({ fill: 'red', shape: 'ring', text: `${label}: failed: ${result.reasons[0] ?? ''}${result.action === 'rolled-back' ? ' (rolled back)' : ''}`.slice(0, 80) });
-          send([null, msg]);
-        }
-        done();
-      } catch (err) {
-        if (closing) return;
-        const error = controller.signal.aborted && controller.signal.reason instanceof OtaError ? controller.signal.reason : toOtaError(err);
-        node.status({ fill: 'red', shape: 'dot', text: `${label}: ${error.code}` });
-        done(error);
-      } finally {
-        running.delete(controller);
-      }
-    }
-
-    this.on('input', (msg, send, done) => {
-      handle(msg, send, done).catch((err) => done(toOtaError(err)));
-    });
-
-    this.on('close', (_removed, closeDone) => {
-      closing = true;
-      for (const controller of running.keys()) controller.abort(new OtaError('CANCELLED', 'verify aborted: the flow was redeployed or stopped'));
-      running.clear();
-      if (connection) connection.deregister(user);
-      closeDone();
-    });
+    startBleOtaVerify(RED, this, def);
   }
 
   RED.nodes.registerType('ble-ota-verify', BleOtaVerifyNode);
 };
+
+function startBleOtaVerify(RED: NodeAPI, node: Node, def: NodeDef): void {
+  const connection = findAdapter(RED, def.adapter)?.connection ?? null;
+  const waitMs = Math.max(1, Number(def.waitSeconds) || 30) * 1000;
+  const onPass = def.onPass === 'confirm' ? 'confirm' : 'none';
+  const onFail = def.onFail === 'rollback' ? 'rollback' : 'none';
+  const running = new Map<AbortController, string>();
+  let closing = false;
+  let adapterState: AdapterState | 'none' = connection ? connection.state : 'none';
+
+  const user = {
+    id: node.id,
+    onAdapterState(state: AdapterState, detail: string) {
+      adapterState = state;
+      if (running.size === 0) node.status(adapterStatus(state, detail));
+    },
+  };
+  if (connection) connection.register(user);
+  else node.status(adapterStatus('none'));
+
+  async function handle(msg: NodeMessage, send: SendFn, done: DoneFn): Promise<void> {
+    if (!connection) throw missingAdapterError();
+    const plan = planVerify(msg, def);
+    if (adapterState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${connection.settings.label} is powered off`);
+    const label = deviceLabel(plan.device);
+    const controller = new AbortController();
+    running.set(controller, label);
+    node.status({ fill: 'blue', shape: 'ring', text: `${label}: waiting for the device` });
+    try {
+      const backend = await connection.acquire();
+      const result = await verifyDevice(backend.scheduler, {
+        device: plan.device,
+        expect: plan.expect,
+        waitMs,
+        onPass,
+        onFail,
+        fleetKey: connection.settings.fleetKey,
+        signal: controller.signal,
+      });
+      if (closing) return;
+      if (plan.flash) msg.flash = plan.flash;
+      msg.payload = result;
+      if (result.passed) {
+        node.status({ fill: 'green', shape: 'dot', text: `${label}: passed${result.action === 'confirmed' ? ', confirmed' : ''}` });
+        send([msg, null]);
+      } else {
+        node.status({ fill: 'red', shape: 'ring', text: `${label}: failed: ${result.reasons[0] ?? ''}${result.action === 'rolled-back' ? ' (rolled back)' : ''}`.slice(0, 80) });
+        send([null, msg]);
+      }
+      done();
+    } catch (err) {
+      if (closing) return;
+      const error = controller.signal.aborted && controller.signal.reason instanceof OtaError ? controller.signal.reason : toOtaError(err);
+      node.status({ fill: 'red', shape: 'dot', text: `${label}: ${error.code}` });
+      done(error);
+    } finally {
+      running.delete(controller);
+    }
+  }
+
+  node.on('input', (msg, send, done) => {
+    handle(msg, send, done).catch((err) => done(toOtaError(err)));
+  });
+
+  node.on('close', (_removed, closeDone) => {
+    closing = true;
+    for (const controller of running.keys()) controller.abort(new OtaError('CANCELLED', 'verify aborted: the flow was redeployed or stopped'));
+    running.clear();
+    if (connection) connection.deregister(user);
+    closeDone();
+  });
+}
