@@ -1,0 +1,61 @@
+/**
+ * "Scan and update outdated devices" and "Test-then-confirm on the line" run as shipped (on the
+ * virtual clock), with OTA_FIRMWARE_FILE pointing at a generated image.
+ */
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { coreNodes, helper, otaNodes, readExample, testFlow } from './support';
+import { collect, image, nextInput, type Json } from '../nodes/support';
+
+describe('examples for the line', function () {
+  this.timeout(20000);
+  let file = '';
+
+  before(() => {
+    file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ota-example-')), 'app-1.1.0.bin');
+    fs.writeFileSync(file, image('1.1.0'));
+    process.env.OTA_FIRMWARE_FILE = file;
+  });
+
+  after(() => {
+    delete process.env.OTA_FIRMWARE_FILE;
+  });
+
+  afterEach(() => helper.unload());
+
+  it('every example has a comment node and uses only nodes the package or Node-RED core provide', () => {
+    for (const name of fs.readdirSync(path.join(__dirname, '..', '..', '..', 'examples')).filter((f) => f.endsWith('.json'))) {
+      const nodes = readExample(path.basename(name, '.json'));
+      assert.ok(nodes.some((n) => n.type === 'comment' && String(n.info).length > 50), `${name} explains itself`);
+      for (const n of nodes) assert.match(n.type, /^(ble-ota-|mqtt|http|function|change|inject|debug|comment|catch)/, `${name}: ${n.type}`);
+    }
+  });
+
+  it('"Scan and update outdated devices" updates only the devices older than 1.1.0', async () => {
+    const fleet = ['esp32-line-01:esp32:1.0.0', 'esp32-line-02:esp32:1.1.0', 'esp32-line-03:esp32:0.9.0', 'other-1:esp32:0.1.0'].join('\n');
+    await helper.load([...otaNodes, ...coreNodes], testFlow('Scan and update outdated devices', { simDevices: fleet }));
+    const updated = collect(helper.getNode('scan-updated'));
+    const errors = collect(helper.getNode('scan-errors'));
+    const both = new Promise<void>((resolve) => helper.getNode('scan-updated')?.on('input', () => updated.length === 2 && resolve()));
+    helper.getNode('scan-inject')?.receive({});
+    await both;
+    assert.deepEqual(errors, []);
+    const names = updated.map((m) => (m.payload as Json).device.name).sort();
+    assert.deepEqual(names, ['esp32-line-01', 'esp32-line-03']);
+  });
+
+  it('"Test-then-confirm on the line" confirms station-a and rolls station-b back', async () => {
+    await helper.load([...otaNodes, ...coreNodes], testFlow('Test-then-confirm on the line'));
+    const confirmed = nextInput(helper.getNode('confirm-confirmed'));
+    helper.getNode('confirm-inject-a')?.receive({});
+    const a = (await confirmed).payload as Json;
+    assert.equal(a.action, 'confirmed');
+    const rolledBack = nextInput(helper.getNode('confirm-rolled-back'));
+    helper.getNode('confirm-inject-b')?.receive({});
+    const b = (await rolledBack).payload as Json;
+    assert.equal(b.passed, false);
+    assert.equal(b.action, 'rolled-back');
+  });
+});

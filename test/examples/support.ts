@@ -1,0 +1,39 @@
+/**
+ * Loading an examples/*.json file into the test runtime: the core nodes it uses, its adapter on the
+ * virtual clock, debug nodes swapped for helper nodes so the test can read what they would show.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { helper, otaNodes, type FlowNode } from '../nodes/support';
+
+const CORE = ['network/10-mqtt.js', 'network/21-httpin.js', 'network/21-httprequest.js', 'function/10-function.js', 'function/15-change.js', 'common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js'];
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const coreNodes = CORE.map((file) => require(require.resolve(`@node-red/nodes/core/${file}`)));
+
+export const examplesDir = path.join(__dirname, '..', '..', '..', 'examples');
+
+export function readExample(name: string): FlowNode[] {
+  return JSON.parse(fs.readFileSync(path.join(examplesDir, `${name}.json`), 'utf8')) as FlowNode[];
+}
+
+/** The example as a test flow: its tab, virtual-clock adapters, debug nodes as helper nodes. */
+export function testFlow(name: string, adapterSettings: Record<string, unknown> = {}): FlowNode[] {
+  const nodes = readExample(name);
+  const tabs = [...new Set(nodes.filter((n) => n.z).map((n) => n.z as string))];
+  const flow: FlowNode[] = tabs.map((id) => ({ id, type: 'tab', label: name }));
+  for (const node of nodes) {
+    if (node.type === 'ble-ota-adapter') flow.push({ ...node, simClock: 'virtual', ...adapterSettings });
+    else if (node.type === 'debug') flow.push({ id: node.id, type: 'helper', z: node.z, wires: [] });
+    else flow.push(node);
+  }
+  return flow;
+}
+
+/** Grabs Node-RED's HTTP app for http-in nodes, so tests can serve it on 127.0.0.1. */
+export const httpNodeApp: { app: ((req: unknown, res: unknown) => void) | null } = { app: null };
+export function grabHttpNode(RED: { httpNode: (req: unknown, res: unknown) => void }): void {
+  httpNodeApp.app = RED.httpNode;
+}
+
+export { helper, otaNodes };
