@@ -1,0 +1,268 @@
+/**
+ * Numbers of docs/PROTOCOL.md (protocol v2) and of the seed firmware's protocol (legacy), in one place.
+ * UUIDs are lower-case hex without dashes, as lib/ble reports them.
+ */
+import type { ChipName } from '../sim/types';
+import type { OtaState } from '../ota/types';
+
+export const PROTO_VERSION = 2;
+
+// §1 GATT table
+export const DIS_SERVICE_UUID = '180a';
+export const MANUFACTURER_NAME_UUID = '2a29';
+export const MODEL_NUMBER_UUID = '2a24';
+export const FIRMWARE_REVISION_UUID = '2a26';
+export const OTA_SERVICE_UUID = '5c4e00016a8b4f0e9a3d32b1e07a0001';
+export const CONTROL_CHAR_UUID = '5c4e00026a8b4f0e9a3d32b1e07a0001';
+export const DATA_CHAR_UUID = '5c4e00036a8b4f0e9a3d32b1e07a0001';
+export const STATUS_CHAR_UUID = '5c4e00046a8b4f0e9a3d32b1e07a0001';
+
+/** The device must accept control values up to this length (long writes). */
+export const MAX_CONTROL_VALUE = 128;
+/** ATT error for a Control value that is empty or longer than MAX_CONTROL_VALUE. */
+export const ATT_INVALID_ATTRIBUTE_VALUE_LENGTH = 0x0d;
+/** `u32 offset` in front of every Data payload. */
+export const DATA_HEADER_SIZE = 4;
+/** ATT write/notify header: opcode + handle. */
+export const ATT_HEADER_SIZE = 3;
+/** Smallest Data payload the client accepts to work with (smaller: MTU_TOO_SMALL). */
+export const MIN_CHUNK_SIZE = 16;
+
+// §2 Control opcodes
+export const Op = {
+  CHALLENGE: 0x01,
+  BEGIN: 0x02,
+  END: 0x03,
+  ABORT: 0x04,
+  CONFIRM: 0x05,
+  ROLLBACK: 0x06,
+  REBOOT: 0x07,
+  DATA_ACK: 0xa0,
+  DATA_NAK: 0xa1,
+  SESSION_ABORTED: 0xa2,
+  UNKNOWN_OPCODE_RESPONSE: 0xff,
+} as const;
+export type CommandOp = (typeof Op)['CHALLENGE' | 'BEGIN' | 'END' | 'ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT'];
+/** Commands that carry only a `tag[16]`. */
+export type TaggedOp = (typeof Op)['ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT'];
+export const RESPONSE_BIT = 0x80;
+export const COMMAND_NAMES: Readonly<Record<number, string>> = {
+  0x01: 'CHALLENGE',
+  0x02: 'BEGIN',
+  0x03: 'END',
+  0x04: 'ABORT',
+  0x05: 'CONFIRM',
+  0x06: 'ROLLBACK',
+  0x07: 'REBOOT',
+};
+
+/** Exact length of each command including the opcode byte. */
+export const COMMAND_LENGTH: Readonly<Record<CommandOp, number>> = {
+  0x01: 1,
+  0x02: 61,
+  0x03: 2,
+  0x04: 17,
+  0x05: 17,
+  0x06: 17,
+  0x07: 17,
+};
+
+export const TAG_SIZE = 16;
+export const NONCE_SIZE = 16;
+export const SHA256_SIZE = 32;
+export const FLEET_KEY_SIZE = 32;
+
+export const Encoding = { RAW: 0, DEFLATE: 1 } as const;
+export const BeginFlags = { RESUME: 0x01 } as const;
+export const EndFlags = { REBOOT: 0x01 } as const;
+
+// §9 error codes
+export const ErrorCode = {
+  OK: 0,
+  INVALID_STATE: 1,
+  BUSY: 2,
+  AUTH_REQUIRED: 3,
+  AUTH_FAILED: 4,
+  BAD_LENGTH: 5,
+  UNKNOWN_OPCODE: 6,
+  IMAGE_TOO_LARGE: 7,
+  BAD_ENCODING: 8,
+  NOT_APP_IMAGE: 9,
+  WRONG_CHIP: 10,
+  DOWNGRADE: 11,
+  NO_SESSION: 12,
+  OUT_OF_WINDOW: 13,
+  DUPLICATE: 14,
+  GAP: 15,
+  EMPTY_WRITE: 16,
+  OVERSIZED: 17,
+  DECODE_FAILED: 18,
+  SIZE_MISMATCH: 19,
+  HASH_MISMATCH: 20,
+  VALIDATION_FAILED: 21,
+  FLASH_ERROR: 22,
+  SET_BOOT_FAILED: 23,
+  NOT_PENDING: 24,
+  NO_ROLLBACK_IMAGE: 25,
+  SESSION_TIMEOUT: 26,
+  ABORTED: 27,
+  BAD_PARAMETER: 28,
+  DIAGNOSTICS_FAILED: 29,
+  ROLLED_BACK: 30,
+  INTERNAL: 0xfe,
+} as const;
+export type ErrorName = keyof typeof ErrorCode;
+export type ErrorCodeValue = (typeof ErrorCode)[ErrorName];
+
+/** One sentence per device error code, for people reading an error message. */
+export const ERROR_SENTENCES: Readonly<Record<ErrorName, string>> = {
+  OK: 'Success.',
+  INVALID_STATE: 'The device cannot do this now (for example END before every byte arrived, or BEGIN while it is finishing).',
+  BUSY: 'Another connection holds the update session on this device.',
+  AUTH_REQUIRED: 'The device needs a fleet-key proof and no fresh challenge was fetched for this command.',
+  AUTH_FAILED: 'The device rejected the authentication tag: the fleet key is wrong or missing.',
+  BAD_LENGTH: 'The device got a message of the wrong length for its opcode.',
+  UNKNOWN_OPCODE: 'The device does not know this command.',
+  IMAGE_TOO_LARGE: 'The image is larger than the device\'s OTA partition.',
+  BAD_ENCODING: 'The device does not support this transfer encoding, or the transfer size does not fit it.',
+  NOT_APP_IMAGE: 'The device found that the data is not an ESP application image.',
+  WRONG_CHIP: 'The image was built for a different chip than the device has.',
+  DOWNGRADE: 'The image\'s secure_version is lower than the running app\'s, and the device refuses downgrades.',
+  NO_SESSION: 'The device has no update session (it was never begun, or it was aborted or expired).',
+  OUT_OF_WINDOW: 'The device dropped data beyond its receive window or past the announced transfer size.',
+  DUPLICATE: 'The device already had this data.',
+  GAP: 'The device missed a chunk and asks for a resend from its expected offset.',
+  EMPTY_WRITE: 'The device got a data write without payload.',
+  OVERSIZED: 'The device got a data payload larger than the agreed chunk size.',
+  DECODE_FAILED: 'The compressed stream is corrupt or decodes to more bytes than the image size.',
+  SIZE_MISMATCH: 'The decoded image size differs from the announced image size.',
+  HASH_MISMATCH: 'The SHA-256 of the received image differs from the announced one; nothing was activated.',
+  VALIDATION_FAILED: 'The device rejected the image at the end (format, checksum or signature invalid).',
+  FLASH_ERROR: 'Erasing or writing the device\'s flash failed.',
+  SET_BOOT_FAILED: 'The device could not set the new boot partition.',
+  NOT_PENDING: 'The running image is not waiting for confirmation, so it cannot be confirmed or rolled back.',
+  NO_ROLLBACK_IMAGE: 'The device has no valid previous image to roll back to.',
+  SESSION_TIMEOUT: 'The kept update session expired before the client came back.',
+  ABORTED: 'The update session was aborted by the client.',
+  BAD_PARAMETER: 'The device rejected a parameter (chunk size 0, unknown flag bits or image size 0).',
+  DIAGNOSTICS_FAILED: 'The new image failed its first-boot diagnostics.',
+  ROLLED_BACK: 'The new image was rolled back to the previous one.',
+  INTERNAL: 'The device hit an unexpected internal failure, or an update was interrupted while in progress.',
+};
+
+const ERROR_NAME_BY_CODE: ReadonlyMap<number, ErrorName> = new Map(
+  (Object.keys(ErrorCode) as ErrorName[]).map((name) => [ErrorCode[name], name]),
+);
+
+/** The §9 name of a code, or `UNKNOWN_0x..` for a code this client does not know. */
+export function errorName(code: number): string {
+  return ERROR_NAME_BY_CODE.get(code) ?? `UNKNOWN_0x${code.toString(16).padStart(2, '0')}`;
+}
+
+export function isKnownErrorCode(code: number): boolean {
+  return ERROR_NAME_BY_CODE.has(code);
+}
+
+/** The human sentence for a device error code. */
+export function errorSentence(code: number): string {
+  const name = ERROR_NAME_BY_CODE.get(code);
+  return name ? ERROR_SENTENCES[name] : `The device reported an error code this client does not know (${code}).`;
+}
+
+/** OtaError code for a device-reported error: `DEVICE_<NAME>`. */
+export function deviceErrorCode(code: number): string {
+  return `DEVICE_${errorName(code)}`;
+}
+
+// §5 caps bits (CHALLENGE response and Status)
+export const Caps = {
+  DEFLATE: 1 << 0,
+  FLEET_KEY_REQUIRED: 1 << 1,
+  RESUME: 1 << 2,
+  HOST_CONFIRM: 1 << 3,
+  ANTI_DOWNGRADE: 1 << 4,
+  SIGNED_IMAGES: 1 << 5,
+} as const;
+
+/** §5 `last.flags` bits. */
+export const LastFlags = {
+  ROLLED_BACK: 1 << 0,
+  DIAGNOSTICS_RAN: 1 << 1,
+  DIAGNOSTICS_PASSED: 1 << 2,
+  CONFIRMED: 1 << 3,
+  RECORD_VALID: 1 << 4,
+} as const;
+
+/** §5 `last.result` when no update was recorded. */
+export const LAST_RESULT_NONE = 0xff;
+
+export const STATUS_FORMAT = 1;
+export const STATUS_SIZE = 232;
+
+/** §5 ota_state values, indexed by code. */
+export const OTA_STATE_NAMES: readonly OtaState[] = ['new', 'pending-verify', 'valid', 'invalid', 'aborted', 'undefined'];
+export const OtaStateCode = { NEW: 0, PENDING_VERIFY: 1, VALID: 2, INVALID: 3, ABORTED: 4, UNDEFINED: 5 } as const;
+
+export type ConfirmPolicy = 'auto' | 'host';
+export const CONFIRM_POLICY_NAMES: readonly ConfirmPolicy[] = ['auto', 'host'];
+
+export type SessionState = 'idle' | 'receiving' | 'suspended' | 'finishing';
+export const SESSION_STATE_NAMES: readonly SessionState[] = ['idle', 'receiving', 'suspended', 'finishing'];
+export const SessionStateCode = { IDLE: 0, RECEIVING: 1, SUSPENDED: 2, FINISHING: 3 } as const;
+
+/** ESP image header chip ids (§5 chip_id). */
+export const CHIP_IDS: Readonly<Record<ChipName, number>> = {
+  esp32: 0,
+  esp32s2: 2,
+  esp32c3: 5,
+  esp32s3: 9,
+  esp32c2: 12,
+  esp32c6: 13,
+  esp32h2: 16,
+  esp32p4: 18,
+};
+
+export function chipNameFromId(id: number): ChipName | null {
+  for (const [name, value] of Object.entries(CHIP_IDS)) if (value === id) return name as ChipName;
+  return null;
+}
+
+// §8 advertising
+export const ESPRESSIF_COMPANY_ID = 0x02e5;
+export const ADV_MARKER_V2 = 0xb2;
+export const MANUFACTURER_DATA_SIZE = 11;
+export const AdvFlags = {
+  OTA_STATE_MASK: 0x07,
+  ROLLED_BACK: 1 << 3,
+  DIAGNOSTICS_FAILED: 1 << 4,
+  SESSION_ACTIVE: 1 << 5,
+  HOST_POLICY: 1 << 6,
+  FLEET_KEY_REQUIRED: 1 << 7,
+} as const;
+
+// §10 device defaults
+export const DeviceDefaults = {
+  CHUNK_MAX: 508,
+  WINDOW: 16384,
+  ACK_INTERVAL: 4096,
+  RESUME_TIMEOUT_MS: 60000,
+} as const;
+
+// §4.6 / shared/seed/seed-protocol.md: the seed firmware (legacy)
+/** The seed's source comment says …-244a…, the registered UUID is …-144a…: match both. */
+export const LEGACY_SERVICE_UUIDS: readonly string[] = ['d6f1d96d594c4c53b1c6144a1dfde6d8', 'd6f1d96d594c4c53b1c6244a1dfde6d8'];
+export const LEGACY_CONTROL_UUID = '7ad671aa21c046a4b722270e3ae3d830';
+export const LEGACY_DATA_UUID = '234088881f404cd89b89ca8d45f8a5b0';
+export const LegacyOp = {
+  NOP: 0x00,
+  REQUEST: 0x01,
+  REQUEST_ACK: 0x02,
+  REQUEST_NAK: 0x03,
+  DONE: 0x04,
+  DONE_ACK: 0x05,
+  DONE_NAK: 0x06,
+} as const;
+/** The seed's data buffer: larger packets fail every write. */
+export const LEGACY_MAX_PACKET = 512;
+/** The seed restarts this long after DONE_ACK. */
+export const LEGACY_RESTART_DELAY_MS = 500;
