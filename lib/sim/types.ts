@@ -37,10 +37,14 @@ export class AttError extends Error {
 /** What the radio gives a device when it is added. */
 export interface PeripheralHost {
   readonly clock: Clock;
-  /** Device-side notification on a characteristic; the radio puts it on air in link order. */
-  notify(serviceUuid: string, characteristicUuid: string, data: Buffer): void;
-  /** The device drops the link (reboot, power loss, timeout). */
-  dropConnection(reason: string): void;
+  /**
+   * Device-side notification on a characteristic; the radio puts it on air in link order.
+   * connectionId (optional, see VirtualPeripheral.onConnect): only that connection; omitted: every
+   * subscribed connection.
+   */
+  notify(serviceUuid: string, characteristicUuid: string, data: Buffer, connectionId?: number): void;
+  /** The device drops the link (reboot, power loss, timeout); connectionId omitted: every link. */
+  dropConnection(reason: string, connectionId?: number): void;
   /** Advertising data or advertising on/off changed (after reboot, status change). */
   advertisingChanged(): void;
 }
@@ -54,15 +58,22 @@ export interface VirtualPeripheral {
   gatt(): VirtualService[];
   /** ATT MTU the device supports (the radio negotiates min(central, device)). */
   readonly maxMtu: number;
-  onConnect(mtu: number): void;
-  onDisconnect(): void;
+  /**
+   * connectionId (optional, added for several centrals on one device, e.g. the BUSY case): a radio that
+   * lets more than one central connect to a device passes a distinct id per link to onConnect and the
+   * same id to onDisconnect/onRead/onWrite/onMtu; a radio with one link per device may omit it (id 0).
+   */
+  onConnect(mtu: number, connectionId?: number): void;
+  onDisconnect(connectionId?: number): void;
+  /** Optional: the ATT MTU of a link changed after onConnect (MTU exchange). */
+  onMtu?(mtu: number, connectionId?: number): void;
   /** Returns the value or throws AttError. May be async (device work takes clock time). */
-  onRead(serviceUuid: string, characteristicUuid: string): Buffer | Promise<Buffer>;
+  onRead(serviceUuid: string, characteristicUuid: string, connectionId?: number): Buffer | Promise<Buffer>;
   /**
    * A write from the central. For a write with response the returned promise settling is the ATT
    * response (AttError -> error response). Writes without response are fire-and-forget for the radio.
    */
-  onWrite(serviceUuid: string, characteristicUuid: string, data: Buffer, withoutResponse: boolean): void | Promise<void>;
+  onWrite(serviceUuid: string, characteristicUuid: string, data: Buffer, withoutResponse: boolean, connectionId?: number): void | Promise<void>;
   /** Fault injection: cut power now (flash kept, RAM lost), then boot again after offMs. */
   powerLoss(offMs: number): void;
   /** Stops the device (process for the twin); no more events. */
