@@ -1,0 +1,97 @@
+/* The running app: description, OTA state, confirm / rollback, restart. */
+#include <string.h>
+#include "esp_app_desc.h"
+#include "esp_log.h"
+#include "esp_ota_ops.h"
+#include "esp_partition.h"
+#include "esp_system.h"
+#include "sdkconfig.h"
+#include "esp_port_priv.h"
+
+static const char *TAG = "ble_ota_app";
+
+static void copy_str(char *dst, size_t dst_size, const char *src, size_t src_size)
+{
+    size_t n = strnlen(src, src_size);
+    if (n >= dst_size) {
+        n = dst_size - 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void app_info(void *ctx, ble_ota_app_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const esp_app_desc_t *desc = esp_app_get_description();
+    copy_str(out->version, sizeof(out->version), desc->version, sizeof(desc->version));
+    copy_str(out->project_name, sizeof(out->project_name), desc->project_name, sizeof(desc->project_name));
+    copy_str(out->idf_version, sizeof(out->idf_version), desc->idf_ver, sizeof(desc->idf_ver));
+    out->secure_version = desc->secure_version;
+    out->chip_id = (uint16_t)CONFIG_IDF_FIRMWARE_CHIP_ID;
+    out->reset_reason = (uint8_t)esp_reset_reason();
+    const esp_partition_t *running = esp_ota_get_running_partition();
+    if (running != NULL) {
+        copy_str(out->partition_label, sizeof(out->partition_label), running->label, sizeof(running->label));
+        /* For an app partition this is the image hash from offset 0 through the checksum byte (the
+         * appended SHA-256 when the image has one), not a hash of the whole partition. */
+        if (esp_partition_get_sha256(running, out->running_sha256) != ESP_OK) {
+            memset(out->running_sha256, 0, sizeof(out->running_sha256));
+        }
+    }
+}
+
+static int app_state(void *ctx)
+{
+    esp_ota_img_states_t state;
+    /* A factory app or an app flashed over serial has no otadata entry: report "undefined". */
+    if (esp_ota_get_state_partition(esp_ota_get_running_partition(), &state) != ESP_OK) {
+        return BLE_OTA_IMG_UNDEFINED;
+    }
+    switch (state) {
+    case ESP_OTA_IMG_NEW: return BLE_OTA_IMG_NEW;
+    case ESP_OTA_IMG_PENDING_VERIFY: return BLE_OTA_IMG_PENDING_VERIFY;
+    case ESP_OTA_IMG_VALID: return BLE_OTA_IMG_VALID;
+    case ESP_OTA_IMG_INVALID: return BLE_OTA_IMG_INVALID;
+    case ESP_OTA_IMG_ABORTED: return BLE_OTA_IMG_ABORTED;
+    default: return BLE_OTA_IMG_UNDEFINED;
+    }
+}
+
+static int app_mark_valid(void *ctx)
+{
+    esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "mark valid failed: %s", esp_err_to_name(err));
+        return -1;
+    }
+    return 0;
+}
+
+static bool app_rollback_possible(void *ctx)
+{
+    return esp_ota_check_rollback_is_possible();
+}
+
+static int app_rollback_and_reboot(void *ctx)
+{
+    /* Returns only on failure (no other valid app, or otadata write error). */
+    esp_err_t err = esp_ota_mark_app_invalid_rollback_and_reboot();
+    ESP_LOGE(TAG, "rollback failed: %s", esp_err_to_name(err));
+    return -1;
+}
+
+static void restart(void *ctx)
+{
+    esp_restart();
+}
+
+void ble_ota_esp_app_fill(ble_ota_port_t *port)
+{
+    port->app_info = app_info;
+    port->app_state = app_state;
+    port->app_mark_valid = app_mark_valid;
+    port->app_rollback_possible = app_rollback_possible;
+    port->app_rollback_and_reboot = app_rollback_and_reboot;
+    port->restart = restart;
+}

@@ -1,0 +1,165 @@
+/*
+ * OTA partition access for the core's writer context: esp_ota_begin/write/end/abort/set_boot with
+ * erase-ahead.
+ *
+ * Why not esp_ota_begin(image_size): it erases the whole image range before returning — about 2.5 s for
+ * 1 MiB even with 64 KiB block erases — and the client would see no ACK for that long.
+ * Why not OTA_WITH_SEQUENTIAL_WRITES: esp_ota_write then erases 4 KiB sectors as the write position
+ * crosses them (45 ms per 4 KiB, no block erases: 3x slower than 64 KiB erases).
+ * So: esp_ota_begin() with the first erase unit only (that is the documented meaning of its image_size:
+ * "erase this much"), then this file erases the rest itself, ahead of the write position, in 64 KiB
+ * blocks where aligned (esp_partition_erase_range picks block erase for aligned 64 KiB ranges). It runs
+ * in the writer task, so the NimBLE host keeps filling the core's ring buffer (the window) meanwhile.
+ * Since the handle was not begun with OTA_WITH_SEQUENTIAL_WRITES, esp_ota_write never erases on its own.
+ */
+#include <string.h>
+#include "esp_log.h"
+#include "esp_ota_ops.h"
+#include "esp_partition.h"
+#include "esp_port_priv.h"
+
+#define SECTOR 4096u
+#define BLOCK 65536u
+
+static const char *TAG = "ble_ota_flash";
+
+static uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1u) / a * a; }
+
+static int ota_target(void *ctx, uint32_t *partition_size, char label[17])
+{
+    const esp_partition_t *p = esp_ota_get_next_update_partition(NULL);
+    if (p == NULL) {
+        return -1;
+    }
+    *partition_size = (uint32_t)p->size;
+    strncpy(label, p->label, 16);
+    label[16] = '\0';
+    return 0;
+}
+
+/* Largest next erase unit starting at `from`: a 64 KiB block when aligned and wholly needed, else one
+ * 4 KiB sector (so the frontier reaches block alignment as soon as possible). */
+static uint32_t next_erase_len(uint32_t from, uint32_t end)
+{
+    if (from % BLOCK == 0 && end - from >= BLOCK) {
+        return BLOCK;
+    }
+    return SECTOR;
+}
+
+/* Make [0, want) erased, never past erase_end. */
+static esp_err_t erase_until(ble_ota_esp_port_state_t *st, uint32_t want)
+{
+    if (want > st->erase_end) {
+        want = st->erase_end;
+    }
+    while (st->erased_to < want) {
+        uint32_t len = next_erase_len(st->erased_to, st->erase_end);
+        esp_err_t err = esp_partition_erase_range(st->target, st->erased_to, len);
+        if (err != ESP_OK) {
+            ESP_LOGE(TAG, "erase at 0x%" PRIx32 " failed: %s", st->erased_to, esp_err_to_name(err));
+            return err;
+        }
+        st->erased_to += len;
+    }
+    return ESP_OK;
+}
+
+static void ota_abort(void *ctx)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    if (st->begun) {
+        esp_ota_abort(st->handle);
+        st->begun = false;
+    }
+}
+
+static int ota_begin(void *ctx, uint32_t image_size)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    ota_abort(ctx);
+    st->target = esp_ota_get_next_update_partition(NULL);
+    if (st->target == NULL || image_size == 0 || image_size > st->target->size) {
+        return -1;
+    }
+    st->image_size = image_size;
+    st->erase_end = align_up(image_size, SECTOR);
+    /* Erase only the first unit now (see the file comment). */
+    uint32_t first = next_erase_len(0, st->erase_end);
+    esp_err_t err = esp_ota_begin(st->target, first, &st->handle);
+    if (err != ESP_OK) {
+        /* ESP_ERR_OTA_ROLLBACK_INVALID_STATE: the running app is still PENDING_VERIFY (confirm it first). */
+        ESP_LOGE(TAG, "esp_ota_begin(%s) failed: %s", st->target->label, esp_err_to_name(err));
+        return -1;
+    }
+    st->begun = true;
+    st->erased_to = first;
+    return 0;
+}
+
+static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    if (!st->begun || (uint64_t)offset + len > st->image_size) {
+        return -1;
+    }
+    /* Erase what this write needs; then, when less than half of erase_ahead is left in front of the
+     * write position, top it up (one 64 KiB block erase per 64 KiB written, while the BLE side keeps
+     * receiving into the core's ring). */
+    uint32_t need = offset + (uint32_t)len;
+    if (erase_until(st, need) != ESP_OK) {
+        return -1;
+    }
+    if (st->erased_to - need < st->erase_ahead / 2 && erase_until(st, need + st->erase_ahead) != ESP_OK) {
+        return -1;
+    }
+    /* esp_ota_write keeps its own sequential write position; the core's offsets are sequential too. */
+    esp_err_t err = esp_ota_write(st->handle, data, len);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_write at %" PRIu32 " failed: %s", offset, esp_err_to_name(err));
+        return -1;
+    }
+    return 0;
+}
+
+static int ota_end(void *ctx)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    if (!st->begun) {
+        return BLE_OTA_END_FLASH_ERROR;
+    }
+    st->begun = false;
+    /* esp_ota_end frees the handle whatever it returns; it runs esp_image_verify (segments, checksum,
+     * appended SHA-256, and the signature with CONFIG_SECURE_SIGNED_APPS_* / Secure Boot V2). */
+    esp_err_t err = esp_ota_end(st->handle);
+    if (err == ESP_OK) {
+        return BLE_OTA_END_OK;
+    }
+    ESP_LOGE(TAG, "esp_ota_end failed: %s", esp_err_to_name(err));
+    /* ESP_ERR_INVALID_STATE: the buffered tail (flash encryption) could not be written. */
+    return err == ESP_ERR_INVALID_STATE ? BLE_OTA_END_FLASH_ERROR : BLE_OTA_END_INVALID_IMAGE;
+}
+
+static int ota_set_boot(void *ctx)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    if (st->target == NULL) {
+        return -1;
+    }
+    esp_err_t err = esp_ota_set_boot_partition(st->target);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_set_boot_partition failed: %s", esp_err_to_name(err));
+        return -1;
+    }
+    return 0;
+}
+
+void ble_ota_esp_flash_fill(ble_ota_port_t *port)
+{
+    port->ota_target = ota_target;
+    port->ota_begin = ota_begin;
+    port->ota_write = ota_write;
+    port->ota_end = ota_end;
+    port->ota_abort = ota_abort;
+    port->ota_set_boot = ota_set_boot;
+}
