@@ -4,7 +4,7 @@
  * of library wiring details.
  */
 import type { BleCentral } from '../../lib/ble/central';
-import { createNobleCentral } from '../../lib/ble/noble-central';
+import { createHciCentral } from '../../lib/ble/noble-central';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
 import { createSimFleet } from '../../lib/sim/fleet';
 import type { SimDeviceConfig } from '../../lib/sim/types';
@@ -44,11 +44,8 @@ export async function openSimAdapter(options: SimAdapterOptions): Promise<Adapte
 }
 
 export async function openHciAdapter(deviceId: number, maxConnections: number): Promise<AdapterBackend> {
-  // noble's HCI bindings take the device id as an option: one noble instance per adapter.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const nobleWithBinding = require('@abandonware/noble/with-custom-binding') as (o: object) => unknown;
-  const noble = nobleWithBinding({ deviceId });
-  const central = createNobleCentral(noble as Parameters<typeof createNobleCentral>[0], { adapterName: `hci${deviceId}` });
+  // One noble instance per adapter; the library loads it lazily and reports a missing adapter typed.
+  const central = createHciCentral({ deviceId });
   const scheduler = new AdapterScheduler(central, { maxConnections });
   return {
     central,
