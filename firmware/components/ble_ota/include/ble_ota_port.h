@@ -17,9 +17,11 @@
  *               main loop (host). A DATA_ACK only covers bytes the writer has taken out of the ring, so
  *               the device never acknowledges bytes it could not queue for flash.
  *   Timer     — ble_ota_core_on_timer() after timer_arm() expires (esp_timer task / host virtual clock).
- * The core serialises these contexts with lock()/unlock(). It never holds the lock while calling a
- * port function other than now_ms(), writer_kick(), timer_arm() and the lock itself, so every other port
- * function (including notify) may block or take other locks.
+ * The core serialises these contexts with lock()/unlock() (not recursive). While holding the lock it
+ * calls only now_ms, timer_arm, writer_kick, random, digest_*, ota_target and log; these must not call
+ * back into the core. Everything else (ota_*, app_*, kv_*, notify, restart) is called without the lock
+ * and may block or take other locks. The update record is persisted from the writer context only
+ * (and from ble_ota_core_init), so NVS writes never run in the BLE host task either.
  *
  * Unless stated otherwise functions return 0 on success and a negative value on failure, and the core
  * maps failures to the protocol error codes (docs/PROTOCOL.md §9).

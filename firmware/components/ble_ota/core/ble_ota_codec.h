@@ -1,0 +1,128 @@
+/*
+ * Byte-level encoding of protocol v2 messages (docs/PROTOCOL.md §2, §3, §5, §8). Pure functions, no state:
+ * the session code and the host tests (against docs/protocol-vectors.json) share them.
+ */
+#ifndef BLE_OTA_CODEC_H
+#define BLE_OTA_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLE_OTA_OP_CHALLENGE 0x01
+#define BLE_OTA_OP_BEGIN 0x02
+#define BLE_OTA_OP_END 0x03
+#define BLE_OTA_OP_ABORT 0x04
+#define BLE_OTA_OP_CONFIRM 0x05
+#define BLE_OTA_OP_ROLLBACK 0x06
+#define BLE_OTA_OP_REBOOT 0x07
+#define BLE_OTA_OP_RESPONSE_FLAG 0x80
+#define BLE_OTA_OP_UNKNOWN_RSP 0xFF
+#define BLE_OTA_OP_DATA_ACK 0xA0
+#define BLE_OTA_OP_DATA_NAK 0xA1
+#define BLE_OTA_OP_SESSION_ABORTED 0xA2
+
+#define BLE_OTA_BEGIN_LEN 61
+#define BLE_OTA_BEGIN_MAC_OFFSET 1 /* the tag covers begin[1..44] */
+#define BLE_OTA_BEGIN_MAC_LEN 44
+#define BLE_OTA_TAG_LEN 16
+#define BLE_OTA_NONCE_LEN 16
+#define BLE_OTA_TAGGED_CMD_LEN 17
+#define BLE_OTA_END_LEN 2
+#define BLE_OTA_DATA_HEADER_LEN 4
+#define BLE_OTA_NOTIFY_MAX 24 /* longest control notification (CHALLENGE response: 21) */
+
+#define BLE_OTA_ENCODING_RAW 0
+#define BLE_OTA_ENCODING_DEFLATE 1
+#define BLE_OTA_BEGIN_FLAG_RESUME 0x01
+#define BLE_OTA_END_FLAG_REBOOT 0x01
+
+/* caps bits (§5) */
+#define BLE_OTA_CAP_DEFLATE 0x0001
+#define BLE_OTA_CAP_FLEET_KEY 0x0002
+#define BLE_OTA_CAP_RESUME 0x0004
+#define BLE_OTA_CAP_HOST_CONFIRM 0x0008
+#define BLE_OTA_CAP_ANTI_DOWNGRADE 0x0010
+#define BLE_OTA_CAP_SIGNED 0x0020
+
+/* last.flags bits (§5) */
+#define BLE_OTA_LAST_ROLLED_BACK 0x01
+#define BLE_OTA_LAST_DIAG_RAN 0x02
+#define BLE_OTA_LAST_DIAG_PASSED 0x04
+#define BLE_OTA_LAST_CONFIRMED 0x08
+#define BLE_OTA_LAST_RECORD_VALID 0x10
+
+#define BLE_OTA_COMPANY_ID 0x02E5
+#define BLE_OTA_ADV_MARKER 0xB2
+
+typedef struct {
+    uint32_t image_size;
+    uint32_t transfer_size;
+    uint8_t encoding;
+    uint8_t flags;
+    uint16_t chunk_size;
+    uint8_t sha256[32];
+    uint8_t tag[16];
+} ble_ota_begin_req_t;
+
+/** Status characteristic fields (§5). Strings NUL-terminated here, NUL-padded on the wire. */
+typedef struct {
+    uint8_t format;
+    uint8_t proto_version;
+    uint16_t caps;
+    uint8_t ota_state;
+    uint8_t confirm_policy;
+    uint8_t session_state;
+    uint8_t reset_reason;
+    uint16_t boot_count;
+    uint16_t chip_id;
+    uint32_t secure_version;
+    uint32_t session_offset;
+    char running_partition[17];
+    char app_version[33];
+    char project_name[33];
+    char idf_version[33];
+    uint8_t running_sha256[32];
+    uint8_t last_result;
+    uint8_t last_flags;
+    uint8_t last_sha256[32];
+    char last_message[33];
+} ble_ota_status_t;
+
+/** Advertisement manufacturer data fields (§8). */
+typedef struct {
+    uint8_t flags;
+    uint8_t sha_prefix[4];
+    uint8_t version[3];
+} ble_ota_adv_t;
+
+/* little-endian helpers */
+uint16_t ble_ota_get_u16(const uint8_t *p);
+uint32_t ble_ota_get_u32(const uint8_t *p);
+void ble_ota_put_u16(uint8_t *p, uint16_t v);
+void ble_ota_put_u32(uint8_t *p, uint32_t v);
+
+/** Decode a BEGIN command (op included); returns false when len != BLE_OTA_BEGIN_LEN or op differs. */
+bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *out);
+size_t ble_ota_encode_begin(const ble_ota_begin_req_t *req, uint8_t out[BLE_OTA_BEGIN_LEN]);
+
+/* Responses / notifications; each returns the encoded length. On err != 0 the fields are left out. */
+size_t ble_ota_encode_challenge_rsp(uint8_t err, const uint8_t nonce[16], uint16_t caps, uint8_t proto, uint8_t *out);
+size_t ble_ota_encode_begin_rsp(uint8_t err, uint16_t chunk, uint32_t window, uint32_t ack_interval,
+                                uint32_t resume_offset, uint8_t *out);
+size_t ble_ota_encode_end_rsp(uint8_t err, uint32_t image_size, uint8_t *out);
+/** ABORT/CONFIRM/ROLLBACK/REBOOT responses (and any error-only response): op|0x80, err. */
+size_t ble_ota_encode_simple_rsp(uint8_t op, uint8_t err, uint8_t *out);
+size_t ble_ota_encode_unknown_rsp(uint8_t op, uint8_t *out);
+size_t ble_ota_encode_data_ack(uint32_t next_offset, uint8_t *out);
+size_t ble_ota_encode_data_nak(uint8_t err, uint32_t expected, uint8_t *out);
+size_t ble_ota_encode_session_aborted(uint8_t err, uint8_t *out);
+
+size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[232]);
+bool ble_ota_decode_status(const uint8_t *buf, size_t len, ble_ota_status_t *st);
+
+size_t ble_ota_encode_mfg(const ble_ota_adv_t *adv, uint8_t out[11]);
+/** "v1.2.3", "1.2.3-rc1" -> {1,2,3}; anything else -> {0xFF,0xFF,0xFF} (returns false). */
+bool ble_ota_parse_version(const char *version, uint8_t out[3]);
+
+#endif

@@ -1,0 +1,379 @@
+/* Core lifecycle, first-boot bookkeeping, Status / advertisement, notification outbox and timers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ble_ota_internal.h"
+
+ota_core_t g_ota;
+
+static ble_ota_diagnostics_fn s_diag_fn;
+static void *s_diag_arg;
+
+#define P (g_ota.port)
+
+void ble_ota_config_default(ble_ota_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_chunk = 508;
+    cfg->window = 16384;
+    cfg->ack_interval = 4096;
+    cfg->resume_timeout_ms = 60000;
+    cfg->reboot_delay_ms = 300;
+    cfg->policy = BLE_OTA_POLICY_AUTO;
+    cfg->deflate = true;
+}
+
+void ble_ota_core_set_diagnostics(ble_ota_diagnostics_fn fn, void *arg)
+{
+    s_diag_fn = fn;
+    s_diag_arg = arg;
+}
+
+const char *ble_ota_chip_name(uint16_t chip_id)
+{
+    switch (chip_id) {
+    case 0: return "esp32";
+    case 2: return "esp32s2";
+    case 5: return "esp32c3";
+    case 9: return "esp32s3";
+    case 12: return "esp32c2";
+    case 13: return "esp32c6";
+    case 16: return "esp32h2";
+    case 18: return "esp32p4";
+    default: return "unknown";
+    }
+}
+
+void ota_lock(void)
+{
+    if (P->lock) P->lock(P->ctx);
+}
+
+void ota_unlock(void)
+{
+    if (P->unlock) P->unlock(P->ctx);
+}
+
+void ota_log(const char *msg)
+{
+    if (P->log) P->log(P->ctx, msg);
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+}
+
+conn_slot_t *ota_conn_find(ble_ota_conn_t conn)
+{
+    for (int i = 0; i < BLE_OTA_MAX_CONNECTIONS; i++)
+        if (g_ota.conns[i].used && g_ota.conns[i].conn == conn) return &g_ota.conns[i];
+    return NULL;
+}
+
+void ota_emit(ble_ota_conn_t conn, const uint8_t *data, size_t len)
+{
+    if (conn == BLE_OTA_CONN_NONE || g_ota.outbox_count >= BLE_OTA_OUTBOX_LEN || len > BLE_OTA_NOTIFY_MAX) return;
+    outbox_msg_t *m = &g_ota.outbox[g_ota.outbox_count++];
+    m->conn = conn;
+    m->chr = BLE_OTA_CHR_CONTROL;
+    m->len = (uint8_t)len;
+    memcpy(m->data, data, len);
+}
+
+/* Status bytes 16..19 (session_offset) move with every ACK; they alone do not warrant a notification. */
+static bool status_changed(const uint8_t *a, const uint8_t *b)
+{
+    return memcmp(a, b, 16) != 0 || memcmp(a + 20, b + 20, BLE_OTA_STATUS_LEN - 20) != 0;
+}
+
+void ota_flush(void)
+{
+    for (;;) {
+        outbox_msg_t m;
+        uint8_t status[BLE_OTA_STATUS_LEN];
+        bool send_status = false;
+        ota_lock();
+        if (g_ota.outbox_count > 0) {
+            m = g_ota.outbox[0];
+            memmove(&g_ota.outbox[0], &g_ota.outbox[1], (g_ota.outbox_count - 1) * sizeof m);
+            g_ota.outbox_count--;
+        } else {
+            ble_ota_status_t st;
+            ota_build_status(&st);
+            ble_ota_encode_status(&st, status);
+            if (!g_ota.status_sent || status_changed(status, g_ota.last_status)) {
+                memcpy(g_ota.last_status, status, sizeof status);
+                g_ota.status_sent = true;
+                send_status = true;
+            }
+            m.len = 0;
+        }
+        ota_unlock();
+        if (m.len > 0) {
+            P->notify(P->ctx, m.conn, m.chr, m.data, m.len);
+            continue;
+        }
+        if (send_status) P->notify(P->ctx, BLE_OTA_CONN_NONE, BLE_OTA_CHR_STATUS, status, sizeof status);
+        return;
+    }
+}
+
+static bool deadline_passed(uint32_t now, uint32_t deadline) { return (int32_t)(now - deadline) >= 0; }
+
+void ota_rearm_timer(void)
+{
+    uint32_t now = P->now_ms(P->ctx);
+    bool any = false;
+    uint32_t next = 0;
+    if (g_ota.s.live && g_ota.s.state == BLE_OTA_SESSION_SUSPENDED) {
+        next = g_ota.s.resume_deadline;
+        any = true;
+    }
+    if (g_ota.reboot != REBOOT_NONE && (!any || (int32_t)(g_ota.reboot_deadline - next) < 0)) {
+        next = g_ota.reboot_deadline;
+        any = true;
+    }
+    if (!any) {
+        P->timer_arm(P->ctx, 0);
+        return;
+    }
+    uint32_t delay = deadline_passed(now, next) ? 1 : next - now;
+    P->timer_arm(P->ctx, delay);
+}
+
+void ota_record_set(uint8_t result, const char *message)
+{
+    g_ota.rec.valid = true;
+    g_ota.rec.result = result;
+    copy_str(g_ota.rec.message, sizeof g_ota.rec.message, message);
+    g_ota.rec_dirty = true;
+}
+
+void ota_session_end(uint8_t result, const char *message)
+{
+    session_t *s = &g_ota.s;
+    if (!s->live) return;
+    s->live = false;
+    s->state = BLE_OTA_SESSION_IDLE;
+    s->owner = BLE_OTA_CONN_NONE;
+    g_ota.rec.stage = REC_STAGE_DONE;
+    ota_record_set(result, message);
+    ota_rearm_timer();
+    P->writer_kick(P->ctx); /* the writer drops its state (esp_ota_abort) and persists the record */
+}
+
+void ota_persist_record(void)
+{
+    uint8_t blob[BLE_OTA_RECORD_BLOB_LEN];
+    ota_lock();
+    bool dirty = g_ota.rec_dirty;
+    if (dirty) ota_record_serialize(&g_ota.rec, blob);
+    g_ota.rec_dirty = false;
+    ota_unlock();
+    if (dirty && P->kv_set(P->ctx, "record", blob, sizeof blob) != 0) ota_log("ble_ota: could not persist the update record");
+}
+
+uint16_t ble_ota_core_caps(void)
+{
+    const ble_ota_config_t *c = &g_ota.cfg;
+    uint16_t caps = BLE_OTA_CAP_RESUME;
+    if (c->deflate) caps |= BLE_OTA_CAP_DEFLATE;
+    if (g_ota.has_key || c->require_fleet_key) caps |= BLE_OTA_CAP_FLEET_KEY;
+    if (c->resume_timeout_ms == 0) caps &= (uint16_t)~BLE_OTA_CAP_RESUME;
+    if (c->policy == BLE_OTA_POLICY_HOST) caps |= BLE_OTA_CAP_HOST_CONFIRM;
+    if (!c->allow_downgrade) caps |= BLE_OTA_CAP_ANTI_DOWNGRADE;
+    if (c->signed_images) caps |= BLE_OTA_CAP_SIGNED;
+    return caps;
+}
+
+void ota_build_status(ble_ota_status_t *st)
+{
+    memset(st, 0, sizeof *st);
+    st->format = 1;
+    st->proto_version = BLE_OTA_PROTO_VERSION;
+    st->caps = ble_ota_core_caps();
+    st->ota_state = g_ota.ota_state;
+    st->confirm_policy = (uint8_t)g_ota.cfg.policy;
+    st->session_state = g_ota.s.live ? (uint8_t)g_ota.s.state : BLE_OTA_SESSION_IDLE;
+    st->reset_reason = g_ota.app.reset_reason;
+    st->boot_count = g_ota.rec.installed ? g_ota.rec.boot_count : 0;
+    st->chip_id = g_ota.app.chip_id;
+    st->secure_version = g_ota.app.secure_version;
+    st->session_offset = g_ota.s.live ? g_ota.s.acked : 0;
+    copy_str(st->running_partition, sizeof st->running_partition, g_ota.app.partition_label);
+    copy_str(st->app_version, sizeof st->app_version, g_ota.app.version);
+    copy_str(st->project_name, sizeof st->project_name, g_ota.app.project_name);
+    copy_str(st->idf_version, sizeof st->idf_version, g_ota.app.idf_version);
+    memcpy(st->running_sha256, g_ota.app.running_sha256, 32);
+    if (g_ota.rec.valid) {
+        st->last_result = g_ota.rec.result;
+        st->last_flags = (uint8_t)(g_ota.rec.flags | BLE_OTA_LAST_RECORD_VALID);
+        memcpy(st->last_sha256, g_ota.rec.sha256, 32);
+        copy_str(st->last_message, sizeof st->last_message, g_ota.rec.message);
+    } else {
+        st->last_result = 0xFF;
+    }
+}
+
+size_t ble_ota_core_read_status(uint8_t buf[BLE_OTA_STATUS_LEN])
+{
+    ble_ota_status_t st;
+    ota_lock();
+    ota_build_status(&st);
+    ota_unlock();
+    return ble_ota_encode_status(&st, buf);
+}
+
+size_t ble_ota_core_build_mfg_data(uint8_t buf[BLE_OTA_MFG_DATA_LEN])
+{
+    ble_ota_adv_t adv;
+    ota_lock();
+    const ota_record_t *r = &g_ota.rec;
+    adv.flags = (uint8_t)(g_ota.ota_state & 0x07);
+    if (r->valid && (r->flags & BLE_OTA_LAST_ROLLED_BACK)) adv.flags |= 0x08;
+    if (r->valid && (r->flags & BLE_OTA_LAST_DIAG_RAN) && !(r->flags & BLE_OTA_LAST_DIAG_PASSED)) adv.flags |= 0x10;
+    if (g_ota.s.live) adv.flags |= 0x20;
+    if (g_ota.cfg.policy == BLE_OTA_POLICY_HOST) adv.flags |= 0x40;
+    if (ble_ota_core_caps() & BLE_OTA_CAP_FLEET_KEY) adv.flags |= 0x80;
+    memcpy(adv.sha_prefix, g_ota.app.running_sha256, 4);
+    ble_ota_parse_version(g_ota.app.version, adv.version);
+    ota_unlock();
+    return ble_ota_encode_mfg(&adv, buf);
+}
+
+const ble_ota_app_info_t *ble_ota_core_app_info(void) { return &g_ota.app; }
+
+ble_ota_session_state_t ble_ota_core_session_state(void)
+{
+    return g_ota.s.live ? g_ota.s.state : BLE_OTA_SESSION_IDLE;
+}
+
+/* Runs the hook and applies the confirm policy on the first boot of a new image. Returns true when
+ * the port is rebooting (rollback) and init must stop. */
+static bool first_boot(void)
+{
+    ota_record_t *r = &g_ota.rec;
+    char msg[33] = "no diagnostics hook";
+    bool pass = true;
+    if (s_diag_fn) {
+        msg[0] = '\0';
+        pass = s_diag_fn(s_diag_arg, msg, sizeof msg);
+        msg[sizeof msg - 1] = '\0';
+        if (msg[0] == '\0') copy_str(msg, sizeof msg, pass ? "diagnostics passed" : "diagnostics failed");
+    }
+    r->stage = REC_STAGE_BOOTED;
+    r->boot_count = 1;
+    r->flags |= BLE_OTA_LAST_DIAG_RAN;
+    if (pass) r->flags |= BLE_OTA_LAST_DIAG_PASSED;
+    copy_str(r->message, sizeof r->message, msg);
+    if (!pass) r->result = BLE_OTA_ERR_DIAGNOSTICS_FAILED;
+    g_ota.rec_dirty = true;
+    if (g_ota.cfg.policy != BLE_OTA_POLICY_AUTO || g_ota.ota_state != BLE_OTA_IMG_PENDING_VERIFY) return false;
+    if (pass) {
+        if (P->app_mark_valid(P->ctx) == 0) {
+            r->flags |= BLE_OTA_LAST_CONFIRMED;
+            g_ota.ota_state = (uint8_t)P->app_state(P->ctx);
+        }
+        return false;
+    }
+    ota_persist_record();
+    if (P->app_rollback_possible(P->ctx) && P->app_rollback_and_reboot(P->ctx) == 0) return true;
+    copy_str(r->message, sizeof r->message, "diagnostics failed, no rollback image");
+    g_ota.rec_dirty = true;
+    return false;
+}
+
+/* Boot bookkeeping of the update record (PROTOCOL.md §4.4, §6). Returns true when rebooting. */
+static bool account_boot(void)
+{
+    ota_record_t *r = &g_ota.rec;
+    if (!r->valid) return false;
+    bool on_target = strcmp(g_ota.app.partition_label, r->target_label) == 0;
+    if (r->installed && r->stage != REC_STAGE_INSTALLED && r->boot_count < 0xFFFF) {
+        r->boot_count++;
+        g_ota.rec_dirty = true;
+    }
+    switch (r->stage) {
+    case REC_STAGE_IN_PROGRESS:
+        r->stage = REC_STAGE_DONE;
+        copy_str(r->message, sizeof r->message, "interrupted by a reboot");
+        g_ota.rec_dirty = true;
+        return false;
+    case REC_STAGE_INSTALLED:
+    case REC_STAGE_BOOTED:
+        if (on_target && r->stage == REC_STAGE_INSTALLED) return first_boot();
+        if (!on_target) { /* the bootloader went back to the previous image */
+            r->flags |= BLE_OTA_LAST_ROLLED_BACK;
+            if (r->result == BLE_OTA_OK) r->result = BLE_OTA_ERR_ROLLED_BACK;
+            if (!(r->flags & BLE_OTA_LAST_DIAG_RAN) || (r->flags & BLE_OTA_LAST_DIAG_PASSED))
+                copy_str(r->message, sizeof r->message, "rolled back to the previous image");
+            r->stage = REC_STAGE_DONE;
+            g_ota.rec_dirty = true;
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port)
+{
+    if (!cfg || !port || cfg->window < 2048 || cfg->ack_interval == 0 || cfg->max_chunk < 1) return -1;
+    memset(&g_ota, 0, sizeof g_ota);
+    g_ota.cfg = *cfg;
+    g_ota.port = port;
+    g_ota.s.owner = BLE_OTA_CONN_NONE;
+    g_ota.s.ring = malloc(cfg->window);
+    if (!g_ota.s.ring) return -1;
+    port->app_info(port->ctx, &g_ota.app);
+    g_ota.ota_state = (uint8_t)port->app_state(port->ctx);
+    size_t len = sizeof g_ota.key;
+    g_ota.has_key = port->kv_get(port->ctx, "fleet_key", g_ota.key, &len) == 0 && len == sizeof g_ota.key;
+    uint8_t blob[BLE_OTA_RECORD_BLOB_LEN];
+    len = sizeof blob;
+    if (port->kv_get(port->ctx, "record", blob, &len) == 0) ota_record_parse(blob, len, &g_ota.rec);
+    g_ota.initialised = true;
+    bool rebooting = account_boot();
+    ota_persist_record();
+    (void)rebooting; /* the port reboots after init returns */
+    return 0;
+}
+
+void ble_ota_core_deinit(void)
+{
+    if (!g_ota.initialised) return;
+    if (g_ota.w.sha) P->digest_finish(P->ctx, g_ota.w.sha, NULL);
+    if (g_ota.w.inflate) P->inflate_free(P->ctx, g_ota.w.inflate);
+    free(g_ota.s.ring);
+    memset(&g_ota, 0, sizeof g_ota);
+}
+
+void ble_ota_core_on_timer(void)
+{
+    ota_lock();
+    uint32_t now = P->now_ms(P->ctx);
+    session_t *s = &g_ota.s;
+    if (s->live && s->state == BLE_OTA_SESSION_SUSPENDED && deadline_passed(now, s->resume_deadline))
+        ota_session_end(BLE_OTA_ERR_SESSION_TIMEOUT, "resume timeout");
+    reboot_action_t action = REBOOT_NONE;
+    if (g_ota.reboot != REBOOT_NONE && deadline_passed(now, g_ota.reboot_deadline)) {
+        if (g_ota.rec_dirty) {
+            /* the writer persists the record first; come back shortly */
+            g_ota.reboot_deadline = now + 10;
+            P->writer_kick(P->ctx);
+        } else {
+            action = g_ota.reboot;
+            g_ota.reboot = REBOOT_NONE;
+        }
+    }
+    ota_rearm_timer();
+    ota_unlock();
+    ota_flush();
+    if (action == REBOOT_ROLLBACK) {
+        if (P->app_rollback_and_reboot(P->ctx) != 0) P->restart(P->ctx);
+    } else if (action == REBOOT_RESTART) {
+        P->restart(P->ctx);
+    }
+}

@@ -1,0 +1,134 @@
+/* Core-internal state shared by the core's .c files (not part of the API). */
+#ifndef BLE_OTA_INTERNAL_H
+#define BLE_OTA_INTERNAL_H
+
+#include "ble_ota_codec.h"
+#include "ble_ota_core.h"
+
+/* Decoded bytes needed for the early checks: image header (24) + first segment header (8) + app
+ * descriptor (256). PROTOCOL.md §4.1 step 3. */
+#define BLE_OTA_HEADER_CHECK_LEN 288
+#define BLE_OTA_WORK_LEN 1024 /* transfer bytes the writer takes out of the ring at a time */
+#define BLE_OTA_OUTBOX_LEN 32
+
+/** Persisted update record (PROTOCOL.md §6). */
+typedef enum {
+    REC_STAGE_DONE = 0,        /* nothing pending */
+    REC_STAGE_IN_PROGRESS = 1, /* BEGIN accepted, END not reached */
+    REC_STAGE_INSTALLED = 2,   /* END ok: waiting for the first boot of the new image */
+    REC_STAGE_BOOTED = 3,      /* the new image booted: a later boot elsewhere means rolled back */
+} rec_stage_t;
+
+typedef struct {
+    bool valid;
+    bool installed; /* the last END succeeded: boot_count counts */
+    uint8_t result;
+    uint8_t flags;  /* BLE_OTA_LAST_* without RECORD_VALID */
+    uint8_t stage;
+    uint16_t boot_count;
+    uint8_t sha256[32];
+    char message[33];
+    char target_label[17];
+} ota_record_t;
+
+#define BLE_OTA_RECORD_BLOB_LEN 88
+size_t ota_record_serialize(const ota_record_t *r, uint8_t out[BLE_OTA_RECORD_BLOB_LEN]);
+bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r);
+
+/** Early image checks on the first 288 decoded bytes; returns a ble_ota_err_t. */
+uint8_t ota_check_image_header(const uint8_t *hdr, uint16_t chip_id, uint32_t running_secure_version,
+                               bool allow_downgrade);
+
+typedef struct {
+    bool used;
+    ble_ota_conn_t conn;
+    uint16_t mtu;
+    bool nonce_valid;
+    uint8_t nonce[BLE_OTA_NONCE_LEN];
+} conn_slot_t;
+
+typedef struct {
+    ble_ota_conn_t conn;
+    ble_ota_chr_t chr;
+    uint8_t len;
+    uint8_t data[BLE_OTA_NOTIFY_MAX];
+} outbox_msg_t;
+
+typedef enum { REBOOT_NONE = 0, REBOOT_RESTART, REBOOT_ROLLBACK } reboot_action_t;
+
+/* BLE-side view of the session; guarded by the port lock. */
+typedef struct {
+    bool live;                     /* RECEIVING / SUSPENDED / FINISHING */
+    ble_ota_session_state_t state;
+    ble_ota_conn_t owner;          /* connection of a RECEIVING / FINISHING session, NONE when suspended */
+    uint32_t gen;                  /* identifies the session; the writer re-initialises when it changes */
+    ble_ota_begin_req_t req;
+    uint16_t chunk;
+    uint32_t expected;             /* next transfer offset needed */
+    uint32_t acked;                /* transfer bytes the writer took out of the ring ([acked, expected) queued) */
+    uint32_t last_ack_sent;
+    bool dup_nak_sent;
+    bool gap_nak_sent;
+    uint32_t resume_deadline;
+    uint8_t end_flags;
+    uint8_t *ring;                 /* window bytes; transfer offset x lives at ring[x % window] */
+} session_t;
+
+/* Writer-context state; only ble_ota_core_writer_run touches it. */
+typedef struct {
+    bool active;
+    uint32_t gen;
+    ble_ota_begin_req_t req;
+    void *sha;
+    void *inflate;
+    bool inflate_done;
+    bool ota_open;
+    bool header_done;
+    uint32_t decoded;
+    uint8_t header[BLE_OTA_HEADER_CHECK_LEN];
+    uint8_t work[BLE_OTA_WORK_LEN];
+} writer_t;
+
+typedef struct {
+    bool initialised;
+    ble_ota_config_t cfg;
+    const ble_ota_port_t *port;
+    ble_ota_app_info_t app;
+    uint8_t ota_state;
+    bool has_key;
+    uint8_t key[32];
+    ota_record_t rec;
+    bool rec_dirty;
+    conn_slot_t conns[BLE_OTA_MAX_CONNECTIONS];
+    session_t s;
+    uint32_t gen_counter;
+    writer_t w;
+    reboot_action_t reboot;
+    uint32_t reboot_deadline;
+    outbox_msg_t outbox[BLE_OTA_OUTBOX_LEN];
+    unsigned outbox_count;
+    uint8_t last_status[BLE_OTA_STATUS_LEN];
+    bool status_sent;
+} ota_core_t;
+
+extern ota_core_t g_ota;
+
+/* helpers (ble_ota_core.c) */
+void ota_lock(void);
+void ota_unlock(void);
+void ota_log(const char *msg);
+/** Queue a Control notification (lock held); sent by ota_flush() after unlocking. */
+void ota_emit(ble_ota_conn_t conn, const uint8_t *data, size_t len);
+/** Send queued notifications and a Status notification when the status changed (lock NOT held). */
+void ota_flush(void);
+/** Recompute and arm the one-shot timer (lock held). */
+void ota_rearm_timer(void);
+/** End a live session from the BLE/timer side with a record result (lock held). */
+void ota_session_end(uint8_t result, const char *message);
+void ota_record_set(uint8_t result, const char *message);
+conn_slot_t *ota_conn_find(ble_ota_conn_t conn);
+/** Persist the record when it changed (lock NOT held; writer context or init). */
+void ota_persist_record(void);
+void ota_build_status(ble_ota_status_t *st);
+
+#endif

@@ -1,0 +1,357 @@
+/* BLE side of the core: connections, Control commands (PROTOCOL.md §2, §4, §7) and Data (§3). */
+#include <string.h>
+
+#include "ble_ota_internal.h"
+
+#define P (g_ota.port)
+
+static const char BEGIN_LABEL[] = "BLEOTA2-BEGIN";
+static const char CMD_LABEL[] = "BLEOTA2-CMD";
+
+void ble_ota_core_on_connect(ble_ota_conn_t conn, uint16_t mtu)
+{
+    ota_lock();
+    if (!ota_conn_find(conn)) {
+        for (int i = 0; i < BLE_OTA_MAX_CONNECTIONS; i++) {
+            if (!g_ota.conns[i].used) {
+                memset(&g_ota.conns[i], 0, sizeof g_ota.conns[i]);
+                g_ota.conns[i].used = true;
+                g_ota.conns[i].conn = conn;
+                g_ota.conns[i].mtu = mtu;
+                break;
+            }
+        }
+    }
+    ota_unlock();
+}
+
+void ble_ota_core_on_mtu(ble_ota_conn_t conn, uint16_t mtu)
+{
+    ota_lock();
+    conn_slot_t *c = ota_conn_find(conn);
+    if (c) c->mtu = mtu;
+    ota_unlock();
+}
+
+void ble_ota_core_on_disconnect(ble_ota_conn_t conn)
+{
+    ota_lock();
+    conn_slot_t *c = ota_conn_find(conn);
+    if (c) memset(c, 0, sizeof *c);
+    session_t *s = &g_ota.s;
+    if (s->live && s->owner == conn) {
+        s->owner = BLE_OTA_CONN_NONE;
+        if (s->state == BLE_OTA_SESSION_RECEIVING) {
+            if (g_ota.cfg.resume_timeout_ms == 0) {
+                ota_session_end(BLE_OTA_ERR_SESSION_TIMEOUT, "link lost, resume disabled");
+            } else {
+                s->state = BLE_OTA_SESSION_SUSPENDED;
+                s->resume_deadline = P->now_ms(P->ctx) + g_ota.cfg.resume_timeout_ms;
+                ota_rearm_timer();
+            }
+        }
+    }
+    ota_unlock();
+    ota_flush();
+}
+
+/* Constant-time comparison of tags. */
+static bool tag_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (int i = 0; i < BLE_OTA_TAG_LEN; i++) d |= (uint8_t)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* §7: checks the tag of a BEGIN (mac_data = begin[1..44]) or of a tagged command (mac_data = &op). The
+ * nonce is spent whatever the outcome. Lock held. */
+static uint8_t check_tag(conn_slot_t *c, bool is_begin, const uint8_t *mac_data, size_t mac_len, const uint8_t *tag)
+{
+    if (!g_ota.has_key) {
+        if (is_begin && g_ota.cfg.require_fleet_key) return BLE_OTA_ERR_AUTH_FAILED;
+        return BLE_OTA_OK;
+    }
+    if (!c || !c->nonce_valid) return BLE_OTA_ERR_AUTH_REQUIRED;
+    c->nonce_valid = false;
+    uint8_t mac[32];
+    void *h = P->digest_start(P->ctx, g_ota.key, sizeof g_ota.key);
+    if (!h) return BLE_OTA_ERR_INTERNAL;
+    const char *label = is_begin ? BEGIN_LABEL : CMD_LABEL;
+    P->digest_update(P->ctx, h, (const uint8_t *)label, strlen(label));
+    P->digest_update(P->ctx, h, c->nonce, BLE_OTA_NONCE_LEN);
+    P->digest_update(P->ctx, h, mac_data, mac_len);
+    P->digest_finish(P->ctx, h, mac);
+    return tag_equal(mac, tag) ? BLE_OTA_OK : BLE_OTA_ERR_AUTH_FAILED;
+}
+
+static uint16_t negotiated_chunk(const conn_slot_t *c, uint16_t client_chunk)
+{
+    uint16_t chunk = client_chunk < g_ota.cfg.max_chunk ? client_chunk : g_ota.cfg.max_chunk;
+    uint16_t mtu = c ? c->mtu : 23;
+    uint16_t by_mtu = mtu > 7 ? (uint16_t)(mtu - 3 - BLE_OTA_DATA_HEADER_LEN) : 1;
+    return chunk < by_mtu ? chunk : by_mtu;
+}
+
+static void emit_simple(ble_ota_conn_t conn, uint8_t op, uint8_t err)
+{
+    uint8_t out[2];
+    ota_emit(conn, out, ble_ota_encode_simple_rsp(op, err, out));
+}
+
+static bool same_image(const ble_ota_begin_req_t *a, const ble_ota_begin_req_t *b)
+{
+    return a->image_size == b->image_size && a->transfer_size == b->transfer_size && a->encoding == b->encoding &&
+           memcmp(a->sha256, b->sha256, 32) == 0;
+}
+
+/* BEGIN checks in the order of §4.1 step 3 (all before anything is erased). */
+static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_begin_req_t *req)
+{
+    if (g_ota.reboot != REBOOT_NONE || (g_ota.s.live && g_ota.s.state == BLE_OTA_SESSION_FINISHING))
+        return BLE_OTA_ERR_INVALID_STATE;
+    if (req->image_size == 0 || req->chunk_size == 0 || (req->flags & (uint8_t)~BLE_OTA_BEGIN_FLAG_RESUME))
+        return BLE_OTA_ERR_BAD_PARAMETER;
+    if (req->encoding == BLE_OTA_ENCODING_RAW) {
+        if (req->transfer_size != req->image_size) return BLE_OTA_ERR_BAD_ENCODING;
+    } else if (req->encoding != BLE_OTA_ENCODING_DEFLATE || !g_ota.cfg.deflate || req->transfer_size == 0) {
+        return BLE_OTA_ERR_BAD_ENCODING;
+    }
+    uint8_t err = check_tag(c, true, data + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN, req->tag);
+    if (err) return err;
+    uint32_t partition_size = 0;
+    char label[17];
+    if (P->ota_target(P->ctx, &partition_size, label) != 0) return BLE_OTA_ERR_INTERNAL;
+    if (req->image_size > partition_size) return BLE_OTA_ERR_IMAGE_TOO_LARGE;
+    if (g_ota.s.live && g_ota.s.state == BLE_OTA_SESSION_RECEIVING && g_ota.s.owner != c->conn) return BLE_OTA_ERR_BUSY;
+    if (req->image_size < BLE_OTA_HEADER_CHECK_LEN) return BLE_OTA_ERR_NOT_APP_IMAGE; /* no room for an app descriptor */
+    return BLE_OTA_OK;
+}
+
+static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
+{
+    ble_ota_begin_req_t req;
+    uint8_t out[16];
+    if (!ble_ota_decode_begin(data, len, &req)) {
+        emit_simple(c->conn, BLE_OTA_OP_BEGIN, BLE_OTA_ERR_BAD_LENGTH);
+        return;
+    }
+    uint8_t err = begin_checks(c, data, &req);
+    if (err) {
+        emit_simple(c->conn, BLE_OTA_OP_BEGIN, err);
+        return;
+    }
+    session_t *s = &g_ota.s;
+    uint16_t chunk = negotiated_chunk(c, req.chunk_size);
+    if (s->live && (req.flags & BLE_OTA_BEGIN_FLAG_RESUME) && same_image(&s->req, &req)) {
+        /* §4.2 resume: bytes queued but not yet taken by the writer are dropped; the client resends them. */
+        s->state = BLE_OTA_SESSION_RECEIVING;
+        s->owner = c->conn;
+        s->chunk = chunk;
+        s->expected = s->acked;
+        s->last_ack_sent = s->acked;
+        s->dup_nak_sent = s->gap_nak_sent = false;
+        ota_rearm_timer();
+        ota_emit(c->conn, out,
+                 ble_ota_encode_begin_rsp(0, chunk, g_ota.cfg.window, g_ota.cfg.ack_interval, s->acked, out));
+        return;
+    }
+    if (s->live) ota_session_end(BLE_OTA_ERR_ABORTED, "replaced by a new session");
+    memset(s->ring, 0, g_ota.cfg.window);
+    s->live = true;
+    s->state = BLE_OTA_SESSION_RECEIVING;
+    s->owner = c->conn;
+    s->gen = ++g_ota.gen_counter;
+    s->req = req;
+    s->chunk = chunk;
+    s->expected = s->acked = s->last_ack_sent = 0;
+    s->dup_nak_sent = s->gap_nak_sent = false;
+    s->end_flags = 0;
+    ota_record_t *r = &g_ota.rec;
+    memset(r, 0, sizeof *r);
+    r->stage = REC_STAGE_IN_PROGRESS;
+    memcpy(r->sha256, req.sha256, 32);
+    ota_record_set(BLE_OTA_ERR_INTERNAL, "in progress");
+    ota_rearm_timer();
+    P->writer_kick(P->ctx);
+    ota_emit(c->conn, out, ble_ota_encode_begin_rsp(0, chunk, g_ota.cfg.window, g_ota.cfg.ack_interval, 0, out));
+}
+
+static void handle_end(conn_slot_t *c, const uint8_t *data, size_t len)
+{
+    session_t *s = &g_ota.s;
+    uint8_t err = BLE_OTA_OK;
+    if (len != BLE_OTA_END_LEN) err = BLE_OTA_ERR_BAD_LENGTH;
+    else if (data[1] & (uint8_t)~BLE_OTA_END_FLAG_REBOOT) err = BLE_OTA_ERR_BAD_PARAMETER;
+    else if (!s->live || s->state == BLE_OTA_SESSION_SUSPENDED) err = BLE_OTA_ERR_NO_SESSION;
+    else if (s->owner != c->conn) err = BLE_OTA_ERR_BUSY;
+    else if (s->state != BLE_OTA_SESSION_RECEIVING || s->expected != s->req.transfer_size) err = BLE_OTA_ERR_INVALID_STATE;
+    if (err) {
+        emit_simple(c->conn, BLE_OTA_OP_END, err);
+        return;
+    }
+    /* The writer finishes (drains the ring, checks size + SHA-256, esp_ota_end, set boot) and answers. */
+    s->state = BLE_OTA_SESSION_FINISHING;
+    s->end_flags = data[1];
+    P->writer_kick(P->ctx);
+}
+
+static void schedule_reboot(reboot_action_t action)
+{
+    g_ota.reboot = action;
+    g_ota.reboot_deadline = P->now_ms(P->ctx) + g_ota.cfg.reboot_delay_ms;
+    ota_rearm_timer();
+}
+
+/* ABORT / CONFIRM / ROLLBACK / REBOOT. Lock held on entry and exit; released around slow port calls. */
+static void handle_tagged(conn_slot_t *c, const uint8_t *data, size_t len)
+{
+    uint8_t op = data[0];
+    ble_ota_conn_t conn = c->conn;
+    if (len != BLE_OTA_TAGGED_CMD_LEN) {
+        emit_simple(conn, op, BLE_OTA_ERR_BAD_LENGTH);
+        return;
+    }
+    uint8_t err = check_tag(c, false, &op, 1, data + 1);
+    if (err) {
+        emit_simple(conn, op, err);
+        return;
+    }
+    session_t *s = &g_ota.s;
+    switch (op) {
+    case BLE_OTA_OP_ABORT:
+        if (s->live && s->state == BLE_OTA_SESSION_FINISHING) err = BLE_OTA_ERR_INVALID_STATE;
+        else if (s->live && s->state == BLE_OTA_SESSION_RECEIVING && s->owner != conn) err = BLE_OTA_ERR_BUSY;
+        else if (s->live) ota_session_end(BLE_OTA_ERR_ABORTED, "aborted by the client");
+        break;
+    case BLE_OTA_OP_CONFIRM:
+        if (g_ota.ota_state != BLE_OTA_IMG_PENDING_VERIFY) {
+            err = BLE_OTA_ERR_NOT_PENDING;
+            break;
+        }
+        ota_unlock();
+        int rc = P->app_mark_valid(P->ctx);
+        int state = P->app_state(P->ctx);
+        ota_lock();
+        g_ota.ota_state = (uint8_t)state;
+        if (rc != 0) {
+            err = BLE_OTA_ERR_INTERNAL;
+            break;
+        }
+        g_ota.rec.flags |= BLE_OTA_LAST_CONFIRMED;
+        g_ota.rec_dirty = true;
+        P->writer_kick(P->ctx);
+        break;
+    case BLE_OTA_OP_ROLLBACK: {
+        if (g_ota.ota_state != BLE_OTA_IMG_PENDING_VERIFY) {
+            err = BLE_OTA_ERR_NOT_PENDING;
+            break;
+        }
+        ota_unlock();
+        bool possible = P->app_rollback_possible(P->ctx);
+        ota_lock();
+        if (!possible) {
+            err = BLE_OTA_ERR_NO_ROLLBACK_IMAGE;
+            break;
+        }
+        if (g_ota.rec.valid && g_ota.rec.result == BLE_OTA_OK) ota_record_set(BLE_OTA_ERR_ROLLED_BACK, "rollback requested by the host");
+        schedule_reboot(REBOOT_ROLLBACK);
+        break;
+    }
+    case BLE_OTA_OP_REBOOT:
+        schedule_reboot(REBOOT_RESTART);
+        break;
+    default:
+        break;
+    }
+    emit_simple(conn, op, err);
+}
+
+int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
+{
+    if (len == 0 || len > BLE_OTA_CONTROL_MAX_LEN) return BLE_OTA_ATT_INVALID_ATTR_VALUE_LEN;
+    ota_lock();
+    conn_slot_t *c = ota_conn_find(conn);
+    if (!c) {
+        /* more connections than slots: nothing can be authenticated or tracked for it */
+        emit_simple(conn, data[0], BLE_OTA_ERR_BUSY);
+        ota_unlock();
+        ota_flush();
+        return 0;
+    }
+    switch (data[0]) {
+    case BLE_OTA_OP_CHALLENGE: {
+        uint8_t out[21];
+        if (len != 1) {
+            emit_simple(conn, data[0], BLE_OTA_ERR_BAD_LENGTH);
+            break;
+        }
+        P->random(P->ctx, c->nonce, sizeof c->nonce);
+        c->nonce_valid = true;
+        ota_emit(conn, out, ble_ota_encode_challenge_rsp(0, c->nonce, ble_ota_core_caps(), BLE_OTA_PROTO_VERSION, out));
+        break;
+    }
+    case BLE_OTA_OP_BEGIN: handle_begin(c, data, len); break;
+    case BLE_OTA_OP_END: handle_end(c, data, len); break;
+    case BLE_OTA_OP_ABORT:
+    case BLE_OTA_OP_CONFIRM:
+    case BLE_OTA_OP_ROLLBACK:
+    case BLE_OTA_OP_REBOOT: handle_tagged(c, data, len); break;
+    default: {
+        uint8_t out[3];
+        ota_emit(conn, out, ble_ota_encode_unknown_rsp(data[0], out));
+        break;
+    }
+    }
+    ota_unlock();
+    ota_flush();
+    return 0;
+}
+
+static void emit_nak(ble_ota_conn_t conn, uint8_t err, uint32_t expected)
+{
+    uint8_t out[6];
+    ota_emit(conn, out, ble_ota_encode_data_nak(err, expected, out));
+}
+
+/* Copy an accepted payload into the ring at its transfer offset (offset-addressed ring). */
+static void ring_put(uint32_t offset, const uint8_t *p, size_t len)
+{
+    uint32_t window = g_ota.cfg.window;
+    uint32_t pos = offset % window;
+    size_t first = len < window - pos ? len : window - pos;
+    memcpy(g_ota.s.ring + pos, p, first);
+    memcpy(g_ota.s.ring, p + first, len - first);
+}
+
+void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
+{
+    ota_lock();
+    session_t *s = &g_ota.s;
+    if (!s->live || s->state != BLE_OTA_SESSION_RECEIVING || s->owner != conn) {
+        emit_nak(conn, BLE_OTA_ERR_NO_SESSION, 0);
+    } else if (len <= BLE_OTA_DATA_HEADER_LEN) {
+        emit_nak(conn, BLE_OTA_ERR_EMPTY_WRITE, s->expected);
+    } else {
+        uint32_t offset = ble_ota_get_u32(data);
+        size_t payload = len - BLE_OTA_DATA_HEADER_LEN;
+        uint64_t end = (uint64_t)offset + payload;
+        if (payload > s->chunk) {
+            emit_nak(conn, BLE_OTA_ERR_OVERSIZED, s->expected);
+        } else if (end > s->req.transfer_size || end > (uint64_t)s->acked + g_ota.cfg.window) {
+            emit_nak(conn, BLE_OTA_ERR_OUT_OF_WINDOW, s->expected);
+        } else if (offset < s->expected) {
+            if (!s->dup_nak_sent) emit_nak(conn, BLE_OTA_ERR_DUPLICATE, s->expected);
+            s->dup_nak_sent = true;
+        } else if (offset > s->expected) {
+            if (!s->gap_nak_sent) emit_nak(conn, BLE_OTA_ERR_GAP, s->expected);
+            s->gap_nak_sent = true;
+        } else {
+            ring_put(offset, data + BLE_OTA_DATA_HEADER_LEN, payload);
+            s->expected += (uint32_t)payload;
+            s->dup_nak_sent = s->gap_nak_sent = false;
+            P->writer_kick(P->ctx);
+        }
+    }
+    ota_unlock();
+    ota_flush();
+}

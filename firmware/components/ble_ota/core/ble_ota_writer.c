@@ -1,0 +1,257 @@
+/*
+ * Writer context: takes transfer bytes out of the ring, inflates, hashes the decoded image, runs the early
+ * header checks, writes flash through the port and finishes END. Flash work never runs on the BLE side.
+ */
+#include <string.h>
+
+#include "ble_ota_internal.h"
+
+#define P (g_ota.port)
+
+/* Drop the writer's per-session state; esp_ota_abort when an update was begun (outside the lock). */
+static void writer_teardown(void)
+{
+    writer_t *w = &g_ota.w;
+    if (w->sha) P->digest_finish(P->ctx, w->sha, NULL);
+    if (w->inflate) P->inflate_free(P->ctx, w->inflate);
+    if (w->ota_open) P->ota_abort(P->ctx);
+    w->sha = NULL;
+    w->inflate = NULL;
+    w->ota_open = false;
+    w->active = false;
+}
+
+static uint8_t writer_setup(void)
+{
+    writer_t *w = &g_ota.w;
+    w->active = true;
+    w->decoded = 0;
+    w->header_done = false;
+    w->inflate_done = false;
+    w->sha = P->digest_start(P->ctx, NULL, 0);
+    if (!w->sha) return BLE_OTA_ERR_INTERNAL;
+    if (w->req.encoding == BLE_OTA_ENCODING_DEFLATE) {
+        w->inflate = P->inflate_start(P->ctx);
+        if (!w->inflate) return BLE_OTA_ERR_INTERNAL;
+    }
+    return BLE_OTA_OK;
+}
+
+/* Decoded image bytes: hash, hold back the first 288 for the checks, then write. */
+static uint8_t consume_decoded(const uint8_t *p, size_t len)
+{
+    writer_t *w = &g_ota.w;
+    if ((uint64_t)w->decoded + len > w->req.image_size) return BLE_OTA_ERR_DECODE_FAILED;
+    P->digest_update(P->ctx, w->sha, p, len);
+    if (!w->header_done) {
+        size_t take = BLE_OTA_HEADER_CHECK_LEN - w->decoded;
+        if (take > len) take = len;
+        memcpy(w->header + w->decoded, p, take);
+        w->decoded += (uint32_t)take;
+        p += take;
+        len -= take;
+        if (w->decoded < BLE_OTA_HEADER_CHECK_LEN) return BLE_OTA_OK;
+        uint8_t err = ota_check_image_header(w->header, g_ota.app.chip_id, g_ota.app.secure_version,
+                                             g_ota.cfg.allow_downgrade);
+        if (err) return err;
+        /* Only now is the target partition touched. */
+        if (P->ota_begin(P->ctx, w->req.image_size) != 0) return BLE_OTA_ERR_FLASH_ERROR;
+        w->ota_open = true;
+        w->header_done = true;
+        if (P->ota_write(P->ctx, 0, w->header, BLE_OTA_HEADER_CHECK_LEN) != 0) return BLE_OTA_ERR_FLASH_ERROR;
+    }
+    if (len == 0) return BLE_OTA_OK;
+    if (P->ota_write(P->ctx, w->decoded, p, len) != 0) return BLE_OTA_ERR_FLASH_ERROR;
+    w->decoded += (uint32_t)len;
+    return BLE_OTA_OK;
+}
+
+static uint8_t process_transfer(const uint8_t *in, size_t len)
+{
+    writer_t *w = &g_ota.w;
+    if (w->req.encoding == BLE_OTA_ENCODING_RAW) return consume_decoded(in, len);
+    for (;;) {
+        if (w->inflate_done) return len ? BLE_OTA_ERR_DECODE_FAILED : BLE_OTA_OK; /* bytes after the stream end */
+        size_t consumed = 0, out_len = 0;
+        const uint8_t *out = NULL;
+        int rc = P->inflate_step(P->ctx, w->inflate, in, len, &consumed, &out, &out_len);
+        if (rc == BLE_OTA_INFLATE_ERROR || consumed > len) return BLE_OTA_ERR_DECODE_FAILED;
+        if (out_len) {
+            uint8_t err = consume_decoded(out, out_len);
+            if (err) return err;
+        }
+        in += consumed;
+        len -= consumed;
+        if (rc == BLE_OTA_INFLATE_DONE) w->inflate_done = true;
+        else if (consumed == 0 && out_len == 0) return BLE_OTA_OK; /* needs more input */
+    }
+}
+
+/* END, after every transfer byte was processed: §4.1 step 5. */
+static uint8_t finish(void)
+{
+    writer_t *w = &g_ota.w;
+    uint8_t digest[32];
+    if (w->req.encoding == BLE_OTA_ENCODING_DEFLATE && !w->inflate_done && w->decoded == w->req.image_size) {
+        /* flush a stream whose final block has been fed but not yet reported */
+        uint8_t err = process_transfer(NULL, 0);
+        if (err) return err;
+    }
+    if (w->decoded != w->req.image_size) return BLE_OTA_ERR_SIZE_MISMATCH;
+    if (w->req.encoding == BLE_OTA_ENCODING_DEFLATE && !w->inflate_done) return BLE_OTA_ERR_DECODE_FAILED;
+    P->digest_finish(P->ctx, w->sha, digest);
+    w->sha = NULL;
+    if (memcmp(digest, w->req.sha256, 32) != 0) return BLE_OTA_ERR_HASH_MISMATCH;
+    w->ota_open = false;
+    int rc = P->ota_end(P->ctx);
+    if (rc == BLE_OTA_END_FLASH_ERROR) return BLE_OTA_ERR_FLASH_ERROR;
+    if (rc != BLE_OTA_END_OK) return BLE_OTA_ERR_VALIDATION_FAILED;
+    if (P->ota_set_boot(P->ctx) != 0) return BLE_OTA_ERR_SET_BOOT_FAILED;
+    return BLE_OTA_OK;
+}
+
+static const char *error_message(uint8_t err)
+{
+    switch (err) {
+    case BLE_OTA_ERR_NOT_APP_IMAGE: return "not an app image";
+    case BLE_OTA_ERR_WRONG_CHIP: return "image is for another chip";
+    case BLE_OTA_ERR_DOWNGRADE: return "secure_version lower than running";
+    case BLE_OTA_ERR_DECODE_FAILED: return "deflate stream corrupt";
+    case BLE_OTA_ERR_SIZE_MISMATCH: return "decoded size differs";
+    case BLE_OTA_ERR_HASH_MISMATCH: return "SHA-256 mismatch";
+    case BLE_OTA_ERR_VALIDATION_FAILED: return "image validation failed";
+    case BLE_OTA_ERR_FLASH_ERROR: return "flash erase/write failed";
+    case BLE_OTA_ERR_SET_BOOT_FAILED: return "set boot partition failed";
+    case BLE_OTA_OK: return "installed";
+    default: return "internal error";
+    }
+}
+
+/* A session of generation gen failed in the writer (lock held): tell the client, back to IDLE. */
+static void fail_session(uint32_t gen, uint8_t err)
+{
+    session_t *s = &g_ota.s;
+    if (!s->live || s->gen != gen) return;
+    uint8_t out[2];
+    if (s->state == BLE_OTA_SESSION_FINISHING) ota_emit(s->owner, out, ble_ota_encode_end_rsp(err, 0, out));
+    else ota_emit(s->owner, out, ble_ota_encode_session_aborted(err, out));
+    ota_session_end(err, error_message(err));
+}
+
+/* Take the next piece of the ring (lock held); returns its length and queues a DATA_ACK when due. */
+static size_t take_from_ring(void)
+{
+    session_t *s = &g_ota.s;
+    uint32_t window = g_ota.cfg.window;
+    uint32_t n = s->expected - s->acked;
+    if (n > BLE_OTA_WORK_LEN) n = BLE_OTA_WORK_LEN;
+    uint32_t pos = s->acked % window;
+    uint32_t first = n < window - pos ? n : window - pos;
+    memcpy(g_ota.w.work, s->ring + pos, first);
+    memcpy(g_ota.w.work + first, s->ring, n - first);
+    s->acked += n;
+    uint32_t interval = g_ota.cfg.ack_interval;
+    if (s->acked == s->req.transfer_size || s->acked / interval > s->last_ack_sent / interval) {
+        uint8_t out[5];
+        s->last_ack_sent = s->acked;
+        if (s->state == BLE_OTA_SESSION_RECEIVING || s->state == BLE_OTA_SESSION_FINISHING)
+            ota_emit(s->owner, out, ble_ota_encode_data_ack(s->acked, out));
+    }
+    return n;
+}
+
+bool ble_ota_core_writer_pending(void)
+{
+    if (!g_ota.initialised) return false;
+    ota_lock();
+    const session_t *s = &g_ota.s;
+    const writer_t *w = &g_ota.w;
+    bool pending = g_ota.rec_dirty || (w->active && (!s->live || w->gen != s->gen)) || (s->live && !w->active) ||
+                   (s->live && s->expected != s->acked) || (s->live && s->state == BLE_OTA_SESSION_FINISHING);
+    ota_unlock();
+    return pending;
+}
+
+void ble_ota_core_writer_run(void)
+{
+    if (!g_ota.initialised) return;
+    writer_t *w = &g_ota.w;
+    session_t *s = &g_ota.s;
+    for (;;) {
+        ota_persist_record();
+        ota_lock();
+        if (w->active && (!s->live || w->gen != s->gen)) {
+            ota_unlock();
+            writer_teardown();
+            continue;
+        }
+        if (s->live && !w->active) {
+            w->gen = s->gen;
+            w->req = s->req;
+            ota_unlock();
+            uint8_t err = writer_setup();
+            if (err) {
+                ota_lock();
+                fail_session(w->gen, err);
+                ota_unlock();
+                ota_flush();
+            }
+            continue;
+        }
+        if (s->live && s->expected != s->acked) {
+            uint32_t gen = w->gen;
+            size_t n = take_from_ring();
+            ota_unlock();
+            ota_flush();
+            uint8_t err = process_transfer(w->work, n);
+            if (err) {
+                ota_lock();
+                fail_session(gen, err);
+                ota_unlock();
+                ota_flush();
+            }
+            continue;
+        }
+        if (s->live && s->state == BLE_OTA_SESSION_FINISHING) {
+            uint32_t gen = w->gen;
+            ota_unlock();
+            uint8_t err = finish();
+            ota_lock();
+            if (err) {
+                fail_session(gen, err);
+            } else if (s->live && s->gen == gen) {
+                uint8_t out[6];
+                ble_ota_conn_t owner = s->owner;
+                char label[17] = "";
+                uint32_t psize = 0;
+                P->ota_target(P->ctx, &psize, label); /* still the partition just written: boot changes at reboot */
+                s->live = false;
+                s->state = BLE_OTA_SESSION_IDLE;
+                s->owner = BLE_OTA_CONN_NONE;
+                w->active = false; /* esp_ota_end closed the handle */
+                if (w->sha) P->digest_finish(P->ctx, w->sha, NULL);
+                if (w->inflate) P->inflate_free(P->ctx, w->inflate);
+                w->sha = NULL;
+                w->inflate = NULL;
+                ota_record_t *r = &g_ota.rec;
+                r->stage = REC_STAGE_INSTALLED;
+                r->installed = true;
+                r->boot_count = 0;
+                memcpy(r->target_label, label, sizeof r->target_label);
+                ota_record_set(BLE_OTA_OK, "installed, waiting for first boot");
+                ota_emit(owner, out, ble_ota_encode_end_rsp(0, s->req.image_size, out));
+                if (s->end_flags & BLE_OTA_END_FLAG_REBOOT) {
+                    g_ota.reboot = REBOOT_RESTART;
+                    g_ota.reboot_deadline = P->now_ms(P->ctx) + g_ota.cfg.reboot_delay_ms;
+                }
+                ota_rearm_timer();
+            }
+            ota_unlock();
+            ota_flush();
+            continue;
+        }
+        ota_unlock();
+        ota_flush();
+        if (!g_ota.rec_dirty) return;
+    }
+}

@@ -1,0 +1,39 @@
+/* ESP application image checks as esp_image_verify does them (header, segment walk, checksum, appended
+ * SHA-256, chip id, app descriptor). Used by the host port's esp_ota_end / bootloader and by the tests. */
+#ifndef HOST_ESP_IMAGE_H
+#define HOST_ESP_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    ESP_IMAGE_OK = 0,
+    ESP_IMAGE_TRUNCATED,
+    ESP_IMAGE_BAD_MAGIC,
+    ESP_IMAGE_BAD_SEGMENTS,
+    ESP_IMAGE_BAD_CHECKSUM,
+    ESP_IMAGE_BAD_SHA256,
+    ESP_IMAGE_WRONG_CHIP,
+    ESP_IMAGE_NO_APP_DESC,
+} esp_image_result_t;
+
+typedef struct {
+    uint16_t chip_id;
+    uint8_t segment_count;
+    bool hash_appended;
+    size_t body_len;  /* offset 0 through the checksum byte */
+    size_t total_len; /* body_len + 32 when hash_appended */
+    bool has_app_desc;
+    uint32_t secure_version;
+    char version[33];
+    char project_name[33];
+    char idf_version[33];
+} esp_image_info_t;
+
+/** Verify buf[0..len) as an app image for chip_id (chip_id < 0: any chip; require_app_desc: as OTA does). */
+esp_image_result_t esp_image_verify(const uint8_t *buf, size_t len, int chip_id, bool require_app_desc,
+                                    esp_image_info_t *info);
+const char *esp_image_result_name(esp_image_result_t r);
+
+#endif
