@@ -1,0 +1,66 @@
+/**
+ * Chip ids of the ESP image header (esp_chip_id_t) and the address windows each chip maps from flash.
+ * The flash windows tell an application (code/rodata executed from flash) from a bootloader (RAM only).
+ */
+import type { ChipName } from '../sim/types';
+
+export const CHIP_IDS: Readonly<Record<ChipName, number>> = {
+  esp32: 0,
+  esp32s2: 2,
+  esp32c3: 5,
+  esp32s3: 9,
+  esp32c2: 12,
+  esp32c6: 13,
+  esp32h2: 16,
+  esp32p4: 18,
+};
+
+export const CHIP_NAMES: readonly ChipName[] = Object.keys(CHIP_IDS) as ChipName[];
+
+export function chipNameFromId(chipId: number): ChipName | null {
+  for (const name of CHIP_NAMES) if (CHIP_IDS[name] === chipId) return name;
+  return null;
+}
+
+export function isChipName(value: unknown): value is ChipName {
+  return typeof value === 'string' && (CHIP_NAMES as readonly string[]).includes(value);
+}
+
+/** [start, end) address ranges a chip's cache maps from flash (instruction and data buses). */
+export type AddressRange = readonly [number, number];
+
+const FLASH_WINDOWS: Readonly<Record<ChipName, readonly AddressRange[]>> = {
+  esp32: [[0x3f400000, 0x3f800000], [0x400c2000, 0x40c00000]],
+  esp32s2: [[0x3f000000, 0x3ff80000], [0x40080000, 0x40800000]],
+  esp32c3: [[0x3c000000, 0x3c800000], [0x42000000, 0x42800000]],
+  esp32s3: [[0x3c000000, 0x3e000000], [0x42000000, 0x44000000]],
+  esp32c2: [[0x3c000000, 0x3c400000], [0x42000000, 0x42400000]],
+  esp32c6: [[0x42000000, 0x43000000]],
+  esp32h2: [[0x42000000, 0x43000000]],
+  esp32p4: [[0x40000000, 0x4c000000]],
+};
+
+/** True when `addr` lies in a flash-mapped window of `chip` (of any known chip when chip is null). */
+export function isFlashMappedAddress(chip: ChipName | null, addr: number): boolean {
+  const chips = chip ? [chip] : CHIP_NAMES;
+  return chips.some((c) => FLASH_WINDOWS[c].some(([start, end]) => addr >= start && addr < end));
+}
+
+/** Load addresses the synthetic image builder uses: one flash data window, one flash code window, RAM. */
+export interface ChipMemoryMap {
+  drom: number;
+  irom: number;
+  dram: number;
+  iram: number;
+}
+
+export const CHIP_MEMORY_MAPS: Readonly<Record<ChipName, ChipMemoryMap>> = {
+  esp32: { drom: 0x3f400000, irom: 0x400d0000, dram: 0x3ffb0000, iram: 0x40080000 },
+  esp32s2: { drom: 0x3f000000, irom: 0x40080000, dram: 0x3ffbe000, iram: 0x40022000 },
+  esp32c3: { drom: 0x3c000000, irom: 0x42000000, dram: 0x3fc8a000, iram: 0x40380000 },
+  esp32s3: { drom: 0x3c000000, irom: 0x42000000, dram: 0x3fc90000, iram: 0x40374000 },
+  esp32c2: { drom: 0x3c000000, irom: 0x42000000, dram: 0x3fca0000, iram: 0x40380000 },
+  esp32c6: { drom: 0x42800000, irom: 0x42000000, dram: 0x40810000, iram: 0x40800000 },
+  esp32h2: { drom: 0x42800000, irom: 0x42000000, dram: 0x40810000, iram: 0x40800000 },
+  esp32p4: { drom: 0x40800000, irom: 0x40000000, dram: 0x4ff10000, iram: 0x4ff00000 },
+};
