@@ -94,13 +94,15 @@ static int ota_begin(void *ctx, uint32_t image_size)
     }
     st->begun = true;
     st->erased_to = first;
+    st->written = 0;
     return 0;
 }
 
 static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len)
 {
     ble_ota_esp_port_state_t *st = ctx;
-    if (!st->begun || (uint64_t)offset + len > st->image_size) {
+    /* esp_ota_write appends: the core's offsets must be sequential (they are; this guards the contract). */
+    if (!st->begun || offset != st->written || (uint64_t)offset + len > st->image_size) {
         return -1;
     }
     /* Erase what this write needs; then, when less than half of erase_ahead is left in front of the
@@ -113,12 +115,12 @@ static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len
     if (st->erased_to - need < st->erase_ahead / 2 && erase_until(st, need + st->erase_ahead) != ESP_OK) {
         return -1;
     }
-    /* esp_ota_write keeps its own sequential write position; the core's offsets are sequential too. */
     esp_err_t err = esp_ota_write(st->handle, data, len);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_write at %" PRIu32 " failed: %s", offset, esp_err_to_name(err));
         return -1;
     }
+    st->written += (uint32_t)len;
     return 0;
 }
 

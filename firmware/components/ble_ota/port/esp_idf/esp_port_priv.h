@@ -15,6 +15,7 @@ typedef struct {
     esp_ota_handle_t handle;
     bool begun;
     uint32_t image_size;
+    uint32_t written;     /**< next image offset esp_ota_write will write */
     uint32_t erased_to;   /**< partition bytes [0, erased_to) are erased for this update */
     uint32_t erase_end;   /**< image_size rounded up to a 4 KiB sector */
     uint32_t erase_ahead; /**< Kconfig BLE_OTA_ERASE_AHEAD_BYTES */
