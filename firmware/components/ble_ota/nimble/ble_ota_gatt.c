@@ -6,6 +6,7 @@
  */
 #include <string.h>
 #include "esp_log.h"
+#include "freertos/FreeRTOS.h"
 #include "host/ble_hs.h"
 #include "host/ble_gatt.h"
 #include "sdkconfig.h"
@@ -33,6 +34,8 @@ typedef struct {
     bool status;
 } subscriber_t;
 static subscriber_t s_subs[CONFIG_BT_NIMBLE_MAX_CONNECTIONS];
+/* Written in the host task, read by notify() from the writer and timer tasks too. */
+static portMUX_TYPE s_subs_lock = portMUX_INITIALIZER_UNLOCKED;
 
 /* Data payloads are flattened here; access callbacks all run in the one NimBLE host task. */
 static uint8_t s_rx[512]; /* the largest ATT attribute value */
@@ -178,25 +181,32 @@ void ble_ota_gatt_on_subscribe(const struct ble_gap_event *event)
     if (attr != s_control_handle && attr != s_status_handle) {
         return;
     }
-    subscriber_t *sub = find_sub(event->subscribe.conn_handle, true);
-    if (sub == NULL) {
+    if (event->subscribe.reason == BLE_GAP_SUBSCRIBE_REASON_TERM) {
+        ble_ota_gatt_forget_conn(event->subscribe.conn_handle); /* link gone: all its CCCDs are off */
         return;
     }
     bool on = event->subscribe.cur_notify != 0;
-    if (attr == s_control_handle) {
-        sub->control = on;
-    } else {
-        sub->status = on;
+    taskENTER_CRITICAL(&s_subs_lock);
+    subscriber_t *sub = find_sub(event->subscribe.conn_handle, on);
+    if (sub != NULL) {
+        if (attr == s_control_handle) {
+            sub->control = on;
+        } else {
+            sub->status = on;
+        }
     }
+    taskEXIT_CRITICAL(&s_subs_lock);
 }
 
 void ble_ota_gatt_forget_conn(uint16_t conn_handle)
 {
+    taskENTER_CRITICAL(&s_subs_lock);
     subscriber_t *sub = find_sub(conn_handle, false);
     if (sub != NULL) {
         sub->conn = BLE_HS_CONN_HANDLE_NONE;
         sub->control = sub->status = false;
     }
+    taskEXIT_CRITICAL(&s_subs_lock);
 }
 
 static void notify_one(uint16_t conn, uint16_t handle, const uint8_t *data, size_t len)
@@ -216,18 +226,27 @@ static void notify_one(uint16_t conn, uint16_t handle, const uint8_t *data, size
 /* ble_ota_port_t.notify: Control to one connection, Status to every subscriber (+ advertisement refresh). */
 void ble_ota_gatt_notify(void *ctx, ble_ota_conn_t conn, ble_ota_chr_t chr, const uint8_t *data, size_t len)
 {
-    if (chr == BLE_OTA_CHR_CONTROL) {
-        subscriber_t *sub = find_sub(conn, false);
-        if (sub != NULL && sub->control) {
-            notify_one(conn, s_control_handle, data, len);
-        }
-        return;
-    }
+    /* Pick the targets under the lock, send outside it (NimBLE takes its own lock). */
+    uint16_t targets[CONFIG_BT_NIMBLE_MAX_CONNECTIONS];
+    size_t n = 0;
+    taskENTER_CRITICAL(&s_subs_lock);
     for (size_t i = 0; i < CONFIG_BT_NIMBLE_MAX_CONNECTIONS; i++) {
-        if (s_subs[i].conn != BLE_HS_CONN_HANDLE_NONE && s_subs[i].status &&
-            (conn == BLE_OTA_CONN_NONE || conn == s_subs[i].conn)) {
-            notify_one(s_subs[i].conn, s_status_handle, data, len);
+        const subscriber_t *sub = &s_subs[i];
+        if (sub->conn == BLE_HS_CONN_HANDLE_NONE) {
+            continue;
+        }
+        bool wanted = chr == BLE_OTA_CHR_CONTROL ? (sub->control && sub->conn == conn)
+                                                 : (sub->status && (conn == BLE_OTA_CONN_NONE || conn == sub->conn));
+        if (wanted) {
+            targets[n++] = sub->conn;
         }
     }
-    ble_ota_gap_request_adv_refresh();
+    taskEXIT_CRITICAL(&s_subs_lock);
+    uint16_t handle = chr == BLE_OTA_CHR_CONTROL ? s_control_handle : s_status_handle;
+    for (size_t i = 0; i < n; i++) {
+        notify_one(targets[i], handle, data, len);
+    }
+    if (chr == BLE_OTA_CHR_STATUS) {
+        ble_ota_gap_request_adv_refresh();
+    }
 }
