@@ -25,11 +25,12 @@ export function detectMergedImage(buf: Buffer): MergedImageInfo | null {
     const tableOffset = PARTITION_TABLE_FLASH_OFFSET - base;
     const appFlashOffsets = readAppPartitionOffsets(buf, tableOffset);
     if (appFlashOffsets === null) continue;
-    const appOffset = appFlashOffsets.map((o) => o - base).find((o) => isAppImageAt(buf, o));
-    return { appOffset: appOffset ?? scanForApp(buf), partitionTableOffset: tableOffset };
+    const appFlashAddress = appFlashOffsets.find((o) => isAppImageAt(buf, o - base));
+    if (appFlashAddress !== undefined) return { appOffset: appFlashAddress - base, partitionTableOffset: tableOffset, appFlashAddress };
+    return { appOffset: scanForApp(buf), partitionTableOffset: tableOffset, appFlashAddress: null };
   }
   const appOffset = scanForApp(buf);
-  return appOffset === null ? null : { appOffset, partitionTableOffset: null };
+  return appOffset === null ? null : { appOffset, partitionTableOffset: null, appFlashAddress: null };
 }
 
 /** Flash offsets of app partitions, or null when no plausible partition table is at `offset`. */

@@ -31,10 +31,10 @@ export function parseImage(input: unknown): ParsedImage {
     result.merged = merged;
     const where = merged.appOffset === null
       ? 'it contains no application image'
-      : `the application image starts at offset ${hex(merged.appOffset)} of the file; send that application .bin (from the build directory) instead`;
+      : `the application image starts at offset ${hex(merged.appOffset)} of the file${merged.appFlashAddress !== null && merged.appFlashAddress !== merged.appOffset ? ` (flash address ${hex(merged.appFlashAddress)})` : ''}; send that application .bin (from the build directory) instead`;
     return fail(result, problem('MERGED_FLASH_IMAGE',
       `This is a merged flash image (bootloader, partition table and application in one file, as written by esptool merge_bin), not an OTA application image: ${where}.`,
-      { appOffset: merged.appOffset, partitionTableOffset: merged.partitionTableOffset }));
+      { appOffset: merged.appOffset, partitionTableOffset: merged.partitionTableOffset, appFlashAddress: merged.appFlashAddress }));
   }
 
   if (buf[0] !== IMAGE_MAGIC) {

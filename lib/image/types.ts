@@ -60,8 +60,10 @@ export interface SignatureInfo {
 export interface MergedImageInfo {
   /** File offset where the application image starts (null: a partition table but no app in the file). */
   appOffset: number | null;
-  /** The partition table found in the file (null when the app was found by scanning). */
+  /** File offset of the partition table (null when the app was found by scanning). */
   partitionTableOffset: number | null;
+  /** Flash address of the app per the partition table (null when unknown). */
+  appFlashAddress: number | null;
 }
 
 /** One thing wrong with the file, in the order the checks run (the first one is what validation throws). */
