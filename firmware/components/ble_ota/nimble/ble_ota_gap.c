@@ -1,8 +1,8 @@
 /*
  * GAP: advertising per PROTOCOL.md §8 (Flags + Complete Local Name in the advertisement; 128-bit OTA
  * service UUID + manufacturer data in the scan response, refreshed when the status changes), and the
- * connection events the core needs (connect, MTU, disconnect, subscribe). On connect the device asks for
- * 251-octet LL PDUs, the 2M PHY where available and a short connection interval: the central decides,
+ * connection events the core needs (connect, MTU, disconnect, subscribe). On connect the device starts an
+ * ATT MTU exchange and asks for 251-octet LL PDUs, the 2M PHY where available and a short connection interval: the central decides,
  * but most accept, and each of these multiplies the throughput of write-without-response.
  */
 #include <stdio.h>
@@ -115,13 +115,24 @@ void ble_ota_gap_on_sync(void)
     snprintf(s_name, sizeof(s_name), "%.20s%02x%02x%02x", CONFIG_BLE_OTA_DEVICE_NAME_PREFIX, addr[2], addr[1],
              addr[0]);
     ble_svc_gap_device_name_set(s_name);
+    /* Default for every new connection: full 251-octet LL PDUs (tune_link asks again per connection). */
+    rc = ble_gap_write_sugg_def_data_len(LL_MAX_TX_OCTETS, LL_MAX_TX_TIME);
+    if (rc != 0) {
+        ESP_LOGD(TAG, "suggested default data length: %d", rc);
+    }
     s_synced = true;
     start_advertising();
 }
 
 static void tune_link(uint16_t conn)
 {
-    int rc = ble_gap_set_data_len(conn, LL_MAX_TX_OCTETS, LL_MAX_TX_TIME);
+    /* Not every central starts the ATT MTU exchange; asking from our side (allowed in either direction)
+     * gets chunks of up to MTU - 7 bytes instead of 16. The result arrives as BLE_GAP_EVENT_MTU. */
+    int rc = ble_gattc_exchange_mtu(conn, NULL, NULL);
+    if (rc != 0) {
+        ESP_LOGD(TAG, "MTU exchange request: %d", rc);
+    }
+    rc = ble_gap_set_data_len(conn, LL_MAX_TX_OCTETS, LL_MAX_TX_TIME);
     if (rc != 0) {
         ESP_LOGD(TAG, "data length request: %d", rc);
     }
