@@ -2,8 +2,8 @@
  * GAP: advertising per PROTOCOL.md §8 (Flags + Complete Local Name in the advertisement; 128-bit OTA
  * service UUID + manufacturer data in the scan response, refreshed when the status changes), and the
  * connection events the core needs (connect, MTU, disconnect, subscribe). On connect the device starts an
- * ATT MTU exchange and asks for 251-octet LL PDUs, the 2M PHY where available and a short connection interval: the central decides,
- * but most accept, and each of these multiplies the throughput of write-without-response.
+ * ATT MTU exchange and asks for 251-octet LL PDUs, the 2M PHY where available and a short connection
+ * interval: the central decides, but most accept, and each multiplies write-without-response throughput.
  */
 #include <stdio.h>
 #include <string.h>
