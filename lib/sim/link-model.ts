@@ -1,0 +1,162 @@
+/**
+ * BLE link physics (shared/DESIGN.md section 6, docs/LINK-MODEL.md): PDU air times, fragmentation of
+ * ATT PDUs into link-layer PDUs, the link scenarios of the benchmark, and the best payload rate a link
+ * allows. The event-by-event engine that moves PDUs on the virtual clock is radio/link-layer.ts.
+ */
+import { OtaError } from '../errors';
+
+export type Phy = '1M' | '2M';
+
+export interface LinkProfile {
+  name: string;
+  phy: Phy;
+  /** 7.5 .. 4000 ms in 1.25 ms steps. */
+  connectionIntervalMs: number;
+  /** ATT MTU the central offers (the link uses min(this, device maxMtu)). */
+  attMtu: number;
+  /** Largest LL data PDU payload: 251 with data length extension, 27 without. */
+  dataLength: number;
+  /** Encrypted link: every non-empty PDU carries a 4-byte MIC. */
+  encrypted: boolean;
+  /** Most data-carrying PDU exchanges per connection event (null: events run to the interval's end). */
+  maxPdusPerEvent: number | null;
+  /** Link loss is noticed after this long without a packet (Linux default 420 ms). */
+  supervisionTimeoutMs: number;
+  /** Every PDU takes no time at all: measures the host (noble, clients, device models) alone. */
+  zeroLatency?: boolean;
+}
+
+export const LINK_SCENARIO_NAMES = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'zero'] as const;
+export type LinkScenarioName = (typeof LINK_SCENARIO_NAMES)[number];
+
+const reference: LinkProfile = {
+  name: 'reference',
+  phy: '1M',
+  connectionIntervalMs: 15,
+  attMtu: 247,
+  dataLength: 251,
+  encrypted: false,
+  maxPdusPerEvent: null,
+  supervisionTimeoutMs: 420,
+};
+
+export const LINK_SCENARIOS: Readonly<Record<LinkScenarioName, Readonly<LinkProfile>>> = {
+  reference,
+  'seed-mac': { ...reference, name: 'seed-mac', attMtu: 256 },
+  '2m-phy': { ...reference, name: '2m-phy', phy: '2M' },
+  'no-dle': { ...reference, name: 'no-dle', dataLength: 27 },
+  'mtu-23': { ...reference, name: 'mtu-23', attMtu: 23 },
+  'capped-4': { ...reference, name: 'capped-4', maxPdusPerEvent: 4 },
+  zero: { ...reference, name: 'zero', zeroLatency: true },
+};
+
+/** Interframe space between two PDUs of a connection event. */
+export const T_IFS_US = 150;
+/** L2CAP basic header in front of every ATT PDU. */
+export const L2CAP_HEADER_BYTES = 4;
+/** ATT header of a write request/command and of a notification: opcode + handle. */
+export const ATT_WRITE_HEADER_BYTES = 3;
+/** Encryption adds a message integrity check to every PDU with a payload. */
+export const MIC_BYTES = 4;
+/** Delay from CONNECT_IND to the first connection event (transmitWindowDelay, Core Vol 6 B 4.5.3). */
+export const TRANSMIT_WINDOW_DELAY_MS = 1.25;
+
+/** Air time of one LL data PDU with `payload` bytes (0 = empty PDU). */
+export function pduAirtimeUs(payload: number, phy: Phy, encrypted = false): number {
+  const bytes = payload + (encrypted && payload > 0 ? MIC_BYTES : 0);
+  return phy === '1M' ? (10 + bytes) * 8 : (11 + bytes) * 4;
+}
+
+/** One central PDU + T_IFS + peripheral PDU + T_IFS: the step of a connection event. */
+export function exchangeUs(centralPayload: number, peripheralPayload: number, profile: LinkProfile): number {
+  return pduAirtimeUs(centralPayload, profile.phy, profile.encrypted) + T_IFS_US + pduAirtimeUs(peripheralPayload, profile.phy, profile.encrypted) + T_IFS_US;
+}
+
+/** LL payload sizes carrying one ATT PDU of attPduBytes (L2CAP header included). */
+export function llFragments(attPduBytes: number, dataLength: number): number[] {
+  let rest = attPduBytes + L2CAP_HEADER_BYTES;
+  const out: number[] = [];
+  while (rest > 0) {
+    const n = Math.min(rest, dataLength);
+    out.push(n);
+    rest -= n;
+  }
+  return out;
+}
+
+export function negotiatedMtu(profile: LinkProfile, deviceMaxMtu: number): number {
+  return Math.max(23, Math.min(profile.attMtu, deviceMaxMtu));
+}
+
+/**
+ * Best rate of ATT value bytes (bytes per second) for a stream of full-size writes without response
+ * in one direction, the other side answering with empty PDUs: fragments packed into exchanges,
+ * exchanges into connection events (interval and per-event cap). Infinity on the zero link.
+ */
+export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): number {
+  if (profile.zeroLatency) return Number.POSITIVE_INFINITY;
+  const mtu = negotiatedMtu(profile, deviceMaxMtu);
+  const value = mtu - ATT_WRITE_HEADER_BYTES;
+  const fragments = llFragments(value + ATT_WRITE_HEADER_BYTES, profile.dataLength);
+  // Pack whole writes' fragments into events until the pattern repeats: over one write's worth of
+  // fragments per position, simulate enough events to average out partial packing.
+  const intervalUs = profile.connectionIntervalMs * 1000;
+  const writes = 2000;
+  let fragmentIndex = 0;
+  let writesDone = 0;
+  let events = 0;
+  while (writesDone < writes) {
+    events++;
+    let t = 0;
+    let exchanges = 0;
+    for (;;) {
+      const step = exchangeUs(fragments[fragmentIndex], 0, profile);
+      if (exchanges > 0 && t + step > intervalUs) break;
+      if (profile.maxPdusPerEvent !== null && exchanges >= profile.maxPdusPerEvent) break;
+      t += step;
+      exchanges++;
+      fragmentIndex++;
+      if (fragmentIndex === fragments.length) {
+        fragmentIndex = 0;
+        writesDone++;
+        if (writesDone === writes) break;
+      }
+    }
+  }
+  // The last event only needs its own air time, not the whole interval; negligible over 2000 writes.
+  return (writes * value) / ((events * intervalUs) / 1e6);
+}
+
+/** Shortest time this link needs to carry valueBytes of ATT write payload (no flash, no protocol). */
+export function ceilingSeconds(valueBytes: number, profile: LinkProfile, deviceMaxMtu = 517): number {
+  const rate = bestPayloadRate(profile, deviceMaxMtu);
+  return Number.isFinite(rate) ? valueBytes / rate : 0;
+}
+
+export function validateLinkProfile(p: LinkProfile): LinkProfile {
+  const bad = (what: string) => new OtaError('LINK_PROFILE_INVALID', `link profile "${p.name}": ${what}`, { profile: p.name });
+  if (p.phy !== '1M' && p.phy !== '2M') throw bad(`phy must be "1M" or "2M", not ${JSON.stringify(p.phy)}`);
+  const steps = p.connectionIntervalMs / 1.25;
+  if (!(p.connectionIntervalMs >= 7.5 && p.connectionIntervalMs <= 4000) || Math.abs(steps - Math.round(steps)) > 1e-9) {
+    throw bad(`connection interval ${p.connectionIntervalMs} ms is not 7.5 .. 4000 ms in 1.25 ms steps`);
+  }
+  if (!Number.isInteger(p.attMtu) || p.attMtu < 23 || p.attMtu > 517) throw bad(`ATT MTU ${p.attMtu} is not 23 .. 517`);
+  if (!Number.isInteger(p.dataLength) || p.dataLength < 27 || p.dataLength > 251) throw bad(`data length ${p.dataLength} is not 27 .. 251`);
+  if (p.maxPdusPerEvent !== null && (!Number.isInteger(p.maxPdusPerEvent) || p.maxPdusPerEvent < 1)) {
+    throw bad(`maxPdusPerEvent ${p.maxPdusPerEvent} must be a positive integer or null`);
+  }
+  if (!(p.supervisionTimeoutMs >= 100 && p.supervisionTimeoutMs <= 32000)) throw bad(`supervision timeout ${p.supervisionTimeoutMs} ms is not 100 .. 32000 ms`);
+  return p;
+}
+
+/** A scenario by name, or a custom profile (checked). */
+export function resolveLinkProfile(link: LinkScenarioName | string | LinkProfile): LinkProfile {
+  if (typeof link === 'string') {
+    const found = (LINK_SCENARIOS as Record<string, LinkProfile>)[link];
+    if (!found) {
+      throw new OtaError('UNKNOWN_LINK_SCENARIO', `unknown link scenario "${link}"; known: ${LINK_SCENARIO_NAMES.join(', ')}`, { link });
+    }
+    return { ...found };
+  }
+  return validateLinkProfile({ ...link });
+}

@@ -1,0 +1,274 @@
+/**
+ * The link layer of one radio (the central's adapter) on the clock: connection events every interval,
+ * PDU exchanges alternating central -> peripheral inside an event until neither side has more data,
+ * the event's time is up or the per-event cap is hit, and several connections sharing the radio
+ * without overlapping events. It carries opaque L2CAP SDUs (ATT PDUs) and calls their onDelivered when
+ * the exchange carrying the last fragment ends. docs/LINK-MODEL.md explains the rules.
+ */
+import type { Clock, TimerHandle } from '../../clock';
+import { exchangeUs, llFragments, pduAirtimeUs, type LinkProfile } from '../link-model';
+
+export type Direction = 'toPeripheral' | 'toCentral';
+
+export interface DirectionStats {
+  /** LL data PDUs with a payload. */
+  dataPdus: number;
+  /** Empty PDUs (poll / acknowledgement only). */
+  emptyPdus: number;
+  /** LL payload bytes (L2CAP header, ATT header and value; LL control PDUs). */
+  llPayloadBytes: number;
+  /** Air time of this direction's PDUs in microseconds. */
+  airtimeUs: number;
+  /** ATT PDUs (SDUs) delivered. */
+  attPdus: number;
+}
+
+export interface LinkStats {
+  connectionEvents: number;
+  toPeripheral: DirectionStats;
+  toCentral: DirectionStats;
+}
+
+export function emptyLinkStats(): LinkStats {
+  const d = (): DirectionStats => ({ dataPdus: 0, emptyPdus: 0, llPayloadBytes: 0, airtimeUs: 0, attPdus: 0 });
+  return { connectionEvents: 0, toPeripheral: d(), toCentral: d() };
+}
+
+export function addLinkStats(into: LinkStats, from: LinkStats): void {
+  into.connectionEvents += from.connectionEvents;
+  for (const dir of ['toPeripheral', 'toCentral'] as const) {
+    const a = into[dir];
+    const b = from[dir];
+    a.dataPdus += b.dataPdus;
+    a.emptyPdus += b.emptyPdus;
+    a.llPayloadBytes += b.llPayloadBytes;
+    a.airtimeUs += b.airtimeUs;
+    a.attPdus += b.attPdus;
+  }
+}
+
+interface Fragment {
+  bytes: number;
+  /** Set on the last fragment of an SDU. */
+  onDelivered?: () => void;
+}
+
+/** One connection's link layer state. */
+export class LinkConnection {
+  readonly stats = emptyLinkStats();
+  readonly queues: Record<Direction, Fragment[]> = { toPeripheral: [], toCentral: [] };
+  /** Index of the first queued fragment (queues are consumed from the front without shifting). */
+  readonly heads: Record<Direction, number> = { toPeripheral: 0, toCentral: 0 };
+  eventTimer: TimerHandle | null = null;
+  nextEventAt: number | null = null;
+  closed = false;
+
+  constructor(
+    readonly id: string,
+    /** Clock time of the connection's first anchor point. */
+    readonly firstAnchor: number,
+    readonly intervalMs: number,
+  ) {}
+
+  pending(dir: Direction): number {
+    return this.queues[dir].length - this.heads[dir];
+  }
+
+  hasData(): boolean {
+    return this.pending('toPeripheral') > 0 || this.pending('toCentral') > 0;
+  }
+
+  take(dir: Direction): Fragment | undefined {
+    const q = this.queues[dir];
+    const f = q[this.heads[dir]];
+    if (!f) return undefined;
+    this.heads[dir]++;
+    if (this.heads[dir] > 1024 && this.heads[dir] * 2 > q.length) {
+      q.splice(0, this.heads[dir]);
+      this.heads[dir] = 0;
+    }
+    return f;
+  }
+
+  peek(dir: Direction): Fragment | undefined {
+    return this.queues[dir][this.heads[dir]];
+  }
+
+  /** First anchor point at or after t. */
+  anchorAtOrAfter(t: number): number {
+    if (t <= this.firstAnchor) return this.firstAnchor;
+    const k = Math.ceil((t - this.firstAnchor) / this.intervalMs - 1e-9);
+    return this.firstAnchor + k * this.intervalMs;
+  }
+}
+
+export class LinkLayer {
+  private readonly connections = new Set<LinkConnection>();
+  /** The radio is on air for some connection until this time. */
+  private busyUntil = Number.NEGATIVE_INFINITY;
+  /** Aggregate over all connections ever (closed ones too). */
+  readonly totals = emptyLinkStats();
+
+  constructor(
+    private readonly clock: Clock,
+    readonly profile: LinkProfile,
+  ) {}
+
+  /**
+   * A new connection; its first anchor is placed after `earliest` (CONNECT_IND + transmit window
+   * delay) in the middle of the largest gap between the anchors of existing connections, as
+   * controllers do to keep connection events apart.
+   */
+  open(id: string, earliest: number): LinkConnection {
+    const interval = this.profile.connectionIntervalMs;
+    const phases = [...this.connections].map((c) => mod(c.firstAnchor, interval)).sort((a, b) => a - b);
+    let phase = mod(earliest, interval);
+    if (phases.length > 0) {
+      let bestGap = -1;
+      for (let i = 0; i < phases.length; i++) {
+        const from = phases[i];
+        const to = i + 1 < phases.length ? phases[i + 1] : phases[0] + interval;
+        if (to - from > bestGap) {
+          bestGap = to - from;
+          phase = mod(from + (to - from) / 2, interval);
+        }
+      }
+    }
+    const offset = mod(phase - mod(earliest, interval), interval);
+    const conn = new LinkConnection(id, earliest + offset, interval);
+    this.connections.add(conn);
+    return conn;
+  }
+
+  /** Queues an SDU of sduBytes (ATT PDU, the L2CAP header is added here) or an LL control PDU. */
+  send(conn: LinkConnection, dir: Direction, attPduBytes: number, onDelivered: () => void, control = false): void {
+    if (conn.closed) return;
+    if (this.profile.zeroLatency) {
+      this.clock.setTimer(() => {
+        if (conn.closed) return;
+        this.count(conn, dir, control ? attPduBytes : attPduBytes + 4, true);
+        conn.stats[dir].attPdus++;
+        this.totals[dir].attPdus++;
+        onDelivered();
+      }, 0);
+      return;
+    }
+    const sizes = control ? [attPduBytes] : llFragments(attPduBytes, this.profile.dataLength);
+    const q = conn.queues[dir];
+    for (let i = 0; i < sizes.length; i++) q.push({ bytes: sizes[i], onDelivered: i === sizes.length - 1 ? onDelivered : undefined });
+    this.arm(conn);
+  }
+
+  /** Ends a connection at once: queued PDUs are dropped, no more events. */
+  close(conn: LinkConnection): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.eventTimer?.cancel();
+    conn.eventTimer = null;
+    conn.nextEventAt = null;
+    conn.queues.toPeripheral.length = 0;
+    conn.queues.toCentral.length = 0;
+    conn.heads.toPeripheral = 0;
+    conn.heads.toCentral = 0;
+    this.connections.delete(conn);
+  }
+
+  /** Schedules the connection's next event when it has data and none is scheduled or running. */
+  private arm(conn: LinkConnection, notBefore = this.clock.now()): void {
+    if (conn.closed || conn.eventTimer || !conn.hasData()) return;
+    const at = conn.anchorAtOrAfter(notBefore);
+    conn.nextEventAt = at;
+    conn.eventTimer = this.clock.setTimer(() => this.startEvent(conn, at), at - this.clock.now());
+  }
+
+  private startEvent(conn: LinkConnection, anchor: number): void {
+    conn.eventTimer = null;
+    conn.nextEventAt = null;
+    if (conn.closed) return;
+    const now = this.clock.now();
+    if (this.busyUntil > now + 1e-9) {
+      // Another connection's event still holds the radio: this anchor is missed.
+      this.arm(conn, anchor + conn.intervalMs);
+      return;
+    }
+    conn.stats.connectionEvents++;
+    this.totals.connectionEvents++;
+    this.exchange(conn, anchor, 0, 0);
+  }
+
+  /**
+   * The event may run until this connection's next anchor and must end before the next anchor of any
+   * other connection that wants the radio (checked at every exchange: one may get data meanwhile).
+   */
+  private eventLimit(conn: LinkConnection, anchor: number, now: number): number {
+    let limit = anchor + conn.intervalMs;
+    for (const other of this.connections) {
+      if (other !== conn && other.nextEventAt !== null && other.nextEventAt >= now - 1e-9) limit = Math.min(limit, other.nextEventAt);
+    }
+    return limit;
+  }
+
+  /** One central PDU + peripheral PDU starting now. */
+  private exchange(conn: LinkConnection, anchor: number, index: number, dataExchanges: number): void {
+    conn.eventTimer = null;
+    if (conn.closed) return;
+    const now = this.clock.now();
+    const limit = this.eventLimit(conn, anchor, now);
+    const c = conn.peek('toPeripheral');
+    const p = conn.peek('toCentral');
+    const step = exchangeUs(c?.bytes ?? 0, p?.bytes ?? 0, this.profile) / 1000;
+    if (index > 0 && now + step > limit + 1e-9) {
+      this.endEvent(conn, anchor);
+      return;
+    }
+    conn.take('toPeripheral');
+    conn.take('toCentral');
+    // More-data bits as sent in the two PDUs.
+    const moreData = conn.pending('toPeripheral') > 0 || conn.pending('toCentral') > 0;
+    const carriesData = c !== undefined || p !== undefined;
+    this.busyUntil = now + step;
+    const timer = this.clock.setTimer(() => {
+      if (conn.closed) return;
+      this.count(conn, 'toPeripheral', c?.bytes ?? 0, false);
+      this.count(conn, 'toCentral', p?.bytes ?? 0, false);
+      if (c?.onDelivered) this.delivered(conn, 'toPeripheral', c.onDelivered);
+      if (p?.onDelivered) this.delivered(conn, 'toCentral', p.onDelivered);
+      const exchanges = dataExchanges + (carriesData ? 1 : 0);
+      const capped = this.profile.maxPdusPerEvent !== null && exchanges >= this.profile.maxPdusPerEvent;
+      if (!moreData || capped) {
+        this.endEvent(conn, anchor);
+        return;
+      }
+      // A separate timer at the same instant lets both hosts react to what was just delivered.
+      const next = this.clock.setTimer(() => this.exchange(conn, anchor, index + 1, exchanges), 0);
+      conn.eventTimer = next;
+    }, step);
+    conn.eventTimer = timer;
+  }
+
+  private endEvent(conn: LinkConnection, anchor: number): void {
+    conn.eventTimer = null;
+    if (conn.closed) return;
+    this.arm(conn, anchor + conn.intervalMs);
+  }
+
+  private delivered(conn: LinkConnection, dir: Direction, fn: () => void): void {
+    conn.stats[dir].attPdus++;
+    this.totals[dir].attPdus++;
+    fn();
+  }
+
+  private count(conn: LinkConnection, dir: Direction, bytes: number, zero: boolean): void {
+    const air = zero ? 0 : pduAirtimeUs(bytes, this.profile.phy, this.profile.encrypted);
+    for (const s of [conn.stats[dir], this.totals[dir]]) {
+      if (bytes > 0) s.dataPdus++;
+      else s.emptyPdus++;
+      s.llPayloadBytes += bytes;
+      s.airtimeUs += air;
+    }
+  }
+}
+
+function mod(a: number, m: number): number {
+  return ((a % m) + m) % m;
+}
