@@ -200,7 +200,7 @@ static bool parse_component(const char **p, uint8_t *out)
     if (*s < '0' || *s > '9') return false;
     while (*s >= '0' && *s <= '9') {
         v = v * 10 + (unsigned)(*s - '0');
-        if (v > 255) return false;
+        if (v > 254) return false; /* 0xFF means "does not parse" */
         s++;
     }
     *out = (uint8_t)v;

@@ -122,7 +122,7 @@ size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[232]);
 bool ble_ota_decode_status(const uint8_t *buf, size_t len, ble_ota_status_t *st);
 
 size_t ble_ota_encode_mfg(const ble_ota_adv_t *adv, uint8_t out[11]);
-/** "v1.2.3", "1.2.3-rc1" -> {1,2,3}; anything else -> {0xFF,0xFF,0xFF} (returns false). */
+/** "v1.2.3", "1.2.3-rc1" -> {1,2,3}; anything else (also a number > 254) -> {0xFF,0xFF,0xFF}, false. */
 bool ble_ota_parse_version(const char *version, uint8_t out[3]);
 
 #endif

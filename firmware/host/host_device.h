@@ -1,0 +1,72 @@
+/*
+ * A simulated device on the host: the portable core + the host port (host_flash storage, zlib inflate,
+ * own SHA-256, virtual clock). The writer runs synchronously after every event; reboots (END, ROLLBACK,
+ * REBOOT, diagnostics failure) and power loss re-run the simulated bootloader and ble_ota_core_init.
+ * The core is a singleton, so only one host_device exists at a time.
+ */
+#ifndef HOST_DEVICE_H
+#define HOST_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ble_ota_core.h"
+#include "host_flash.h"
+
+typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG } host_event_type_t;
+
+typedef struct {
+    host_event_type_t type;
+    ble_ota_conn_t conn;
+    ble_ota_chr_t chr;
+    const uint8_t *data;
+    size_t len;
+    const char *text; /* reboot reason / log line */
+} host_event_t;
+
+typedef void (*host_event_fn)(void *arg, const host_event_t *ev);
+
+typedef struct {
+    const char *state_dir;          /* NULL: memory only */
+    uint16_t chip_id;
+    const uint8_t *running_image;   /* installed into ota_0 on the first start */
+    size_t running_image_len;
+    uint32_t partition_size;        /* default 0x1E0000 */
+    bool has_fleet_key;
+    uint8_t fleet_key[32];
+    ble_ota_config_t cfg;           /* ble_ota_config_default() when zeroed (window == 0) */
+    bool diagnostics_fail;
+    bool no_rollback_support;       /* reserved */
+    host_event_fn on_event;
+    void *event_arg;
+} host_device_opts_t;
+
+typedef struct host_device host_device_t;
+
+/** Open storage, install the running image on a fresh state, boot. NULL with a message on stderr. */
+host_device_t *host_device_create(const host_device_opts_t *opts);
+void host_device_destroy(host_device_t *d);
+
+void host_device_connect(host_device_t *d, ble_ota_conn_t conn, uint16_t mtu);
+void host_device_disconnect(host_device_t *d, ble_ota_conn_t conn);
+/** Returns the ATT status (0 = success). */
+int host_device_control(host_device_t *d, ble_ota_conn_t conn, const uint8_t *data, size_t len);
+/** run_writer false leaves the bytes in the ring (tests of the window). */
+void host_device_data(host_device_t *d, ble_ota_conn_t conn, const uint8_t *data, size_t len, bool run_writer);
+void host_device_run_writer(host_device_t *d);
+/** Let ms of device time pass: timers fire (resume timeout, delayed reboot). */
+void host_device_tick(host_device_t *d, uint32_t ms);
+/** Power cut now: RAM lost, flash + NVS kept; boots again. */
+void host_device_power_loss(host_device_t *d);
+/** Schedule a power cut after n more mutating flash/NVS operations (the device reboots after the event
+ *  that hit it). */
+void host_device_cut_power_after(host_device_t *d, long n);
+
+host_flash_t *host_device_flash(host_device_t *d);
+/** Index (0/1) of the partition running now. */
+int host_device_running(const host_device_t *d);
+unsigned host_device_boots(const host_device_t *d);
+bool host_device_rebooted_since(host_device_t *d, unsigned boots);
+
+#endif

@@ -1,0 +1,221 @@
+/* Simulated flash + NVS for the host port; see host_flash.h. */
+#include "host_flash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OTADATA_MAGIC 0x4154444Fu /* "OTDA" */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static size_t flash_len(const host_flash_t *f) { return HOST_SECTOR + 2 * (size_t)f->psize; }
+
+static char *path_in(const host_flash_t *f, const char *name)
+{
+    size_t n = strlen(f->dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", f->dir, name);
+    return p;
+}
+
+/* Mirror a range of the in-memory flash to flash.bin. */
+static void persist_range(host_flash_t *f, size_t offset, size_t len)
+{
+    if (!f->dir) return;
+    char *p = path_in(f, "flash.bin");
+    int fd = open(p, O_WRONLY | O_CREAT, 0644);
+    free(p);
+    if (fd < 0) return;
+    if (pwrite(fd, f->mem + offset, len, (off_t)offset) != (ssize_t)len) perror("flash.bin");
+    close(fd);
+}
+
+static void load_otadata(host_flash_t *f)
+{
+    const uint8_t *o = f->mem;
+    if (get32(o) != OTADATA_MAGIC) return;
+    for (int i = 0; i < 2; i++) {
+        f->slots[i].seq = get32(o + 8 + 8 * i);
+        f->slots[i].state = o[12 + 8 * i];
+    }
+}
+
+static void load_nvs(host_flash_t *f)
+{
+    char *p = path_in(f, "nvs.bin");
+    FILE *fp = fopen(p, "rb");
+    free(p);
+    if (!fp) return;
+    host_nvs_entry_t e;
+    uint8_t klen;
+    while (f->nvs_count < HOST_NVS_MAX_KEYS && fread(&klen, 1, 1, fp) == 1 && klen < sizeof e.key) {
+        memset(&e, 0, sizeof e);
+        if (fread(e.key, 1, klen, fp) != klen || fread(&e.len, 1, 1, fp) != 1 || e.len > HOST_NVS_MAX_VALUE ||
+            fread(e.value, 1, e.len, fp) != e.len)
+            break;
+        f->nvs[f->nvs_count++] = e;
+    }
+    fclose(fp);
+}
+
+host_flash_t *host_flash_open(const char *dir, uint32_t psize)
+{
+    host_flash_t *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->cut_after = -1;
+    f->psize = psize;
+    if (dir) {
+        f->dir = strdup(dir);
+        mkdir(dir, 0755);
+        char *p = path_in(f, "flash.bin");
+        FILE *fp = fopen(p, "rb");
+        free(p);
+        if (fp) {
+            uint8_t head[8];
+            if (fread(head, 1, 8, fp) == 8 && get32(head) == OTADATA_MAGIC) f->psize = get32(head + 4);
+            fclose(fp);
+        }
+    }
+    f->mem = malloc(flash_len(f));
+    if (!f->mem) {
+        host_flash_close(f);
+        return NULL;
+    }
+    memset(f->mem, 0xFF, flash_len(f));
+    if (f->dir) {
+        char *p = path_in(f, "flash.bin");
+        FILE *fp = fopen(p, "rb");
+        free(p);
+        if (fp) {
+            size_t got = fread(f->mem, 1, flash_len(f), fp);
+            (void)got;
+            fclose(fp);
+        }
+        load_nvs(f);
+    }
+    load_otadata(f);
+    return f;
+}
+
+void host_flash_close(host_flash_t *f)
+{
+    if (!f) return;
+    free(f->dir);
+    free(f->mem);
+    free(f);
+}
+
+bool host_flash_is_new(const host_flash_t *f) { return get32(f->mem) != OTADATA_MAGIC; }
+
+uint8_t *host_flash_partition(host_flash_t *f, int index) { return f->mem + HOST_SECTOR + (size_t)index * f->psize; }
+
+bool host_flash_op(host_flash_t *f)
+{
+    if (f->power_lost) return false;
+    if (f->cut_after == 0) {
+        f->power_lost = true;
+        return false;
+    }
+    if (f->cut_after > 0) f->cut_after--;
+    return true;
+}
+
+int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
+{
+    if (f->fail_writes) return -1;
+    if (offset % HOST_SECTOR || len % HOST_SECTOR || offset + (uint64_t)len > f->psize) return -1;
+    if (!host_flash_op(f)) return 0; /* power is gone: nothing happens, nobody is left to notice */
+    f->erase_ops++;
+    size_t at = HOST_SECTOR + (size_t)index * f->psize + offset;
+    memset(f->mem + at, 0xFF, len);
+    persist_range(f, at, len);
+    return 0;
+}
+
+int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t *data, size_t len)
+{
+    if (f->fail_writes) return -1;
+    if (offset + (uint64_t)len > f->psize) return -1;
+    if (!host_flash_op(f)) return 0;
+    f->write_ops++;
+    size_t at = HOST_SECTOR + (size_t)index * f->psize + offset;
+    for (size_t i = 0; i < len; i++) f->mem[at + i] &= data[i]; /* NOR: bits only go 1 -> 0 */
+    persist_range(f, at, len);
+    return 0;
+}
+
+int host_flash_save_otadata(host_flash_t *f)
+{
+    if (!host_flash_op(f)) return 0;
+    uint8_t *o = f->mem;
+    memset(o, 0xFF, HOST_SECTOR);
+    put32(o, OTADATA_MAGIC);
+    put32(o + 4, f->psize);
+    for (int i = 0; i < 2; i++) {
+        put32(o + 8 + 8 * i, f->slots[i].seq);
+        o[12 + 8 * i] = f->slots[i].state;
+    }
+    persist_range(f, 0, HOST_SECTOR);
+    return 0;
+}
+
+static int save_nvs(host_flash_t *f)
+{
+    if (!f->dir) return 0;
+    char *p = path_in(f, "nvs.bin"), *tmp = path_in(f, "nvs.bin.tmp");
+    FILE *fp = p && tmp ? fopen(tmp, "wb") : NULL;
+    int rc = fp ? 0 : -1;
+    for (unsigned i = 0; fp && i < f->nvs_count; i++) {
+        uint8_t klen = (uint8_t)strlen(f->nvs[i].key);
+        fwrite(&klen, 1, 1, fp);
+        fwrite(f->nvs[i].key, 1, klen, fp);
+        fwrite(&f->nvs[i].len, 1, 1, fp);
+        fwrite(f->nvs[i].value, 1, f->nvs[i].len, fp);
+    }
+    if (fp && (fclose(fp) != 0 || rename(tmp, p) != 0)) rc = -1;
+    free(p);
+    free(tmp);
+    return rc;
+}
+
+int host_nvs_get(host_flash_t *f, const char *key, void *buf, size_t *len)
+{
+    for (unsigned i = 0; i < f->nvs_count; i++) {
+        if (strcmp(f->nvs[i].key, key) != 0) continue;
+        size_t n = f->nvs[i].len < *len ? f->nvs[i].len : *len;
+        memcpy(buf, f->nvs[i].value, n);
+        *len = f->nvs[i].len;
+        return 0;
+    }
+    return -1;
+}
+
+int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len)
+{
+    if (len > HOST_NVS_MAX_VALUE || strlen(key) >= sizeof f->nvs[0].key) return -1;
+    if (!host_flash_op(f)) return 0;
+    unsigned i = 0;
+    while (i < f->nvs_count && strcmp(f->nvs[i].key, key) != 0) i++;
+    if (i == f->nvs_count) {
+        if (f->nvs_count == HOST_NVS_MAX_KEYS) return -1;
+        f->nvs_count++;
+        memset(&f->nvs[i], 0, sizeof f->nvs[i]);
+        snprintf(f->nvs[i].key, sizeof f->nvs[i].key, "%s", key);
+    }
+    f->nvs[i].len = (uint8_t)len;
+    memcpy(f->nvs[i].value, buf, len);
+    return save_nvs(f);
+}
