@@ -1,6 +1,7 @@
 /** ESP application image checks and synthetic images (lib/image). */
 export * from './types';
-export * from './format';
+/** Byte layout constants (offsets, magics, sizes) of the image format. */
+export * as imageFormat from './format';
 export { CHIP_IDS, CHIP_NAMES, chipNameFromId, isChipName, isFlashMappedAddress } from './chips';
 export { IMAGE_ERROR_CODES } from './error-codes';
 export type { ImageErrorCode } from './error-codes';
@@ -8,7 +9,6 @@ export { readImageHeader, hasMaxChipRev, formatChipRev } from './header';
 export { readAppDescription, encodeAppDescription } from './app-desc';
 export type { AppDescriptionFields } from './app-desc';
 export { computeChecksum, checksumOffsetAfter } from './checksum';
-export { crc32, sha256 } from './digest';
 export { detectSignature } from './signature';
 export { detectMergedImage, isAppImageAt } from './merged';
 export { parseImage } from './parse';

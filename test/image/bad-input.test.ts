@@ -197,6 +197,13 @@ describe('image: bad input', () => {
       assert.strictEqual(err.details?.appFlashAddress, 0x10000);
     });
 
+    it('says so when a merged image holds a partition table but no app', () => {
+      const file = merged(0, 0x10000, true).subarray(0, 0x9000);
+      const err = expectOtaError(() => validateAppImage(file), 'MERGED_FLASH_IMAGE');
+      assert.match(err.message, /contains no application image/);
+      assert.strictEqual(err.details?.appOffset, null);
+    });
+
     it('does not mistake an app with trailing bytes for a merged image', () => {
       const padded = Buffer.concat([c3App, Buffer.alloc(0x20000, 0xff), c3App]);
       const parsed = parseImage(padded);

@@ -1,6 +1,7 @@
 import * as assert from 'assert';
 import { createHash } from 'crypto';
-import { buildAppImage, crc32, parseImage, validateAppImage } from '../../lib/image';
+import { buildAppImage, parseImage, validateAppImage } from '../../lib/image';
+import { crc32 } from '../../lib/image/digest';
 import { expectOtaError } from './helpers';
 
 /** A Secure Boot V2 sector: blocks of 1216 bytes (magic 0xE7, version, digest, filler key/signature, CRC32), rest 0xFF. */
