@@ -1,5 +1,4 @@
 /* Core lifecycle, first-boot bookkeeping, Status / advertisement, notification outbox and timers. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,9 +59,12 @@ void ota_log(const char *msg)
     if (P->log) P->log(P->ctx, msg);
 }
 
+/* Bounded copy that always terminates (truncation is intended: fixed protocol fields). */
 static void copy_str(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src);
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 conn_slot_t *ota_conn_find(ble_ota_conn_t conn)
@@ -337,6 +339,11 @@ int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port)
     g_ota.initialised = true;
     bool rebooting = account_boot();
     ota_persist_record();
+    /* Status notifications report changes from here on, not the boot state itself. */
+    ble_ota_status_t st;
+    ota_build_status(&st);
+    ble_ota_encode_status(&st, g_ota.last_status);
+    g_ota.status_sent = true;
     (void)rebooting; /* the port reboots after init returns */
     return 0;
 }
