@@ -1,0 +1,557 @@
+/**
+ * Protocol v2 client (docs/PROTOCOL.md) on one BleConnection: CHALLENGE, BEGIN (fleet-key tag, resume),
+ * a windowed write-without-response transfer with ACK/NAK go-back, END, ABORT, CONFIRM, ROLLBACK,
+ * REBOOT, Status. Reconnecting and resuming across connections is lib/ota's job: it opens a new client
+ * on the new connection and calls begin({resume: true}) then transfer() from the returned offset.
+ */
+import { OtaError } from '../errors';
+import type { Clock, TimerHandle } from '../clock';
+import type { BleConnection } from '../ble/central';
+import type { FlashPhase } from '../ota/types';
+import { abortError } from '../ble/abort';
+import {
+  ATT_HEADER_SIZE,
+  BeginFlags,
+  COMMAND_NAMES,
+  CONTROL_CHAR_UUID,
+  Caps,
+  CommandOp,
+  DATA_CHAR_UUID,
+  DATA_HEADER_SIZE,
+  EndFlags,
+  ErrorCode,
+  MIN_CHUNK_SIZE,
+  OTA_SERVICE_UUID,
+  Op,
+  PROTO_VERSION,
+  RESPONSE_BIT,
+  STATUS_CHAR_UUID,
+  TaggedOp,
+  deviceErrorCode,
+  errorName,
+  errorSentence,
+} from './constants';
+import {
+  BeginResponse,
+  ChallengeResponse,
+  ControlNotification,
+  EndResponse,
+  decodeNotification,
+  encodeCommand,
+  encodeDataChunk,
+} from './codec';
+import { DeviceStatus, decodeStatus } from './status';
+import { ZERO_TAG, beginTag, commandTag } from './auth';
+import { EncodingChoice, TransferPayload, encodingByte, prepareTransferPayload } from './payload';
+
+export interface TransferProgress {
+  phase: FlashPhase;
+  /** Image bytes acknowledged (transfer bytes scaled by image/transfer size for deflate). */
+  bytesDone: number;
+  totalBytes: number;
+  percent: number;
+  /** Image bytes per second since this transfer() started, in KB/s (1 KB = 1000 B). */
+  kBps: number;
+  etaSeconds: number | null;
+  transferBytesAcked: number;
+  transferSize: number;
+}
+
+export interface V2ClientOptions {
+  clock: Clock;
+  /** 32-byte fleet key; needed when the device's caps say a key is required. */
+  fleetKey?: Buffer;
+  signal?: AbortSignal;
+  onProgress?: (p: TransferProgress) => void;
+  /** Wait for a command's response notification (default 5000 ms; END: endTimeoutMs). */
+  commandTimeoutMs?: number;
+  /** END verifies the whole image before answering (default 30000 ms). */
+  endTimeoutMs?: number;
+  /** No ACK progress for this long → resend from the last ACKed offset (default 1500 ms). */
+  retransmitTimeoutMs?: number;
+  /** No ACK progress for this long → TIMEOUT (default 15000 ms). */
+  stallTimeoutMs?: number;
+  /** Largest chunk to ask for (default: what the MTU allows, capped by 65535). */
+  maxChunkSize?: number;
+}
+
+export interface ChallengeInfo {
+  nonce: Buffer;
+  caps: number;
+  protoVersion: number;
+}
+
+export interface BeginOptions {
+  image: Buffer;
+  /** Default 'auto'. Ignored when `payload` is given. */
+  encoding?: EncodingChoice;
+  /** A payload prepared earlier (prepareTransferPayload), e.g. by a previous attempt. */
+  payload?: TransferPayload;
+  /** Ask the device to continue a kept session with the same digest (flags bit0). */
+  resume?: boolean;
+}
+
+export interface SessionInfo {
+  encoding: 'raw' | 'deflate';
+  imageSize: number;
+  transferSize: number;
+  chunkSize: number;
+  window: number;
+  ackInterval: number;
+  /** Transfer offset the device asked to continue from. */
+  resumeOffset: number;
+  /** Highest DATA_ACK so far. */
+  acked: number;
+}
+
+const DEFAULTS = { commandTimeoutMs: 5000, endTimeoutMs: 30000, retransmitTimeoutMs: 1500, stallTimeoutMs: 15000 };
+/** Go-backs without any ACK progress before the client gives up as PROTOCOL_STUCK. */
+const MAX_GO_BACKS_WITHOUT_PROGRESS = 50;
+
+type Waiter = () => void;
+
+export class V2Client {
+  /** ATT value bytes written (commands and data, retransmissions included). */
+  bytesOnAir = 0;
+  /** Chunks resent after NAKs or timeouts (for statistics). */
+  retransmittedChunks = 0;
+  private readonly clock: Clock;
+  private readonly opts: V2ClientOptions;
+  private readonly queue: ControlNotification[] = [];
+  private waiter: Waiter | null = null;
+  /** Disconnect or a malformed notification: ends this client. */
+  private fatal: OtaError | null = null;
+  /** SESSION_ABORTED: ends the current session; a new begin() clears it. */
+  private sessionAborted: OtaError | null = null;
+  private subscribed = false;
+  private caps: number | null = null;
+  private nonce: Buffer | null = null;
+  private payload: TransferPayload | null = null;
+  private sessionInfo: SessionInfo | null = null;
+  private phase: FlashPhase = 'connecting';
+  private readonly onDisconnect = (reason?: string) => {
+    this.fail(new OtaError('DISCONNECTED', `The device disconnected${reason ? ` (${reason})` : ''}.`));
+  };
+  private readonly onAbortSignal = () => this.wake();
+
+  constructor(
+    readonly connection: BleConnection,
+    options: V2ClientOptions,
+  ) {
+    this.clock = options.clock;
+    this.opts = { ...options };
+    connection.on('disconnect', this.onDisconnect);
+    options.signal?.addEventListener('abort', this.onAbortSignal);
+  }
+
+  /** Subscribes to Control (PROTOCOL.md §1: before the first command). Idempotent. */
+  async open(): Promise<void> {
+    if (this.subscribed) return;
+    if (!this.connection.connected) throw new OtaError('DISCONNECTED', 'The device is not connected.');
+    await this.connection.subscribe(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, (data) => this.onControl(data));
+    this.subscribed = true;
+  }
+
+  /** Detaches from the connection (listeners); does not disconnect. */
+  close(): void {
+    this.connection.removeListener('disconnect', this.onDisconnect);
+    this.opts.signal?.removeEventListener('abort', this.onAbortSignal);
+  }
+
+  get session(): SessionInfo | null {
+    return this.sessionInfo ? { ...this.sessionInfo } : null;
+  }
+
+  get deviceCaps(): number | null {
+    return this.caps;
+  }
+
+  /** The payload of the current session (reuse it for a resume on a new connection). */
+  get transferPayload(): TransferPayload | null {
+    return this.payload;
+  }
+
+  async readStatus(): Promise<DeviceStatus> {
+    return decodeStatus(await this.connection.read(OTA_SERVICE_UUID, STATUS_CHAR_UUID));
+  }
+
+  async challenge(): Promise<ChallengeInfo> {
+    const res = (await this.command(Buffer.from([Op.CHALLENGE]), Op.CHALLENGE)) as ChallengeResponse;
+    if (res.protoVersion !== PROTO_VERSION) {
+      throw new OtaError('PROTOCOL_VERSION_UNSUPPORTED', `The device speaks protocol version ${res.protoVersion}; this client speaks ${PROTO_VERSION}.`);
+    }
+    this.caps = res.caps;
+    this.nonce = res.nonce;
+    return { nonce: res.nonce, caps: res.caps, protoVersion: res.protoVersion };
+  }
+
+  /**
+   * BEGIN: checks the MTU and the fleet key before anything is sent, prepares the payload, and returns
+   * the device's session parameters (resumeOffset > 0 when it continues a kept session).
+   */
+  async begin(options: BeginOptions): Promise<SessionInfo> {
+    return this.cancellable(async () => {
+      this.setPhase('authenticating');
+      this.sessionAborted = null;
+      const requested = this.requestedChunkSize();
+      if (this.caps === null || this.keyRequired()) await this.challenge();
+      const caps = this.caps ?? 0;
+      this.checkKey();
+      const payload = options.payload ?? prepareTransferPayload(options.image, options.encoding ?? 'auto', caps);
+      if (options.resume && (caps & Caps.RESUME) === 0) options = { ...options, resume: false };
+      const request = encodeCommand({
+        op: Op.BEGIN,
+        imageSize: payload.image.length,
+        transferSize: payload.transfer.length,
+        encoding: encodingByte(payload.encoding),
+        flags: options.resume ? BeginFlags.RESUME : 0,
+        chunkSize: requested,
+        sha256: payload.sha256,
+        tag: ZERO_TAG,
+      });
+      this.tagInto(request, 45, (key, nonce) => beginTag(key, nonce, request));
+      const res = (await this.command(request, Op.BEGIN)) as BeginResponse;
+      this.checkBeginResponse(res, requested, payload, !!options.resume);
+      this.payload = payload;
+      this.sessionInfo = {
+        encoding: payload.encoding,
+        imageSize: payload.image.length,
+        transferSize: payload.transfer.length,
+        chunkSize: res.chunkSize,
+        window: res.window,
+        ackInterval: res.ackInterval,
+        resumeOffset: res.resumeOffset,
+        acked: res.resumeOffset,
+      };
+      return { ...this.sessionInfo };
+    });
+  }
+
+  /** Sends the transfer stream from `fromOffset` (default: the BEGIN resume offset) until all is ACKed. */
+  async transfer(fromOffset?: number): Promise<void> {
+    return this.cancellable(async () => {
+      const s = this.sessionInfo;
+      const payload = this.payload;
+      if (!s || !payload) throw new OtaError('INVALID_STATE', 'transfer() needs a successful begin() first.');
+      const start = fromOffset ?? s.resumeOffset;
+      if (!Number.isInteger(start) || start < 0 || start > s.transferSize) {
+        throw new OtaError('BAD_PARAMETER', `Transfer offset ${start} is outside 0..${s.transferSize}.`);
+      }
+      this.setPhase('transferring');
+      await this.runWindow(s, payload.transfer, start);
+    });
+  }
+
+  /** END: the device verifies and activates the image; returns the image size it reports. */
+  async end(options: { reboot?: boolean } = {}): Promise<number> {
+    return this.cancellable(async () => {
+      const reboot = options.reboot ?? true;
+      this.setPhase('finishing');
+      const res = (await this.command(
+        encodeCommand({ op: Op.END, flags: reboot ? EndFlags.REBOOT : 0 }),
+        Op.END,
+        this.opts.endTimeoutMs ?? DEFAULTS.endTimeoutMs,
+      )) as EndResponse;
+      if (this.sessionInfo && res.imageSize !== this.sessionInfo.imageSize) {
+        throw new OtaError('PROTOCOL_MALFORMED', `END reported ${res.imageSize} image bytes; ${this.sessionInfo.imageSize} were sent.`);
+      }
+      this.sessionInfo = null;
+      this.setPhase(reboot ? 'rebooting' : 'done');
+      return res.imageSize;
+    });
+  }
+
+  /** Full update on this connection: begin, transfer, end. Returns the session as begun. */
+  async update(options: BeginOptions & { reboot?: boolean }): Promise<SessionInfo> {
+    await this.open();
+    const info = await this.begin(options);
+    await this.transfer();
+    await this.end({ reboot: options.reboot });
+    return info;
+  }
+
+  abort(): Promise<void> {
+    return this.taggedCommand(Op.ABORT).then(() => {
+      this.sessionInfo = null;
+    });
+  }
+
+  confirm(): Promise<void> {
+    return this.taggedCommand(Op.CONFIRM);
+  }
+
+  rollback(): Promise<void> {
+    return this.taggedCommand(Op.ROLLBACK);
+  }
+
+  reboot(): Promise<void> {
+    return this.taggedCommand(Op.REBOOT);
+  }
+
+  // ---------- transfer ----------
+
+  private async runWindow(s: SessionInfo, data: Buffer, start: number): Promise<void> {
+    let acked = start;
+    let next = start;
+    let lastProgressAt = this.clock.now();
+    let goBacksWithoutProgress = 0;
+    /** After a retransmit timeout only the chunk at `acked` is resent until the device answers. */
+    let probing = false;
+    const startedAt = lastProgressAt;
+    const goBack = (to: number) => {
+      if (to < next) this.retransmittedChunks += Math.ceil((next - to) / s.chunkSize);
+      next = to;
+      if (++goBacksWithoutProgress > MAX_GO_BACKS_WITHOUT_PROGRESS) {
+        throw new OtaError('PROTOCOL_STUCK', `The device keeps refusing data at offset ${to} without acknowledging anything.`, { offset: to });
+      }
+    };
+    const handle = (ev: ControlNotification) => {
+      probing = false;
+      if (ev.op === Op.DATA_ACK) {
+        const n = (ev as { nextOffset: number }).nextOffset;
+        if (n > s.transferSize) throw new OtaError('PROTOCOL_MALFORMED', `DATA_ACK ${n} is past the transfer size ${s.transferSize}.`);
+        if (n > acked) {
+          acked = n;
+          s.acked = n;
+          lastProgressAt = this.clock.now();
+          goBacksWithoutProgress = 0;
+          if (next < acked) next = acked;
+          this.reportProgress(s, acked, start, startedAt);
+        }
+      } else if (ev.op === Op.DATA_NAK) {
+        const { err, expectedOffset } = ev as { err: number; expectedOffset: number };
+        if (expectedOffset > s.transferSize) throw new OtaError('PROTOCOL_MALFORMED', `DATA_NAK expects offset ${expectedOffset}, past the transfer size.`);
+        if (err === ErrorCode.GAP || err === ErrorCode.OUT_OF_WINDOW) goBack(Math.max(expectedOffset, acked));
+        else if (err === ErrorCode.DUPLICATE) {
+          if (expectedOffset > next) next = expectedOffset;
+        } else throw this.deviceError(err, 'DATA', { expectedOffset });
+      }
+      // Stale command responses are ignored here.
+    };
+
+    this.reportProgress(s, acked, start, startedAt);
+    while (acked < s.transferSize) {
+      this.drain(handle);
+      while (next < s.transferSize && next < acked + s.window) {
+        const len = Math.min(s.chunkSize, s.transferSize - next, acked + s.window - next);
+        if (len < s.chunkSize && next + len < s.transferSize) break; // wait for room for a full chunk
+        const chunk = encodeDataChunk({ offset: next, payload: data.subarray(next, next + len) });
+        next += len;
+        await this.write(DATA_CHAR_UUID, chunk, true);
+        if (probing) break;
+        this.drain(handle);
+      }
+      if (acked >= s.transferSize) break;
+      const ev = await this.nextEvent(this.opts.retransmitTimeoutMs ?? DEFAULTS.retransmitTimeoutMs);
+      if (ev) {
+        handle(ev);
+        continue;
+      }
+      if (this.clock.now() - lastProgressAt >= (this.opts.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs)) {
+        throw new OtaError('TIMEOUT', `The device acknowledged nothing for ${this.opts.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs} ms (stuck at ${acked} of ${s.transferSize} transfer bytes).`, {
+          acked,
+          transferSize: s.transferSize,
+        });
+      }
+      // A lost chunk with nothing after it produces no NAK (§3): probe from the last ACK.
+      goBack(acked);
+      probing = true;
+    }
+  }
+
+  private reportProgress(s: SessionInfo, acked: number, start: number, startedAt: number): void {
+    if (!this.opts.onProgress) return;
+    const scale = s.imageSize / s.transferSize;
+    const bytesDone = Math.min(s.imageSize, Math.round(acked * scale));
+    const seconds = (this.clock.now() - startedAt) / 1000;
+    const rate = seconds > 0 ? ((acked - start) * scale) / seconds : 0;
+    this.opts.onProgress({
+      phase: this.phase,
+      bytesDone,
+      totalBytes: s.imageSize,
+      percent: s.imageSize ? (100 * bytesDone) / s.imageSize : 100,
+      kBps: rate / 1000,
+      etaSeconds: rate > 0 ? (s.imageSize - bytesDone) / rate : null,
+      transferBytesAcked: acked,
+      transferSize: s.transferSize,
+    });
+  }
+
+  // ---------- commands ----------
+
+  private async taggedCommand(op: TaggedOp): Promise<void> {
+    await this.open();
+    this.sessionAborted = null; // a session the device gave up does not block ABORT/CONFIRM/...
+    if (this.caps === null || this.keyRequired()) await this.challenge();
+    this.checkKey();
+    const request = encodeCommand({ op, tag: ZERO_TAG });
+    this.tagInto(request, 1, (key, nonce) => commandTag(key, nonce, op));
+    await this.command(request, op);
+  }
+
+  private keyRequired(): boolean {
+    return this.caps !== null && (this.caps & Caps.FLEET_KEY_REQUIRED) !== 0;
+  }
+
+  private checkKey(): void {
+    if (this.keyRequired() && !this.opts.fleetKey) {
+      throw new OtaError('FLEET_KEY_REQUIRED', 'The device requires a fleet key for updates and commands; none was configured.');
+    }
+  }
+
+  /** Writes the tag into the request when the device needs one; the nonce is then spent. */
+  private tagInto(request: Buffer, at: number, tag: (key: Buffer, nonce: Buffer) => Buffer): void {
+    if (!this.keyRequired()) return;
+    const key = this.opts.fleetKey as Buffer;
+    if (!this.nonce) throw new OtaError('INTERNAL', 'No CHALLENGE nonce to tag the command with.');
+    tag(key, this.nonce).copy(request, at);
+    this.nonce = null;
+  }
+
+  /** Writes a command and waits for its response; a device error becomes OtaError DEVICE_<NAME>. */
+  private async command(request: Buffer, op: CommandOp, timeoutMs?: number): Promise<ControlNotification> {
+    await this.open();
+    const expected = op | RESPONSE_BIT;
+    const name = COMMAND_NAMES[op];
+    this.queue.length = 0; // anything still queued belongs to an earlier exchange
+    await this.write(CONTROL_CHAR_UUID, request, false);
+    const limit = timeoutMs ?? this.opts.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs;
+    const deadline = this.clock.now() + limit;
+    for (;;) {
+      const ev = await this.nextEvent(deadline - this.clock.now());
+      if (!ev) throw new OtaError('TIMEOUT', `The device did not answer ${name} within ${limit} ms.`, { command: name });
+      if (ev.op === Op.UNKNOWN_OPCODE_RESPONSE && (ev as { unknownOp: number }).unknownOp === op) {
+        throw this.deviceError(ErrorCode.UNKNOWN_OPCODE, name);
+      }
+      if (ev.op !== expected) continue;
+      const err = (ev as { err: number }).err;
+      if (err !== ErrorCode.OK) throw this.deviceError(err, name);
+      return ev;
+    }
+  }
+
+  private deviceError(err: number, command: string, details: Record<string, unknown> = {}): OtaError {
+    return new OtaError(deviceErrorCode(err), `${command}: ${errorSentence(err)}`, { deviceError: errorName(err), deviceCode: err, command, ...details });
+  }
+
+  private async write(characteristic: string, data: Buffer, withoutResponse: boolean): Promise<void> {
+    this.throwIfStopped();
+    this.bytesOnAir += data.length;
+    try {
+      await this.connection.write(OTA_SERVICE_UUID, characteristic, data, withoutResponse);
+    } catch (e) {
+      if (!this.connection.connected || this.fatal) throw this.fatal ?? new OtaError('DISCONNECTED', 'The device disconnected during a write.');
+      throw e;
+    }
+  }
+
+  private checkBeginResponse(res: BeginResponse, requested: number, payload: TransferPayload, resume: boolean): void {
+    const bad = (why: string) => new OtaError('PROTOCOL_MALFORMED', `BEGIN response: ${why}.`, { ...res });
+    if (res.chunkSize < 1 || res.chunkSize > requested) throw bad(`chunk_size ${res.chunkSize} is outside 1..${requested}`);
+    if (res.window < res.chunkSize) throw bad(`window ${res.window} is smaller than chunk_size ${res.chunkSize}`);
+    if (res.resumeOffset > payload.transfer.length) throw bad(`resume_offset ${res.resumeOffset} is past the transfer size`);
+    if (!resume && res.resumeOffset !== 0) throw bad(`resume_offset ${res.resumeOffset} for a fresh session`);
+  }
+
+  private requestedChunkSize(): number {
+    const fits = this.connection.mtu - ATT_HEADER_SIZE - DATA_HEADER_SIZE;
+    if (fits < MIN_CHUNK_SIZE) {
+      throw new OtaError('MTU_TOO_SMALL', `The ATT MTU of ${this.connection.mtu} leaves ${fits} bytes per data chunk; at least ${MIN_CHUNK_SIZE} are needed.`, {
+        mtu: this.connection.mtu,
+      });
+    }
+    return Math.min(fits, this.opts.maxChunkSize ?? 0xffff, 0xffff);
+  }
+
+  private setPhase(phase: FlashPhase): void {
+    this.phase = phase;
+  }
+
+  // ---------- events ----------
+
+  private onControl(data: Buffer): void {
+    try {
+      const msg = decodeNotification(data);
+      if (msg.op === Op.SESSION_ABORTED) {
+        const err = (msg as { err: number }).err;
+        this.sessionInfo = null;
+        this.sessionAborted = this.deviceError(err, 'SESSION_ABORTED');
+        this.wake();
+        return;
+      }
+      this.queue.push(msg);
+    } catch (e) {
+      this.fail(e as OtaError);
+      return;
+    }
+    this.wake();
+  }
+
+  private fail(err: OtaError): void {
+    if (!this.fatal) this.fatal = err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private throwIfStopped(): void {
+    if (this.fatal) throw this.fatal;
+    if (this.sessionAborted) throw this.sessionAborted;
+    if (this.opts.signal?.aborted) throw abortError(this.opts.signal);
+  }
+
+  private drain(handle: (ev: ControlNotification) => void): void {
+    this.throwIfStopped();
+    while (this.queue.length) handle(this.queue.shift() as ControlNotification);
+  }
+
+  /** The next notification, or null after timeoutMs; throws on disconnect, SESSION_ABORTED or abort. */
+  private async nextEvent(timeoutMs: number): Promise<ControlNotification | null> {
+    this.throwIfStopped();
+    if (this.queue.length) return this.queue.shift() as ControlNotification;
+    if (timeoutMs <= 0) return null;
+    let timer: TimerHandle | undefined;
+    let timedOut = false;
+    await new Promise<void>((resolve) => {
+      this.waiter = resolve;
+      timer = this.clock.setTimer(() => {
+        timedOut = true;
+        this.wake();
+      }, timeoutMs);
+    });
+    timer?.cancel();
+    this.throwIfStopped();
+    if (this.queue.length) return this.queue.shift() as ControlNotification;
+    return timedOut ? null : this.nextEvent(0);
+  }
+
+  /** Runs fn; when it is cancelled while a session may be open, tells the device (best effort). */
+  private async cancellable<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      this.setPhase('failed');
+      const cancelled = !this.fatal && !this.sessionAborted && this.opts.signal?.aborted;
+      if (cancelled && this.connection.connected) await this.abortAfterCancel();
+      throw e;
+    }
+  }
+
+  private async abortAfterCancel(): Promise<void> {
+    const signal = this.opts.signal;
+    // The signal has fired: send ABORT as if it had not, then restore it.
+    this.opts.signal = undefined;
+    try {
+      await this.taggedCommand(Op.ABORT);
+      this.sessionInfo = null;
+    } catch {
+      // best effort: the device drops a kept session after its resume timeout anyway
+    } finally {
+      this.opts.signal = signal;
+    }
+  }
+}
