@@ -206,8 +206,8 @@ export class AdapterScheduler extends EventEmitter {
 
   /**
    * Runs fn with exclusive use of one device. The callback opens links through the session; they are
-   * closed when fn settles. Aborting `signal` (or closing the scheduler) aborts session.signal and
-   * drops the links.
+   * closed when fn settles. Aborting `signal` aborts session.signal (fn should stop promptly);
+   * closing the scheduler also drops the links at once.
    */
   session<T>(spec: DeviceSpec, fn: (session: DeviceSession) => Promise<T>, options: SessionOptions = {}): Promise<T> {
     const run = this.runSession(spec, fn, options);
@@ -246,8 +246,9 @@ export class AdapterScheduler extends EventEmitter {
     else signal.addEventListener('abort', onAbort, { once: true });
     const lock = await this.lockDevice(spec, controller.signal, options.wait !== false);
     const links = new Set<BleConnection>();
+    // Links stay up on abort until fn returns, so fn can tell the device (e.g. ABORT a transfer);
+    // close() drops every link itself.
     const dropLinks = () => Promise.all([...links].map((l) => l.disconnect().catch(() => undefined)));
-    controller.signal.addEventListener('abort', () => void dropLinks(), { once: true });
     try {
       let device = await this.findDevice(spec, { timeoutMs: options.findTimeoutMs, signal: controller.signal });
       for (const a of aliasesOf(device)) lock.aliases.add(a);

@@ -1,0 +1,52 @@
+/** A small argv parser: positionals, `--flag`, `--key value`, `--key=value`; `--sim` takes an optional count. */
+import { OtaError } from '../../lib/errors';
+
+export interface ParsedArgs {
+  command: string;
+  positionals: string[];
+  options: Map<string, string | true>;
+}
+
+/** Options that never take a value (so `--json file.bin` keeps file.bin positional). */
+const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate']);
+/** Options whose value is optional and numeric. */
+const OPTIONAL_NUMBER = new Set(['sim']);
+
+export function parseArgs(argv: string[]): ParsedArgs {
+  const positionals: string[] = [];
+  const options = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--') || arg === '--') {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq > 0 ? eq : undefined);
+    if (eq > 0) options.set(name, arg.slice(eq + 1));
+    else if (BOOLEAN_FLAGS.has(name)) options.set(name, true);
+    else if (OPTIONAL_NUMBER.has(name)) {
+      if (i + 1 < argv.length && /^\d+$/.test(argv[i + 1])) options.set(name, argv[++i]);
+      else options.set(name, true);
+    } else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) options.set(name, argv[++i]);
+    else throw new OtaError('BAD_ARGUMENT', `option --${name} needs a value`);
+  }
+  return { command: positionals.shift() ?? '', positionals, options };
+}
+
+export function stringOption(args: ParsedArgs, name: string): string | undefined {
+  const v = args.options.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function numberOption(args: ParsedArgs, name: string, fallback: number): number {
+  const v = args.options.get(name);
+  if (v === undefined || v === true) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new OtaError('BAD_ARGUMENT', `option --${name} must be a number, got "${v}"`);
+  return n;
+}
+
+export function flag(args: ParsedArgs, name: string): boolean {
+  return args.options.has(name);
+}

@@ -1,0 +1,176 @@
+/** The CLI's commands: each returns the process exit code; JSON goes to stdout, messages to stderr. */
+import { promises as fs } from 'fs';
+import { OtaError, toOtaError } from '../../lib/errors';
+import { inspectImage, parseImage } from '../../lib/image';
+import type { OtaState } from '../../lib/ota/types';
+import { flag, numberOption, stringOption, type ParsedArgs } from './args';
+import type { CliAdapter } from './adapter';
+import { ProgressBar } from './progress-bar';
+
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+  stderr: NodeJS.WriteStream;
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v), 2);
+}
+
+async function readFile(path: string | undefined): Promise<Buffer> {
+  if (!path) throw new OtaError('BAD_ARGUMENT', 'no image file given');
+  try {
+    return await fs.readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new OtaError('FILE_NOT_FOUND', `the file ${path} does not exist`);
+    if (code === 'EISDIR') throw new OtaError('FILE_NOT_READABLE', `${path} is a directory, not an image file`);
+    throw new OtaError('FILE_NOT_READABLE', `the file ${path} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+export async function inspectCommand(args: ParsedArgs, io: Output): Promise<number> {
+  let report: Record<string, unknown>;
+  try {
+    report = inspectImage(await readFile(args.positionals[0])) as unknown as Record<string, unknown>;
+  } catch (err) {
+    const e = toOtaError(err);
+    report = { valid: false, error: { code: e.code, message: e.message } };
+  }
+  // The CLI contract: `signature` is null or the signature's kind; the details stay available.
+  if (report.signature && typeof report.signature === 'object') {
+    report = { ...report, signature: (report.signature as { kind: string }).kind, signatureInfo: report.signature };
+  }
+  if (report.valid === true) {
+    io.out(json(report));
+    return 0;
+  }
+  const error = (report.error ?? { code: 'INVALID_IMAGE', message: 'the file is not a valid OTA application image' }) as { code: string; message: string };
+  io.out(json({ ...report, valid: false, error: { code: error.code, message: error.message } }));
+  io.err(`${error.code}: ${error.message}`);
+  return 1;
+}
+
+// The BLE stack, simulator and benchmark load only for the commands that use them (inspect stays light).
+const ota = () => import('../../lib/ota');
+const adapters = () => import('./adapter');
+
+function parseFleetKey(args: ParsedArgs): Buffer | undefined {
+  const hex = stringOption(args, 'fleet-key');
+  if (hex === undefined) return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new OtaError('BAD_FLEET_KEY', 'the fleet key must be 32 bytes written as 64 hex digits');
+  return Buffer.from(hex, 'hex');
+}
+
+/** Runs fn on an adapter that is closed afterwards; Ctrl-C aborts through the signal. */
+async function onAdapter<T>(args: ParsedArgs, chip: Parameters<Awaited<ReturnType<typeof adapters>>['openAdapter']>[1], fn: (a: CliAdapter, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const { openAdapter } = await adapters();
+  const controller = new AbortController();
+  const onSigint = () => controller.abort(new OtaError('CANCELLED', 'interrupted by the user (Ctrl-C)'));
+  process.once('SIGINT', onSigint);
+  const adapter = await openAdapter(args, chip);
+  try {
+    return await fn(adapter, controller.signal);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    await adapter.close();
+  }
+}
+
+function deviceArg(args: ParsedArgs): string {
+  const device = stringOption(args, 'device') ?? (flag(args, 'sim') ? 'sim-01' : undefined);
+  if (!device) throw new OtaError('BAD_ARGUMENT', '--device <name|address> is required');
+  return device;
+}
+
+export async function scanCommand(args: ParsedArgs, io: Output): Promise<number> {
+  const durationMs = numberOption(args, 'duration', 5) * 1000;
+  const { scanDevices } = await ota();
+  const devices = await onAdapter(args, null, (a, signal) =>
+    scanDevices(a.scheduler, {
+      durationMs,
+      namePrefix: stringOption(args, 'name-prefix'),
+      nameRegex: stringOption(args, 'name-regex'),
+      service: stringOption(args, 'service'),
+      minRssi: args.options.has('min-rssi') ? numberOption(args, 'min-rssi', -127) : undefined,
+      olderThan: stringOption(args, 'older-than'),
+      protocol: stringOption(args, 'protocol') as 'v2' | 'legacy' | 'unknown' | undefined,
+      signal,
+    }),
+  );
+  if (flag(args, 'json')) io.out(json(devices));
+  else {
+    io.out(`${devices.length} device(s)`);
+    for (const d of devices) {
+      io.out(`${d.name.padEnd(20)} ${d.address.padEnd(17)} ${String(d.rssi).padStart(4)} dBm  ${d.protocol.padEnd(7)} ${d.firmware.version ?? '-'} ${d.firmware.state}`);
+    }
+  }
+  return 0;
+}
+
+export async function flashCommand(args: ParsedArgs, io: Output): Promise<number> {
+  const image = await readFile(args.positionals[0]);
+  const chip = parseImage(image).chip;
+  const encoding = (stringOption(args, 'encoding') ?? 'auto') as 'auto' | 'raw' | 'deflate';
+  const protocol = (stringOption(args, 'protocol') ?? 'auto') as 'auto' | 'v2' | 'legacy';
+  const bar = new ProgressBar(io.stderr);
+  const { flashDevice } = await ota();
+  try {
+    const result = await onAdapter(args, chip, (a, signal) =>
+      flashDevice(a.scheduler, {
+        device: deviceArg(args),
+        image,
+        fleetKey: parseFleetKey(args),
+        encoding,
+        protocol,
+        expectedChip: stringOption(args, 'expect-chip') as never,
+        expectedVersion: stringOption(args, 'expect-version'),
+        preventDowngrade: !flag(args, 'allow-downgrade'),
+        maxAttempts: numberOption(args, 'attempts', 5),
+        findTimeoutMs: numberOption(args, 'find-timeout', 10) * 1000,
+        reboot: !flag(args, 'no-reboot'),
+        signal,
+        onProgress: flag(args, 'no-progress') ? undefined : (p) => bar.update(p),
+      }),
+    );
+    bar.finish();
+    io.out(json(result));
+    return 0;
+  } catch (err) {
+    bar.finish();
+    throw err;
+  }
+}
+
+export async function verifyCommand(args: ParsedArgs, io: Output): Promise<number> {
+  const states = stringOption(args, 'expect-state')?.split(',') as OtaState[] | undefined;
+  const { verifyDevice } = await ota();
+  const result = await onAdapter(args, null, (a, signal) =>
+    verifyDevice(a.scheduler, {
+      device: deviceArg(args),
+      expect: { version: stringOption(args, 'expect-version'), imageSha256: stringOption(args, 'expect-sha256'), states },
+      waitMs: numberOption(args, 'wait', 30) * 1000,
+      onPass: flag(args, 'confirm') ? 'confirm' : 'none',
+      onFail: flag(args, 'rollback-on-fail') ? 'rollback' : 'none',
+      fleetKey: parseFleetKey(args),
+      signal,
+    }),
+  );
+  io.out(json(result));
+  if (!result.passed) io.err(`verification failed: ${result.reasons.join('; ')}`);
+  return result.passed ? 0 : 1;
+}
+
+export async function statusCommand(args: ParsedArgs, io: Output): Promise<number> {
+  const { readDeviceStatus } = await ota();
+  const result = await onAdapter(args, null, (a, signal) => readDeviceStatus(a.scheduler, { device: deviceArg(args), signal, findTimeoutMs: numberOption(args, 'find-timeout', 10) * 1000 }));
+  io.out(json(result));
+  return 0;
+}
+
+export async function benchCommand(args: ParsedArgs, io: Output): Promise<number> {
+  const { runBenchmark, formatBenchTable } = await import('../../lib/bench');
+  const report = await runBenchmark({ onLog: (line) => io.err(line) });
+  io.out(flag(args, 'json') ? json(report) : formatBenchTable(report));
+  return 0;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * esp32-ble-ota: inspect ESP application images, and scan, flash, verify and query ESP32 devices over
+ * BLE, on a real adapter or on a simulated fleet (--sim); `bench` runs the transfer benchmark.
+ */
+import { toOtaError } from '../lib/errors';
+import { parseArgs } from './cli/args';
+import { benchCommand, flashCommand, inspectCommand, scanCommand, statusCommand, verifyCommand, type Output } from './cli/commands';
+
+const USAGE = `usage: esp32-ble-ota <command> [options]
+  inspect <file>                       check an ESP application image (JSON; exit 1 when invalid)
+  scan [--duration s] [--name-prefix p] [--name-regex r] [--service uuid] [--min-rssi dBm]
+       [--older-than version] [--protocol v2|legacy|unknown]
+  flash <file> --device <name|address> [--encoding auto|raw|deflate] [--protocol auto|v2|legacy]
+       [--attempts n] [--allow-downgrade] [--no-reboot] [--expect-chip c] [--expect-version v]
+  verify --device <name|address> [--expect-version v] [--expect-sha256 hex] [--confirm] [--rollback-on-fail]
+  status --device <name|address>
+  bench [--json]
+common: --json  --fleet-key <64 hex>  --hci <n>
+        --sim [N]  virtual fleet sim-01..sim-N (real time; --fast: virtual clock), --sim-chip <chip>,
+        --sim-version <v>, --sim-protocol v2|legacy, --sim-confirm auto|host, --link <scenario>`;
+
+const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) => Promise<number>> = {
+  inspect: inspectCommand,
+  scan: scanCommand,
+  flash: flashCommand,
+  verify: verifyCommand,
+  status: statusCommand,
+  bench: benchCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const io: Output = {
+    out: (t) => process.stdout.write(`${t}\n`),
+    err: (t) => process.stderr.write(`${t}\n`),
+    stderr: process.stderr,
+  };
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    io.err(toOtaError(err).message);
+    return 2;
+  }
+  const command = COMMANDS[args.command];
+  if (!command || args.options.has('help')) {
+    io.err(USAGE);
+    return args.options.has('help') ? 0 : 2;
+  }
+  try {
+    return await command(args, io);
+  } catch (err) {
+    const e = toOtaError(err);
+    if (args.options.has('json') || args.command === 'flash') io.out(JSON.stringify({ success: false, error: e.toJSON() }, null, 2));
+    io.err(`${args.command} failed: ${e.code}: ${e.message}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Flush stdout before exiting: noble's HCI bindings may hold handles that would keep us alive.
+    process.stdout.write('', () => process.exit(code));
+  },
+  (err) => {
+    process.stderr.write(`internal error: ${String(err)}\n`);
+    process.exit(70);
+  },
+);

@@ -1,0 +1,42 @@
+/**
+ * The benchmark's images: every file of the shared vectors that is a valid application image, plus a
+ * synthetic 1.5 MB one (lib/image's builder, realistic compressibility).
+ */
+import { existsSync, readdirSync, readFileSync } from 'fs';
+import { join, resolve } from 'path';
+import { buildAppImage, parseImage } from '../image';
+import type { ChipName } from '../sim/types';
+
+export interface BenchImage {
+  name: string;
+  chip: ChipName;
+  data: Buffer;
+}
+
+export const SYNTHETIC_SIZE = 1536 * 1024;
+
+/** ../shared/vectors next to the repository (dist/lib/bench → repo root is three levels up). */
+export function defaultVectorsDir(): string {
+  return process.env.ESP32_BLE_OTA_VECTORS ?? resolve(__dirname, '..', '..', '..', '..', 'shared', 'vectors');
+}
+
+export function loadBenchImages(options: { vectorsDir?: string; synthetic?: boolean; only?: string[] } = {}): { images: BenchImage[]; notes: string[] } {
+  const dir = options.vectorsDir ?? defaultVectorsDir();
+  const images: BenchImage[] = [];
+  const notes: string[] = [];
+  if (existsSync(dir)) {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.bin')).sort()) {
+      const data = readFileSync(join(dir, file));
+      const parsed = parseImage(data);
+      if (parsed.valid && parsed.chip && parsed.appDesc) images.push({ name: file, chip: parsed.chip, data });
+      else notes.push(`${file}: not a valid app image (${parsed.problems[0]?.code ?? 'invalid'}), skipped`);
+    }
+  } else {
+    notes.push(`vectors directory ${dir} not found: only the synthetic image is measured`);
+  }
+  if (options.synthetic !== false) {
+    images.push({ name: 'synthetic-1.5MB', chip: 'esp32s3', data: buildAppImage({ chip: 'esp32s3', version: '2.0.0', projectName: 'bench', size: SYNTHETIC_SIZE, seed: 1 }) });
+  }
+  const only = options.only;
+  return { images: only ? images.filter((i) => only.includes(i.name)) : images, notes };
+}

@@ -1,0 +1,140 @@
+/**
+ * flashDevice: pre-flight checks, then one device session on the scheduler: connect, detect the
+ * protocol, read the device's facts (before-state and target checks), transfer. A dropped link
+ * reconnects after an exponential backoff (central's clock) and resumes where the device left off
+ * (v2; the legacy protocol starts over). Cancelling stops the client, which sends ABORT (v2) before the
+ * session closes the link.
+ */
+import type { DeviceSession } from '../ble/scheduler';
+import type { AdapterScheduler } from '../ble/scheduler';
+import { abortableSleep, abortError } from '../ble/abort';
+import { OtaError, toOtaError } from '../errors';
+import { Caps } from '../protocol/constants';
+import { prepareTransferPayload } from '../protocol/payload';
+import { CountingConnection } from './counting-connection';
+import { deviceRef, labelOf } from './device-ref';
+import { checkAgainstDevice, planFlash, summaryOf, type FlashPlan } from './preflight';
+import { ProgressTracker } from './progress';
+import { openProtocolSession } from './protocols';
+import type { ProtocolSession } from './protocol-session';
+import { backoffDelay, isRetryable } from './retry';
+import type { FirmwareSummary, FlashOptions, FlashResult } from './types';
+
+interface AttemptState {
+  protocol: 'v2' | 'legacy' | null;
+  encoding: 'raw' | 'deflate' | null;
+  before: FirmwareSummary | null;
+  bytesOnAir: number;
+  transferStartedAt: number | null;
+}
+
+export async function flashDevice(scheduler: AdapterScheduler, options: FlashOptions): Promise<FlashResult> {
+  const plan = planFlash(options);
+  const label = labelOf(plan.device);
+  const tracker = new ProgressTracker(label, plan.image.length, scheduler.clock, options.onProgress);
+  tracker.setPhase('waiting', 1);
+  try {
+    return await scheduler.session(plan.device, (session) => runFlash(session, plan, tracker, options), {
+      signal: options.signal,
+      findTimeoutMs: options.findTimeoutMs,
+    });
+  } catch (err) {
+    tracker.setPhase('failed');
+    throw toOtaError(err);
+  }
+}
+
+async function runFlash(session: DeviceSession, plan: FlashPlan, tracker: ProgressTracker, options: FlashOptions): Promise<FlashResult> {
+  const clock = session.clock;
+  const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null };
+  const startedAt = clock.now();
+  let lastError: OtaError | null = null;
+  for (let attempt = 1; attempt <= plan.maxAttempts; attempt++) {
+    if (session.signal.aborted) throw abortError(session.signal);
+    if (attempt > 1) {
+      tracker.setPhase('reconnecting', attempt);
+      await abortableSleep(clock, backoffDelay(attempt), session.signal);
+    }
+    try {
+      await runAttempt(session, plan, tracker, state, attempt, options);
+      const seconds = (clock.now() - startedAt) / 1000;
+      tracker.setPhase('done', attempt);
+      return {
+        success: true,
+        device: deviceRef(session.device),
+        protocol: state.protocol ?? 'v2',
+        encoding: state.encoding ?? 'raw',
+        bytes: plan.image.length,
+        bytesOnAir: state.bytesOnAir,
+        seconds: Math.round(seconds * 1000) / 1000,
+        secondsKind: clock.virtual ? 'modeled' : 'measured',
+        kBps: seconds > 0 ? Math.round((plan.image.length / seconds / 1000) * 100) / 100 : 0,
+        attempts: attempt,
+        before: state.before,
+        after: plan.after,
+        fileSha256: plan.fileSha256,
+      };
+    } catch (err) {
+      if (session.signal.aborted) throw abortError(session.signal);
+      lastError = toOtaError(err);
+      if (!isRetryable(lastError)) throw lastError;
+    }
+  }
+  const last = lastError as OtaError;
+  throw new OtaError('RETRIES_EXHAUSTED', `the update of ${labelOf(plan.device)} failed ${plan.maxAttempts} time(s); last error: ${last.code}: ${last.message}`, {
+    attempts: plan.maxAttempts,
+    lastError: last.toJSON(),
+  });
+}
+
+async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: ProgressTracker, state: AttemptState, attempt: number, options: FlashOptions): Promise<void> {
+  tracker.setPhase('connecting', attempt);
+  const link = new CountingConnection(await session.connect());
+  try {
+    const client: ProtocolSession = await openProtocolSession(link, { requested: plan.protocol, fleetKey: plan.fleetKey, clock: session.clock, signal: session.signal });
+    if (state.protocol && client.protocol !== state.protocol) throw new OtaError('PROTOCOL_CHANGED', `${labelOf(plan.device)} changed its protocol between attempts`);
+    state.protocol = client.protocol;
+    tracker.setPhase('authenticating', attempt);
+    await client.open();
+    const facts = await client.deviceFacts();
+    if (!state.before) {
+      state.before = summaryOf(facts);
+      checkAgainstDevice(plan, facts, options.partitionSize);
+    }
+    state.encoding = state.encoding ?? chooseEncoding(plan, client.protocol, facts.deflate);
+    let finishing = false;
+    await client.transfer({
+      image: plan.image,
+      encoding: state.encoding,
+      resume: attempt > 1,
+      reboot: plan.reboot,
+      signal: session.signal,
+      onTransferStart: (resumedFrom) => {
+        tracker.update(resumedFrom);
+        tracker.setPhase('transferring', attempt);
+      },
+      onProgress: (done) => {
+        tracker.update(done);
+        if (done >= plan.image.length && !finishing) {
+          finishing = true;
+          tracker.setPhase('finishing', attempt);
+        }
+      },
+    });
+    if (plan.reboot) tracker.setPhase('rebooting', attempt);
+  } finally {
+    state.bytesOnAir += link.bytesWritten;
+    await link.disconnect().catch(() => undefined);
+  }
+}
+
+function chooseEncoding(plan: FlashPlan, protocol: 'v2' | 'legacy', deviceDeflate: boolean): 'raw' | 'deflate' {
+  if (plan.encoding === 'raw') return 'raw';
+  const canDeflate = protocol === 'v2' && deviceDeflate;
+  if (plan.encoding === 'deflate') {
+    if (!canDeflate) throw new OtaError('DEFLATE_UNSUPPORTED', `the device (${protocol} protocol) does not accept deflate-compressed transfers; use raw or auto`);
+    return 'deflate';
+  }
+  // 'auto': deflate when the device takes it and it saves enough (lib/protocol's rule, result cached per image).
+  return canDeflate ? prepareTransferPayload(plan.image, 'auto', Caps.DEFLATE).encoding : 'raw';
+}

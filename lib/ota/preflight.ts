@@ -1,0 +1,91 @@
+/**
+ * Everything flashDevice checks before the radio is touched (the image, the options) and the checks
+ * against the device's own facts once connected (chip, downgrade), all as OtaErrors with stable codes.
+ */
+import { OtaError } from '../errors';
+import { appHash, checkImageForTarget, fileSha256, validateAppImage } from '../image';
+import type { ParsedImage } from '../image/types';
+import { isChipName } from '../image/chips';
+import { checkDeviceSpec, type DeviceSpec } from './device-ref';
+import type { DeviceFacts } from './protocol-session';
+import type { FirmwareSummary, FlashOptions } from './types';
+
+export interface FlashPlan {
+  device: DeviceSpec;
+  image: Buffer;
+  parsed: ParsedImage;
+  fileSha256: string;
+  appSha256: string;
+  after: FirmwareSummary;
+  encoding: 'auto' | 'raw' | 'deflate';
+  protocol: 'auto' | 'v2' | 'legacy';
+  maxAttempts: number;
+  reboot: boolean;
+  preventDowngrade: boolean;
+  fleetKey?: Buffer;
+}
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new OtaError('BAD_OPTION', `${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
+}
+
+export function checkFleetKey(key: unknown): Buffer | undefined {
+  if (key === undefined || key === null) return undefined;
+  if (!Buffer.isBuffer(key) || key.length !== 32) {
+    throw new OtaError('BAD_FLEET_KEY', `the fleet key must be 32 bytes; got ${Buffer.isBuffer(key) ? `${key.length} bytes` : typeof key}`);
+  }
+  return key;
+}
+
+/** Image and option checks: throws before any BLE activity. */
+export function planFlash(options: FlashOptions): FlashPlan {
+  if (!options || typeof options !== 'object') throw new OtaError('BAD_OPTION', 'flashDevice needs an options object with device and image');
+  const parsed = validateAppImage(options.image);
+  const device = checkDeviceSpec(options.device);
+  const desc = parsed.appDesc;
+  if (options.expectedChip !== undefined) {
+    if (!isChipName(options.expectedChip)) throw new OtaError('BAD_OPTION', `expectedChip ${JSON.stringify(options.expectedChip)} is not a chip name`);
+    if (parsed.chip !== options.expectedChip) {
+      throw new OtaError('WRONG_CHIP', `the image is built for ${parsed.chip ?? 'an unknown chip'}, but ${options.expectedChip} was expected`, { imageChip: parsed.chip, expectedChip: options.expectedChip });
+    }
+  }
+  if (options.expectedVersion !== undefined && desc?.version !== options.expectedVersion) {
+    throw new OtaError('VERSION_MISMATCH', `the image's version is ${desc?.version ?? 'unknown'}, but ${options.expectedVersion} was expected`, { imageVersion: desc?.version ?? null, expectedVersion: options.expectedVersion });
+  }
+  const maxAttempts = options.maxAttempts ?? 5;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new OtaError('BAD_OPTION', `maxAttempts must be a whole number from 1 to 100; got ${String(maxAttempts)}`);
+  const image = options.image;
+  const appSha256 = appHash(image).toString('hex');
+  return {
+    device,
+    image,
+    parsed,
+    fileSha256: fileSha256(image).toString('hex'),
+    appSha256,
+    after: { version: desc?.version ?? null, state: 'pending-verify', imageSha256: appSha256, projectName: desc?.projectName ?? null },
+    encoding: oneOf('encoding', options.encoding, ['auto', 'raw', 'deflate'] as const, 'auto'),
+    protocol: oneOf('protocol', options.protocol, ['auto', 'v2', 'legacy'] as const, 'auto'),
+    maxAttempts,
+    reboot: options.reboot !== false,
+    preventDowngrade: options.preventDowngrade !== false,
+    fleetKey: checkFleetKey(options.fleetKey),
+  };
+}
+
+/** Checks against what the device says it is; throws WRONG_CHIP / DOWNGRADE / IMAGE_TOO_LARGE. */
+export function checkAgainstDevice(plan: FlashPlan, facts: DeviceFacts, partitionSize?: number): void {
+  if (!facts.chip) return;
+  checkImageForTarget(plan.parsed, {
+    chip: facts.chip,
+    partitionSize: partitionSize ?? Number.MAX_SAFE_INTEGER,
+    runningSecureVersion: facts.secureVersion ?? undefined,
+    runningVersion: facts.version ?? undefined,
+    preventDowngrade: plan.preventDowngrade,
+  });
+}
+
+export function summaryOf(facts: DeviceFacts): FirmwareSummary {
+  return { version: facts.version, state: facts.state, imageSha256: facts.runningSha256, projectName: facts.projectName };
+}

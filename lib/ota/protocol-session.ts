@@ -1,0 +1,53 @@
+/**
+ * What flashDevice needs from a protocol client on one connection, whichever protocol the device
+ * speaks. The adapters in v2-session.ts and legacy-session.ts map lib/protocol's clients onto it, so
+ * the retry/resume/progress logic of flash.ts does not depend on a client's exact API.
+ */
+import type { ChipName } from '../sim/types';
+import type { OtaState } from './types';
+
+export interface DeviceFacts {
+  chip: ChipName | null;
+  version: string | null;
+  secureVersion: number | null;
+  state: OtaState;
+  runningSha256: string | null;
+  projectName: string | null;
+  /** v2 capability bits as decoded by lib/protocol/status.ts. */
+  deflate: boolean;
+  resume: boolean;
+  fleetKeyRequired: boolean;
+  /** The full decoded Status (v2) or what the legacy device info says. */
+  raw: Record<string, unknown>;
+}
+
+export interface TransferRequest {
+  /** The decoded image (what lands in the partition). */
+  image: Buffer;
+  encoding: 'raw' | 'deflate';
+  /** Ask to continue a session the device kept (v2 BEGIN flag bit0). */
+  resume: boolean;
+  reboot: boolean;
+  /** Aborting it stops the transfer; the v2 client then sends ABORT itself before the link closes. */
+  signal: AbortSignal;
+  /** Image bytes the device has acknowledged (decoded bytes). */
+  onProgress(imageBytesDone: number): void;
+  /** The device accepted the begin (after auth); the transfer proper starts. */
+  onTransferStart?(resumedFromImageBytes: number): void;
+}
+
+export interface TransferOutcome {
+  /** Image bytes the device already had when this attempt started (v2 resume; 0 for legacy). */
+  resumedFrom: number;
+}
+
+export interface ProtocolSession {
+  readonly protocol: 'v2' | 'legacy';
+  /** Subscriptions etc. */
+  open(): Promise<void>;
+  deviceFacts(): Promise<DeviceFacts>;
+  transfer(request: TransferRequest): Promise<TransferOutcome>;
+  /** v2 only: CONFIRM / ROLLBACK of a pending-verify image (with a fresh CHALLENGE when keyed). */
+  confirm?(): Promise<void>;
+  rollback?(): Promise<void>;
+}
