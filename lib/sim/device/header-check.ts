@@ -1,0 +1,38 @@
+/**
+ * The checks our firmware makes on the first 288 decoded bytes (image header + first segment header +
+ * esp_app_desc_t) before it writes anything to flash (PROTOCOL.md §4.1), in the documented order.
+ */
+import { ErrorCode } from '../../protocol/constants';
+
+/** Image header (24) + segment header (8) + esp_app_desc_t (256). */
+export const EARLY_HEADER_SIZE = 288;
+const IMAGE_MAGIC = 0xe9;
+const APP_DESC_MAGIC = 0xabcd5432;
+const CHIP_ID_OFFSET = 12;
+const APP_DESC_OFFSET = 32;
+
+export interface RunningFacts {
+  chipId: number;
+  secureVersion: number;
+  allowDowngrade: boolean;
+}
+
+export interface HeaderVerdict {
+  err: number;
+  message: string;
+}
+
+export function checkEarlyHeader(head: Buffer, running: RunningFacts): HeaderVerdict {
+  if (head.length === 0 || head[0] !== IMAGE_MAGIC) {
+    return { err: ErrorCode.NOT_APP_IMAGE, message: 'no ESP image magic 0xE9' };
+  }
+  if (head.length < EARLY_HEADER_SIZE) return { err: ErrorCode.NOT_APP_IMAGE, message: 'image shorter than its headers' };
+  const chipId = head.readUInt16LE(CHIP_ID_OFFSET);
+  if (chipId !== running.chipId) return { err: ErrorCode.WRONG_CHIP, message: `image chip id ${chipId}` };
+  if (head.readUInt32LE(APP_DESC_OFFSET) !== APP_DESC_MAGIC) return { err: ErrorCode.NOT_APP_IMAGE, message: 'no app descriptor' };
+  const secureVersion = head.readUInt32LE(APP_DESC_OFFSET + 4);
+  if (secureVersion < running.secureVersion && !running.allowDowngrade) {
+    return { err: ErrorCode.DOWNGRADE, message: `secure_version ${secureVersion} < ${running.secureVersion}` };
+  }
+  return { err: ErrorCode.OK, message: '' };
+}

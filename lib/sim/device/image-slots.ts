@@ -1,0 +1,73 @@
+/**
+ * The persistent part of the device: the two OTA app partitions, otadata and NVS. Everything here
+ * survives reboots and power loss; everything else in the model is RAM.
+ */
+import { OtaError } from '../../errors';
+import { validateAppImage } from '../../image/validate';
+import type { ChipName } from '../types';
+import { CHIP_IDS } from '../../protocol/constants';
+import { Nvs } from './nvs';
+import { OtaData, SLOT_LABELS, SlotIndex } from './ota-data';
+import { SparseFlash } from './sparse-flash';
+
+export const DEFAULT_OTA_PARTITION_SIZE = 0x1e0000;
+
+export class DeviceFlash {
+  readonly slots: [SparseFlash, SparseFlash];
+  /** Bytes from the start of each slot that were ever programmed (where an image can be found). */
+  private readonly extent: [number, number] = [0, 0];
+  readonly otadata = new OtaData();
+  readonly nvs = new Nvs();
+
+  constructor(
+    readonly partitionSize: number,
+    readonly chip: ChipName,
+  ) {
+    this.slots = [new SparseFlash(SLOT_LABELS[0], partitionSize), new SparseFlash(SLOT_LABELS[1], partitionSize)];
+  }
+
+  /** What `esptool write_flash` does at the factory: the image in ota_0, marked valid. */
+  writeFactoryImage(image: Buffer): void {
+    if (image.length > this.partitionSize) {
+      throw new OtaError('IMAGE_TOO_LARGE', `The factory image (${image.length} bytes) does not fit the ${this.partitionSize}-byte OTA partition.`);
+    }
+    this.slots[0].eraseAll();
+    this.program(0, 0, image);
+    this.otadata.markFactory(0);
+  }
+
+  program(slot: SlotIndex, offset: number, data: Buffer): void {
+    this.slots[slot].program(offset, data);
+    this.extent[slot] = Math.max(this.extent[slot], offset + data.length);
+  }
+
+  /** Starting an update of a slot forgets what it held (its extent restarts as it is rewritten). */
+  resetExtent(slot: SlotIndex): void {
+    this.extent[slot] = 0;
+  }
+
+  /** The bytes of a slot that may hold an image (trailing erased flash is not part of it). */
+  imageBytes(slot: SlotIndex): Buffer {
+    return this.slots[slot].read(0, this.extent[slot]);
+  }
+
+  /**
+   * esp_image_verify as esp_ota_end and the bootloader run it: format, checksum, appended SHA-256 and
+   * the chip the image was built for. Returns null when valid, else the reason.
+   */
+  verifyImage(slot: SlotIndex): OtaError | null {
+    return verifyAppImage(this.imageBytes(slot), this.chip);
+  }
+}
+
+export function verifyAppImage(image: Buffer, chip: ChipName): OtaError | null {
+  try {
+    const parsed = validateAppImage(image);
+    if (parsed.chipId !== CHIP_IDS[chip]) {
+      return new OtaError('WRONG_CHIP', `The image is built for chip id ${parsed.chipId}, this device is an ${chip}.`);
+    }
+    return null;
+  } catch (err) {
+    return err instanceof OtaError ? err : new OtaError('INTERNAL', String(err));
+  }
+}

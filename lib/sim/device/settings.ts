@@ -1,0 +1,70 @@
+/** SimDeviceConfig with every default filled in (the Kconfig of the simulated firmware). */
+import { OtaError } from '../../errors';
+import { DeviceDefaults, FLEET_KEY_SIZE } from '../../protocol/constants';
+import type { ChipName, SimDeviceConfig } from '../types';
+import { createHash } from 'crypto';
+import { FlashTiming, flashTiming } from './flash-timing';
+import { DEFAULT_OTA_PARTITION_SIZE } from './image-slots';
+
+export const DEFAULT_MAX_MTU = 517;
+/** CONFIG_BLE_OTA_REBOOT_DELAY_MS: END/ROLLBACK/REBOOT response → restart. */
+export const REBOOT_DELAY_MS = 300;
+
+export interface DeviceSettings {
+  name: string;
+  address: string;
+  chip: ChipName;
+  version: string;
+  secureVersion: number;
+  protocol: 'v2' | 'legacy';
+  hostPolicy: boolean;
+  diagnosticsPass: boolean;
+  fleetKey: Buffer | undefined;
+  allowDowngrade: boolean;
+  partitionSize: number;
+  resumeTimeoutMs: number;
+  maxMtu: number;
+  timing: FlashTiming;
+  maxChunk: number;
+  window: number;
+  ackInterval: number;
+}
+
+/** A stable random-static address from the name, so a fleet looks the same on every run. */
+export function addressFromName(name: string): string {
+  const bytes = createHash('sha256').update(`sim-device:${name}`).digest().subarray(0, 6);
+  bytes[0] |= 0xc0;
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export function resolveSettings(config: SimDeviceConfig): DeviceSettings {
+  if (!config || typeof config.name !== 'string' || config.name.length === 0) {
+    throw new OtaError('BAD_PARAMETER', 'A simulated device needs a name.');
+  }
+  if (config.fleetKey !== undefined && (!Buffer.isBuffer(config.fleetKey) || config.fleetKey.length !== FLEET_KEY_SIZE)) {
+    throw new OtaError('BAD_FLEET_KEY', `The fleet key of simulated device ${config.name} must be ${FLEET_KEY_SIZE} bytes.`);
+  }
+  const partitionSize = config.otaPartitionSize ?? DEFAULT_OTA_PARTITION_SIZE;
+  if (!Number.isInteger(partitionSize) || partitionSize <= 0 || partitionSize % 4096 !== 0) {
+    throw new OtaError('BAD_PARAMETER', `otaPartitionSize must be a positive multiple of 4096 (got ${partitionSize}).`);
+  }
+  return {
+    name: config.name,
+    address: (config.address ?? addressFromName(config.name)).toLowerCase(),
+    chip: config.chip,
+    version: config.version,
+    secureVersion: config.secureVersion ?? 0,
+    protocol: config.protocol ?? 'v2',
+    hostPolicy: config.confirmPolicy === 'host',
+    diagnosticsPass: config.diagnostics !== 'fail',
+    fleetKey: config.fleetKey,
+    allowDowngrade: config.allowDowngrade ?? false,
+    partitionSize,
+    resumeTimeoutMs: config.resumeTimeoutMs ?? DeviceDefaults.RESUME_TIMEOUT_MS,
+    maxMtu: config.maxMtu ?? DEFAULT_MAX_MTU,
+    timing: flashTiming(config.flashSlowdown ?? 1),
+    maxChunk: DeviceDefaults.CHUNK_MAX,
+    window: DeviceDefaults.WINDOW,
+    ackInterval: DeviceDefaults.ACK_INTERVAL,
+  };
+}

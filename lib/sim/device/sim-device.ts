@@ -1,0 +1,82 @@
+/**
+ * The VirtualPeripheral the radio hosts: a Machine (power, boot, flash) running our v2 firmware or the
+ * seed firmware. Methods map one to one onto the radio contract in lib/sim/types.ts.
+ */
+import type { Clock } from '../../clock';
+import { AttError } from '../types';
+import type { PeripheralHost, VirtualAdvertisement, VirtualPeripheral, VirtualService } from '../types';
+import { DeviceFlash } from './image-slots';
+import { LegacyFirmware } from './legacy-firmware';
+import { Application, ApplicationFactory, Machine } from './machine';
+import type { DeviceSettings } from './settings';
+import { V2Firmware } from './v2-firmware';
+
+const DEFAULT_CONNECTION = 0;
+
+export class SimDevice implements VirtualPeripheral {
+  readonly address: string;
+  readonly name: string;
+  readonly maxMtu: number;
+  readonly machine: Machine;
+
+  constructor(
+    readonly settings: DeviceSettings,
+    readonly flash: DeviceFlash,
+    clock: Clock,
+  ) {
+    this.address = settings.address;
+    this.name = settings.name;
+    this.maxMtu = settings.maxMtu;
+    const factory: ApplicationFactory =
+      settings.protocol === 'legacy' ? (m, boot) => new LegacyFirmware(m, boot, settings) : (m, boot) => new V2Firmware(m, boot, settings);
+    this.machine = new Machine(flash, clock, factory);
+    this.machine.powerOn();
+  }
+
+  /** The application running now (null while rebooting or off). */
+  get application(): Application | null {
+    return this.machine.application;
+  }
+
+  attach(host: PeripheralHost): void {
+    this.machine.attach(host);
+  }
+
+  advertisement(): VirtualAdvertisement | null {
+    return this.machine.application?.advertisement() ?? null;
+  }
+
+  gatt(): VirtualService[] {
+    const app = this.machine.application;
+    if (!app) throw new AttError(0x0e, `${this.name} is not running`);
+    return app.gatt();
+  }
+
+  onConnect(mtu: number, connectionId = DEFAULT_CONNECTION): void {
+    this.machine.connect(connectionId, Math.min(mtu, this.maxMtu));
+  }
+
+  onMtu(mtu: number, connectionId = DEFAULT_CONNECTION): void {
+    this.machine.mtuChanged(connectionId, Math.min(mtu, this.maxMtu));
+  }
+
+  onDisconnect(connectionId = DEFAULT_CONNECTION): void {
+    this.machine.disconnect(connectionId);
+  }
+
+  onRead(serviceUuid: string, characteristicUuid: string, connectionId = DEFAULT_CONNECTION): Buffer | Promise<Buffer> {
+    return this.machine.read(connectionId, serviceUuid.toLowerCase(), characteristicUuid.toLowerCase());
+  }
+
+  onWrite(serviceUuid: string, characteristicUuid: string, data: Buffer, withoutResponse: boolean, connectionId = DEFAULT_CONNECTION): void | Promise<void> {
+    return this.machine.write(connectionId, serviceUuid.toLowerCase(), characteristicUuid.toLowerCase(), data, withoutResponse);
+  }
+
+  powerLoss(offMs: number): void {
+    this.machine.powerLoss(offMs);
+  }
+
+  async shutdown(): Promise<void> {
+    this.machine.shutdown();
+  }
+}

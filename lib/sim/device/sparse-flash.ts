@@ -1,0 +1,74 @@
+/**
+ * Contents of one flash partition with NOR semantics: erased bytes read 0xFF, programming can only clear
+ * bits (a write over unerased data corrupts it, as on the chip). Sectors are allocated on first program,
+ * so a fleet of devices with 1.875 MiB partitions costs only the bytes actually written.
+ */
+import { SECTOR_SIZE } from './flash-timing';
+
+export class SparseFlash {
+  private readonly sectors = new Map<number, Buffer>();
+
+  constructor(
+    readonly label: string,
+    readonly size: number,
+  ) {}
+
+  /** Erases whole sectors covering [offset, offset + length). */
+  erase(offset: number, length: number): void {
+    this.checkRange(offset, length);
+    const first = Math.floor(offset / SECTOR_SIZE);
+    const last = Math.floor((offset + length - 1) / SECTOR_SIZE);
+    for (let s = first; s <= last; s++) this.sectors.delete(s);
+  }
+
+  eraseAll(): void {
+    this.sectors.clear();
+  }
+
+  program(offset: number, data: Buffer): void {
+    this.checkRange(offset, data.length);
+    let done = 0;
+    while (done < data.length) {
+      const at = offset + done;
+      const index = Math.floor(at / SECTOR_SIZE);
+      const within = at % SECTOR_SIZE;
+      const n = Math.min(SECTOR_SIZE - within, data.length - done);
+      let sector = this.sectors.get(index);
+      if (!sector) {
+        sector = Buffer.alloc(SECTOR_SIZE, 0xff);
+        this.sectors.set(index, sector);
+      }
+      for (let i = 0; i < n; i++) sector[within + i] &= data[done + i];
+      done += n;
+    }
+  }
+
+  read(offset: number, length: number): Buffer {
+    this.checkRange(offset, length);
+    const out = Buffer.alloc(length, 0xff);
+    let done = 0;
+    while (done < length) {
+      const at = offset + done;
+      const index = Math.floor(at / SECTOR_SIZE);
+      const within = at % SECTOR_SIZE;
+      const n = Math.min(SECTOR_SIZE - within, length - done);
+      const sector = this.sectors.get(index);
+      if (sector) sector.copy(out, done, within, within + n);
+      done += n;
+    }
+    return out;
+  }
+
+  /** True when every byte of the range reads 0xFF. */
+  isErased(offset: number, length: number): boolean {
+    const data = this.read(offset, length);
+    for (let i = 0; i < data.length; i++) if (data[i] !== 0xff) return false;
+    return true;
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`flash access ${offset}+${length} outside partition ${this.label} (${this.size} bytes)`);
+    }
+  }
+}

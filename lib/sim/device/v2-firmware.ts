@@ -1,0 +1,426 @@
+/**
+ * Our firmware (protocol v2, docs/PROTOCOL.md) as it runs after one boot: GATT, the Control commands,
+ * Data handling, Status and advertising. Flash work goes through UpdateWriter; first-boot policy
+ * through first-boot.ts. One instance per boot (RAM state).
+ */
+import type { TimerHandle } from '../../clock';
+import {
+  BeginCommand,
+  ControlNotification,
+  EndCommand,
+  TaggedCommand,
+  controlWriteAttError,
+  decodeCommand,
+  encodeNotification,
+  malformedCommandResponse,
+} from '../../protocol/codec';
+import {
+  BeginFlags,
+  CHIP_IDS,
+  CONTROL_CHAR_UUID,
+  Caps,
+  DATA_CHAR_UUID,
+  DATA_HEADER_SIZE,
+  DIS_SERVICE_UUID,
+  EndFlags,
+  Encoding,
+  ErrorCode,
+  FIRMWARE_REVISION_UUID,
+  LastFlags,
+  MANUFACTURER_NAME_UUID,
+  MODEL_NUMBER_UUID,
+  OTA_SERVICE_UUID,
+  Op,
+  OtaStateCode,
+  PROTO_VERSION,
+  STATUS_CHAR_UUID,
+  SessionStateCode,
+  TaggedOp,
+  errorName,
+} from '../../protocol/constants';
+import { AttError, VirtualAdvertisement, VirtualService } from '../types';
+import { AuthGate } from './auth-gate';
+import { runFirstBootPolicy, rollbackPossible } from './first-boot';
+import { AttCode, advertisedName, v2Gatt } from './gatt-tables';
+import { checkEarlyHeader } from './header-check';
+import type { Application, BootContext, Machine } from './machine';
+import { otherSlot } from './ota-data';
+import { ReceiveWindow } from './receive-window';
+import { DeviceSettings, REBOOT_DELAY_MS } from './settings';
+import { UpdateWriter } from './update-writer';
+import { V2Session, sameImage } from './v2-session';
+import { StatusSnapshot, buildManufacturerData, buildStatus } from './v2-status';
+
+export const MANUFACTURER_NAME = 'Espressif';
+const SESSION_OFFSET_FIELD = [16, 20] as const;
+
+export class V2Firmware implements Application {
+  private readonly auth: AuthGate;
+  private readonly mtus = new Map<number, number>();
+  private session: V2Session | null = null;
+  private lastStatus: Buffer | null = null;
+  private lastAdv: Buffer | null = null;
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly boot: BootContext,
+    private readonly settings: DeviceSettings,
+  ) {
+    this.auth = new AuthGate(settings.fleetKey);
+  }
+
+  start(): void {
+    runFirstBootPolicy(this.machine, this.boot, this.settings);
+    if (this.machine.state !== 'running') return; // diagnostics failed and the device is rolling back
+    this.lastStatus = this.statusValue();
+    this.lastAdv = buildManufacturerData(this.snapshot());
+  }
+
+  gatt(): VirtualService[] {
+    return v2Gatt();
+  }
+
+  advertisement(): VirtualAdvertisement {
+    return {
+      localName: advertisedName(this.settings.name),
+      serviceUuids: [OTA_SERVICE_UUID],
+      manufacturerData: buildManufacturerData(this.snapshot()),
+    };
+  }
+
+  get caps(): number {
+    return (
+      Caps.DEFLATE |
+      Caps.RESUME |
+      (this.auth.keyRequired ? Caps.FLEET_KEY_REQUIRED : 0) |
+      (this.settings.hostPolicy ? Caps.HOST_CONFIRM : 0) |
+      (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE)
+    );
+  }
+
+  // ---- links ----
+
+  onConnect(conn: number, mtu: number): void {
+    this.mtus.set(conn, mtu);
+  }
+
+  onMtu(conn: number, mtu: number): void {
+    this.mtus.set(conn, mtu);
+  }
+
+  onDisconnect(conn: number): void {
+    this.mtus.delete(conn);
+    this.auth.forget(conn);
+    const s = this.session;
+    if (!s || s.owner !== conn) return;
+    s.owner = null;
+    if (s.phase !== 'receiving') return; // a finishing session completes on its own
+    s.phase = 'suspended';
+    if (this.settings.resumeTimeoutMs <= 0) {
+      this.endSession(s, ErrorCode.SESSION_TIMEOUT, 'link lost, resume disabled');
+    } else {
+      s.resumeTimer = this.setTimer(() => this.endSession(s, ErrorCode.SESSION_TIMEOUT, 'resume timeout'), this.settings.resumeTimeoutMs);
+    }
+    this.publish();
+  }
+
+  // ---- GATT access ----
+
+  onRead(_conn: number, service: string, characteristic: string): Buffer {
+    if (service === DIS_SERVICE_UUID) {
+      if (characteristic === MANUFACTURER_NAME_UUID) return Buffer.from(MANUFACTURER_NAME, 'utf8');
+      if (characteristic === MODEL_NUMBER_UUID) return Buffer.from(this.settings.chip, 'utf8');
+      if (characteristic === FIRMWARE_REVISION_UUID) return Buffer.from(this.boot.app.version, 'utf8');
+    } else if (service === OTA_SERVICE_UUID) {
+      if (characteristic === STATUS_CHAR_UUID) return this.statusValue();
+      if (characteristic === CONTROL_CHAR_UUID || characteristic === DATA_CHAR_UUID) {
+        throw new AttError(AttCode.READ_NOT_PERMITTED, 'characteristic is not readable');
+      }
+    }
+    throw new AttError(AttCode.ATTRIBUTE_NOT_FOUND, `no characteristic ${characteristic} in service ${service}`);
+  }
+
+  onWrite(conn: number, service: string, characteristic: string, data: Buffer, withoutResponse: boolean): void {
+    if (service === OTA_SERVICE_UUID && characteristic === CONTROL_CHAR_UUID && !withoutResponse) {
+      const att = controlWriteAttError(data);
+      if (att !== null) throw new AttError(att, `control value of ${data.length} bytes (1..128 accepted)`);
+      this.onCommand(conn, data);
+      return;
+    }
+    if (service === OTA_SERVICE_UUID && characteristic === DATA_CHAR_UUID && withoutResponse) {
+      this.onData(conn, data);
+      return;
+    }
+    if (withoutResponse) return; // nothing to answer a wrong write without response with
+    throw new AttError(AttCode.WRITE_NOT_PERMITTED, `characteristic ${characteristic} does not take this write`);
+  }
+
+  // ---- Control ----
+
+  private onCommand(conn: number, data: Buffer): void {
+    const malformed = malformedCommandResponse(data);
+    if (malformed) {
+      this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, malformed, conn);
+      return;
+    }
+    const cmd = decodeCommand(data);
+    switch (cmd.op) {
+      case Op.CHALLENGE:
+        this.reply(conn, { op: 0x81, err: 0, nonce: this.auth.challenge(conn), caps: this.caps, protoVersion: PROTO_VERSION });
+        return;
+      case Op.BEGIN:
+        this.onBegin(conn, cmd as BeginCommand, data);
+        break;
+      case Op.END:
+        this.onEnd(conn, cmd as EndCommand);
+        break;
+      default:
+        this.onTagged(conn, cmd as TaggedCommand);
+        break;
+    }
+    this.publish();
+  }
+
+  private onBegin(conn: number, b: BeginCommand, raw: Buffer): void {
+    const fail = (err: number): void => this.reply(conn, { op: 0x82, err });
+    if (b.imageSize === 0 || b.chunkSize === 0 || (b.flags & ~BeginFlags.RESUME) !== 0) return fail(ErrorCode.BAD_PARAMETER);
+    if (b.encoding !== Encoding.RAW && b.encoding !== Encoding.DEFLATE) return fail(ErrorCode.BAD_ENCODING);
+    if (b.transferSize === 0 || (b.encoding === Encoding.RAW && b.transferSize !== b.imageSize)) return fail(ErrorCode.BAD_ENCODING);
+    const auth = this.auth.checkBegin(conn, raw, b.tag);
+    if (auth !== ErrorCode.OK) return fail(auth);
+    if (b.imageSize > this.settings.partitionSize) return fail(ErrorCode.IMAGE_TOO_LARGE);
+    const chunkSize = Math.min(b.chunkSize, this.settings.maxChunk, (this.mtus.get(conn) ?? 23) - 3 - DATA_HEADER_SIZE);
+    const kept = this.session;
+    if (kept) {
+      if (kept.phase === 'finishing') return fail(kept.owner === conn ? ErrorCode.INVALID_STATE : ErrorCode.BUSY);
+      if (kept.phase === 'receiving' && kept.owner !== conn) return fail(ErrorCode.BUSY);
+      if ((b.flags & BeginFlags.RESUME) !== 0 && sameImage(kept, b.imageSize, b.transferSize, b.encoding, b.sha256)) {
+        this.resume(conn, kept, chunkSize);
+        return;
+      }
+      this.endSession(kept, ErrorCode.ABORTED, 'replaced by a new BEGIN', false);
+    }
+    this.startSession(conn, b, chunkSize);
+  }
+
+  private resume(conn: number, s: V2Session, chunkSize: number): void {
+    s.resumeTimer?.cancel();
+    s.resumeTimer = null;
+    s.owner = conn;
+    s.phase = 'receiving';
+    const offset = s.writer.discardQueued();
+    s.window.rewind(offset);
+    s.window.chunkSize = chunkSize;
+    this.reply(conn, { op: 0x82, err: 0, chunkSize, window: this.settings.window, ackInterval: this.settings.ackInterval, resumeOffset: offset });
+  }
+
+  private startSession(conn: number, b: BeginCommand, chunkSize: number): void {
+    const slot = otherSlot(this.boot.slot);
+    const flash = this.machine.flash;
+    flash.nvs.startAttempt(b.sha256, ErrorCode.INTERNAL, 'in progress');
+    const session: V2Session = {
+      owner: conn,
+      phase: 'receiving',
+      imageSize: b.imageSize,
+      transferSize: b.transferSize,
+      encoding: b.encoding,
+      sha256: Buffer.from(b.sha256),
+      slot,
+      window: new ReceiveWindow(b.transferSize, chunkSize, this.settings.window),
+      resumeTimer: null,
+      writer: new UpdateWriter({
+        timers: this.machine.appTimers,
+        timing: this.settings.timing,
+        flash,
+        slot,
+        imageSize: b.imageSize,
+        transferSize: b.transferSize,
+        deflate: b.encoding === Encoding.DEFLATE,
+        ackInterval: this.settings.ackInterval,
+        checkHeader: (head) =>
+          checkEarlyHeader(head, {
+            chipId: CHIP_IDS[this.settings.chip],
+            secureVersion: this.boot.app.secureVersion,
+            allowDowngrade: this.settings.allowDowngrade,
+          }),
+        onAck: (nextOffset) => {
+          if (session.owner !== null) this.reply(session.owner, { op: Op.DATA_ACK, nextOffset });
+        },
+        onFailure: (err, message) => {
+          if (session.owner !== null) this.reply(session.owner, { op: Op.SESSION_ABORTED, err });
+          this.endSession(session, err, message);
+        },
+      }),
+    };
+    this.session = session;
+    this.reply(conn, { op: 0x82, err: 0, chunkSize, window: this.settings.window, ackInterval: this.settings.ackInterval, resumeOffset: 0 });
+  }
+
+  private onEnd(conn: number, e: EndCommand): void {
+    const s = this.session;
+    if (!s || s.owner !== conn) return this.reply(conn, { op: 0x83, err: ErrorCode.NO_SESSION });
+    if ((e.flags & ~EndFlags.REBOOT) !== 0) return this.reply(conn, { op: 0x83, err: ErrorCode.BAD_PARAMETER });
+    if (s.phase === 'finishing' || !s.window.complete) return this.reply(conn, { op: 0x83, err: ErrorCode.INVALID_STATE });
+    s.phase = 'finishing';
+    s.writer.whenIdle(() => this.finish(s, (e.flags & EndFlags.REBOOT) !== 0));
+  }
+
+  /** esp_ota_end + esp_ota_set_boot_partition once the writer has flushed everything (§4.1 step 5). */
+  private finish(s: V2Session, reboot: boolean): void {
+    if (this.session !== s) return;
+    const flash = this.machine.flash;
+    let err: number = ErrorCode.OK;
+    let message = '';
+    if (s.writer.decoded !== s.imageSize) {
+      err = ErrorCode.SIZE_MISMATCH;
+      message = `decoded ${s.writer.decoded} of ${s.imageSize} bytes`;
+    } else if (!s.writer.streamComplete) {
+      err = ErrorCode.DECODE_FAILED;
+      message = 'deflate stream incomplete';
+    } else if (!s.writer.digest().equals(s.sha256)) {
+      err = ErrorCode.HASH_MISMATCH;
+      message = 'SHA-256 differs from BEGIN';
+    } else {
+      const invalid = flash.verifyImage(s.slot);
+      if (invalid) {
+        err = ErrorCode.VALIDATION_FAILED;
+        message = invalid.code;
+      }
+    }
+    const owner = s.owner;
+    if (err !== ErrorCode.OK) {
+      if (owner !== null) this.reply(owner, { op: 0x83, err });
+      this.endSession(s, err, message);
+      return;
+    }
+    s.writer.stop();
+    this.session = null;
+    flash.otadata.setBoot(s.slot);
+    flash.nvs.bootCount = 0;
+    flash.nvs.setResult(ErrorCode.OK, 'installed, awaiting first boot');
+    if (owner !== null) this.reply(owner, { op: 0x83, err: 0, imageSize: s.imageSize });
+    this.publish();
+    if (reboot) this.setTimer(() => this.machine.restart('update installed'), REBOOT_DELAY_MS);
+  }
+
+  private onTagged(conn: number, cmd: TaggedCommand): void {
+    const op = cmd.op as TaggedOp;
+    const respond = (err: number): void => this.reply(conn, { op: op | 0x80, err });
+    const auth = this.auth.checkCommand(conn, op, cmd.tag);
+    if (auth !== ErrorCode.OK) return respond(auth);
+    const flash = this.machine.flash;
+    const running = this.boot.slot;
+    switch (op) {
+      case Op.ABORT: {
+        const s = this.session;
+        if (s && s.phase === 'finishing') return respond(ErrorCode.INVALID_STATE);
+        if (s && s.phase === 'receiving' && s.owner !== conn) return respond(ErrorCode.BUSY);
+        if (s) this.endSession(s, ErrorCode.ABORTED, 'aborted by the client', false);
+        return respond(ErrorCode.OK);
+      }
+      case Op.CONFIRM:
+        if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
+        flash.otadata.setState(running, OtaStateCode.VALID);
+        flash.nvs.addFlags(LastFlags.CONFIRMED);
+        return respond(ErrorCode.OK);
+      case Op.ROLLBACK:
+        if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
+        if (!rollbackPossible(this.machine, running)) return respond(ErrorCode.NO_ROLLBACK_IMAGE);
+        flash.otadata.setState(running, OtaStateCode.INVALID);
+        flash.nvs.addFlags(LastFlags.ROLLED_BACK);
+        flash.nvs.setResult(ErrorCode.ROLLED_BACK, 'rolled back by the host');
+        respond(ErrorCode.OK);
+        this.setTimer(() => this.machine.restart('rollback command'), REBOOT_DELAY_MS);
+        return;
+      case Op.REBOOT:
+        respond(ErrorCode.OK);
+        this.setTimer(() => this.machine.restart('reboot command'), REBOOT_DELAY_MS);
+        return;
+    }
+  }
+
+  // ---- Data ----
+
+  private onData(conn: number, data: Buffer): void {
+    const s = this.session;
+    if (!s || s.owner !== conn || s.phase === 'suspended') {
+      this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.NO_SESSION, expectedOffset: 0 });
+      return;
+    }
+    if (data.length <= DATA_HEADER_SIZE) {
+      this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.EMPTY_WRITE, expectedOffset: s.window.expected });
+      return;
+    }
+    const offset = data.readUInt32LE(0);
+    const payloadLength = data.length - DATA_HEADER_SIZE;
+    const verdict = s.window.judge(offset, payloadLength, s.writer.taken);
+    if (verdict.kind === 'nak') {
+      this.reply(conn, { op: Op.DATA_NAK, err: verdict.err, expectedOffset: verdict.expected });
+    } else if (verdict.kind === 'accept') {
+      s.writer.enqueue(Buffer.from(data.subarray(DATA_HEADER_SIZE)));
+    }
+  }
+
+  // ---- session end, status ----
+
+  /** Session over without an install: esp_ota_abort, record the outcome, back to IDLE. */
+  private endSession(s: V2Session, result: number, message: string, publish = true): void {
+    if (this.session !== s) return;
+    s.writer.stop();
+    s.resumeTimer?.cancel();
+    this.session = null;
+    this.machine.flash.nvs.setResult(result, message || errorName(result));
+    if (publish) this.publish();
+  }
+
+  private reply(conn: number, msg: ControlNotification): void {
+    this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, encodeNotification(msg), conn);
+  }
+
+  private setTimer(fn: () => void, ms: number): TimerHandle {
+    return this.machine.appTimers.set(fn, ms);
+  }
+
+  private snapshot(): StatusSnapshot {
+    const flash = this.machine.flash;
+    const s = this.session;
+    const phase = s?.phase;
+    return {
+      caps: this.caps,
+      otaState: flash.otadata.state(this.boot.slot),
+      hostPolicy: this.settings.hostPolicy,
+      sessionState:
+        phase === 'receiving' ? SessionStateCode.RECEIVING : phase === 'suspended' ? SessionStateCode.SUSPENDED : phase === 'finishing' ? SessionStateCode.FINISHING : SessionStateCode.IDLE,
+      sessionOffset: s ? s.writer.taken : 0,
+      resetReason: this.boot.resetReason,
+      bootCount: flash.nvs.bootCount,
+      app: this.boot.app,
+      record: flash.nvs.record,
+      fleetKeyRequired: this.auth.keyRequired,
+    };
+  }
+
+  private statusValue(): Buffer {
+    return buildStatus(this.snapshot());
+  }
+
+  /** Notifies Status when a field other than the progress offset changed; refreshes the advertisement. */
+  private publish(): void {
+    if (this.machine.state !== 'running') return;
+    const status = this.statusValue();
+    if (!this.lastStatus || !sameIgnoringOffset(status, this.lastStatus)) {
+      this.lastStatus = status;
+      this.machine.notify(OTA_SERVICE_UUID, STATUS_CHAR_UUID, status);
+    }
+    const adv = buildManufacturerData(this.snapshot());
+    if (!this.lastAdv || !adv.equals(this.lastAdv)) {
+      this.lastAdv = adv;
+      this.machine.advertisingChanged();
+    }
+  }
+}
+
+function sameIgnoringOffset(a: Buffer, b: Buffer): boolean {
+  const [from, to] = SESSION_OFFSET_FIELD;
+  return a.subarray(0, from).equals(b.subarray(0, from)) && a.subarray(to).equals(b.subarray(to));
+}
