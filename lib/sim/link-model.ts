@@ -98,33 +98,36 @@ export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): numbe
   const mtu = negotiatedMtu(profile, deviceMaxMtu);
   const value = mtu - ATT_WRITE_HEADER_BYTES;
   const fragments = llFragments(value + ATT_WRITE_HEADER_BYTES, profile.dataLength);
-  // Pack whole writes' fragments into events until the pattern repeats: over one write's worth of
-  // fragments per position, simulate enough events to average out partial packing.
   const intervalUs = profile.connectionIntervalMs * 1000;
-  const writes = 2000;
-  let fragmentIndex = 0;
-  let writesDone = 0;
+  // Pack a endless stream of fragments into events; an event's packing depends only on the fragment
+  // it starts with, so the pattern repeats: the rate over one period is exact.
+  const seen = new Map<number, { events: number; fragments: number }>();
+  let start = 0;
   let events = 0;
-  while (writesDone < writes) {
-    events++;
+  let sent = 0;
+  for (;;) {
+    const earlier = seen.get(start);
+    if (earlier) {
+      const periodFragments = sent - earlier.fragments;
+      const periodUs = (events - earlier.events) * intervalUs;
+      return ((periodFragments / fragments.length) * value) / (periodUs / 1e6);
+    }
+    seen.set(start, { events, fragments: sent });
     let t = 0;
     let exchanges = 0;
+    let i = start;
     for (;;) {
-      const step = exchangeUs(fragments[fragmentIndex], 0, profile);
+      const step = exchangeUs(fragments[i], 0, profile);
       if (exchanges > 0 && t + step > intervalUs) break;
       if (profile.maxPdusPerEvent !== null && exchanges >= profile.maxPdusPerEvent) break;
       t += step;
       exchanges++;
-      fragmentIndex++;
-      if (fragmentIndex === fragments.length) {
-        fragmentIndex = 0;
-        writesDone++;
-        if (writesDone === writes) break;
-      }
+      i = (i + 1) % fragments.length;
     }
+    sent += exchanges;
+    events++;
+    start = i;
   }
-  // The last event only needs its own air time, not the whole interval; negligible over 2000 writes.
-  return (writes * value) / ((events * intervalUs) / 1e6);
 }
 
 /** Shortest time this link needs to carry valueBytes of ATT write payload (no flash, no protocol). */

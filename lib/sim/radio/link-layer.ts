@@ -6,7 +6,7 @@
  * the exchange carrying the last fragment ends. docs/LINK-MODEL.md explains the rules.
  */
 import type { Clock, TimerHandle } from '../../clock';
-import { exchangeUs, llFragments, pduAirtimeUs, type LinkProfile } from '../link-model';
+import { T_IFS_US, exchangeUs, llFragments, pduAirtimeUs, type LinkProfile } from '../link-model';
 
 export type Direction = 'toPeripheral' | 'toCentral';
 
@@ -102,7 +102,22 @@ export class LinkConnection {
   }
 }
 
+/** One central/peripheral PDU pair on air (for traces and tests). */
+export interface ExchangeTrace {
+  connection: string;
+  /** ms of clock time */
+  start: number;
+  end: number;
+  /** LL payload bytes each way (0: empty PDU) */
+  toPeripheral: number;
+  toCentral: number;
+  /** index of the exchange inside its connection event */
+  index: number;
+}
+
 export class LinkLayer {
+  /** Called for every exchange as it goes on air. */
+  onExchange: ((e: ExchangeTrace) => void) | null = null;
   private readonly connections = new Set<LinkConnection>();
   /** The radio is on air for some connection until this time. */
   private busyUntil = Number.NEGATIVE_INFINITY;
@@ -227,6 +242,8 @@ export class LinkLayer {
     const moreData = conn.pending('toPeripheral') > 0 || conn.pending('toCentral') > 0;
     const carriesData = c !== undefined || p !== undefined;
     this.busyUntil = now + step;
+    this.onExchange?.({ connection: conn.id, start: now, end: now + step, toPeripheral: c?.bytes ?? 0, toCentral: p?.bytes ?? 0, index });
+    // Both PDUs are in once the peripheral's PDU ends; the trailing T_IFS leads to the next exchange.
     const timer = this.clock.setTimer(() => {
       if (conn.closed) return;
       this.count(conn, 'toPeripheral', c?.bytes ?? 0, false);
@@ -239,10 +256,9 @@ export class LinkLayer {
         this.endEvent(conn, anchor);
         return;
       }
-      // A separate timer at the same instant lets both hosts react to what was just delivered.
-      const next = this.clock.setTimer(() => this.exchange(conn, anchor, index + 1, exchanges), 0);
-      conn.eventTimer = next;
-    }, step);
+      // A separate timer lets both hosts react to what was just delivered before the next exchange.
+      conn.eventTimer = this.clock.setTimer(() => this.exchange(conn, anchor, index + 1, exchanges), T_IFS_US / 1000);
+    }, step - T_IFS_US / 1000);
     conn.eventTimer = timer;
   }
 
