@@ -130,6 +130,7 @@ bool host_flash_op(host_flash_t *f)
         return false;
     }
     if (f->cut_after > 0) f->cut_after--;
+    f->ops_total++;
     return true;
 }
 

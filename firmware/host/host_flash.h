@@ -37,6 +37,7 @@ typedef struct {
     bool power_lost;
     bool fail_writes;          /* fault injection: every flash write/erase fails */
     unsigned erase_ops, write_ops;
+    unsigned long ops_total;   /* mutating operations that reached flash/NVS */
 } host_flash_t;
 
 /** Open (or create) the storage. psize is used when creating; an existing flash.bin keeps its own. */
