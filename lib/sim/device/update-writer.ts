@@ -115,7 +115,8 @@ export class UpdateWriter {
       if (this.stopped) return;
       let cost = 0;
       if (this.ringBytes > 0) {
-        const piece = this.takeFromRing(WRITER_TAKE_BYTES);
+        // Never take past the next ACK point, so ACKs come at least every ack_interval bytes.
+        const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
         if (!this.process(piece)) return;
         cost = this.flushPages();
       } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
