@@ -13,6 +13,7 @@ interface Timer {
   at: number;
   seq: number;
   fn: () => void;
+  /** Cancelled or fired: cancelling then changes nothing. */
   cancelled: boolean;
 }
 
@@ -177,6 +178,7 @@ export class VirtualClock implements Clock {
       return;
     }
     this.live--;
+    timer.cancelled = true;
     this.time = timer.at;
     this.firedTimers++;
     try {

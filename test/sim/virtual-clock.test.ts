@@ -63,6 +63,13 @@ describe('sim/virtual-clock', () => {
     await clock.idle();
     assert.equal(fired, false);
     assert.equal(clock.now(), 0);
+    // cancelling a timer that already fired changes nothing
+    let later = false;
+    const done = clock.setTimer(() => done.cancel(), 1);
+    clock.setTimer(() => (later = true), 2);
+    assert.equal(clock.pendingTimers, 2);
+    await clock.idle();
+    assert.equal(later, true);
   });
 
   it('does not advance while held', async () => {
