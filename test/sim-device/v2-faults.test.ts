@@ -4,7 +4,6 @@ import * as path from 'path';
 import { deflateSync } from 'zlib';
 import { buildAppImage } from '../../lib/image/builder';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
-import { encodeCommand } from '../../lib/protocol/codec';
 import { Caps, ErrorCode, Op, OtaStateCode } from '../../lib/protocol/constants';
 import { AttError } from '../../lib/sim/types';
 import { Central, Rig, Transfer, VECTORS_DIR, afterReboot, deflateTransfer, makeRig, rawTransfer, sha256, until } from './harness';
@@ -19,16 +18,6 @@ function assertSlotUntouched(rig: Rig): void {
   assert.equal(rig.device.flash.imageBytes(1).length, 0);
   assert.ok(rig.device.flash.slots[1].isErased(0, 65536));
   assert.equal(rig.device.flash.otadata.state(1), OtaStateCode.UNDEFINED);
-}
-
-async function aborted(c: Central, rig: Rig): Promise<number> {
-  let err = -1;
-  await until(rig.clock, () => {
-    const n = c.fresh().find((m) => m.op === Op.SESSION_ABORTED) as { err: number } | undefined;
-    if (n) err = n.err;
-    return n !== undefined;
-  }, 10000);
-  return err;
 }
 
 async function sendExpectingAbort(c: Central, rig: Rig, t: Transfer): Promise<number> {
