@@ -8,6 +8,7 @@
 import type { DeviceSession } from '../ble/scheduler';
 import type { AdapterScheduler } from '../ble/scheduler';
 import { abortableSleep, abortError } from '../ble/abort';
+import type { Clock } from '../clock';
 import { OtaError, toOtaError } from '../errors';
 import { Caps } from '../protocol/constants';
 import { prepareTransferPayload } from '../protocol/payload';
@@ -37,6 +38,7 @@ export async function flashDevice(scheduler: AdapterScheduler, options: FlashOpt
     return await scheduler.session(plan.device, (session) => runFlash(session, plan, tracker, options), {
       signal: options.signal,
       findTimeoutMs: options.findTimeoutMs,
+      wait: options.waitIfBusy !== false,
     });
   } catch (err) {
     tracker.setPhase('failed');
@@ -121,11 +123,32 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
         }
       },
     });
-    if (plan.reboot) tracker.setPhase('rebooting', attempt);
+    if (plan.reboot) {
+      tracker.setPhase('rebooting', attempt);
+      // The device restarts shortly after END; returning once the link has dropped means the next
+      // operation (verify) meets the new image, not the old one in its last milliseconds.
+      await waitForDrop(link, session.clock, REBOOT_DROP_WAIT_MS);
+    }
   } finally {
     state.bytesOnAir += link.bytesWritten;
     await link.disconnect().catch(() => undefined);
   }
+}
+
+/** How long to wait for the device to drop the link after END with the reboot flag. */
+const REBOOT_DROP_WAIT_MS = 5000;
+
+function waitForDrop(link: CountingConnection, clock: Clock, ms: number): Promise<void> {
+  if (!link.connected) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = clock.setTimer(done, ms);
+    function done() {
+      timer.cancel();
+      link.removeListener('disconnect', done);
+      resolve();
+    }
+    link.once('disconnect', done);
+  });
 }
 
 function chooseEncoding(plan: FlashPlan, protocol: 'v2' | 'legacy', deviceDeflate: boolean): 'raw' | 'deflate' {

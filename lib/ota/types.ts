@@ -63,6 +63,8 @@ export interface FlashOptions {
   findTimeoutMs?: number;
   /** Reboot into the new image after a successful transfer (default true). */
   reboot?: boolean;
+  /** Wait while another operation holds the device (default true); false fails at once with DEVICE_BUSY. */
+  waitIfBusy?: boolean;
   /** Size of the device's OTA partition when known: checked on the host before BEGIN (the device checks too). */
   partitionSize?: number;
   signal?: AbortSignal;
