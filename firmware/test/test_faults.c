@@ -177,7 +177,7 @@ TEST(second_client_is_busy)
     host_device_connect(H.dev, 2, 247);
     CHECK_EQ(h_begin(2, &b, true, NULL, NULL), BLE_OTA_ERR_BUSY);
     CHECK_EQ(h_tagged(2, BLE_OTA_OP_ABORT, true), BLE_OTA_ERR_BUSY);
-    CHECK_EQ(h_end(2, 0), BLE_OTA_ERR_BUSY);
+    CHECK_EQ(h_end(2, 0), BLE_OTA_ERR_NO_SESSION);
     note_t n;
     h_clear();
     h_data(2, 0, img, 100);
@@ -361,8 +361,10 @@ TEST(begin_parameter_errors)
     x.encoding = 7;
     CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_ENCODING);
     x = b;
-    x.image_size = x.transfer_size = 200;
-    CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_NOT_APP_IMAGE);
+    x.image_size = x.transfer_size = 0;
+    x.encoding = 1;
+    x.image_size = 1000;
+    CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_ENCODING); /* deflate with transfer_size 0 */
     uint8_t short_begin[10] = {BLE_OTA_OP_BEGIN};
     h_control(1, short_begin, sizeof short_begin);
     CHECK_EQ(h_rsp_err(1, BLE_OTA_OP_BEGIN), BLE_OTA_ERR_BAD_LENGTH);
@@ -491,4 +493,32 @@ TEST(power_loss_at_many_points_keeps_a_bootable_image)
     CHECK(cuts > 40);
     CHECK(new_booted > 0);
     CHECK(old_booted > 40);
+}
+
+TEST(acks_land_on_interval_steps_and_at_the_end)
+{
+    host_device_opts_t o = h_default_opts();
+    size_t len;
+    uint8_t *img = start_with_image(&o, 50001, &len);
+    CHECK(img);
+    begin_t b = h_begin_for(img, len, img, len, 0);
+    uint16_t chunk;
+    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    uint32_t expect_next = 4096, acks = 0;
+    for (uint32_t off = 0; off < len; off += chunk) {
+        uint32_t n = (uint32_t)len - off < chunk ? (uint32_t)len - off : chunk;
+        h_data(1, off, img + off, n);
+        note_t note;
+        while (h_find(1, BLE_OTA_OP_DATA_ACK, &note)) {
+            uint32_t next = ble_ota_get_u32(note.data + 1);
+            if (expect_next > len) expect_next = (uint32_t)len;
+            CHECK_EQ(next, expect_next);
+            expect_next += 4096;
+            acks++;
+        }
+    }
+    CHECK_EQ(acks, (len + 4095) / 4096);
+    CHECK_EQ(h_end(1, 0), 0);
+    free(img);
+    h_stop();
 }

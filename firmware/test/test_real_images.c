@@ -20,7 +20,7 @@ static const vector_case_t CASES[] = {
     {"esp32s3-hello_world.bin", 9, 0},
     {"esp32s2-blink.bin", 2, 0},
     {"esp32-hello_world-signed_v1.bin", 0, 0},
-    /* 128 bytes with no app descriptor: refused at BEGIN (too short to hold one) */
+    /* 128 bytes: too short for the headers + app descriptor, SESSION_ABORTED before any flash write */
     {"bad-sha256-mismatch.bin", 0, BLE_OTA_ERR_NOT_APP_IMAGE},
     /* a bootloader: right chip, but no app descriptor */
     {"bad-esp32c3-bootloader.bin", 5, BLE_OTA_ERR_NOT_APP_IMAGE},

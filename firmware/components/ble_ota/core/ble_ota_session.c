@@ -104,26 +104,27 @@ static bool same_image(const ble_ota_begin_req_t *a, const ble_ota_begin_req_t *
            memcmp(a->sha256, b->sha256, 32) == 0;
 }
 
-/* BEGIN checks in the order of §4.1 step 3 (all before anything is erased). */
+/* BEGIN checks, all before anything is erased (§4.1 step 3), in this order: parameters, encoding, tag,
+ * partition size, state (BUSY / INVALID_STATE). The TypeScript device model uses the same order. */
 static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_begin_req_t *req)
 {
-    if (g_ota.reboot != REBOOT_NONE || (g_ota.s.live && g_ota.s.state == BLE_OTA_SESSION_FINISHING))
-        return BLE_OTA_ERR_INVALID_STATE;
+    const session_t *s = &g_ota.s;
     if (req->image_size == 0 || req->chunk_size == 0 || (req->flags & (uint8_t)~BLE_OTA_BEGIN_FLAG_RESUME))
         return BLE_OTA_ERR_BAD_PARAMETER;
-    if (req->encoding == BLE_OTA_ENCODING_RAW) {
-        if (req->transfer_size != req->image_size) return BLE_OTA_ERR_BAD_ENCODING;
-    } else if (req->encoding != BLE_OTA_ENCODING_DEFLATE || !g_ota.cfg.deflate || req->transfer_size == 0) {
+    if (req->encoding != BLE_OTA_ENCODING_RAW && (req->encoding != BLE_OTA_ENCODING_DEFLATE || !g_ota.cfg.deflate))
         return BLE_OTA_ERR_BAD_ENCODING;
-    }
+    if (req->transfer_size == 0 || (req->encoding == BLE_OTA_ENCODING_RAW && req->transfer_size != req->image_size))
+        return BLE_OTA_ERR_BAD_ENCODING;
     uint8_t err = check_tag(c, true, data + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN, req->tag);
     if (err) return err;
     uint32_t partition_size = 0;
     char label[17];
     if (P->ota_target(P->ctx, &partition_size, label) != 0) return BLE_OTA_ERR_INTERNAL;
     if (req->image_size > partition_size) return BLE_OTA_ERR_IMAGE_TOO_LARGE;
-    if (g_ota.s.live && g_ota.s.state == BLE_OTA_SESSION_RECEIVING && g_ota.s.owner != c->conn) return BLE_OTA_ERR_BUSY;
-    if (req->image_size < BLE_OTA_HEADER_CHECK_LEN) return BLE_OTA_ERR_NOT_APP_IMAGE; /* no room for an app descriptor */
+    if (g_ota.reboot != REBOOT_NONE) return BLE_OTA_ERR_INVALID_STATE;
+    if (s->live && s->state == BLE_OTA_SESSION_FINISHING)
+        return s->owner == c->conn ? BLE_OTA_ERR_INVALID_STATE : BLE_OTA_ERR_BUSY;
+    if (s->live && s->state == BLE_OTA_SESSION_RECEIVING && s->owner != c->conn) return BLE_OTA_ERR_BUSY;
     return BLE_OTA_OK;
 }
 
@@ -181,9 +182,8 @@ static void handle_end(conn_slot_t *c, const uint8_t *data, size_t len)
     session_t *s = &g_ota.s;
     uint8_t err = BLE_OTA_OK;
     if (len != BLE_OTA_END_LEN) err = BLE_OTA_ERR_BAD_LENGTH;
+    else if (!s->live || s->owner != c->conn) err = BLE_OTA_ERR_NO_SESSION; /* none, suspended, or another's */
     else if (data[1] & (uint8_t)~BLE_OTA_END_FLAG_REBOOT) err = BLE_OTA_ERR_BAD_PARAMETER;
-    else if (!s->live || s->state == BLE_OTA_SESSION_SUSPENDED) err = BLE_OTA_ERR_NO_SESSION;
-    else if (s->owner != c->conn) err = BLE_OTA_ERR_BUSY;
     else if (s->state != BLE_OTA_SESSION_RECEIVING || s->expected != s->req.transfer_size) err = BLE_OTA_ERR_INVALID_STATE;
     if (err) {
         emit_simple(c->conn, BLE_OTA_OP_END, err);
@@ -337,11 +337,11 @@ void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t
         uint64_t end = (uint64_t)offset + payload;
         if (payload > s->chunk) {
             emit_nak(conn, BLE_OTA_ERR_OVERSIZED, s->expected);
-        } else if (end > s->req.transfer_size || end > (uint64_t)s->acked + g_ota.cfg.window) {
-            emit_nak(conn, BLE_OTA_ERR_OUT_OF_WINDOW, s->expected);
         } else if (offset < s->expected) {
             if (!s->dup_nak_sent) emit_nak(conn, BLE_OTA_ERR_DUPLICATE, s->expected);
             s->dup_nak_sent = true;
+        } else if (end > s->req.transfer_size || end > (uint64_t)s->acked + g_ota.cfg.window) {
+            emit_nak(conn, BLE_OTA_ERR_OUT_OF_WINDOW, s->expected);
         } else if (offset > s->expected) {
             if (!s->gap_nak_sent) emit_nak(conn, BLE_OTA_ERR_GAP, s->expected);
             s->gap_nak_sent = true;

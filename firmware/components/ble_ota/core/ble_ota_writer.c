@@ -50,6 +50,8 @@ static uint8_t consume_decoded(const uint8_t *p, size_t len)
         w->decoded += (uint32_t)take;
         p += take;
         len -= take;
+        if (w->decoded == w->req.image_size && w->decoded < BLE_OTA_HEADER_CHECK_LEN)
+            return BLE_OTA_ERR_NOT_APP_IMAGE; /* too short to hold the headers and an app descriptor */
         if (w->decoded < BLE_OTA_HEADER_CHECK_LEN) return BLE_OTA_OK;
         uint8_t err = ota_check_image_header(w->header, g_ota.app.chip_id, g_ota.app.secure_version,
                                              g_ota.cfg.allow_downgrade);
@@ -144,14 +146,16 @@ static size_t take_from_ring(void)
     session_t *s = &g_ota.s;
     uint32_t window = g_ota.cfg.window;
     uint32_t n = s->expected - s->acked;
+    uint32_t interval = g_ota.cfg.ack_interval;
+    uint32_t to_next_ack = s->last_ack_sent + interval - s->acked; /* ACKs land on exact interval steps */
     if (n > BLE_OTA_WORK_LEN) n = BLE_OTA_WORK_LEN;
+    if (n > to_next_ack) n = to_next_ack;
     uint32_t pos = s->acked % window;
     uint32_t first = n < window - pos ? n : window - pos;
     memcpy(g_ota.w.work, s->ring + pos, first);
     memcpy(g_ota.w.work + first, s->ring, n - first);
     s->acked += n;
-    uint32_t interval = g_ota.cfg.ack_interval;
-    if (s->acked == s->req.transfer_size || s->acked / interval > s->last_ack_sent / interval) {
+    if (s->acked == s->req.transfer_size || s->acked - s->last_ack_sent >= interval) {
         uint8_t out[5];
         s->last_ack_sent = s->acked;
         if (s->state == BLE_OTA_SESSION_RECEIVING || s->state == BLE_OTA_SESSION_FINISHING)
