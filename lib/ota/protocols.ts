@@ -1,13 +1,14 @@
 /**
- * Picks the protocol from the GATT table (the v2 OTA service wins, else the seed's service) and wraps
+ * Picks the protocol from the GATT table (lib/protocol/detect.ts: the v2 OTA service wins, else the seed's) and wraps
  * lib/protocol's clients as ProtocolSessions for flash.ts; reads a device's identity for status/verify.
  */
 import type { BleConnection, GattServiceInfo } from '../ble/central';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
-import { DIS_SERVICE_UUID, FIRMWARE_REVISION_UUID, LEGACY_CONTROL_UUID, LEGACY_SERVICE_UUIDS, MANUFACTURER_NAME_UUID, MODEL_NUMBER_UUID, OTA_SERVICE_UUID, STATUS_CHAR_UUID } from '../protocol/constants';
+import { DIS_SERVICE_UUID, FIRMWARE_REVISION_UUID, MANUFACTURER_NAME_UUID, MODEL_NUMBER_UUID, OTA_SERVICE_UUID, STATUS_CHAR_UUID } from '../protocol/constants';
+import { detectProtocol } from '../protocol/detect';
 import { decodeStatus, type DeviceStatus } from '../protocol/status';
-import { createLegacySession } from './legacy-session';
+import { LegacySession } from './legacy-session';
 import type { ProtocolSession } from './protocol-session';
 import { V2Session } from './v2-session';
 
@@ -18,19 +19,12 @@ export interface SessionContext {
   signal: AbortSignal;
 }
 
-export function detectFromTable(table: GattServiceInfo[]): 'v2' | 'legacy' | null {
-  if (table.some((s) => s.uuid === OTA_SERVICE_UUID)) return 'v2';
-  const legacy = table.some((s) => LEGACY_SERVICE_UUIDS.includes(s.uuid) || s.characteristics.some((c) => c.uuid === LEGACY_CONTROL_UUID));
-  return legacy ? 'legacy' : null;
-}
-
 export async function openProtocolSession(link: BleConnection, ctx: SessionContext): Promise<ProtocolSession> {
-  const detected = detectFromTable(await link.discover());
-  if (!detected) throw new OtaError('NOT_OTA_DEVICE', 'the device offers neither the BLE OTA v2 service nor the seed firmware\'s OTA service');
-  if (ctx.requested !== 'auto' && ctx.requested !== detected) {
-    throw new OtaError('PROTOCOL_UNSUPPORTED', `the device speaks the ${detected} protocol, but ${ctx.requested} was requested`, { detected, requested: ctx.requested });
+  const { protocol, serviceUuid } = detectProtocol(await link.discover());
+  if (ctx.requested !== 'auto' && ctx.requested !== protocol) {
+    throw new OtaError('PROTOCOL_UNSUPPORTED', `the device speaks the ${protocol} protocol, but ${ctx.requested} was requested`, { detected: protocol, requested: ctx.requested });
   }
-  return detected === 'v2' ? new V2Session(link, ctx) : createLegacySession(link, ctx);
+  return protocol === 'v2' ? new V2Session(link, ctx) : new LegacySession(link, ctx, serviceUuid);
 }
 
 export interface DeviceInfo {
@@ -48,8 +42,7 @@ async function readString(link: BleConnection, table: GattServiceInfo[], charact
 
 export async function readDeviceInfo(link: BleConnection): Promise<DeviceInfo> {
   const table = await link.discover();
-  const protocol = detectFromTable(table);
-  if (!protocol) throw new OtaError('NOT_OTA_DEVICE', 'the device offers neither the BLE OTA v2 service nor the seed firmware\'s OTA service');
+  const { protocol } = detectProtocol(table);
   const info: DeviceInfo['info'] = {};
   const manufacturer = await readString(link, table, MANUFACTURER_NAME_UUID);
   const model = await readString(link, table, MODEL_NUMBER_UUID);
