@@ -128,6 +128,15 @@ export class VirtualClock implements Clock {
     };
   }
 
+  /** Drops every pending timer and stops; later timers run again (used when a simulation closes). */
+  stop(): void {
+    while (this.heap.pop()) {
+      // drained
+    }
+    this.live = 0;
+    this.notifyIdleIfDone();
+  }
+
   /** Resolves once no timer is pending (time stops there). */
   idle(): Promise<void> {
     if (this.live === 0) return Promise.resolve();

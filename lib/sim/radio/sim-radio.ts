@@ -188,6 +188,11 @@ export class SimRadio {
     this.later(() => this.bindings.emit('stateChange', next));
   }
 
+  /** Shorthand for tests and the Node-RED demo: adapter on (poweredOn) or off (poweredOff). */
+  setPowered(on: boolean): void {
+    this.setAdapterState(on ? 'poweredOn' : 'poweredOff');
+  }
+
   stats(): RadioStats {
     const devices: Record<string, DeviceRadioStats> = {};
     const totals = emptyLinkStats();

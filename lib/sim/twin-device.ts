@@ -1,0 +1,314 @@
+/**
+ * The firmware twin on the virtual radio: firmware/build/ble_ota_twin (the C firmware core + host port,
+ * docs/TWIN.md) as a child process, adapted to VirtualPeripheral. One JSON request line at a time;
+ * while a request is out the virtual clock is held, so the twin's answers and notifications happen at
+ * the clock time of the request. Device time is forwarded with tick requests: before every request,
+ * and periodically (every 2 ms while connected, for flash timing; every 100 ms for a while after a
+ * disconnect or reboot, for resume timeouts and boot).
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as readline from 'readline';
+import type { Clock, TimerHandle } from '../clock';
+import { OtaError } from '../errors';
+import { buildAppImage } from '../image';
+import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, FIRMWARE_REVISION_UUID, MANUFACTURER_NAME_UUID, MODEL_NUMBER_UUID, OTA_SERVICE_UUID, STATUS_CHAR_UUID } from '../protocol/constants';
+import { resolveSettings } from './device';
+import { advertisedName, v2Gatt } from './device/gatt-tables';
+import { AttError, type PeripheralHost, type SimDeviceConfig, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from './types';
+import { isVirtualClock } from './virtual-clock';
+
+const TWIN_RELATIVE_PATH = path.join('firmware', 'build', 'ble_ota_twin');
+const CONNECTED_TICK_MS = 2;
+const IDLE_TICK_MS = 100;
+/** After a disconnect, reboot or power loss, device time keeps flowing this long beyond the resume timeout. */
+const SETTLE_MS = 10000;
+
+const READ_NAMES: Record<string, string> = {
+  [STATUS_CHAR_UUID]: 'status',
+  [MANUFACTURER_NAME_UUID]: 'manufacturer',
+  [MODEL_NUMBER_UUID]: 'model',
+  [FIRMWARE_REVISION_UUID]: 'fw_rev',
+};
+const NOTIFY_UUIDS: Record<string, string> = { control: CONTROL_CHAR_UUID, status: STATUS_CHAR_UUID };
+
+/** The twin executable: $BLE_OTA_TWIN, else firmware/build/ble_ota_twin in the package this file belongs to. */
+export function findTwinBinary(): string | null {
+  const fromEnv = process.env.BLE_OTA_TWIN;
+  if (fromEnv) return fs.existsSync(fromEnv) ? fromEnv : null;
+  let dir = __dirname;
+  for (;;) {
+    const candidate = path.join(dir, TWIN_RELATIVE_PATH);
+    if (fs.existsSync(candidate)) return candidate;
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'firmware'))) return null;
+    const up = path.dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+interface DoneLine {
+  ev: 'done';
+  ok: boolean;
+  att?: number;
+  error?: string;
+  data?: string;
+  advertising?: boolean;
+  name?: string;
+  mfg?: string;
+}
+
+interface Pending {
+  line: string;
+  resolve: (d: DoneLine) => void;
+  reject: (e: Error) => void;
+}
+
+class TwinDevice implements VirtualPeripheral {
+  readonly maxMtu: number;
+  readonly address: string;
+  readonly name: string;
+  private host: PeripheralHost | null = null;
+  private readonly queue: Pending[] = [];
+  private current: Pending | null = null;
+  private releaseHold: (() => void) | null = null;
+  private lastTickAt: number;
+  private adv: VirtualAdvertisement | null = null;
+  private connected = false;
+  private offUntil = Number.NEGATIVE_INFINITY;
+  private flowUntil: number;
+  private tickTimer: TimerHandle | null = null;
+  private exited = false;
+  private stderr = '';
+  private readonly settleMs: number;
+
+  constructor(
+    private readonly proc: ChildProcessWithoutNullStreams,
+    private readonly clock: Clock,
+    private readonly stateDir: string,
+    settings: { name: string; address: string; maxMtu: number; resumeTimeoutMs: number },
+  ) {
+    this.name = settings.name;
+    this.address = settings.address;
+    this.maxMtu = settings.maxMtu;
+    this.lastTickAt = clock.now();
+    this.flowUntil = clock.now() + SETTLE_MS;
+    this.settleMs = settings.resumeTimeoutMs + SETTLE_MS;
+    readline.createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
+    proc.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
+    proc.on('exit', (code, signal) => this.onExit(code, signal));
+    proc.on('error', (err) => {
+      this.stderr += err.message;
+      if (!this.exited) this.onExit(null, null);
+    });
+    proc.stdin.on('error', () => undefined); // a dead twin is reported through 'exit'
+  }
+
+  attach(host: PeripheralHost): void {
+    this.host = host;
+    this.scheduleTick();
+  }
+
+  advertisement(): VirtualAdvertisement | null {
+    return this.exited || this.clock.now() < this.offUntil ? null : this.adv;
+  }
+
+  gatt(): VirtualService[] {
+    return v2Gatt();
+  }
+
+  onConnect(mtu: number): void {
+    this.connected = true;
+    void this.request({ op: 'connect', mtu }).catch(() => undefined);
+    this.scheduleTick();
+  }
+
+  onDisconnect(): void {
+    this.connected = false;
+    this.flowUntil = this.clock.now() + this.settleMs;
+    void this.request({ op: 'disconnect' })
+      .then(() => this.refreshAdvertisement())
+      .catch(() => undefined);
+    this.scheduleTick();
+  }
+
+  async onRead(_service: string, characteristic: string): Promise<Buffer> {
+    const name = READ_NAMES[characteristic];
+    if (!name) throw new AttError(0x02, `characteristic ${characteristic} is not readable`);
+    const done = await this.request({ op: 'read', char: name });
+    if (!done.ok) throw new AttError(done.att ?? 0x0e, done.error ?? `twin refused to read ${name}`);
+    return Buffer.from(done.data ?? '', 'hex');
+  }
+
+  onWrite(_service: string, characteristic: string, data: Buffer, withoutResponse: boolean): void | Promise<void> {
+    const char = characteristic === CONTROL_CHAR_UUID ? 'control' : characteristic === DATA_CHAR_UUID ? 'data' : null;
+    if (!char) throw new AttError(0x03, `characteristic ${characteristic} is not writable`);
+    const sent = this.request({ op: 'write', char, data: data.toString('hex') }).then((done) => {
+      if (!done.ok) throw new AttError(done.att ?? 0x0e, done.error ?? `twin refused the ${char} write`);
+    });
+    if (withoutResponse) {
+      sent.catch(() => undefined);
+      return;
+    }
+    return sent;
+  }
+
+  powerLoss(offMs: number): void {
+    this.connected = false;
+    this.offUntil = this.clock.now() + offMs;
+    this.flowUntil = this.offUntil + this.settleMs;
+    void this.request({ op: 'power_loss' }).catch(() => undefined);
+    this.clock.setTimer(() => {
+      void this.refreshAdvertisement().catch(() => undefined);
+      this.scheduleTick();
+    }, offMs);
+  }
+
+  async shutdown(): Promise<void> {
+    this.tickTimer?.cancel();
+    this.tickTimer = null;
+    if (!this.exited) {
+      const gone = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
+      this.request({ op: 'quit' }).catch(() => undefined);
+      const killer = setTimeout(() => this.proc.kill('SIGKILL'), 2000);
+      await gone;
+      clearTimeout(killer);
+    }
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+
+  /** Asks for the advertisement and tells the radio when it changed. */
+  async refreshAdvertisement(): Promise<void> {
+    const done = await this.request({ op: 'adv' });
+    const next: VirtualAdvertisement | null =
+      done.ok && done.advertising !== false
+        ? { localName: advertisedName(done.name ?? this.name), manufacturerData: Buffer.from(done.mfg ?? '', 'hex'), serviceUuids: [OTA_SERVICE_UUID] }
+        : null;
+    const changed = JSON.stringify(next) !== JSON.stringify(this.adv);
+    this.adv = next;
+    if (changed) this.host?.advertisingChanged();
+  }
+
+  private request(req: Record<string, unknown>): Promise<DoneLine> {
+    if (this.exited) return Promise.reject(this.deadError());
+    // Device time catches up with the clock before anything else happens.
+    const elapsed = Math.floor(this.clock.now() - this.lastTickAt);
+    if (req.op !== 'tick' && elapsed > 0) {
+      this.lastTickAt += elapsed;
+      this.enqueue(JSON.stringify({ op: 'tick', ms: elapsed })).catch(() => undefined);
+    }
+    return this.enqueue(JSON.stringify(req));
+  }
+
+  private enqueue(line: string): Promise<DoneLine> {
+    return new Promise<DoneLine>((resolve, reject) => {
+      this.queue.push({ line, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.current || this.queue.length === 0 || this.exited) return;
+    this.current = this.queue.shift() as Pending;
+    if (!this.releaseHold && isVirtualClock(this.clock)) this.releaseHold = this.clock.hold();
+    this.proc.stdin.write(`${this.current.line}\n`);
+  }
+
+  private onLine(line: string): void {
+    let msg: { ev?: string; char?: string; data?: string; reason?: string; ok?: boolean; att?: number; error?: string };
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return; // not a protocol line
+    }
+    if (msg.ev === 'notify' && msg.char && NOTIFY_UUIDS[msg.char]) {
+      this.host?.notify(OTA_SERVICE_UUID, NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'));
+    } else if (msg.ev === 'reboot') {
+      if (this.connected) this.host?.dropConnection(`reboot: ${msg.reason ?? ''}`);
+      this.connected = false;
+      this.flowUntil = this.clock.now() + this.settleMs;
+      void this.refreshAdvertisement().catch(() => undefined);
+      this.scheduleTick();
+    } else if (msg.ev === 'done') {
+      const p = this.current;
+      this.current = null;
+      if (p) {
+        if (msg.ok === false && msg.error && msg.att === undefined) p.reject(new OtaError('TWIN_PROTOCOL', `the firmware twin rejected ${p.line}: ${msg.error}`));
+        else p.resolve(msg as DoneLine);
+      }
+      if (this.queue.length > 0) this.pump();
+      else this.release();
+    }
+  }
+
+  private release(): void {
+    const r = this.releaseHold;
+    this.releaseHold = null;
+    r?.();
+  }
+
+  private onExit(code: number | null, signal: string | null): void {
+    this.exited = true;
+    this.tickTimer?.cancel();
+    const err = this.deadError(code, signal);
+    for (const p of [...(this.current ? [this.current] : []), ...this.queue.splice(0)]) p.reject(err);
+    this.current = null;
+    this.release();
+    if (this.connected) this.host?.dropConnection('twin exited');
+    this.host?.advertisingChanged();
+  }
+
+  private deadError(code?: number | null, signal?: string | null): OtaError {
+    const how = signal ? `signal ${signal}` : `exit code ${code ?? '?'}`;
+    return new OtaError('TWIN_EXITED', `the firmware twin of ${this.name} is not running (${how})${this.stderr ? `: ${this.stderr.trim()}` : ''}`);
+  }
+
+  /** Periodic ticks while device time matters (connected, or settling after a disconnect). */
+  private scheduleTick(): void {
+    if (this.tickTimer || this.exited) return;
+    const now = this.clock.now();
+    if (!this.connected && now >= this.flowUntil) return;
+    this.tickTimer = this.clock.setTimer(
+      () => {
+        this.tickTimer = null;
+        const elapsed = Math.floor(this.clock.now() - this.lastTickAt);
+        if (elapsed > 0 && !this.exited) {
+          this.lastTickAt += elapsed;
+          const tick = this.enqueue(JSON.stringify({ op: 'tick', ms: elapsed }));
+          (this.connected ? tick : tick.then(() => this.refreshAdvertisement())).catch(() => undefined);
+        }
+        this.scheduleTick();
+      },
+      this.connected ? CONNECTED_TICK_MS : IDLE_TICK_MS,
+    );
+  }
+}
+
+/** Starts the twin for a device config, with a synthetic running image in a fresh state directory. */
+export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): Promise<VirtualPeripheral> {
+  const settings = resolveSettings(config);
+  const binary = findTwinBinary();
+  if (!binary) {
+    throw new OtaError('TWIN_NOT_BUILT', 'the firmware twin (firmware/build/ble_ota_twin) is not built: run `make -C firmware/test twin`');
+  }
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ble-ota-twin-'));
+  const image = buildAppImage({ chip: settings.chip, version: settings.version, secureVersion: settings.secureVersion, projectName: 'ble_ota_app', size: 128 * 1024 });
+  const imagePath = path.join(stateDir, 'running.bin');
+  fs.writeFileSync(imagePath, image);
+  const args = ['--state-dir', stateDir, '--chip', settings.chip, '--running-image', imagePath, '--name', settings.name];
+  args.push('--policy', settings.hostPolicy ? 'host' : 'auto', '--diagnostics', settings.diagnosticsPass ? 'pass' : 'fail');
+  args.push('--partition-size', String(settings.partitionSize), '--resume-timeout-ms', String(settings.resumeTimeoutMs));
+  if (settings.fleetKey) args.push('--fleet-key', settings.fleetKey.toString('hex'));
+  if (settings.allowDowngrade) args.push('--allow-downgrade');
+  const proc = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const device = new TwinDevice(proc, clock, stateDir, settings);
+  try {
+    await device.refreshAdvertisement();
+  } catch (err) {
+    await device.shutdown().catch(() => undefined);
+    throw err;
+  }
+  return device;
+}
