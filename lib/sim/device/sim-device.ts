@@ -3,8 +3,8 @@
  * seed firmware. Methods map one to one onto the radio contract in lib/sim/types.ts.
  */
 import type { Clock } from '../../clock';
-import { AttError } from '../types';
 import type { PeripheralHost, VirtualAdvertisement, VirtualPeripheral, VirtualService } from '../types';
+import { legacyGatt, v2Gatt } from './gatt-tables';
 import { DeviceFlash } from './image-slots';
 import { LegacyFirmware } from './legacy-firmware';
 import { Application, ApplicationFactory, Machine } from './machine';
@@ -46,10 +46,9 @@ export class SimDevice implements VirtualPeripheral {
     return this.machine.application?.advertisement() ?? null;
   }
 
+  /** The GATT table is fixed by the firmware build, so it is known even while the device reboots. */
   gatt(): VirtualService[] {
-    const app = this.machine.application;
-    if (!app) throw new AttError(0x0e, `${this.name} is not running`);
-    return app.gatt();
+    return this.settings.protocol === 'legacy' ? legacyGatt() : v2Gatt();
   }
 
   onConnect(mtu: number, connectionId = DEFAULT_CONNECTION): void {
