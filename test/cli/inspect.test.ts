@@ -1,13 +1,9 @@
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdtempSync } from 'fs';
 import { tmpdir } from 'os';
-import { join, resolve } from 'path';
+import { join } from 'path';
+import { CLI, VECTORS, runCli } from './run-cli';
 
-/** Repository root (dist/test/cli → three levels up) and the shared vectors next to it. */
-const ROOT = resolve(__dirname, '..', '..', '..');
-const CLI = join(ROOT, 'dist', 'bin', 'esp32-ble-ota.js');
-const VECTORS = resolve(ROOT, '..', 'shared', 'vectors');
 
 interface Expected {
   chip: string;
@@ -20,10 +16,6 @@ interface Expected {
   app_desc: null | { version: string; project_name: string; idf_ver: string; secure_version: number; date: string; time: string };
 }
 
-export function runCli(args: string[], timeoutMs = 15000) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('cli inspect', () => {
   const expected = JSON.parse(readFileSync(join(VECTORS, 'expected.json'), 'utf8')) as Record<string, Expected>;
