@@ -122,10 +122,13 @@ static int p_ota_set_boot(void *ctx)
     host_device_t *d = ctx;
     int t = other(d);
     if (!slot_image_ok(d, t, NULL)) return -1;
+    host_slot_t saved = d->f->slots[t];
     uint32_t max = d->f->slots[0].seq > d->f->slots[1].seq ? d->f->slots[0].seq : d->f->slots[1].seq;
     d->f->slots[t].seq = max + 1;
     d->f->slots[t].state = BLE_OTA_IMG_NEW;
-    return host_flash_save_otadata(d->f);
+    if (host_flash_save_otadata(d->f) == 0) return 0;
+    d->f->slots[t] = saved; /* the otadata write failed: boot selection unchanged */
+    return -1;
 }
 
 static void p_app_info(void *ctx, ble_ota_app_info_t *out)

@@ -160,6 +160,7 @@ int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t 
 
 int host_flash_save_otadata(host_flash_t *f)
 {
+    if (f->fail_otadata) return -1;
     if (!host_flash_op(f)) return 0;
     uint8_t *o = f->mem;
     memset(o, 0xFF, HOST_SECTOR);

@@ -36,6 +36,7 @@ typedef struct {
     long cut_after;            /* mutating ops left before the power cut; -1 never */
     bool power_lost;
     bool fail_writes;          /* fault injection: every flash write/erase fails */
+    bool fail_otadata;         /* fault injection: otadata writes fail (esp_ota_set_boot_partition) */
     unsigned erase_ops, write_ops;
     unsigned long ops_total;   /* mutating operations that reached flash/NVS */
 } host_flash_t;

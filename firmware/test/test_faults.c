@@ -522,3 +522,51 @@ TEST(acks_land_on_interval_steps_and_at_the_end)
     free(img);
     h_stop();
 }
+
+TEST(set_boot_failure_is_reported_and_old_image_kept)
+{
+    host_device_opts_t o = h_default_opts();
+    size_t len;
+    uint8_t *img = start_with_image(&o, 80000, &len);
+    CHECK(img);
+    host_device_flash(H.dev)->fail_otadata = true;
+    uint8_t err = h_update(img, len, false, 1);
+    host_device_flash(H.dev)->fail_otadata = false;
+    free(img);
+    CHECK_EQ(err, BLE_OTA_ERR_SET_BOOT_FAILED);
+    host_device_power_loss(H.dev);
+    CHECK_EQ(host_device_running(H.dev), 0);
+    ble_ota_status_t st;
+    h_status(&st);
+    CHECK_EQ(st.last_result, BLE_OTA_ERR_SET_BOOT_FAILED);
+    h_stop();
+}
+
+TEST(late_data_while_finishing_is_duplicate_not_no_session)
+{
+    host_device_opts_t o = h_default_opts();
+    size_t len;
+    uint8_t *img = start_with_image(&o, 80000, &len);
+    CHECK(img);
+    begin_t b = h_begin_for(img, len, img, len, 0);
+    uint16_t chunk;
+    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    CHECK_EQ(h_send(1, img, 0, (uint32_t)len, chunk), 0);
+    /* END queued for the writer but not run yet: the session is FINISHING */
+    uint8_t end[2] = {BLE_OTA_OP_END, 0};
+    CHECK_EQ(ble_ota_core_on_control_write(1, end, 2), 0);
+    CHECK_EQ(ble_ota_core_session_state(), BLE_OTA_SESSION_FINISHING);
+    uint8_t buf[4 + 16];
+    ble_ota_put_u32(buf, 0);
+    memcpy(buf + 4, img, 16);
+    h_clear();
+    host_device_data(H.dev, 1, buf, sizeof buf, false);
+    note_t n;
+    CHECK(h_find(1, BLE_OTA_OP_DATA_NAK, &n));
+    CHECK_EQ(n.data[1], BLE_OTA_ERR_DUPLICATE);
+    CHECK_EQ(h_begin(1, &b, true, NULL, NULL), BLE_OTA_ERR_INVALID_STATE);
+    host_device_run_writer(H.dev);
+    CHECK_EQ(h_rsp_err(1, BLE_OTA_OP_END), 0);
+    free(img);
+    h_stop();
+}

@@ -327,7 +327,8 @@ void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t
 {
     ota_lock();
     session_t *s = &g_ota.s;
-    if (!s->live || s->state != BLE_OTA_SESSION_RECEIVING || s->owner != conn) {
+    if (!s->live || s->state == BLE_OTA_SESSION_SUSPENDED || s->owner != conn) {
+        /* (while FINISHING every transfer byte is in: late writes get DUPLICATE / OUT_OF_WINDOW below) */
         emit_nak(conn, BLE_OTA_ERR_NO_SESSION, 0);
     } else if (len <= BLE_OTA_DATA_HEADER_LEN) {
         emit_nak(conn, BLE_OTA_ERR_EMPTY_WRITE, s->expected);
