@@ -491,4 +491,3 @@ void host_device_cut_power_after(host_device_t *d, long n) { d->f->cut_after = n
 host_flash_t *host_device_flash(host_device_t *d) { return d->f; }
 int host_device_running(const host_device_t *d) { return d->running; }
 unsigned host_device_boots(const host_device_t *d) { return d->boots; }
-bool host_device_rebooted_since(host_device_t *d, unsigned boots) { return d->boots != boots; }

@@ -37,7 +37,6 @@ typedef struct {
     uint8_t fleet_key[32];
     ble_ota_config_t cfg;           /* ble_ota_config_default() when zeroed (window == 0) */
     bool diagnostics_fail;
-    bool no_rollback_support;       /* reserved */
     host_event_fn on_event;
     void *event_arg;
 } host_device_opts_t;
@@ -67,6 +66,5 @@ host_flash_t *host_device_flash(host_device_t *d);
 /** Index (0/1) of the partition running now. */
 int host_device_running(const host_device_t *d);
 unsigned host_device_boots(const host_device_t *d);
-bool host_device_rebooted_since(host_device_t *d, unsigned boots);
 
 #endif
