@@ -60,6 +60,8 @@ export class LinkConnection {
   /** Index of the first queued fragment (queues are consumed from the front without shifting). */
   readonly heads: Record<Direction, number> = { toPeripheral: 0, toCentral: 0 };
   eventTimer: TimerHandle | null = null;
+  /** Zero link: a delivery timer is pending for this direction. */
+  readonly zeroFlush: Record<Direction, boolean> = { toPeripheral: false, toCentral: false };
   nextEventAt: number | null = null;
   closed = false;
 
@@ -159,19 +161,33 @@ export class LinkLayer {
   send(conn: LinkConnection, dir: Direction, attPduBytes: number, onDelivered: () => void, control = false): void {
     if (conn.closed) return;
     if (this.profile.zeroLatency) {
-      this.clock.setTimer(() => {
-        if (conn.closed) return;
-        this.count(conn, dir, control ? attPduBytes : attPduBytes + 4, true);
-        conn.stats[dir].attPdus++;
-        this.totals[dir].attPdus++;
-        onDelivered();
-      }, 0);
+      this.sendNow(conn, dir, control ? attPduBytes : attPduBytes + 4, onDelivered);
       return;
     }
     const sizes = control ? [attPduBytes] : llFragments(attPduBytes, this.profile.dataLength);
     const q = conn.queues[dir];
     for (let i = 0; i < sizes.length; i++) q.push({ bytes: sizes[i], onDelivered: i === sizes.length - 1 ? onDelivered : undefined });
     this.arm(conn);
+  }
+
+  /**
+   * Zero link: everything queued at one instant is delivered, in order, by one timer at the same
+   * instant (one timer per SDU would make the clock, not the host, the bottleneck).
+   */
+  private sendNow(conn: LinkConnection, dir: Direction, bytes: number, onDelivered: () => void): void {
+    const q = conn.queues[dir];
+    q.push({ bytes, onDelivered });
+    if (conn.zeroFlush[dir]) return;
+    conn.zeroFlush[dir] = true;
+    this.clock.setTimer(() => {
+      conn.zeroFlush[dir] = false;
+      const batch = q.splice(0, q.length);
+      for (const f of batch) {
+        if (conn.closed) return;
+        this.count(conn, dir, f.bytes, true);
+        if (f.onDelivered) this.delivered(conn, dir, f.onDelivered);
+      }
+    }, 0);
   }
 
   /** Ends a connection at once: queued PDUs are dropped, no more events. */
