@@ -1,0 +1,305 @@
+/**
+ * Conformance: every docs/PROTOCOL.md sequence, and the device-side vectors, against each device
+ * implementation — the TypeScript model (lib/sim/device) and the C firmware twin (lib/sim/twin-device)
+ * — through the simulated fleet (virtual radio + real noble + lib/protocol's clients).
+ * A missing twin binary FAILS the twin half (issue 3 is not resolved without it).
+ */
+import { strict as assert } from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import { appHash, buildAppImage } from '../../lib/image';
+import { OtaError } from '../../lib/errors';
+import { decodeNotification, encodeCommand } from '../../lib/protocol/codec';
+import { Caps, ErrorCode, LAST_RESULT_NONE, Op } from '../../lib/protocol/constants';
+import { decodeAdvertisement } from '../../lib/protocol/advertisement';
+import { detectProtocol } from '../../lib/protocol/detect';
+import { LegacyClient } from '../../lib/protocol/legacy-client';
+import { prepareTransferPayload } from '../../lib/protocol/payload';
+import { SimDevice } from '../../lib/sim/device';
+import type { ChipName } from '../../lib/sim/types';
+import { loadVectors } from '../protocol/vectors';
+import { ConformanceEnv, Implementation, twinAvailable, twinTargetExists } from './env';
+
+const IMPLEMENTATIONS: Implementation[] = ['model', 'twin'];
+const IMAGE_SIZE = 96 * 1024;
+const vectors = loadVectors();
+const vectorHex = (name: string): string => {
+  const v = vectors.vectors.find((x) => x.name === name);
+  assert.ok(v, `vector ${name}`);
+  return v.hex;
+};
+
+function image(version = '2.0.0', chip: ChipName = 'esp32c3', secureVersion = 0, size = IMAGE_SIZE): Buffer {
+  return buildAppImage({ chip, version, secureVersion, size, projectName: 'conformance' });
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<OtaError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof OtaError, `expected OtaError ${code}, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+for (const impl of IMPLEMENTATIONS) {
+  describe(`conformance: ${impl}`, function () {
+    this.timeout(60000);
+    let env: ConformanceEnv | null = null;
+    const open = async (config = {}, link?: string) => (env = await ConformanceEnv.create(impl, config, link));
+
+    before(function () {
+      if (impl !== 'twin' || twinAvailable()) return;
+      if (!twinTargetExists()) this.skip();
+      throw new Error('The firmware twin is not built: run `make -C firmware/test twin` (firmware/build/ble_ota_twin is missing); the twin half of the conformance suite cannot pass without it.');
+    });
+
+    afterEach(async () => {
+      await env?.close();
+      env = null;
+    });
+
+    it('status read on a factory device (§4.5, §5) and its advertisement (§8)', async () => {
+      const e = await open();
+      const s = await e.client().readStatus();
+      assert.equal(s.format, 1);
+      assert.equal(s.protoVersion, 2);
+      assert.equal(s.chip, 'esp32c3');
+      assert.equal(s.appVersion, '1.0.0');
+      assert.equal(s.otaStateName, 'valid');
+      assert.equal(s.sessionStateName, 'idle');
+      assert.equal(s.lastResult, LAST_RESULT_NONE);
+      assert.ok(s.capabilities.resume && s.capabilities.deflate);
+      assert.equal(s.capabilities.fleetKeyRequired, false);
+      const adv = decodeAdvertisement(e.lastSeen?.advertisement.manufacturerData as Buffer);
+      assert.equal(adv.version, '1.0.0');
+      assert.equal(adv.otaState, 'valid');
+      assert.equal(adv.shaPrefix, s.runningSha256.slice(0, 8));
+      assert.ok(e.lastSeen?.advertisement.serviceUuids.includes('5c4e00016a8b4f0e9a3d32b1e07a0001'));
+    });
+
+    for (const encoding of ['raw', 'deflate'] as const) {
+      it(`fresh update, ${encoding} (§4.1): new image runs, Status and record match`, async () => {
+        const e = await open();
+        const img = image();
+        const client = e.client();
+        const info = await client.update({ image: img, encoding });
+        assert.equal(info.encoding, encoding);
+        assert.equal(info.resumeOffset, 0);
+        if (encoding === 'deflate') assert.ok(client.bytesOnAir < img.length * 0.8, `deflate sent ${client.bytesOnAir} bytes for ${img.length}`);
+        else assert.ok(client.bytesOnAir > img.length);
+        await e.reconnectAfterReboot();
+        const s = await e.client().readStatus();
+        assert.equal(s.appVersion, '2.0.0');
+        assert.equal(s.otaStateName, 'valid', 'auto policy with passing diagnostics marks the image valid');
+        assert.equal(s.runningSha256, appHash(img).toString('hex'));
+        assert.equal(s.lastSha256, sha256(img));
+        assert.equal(s.lastResultName, 'OK');
+        assert.equal(s.last.rolledBack, false);
+        assert.equal(s.last.diagnosticsRan && s.last.diagnosticsPassed, true);
+        assert.equal(decodeAdvertisement(e.lastSeen?.advertisement.manufacturerData as Buffer).version, '2.0.0');
+      });
+    }
+
+    it('resume after a disconnect (§4.2): continues from the kept offset', async () => {
+      const e = await open();
+      const img = image();
+      const first = e.client();
+      await first.open();
+      await first.begin({ image: img, encoding: 'raw', resume: true });
+      e.fleet.radio.injectFault(e.address, { kind: 'disconnectAfterBytes', bytes: 40000 });
+      await rejectsWith(first.transfer(), 'DISCONNECTED');
+      await e.connect();
+      const kept = await e.client().readStatus();
+      assert.equal(kept.sessionStateName, 'suspended');
+      assert.ok(kept.sessionOffset > 0 && kept.sessionOffset <= 40000, `kept ${kept.sessionOffset}`);
+      const second = e.client();
+      await second.open();
+      const info = await second.begin({ image: img, payload: first.transferPayload ?? undefined, resume: true });
+      assert.equal(info.resumeOffset, kept.sessionOffset);
+      await second.transfer();
+      await second.end();
+      assert.ok(second.bytesOnAir < img.length, 'the second connection did not resend everything');
+      await e.reconnectAfterReboot();
+      assert.equal((await e.client().readStatus()).runningSha256, appHash(img).toString('hex'));
+    });
+
+    it('abort (§4.3): cancelling sends ABORT, the device returns to IDLE and keeps its image', async () => {
+      const e = await open();
+      const controller = new AbortController();
+      const client = e.client({
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.bytesDone > 30000) controller.abort();
+        },
+      });
+      await rejectsWith(client.update({ image: image(), encoding: 'raw' }), 'CANCELLED');
+      assert.ok(e.controlHex().includes(vectorHex('abort-ok')), 'the device answered ABORT with 84 00');
+      const s = await e.client().readStatus();
+      assert.equal(s.sessionStateName, 'idle');
+      assert.equal(s.appVersion, '1.0.0');
+      assert.equal(await e.client().abort().then(() => 'ok'), 'ok', 'ABORT without a session is OK too');
+    });
+
+    it('confirm with host policy (§4.4): pending-verify until CONFIRM, then valid; again → NOT_PENDING', async () => {
+      const e = await open({ confirmPolicy: 'host' });
+      const img = image();
+      await e.client().update({ image: img, encoding: 'auto' });
+      await e.reconnectAfterReboot();
+      const client = e.client();
+      const pending = await client.readStatus();
+      assert.equal(pending.otaStateName, 'pending-verify');
+      assert.equal(pending.confirmPolicyName, 'host');
+      assert.ok(decodeAdvertisement(e.lastSeen?.advertisement.manufacturerData as Buffer).hostPolicy);
+      await client.confirm();
+      const confirmed = await client.readStatus();
+      assert.equal(confirmed.otaStateName, 'valid');
+      assert.ok(confirmed.last.confirmed);
+      await rejectsWith(client.confirm(), 'DEVICE_NOT_PENDING');
+    });
+
+    it('rollback with host policy (§4.4): the previous image boots and reports rolled back', async () => {
+      const e = await open({ confirmPolicy: 'host' });
+      await e.client().update({ image: image(), encoding: 'raw' });
+      await e.reconnectAfterReboot();
+      await e.client().rollback();
+      await e.reconnectAfterReboot();
+      const s = await e.client().readStatus();
+      assert.equal(s.appVersion, '1.0.0');
+      assert.ok(s.last.rolledBack);
+      assert.ok(decodeAdvertisement(e.lastSeen?.advertisement.manufacturerData as Buffer).rolledBack);
+      await rejectsWith(e.client().rollback(), 'DEVICE_NOT_PENDING');
+    });
+
+    it('authentication (§7): no key refused locally, wrong key AUTH_FAILED, the right key updates', async () => {
+      const key = randomBytes(32);
+      const e = await open({ fleetKey: key });
+      const img = image();
+      const none = e.client();
+      await rejectsWith(none.update({ image: img, encoding: 'raw' }), 'FLEET_KEY_REQUIRED');
+      await rejectsWith(e.client({ fleetKey: randomBytes(32) }).update({ image: img, encoding: 'raw' }), 'DEVICE_AUTH_FAILED');
+      const s = await e.client().readStatus();
+      assert.ok(s.capabilities.fleetKeyRequired);
+      await e.client({ fleetKey: key }).update({ image: img, encoding: 'raw' });
+      await e.reconnectAfterReboot();
+      assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+    });
+
+    it('authentication (§7): a tagged command without CHALLENGE gets AUTH_REQUIRED, a spent nonce too', async () => {
+      const e = await open({ fleetKey: Buffer.from(vectors.fleetKey, 'hex') });
+      const begin = Buffer.from(vectorHex('begin-deflate-resume-tagged'), 'hex');
+      assert.equal((await e.rawControl(begin)).toString('hex'), vectorHex('begin-err-auth-required'));
+      assert.equal((await e.rawControl(Buffer.from([Op.CHALLENGE]))).length, 21);
+      // The vector's tag was made for another nonce: wrong tag, and the nonce is spent.
+      assert.equal((await e.rawControl(begin)).toString('hex'), vectorHex('begin-err-auth-failed'));
+      assert.equal((await e.rawControl(Buffer.from(vectorHex('confirm-tagged'), 'hex'))).toString('hex'), vectorHex('confirm-err-auth-required'));
+    });
+
+    it('wrong chip (§4.1): SESSION_ABORTED WRONG_CHIP before the first flash write', async () => {
+      const e = await open();
+      await rejectsWith(e.client().update({ image: image('2.0.0', 'esp32s3'), encoding: 'raw' }), 'DEVICE_WRONG_CHIP');
+      assert.ok(e.controlHex().includes(vectorHex('session-aborted-wrong-chip')));
+      const s = await e.client().readStatus();
+      assert.equal(s.sessionStateName, 'idle');
+      assert.equal(s.appVersion, '1.0.0');
+    });
+
+    it('too large (§4.1): IMAGE_TOO_LARGE at BEGIN', async () => {
+      const e = await open({ otaPartitionSize: 256 * 1024 });
+      await rejectsWith(e.client().update({ image: image('2.0.0', 'esp32c3', 0, 256 * 1024 + 4096), encoding: 'raw' }), 'DEVICE_IMAGE_TOO_LARGE');
+      assert.ok(e.controlHex().includes(vectorHex('begin-err-image-too-large')));
+    });
+
+    it('downgrade (§4.1): a lower secure_version gets SESSION_ABORTED DOWNGRADE', async () => {
+      const e = await open({ secureVersion: 3 });
+      await rejectsWith(e.client().update({ image: image('2.0.0', 'esp32c3', 1), encoding: 'raw' }), 'DEVICE_DOWNGRADE');
+      assert.ok(e.controlHex().includes(vectorHex('session-aborted-downgrade')));
+    });
+
+    it('hash mismatch (§4.1 step 5): END refuses, the boot partition stays', async () => {
+      const e = await open();
+      const img = image();
+      const client = e.client();
+      await client.open();
+      const payload = { ...prepareTransferPayload(img, 'raw', Caps.DEFLATE), sha256: randomBytes(32) };
+      await client.begin({ image: img, payload });
+      await client.transfer();
+      await rejectsWith(client.end(), 'DEVICE_HASH_MISMATCH');
+      assert.ok(e.controlHex().includes(vectorHex('end-err-hash-mismatch')));
+      const s = await e.client().readStatus();
+      assert.equal(s.appVersion, '1.0.0');
+      assert.equal(s.lastResultName, 'HASH_MISMATCH');
+    });
+
+    it('a lost packet (§3): GAP NAK, go-back, image intact', async () => {
+      const e = await open();
+      const img = image();
+      const client = e.client();
+      await client.open();
+      await client.begin({ image: img, encoding: 'raw' });
+      e.fleet.radio.injectFault(e.address, { kind: 'dropWrite', nth: 20 });
+      await client.transfer();
+      await client.end();
+      const naks = e.recorder.control.map((b) => decodeNotification(b)).filter((n) => n.op === Op.DATA_NAK);
+      assert.ok(naks.some((n) => (n as { err: number }).err === ErrorCode.GAP), 'the device sent a GAP NAK');
+      assert.ok(client.retransmittedChunks > 0);
+      await e.reconnectAfterReboot();
+      assert.equal((await e.client().readStatus()).runningSha256, appHash(img).toString('hex'));
+    });
+
+    it('a lost last packet (§3): no NAK follows; the probe gets DUPLICATE and the transfer completes', async () => {
+      const e = await open();
+      const img = image();
+      const client = e.client();
+      await client.open();
+      const info = await client.begin({ image: img, encoding: 'raw' });
+      e.fleet.radio.injectFault(e.address, { kind: 'dropWrite', nth: Math.ceil(info.transferSize / info.chunkSize) });
+      await client.transfer();
+      await client.end();
+      const naks = e.recorder.control.map((b) => decodeNotification(b)).filter((n) => n.op === Op.DATA_NAK);
+      assert.ok(naks.some((n) => (n as { err: number }).err === ErrorCode.DUPLICATE), 'the device sent a DUPLICATE NAK');
+    });
+
+    it('device-side vectors: malformed commands, END and data without a session, CONFIRM when not pending', async () => {
+      const e = await open();
+      const hex = async (v: Buffer) => (await e.rawControl(v)).toString('hex');
+      assert.equal(await hex(Buffer.from([0x09])), vectorHex('unknown-opcode'));
+      assert.equal(await hex(Buffer.from(vectorHex('begin-raw-no-key'), 'hex').subarray(0, 60)), vectorHex('begin-err-bad-length'));
+      assert.equal(await hex(Buffer.from([Op.CHALLENGE, 0])), vectorHex('challenge-err-bad-length'));
+      assert.equal(await hex(Buffer.from(vectorHex('end-reboot'), 'hex')), vectorHex('end-err-no-session'));
+      assert.equal(await hex(Buffer.from(vectorHex('confirm-tagged'), 'hex')), vectorHex('confirm-err-not-pending'));
+      assert.equal(await hex(Buffer.from(vectorHex('abort-no-key'), 'hex')), vectorHex('abort-ok'));
+      const challenge = decodeNotification(await e.rawControl(encodeCommand({ op: Op.CHALLENGE })));
+      assert.equal((challenge as { protoVersion: number }).protoVersion, 2);
+      const before = e.recorder.control.length;
+      await e.conn.write('5c4e00016a8b4f0e9a3d32b1e07a0001', '5c4e00036a8b4f0e9a3d32b1e07a0001', Buffer.from(vectorHex('data-chunk'), 'hex'), true);
+      const deadline = e.clock.now() + 2000;
+      while (e.recorder.control.length === before && e.clock.now() < deadline) await new Promise((r) => e.clock.setTimer(() => r(undefined), 5));
+      assert.equal(e.recorder.control[before]?.toString('hex'), vectorHex('data-nak-no-session'));
+    });
+
+    it('BUSY (§4.1): a second connection cannot begin while the first holds a session', async function () {
+      // The virtual radio links one central per device and the twin's stdio protocol has no connection
+      // ids yet (see /work/coord/conformance-notes.md); lib/sim/device's own tests cover BUSY meanwhile.
+      this.skip();
+    });
+
+    if (impl === 'model') {
+      it('legacy seed flow (§4.6): detected from the GATT table, updated with the seed protocol', async () => {
+        const e = await open({ protocol: 'legacy', chip: 'esp32', version: '0.1.0', name: 'esp32' });
+        const detected = detectProtocol(e.table);
+        assert.equal(detected.protocol, 'legacy');
+        const img = image('0.2.0', 'esp32');
+        const client = new LegacyClient(e.conn, { clock: e.clock, serviceUuid: detected.serviceUuid });
+        await client.update(img);
+        assert.ok(client.bytesOnAir >= img.length);
+        await e.reconnectAfterReboot();
+        const device = e.device as SimDevice;
+        assert.ok(device.flash.imageBytes(1).subarray(0, img.length).equals(img), 'ota_1 holds the image');
+      });
+    }
+  });
+}

@@ -1,0 +1,134 @@
+/**
+ * One simulated device (TS model or C twin) behind the virtual radio and a REAL noble (createSimFleet),
+ * with the helpers the conformance suite needs: connect by scanning, reconnect after a reboot, record
+ * every Control notification the device sends, and raw Control exchanges for byte-level checks.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { BleConnection, DiscoveredDevice, GattServiceInfo } from '../../lib/ble/central';
+import { sleep } from '../../lib/clock';
+import { createSimFleet, type SimFleet } from '../../lib/sim/fleet';
+import { findTwinBinary } from '../../lib/sim/twin-device';
+import type { SimDeviceConfig } from '../../lib/sim/types';
+import { CONTROL_CHAR_UUID, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
+import { V2Client, V2ClientOptions } from '../../lib/protocol/v2-client';
+
+export type Implementation = 'model' | 'twin';
+
+/** Whether firmware/test/Makefile has the twin target (then a missing binary is a failure, not a skip). */
+export function twinTargetExists(): boolean {
+  const makefile = path.resolve(__dirname, '..', '..', '..', 'firmware', 'test', 'Makefile');
+  return fs.existsSync(makefile) && /^twin:/m.test(fs.readFileSync(makefile, 'utf8'));
+}
+
+export function twinAvailable(): boolean {
+  return findTwinBinary() !== null;
+}
+
+/** A BleConnection wrapper that records every Control notification (hex) it passes on. */
+export class RecordingConnection {
+  readonly control: Buffer[] = [];
+
+  static wrap(inner: BleConnection, record: RecordingConnection): BleConnection {
+    return new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'subscribe') {
+          return (service: string, characteristic: string, onValue: (data: Buffer) => void) =>
+            target.subscribe(service, characteristic, (data: Buffer) => {
+              if (characteristic === CONTROL_CHAR_UUID) record.control.push(Buffer.from(data));
+              onValue(data);
+            });
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+}
+
+export class ConformanceEnv {
+  conn!: BleConnection;
+  recorder = new RecordingConnection();
+  table: GattServiceInfo[] = [];
+  lastSeen: DiscoveredDevice | null = null;
+
+  private constructor(
+    readonly fleet: SimFleet,
+    readonly config: SimDeviceConfig,
+  ) {}
+
+  static async create(impl: Implementation, config: Partial<SimDeviceConfig> = {}, link = 'reference'): Promise<ConformanceEnv> {
+    const full: SimDeviceConfig = { name: 'dut', chip: 'esp32c3', version: '1.0.0', implementation: impl, ...config };
+    const fleet = await createSimFleet({ devices: [full], link, clock: 'virtual' });
+    const env = new ConformanceEnv(fleet, full);
+    await fleet.central.waitReady(2000);
+    await env.connect();
+    return env;
+  }
+
+  get clock() {
+    return this.fleet.clock;
+  }
+
+  get address(): string {
+    return this.lastSeen?.address ?? '';
+  }
+
+  get device() {
+    return this.fleet.devices.get(this.config.name);
+  }
+
+  /** Scans until the device advertises (after a reboot it takes a moment), then connects. */
+  async connect(timeoutMs = 20000): Promise<BleConnection> {
+    const deadline = this.clock.now() + timeoutMs;
+    let found: DiscoveredDevice | null = null;
+    const scan = await this.fleet.central.startScan({ allowDuplicates: true }, (d) => {
+      if (d.name === this.config.name) found = d;
+    });
+    while (!found && this.clock.now() < deadline) await sleep(this.clock, 50);
+    await scan.stop();
+    if (!found) throw new Error(`device ${this.config.name} did not advertise within ${timeoutMs} ms`);
+    this.lastSeen = found;
+    this.recorder = new RecordingConnection();
+    this.conn = RecordingConnection.wrap(await this.fleet.central.connect((found as DiscoveredDevice).id), this.recorder);
+    this.table = await this.conn.discover();
+    return this.conn;
+  }
+
+  /** Waits for the link to drop (device reboot), then reconnects. */
+  async reconnectAfterReboot(): Promise<BleConnection> {
+    const deadline = this.clock.now() + 10000;
+    while (this.conn.connected && this.clock.now() < deadline) await sleep(this.clock, 20);
+    await sleep(this.clock, 200);
+    return this.connect();
+  }
+
+  client(options: Partial<V2ClientOptions> = {}): V2Client {
+    return new V2Client(this.conn, { clock: this.clock, ...options });
+  }
+
+  /** Control notifications recorded on the current connection, as hex. */
+  controlHex(): string[] {
+    return this.recorder.control.map((b) => b.toString('hex'));
+  }
+
+  /** Subscribes once (raw) and writes a Control value; returns the next notification. */
+  async rawControl(value: Buffer, timeoutMs = 3000): Promise<Buffer> {
+    const before = this.recorder.control.length;
+    if (!this.rawSubscribed) {
+      await this.conn.subscribe(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, () => undefined);
+      this.rawSubscribed = true;
+    }
+    await this.conn.write(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, value, false);
+    const deadline = this.clock.now() + timeoutMs;
+    while (this.recorder.control.length === before && this.clock.now() < deadline) await sleep(this.clock, 5);
+    if (this.recorder.control.length === before) throw new Error(`no Control notification after ${value.toString('hex')}`);
+    return this.recorder.control[before];
+  }
+
+  private rawSubscribed = false;
+
+  async close(): Promise<void> {
+    await this.fleet.close();
+  }
+}
