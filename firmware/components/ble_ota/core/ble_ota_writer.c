@@ -220,6 +220,12 @@ void ble_ota_core_writer_run(void)
             uint32_t gen = w->gen;
             ota_unlock();
             uint8_t err = finish();
+            if (!err) { /* esp_ota_end closed the handle; drop the decoder outside the lock */
+                if (w->sha) P->digest_finish(P->ctx, w->sha, NULL);
+                if (w->inflate) P->inflate_free(P->ctx, w->inflate);
+                w->sha = NULL;
+                w->inflate = NULL;
+            }
             ota_lock();
             if (err) {
                 fail_session(gen, err);
@@ -232,11 +238,7 @@ void ble_ota_core_writer_run(void)
                 s->live = false;
                 s->state = BLE_OTA_SESSION_IDLE;
                 s->owner = BLE_OTA_CONN_NONE;
-                w->active = false; /* esp_ota_end closed the handle */
-                if (w->sha) P->digest_finish(P->ctx, w->sha, NULL);
-                if (w->inflate) P->inflate_free(P->ctx, w->inflate);
-                w->sha = NULL;
-                w->inflate = NULL;
+                w->active = false;
                 ota_record_t *r = &g_ota.rec;
                 r->stage = REC_STAGE_INSTALLED;
                 r->installed = true;
