@@ -27,6 +27,8 @@ interface AttemptState {
   before: FirmwareSummary | null;
   bytesOnAir: number;
   transferStartedAt: number | null;
+  /** Clock time END was acknowledged (the reboot that follows is not part of the update time). */
+  finishedAt: number | null;
 }
 
 export async function flashDevice(scheduler: AdapterScheduler, options: FlashOptions): Promise<FlashResult> {
@@ -48,7 +50,7 @@ export async function flashDevice(scheduler: AdapterScheduler, options: FlashOpt
 
 async function runFlash(session: DeviceSession, plan: FlashPlan, tracker: ProgressTracker, options: FlashOptions): Promise<FlashResult> {
   const clock = session.clock;
-  const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null };
+  const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null, finishedAt: null };
   const startedAt = clock.now();
   let lastError: OtaError | null = null;
   for (let attempt = 1; attempt <= plan.maxAttempts; attempt++) {
@@ -59,7 +61,7 @@ async function runFlash(session: DeviceSession, plan: FlashPlan, tracker: Progre
     }
     try {
       await runAttempt(session, plan, tracker, state, attempt, options);
-      const seconds = (clock.now() - startedAt) / 1000;
+      const seconds = ((state.finishedAt ?? clock.now()) - startedAt) / 1000;
       tracker.setPhase('done', attempt);
       return {
         success: true,
@@ -123,6 +125,7 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
         }
       },
     });
+    state.finishedAt = session.clock.now();
     if (plan.reboot) {
       tracker.setPhase('rebooting', attempt);
       // The device restarts shortly after END; returning once the link has dropped means the next

@@ -1,0 +1,39 @@
+import { strict as assert } from 'assert';
+import { formatBenchTable, runBenchmark, BENCH_PROTOCOLS } from '../../lib/bench';
+import { flashSeconds } from '../../lib/bench/physics';
+
+describe('bench (smoke: one scenario, one image, every protocol)', function () {
+  this.timeout(20000);
+
+  it('produces the JSON shape of the issue with sane relations between the rows', async () => {
+    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true });
+    assert.deepEqual(Object.keys(report).sort(), ['host', 'rows']);
+    assert.deepEqual(Object.keys(report.host).sort(), ['peakRssMB', 'throughputMBps']);
+    assert.equal(report.rows.length, BENCH_PROTOCOLS.length);
+    for (const row of report.rows) {
+      assert.deepEqual(Object.keys(row).sort(), ['bytes', 'ceilingSeconds', 'image', 'modeledSeconds', 'protocol', 'scenario']);
+      assert.equal(row.scenario, 'reference');
+      assert.equal(row.image, 'esp32-hello_world.bin');
+      assert.equal(row.bytes, 175856);
+      // Nothing beats physics; the ceiling is at least the flash time of the image.
+      assert.ok(row.modeledSeconds > row.ceilingSeconds, JSON.stringify(row));
+      assert.ok(row.ceilingSeconds >= flashSeconds(row.bytes) - 1e-3);
+    }
+    const by = Object.fromEntries(report.rows.map((r) => [r.protocol, r]));
+    assert.deepEqual(Object.keys(by).sort(), ['seed', 'v2', 'v2-deflate']);
+    // Write-with-response per packet is slower than a windowed stream; compression sends less.
+    assert.ok(by.seed.modeledSeconds > 3 * by.v2.modeledSeconds);
+    assert.ok(by['v2-deflate'].modeledSeconds < by.v2.modeledSeconds);
+    assert.ok(by['v2-deflate'].ceilingSeconds < by.v2.ceilingSeconds);
+    const table = formatBenchTable(report);
+    assert.match(table, /^\| scenario \| image \| bytes \| protocol \|/);
+    assert.equal(table.split('\n').filter((l) => l.startsWith('| reference |')).length, 3);
+  });
+
+  it('measures host throughput and peak RSS with concurrent sessions', async () => {
+    const report = await runBenchmark({ scenarios: [], images: ['esp32-hello_world.bin'], concurrentSessions: 2 });
+    assert.equal(report.rows.length, 0);
+    assert.ok(report.host.throughputMBps > 0);
+    assert.ok(report.host.peakRssMB > 10 && report.host.peakRssMB < 4096);
+  });
+});
