@@ -267,6 +267,10 @@ describe('sim-device v2: disconnect, resume, power loss', () => {
   });
 });
 
+function sessionOffset(rig: Rig): number {
+  return (rig.device.onRead(OTA, '5c4e00046a8b4f0e9a3d32b1e07a0001') as Buffer).readUInt32LE(16);
+}
+
 describe('sim-device v2: sessions, NAKs, authentication', () => {
   it('BUSY for a second connection while the first holds a session', async () => {
     const rig = makeRig();
@@ -309,15 +313,54 @@ describe('sim-device v2: sessions, NAKs, authentication', () => {
     c.data(200, t.payload.subarray(200, 400));
     c.data(800, t.payload.subarray(800, 900));
     assert.deepEqual(naks(), [{ op: Op.DATA_NAK, err: ErrorCode.GAP, expectedOffset: 400 }]);
+    // Still the same gap: silence, whatever else is wrong with the chunk (past the window, past the end).
     c.data(400 + b.window, t.payload.subarray(0, 100));
     c.data(t.payload.length - 10, Buffer.alloc(20));
-    assert.deepEqual(naks(), [
-      { op: Op.DATA_NAK, err: ErrorCode.OUT_OF_WINDOW, expectedOffset: 400 },
-      { op: Op.DATA_NAK, err: ErrorCode.OUT_OF_WINDOW, expectedOffset: 400 },
-    ]);
+    c.rawData(Buffer.alloc(3));
+    assert.deepEqual(naks(), [{ op: Op.DATA_NAK, err: ErrorCode.EMPTY_WRITE, expectedOffset: 400 }]);
+    // A new gap that is also past the window: GAP comes first in the §3 order.
+    c.data(400, t.payload.subarray(400, 600));
+    c.data(600 + b.window, t.payload.subarray(0, 100));
+    assert.deepEqual(naks(), [{ op: Op.DATA_NAK, err: ErrorCode.GAP, expectedOffset: 600 }]);
     // After all that the transfer still completes.
-    await c.send(t.payload, { chunkSize: b.chunkSize, window: b.window, from: 400 });
+    await c.send(t.payload, { chunkSize: b.chunkSize, window: b.window, from: 600 });
     assert.equal((await c.end()).err, 0);
+  });
+
+  it('OUT_OF_WINDOW, every time, for in-order data past transfer_size or past the writer buffer', async () => {
+    const rig = makeRig({ flashSlowdown: 100 }); // the first block erase keeps the writer busy for 15 s
+    const t = rawTransfer(image('1.1.0', 64 * 1024));
+    const c = new Central(rig).connect();
+    const b = await c.begin(t);
+    const naks = () => c.fresh().filter((n) => n.op === Op.DATA_NAK);
+    let next = 0;
+    for (let i = 0; i < 2; i++, next += b.chunkSize) c.data(next, t.payload.subarray(next, next + b.chunkSize));
+    const taken = (await c.readStatus()).sessionOffset;
+    assert.equal(taken, 2 * b.chunkSize); // header checked, writer now erasing
+    while (next + b.chunkSize <= taken + b.window) {
+      c.data(next, t.payload.subarray(next, next + b.chunkSize));
+      next += b.chunkSize;
+    }
+    assert.deepEqual(naks(), []);
+    c.data(next, t.payload.subarray(next, next + b.chunkSize));
+    c.data(next, t.payload.subarray(next, next + b.chunkSize));
+    assert.deepEqual(naks(), [
+      { op: Op.DATA_NAK, err: ErrorCode.OUT_OF_WINDOW, expectedOffset: next },
+      { op: Op.DATA_NAK, err: ErrorCode.OUT_OF_WINDOW, expectedOffset: next },
+    ]);
+    // Once the erase is done the writer drains the ring and the same chunk is accepted.
+    await until(rig.clock, () => c.fresh().some((n) => n.op === Op.DATA_ACK), 20000);
+    c.data(next, t.payload.subarray(next, next + b.chunkSize));
+    assert.deepEqual(naks(), []);
+    next += b.chunkSize;
+    await until(rig.clock, () => sessionOffset(rig) === next, 60000);
+    await c.send(t.payload, { chunkSize: b.chunkSize, window: b.window, from: next });
+    c.data(t.payload.length, Buffer.alloc(10));
+    c.data(t.payload.length, Buffer.alloc(10));
+    assert.deepEqual(naks(), [
+      { op: Op.DATA_NAK, err: ErrorCode.OUT_OF_WINDOW, expectedOffset: t.payload.length },
+      { op: Op.DATA_NAK, err: ErrorCode.OUT_OF_WINDOW, expectedOffset: t.payload.length },
+    ]);
   });
 
   it('malformed commands: BAD_LENGTH, UNKNOWN_OPCODE, BAD_PARAMETER, BAD_ENCODING, ATT 0x0d over 128 bytes', async () => {

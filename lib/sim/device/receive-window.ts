@@ -18,22 +18,25 @@ export class ReceiveWindow {
     readonly window: number,
   ) {}
 
-  /** taken: bytes the writer has taken out of the ring (the ring holds expected - taken). */
+  /**
+   * PROTOCOL.md §3 order (after EMPTY_WRITE and NO_SESSION, which the caller checks): OVERSIZED,
+   * DUPLICATE, GAP, OUT_OF_WINDOW. taken: bytes the writer has taken out of the ring (the ring holds
+   * expected - taken, so taken + window is where the ring is full).
+   */
   judge(offset: number, payloadLength: number, taken: number): DataVerdict {
-    if (payloadLength === 0) return this.nak(ErrorCode.EMPTY_WRITE);
     if (payloadLength > this.chunkSize) return this.nak(ErrorCode.OVERSIZED);
     if (offset < this.expected) {
       if (this.duplicateNakSent) return { kind: 'drop' };
       this.duplicateNakSent = true;
       return this.nak(ErrorCode.DUPLICATE);
     }
-    const end = offset + payloadLength;
-    if (end > this.transferSize || end > taken + this.window) return this.nak(ErrorCode.OUT_OF_WINDOW);
     if (offset > this.expected) {
       if (this.gapNakSent) return { kind: 'drop' };
       this.gapNakSent = true;
       return this.nak(ErrorCode.GAP);
     }
+    const end = offset + payloadLength;
+    if (end > this.transferSize || end > taken + this.window) return this.nak(ErrorCode.OUT_OF_WINDOW);
     this.expected = end;
     this.duplicateNakSent = false;
     this.gapNakSent = false;

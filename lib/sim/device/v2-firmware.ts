@@ -343,21 +343,22 @@ export class V2Firmware implements Application {
 
   private onData(conn: number, data: Buffer): void {
     const s = this.session;
-    if (!s || s.owner !== conn || s.phase === 'suspended') {
-      this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.NO_SESSION, expectedOffset: 0 });
+    const own = s !== null && s.owner === conn && s.phase !== 'suspended' ? s : null;
+    if (data.length <= DATA_HEADER_SIZE) {
+      this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.EMPTY_WRITE, expectedOffset: own ? own.window.expected : 0 });
       return;
     }
-    if (data.length <= DATA_HEADER_SIZE) {
-      this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.EMPTY_WRITE, expectedOffset: s.window.expected });
+    if (!own) {
+      this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.NO_SESSION, expectedOffset: 0 });
       return;
     }
     const offset = data.readUInt32LE(0);
     const payloadLength = data.length - DATA_HEADER_SIZE;
-    const verdict = s.window.judge(offset, payloadLength, s.writer.taken);
+    const verdict = own.window.judge(offset, payloadLength, own.writer.taken);
     if (verdict.kind === 'nak') {
       this.reply(conn, { op: Op.DATA_NAK, err: verdict.err, expectedOffset: verdict.expected });
     } else if (verdict.kind === 'accept') {
-      s.writer.enqueue(Buffer.from(data.subarray(DATA_HEADER_SIZE)));
+      own.writer.enqueue(Buffer.from(data.subarray(DATA_HEADER_SIZE)));
     }
   }
 
