@@ -5,6 +5,7 @@
  * and peak RSS with 8 concurrent sessions.
  */
 import { AdapterScheduler } from '../ble/scheduler';
+import { toOtaError } from '../errors';
 import { flashDevice } from '../ota/flash';
 import { createSimFleet } from '../sim/fleet';
 import type { ChipName, SimDeviceConfig } from '../sim/types';
@@ -20,7 +21,8 @@ export interface BenchRow {
   image: string;
   bytes: number;
   protocol: BenchProtocol;
-  modeledSeconds: number;
+  /** null when the stack could not do this combination (the reason is in the Markdown output). */
+  modeledSeconds: number | null;
   ceilingSeconds: number;
 }
 
@@ -45,6 +47,7 @@ export interface BenchOptions {
 /** Extra facts for the Markdown output only (the JSON shape is fixed). */
 interface BenchExtras {
   bytesOnAir: Map<BenchRow, number>;
+  failures: Map<BenchRow, string>;
   notes: string[];
 }
 
@@ -108,7 +111,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
   const log = options.onLog ?? (() => undefined);
   const { images, notes } = loadBenchImages({ vectorsDir: options.vectorsDir, only: options.images });
   for (const n of notes) log(n);
-  const extras: BenchExtras = { bytesOnAir: new Map(), notes };
+  const extras: BenchExtras = { bytesOnAir: new Map(), failures: new Map(), notes };
   let host = { throughputMBps: 0, peakRssMB: 0 };
   const largest = images.reduce((a, b) => (b.data.length > a.data.length ? b : a), images[0]);
   if (!options.skipHost && largest) {
@@ -122,7 +125,18 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
   for (const scenario of options.scenarios ?? BENCH_SCENARIOS) {
     for (const image of images) {
       for (const protocol of options.protocols ?? BENCH_PROTOCOLS) {
-        const result = await flashOnce(scenario, image, protocol);
+        let result: Awaited<ReturnType<typeof flashOnce>>;
+        try {
+          result = await flashOnce(scenario, image, protocol);
+        } catch (err) {
+          // A combination the stack cannot do is a finding, not a reason to lose the other rows.
+          const e = toOtaError(err);
+          const row: BenchRow = { scenario, image: image.name, bytes: image.data.length, protocol, modeledSeconds: null, ceilingSeconds: round3(ceilingSeconds(image.data.length, image.data.length, scenario)) };
+          rows.push(row);
+          extras.failures.set(row, `${e.code}: ${e.message}`);
+          log(`${scenario} ${image.name} ${protocol}: FAILED ${e.code}: ${e.message}`);
+          continue;
+        }
         const row: BenchRow = {
           scenario,
           image: image.name,
@@ -156,6 +170,10 @@ export function formatBenchTable(report: BenchReport): string {
   lines.push('|---|---|---:|---|---:|---:|---:|---:|---:|');
   for (const r of report.rows) {
     const air = extras?.bytesOnAir.get(r);
+    if (r.modeledSeconds === null) {
+      lines.push(`| ${r.scenario} | ${r.image} | ${r.bytes} | ${r.protocol} | | failed | ${fmt(r.ceilingSeconds)} | | |`);
+      continue;
+    }
     const pct = r.modeledSeconds > 0 ? (r.ceilingSeconds / r.modeledSeconds) * 100 : 0;
     lines.push(`| ${r.scenario} | ${r.image} | ${r.bytes} | ${r.protocol} | ${air ?? ''} | ${fmt(r.modeledSeconds)} | ${fmt(r.ceilingSeconds)} | ${fmt(pct, 1)} | ${fmt(r.bytes / r.modeledSeconds / 1000, 1)} |`);
   }
@@ -164,13 +182,16 @@ export function formatBenchTable(report: BenchReport): string {
   lines.push('');
   lines.push(`host: ${fmt(report.host.throughputMBps)} MB/s through the real noble objects on the zero-latency link (target >= 20); peak RSS ${fmt(report.host.peakRssMB, 1)} MB with 8 concurrent sessions (target < 64)`);
   for (const n of extras?.notes ?? []) lines.push(`note: ${n}`);
+  const failed = new Map<string, string>();
+  for (const [row, why] of extras?.failures ?? []) failed.set(`${row.scenario} ${row.protocol}`, why);
+  for (const [what, why] of failed) lines.push(`failed: ${what}: ${why}`);
   return lines.join('\n');
 }
 
 function targetLines(report: BenchReport): string[] {
   const out: string[] = ['targets:'];
   const find = (scenario: string, protocol: BenchProtocol, image?: string) =>
-    report.rows.filter((r) => r.scenario === scenario && r.protocol === protocol && (!image || r.image === image));
+    report.rows.filter((r): r is BenchRow & { modeledSeconds: number } => r.modeledSeconds !== null && r.scenario === scenario && r.protocol === protocol && (!image || r.image === image));
   const seed = find('seed-mac', 'seed');
   if (seed.length) {
     const rate = seed.reduce((s, r) => s + r.bytes, 0) / seed.reduce((s, r) => s + r.modeledSeconds, 0);
