@@ -237,7 +237,8 @@ describe('sim-device v2: disconnect, resume, power loss', () => {
       assert.equal(s.runningSha256, before.runningSha256);
       assert.equal(s.resetReason, 1);
       assert.equal(s.sessionStateName, 'idle');
-      assert.equal(s.lastResultName, 'INTERNAL'); // the record still says "in progress"
+      assert.equal(s.lastResultName, 'INTERNAL');
+      assert.equal(s.lastMessage, 'interrupted by a reboot');
       assert.equal((await c2.begin(t)).resumeOffset, 0);
     });
   }

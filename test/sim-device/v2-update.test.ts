@@ -19,6 +19,10 @@ describe('sim-device v2: fresh update', () => {
     const before = await c.readStatus();
     assert.equal(before.runningPartition, 'ota_0');
     assert.equal(before.appVersion, '1.0.0');
+    assert.equal(before.otaStateName, 'valid');
+    assert.equal(before.bootCount, 0); // nothing installed yet
+    assert.equal(before.lastResultName, null);
+    assert.equal(before.resetReason, 1);
     const end = await c.update(rawTransfer(image));
     assert.equal(end.err, 0);
     assert.equal(end.imageSize, image.length);
@@ -35,6 +39,7 @@ describe('sim-device v2: fresh update', () => {
     assert.equal(s.lastResult, ErrorCode.OK);
     assert.equal(s.lastSha256, rawTransfer(image).sha256.toString('hex'));
     assert.ok(s.last.diagnosticsRan && s.last.diagnosticsPassed && s.last.confirmed && s.last.recordValid);
+    assert.equal(s.lastMessage, 'simulated diagnostics ok');
     assert.equal(s.last.rolledBack, false);
     assert.equal(s.bootCount, 1);
     assert.equal(s.resetReason, 3);

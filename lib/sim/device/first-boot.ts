@@ -1,12 +1,17 @@
 /**
- * What our firmware does right after boot (PROTOCOL.md §4.4, §6): note a rollback the bootloader made,
- * and on the first boot of a new image run the diagnostics and apply the confirm policy
- * (auto: pass -> valid, fail -> rollback + reboot; host: stay PENDING_VERIFY until CONFIRM/ROLLBACK).
+ * What our firmware does with the update record right after boot (PROTOCOL.md §4.4, §6), in the same
+ * steps as the firmware core: count the boot, close an attempt a reboot interrupted, and on the first
+ * boot of a newly installed image run the diagnostics and apply the confirm policy (auto: pass -> valid,
+ * fail -> rollback + reboot; host: stay PENDING_VERIFY until CONFIRM/ROLLBACK). A boot that is not on
+ * the installed slot means the bootloader went back to the previous image: the record says rolled back.
  */
 import { ErrorCode, LastFlags, OtaStateCode } from '../../protocol/constants';
 import type { BootContext, Machine } from './machine';
 import { SlotIndex, isUsableState, otherSlot } from './ota-data';
 import type { DeviceSettings } from './settings';
+
+/** Text the simulated diagnostics hook reports (the firmware twin's host port uses the same). */
+export const DIAGNOSTICS_MESSAGES = { pass: 'simulated diagnostics ok', fail: 'simulated diagnostics failure' } as const;
 
 /** esp_ota_check_rollback_is_possible: the other slot holds a usable, valid image. */
 export function rollbackPossible(machine: Machine, running: SlotIndex): boolean {
@@ -15,30 +20,50 @@ export function rollbackPossible(machine: Machine, running: SlotIndex): boolean 
 }
 
 export function runFirstBootPolicy(machine: Machine, boot: BootContext, settings: DeviceSettings): void {
+  const { nvs } = machine.flash;
+  const r = nvs.record;
+  if (!nvs.hasRecord()) return;
+  const onTarget = r.targetSlot === boot.slot;
+  if (r.installed && r.stage !== 'installed' && r.bootCount < 0xffff) r.bootCount++;
+  if (r.stage === 'in-progress') {
+    r.stage = 'done';
+    r.message = 'interrupted by a reboot';
+    return;
+  }
+  if (r.stage !== 'installed' && r.stage !== 'booted') return;
+  if (onTarget && r.stage === 'installed') {
+    diagnose(machine, boot, settings);
+    return;
+  }
+  if (!onTarget) {
+    r.flags |= LastFlags.ROLLED_BACK;
+    if (r.result === ErrorCode.OK) r.result = ErrorCode.ROLLED_BACK;
+    const diagnosticsFailed = (r.flags & LastFlags.DIAGNOSTICS_RAN) !== 0 && (r.flags & LastFlags.DIAGNOSTICS_PASSED) === 0;
+    if (!diagnosticsFailed) r.message = 'rolled back to the previous image';
+    r.stage = 'done';
+  }
+}
+
+function diagnose(machine: Machine, boot: BootContext, settings: DeviceSettings): void {
   const { otadata, nvs } = machine.flash;
-  if (boot.rolledBackSlot !== null && nvs.hasRecord()) {
-    nvs.addFlags(LastFlags.ROLLED_BACK);
-    nvs.setResult(ErrorCode.ROLLED_BACK, 'not confirmed before reboot');
-  }
-  if (!boot.firstBoot) return;
-  const passed = settings.diagnosticsPass;
-  nvs.addFlags(LastFlags.DIAGNOSTICS_RAN | (passed ? LastFlags.DIAGNOSTICS_PASSED : 0));
-  if (passed) {
-    nvs.setResult(ErrorCode.OK, 'diagnostics passed');
-    if (!settings.hostPolicy) {
-      otadata.setState(boot.slot, OtaStateCode.VALID);
-      nvs.addFlags(LastFlags.CONFIRMED);
-    }
+  const r = nvs.record;
+  const pass = settings.diagnosticsPass;
+  r.stage = 'booted';
+  r.bootCount = 1;
+  r.flags |= LastFlags.DIAGNOSTICS_RAN | (pass ? LastFlags.DIAGNOSTICS_PASSED : 0);
+  r.message = pass ? DIAGNOSTICS_MESSAGES.pass : DIAGNOSTICS_MESSAGES.fail;
+  if (!pass) r.result = ErrorCode.DIAGNOSTICS_FAILED;
+  if (settings.hostPolicy || otadata.state(boot.slot) !== OtaStateCode.PENDING_VERIFY) return;
+  if (pass) {
+    otadata.setState(boot.slot, OtaStateCode.VALID);
+    r.flags |= LastFlags.CONFIRMED;
     return;
   }
-  nvs.setResult(ErrorCode.DIAGNOSTICS_FAILED, 'diagnostics failed');
-  if (settings.hostPolicy) return; // the host reads Status and decides
-  if (!rollbackPossible(machine, boot.slot)) {
-    nvs.setResult(ErrorCode.DIAGNOSTICS_FAILED, 'diagnostics failed, no rollback');
+  if (rollbackPossible(machine, boot.slot)) {
+    // esp_ota_mark_app_invalid_rollback_and_reboot
+    otadata.setState(boot.slot, OtaStateCode.INVALID);
+    machine.restart('diagnostics failed');
     return;
   }
-  // esp_ota_mark_app_invalid_rollback_and_reboot
-  otadata.setState(boot.slot, OtaStateCode.INVALID);
-  nvs.addFlags(LastFlags.ROLLED_BACK);
-  machine.restart('diagnostics failed');
+  r.message = 'diagnostics failed, no rollback image';
 }

@@ -171,7 +171,6 @@ export class Machine {
       this.host?.advertisingChanged();
       return;
     }
-    this.flash.nvs.bootCount = Math.min(0xffff, this.flash.nvs.bootCount + 1);
     const app = describeApp(this.flash.imageBytes(choice.slot), SLOT_LABELS[choice.slot]);
     this.power = 'running';
     this.app = this.factory(this, { ...choice, app, resetReason });

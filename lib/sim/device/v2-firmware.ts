@@ -217,7 +217,7 @@ export class V2Firmware implements Application {
   private startSession(conn: number, b: BeginCommand, chunkSize: number): void {
     const slot = otherSlot(this.boot.slot);
     const flash = this.machine.flash;
-    flash.nvs.startAttempt(b.sha256, ErrorCode.INTERNAL, 'in progress');
+    flash.nvs.startAttempt(b.sha256, slot);
     const session: V2Session = {
       owner: conn,
       phase: 'receiving',
@@ -296,8 +296,7 @@ export class V2Firmware implements Application {
     s.writer.stop();
     this.session = null;
     flash.otadata.setBoot(s.slot);
-    flash.nvs.bootCount = 0;
-    flash.nvs.setResult(ErrorCode.OK, 'installed, awaiting first boot');
+    flash.nvs.installed();
     if (owner !== null) this.reply(owner, { op: 0x83, err: 0, imageSize: s.imageSize });
     this.publish();
     if (reboot) this.setTimer(() => this.machine.restart('update installed'), REBOOT_DELAY_MS);
@@ -327,8 +326,9 @@ export class V2Firmware implements Application {
         if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
         if (!rollbackPossible(this.machine, running)) return respond(ErrorCode.NO_ROLLBACK_IMAGE);
         flash.otadata.setState(running, OtaStateCode.INVALID);
-        flash.nvs.addFlags(LastFlags.ROLLED_BACK);
-        flash.nvs.setResult(ErrorCode.ROLLED_BACK, 'rolled back by the host');
+        if (flash.nvs.hasRecord() && flash.nvs.record.result === ErrorCode.OK) {
+          flash.nvs.setResult(ErrorCode.ROLLED_BACK, 'rollback requested by the host');
+        }
         respond(ErrorCode.OK);
         this.setTimer(() => this.machine.restart('rollback command'), REBOOT_DELAY_MS);
         return;
@@ -370,7 +370,7 @@ export class V2Firmware implements Application {
     s.writer.stop();
     s.resumeTimer?.cancel();
     this.session = null;
-    this.machine.flash.nvs.setResult(result, message || errorName(result));
+    this.machine.flash.nvs.endAttempt(result, message || errorName(result));
     if (publish) this.publish();
   }
 
