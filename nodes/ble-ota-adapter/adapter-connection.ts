@@ -90,6 +90,8 @@ export class AdapterConnection extends EventEmitter {
   async acquire(): Promise<AdapterBackend> {
     if (this.currentState === 'closed') throw new OtaError('ADAPTER_CLOSED', `adapter ${this.settings.label} is shutting down`);
     if (this.backend) {
+      // The central knows before its stateChange event has reached us.
+      if (this.backend.central.state === 'poweredOff') this.setState('off', 'adapter powered off');
       if (this.currentState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${this.settings.label} is powered off`);
       if (this.currentState === 'missing' || this.currentState === 'error') throw new OtaError('ADAPTER_MISSING', `adapter ${this.settings.label} is not available: ${this.detail}`);
       return this.backend;

@@ -110,8 +110,11 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
     }
   }
 
+  // Messages are admitted one after another (reading a file is asynchronous), so the queue keeps
+  // their arrival order and msg.cancel applies to every message that arrived before it.
+  let admission: Promise<void> = Promise.resolve();
   node.on('input', (msg, send, done) => {
-    handleInput(msg, send, done).catch((err) => done(toOtaError(err)));
+    admission = admission.then(() => handleInput(msg, send, done).catch((err) => done(toOtaError(err))));
   });
 
   async function handleInput(msg: NodeMessage, send: SendFn, done: DoneFn): Promise<void> {
@@ -131,7 +134,9 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
       expectedVersion: stringSetting(msg.expectedVersion) || stringSetting(def.expectedVersion),
     });
     if (adapterState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${connection.settings.label} is powered off`);
-    if (adapterState === 'missing' || adapterState === 'error') throw new OtaError('ADAPTER_MISSING', `adapter ${connection.settings.label} is not available${adapterDetail ? `: ${adapterDetail}` : ''}`);
+    // A configuration error: opening again reports it with its own code (e.g. BAD_FLEET_CONFIG).
+  if (adapterState === 'error') await connection.acquire();
+  if (adapterState === 'missing' || adapterState === 'error') throw new OtaError('ADAPTER_MISSING', `adapter ${connection.settings.label} is not available${adapterDetail ? `: ${adapterDetail}` : ''}`);
     const key = deviceKey(device);
     if (whenBusy === 'reject' && queue.has(key)) {
       throw new OtaError('DEVICE_BUSY', `${deviceLabel(device)} is already being updated by this node`);

@@ -15,7 +15,7 @@ function scanFlow(scanSettings: Record<string, unknown> = {}): FlowNode[] {
     simAdapter('adapter', { simDevices: DEVICES }),
     { id: 'scan', type: 'ble-ota-scan', z: 'tab', adapter: 'adapter', mode: 'once', duration: 2, output: 'each', namePrefix: '', nameRegex: '', service: '', minRssi: '', olderThan: '', wires: [['out']], ...scanSettings },
     helperNode('out'),
-    { id: 'catch', type: 'catch', z: 'tab', scope: ['scan'], uncaught: false, wires: [['caught']] },
+    { id: 'catch-errors', type: 'catch', z: 'tab', scope: ['scan'], uncaught: false, wires: [['caught']] },
     helperNode('caught'),
   ];
 }
