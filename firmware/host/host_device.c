@@ -78,6 +78,11 @@ static int p_ota_begin(void *ctx, uint32_t image_size)
 {
     host_device_t *d = ctx;
     if (image_size > d->f->psize) return -1;
+    const host_slot_t *running = &d->f->slots[d->running];
+    if (running->seq != 0 && running->state == BLE_OTA_IMG_PENDING_VERIFY) { /* rollback enabled, as on a device */
+        logf_(d, "esp_ota_begin: running app is PENDING_VERIFY (ESP_ERR_OTA_ROLLBACK_INVALID_STATE)");
+        return -1;
+    }
     d->ota_open = true;
     d->ota_size = image_size;
     d->ota_written = 0;
@@ -489,5 +494,6 @@ void host_device_power_loss(host_device_t *d)
 void host_device_cut_power_after(host_device_t *d, long n) { d->f->cut_after = n; }
 
 host_flash_t *host_device_flash(host_device_t *d) { return d->f; }
+const ble_ota_port_t *host_device_port(const host_device_t *d) { return &d->port; }
 int host_device_running(const host_device_t *d) { return d->running; }
 unsigned host_device_boots(const host_device_t *d) { return d->boots; }

@@ -63,6 +63,8 @@ void host_device_power_loss(host_device_t *d);
 void host_device_cut_power_after(host_device_t *d, long n);
 
 host_flash_t *host_device_flash(host_device_t *d);
+/** The host port table (tests call its esp_ota_*-like functions directly). */
+const ble_ota_port_t *host_device_port(const host_device_t *d);
 /** Index (0/1) of the partition running now. */
 int host_device_running(const host_device_t *d);
 unsigned host_device_boots(const host_device_t *d);

@@ -42,6 +42,70 @@ TEST(host_policy_waits_for_confirm)
     h_stop();
 }
 
+/* esp_ota_begin refuses while the running app is PENDING_VERIFY; the core says so at BEGIN (§4.4). */
+TEST(begin_while_pending_verify_is_refused_until_confirm)
+{
+    host_device_opts_t o = h_default_opts();
+    o.cfg.policy = BLE_OTA_POLICY_HOST;
+    CHECK(h_start(&o));
+    size_t len, len2;
+    uint8_t *img = h_image(5, "1.2.0", 1, 70000, 4, &len);
+    uint8_t *next = h_image(5, "1.3.0", 1, 70000, 5, &len2);
+    CHECK_EQ(h_update(img, len, false, 1), 0);
+    free(img);
+    CHECK_EQ(host_device_running(H.dev), 1);
+    uint8_t before[BLE_OTA_STATUS_LEN], after[BLE_OTA_STATUS_LEN];
+    ble_ota_core_read_status(before);
+    CHECK_EQ(before[4], BLE_OTA_IMG_PENDING_VERIFY);
+    host_flash_t *f = host_device_flash(H.dev);
+    unsigned long ops = f->ops_total;
+    unsigned erases = f->erase_ops, writes = f->write_ops;
+    begin_t b = h_begin_for(next, len2, next, len2, 0);
+    uint16_t chunk = 0;
+    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), BLE_OTA_ERR_INVALID_STATE);
+    h_clear();
+    h_data(1, 0, next, 300);
+    note_t n;
+    CHECK(h_find(1, BLE_OTA_OP_DATA_NAK, &n));
+    CHECK_EQ(n.data[1], BLE_OTA_ERR_NO_SESSION);
+    /* nothing erased or written, no record "in progress": the Status is byte for byte the same */
+    CHECK_EQ(f->ops_total, ops);
+    CHECK_EQ(f->erase_ops, erases);
+    CHECK_EQ(f->write_ops, writes);
+    ble_ota_core_read_status(after);
+    CHECK(memcmp(before, after, sizeof before) == 0);
+    CHECK_EQ(h_tagged(1, BLE_OTA_OP_CONFIRM, true), 0);
+    CHECK_EQ(h_update(next, len2, true, 1), 0);
+    free(next);
+    ble_ota_status_t st;
+    h_status(&st);
+    CHECK_EQ(host_device_running(H.dev), 0);
+    CHECK(strcmp(st.app_version, "1.3.0") == 0);
+    CHECK_EQ(st.ota_state, BLE_OTA_IMG_PENDING_VERIFY);
+    h_stop();
+}
+
+/* The host port's esp_ota_begin behaves like ESP-IDF's with rollback enabled. */
+TEST(host_port_ota_begin_refuses_while_pending_verify)
+{
+    host_device_opts_t o = h_default_opts();
+    o.cfg.policy = BLE_OTA_POLICY_HOST;
+    CHECK(h_start(&o));
+    size_t len;
+    uint8_t *img = h_image(5, "1.2.0", 1, 70000, 4, &len);
+    CHECK_EQ(h_update(img, len, false, 1), 0);
+    const ble_ota_port_t *port = host_device_port(H.dev);
+    CHECK_EQ(port->app_state(port->ctx), BLE_OTA_IMG_PENDING_VERIFY);
+    CHECK(port->ota_begin(port->ctx, (uint32_t)len) != 0);
+    CHECK(port->ota_write(port->ctx, 0, img, 288) != 0); /* no handle was opened */
+    CHECK_EQ(h_tagged(1, BLE_OTA_OP_CONFIRM, true), 0);
+    CHECK_EQ(port->ota_begin(port->ctx, (uint32_t)len), 0);
+    CHECK_EQ(port->ota_write(port->ctx, 0, img, 288), 0);
+    port->ota_abort(port->ctx);
+    free(img);
+    h_stop();
+}
+
 TEST(host_policy_reboot_without_confirm_rolls_back)
 {
     host_device_opts_t o = h_default_opts();

@@ -105,7 +105,7 @@ static bool same_image(const ble_ota_begin_req_t *a, const ble_ota_begin_req_t *
 }
 
 /* BEGIN checks, all before anything is erased (§4.1 step 3), in this order: parameters, encoding, tag,
- * partition size, state (BUSY / INVALID_STATE). The TypeScript device model uses the same order. */
+ * partition size, state (INVALID_STATE / BUSY). The TypeScript device model uses the same order. */
 static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_begin_req_t *req)
 {
     const session_t *s = &g_ota.s;
@@ -122,6 +122,9 @@ static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_b
     if (P->ota_target(P->ctx, &partition_size, label) != 0) return BLE_OTA_ERR_INTERNAL;
     if (req->image_size > partition_size) return BLE_OTA_ERR_IMAGE_TOO_LARGE;
     if (g_ota.reboot != REBOOT_NONE) return BLE_OTA_ERR_INVALID_STATE;
+    /* esp_ota_begin refuses while the running app is unconfirmed (ESP_ERR_OTA_ROLLBACK_INVALID_STATE):
+     * say so now instead of failing at the first flash write (§4.4: confirm or roll back first). */
+    if (g_ota.ota_state == BLE_OTA_IMG_PENDING_VERIFY) return BLE_OTA_ERR_INVALID_STATE;
     if (s->live && s->state == BLE_OTA_SESSION_FINISHING)
         return s->owner == c->conn ? BLE_OTA_ERR_INVALID_STATE : BLE_OTA_ERR_BUSY;
     if (s->live && s->state == BLE_OTA_SESSION_RECEIVING && s->owner != c->conn) return BLE_OTA_ERR_BUSY;

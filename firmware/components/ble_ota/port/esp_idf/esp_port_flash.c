@@ -88,7 +88,8 @@ static int ota_begin(void *ctx, uint32_t image_size)
     uint32_t first = next_erase_len(0, st->erase_end);
     esp_err_t err = esp_ota_begin(st->target, first, &st->handle);
     if (err != ESP_OK) {
-        /* ESP_ERR_OTA_ROLLBACK_INVALID_STATE: the running app is still PENDING_VERIFY (confirm it first). */
+        /* ESP_ERR_OTA_ROLLBACK_INVALID_STATE: the running app is still PENDING_VERIFY. The core refuses such
+         * a BEGIN up front (INVALID_STATE), so this is only a guard. */
         ESP_LOGE(TAG, "esp_ota_begin(%s) failed: %s", st->target->label, esp_err_to_name(err));
         return -1;
     }
