@@ -32,6 +32,8 @@ ERR = {
     "INTERNAL": 0xFE,
 }
 TAGGED = ("ABORT", "CONFIRM", "ROLLBACK", "REBOOT")
+# §1: a notification carries at most ATT_MTU - 3 bytes; every Control notification fits the default MTU 23.
+MAX_CONTROL_NOTIFICATION = 23 - 3
 
 FLEET_KEY = bytes(range(0x20, 0x40))  # 32 bytes, documented in the JSON
 
@@ -99,7 +101,7 @@ def encode_control_notification(f):
     if f["err"] != 0:
         return struct.pack("<BB", op, f["err"])
     if cmd == OP["CHALLENGE"]:
-        return struct.pack("<BB16sHB", op, 0, unhex(f["nonce"]), f["caps"], f["proto_version"])
+        return struct.pack("<BB16sH", op, 0, unhex(f["nonce"]), f["caps"])
     if cmd == OP["BEGIN"]:
         return struct.pack("<BBHIII", op, 0, f["chunk_size"], f["window"], f["ack_interval"], f["resume_offset"])
     if cmd == OP["END"]:
@@ -127,9 +129,9 @@ def decode_control_notification(b):
         assert len(b) == 2
         return {"op": op, "err": err}
     if cmd == OP["CHALLENGE"]:
-        assert len(b) == 21
-        _, _, nonce, caps, pv = struct.unpack("<BB16sHB", b)
-        return {"op": op, "err": 0, "nonce": h(nonce), "caps": caps, "proto_version": pv}
+        assert len(b) == 20
+        _, _, nonce, caps = struct.unpack("<BB16sH", b)
+        return {"op": op, "err": 0, "nonce": h(nonce), "caps": caps}
     if cmd == OP["BEGIN"]:
         assert len(b) == 16
         _, _, cs, win, ai, ro = struct.unpack("<BBHIII", b)
@@ -278,10 +280,10 @@ def build():
 
     # responses: success
     add("challenge-ok", "response",
-        {"op": 0x81, "err": 0, "nonce": h(nonce_of(0x00)), "caps": 0b011111, "proto_version": 2},
-        "CHALLENGE response: deflate, fleet key required, resume, host policy, anti-downgrade.")
+        {"op": 0x81, "err": 0, "nonce": h(nonce_of(0x00)), "caps": 0b011111},
+        "CHALLENGE response (20 bytes, fits ATT MTU 23): deflate, fleet key required, resume, host policy, anti-downgrade.")
     add("challenge-ok-open", "response",
-        {"op": 0x81, "err": 0, "nonce": h(nonce_of(0x40)), "caps": 0b000101, "proto_version": 2},
+        {"op": 0x81, "err": 0, "nonce": h(nonce_of(0x40)), "caps": 0b000101},
         "CHALLENGE response of a device without fleet key (deflate, resume).")
     add("begin-ok-fresh", "response",
         {"op": 0x82, "err": 0, "chunk_size": 240, "window": 16384, "ack_interval": 4096, "resume_offset": 0},
@@ -380,6 +382,8 @@ def build():
         enc, dec = CODECS[v["kind"]]
         raw = enc(v["fields"])
         assert dec(raw) == v["fields"], v["name"]
+        if v["kind"] in ("response", "notification"):
+            assert len(raw) <= MAX_CONTROL_NOTIFICATION, f"{v['name']}: {len(raw)} bytes do not fit ATT MTU 23"
         v["hex"] = h(raw)
     order = ("name", "kind", "hex", "fields", "note", "nonce")
     return {"version": 1, "fleetKey": h(FLEET_KEY),

@@ -16,6 +16,7 @@ import {
   NONCE_SIZE,
   Op,
   RESPONSE_BIT,
+  RESPONSE_LENGTH,
   SHA256_SIZE,
   TAG_SIZE,
   TaggedOp,
@@ -55,7 +56,6 @@ export interface ChallengeResponse {
   err: 0;
   nonce: Buffer;
   caps: number;
-  protoVersion: number;
 }
 export interface BeginResponse {
   op: 0x82;
@@ -272,12 +272,10 @@ export function encodeNotification(msg: ControlNotification): Buffer {
       const m = msg as ChallengeResponse;
       checkBytes('nonce', m.nonce, NONCE_SIZE);
       checkUint('caps', m.caps, 16);
-      checkUint('protoVersion', m.protoVersion, 8);
-      const buf = Buffer.alloc(21);
+      const buf = Buffer.alloc(RESPONSE_LENGTH[Op.CHALLENGE]);
       buf[0] = msg.op;
       m.nonce.copy(buf, 2);
       buf.writeUInt16LE(m.caps, 18);
-      buf[20] = m.protoVersion;
       return buf;
     }
     case Op.BEGIN: {
@@ -307,8 +305,6 @@ export function encodeNotification(msg: ControlNotification): Buffer {
   }
 }
 
-/** Success length of each response (error responses are always 2 bytes). */
-const RESPONSE_LENGTH: Readonly<Record<CommandOp, number>> = { 0x01: 21, 0x02: 16, 0x03: 6, 0x04: 2, 0x05: 2, 0x06: 2, 0x07: 2 };
 
 /** Decodes a Control notification; throws OtaError PROTOCOL_MALFORMED for anything not exactly §2. */
 export function decodeNotification(buf: Buffer): ControlNotification {
@@ -340,7 +336,7 @@ export function decodeNotification(buf: Buffer): ControlNotification {
   if (buf.length !== RESPONSE_LENGTH[commandOp]) throw malformed(`${name} response (expected ${RESPONSE_LENGTH[commandOp]} bytes)`, buf);
   switch (commandOp) {
     case Op.CHALLENGE:
-      return { op: 0x81, err: 0, nonce: Buffer.from(buf.subarray(2, 18)), caps: buf.readUInt16LE(18), protoVersion: buf[20] };
+      return { op: 0x81, err: 0, nonce: Buffer.from(buf.subarray(2, 18)), caps: buf.readUInt16LE(18) };
     case Op.BEGIN:
       return {
         op: 0x82,

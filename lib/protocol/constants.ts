@@ -67,6 +67,23 @@ export const COMMAND_LENGTH: Readonly<Record<CommandOp, number>> = {
   0x07: 17,
 };
 
+/**
+ * Success length of each response including op and err (error responses are always 2 bytes). Every
+ * Control notification fits MAX_NOTIFICATION_AT_MIN_MTU: the protocol works at ATT MTU 23.
+ */
+export const RESPONSE_LENGTH: Readonly<Record<CommandOp, number>> = {
+  0x01: 20,
+  0x02: 16,
+  0x03: 6,
+  0x04: 2,
+  0x05: 2,
+  0x06: 2,
+  0x07: 2,
+};
+/** The default (smallest) ATT MTU; a notification carries at most MTU - 3 value bytes. */
+export const DEFAULT_ATT_MTU = 23;
+export const MAX_NOTIFICATION_AT_MIN_MTU = DEFAULT_ATT_MTU - ATT_HEADER_SIZE;
+
 export const TAG_SIZE = 16;
 export const NONCE_SIZE = 16;
 export const SHA256_SIZE = 32;

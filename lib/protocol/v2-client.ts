@@ -78,7 +78,6 @@ export interface V2ClientOptions {
 export interface ChallengeInfo {
   nonce: Buffer;
   caps: number;
-  protoVersion: number;
 }
 
 export interface BeginOptions {
@@ -125,6 +124,8 @@ export class V2Client {
   private sessionAborted: OtaError | null = null;
   private subscribed = false;
   private caps: number | null = null;
+  /** proto_version from the last Status read (the CHALLENGE response does not carry it). */
+  private statusProtoVersion: number | null = null;
   private nonce: Buffer | null = null;
   private payload: TransferPayload | null = null;
   private sessionInfo: SessionInfo | null = null;
@@ -171,18 +172,21 @@ export class V2Client {
     return this.payload;
   }
 
+  /**
+   * Reads Status (a long read when the MTU is small). Status notifications carry only the first MTU-3
+   * bytes (PROTOCOL.md §1), so the full value always comes from a read, never from a notification.
+   */
   async readStatus(): Promise<DeviceStatus> {
-    return decodeStatus(await this.connection.read(OTA_SERVICE_UUID, STATUS_CHAR_UUID));
+    const status = decodeStatus(await this.connection.read(OTA_SERVICE_UUID, STATUS_CHAR_UUID));
+    this.statusProtoVersion = status.protoVersion;
+    return status;
   }
 
   async challenge(): Promise<ChallengeInfo> {
     const res = (await this.command(Buffer.from([Op.CHALLENGE]), Op.CHALLENGE)) as ChallengeResponse;
-    if (res.protoVersion !== PROTO_VERSION) {
-      throw new OtaError('PROTOCOL_VERSION_UNSUPPORTED', `The device speaks protocol version ${res.protoVersion}; this client speaks ${PROTO_VERSION}.`);
-    }
     this.caps = res.caps;
     this.nonce = res.nonce;
-    return { nonce: res.nonce, caps: res.caps, protoVersion: res.protoVersion };
+    return { nonce: res.nonce, caps: res.caps };
   }
 
   /**
@@ -193,6 +197,7 @@ export class V2Client {
     return this.cancellable(async () => {
       this.setPhase('authenticating');
       this.sessionAborted = null;
+      this.checkProtocolVersion();
       const requested = this.requestedChunkSize();
       if (this.caps === null || this.keyRequired()) await this.challenge();
       const caps = this.caps ?? 0;
@@ -387,6 +392,13 @@ export class V2Client {
     const request = encodeCommand({ op, tag: ZERO_TAG });
     this.tagInto(request, 1, (key, nonce) => commandTag(key, nonce, op));
     await this.command(request, op);
+  }
+
+  private checkProtocolVersion(): void {
+    const v = this.statusProtoVersion;
+    if (v !== null && v !== PROTO_VERSION) {
+      throw new OtaError('PROTOCOL_VERSION_UNSUPPORTED', `The device's Status says protocol version ${v}; this client speaks ${PROTO_VERSION}.`, { protoVersion: v });
+    }
   }
 
   private keyRequired(): boolean {

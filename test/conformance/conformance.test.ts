@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'crypto';
 import { appHash, buildAppImage } from '../../lib/image';
 import { OtaError } from '../../lib/errors';
 import { decodeNotification, encodeCommand } from '../../lib/protocol/codec';
-import { Caps, ErrorCode, LAST_RESULT_NONE, Op } from '../../lib/protocol/constants';
+import { Caps, ErrorCode, LAST_RESULT_NONE, OTA_SERVICE_UUID, Op, STATUS_CHAR_UUID } from '../../lib/protocol/constants';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LegacyClient } from '../../lib/protocol/legacy-client';
@@ -161,6 +161,52 @@ for (const impl of IMPLEMENTATIONS) {
       await rejectsWith(client.confirm(), 'DEVICE_NOT_PENDING');
     });
 
+    it('BEGIN while pending verify (§4.4): INVALID_STATE, nothing changes; after CONFIRM the update works', async () => {
+      const e = await open({ confirmPolicy: 'host' });
+      await e.client().update({ image: image(), encoding: 'raw' });
+      await e.reconnectAfterReboot();
+      const before = await e.client().readStatus();
+      assert.equal(before.otaStateName, 'pending-verify');
+      const next = image('3.0.0');
+      await rejectsWith(e.client().update({ image: next, encoding: 'raw' }), 'DEVICE_INVALID_STATE');
+      assert.ok(e.controlHex().includes(vectorHex('begin-err-invalid-state')));
+      const refused = await e.client().readStatus();
+      assert.equal(refused.otaStateName, 'pending-verify');
+      assert.equal(refused.sessionStateName, 'idle');
+      assert.equal(refused.appVersion, '2.0.0');
+      assert.equal(refused.lastSha256, before.lastSha256, 'the update record was not touched');
+      assert.equal(refused.lastFlags, before.lastFlags);
+      await e.client().confirm();
+      await e.client().update({ image: next, encoding: 'raw' });
+      await e.reconnectAfterReboot();
+      const s = await e.client().readStatus();
+      assert.equal(s.appVersion, '3.0.0');
+      assert.equal(s.otaStateName, 'pending-verify');
+      assert.equal(s.lastSha256, sha256(next));
+    });
+
+    it('ATT MTU 23 (§1, link mtu-23): every Control notification fits 20 bytes, Status is read, the update works', async () => {
+      const e = await open({}, 'mtu-23');
+      assert.equal(e.conn.mtu, 23);
+      const statusNotifications: Buffer[] = [];
+      await e.conn.subscribe(OTA_SERVICE_UUID, STATUS_CHAR_UUID, (d) => statusNotifications.push(Buffer.from(d)));
+      const img = image('2.0.0', 'esp32c3', 0, 48 * 1024);
+      const client = e.client();
+      const info = await client.update({ image: img, encoding: 'deflate' });
+      assert.equal(info.chunkSize, 23 - 3 - 4);
+      assert.ok(e.recorder.control.length > 0);
+      // The stack cuts a notification to MTU-3 bytes: each Control notification must still decode exactly (§2).
+      for (const n of e.recorder.control) decodeNotification(n);
+      assert.ok(statusNotifications.length > 0, 'the device notified Status changes');
+      for (const n of statusNotifications) assert.equal(n.length, 20, 'a Status notification carries the first MTU-3 bytes');
+      await e.reconnectAfterReboot();
+      assert.equal(e.conn.mtu, 23);
+      const s = await e.client().readStatus(); // long read of all 232 bytes
+      assert.equal(s.appVersion, '2.0.0');
+      assert.equal(s.runningSha256, appHash(img).toString('hex'));
+      assert.equal(s.lastResultName, 'OK');
+    });
+
     it('rollback with host policy (§4.4): the previous image boots and reports rolled back', async () => {
       const e = await open({ confirmPolicy: 'host' });
       await e.client().update({ image: image(), encoding: 'raw' });
@@ -192,7 +238,7 @@ for (const impl of IMPLEMENTATIONS) {
       const e = await open({ fleetKey: Buffer.from(vectors.fleetKey, 'hex') });
       const begin = Buffer.from(vectorHex('begin-deflate-resume-tagged'), 'hex');
       assert.equal((await e.rawControl(begin)).toString('hex'), vectorHex('begin-err-auth-required'));
-      assert.equal((await e.rawControl(Buffer.from([Op.CHALLENGE]))).length, 21);
+      assert.equal((await e.rawControl(Buffer.from([Op.CHALLENGE]))).length, 20);
       // The vector's tag was made for another nonce: wrong tag, and the nonce is spent.
       assert.equal((await e.rawControl(begin)).toString('hex'), vectorHex('begin-err-auth-failed'));
       assert.equal((await e.rawControl(Buffer.from(vectorHex('confirm-tagged'), 'hex'))).toString('hex'), vectorHex('confirm-err-auth-required'));
@@ -272,8 +318,10 @@ for (const impl of IMPLEMENTATIONS) {
       assert.equal(await hex(Buffer.from(vectorHex('end-reboot'), 'hex')), vectorHex('end-err-no-session'));
       assert.equal(await hex(Buffer.from(vectorHex('confirm-tagged'), 'hex')), vectorHex('confirm-err-not-pending'));
       assert.equal(await hex(Buffer.from(vectorHex('abort-no-key'), 'hex')), vectorHex('abort-ok'));
-      const challenge = decodeNotification(await e.rawControl(encodeCommand({ op: Op.CHALLENGE })));
-      assert.equal((challenge as { protoVersion: number }).protoVersion, 2);
+      const challengeBytes = await e.rawControl(encodeCommand({ op: Op.CHALLENGE }));
+      assert.equal(challengeBytes.length, 20, 'CHALLENGE response: op, err, nonce[16], u16 caps (fits MTU 23)');
+      const challenge = decodeNotification(challengeBytes) as { caps: number };
+      assert.equal(challenge.caps, (await e.client().readStatus()).caps);
       const before = e.recorder.control.length;
       await e.conn.write('5c4e00016a8b4f0e9a3d32b1e07a0001', '5c4e00036a8b4f0e9a3d32b1e07a0001', Buffer.from(vectorHex('data-chunk'), 'hex'), true);
       const deadline = e.clock.now() + 2000;

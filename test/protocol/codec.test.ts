@@ -15,7 +15,7 @@ import { decodeStatus, encodeStatus, StatusFields } from '../../lib/protocol/sta
 import { decodeAdvertisement, encodeAdvertisement, tryDecodeAdvertisement, versionBytes } from '../../lib/protocol/advertisement';
 import { beginTag, commandTag, parseFleetKey } from '../../lib/protocol/auth';
 import { prepareTransferPayload } from '../../lib/protocol/payload';
-import { Caps, ErrorCode, Op, deviceErrorCode, errorName, errorSentence, ERROR_SENTENCES, ErrorName } from '../../lib/protocol/constants';
+import { Caps, ErrorCode, MAX_NOTIFICATION_AT_MIN_MTU, Op, deviceErrorCode, errorName, errorSentence, ERROR_SENTENCES, ErrorName } from '../../lib/protocol/constants';
 import { OtaError } from '../../lib/errors';
 
 function throwsCode(fn: () => unknown, code: string): OtaError {
@@ -77,7 +77,7 @@ describe('protocol codec', () => {
 
   it('round-trips notifications and keeps error responses at 2 bytes', () => {
     const msgs = [
-      { op: 0x81, err: 0, nonce: randomBytes(16), caps: 7, protoVersion: 2 },
+      { op: 0x81, err: 0, nonce: randomBytes(16), caps: 7 },
       { op: 0x82, err: 0, chunkSize: 508, window: 16384, ackInterval: 4096, resumeOffset: 99 },
       { op: 0x83, err: 0, imageSize: 5 },
       { op: 0x86, err: 0 },
@@ -88,6 +88,23 @@ describe('protocol codec', () => {
     ];
     for (const m of msgs) assert.deepEqual(decodeNotification(encodeNotification(m as never)), m);
     assert.equal(encodeNotification({ op: 0x82, err: ErrorCode.BUSY }).length, 2);
+  });
+
+  it('keeps every Control notification within 20 bytes (ATT MTU 23), CHALLENGE included', () => {
+    const largest = [
+      { op: 0x81, err: 0, nonce: randomBytes(16), caps: 0xffff },
+      { op: 0x82, err: 0, chunkSize: 0xffff, window: 0xffffffff, ackInterval: 0xffffffff, resumeOffset: 0xffffffff },
+      { op: 0x83, err: 0, imageSize: 0xffffffff },
+      { op: 0x87, err: 0 },
+      { op: Op.DATA_ACK, nextOffset: 0xffffffff },
+      { op: Op.DATA_NAK, err: ErrorCode.GAP, expectedOffset: 0xffffffff },
+      { op: Op.SESSION_ABORTED, err: ErrorCode.FLASH_ERROR },
+      { op: 0xff, err: ErrorCode.UNKNOWN_OPCODE, unknownOp: 0x33 },
+    ];
+    for (const m of largest) assert.ok(encodeNotification(m as never).length <= MAX_NOTIFICATION_AT_MIN_MTU, JSON.stringify(m));
+    assert.equal(encodeNotification(largest[0] as never).length, 20);
+    // The pre-fix 21-byte CHALLENGE response (with proto_version) is no longer the format.
+    throwsCode(() => decodeNotification(Buffer.concat([encodeNotification(largest[0] as never), Buffer.from([2])])), 'PROTOCOL_MALFORMED');
   });
 
   it('rejects malformed notifications with PROTOCOL_MALFORMED', () => {

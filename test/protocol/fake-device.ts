@@ -102,7 +102,7 @@ export class FakeDevice {
     const respond = (err: number) => this.notify({ op: cmd.op | 0x80, err });
     if (cmd.op === Op.CHALLENGE) {
       this.nonce = createHash('sha256').update(String(this.clock.now())).update(String(this.log.length)).digest().subarray(0, 16);
-      return this.notify({ op: 0x81, err: 0, nonce: this.nonce, caps: this.caps, protoVersion: 2 });
+      return this.notify({ op: 0x81, err: 0, nonce: this.nonce, caps: this.caps });
     }
     if (cmd.op === Op.END) {
       const s = this.session;

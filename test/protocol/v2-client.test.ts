@@ -182,4 +182,18 @@ describe('V2Client against a scripted device', () => {
     assert.equal(status.chip, 'esp32c3');
     assert.equal(status.otaStateName, 'valid');
   });
+
+  it('reads Status for the protocol version (CHALLENGE no longer carries it) and refuses another one before BEGIN', async () => {
+    const { device, client } = setup();
+    assert.equal((await client.readStatus()).protoVersion, 2);
+    const v2Status = device.statusValue.bind(device);
+    device.statusValue = () => {
+      const buf = v2Status();
+      buf[1] = 3; // proto_version
+      return buf;
+    };
+    assert.equal((await client.readStatus()).protoVersion, 3);
+    await rejects(client.update({ image: randomBytes(4000), encoding: 'raw' }), 'PROTOCOL_VERSION_UNSUPPORTED');
+    assert.ok(!device.log.includes(`cmd ${Op.BEGIN}`), 'no BEGIN was sent');
+  });
 });

@@ -13,7 +13,7 @@ import {
 import { StatusFields, decodeStatus, encodeStatus } from '../../lib/protocol/status';
 import { decodeAdvertisement, encodeAdvertisement, versionBytes } from '../../lib/protocol/advertisement';
 import { beginTag, commandTag } from '../../lib/protocol/auth';
-import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, Op, TaggedOp } from '../../lib/protocol/constants';
+import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, MAX_NOTIFICATION_AT_MIN_MTU, Op, TaggedOp } from '../../lib/protocol/constants';
 import { Vector, camelToSnake, fieldsToMessage, loadVectors, messageToFields } from './vectors';
 
 const file = loadVectors();
@@ -119,6 +119,11 @@ describe('protocol vectors (docs/protocol-vectors.json)', () => {
           const raw = Buffer.from(v.hex, 'hex');
           const expected = raw[0] === Op.BEGIN ? beginTag(fleetKey, nonce, raw) : commandTag(fleetKey, nonce, raw[0] as TaggedOp);
           assert.equal(expected.toString('hex'), v.fields.tag);
+        });
+      }
+      if (v.kind === 'response' || v.kind === 'notification') {
+        it('fits one notification at ATT MTU 23 (20 bytes)', () => {
+          assert.ok(v.hex.length / 2 <= MAX_NOTIFICATION_AT_MIN_MTU, `${v.hex.length / 2} bytes`);
         });
       }
       if (v.kind === 'advertisement') {

@@ -109,7 +109,6 @@ export interface Reply {
   err: number;
   nonce?: Buffer;
   caps?: number;
-  protoVersion?: number;
   chunkSize: number;
   window: number;
   ackInterval: number;

@@ -76,14 +76,15 @@ describe('sim-device v2: fresh update', () => {
     });
   }
 
-  it('answers CHALLENGE with caps and protocol version, and serves Device Information', async () => {
+  it('answers CHALLENGE with nonce and caps in 20 bytes (fits MTU 23), and serves Device Information', async () => {
     const rig = makeRig({ confirmPolicy: 'host' });
     const c = new Central(rig).connect();
     const r = await c.challenge();
     assert.equal(r.err, 0);
-    assert.equal(r.protoVersion, 2);
     assert.equal(r.caps, Caps.DEFLATE | Caps.RESUME | Caps.HOST_CONFIRM | Caps.ANTI_DOWNGRADE);
     assert.equal(r.nonce?.length, 16);
+    const raw = rig.host.sent.filter((n) => n.data[0] === 0x81);
+    assert.deepEqual(raw.map((n) => n.data.length), [20]);
     assert.equal((await rig.device.onRead('180a', '2a29')).toString(), 'Espressif');
     assert.equal((await rig.device.onRead('180a', '2a24')).toString(), 'esp32c3');
     assert.equal((await rig.device.onRead('180a', '2a26')).toString(), '1.0.0');
@@ -116,6 +117,22 @@ describe('sim-device v2: fresh update', () => {
     const s = await c.readStatus();
     assert.equal(s.lastResultName, 'INTERNAL');
     assert.equal(s.lastMessage, 'in progress');
+  });
+
+  it('at ATT MTU 23: CHALLENGE/BEGIN responses fit, Status notifications carry the first 20 bytes, a read the whole', async () => {
+    const rig = makeRig();
+    const image = newImage('1.1.0', 48 * 1024);
+    const c = new Central(rig, 0, 23).connect();
+    const end = await c.update(rawTransfer(image), 0);
+    assert.equal(end.err, 0);
+    const control = rig.host.sent.filter((n) => n.characteristic === '5c4e00026a8b4f0e9a3d32b1e07a0001');
+    assert.ok(control.length > 0 && control.every((n) => n.data.length <= 20), 'every Control notification fits MTU-3');
+    const status = rig.host.sent.filter((n) => n.characteristic === '5c4e00046a8b4f0e9a3d32b1e07a0001');
+    assert.ok(status.length >= 2, 'receiving, then idle after END');
+    const full = await rig.device.onRead('5c4e00016a8b4f0e9a3d32b1e07a0001', '5c4e00046a8b4f0e9a3d32b1e07a0001', 0);
+    assert.equal(full.length, 232);
+    for (const n of status) assert.equal(n.data.length, 20);
+    assert.ok(status[status.length - 1].data.equals(full.subarray(0, 20)), 'the last notification is the head of the current value');
   });
 
   it('keeps at most a window unacknowledged: slow flash delays the ACKs', async () => {
@@ -197,6 +214,32 @@ describe('sim-device v2: confirm policies and rollback', () => {
     s = await new Central(rig).connect().readStatus();
     assert.equal(s.runningPartition, 'ota_1');
     assert.equal(s.bootCount, 2);
+  });
+
+  it('host policy: BEGIN while pending verify is INVALID_STATE, nothing erased; after CONFIRM the update works', async () => {
+    const rig = makeRig({ confirmPolicy: 'host' });
+    assert.equal((await new Central(rig).connect().update(rawTransfer(newImage()))).err, 0);
+    await afterReboot(rig);
+    const c = new Central(rig).connect();
+    assert.equal((await c.readStatus()).otaStateName, 'pending-verify');
+    const previous = Buffer.from(rig.device.flash.imageBytes(0));
+    assert.ok(previous.length > 0, 'ota_0 still holds the factory image');
+    const record = JSON.stringify(rig.device.flash.nvs.record);
+    const next = rawTransfer(newImage('1.2.0'));
+    const refused = await c.begin(next);
+    assert.equal(refused.err, ErrorCode.INVALID_STATE);
+    assert.equal(refused.chunkSize, undefined); // an error response carries only op and err
+    assert.ok(rig.device.flash.imageBytes(0).equals(previous), 'the other slot was not erased');
+    assert.equal(JSON.stringify(rig.device.flash.nvs.record), record, 'the update record is untouched');
+    const s = await c.readStatus();
+    assert.equal(s.sessionStateName, 'idle');
+    assert.equal(s.otaStateName, 'pending-verify');
+    assert.equal((await c.tagged(Op.CONFIRM)).err, 0);
+    assert.equal((await c.update(next)).err, 0);
+    await afterReboot(rig);
+    const after = await new Central(rig).connect().readStatus();
+    assert.equal(after.runningPartition, 'ota_0');
+    assert.equal(after.appVersion, '1.2.0');
   });
 
   it('host policy: ROLLBACK returns to the previous image', async () => {

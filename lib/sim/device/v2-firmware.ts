@@ -15,6 +15,7 @@ import {
   malformedCommandResponse,
 } from '../../protocol/codec';
 import {
+  ATT_HEADER_SIZE,
   BeginFlags,
   CHIP_IDS,
   CONTROL_CHAR_UUID,
@@ -32,7 +33,6 @@ import {
   OTA_SERVICE_UUID,
   Op,
   OtaStateCode,
-  PROTO_VERSION,
   STATUS_CHAR_UUID,
   SessionStateCode,
   TaggedOp,
@@ -60,6 +60,7 @@ export class V2Firmware implements Application {
   private session: V2Session | null = null;
   private lastStatus: Buffer | null = null;
   private lastAdv: Buffer | null = null;
+  private restartScheduled = false;
 
   constructor(
     private readonly machine: Machine,
@@ -166,7 +167,7 @@ export class V2Firmware implements Application {
     const cmd = decodeCommand(data);
     switch (cmd.op) {
       case Op.CHALLENGE:
-        this.reply(conn, { op: 0x81, err: 0, nonce: this.auth.challenge(conn), caps: this.caps, protoVersion: PROTO_VERSION });
+        this.reply(conn, { op: 0x81, err: 0, nonce: this.auth.challenge(conn), caps: this.caps });
         return;
       case Op.BEGIN:
         this.onBegin(conn, cmd as BeginCommand, data);
@@ -189,6 +190,9 @@ export class V2Firmware implements Application {
     const auth = this.auth.checkBegin(conn, raw, b.tag);
     if (auth !== ErrorCode.OK) return fail(auth);
     if (b.imageSize > this.settings.partitionSize) return fail(ErrorCode.IMAGE_TOO_LARGE);
+    if (this.restartScheduled) return fail(ErrorCode.INVALID_STATE);
+    // esp_ota_begin refuses while the running app is unconfirmed: confirm or roll back first (§4.4).
+    if (this.machine.flash.otadata.state(this.boot.slot) === OtaStateCode.PENDING_VERIFY) return fail(ErrorCode.INVALID_STATE);
     const chunkSize = Math.min(b.chunkSize, this.settings.maxChunk, (this.mtus.get(conn) ?? 23) - 3 - DATA_HEADER_SIZE);
     const kept = this.session;
     if (kept) {
@@ -299,7 +303,7 @@ export class V2Firmware implements Application {
     flash.nvs.installed();
     if (owner !== null) this.reply(owner, { op: 0x83, err: 0, imageSize: s.imageSize });
     this.publish();
-    if (reboot) this.setTimer(() => this.machine.restart('update installed'), REBOOT_DELAY_MS);
+    if (reboot) this.scheduleRestart('update installed');
   }
 
   private onTagged(conn: number, cmd: TaggedCommand): void {
@@ -330,11 +334,11 @@ export class V2Firmware implements Application {
           flash.nvs.setResult(ErrorCode.ROLLED_BACK, 'rollback requested by the host');
         }
         respond(ErrorCode.OK);
-        this.setTimer(() => this.machine.restart('rollback command'), REBOOT_DELAY_MS);
+        this.scheduleRestart('rollback command');
         return;
       case Op.REBOOT:
         respond(ErrorCode.OK);
-        this.setTimer(() => this.machine.restart('reboot command'), REBOOT_DELAY_MS);
+        this.scheduleRestart('reboot command');
         return;
     }
   }
@@ -378,6 +382,12 @@ export class V2Firmware implements Application {
     this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, encodeNotification(msg), conn);
   }
 
+  /** The device answers, then restarts after REBOOT_DELAY_MS; no new session starts meanwhile. */
+  private scheduleRestart(reason: string): void {
+    this.restartScheduled = true;
+    this.setTimer(() => this.machine.restart(reason), REBOOT_DELAY_MS);
+  }
+
   private setTimer(fn: () => void, ms: number): TimerHandle {
     return this.machine.appTimers.set(fn, ms);
   }
@@ -405,13 +415,16 @@ export class V2Firmware implements Application {
     return buildStatus(this.snapshot());
   }
 
-  /** Notifies Status when a field other than the progress offset changed; refreshes the advertisement. */
+  /** Notifies Status (to each link) when a field other than the progress offset changed; refreshes the advertisement. */
   private publish(): void {
     if (this.machine.state !== 'running') return;
     const status = this.statusValue();
     if (!this.lastStatus || !sameIgnoringOffset(status, this.lastStatus)) {
       this.lastStatus = status;
-      this.machine.notify(OTA_SERVICE_UUID, STATUS_CHAR_UUID, status);
+      // Like the BLE stack: a notification carries the first MTU-3 bytes; clients read the rest (§1, §5).
+      for (const [conn, mtu] of this.mtus) {
+        this.machine.notify(OTA_SERVICE_UUID, STATUS_CHAR_UUID, status.subarray(0, Math.min(mtu - ATT_HEADER_SIZE, status.length)), conn);
+      }
     }
     const adv = buildManufacturerData(this.snapshot());
     if (!this.lastAdv || !adv.equals(this.lastAdv)) {
