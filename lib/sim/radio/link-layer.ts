@@ -63,6 +63,13 @@ export class LinkConnection {
   /** Zero link: a delivery timer is pending for this direction. */
   readonly zeroFlush: Record<Direction, boolean> = { toPeripheral: false, toCentral: false };
   nextEventAt: number | null = null;
+  /**
+   * Anchors missed in a row while this connection wanted the radio (another event held it, or this
+   * event gave way). The controller raises a connection's priority with it so that no link starves.
+   */
+  skipped = 0;
+  /** Anchors missed in total (stats/tests). */
+  missedAnchors = 0;
   closed = false;
 
   constructor(
@@ -123,6 +130,8 @@ export class LinkLayer {
   private readonly connections = new Set<LinkConnection>();
   /** The radio is on air for some connection until this time. */
   private busyUntil = Number.NEGATIVE_INFINITY;
+  /** The connection whose event holds the radio (between its exchanges too). */
+  private owner: LinkConnection | null = null;
   /** Aggregate over all connections ever (closed ones too). */
   readonly totals = emptyLinkStats();
 
@@ -201,6 +210,7 @@ export class LinkLayer {
     conn.queues.toCentral.length = 0;
     conn.heads.toPeripheral = 0;
     conn.heads.toCentral = 0;
+    if (this.owner === conn) this.owner = null;
     this.connections.delete(conn);
   }
 
@@ -218,13 +228,41 @@ export class LinkLayer {
     if (conn.closed) return;
     const now = this.clock.now();
     if (this.busyUntil > now + 1e-9) {
-      // Another connection's event still holds the radio: this anchor is missed.
-      this.arm(conn, anchor + conn.intervalMs);
+      // Another connection's exchange is on air: this anchor is missed.
+      this.miss(conn, anchor);
       return;
     }
+    if (this.givesWay(conn, now)) {
+      this.miss(conn, anchor);
+      return;
+    }
+    conn.skipped = 0;
+    // An event of another connection that is between two exchanges ends here (its next exchange sees it).
+    this.owner = conn;
     conn.stats.connectionEvents++;
     this.totals.connectionEvents++;
     this.exchange(conn, anchor, 0, 0);
+  }
+
+  private miss(conn: LinkConnection, anchor: number): void {
+    conn.skipped++;
+    conn.missedAnchors++;
+    this.arm(conn, anchor + conn.intervalMs);
+  }
+
+  /**
+   * The first exchange of an event always runs to its end, so it may cross the anchor of another
+   * connection that wants the radio. The controller then serves the one that has missed more anchors
+   * in a row (ties: the earlier anchor). Without this rule, connections whose anchors are closer than
+   * one exchange would take turns in a fixed pattern that skips the same links every interval.
+   */
+  private givesWay(conn: LinkConnection, now: number): boolean {
+    const first = exchangeUs(conn.peek('toPeripheral')?.bytes ?? 0, conn.peek('toCentral')?.bytes ?? 0, this.profile) / 1000;
+    for (const other of this.connections) {
+      if (other === conn || other.nextEventAt === null) continue;
+      if (other.nextEventAt > now + 1e-9 && other.nextEventAt < now + first - 1e-9 && other.skipped > conn.skipped) return true;
+    }
+    return false;
   }
 
   /**
@@ -244,6 +282,11 @@ export class LinkLayer {
     conn.eventTimer = null;
     if (conn.closed) return;
     const now = this.clock.now();
+    if (index > 0 && this.owner !== conn) {
+      // Another connection's anchor came and took the radio at this very instant.
+      this.endEvent(conn, anchor);
+      return;
+    }
     const limit = this.eventLimit(conn, anchor, now);
     const c = conn.peek('toPeripheral');
     const p = conn.peek('toCentral');
@@ -280,6 +323,7 @@ export class LinkLayer {
 
   private endEvent(conn: LinkConnection, anchor: number): void {
     conn.eventTimer = null;
+    if (this.owner === conn) this.owner = null;
     if (conn.closed) return;
     this.arm(conn, anchor + conn.intervalMs);
   }
