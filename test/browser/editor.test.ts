@@ -130,18 +130,32 @@ describe('editor in Chromium', function () {
   });
 
   it('imports "Update via HTTP" from the package examples and deploys it', async () => {
-    const exampleUrl = `${base}/library/_examples_/flows/${pkgName}/Update%20via%20HTTP`;
+    const exampleUrl = `${base}/library/examples/flows/${pkgName}/Update%20via%20HTTP`;
     const res = await fetch(exampleUrl);
     assert.equal(res.status, 200, `example served at ${exampleUrl}`);
     const flow = await res.json();
-    await page.evaluate((nodes) => {
+    // A fresh editor (the dialogs above leave nothing behind that matters), then the Import dialog
+    // as a user pastes a flow.
+    await page.reload();
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type="ble-ota-flash"]');
+    await page.evaluate(() => (globalThis as unknown as { RED: Json }).RED.actions.invoke('core:show-import-dialog'));
+    await page.waitForSelector('#red-ui-clipboard-dialog-import-text', { state: 'visible' });
+    await page.fill('#red-ui-clipboard-dialog-import-text', JSON.stringify(flow));
+    await page.press('#red-ui-clipboard-dialog-import-text', 'End'); // the dialog validates on keyup
+    await page.click('#red-ui-clipboard-dialog-ok');
+    await page.waitForSelector('#red-ui-clipboard-dialog-import-text', { state: 'hidden' });
+    // Headless, the editor does not always flag the import as a change; mark it so Deploy sends it.
+    await page.evaluate(() => {
       const RED = (globalThis as unknown as { RED: Json }).RED;
-      RED.nodes.clear?.();
-      RED.view.importNodes(nodes, { generateIds: true });
-    }, flow);
-    await page.click('#red-ui-header-button-deploy');
-    await page.waitForFunction(() => !(globalThis as unknown as { RED: Json }).RED.nodes.dirty(), undefined, { timeout: 15000 });
-    const deployed = (await (await fetch(`${base}/flows`)).json()) as Array<{ type: string }>;
+      if (!RED.nodes.dirty()) RED.nodes.dirty(true);
+      RED.actions.invoke('core:deploy-flows');
+    });
+    let deployed: Array<{ type: string }> = [];
+    const deadline = Date.now() + 15000;
+    while (Date.now() < deadline && !deployed.some((n) => n.type === 'ble-ota-flash')) {
+      await new Promise((r) => setTimeout(r, 200));
+      deployed = (await (await fetch(`${base}/flows`, { headers: { 'Node-RED-API-Version': 'v1' } })).json()) as Array<{ type: string }>;
+    }
     assert.ok(deployed.some((n) => n.type === 'ble-ota-flash'));
     assert.ok(deployed.some((n) => n.type === 'ble-ota-adapter'));
     // The deployed flow answers: a bad image is refused with 400 before any BLE activity.
