@@ -14,6 +14,7 @@ export interface BenchImage {
 }
 
 export const SYNTHETIC_SIZE = 1536 * 1024;
+export const SYNTHETIC_NAME = 'synthetic-1.5MB';
 
 /** ../shared/vectors next to the repository (dist/lib/bench → repo root is three levels up). */
 export function defaultVectorsDir(): string {
@@ -35,7 +36,7 @@ export function loadBenchImages(options: { vectorsDir?: string; synthetic?: bool
     notes.push(`vectors directory ${dir} not found: only the synthetic image is measured`);
   }
   if (options.synthetic !== false) {
-    images.push({ name: 'synthetic-1.5MB', chip: 'esp32s3', data: buildAppImage({ chip: 'esp32s3', version: '2.0.0', projectName: 'bench', size: SYNTHETIC_SIZE, seed: 1 }) });
+    images.push({ name: SYNTHETIC_NAME, chip: 'esp32s3', data: buildAppImage({ chip: 'esp32s3', version: '2.0.0', projectName: 'bench', size: SYNTHETIC_SIZE, seed: 1 }) });
   }
   const only = options.only;
   return { images: only ? images.filter((i) => only.includes(i.name)) : images, notes };

@@ -39,6 +39,8 @@ export interface GattConnectionOptions {
   /** Fault injection on every write as it reaches the device. */
   filterWrite: (data: Buffer, withoutResponse: boolean, characteristic: string) => WriteVerdict;
   onLinkLost: () => void;
+  /** Traffic observer (benchmark timing): writes as noble hands them over, notifications as noble gets them. */
+  observe?: (kind: 'write' | 'notification', characteristicUuid: string, data: Buffer) => void;
 }
 
 type Served = { ok: true; bytes: number; value?: Buffer } | { ok: false; code: number };
@@ -157,6 +159,7 @@ export class GattConnection {
 
   write(serviceUuid: string, characteristicUuid: string, data: Buffer, withoutResponse: boolean): void {
     const value = Buffer.from(data);
+    this.o.observe?.('write', characteristicUuid, value);
     if (withoutResponse) {
       this.command(ATT.writeHeader + value.length, () => this.deliverWrite(serviceUuid, characteristicUuid, value, true), () => this.o.emit('write', this.o.id, serviceUuid, characteristicUuid));
       return;
@@ -240,6 +243,7 @@ export class GattConnection {
     this.o.link.send(this.o.conn, 'toCentral', ATT.writeHeader + value.length, () => {
       if (this.ended) return;
       this.counters.valueBytesToCentral += value.length;
+      this.o.observe?.('notification', characteristicUuid, value);
       this.o.emit('read', this.o.id, serviceUuid, characteristicUuid, value, true);
       if (indication) this.command(ATT.handleValueConfirmation, () => undefined);
     });

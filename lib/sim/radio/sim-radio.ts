@@ -82,7 +82,19 @@ export function peripheralId(address: string): string {
   return address.toLowerCase().replace(/:/g, '');
 }
 
+/** GATT traffic as the central sees it: a write handed to the radio, a notification delivered. */
+export interface GattTrafficEvent {
+  kind: 'write' | 'notification';
+  address: string;
+  characteristic: string;
+  data: Buffer;
+  /** Clock time in ms. */
+  at: number;
+}
+
 export class SimRadio {
+  /** Optional observer of every connection's GATT traffic (the benchmark times transfers with it). */
+  onGattTraffic: ((e: GattTrafficEvent) => void) | null = null;
   readonly bindings: SimBindings;
   readonly profile: LinkProfile;
   readonly clock: Clock;
@@ -370,6 +382,7 @@ export class SimRadio {
       emit: (event, ...args) => this.bindings.emit(event, ...args),
       filterWrite: (data, withoutResponse, characteristic) => this.faults.onWrite(slot.address, data, withoutResponse, characteristic),
       onLinkLost: () => this.loseLink(slot, true),
+      observe: (kind, characteristic, data) => this.onGattTraffic?.({ kind, address: slot.address, characteristic, data, at: this.clock.now() }),
     });
     slot.connection = { link, gatt, state: 'up' };
     slot.connections++;

@@ -1,0 +1,44 @@
+/**
+ * Times one transfer on the simulated radio from the central's GATT traffic, per the benchmark's
+ * definition (issue 3 point 7, "the modeled transfer time"): v2 from the BEGIN command written to the
+ * END response; the seed protocol from the packet-size write to DONE_ACK. What comes before (advertising
+ * wait, connect, discovery, Status read, CHALLENGE) is the connection setup, reported apart.
+ */
+import { CONTROL_CHAR_UUID, LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LegacyOp, Op, RESPONSE_BIT } from '../protocol/constants';
+import type { GattTrafficEvent, SimRadio } from '../sim/radio';
+
+export interface TransferTiming {
+  /** Clock ms of the transfer's first write (BEGIN / packet size); null: never started. */
+  startedAt: number | null;
+  /** Clock ms of the END response / DONE_ACK; null: never finished. */
+  endedAt: number | null;
+  /** The same two instants in wall-clock ms (performance.now()). */
+  wallStartedAt: number | null;
+  wallEndedAt: number | null;
+}
+
+export function timeTransfers(radio: SimRadio): TransferTiming {
+  const t: TransferTiming = { startedAt: null, endedAt: null, wallStartedAt: null, wallEndedAt: null };
+  radio.onGattTraffic = (e: GattTrafficEvent) => {
+    if (t.startedAt === null && e.kind === 'write' && isTransferStart(e)) {
+      t.startedAt = e.at;
+      t.wallStartedAt = performance.now();
+    } else if (t.startedAt !== null && e.kind === 'notification' && isTransferEnd(e)) {
+      t.endedAt = e.at;
+      t.wallEndedAt = performance.now();
+    }
+  };
+  return t;
+}
+
+function isTransferStart(e: GattTrafficEvent): boolean {
+  if (e.characteristic === CONTROL_CHAR_UUID) return e.data[0] === Op.BEGIN;
+  // The seed protocol's first write to Data is the packet size (2 bytes, little-endian).
+  return e.characteristic === LEGACY_DATA_UUID && e.data.length === 2;
+}
+
+function isTransferEnd(e: GattTrafficEvent): boolean {
+  if (e.characteristic === CONTROL_CHAR_UUID) return e.data[0] === (Op.END | RESPONSE_BIT) && e.data[1] === 0;
+  return e.characteristic === LEGACY_CONTROL_UUID && e.data[0] === LegacyOp.DONE_ACK;
+}
+
