@@ -1,4 +1,4 @@
-/** Stable error codes of lib/image (documented in docs/ERRORS-IMAGE.md). */
+/** Stable error codes of lib/image (documented in docs/ERRORS.md). */
 import { OtaError } from '../errors';
 import type { ImageProblem } from './types';
 

@@ -61,8 +61,8 @@ describe('image: inspect JSON (CLI contract, issue 3 point 6)', () => {
     assert.strictEqual(boot.appDesc, null);
   });
 
-  it('every error code is documented in docs/ERRORS-IMAGE.md', () => {
-    const doc = fs.readFileSync(path.join(repoRoot(), 'docs', 'ERRORS-IMAGE.md'), 'utf8');
-    for (const code of IMAGE_ERROR_CODES) assert.ok(doc.includes(`\`${code}\``), `${code} missing from docs/ERRORS-IMAGE.md`);
+  it('every error code is documented in docs/ERRORS.md', () => {
+    const doc = fs.readFileSync(path.join(repoRoot(), 'docs', 'ERRORS.md'), 'utf8');
+    for (const code of IMAGE_ERROR_CODES) assert.ok(doc.includes(`\`${code}\``), `${code} missing from docs/ERRORS.md`);
   });
 });
