@@ -249,6 +249,18 @@ export class V2Client {
 
   /** END: the device verifies and activates the image; returns the image size it reports. */
   async end(options: { reboot?: boolean } = {}): Promise<number> {
+    // Once END is written the device may already be committing the image, and a cancel can no longer
+    // undo that: END runs to its answer so the result says what the device really did.
+    const signal = this.opts.signal;
+    this.opts.signal = undefined;
+    try {
+      return await this.endUncancellable(options);
+    } finally {
+      this.opts.signal = signal;
+    }
+  }
+
+  private async endUncancellable(options: { reboot?: boolean }): Promise<number> {
     return this.cancellable(async () => {
       const reboot = options.reboot ?? true;
       this.setPhase('finishing');

@@ -39,6 +39,8 @@ export interface FakeDeviceOptions {
   beginError?: number;
   /** Drop the link (session kept) right after acknowledging this offset or more, once. */
   dropLinkAtAck?: number;
+  /** Called when END arrives, before the device answers it. */
+  onEndReceived?: () => void;
 }
 
 interface Session {
@@ -105,6 +107,7 @@ export class FakeDevice {
       return this.notify({ op: 0x81, err: 0, nonce: this.nonce, caps: this.caps });
     }
     if (cmd.op === Op.END) {
+      this.opts.onEndReceived?.();
       const s = this.session;
       if (!s) return respond(ErrorCode.NO_SESSION);
       if (s.expected < s.begin.transferSize) return respond(ErrorCode.INVALID_STATE);

@@ -148,6 +148,15 @@ describe('V2Client against a scripted device', () => {
     assert.equal(device.session, null, 'the device dropped the session (the ABORT tag was accepted)');
   });
 
+  it('lets END finish when the cancel comes after END was written: the device commits the image', async () => {
+    const controller = new AbortController();
+    const { device, client } = setup({ onEndReceived: () => controller.abort() }, 247, undefined, controller.signal);
+    const image = randomBytes(8000);
+    await client.update({ image, encoding: 'raw' });
+    assert.ok(device.completedImage?.equals(image), 'the device installed the image');
+    assert.ok(!device.log.includes(`cmd ${Op.ABORT}`), 'no ABORT after END');
+  });
+
   it('reports DISCONNECTED and resumes on a new connection from the device offset', async () => {
     const { device, clock, client } = setup({ ackInterval: 1024, dropLinkAtAck: 10240 });
     const image = randomBytes(30000);
