@@ -36,6 +36,12 @@ export interface SimFleet {
   /** By device name. */
   devices: Map<string, VirtualPeripheral>;
   clock: Clock;
+  /**
+   * Another central (a second adapter, e.g. a phone) in range of the same devices, on a Noble of its
+   * own; its links share the radio's air time and reach the devices as a connectionId of their own.
+   * Ready (adapter state known) when the promise resolves; closed by close().
+   */
+  addCentral(): Promise<NobleBleCentral>;
   close(): Promise<void>;
 }
 
@@ -65,15 +71,25 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
     throw err;
   }
   const central = createNobleCentral(nobleWithBindings(radio.bindings), { clock, adapterName: 'simulated adapter' });
+  const extraCentrals: NobleBleCentral[] = [];
   let closed = false;
   return {
     central,
     radio,
     devices,
     clock,
+    async addCentral() {
+      if (closed) throw new OtaError('BAD_PARAMETER', 'the simulated fleet is closed; no central can be added');
+      const bindings = radio.addCentral();
+      const extra = createNobleCentral(nobleWithBindings(bindings), { clock, adapterName: `simulated adapter ${bindings.central + 1}` });
+      extraCentrals.push(extra);
+      await extra.waitReady(2000);
+      return extra;
+    },
     async close() {
       if (closed) return;
       closed = true;
+      for (const extra of extraCentrals) await extra.close();
       await central.close();
       await Promise.all([...devices.values()].map((d) => d.shutdown().catch(() => undefined)));
       // Timers left by the devices (resume timeouts, reboots) must not keep running after close.

@@ -4,7 +4,8 @@
  * while a request is out the virtual clock is held, so the twin's answers and notifications happen at
  * the clock time of the request. Device time is forwarded with tick requests: before every request,
  * and periodically (every 2 ms while connected, for flash timing; every 100 ms for a while after a
- * disconnect or reboot, for resume timeouts and boot).
+ * disconnect or reboot, for resume timeouts and boot). Each radio link's connectionId goes to the twin as
+ * its "conn" field (left out for connection 0, the twin's default).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as fs from 'fs';
@@ -33,6 +34,11 @@ const READ_NAMES: Record<string, string> = {
   [FIRMWARE_REVISION_UUID]: 'fw_rev',
 };
 const NOTIFY_UUIDS: Record<string, string> = { control: CONTROL_CHAR_UUID, status: STATUS_CHAR_UUID };
+
+/** The request field naming a connection (docs/TWIN.md "conn"; 0 is the twin's default). */
+function connField(connectionId: number | undefined): { conn?: number } {
+  return connectionId ? { conn: connectionId } : {};
+}
 
 /** The twin executable: $BLE_OTA_TWIN, else firmware/build/ble_ota_twin in the package this file belongs to. */
 export function findTwinBinary(): string | null {
@@ -76,7 +82,8 @@ class TwinDevice implements VirtualPeripheral {
   private releaseHold: (() => void) | null = null;
   private lastTickAt: number;
   private adv: VirtualAdvertisement | null = null;
-  private connected = false;
+  /** Open links by connectionId. */
+  private readonly links = new Set<number>();
   private offUntil = Number.NEGATIVE_INFINITY;
   private flowUntil: number;
   private tickTimer: TimerHandle | null = null;
@@ -119,33 +126,36 @@ class TwinDevice implements VirtualPeripheral {
     return v2Gatt();
   }
 
-  onConnect(mtu: number): void {
-    this.connected = true;
-    void this.request({ op: 'connect', mtu }).catch(() => undefined);
-    this.scheduleTick();
-  }
-
-  onDisconnect(): void {
-    this.connected = false;
-    this.flowUntil = this.clock.now() + this.settleMs;
-    void this.request({ op: 'disconnect' })
+  onConnect(mtu: number, connectionId = 0): void {
+    this.links.add(connectionId);
+    // The twin stops advertising when its connection table is full.
+    void this.request({ op: 'connect', mtu, ...connField(connectionId) })
       .then(() => this.refreshAdvertisement())
       .catch(() => undefined);
     this.scheduleTick();
   }
 
-  async onRead(_service: string, characteristic: string): Promise<Buffer> {
+  onDisconnect(connectionId = 0): void {
+    this.links.delete(connectionId);
+    if (this.links.size === 0) this.flowUntil = this.clock.now() + this.settleMs;
+    void this.request({ op: 'disconnect', ...connField(connectionId) })
+      .then(() => this.refreshAdvertisement())
+      .catch(() => undefined);
+    this.scheduleTick();
+  }
+
+  async onRead(_service: string, characteristic: string, connectionId = 0): Promise<Buffer> {
     const name = READ_NAMES[characteristic];
     if (!name) throw new AttError(0x02, `characteristic ${characteristic} is not readable`);
-    const done = await this.request({ op: 'read', char: name });
+    const done = await this.request({ op: 'read', char: name, ...connField(connectionId) });
     if (!done.ok) throw new AttError(done.att ?? 0x0e, done.error ?? `twin refused to read ${name}`);
     return Buffer.from(done.data ?? '', 'hex');
   }
 
-  onWrite(_service: string, characteristic: string, data: Buffer, withoutResponse: boolean): void | Promise<void> {
+  onWrite(_service: string, characteristic: string, data: Buffer, withoutResponse: boolean, connectionId = 0): void | Promise<void> {
     const char = characteristic === CONTROL_CHAR_UUID ? 'control' : characteristic === DATA_CHAR_UUID ? 'data' : null;
     if (!char) throw new AttError(0x03, `characteristic ${characteristic} is not writable`);
-    const sent = this.request({ op: 'write', char, data: data.toString('hex') }).then((done) => {
+    const sent = this.request({ op: 'write', char, data: data.toString('hex'), ...connField(connectionId) }).then((done) => {
       if (!done.ok) throw new AttError(done.att ?? 0x0e, done.error ?? `twin refused the ${char} write`);
     });
     if (withoutResponse) {
@@ -156,7 +166,7 @@ class TwinDevice implements VirtualPeripheral {
   }
 
   powerLoss(offMs: number): void {
-    this.connected = false;
+    this.links.clear();
     this.offUntil = this.clock.now() + offMs;
     this.flowUntil = this.offUntil + this.settleMs;
     void this.request({ op: 'power_loss' }).catch(() => undefined);
@@ -217,17 +227,18 @@ class TwinDevice implements VirtualPeripheral {
   }
 
   private onLine(line: string): void {
-    let msg: { ev?: string; char?: string; data?: string; reason?: string; ok?: boolean; att?: number; error?: string };
+    let msg: { ev?: string; char?: string; conn?: number; data?: string; reason?: string; ok?: boolean; att?: number; error?: string };
     try {
       msg = JSON.parse(line);
     } catch {
       return; // not a protocol line
     }
     if (msg.ev === 'notify' && msg.char && NOTIFY_UUIDS[msg.char]) {
-      this.host?.notify(OTA_SERVICE_UUID, NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'));
+      // Control goes to its connection; Status (no "conn") to every subscribed link.
+      this.host?.notify(OTA_SERVICE_UUID, NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'), typeof msg.conn === 'number' ? msg.conn : undefined);
     } else if (msg.ev === 'reboot') {
-      if (this.connected) this.host?.dropConnection(`reboot: ${msg.reason ?? ''}`);
-      this.connected = false;
+      if (this.links.size > 0) this.host?.dropConnection(`reboot: ${msg.reason ?? ''}`);
+      this.links.clear();
       this.flowUntil = this.clock.now() + this.settleMs;
       void this.refreshAdvertisement().catch(() => undefined);
       this.scheduleTick();
@@ -256,7 +267,7 @@ class TwinDevice implements VirtualPeripheral {
     for (const p of [...(this.current ? [this.current] : []), ...this.queue.splice(0)]) p.reject(err);
     this.current = null;
     this.release();
-    if (this.connected) this.host?.dropConnection('twin exited');
+    if (this.links.size > 0) this.host?.dropConnection('twin exited');
     this.host?.advertisingChanged();
   }
 
@@ -269,7 +280,7 @@ class TwinDevice implements VirtualPeripheral {
   private scheduleTick(): void {
     if (this.tickTimer || this.exited) return;
     const now = this.clock.now();
-    if (!this.connected && now >= this.flowUntil) return;
+    if (this.links.size === 0 && now >= this.flowUntil) return;
     this.tickTimer = this.clock.setTimer(
       () => {
         this.tickTimer = null;
@@ -277,11 +288,11 @@ class TwinDevice implements VirtualPeripheral {
         if (elapsed > 0 && !this.exited) {
           this.lastTickAt += elapsed;
           const tick = this.enqueue(JSON.stringify({ op: 'tick', ms: elapsed }));
-          (this.connected ? tick : tick.then(() => this.refreshAdvertisement())).catch(() => undefined);
+          (this.links.size > 0 ? tick : tick.then(() => this.refreshAdvertisement())).catch(() => undefined);
         }
         this.scheduleTick();
       },
-      this.connected ? CONNECTED_TICK_MS : IDLE_TICK_MS,
+      this.links.size > 0 ? CONNECTED_TICK_MS : IDLE_TICK_MS,
     );
   }
 }

@@ -14,6 +14,7 @@ import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LegacyClient } from '../../lib/protocol/legacy-client';
 import { prepareTransferPayload } from '../../lib/protocol/payload';
+import { V2Client } from '../../lib/protocol/v2-client';
 import { SimDevice } from '../../lib/sim/device';
 import type { ChipName } from '../../lib/sim/types';
 import { loadVectors } from '../protocol/vectors';
@@ -329,10 +330,50 @@ for (const impl of IMPLEMENTATIONS) {
       assert.equal(e.recorder.control[before]?.toString('hex'), vectorHex('data-nak-no-session'));
     });
 
-    it('BUSY (§4.1): a second connection cannot begin while the first holds a session', async function () {
-      // The virtual radio links one central per device and the twin's stdio protocol has no connection
-      // ids yet (see /work/coord/conformance-notes.md); lib/sim/device's own tests cover BUSY meanwhile.
-      this.skip();
+    it('BUSY (§4.1): a second central cannot begin while the first is mid-transfer; the first update completes', async () => {
+      const e = await open();
+      // Central B: a second adapter on the same air, connected before A begins (the device keeps advertising).
+      const other = await e.connectSecondCentral();
+      const img = image();
+      let bytesDone = 0;
+      let doneAtBusy = -1;
+      let probe: Promise<void> | null = null;
+      const busyProbe = async () => {
+        const clientB = new V2Client(other.conn, { clock: e.clock });
+        const seen = await clientB.readStatus();
+        assert.equal(seen.sessionStateName, 'receiving', 'B sees the session A holds');
+        await rejectsWith(clientB.update({ image: image('3.0.0'), encoding: 'raw' }), 'DEVICE_BUSY');
+        doneAtBusy = bytesDone;
+        clientB.close();
+      };
+      const first = e.client({
+        onProgress: (p) => {
+          bytesDone = p.bytesDone;
+          if (!probe && p.bytesDone > 16 * 1024) probe = busyProbe();
+        },
+      });
+      await first.open();
+      const info = await first.begin({ image: img, encoding: 'raw' });
+      await first.transfer();
+      assert.ok(probe, 'the probe ran during the transfer');
+      await probe;
+      assert.ok(doneAtBusy > 0 && doneAtBusy < info.transferSize, `B got BUSY mid-transfer (A at ${doneAtBusy} of ${info.transferSize})`);
+      // B's own link got the CHALLENGE answer and the BUSY bytes; A's link saw neither.
+      const hexB = other.recorder.control.map((b) => b.toString('hex'));
+      assert.equal(hexB.length, 2, `B got ${hexB.join(' ')}`);
+      assert.equal(other.recorder.control[0].length, 20);
+      assert.equal(other.recorder.control[0][0], Op.CHALLENGE | 0x80);
+      assert.equal(hexB[1], vectorHex('begin-err-busy'));
+      assert.ok(!e.controlHex().includes(vectorHex('begin-err-busy')), 'A did not receive B\'s BUSY');
+      assert.equal(e.controlHex().filter((h) => h.startsWith('8100')).length, 1, 'A got its own CHALLENGE answer only');
+      await first.end();
+      await e.reconnectAfterReboot();
+      assert.ok(!other.conn.connected, 'the reboot dropped B too');
+      const s = await e.client().readStatus();
+      assert.equal(s.appVersion, '2.0.0');
+      assert.equal(s.runningSha256, appHash(img).toString('hex'));
+      assert.equal(s.lastSha256, sha256(img));
+      assert.equal(s.lastResultName, 'OK');
     });
 
     if (impl === 'model') {

@@ -1,11 +1,12 @@
 /**
  * One simulated device (TS model or C twin) behind the virtual radio and a REAL noble (createSimFleet),
  * with the helpers the conformance suite needs: connect by scanning, reconnect after a reboot, record
- * every Control notification the device sends, and raw Control exchanges for byte-level checks.
+ * every Control notification the device sends, raw Control exchanges for byte-level checks, and a second
+ * central on the same air (BUSY).
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BleConnection, DiscoveredDevice, GattServiceInfo } from '../../lib/ble/central';
+import type { BleCentral, BleConnection, DiscoveredDevice, GattServiceInfo } from '../../lib/ble/central';
 import { sleep } from '../../lib/clock';
 import { createSimFleet, type SimFleet } from '../../lib/sim/fleet';
 import { findTwinBinary } from '../../lib/sim/twin-device';
@@ -93,6 +94,26 @@ export class ConformanceEnv {
     this.conn = RecordingConnection.wrap(await this.fleet.central.connect((found as DiscoveredDevice).id), this.recorder);
     this.table = await this.conn.discover();
     return this.conn;
+  }
+
+  /**
+   * A second central (another adapter on the same air, lib/sim fleet.addCentral) scans for the device
+   * and connects while the first may hold its own link; Control notifications on it are recorded apart.
+   */
+  async connectSecondCentral(timeoutMs = 5000): Promise<{ central: BleCentral; conn: BleConnection; recorder: RecordingConnection }> {
+    const central = await this.fleet.addCentral();
+    const deadline = this.clock.now() + timeoutMs;
+    let found: DiscoveredDevice | null = null;
+    const scan = await central.startScan({}, (d) => {
+      if (d.name === this.config.name) found = d;
+    });
+    while (!found && this.clock.now() < deadline) await sleep(this.clock, 20);
+    await scan.stop();
+    if (!found) throw new Error(`the second central did not see ${this.config.name} within ${timeoutMs} ms`);
+    const recorder = new RecordingConnection();
+    const conn = RecordingConnection.wrap(await central.connect((found as DiscoveredDevice).id), recorder);
+    await conn.discover();
+    return { central, conn, recorder };
   }
 
   /** Waits for the link to drop (device reboot), then reconnects. */

@@ -30,6 +30,8 @@ export interface GattCounters {
 export interface GattConnectionOptions {
   /** noble's peripheral id. */
   id: string;
+  /** The device's id for this link (one per central; VirtualPeripheral connectionId). */
+  connectionId: number;
   device: VirtualPeripheral;
   link: LinkLayer;
   conn: LinkConnection;
@@ -81,7 +83,7 @@ export class GattConnection {
       ATT.mtuReq,
       () => {
         agreed = Math.max(23, Math.min(this.o.centralMtu, this.o.device.maxMtu));
-        this.o.device.onConnect(agreed);
+        this.o.device.onConnect(agreed, this.o.connectionId);
         return { ok: true, bytes: ATT.mtuRsp };
       },
       () => {
@@ -150,7 +152,7 @@ export class GattConnection {
     this.request(
       ATT.readReq,
       async () => {
-        value = Buffer.from(await this.o.device.onRead(serviceUuid, characteristicUuid));
+        value = Buffer.from(await this.o.device.onRead(serviceUuid, characteristicUuid, this.o.connectionId));
         return blob(0);
       },
       onPart,
@@ -263,7 +265,7 @@ export class GattConnection {
     this.counters.valueBytesToPeripheral += verdict.data.length;
     const onError = (err: unknown): Served => this.attFailure(err);
     try {
-      const result = this.o.device.onWrite(serviceUuid, characteristicUuid, verdict.data, withoutResponse);
+      const result = this.o.device.onWrite(serviceUuid, characteristicUuid, verdict.data, withoutResponse, this.o.connectionId);
       if (result && typeof (result as Promise<void>).then === 'function') {
         return (result as Promise<void>).then(() => ({ ok: true as const, bytes: ATT.writeRsp }), onError);
       }

@@ -7,12 +7,16 @@ import { EventEmitter } from 'events';
 import type { SimRadio } from './sim-radio';
 
 export class SimBindings extends EventEmitter {
-  constructor(private readonly radio: SimRadio) {
+  constructor(
+    private readonly radio: SimRadio,
+    /** Which of the radio's centrals these bindings are (0: the radio's own adapter). */
+    readonly central = 0,
+  ) {
     super();
   }
 
   init(): void {
-    this.radio.init();
+    this.radio.init(this.central);
   }
 
   setScanParameters(): void {
@@ -20,23 +24,23 @@ export class SimBindings extends EventEmitter {
   }
 
   startScanning(serviceUuids: string[] | undefined, allowDuplicates: boolean | undefined): void {
-    this.radio.startScanning(serviceUuids ?? [], allowDuplicates === true);
+    this.radio.startScanning(serviceUuids ?? [], allowDuplicates === true, this.central);
   }
 
   stopScanning(): void {
-    this.radio.stopScanning();
+    this.radio.stopScanning(this.central);
   }
 
   connect(peripheralUuid: string): void {
-    this.radio.connect(peripheralUuid);
+    this.radio.connect(peripheralUuid, this.central);
   }
 
   cancelConnect(peripheralUuid: string): void {
-    this.radio.cancelConnect(peripheralUuid);
+    this.radio.cancelConnect(peripheralUuid, this.central);
   }
 
   disconnect(peripheralUuid: string): void {
-    this.radio.disconnect(peripheralUuid);
+    this.radio.disconnect(peripheralUuid, this.central);
   }
 
   reset(): void {
@@ -49,23 +53,23 @@ export class SimBindings extends EventEmitter {
   }
 
   discoverServices(peripheralUuid: string, uuids: string[] | undefined): void {
-    this.radio.gatt(peripheralUuid)?.discoverServices(uuids ?? []);
+    this.radio.gatt(peripheralUuid, this.central)?.discoverServices(uuids ?? []);
   }
 
   discoverIncludedServices(peripheralUuid: string, serviceUuid: string): void {
-    if (this.radio.gatt(peripheralUuid)) this.radio.clock.setTimer(() => this.emit('includedServicesDiscover', peripheralUuid, serviceUuid, []), 0);
+    if (this.radio.gatt(peripheralUuid, this.central)) this.radio.clock.setTimer(() => this.emit('includedServicesDiscover', peripheralUuid, serviceUuid, []), 0);
   }
 
   discoverCharacteristics(peripheralUuid: string, serviceUuid: string, characteristicUuids: string[] | undefined): void {
-    this.radio.gatt(peripheralUuid)?.discoverCharacteristics(serviceUuid, characteristicUuids ?? []);
+    this.radio.gatt(peripheralUuid, this.central)?.discoverCharacteristics(serviceUuid, characteristicUuids ?? []);
   }
 
   read(peripheralUuid: string, serviceUuid: string, characteristicUuid: string): void {
-    this.radio.gatt(peripheralUuid)?.read(serviceUuid, characteristicUuid);
+    this.radio.gatt(peripheralUuid, this.central)?.read(serviceUuid, characteristicUuid);
   }
 
   write(peripheralUuid: string, serviceUuid: string, characteristicUuid: string, data: Buffer, withoutResponse: boolean): void {
-    this.radio.gatt(peripheralUuid)?.write(serviceUuid, characteristicUuid, data, withoutResponse === true);
+    this.radio.gatt(peripheralUuid, this.central)?.write(serviceUuid, characteristicUuid, data, withoutResponse === true);
   }
 
   broadcast(): void {
@@ -74,19 +78,19 @@ export class SimBindings extends EventEmitter {
   }
 
   notify(peripheralUuid: string, serviceUuid: string, characteristicUuid: string, notify: boolean): void {
-    this.radio.gatt(peripheralUuid)?.setNotify(serviceUuid, characteristicUuid, notify);
+    this.radio.gatt(peripheralUuid, this.central)?.setNotify(serviceUuid, characteristicUuid, notify);
   }
 
   discoverDescriptors(peripheralUuid: string, serviceUuid: string, characteristicUuid: string): void {
-    this.radio.gatt(peripheralUuid)?.discoverDescriptors(serviceUuid, characteristicUuid);
+    this.radio.gatt(peripheralUuid, this.central)?.discoverDescriptors(serviceUuid, characteristicUuid);
   }
 
   readValue(peripheralUuid: string, serviceUuid: string, characteristicUuid: string, descriptorUuid: string): void {
-    this.radio.gatt(peripheralUuid)?.readDescriptor(serviceUuid, characteristicUuid, descriptorUuid);
+    this.radio.gatt(peripheralUuid, this.central)?.readDescriptor(serviceUuid, characteristicUuid, descriptorUuid);
   }
 
   writeValue(peripheralUuid: string, serviceUuid: string, characteristicUuid: string, descriptorUuid: string, data: Buffer): void {
-    this.radio.gatt(peripheralUuid)?.writeDescriptor(serviceUuid, characteristicUuid, descriptorUuid, data);
+    this.radio.gatt(peripheralUuid, this.central)?.writeDescriptor(serviceUuid, characteristicUuid, descriptorUuid, data);
   }
 
   readHandle(): void {
