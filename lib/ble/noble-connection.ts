@@ -62,6 +62,7 @@ export class NobleConnection extends EventEmitter implements BleConnection {
   private table: GattServiceInfo[] | null = null;
   private discovering: Promise<GattServiceInfo[]> | null = null;
   private readonly channels = new Map<string, CharacteristicChannel>();
+  private lastChannel: { service: string; characteristic: string; property: string; key: string; channel: CharacteristicChannel } | null = null;
   private readonly onPeripheralDisconnect = (reason?: unknown) => this.markDisconnected(reason === undefined ? 'link lost' : String(reason));
 
   constructor(
@@ -107,12 +108,22 @@ export class NobleConnection extends EventEmitter implements BleConnection {
   }
 
   async write(service: string, characteristic: string, data: Buffer, withoutResponse: boolean): Promise<void> {
-    const channel = await this.channel(service, characteristic, withoutResponse ? 'writeWithoutResponse' : 'write');
+    const property = withoutResponse ? 'writeWithoutResponse' : 'write';
+    // Data chunks go to the same characteristic over and over: once the table is known the lookup
+    // needs no await (and no UUID normalising) per chunk.
+    const channel = (this.table && this.knownChannel(service, characteristic, property)) || (await this.channel(service, characteristic, property));
     const done = new Promise<Buffer>((resolve, reject) => channel.writes.push({ resolve, reject }));
     channel.characteristic.write(data, withoutResponse);
     // A write without response completes when the stack has queued it; only a lost link can stop it,
     // and that rejects it, so it needs no timer (one timer per data chunk would cost throughput).
     await (withoutResponse ? done : this.timed(done, `writing ${characteristic}`));
+  }
+
+  /** The channel last used with exactly these arguments, if the link is up and it allows `property`. */
+  private knownChannel(service: string, characteristic: string, property: string): CharacteristicChannel | null {
+    const last = this.lastChannel;
+    if (!this.isConnected || !last || last.service !== service || last.characteristic !== characteristic || last.property !== property) return null;
+    return this.channels.get(last.key) === last.channel ? last.channel : null;
   }
 
   async subscribe(service: string, characteristic: string, onValue: (data: Buffer) => void): Promise<void> {
@@ -179,6 +190,7 @@ export class NobleConnection extends EventEmitter implements BleConnection {
     if (!allowed) {
       throw new OtaError('GATT_NOT_PERMITTED', `characteristic ${normalizeUuid(characteristic)} of ${this.deviceName} does not allow ${property}`);
     }
+    this.lastChannel = { service, characteristic, property, key: key(service, characteristic), channel };
     return channel;
   }
 

@@ -98,7 +98,7 @@ function assemble(opts: Required<BuildAppImageOptions>, entryAddr: number, segme
     const segHeader = Buffer.alloc(SEGMENT_HEADER_SIZE);
     segHeader.writeUInt32LE(s.addr(offset + SEGMENT_HEADER_SIZE) >>> 0, 0);
     segHeader.writeUInt32LE(s.data.length, 4);
-    for (const b of s.data) checksum ^= b;
+    for (let i = 0; i < s.data.length; i++) checksum ^= s.data[i]; // indexed: no iterator object per byte
     parts.push(segHeader, s.data);
     offset += SEGMENT_HEADER_SIZE + s.data.length;
   }

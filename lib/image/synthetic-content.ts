@@ -61,20 +61,30 @@ export function machineCode(rng: Prng, size: number, literalBase: number): Buffe
   const idioms = Array.from({ length: 96 }, () => randomBytes(rng, 6 + rng.below(22)));
   const opcodes = Array.from({ length: 24 }, () => rng.next() & 0xff);
   const out = Buffer.alloc(size);
+  // Written in place (no buffer per instruction): the same random draws in the same order.
+  const idiom = Buffer.alloc(Math.max(...idioms.map((i) => i.length)));
   let at = 0;
   while (at < size) {
     const kind = rng.below(100);
     if (kind < 50) {
-      const idiom = Buffer.from(rng.pick(idioms));
-      for (let m = rng.below(3); m > 0; m--) idiom[rng.below(idiom.length)] = rng.next() & 0xff;
-      at += idiom.copy(out, at);
+      const source = rng.pick(idioms);
+      const length = source.copy(idiom);
+      for (let m = rng.below(3); m > 0; m--) idiom[rng.below(length)] = rng.next() & 0xff;
+      at += idiom.copy(out, at, 0, length);
     } else if (kind < 85) {
-      const insn = Buffer.from([rng.pick(opcodes), rng.next() & 0xff, rng.next() & 0x0f]);
-      at += insn.copy(out, at);
+      const opcode = rng.pick(opcodes);
+      const operand = rng.next() & 0xff;
+      const register = rng.next() & 0x0f;
+      out[at++] = opcode;
+      if (at < size) out[at++] = operand;
+      if (at < size) out[at++] = register;
     } else {
-      const pool = Buffer.alloc(4 * (1 + rng.below(4)));
-      for (let i = 0; i < pool.length; i += 4) pool.writeUInt32LE((literalBase + rng.below(0x20000) * 4) >>> 0, i);
-      at += pool.copy(out, at, 0, Math.min(pool.length, size - at));
+      const poolBytes = 4 * (1 + rng.below(4));
+      for (let i = 0; i < poolBytes; i += 4) {
+        const literal = (literalBase + rng.below(0x20000) * 4) >>> 0;
+        for (let k = 0; k < 4 && at + i + k < size; k++) out[at + i + k] = (literal >>> (8 * k)) & 0xff;
+      }
+      at += Math.min(poolBytes, size - at);
     }
   }
   return out;

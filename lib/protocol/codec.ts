@@ -355,7 +355,9 @@ export function decodeNotification(buf: Buffer): ControlNotification {
 
 export function encodeDataChunk(chunk: DataChunk): Buffer {
   checkUint('offset', chunk.offset, 32);
-  const buf = Buffer.alloc(DATA_HEADER_SIZE + chunk.payload.length);
+  // Every byte is written below, so the buffer may come from Node's pool: one ArrayBuffer per chunk
+  // would be the largest allocation cost of a transfer.
+  const buf = Buffer.allocUnsafe(DATA_HEADER_SIZE + chunk.payload.length);
   buf.writeUInt32LE(chunk.offset, 0);
   chunk.payload.copy(buf, DATA_HEADER_SIZE);
   return buf;

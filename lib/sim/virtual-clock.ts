@@ -9,12 +9,23 @@
 import type { Clock, TimerHandle } from '../clock';
 import { realClock } from '../clock';
 
-interface Timer {
-  at: number;
-  seq: number;
-  fn: () => void;
+/** A pending timer; it is also the handle setTimer returns (one object per timer on the hot path). */
+class Timer implements TimerHandle {
   /** Cancelled or fired: cancelling then changes nothing. */
-  cancelled: boolean;
+  cancelled = false;
+
+  constructor(
+    readonly at: number,
+    readonly seq: number,
+    readonly fn: () => void,
+    private readonly clock: VirtualClock,
+  ) {}
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.clock.timerCancelled();
+  }
 }
 
 /** Binary min-heap on (at, seq). */
@@ -36,7 +47,9 @@ class TimerHeap {
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (!before(a[i], a[parent])) break;
-      [a[i], a[parent]] = [a[parent], a[i]];
+      const t = a[i];
+      a[i] = a[parent];
+      a[parent] = t;
       i = parent;
     }
   }
@@ -55,7 +68,9 @@ class TimerHeap {
         if (l < a.length && before(a[l], a[m])) m = l;
         if (r < a.length && before(a[r], a[m])) m = r;
         if (m === i) break;
-        [a[i], a[m]] = [a[m], a[i]];
+        const t = a[i];
+        a[i] = a[m];
+        a[m] = t;
         i = m;
       }
     }
@@ -81,6 +96,7 @@ export class VirtualClock implements Clock {
   private stepScheduled = false;
   private holds = 0;
   private idleWaiters: Array<() => void> = [];
+  private readonly stepFn = () => this.step();
   /** Timers fired so far (for tests and the benchmark's cost figures). */
   firedTimers = 0;
 
@@ -94,18 +110,17 @@ export class VirtualClock implements Clock {
 
   setTimer(fn: () => void, ms: number): TimerHandle {
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;
-    const timer: Timer = { at: this.time + delay, seq: this.seq++, fn, cancelled: false };
+    const timer = new Timer(this.time + delay, this.seq++, fn, this);
     this.heap.push(timer);
     this.live++;
     this.schedule();
-    return {
-      cancel: () => {
-        if (timer.cancelled) return;
-        timer.cancelled = true;
-        this.live--;
-        this.notifyIdleIfDone();
-      },
-    };
+    return timer;
+  }
+
+  /** Called by a Timer the first time it is cancelled. */
+  timerCancelled(): void {
+    this.live--;
+    this.notifyIdleIfDone();
   }
 
   /** Number of timers not yet fired or cancelled. */
@@ -174,7 +189,7 @@ export class VirtualClock implements Clock {
   private schedule(): void {
     if (this.stepScheduled || this.holds > 0 || this.live === 0) return;
     this.stepScheduled = true;
-    setImmediate(() => this.step());
+    setImmediate(this.stepFn);
   }
 
   private step(): void {

@@ -65,6 +65,9 @@ type Mode = 'zlib-header' | 'block-header' | 'stored' | 'codes' | 'trailer' | 'd
 
 export class StreamInflater {
   private input: Buffer = Buffer.alloc(0);
+  /** Holds the undecoded tail of the previous input (callers may reuse their buffers after push). */
+  private carry: Buffer = Buffer.alloc(0);
+  private carryLen = 0;
   private pos = 0;
   private bitBuf = 0;
   private bitCnt = 0;
@@ -91,32 +94,69 @@ export class StreamInflater {
     return this.totalOut;
   }
 
-  /** Feeds input; returns the bytes it decoded. Throws InflateError for a corrupt stream. */
+  /**
+   * Feeds input; returns the bytes it decoded. Throws InflateError for a corrupt stream. The result is
+   * a view of the decoder's output buffer, valid until the next push (as tinfl's output buffer is):
+   * copy it to keep it. The decoder copies what it needs of `chunk`, so the caller may reuse it.
+   */
   push(chunk: Buffer): Buffer {
     if (this.mode === 'done') {
       if (chunk.length > 0) throw new InflateError('data after the end of the deflate stream');
       return Buffer.alloc(0);
     }
-    this.input = this.pos < this.input.length ? Buffer.concat([this.input.subarray(this.pos), chunk]) : chunk;
+    this.input = this.carryLen > 0 ? this.appendToCarry(chunk) : chunk;
     this.pos = 0;
-    this.out = Buffer.allocUnsafe(Math.max(1024, chunk.length * 4));
+    const room = Math.max(1024, chunk.length * 4);
+    if (this.out.length < room) this.out = Buffer.allocUnsafe(room);
     this.outLen = 0;
     for (;;) {
-      const saved = { pos: this.pos, bitBuf: this.bitBuf, bitCnt: this.bitCnt };
+      const pos = this.pos;
+      const bitBuf = this.bitBuf;
+      const bitCnt = this.bitCnt;
       try {
         if (!this.step()) break;
       } catch (err) {
         if (err !== NEED_INPUT) throw err;
-        this.pos = saved.pos;
-        this.bitBuf = saved.bitBuf;
-        this.bitCnt = saved.bitCnt;
+        this.pos = pos;
+        this.bitBuf = bitBuf;
+        this.bitCnt = bitCnt;
         break;
       }
     }
     if (this.finished && this.pos < this.input.length) {
       throw new InflateError('data after the end of the deflate stream');
     }
+    this.keepUndecoded();
     return this.out.subarray(0, this.outLen);
+  }
+
+  /** The carried tail followed by `chunk`, in the carry buffer (grown when too small). */
+  private appendToCarry(chunk: Buffer): Buffer {
+    const need = this.carryLen + chunk.length;
+    if (this.carry.length < need) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, 2 * this.carry.length));
+      this.carry.copy(bigger, 0, 0, this.carryLen);
+      this.carry = bigger;
+    }
+    chunk.copy(this.carry, this.carryLen);
+    this.carryLen = 0;
+    return this.carry.subarray(0, need);
+  }
+
+  /** Moves the input bytes not decoded yet to the start of the carry buffer. */
+  private keepUndecoded(): void {
+    const left = this.input.length - this.pos;
+    if (left > 0) {
+      if (this.input.buffer === this.carry.buffer && this.input.byteOffset === this.carry.byteOffset) {
+        this.carry.copyWithin(0, this.pos, this.input.length);
+      } else {
+        if (this.carry.length < left) this.carry = Buffer.allocUnsafe(Math.max(left, 2 * this.carry.length));
+        this.input.copy(this.carry, 0, this.pos);
+      }
+    }
+    this.carryLen = left;
+    this.input = this.carry.subarray(0, left);
+    this.pos = 0;
   }
 
   /** One complete operation; false when the stream has ended. */

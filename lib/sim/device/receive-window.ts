@@ -6,6 +6,9 @@ import { ErrorCode } from '../../protocol/constants';
 
 export type DataVerdict = { kind: 'accept' } | { kind: 'nak'; err: number; expected: number } | { kind: 'drop' };
 
+const ACCEPT: DataVerdict = Object.freeze({ kind: 'accept' });
+const DROP: DataVerdict = Object.freeze({ kind: 'drop' });
+
 export class ReceiveWindow {
   /** Next transfer offset needed. */
   expected = 0;
@@ -26,12 +29,12 @@ export class ReceiveWindow {
   judge(offset: number, payloadLength: number, taken: number): DataVerdict {
     if (payloadLength > this.chunkSize) return this.nak(ErrorCode.OVERSIZED);
     if (offset < this.expected) {
-      if (this.duplicateNakSent) return { kind: 'drop' };
+      if (this.duplicateNakSent) return DROP;
       this.duplicateNakSent = true;
       return this.nak(ErrorCode.DUPLICATE);
     }
     if (offset > this.expected) {
-      if (this.gapNakSent) return { kind: 'drop' };
+      if (this.gapNakSent) return DROP;
       this.gapNakSent = true;
       return this.nak(ErrorCode.GAP);
     }
@@ -40,7 +43,7 @@ export class ReceiveWindow {
     this.expected = end;
     this.duplicateNakSent = false;
     this.gapNakSent = false;
-    return { kind: 'accept' };
+    return ACCEPT;
   }
 
   /** Resume: the client continues from here (bytes past it still in the ring are dropped). */

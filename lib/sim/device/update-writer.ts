@@ -35,9 +35,15 @@ export interface WriterOptions {
   onFailure(err: number, message: string): void;
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 export class UpdateWriter {
-  private ring: Buffer[] = [];
+  /** The RAM ring the Data payloads are copied into (grown to the window the client may fill). */
+  private ring: Buffer = NO_BYTES;
+  private ringStart = 0;
   private ringBytes = 0;
+  /** The writer's working buffer: what it takes out of the ring at once. */
+  private readonly takeBuffer = Buffer.allocUnsafe(WRITER_TAKE_BYTES);
   /** Transfer bytes taken out of the ring (what DATA_ACK may cover). */
   taken = 0;
   private lastAck = 0;
@@ -47,7 +53,11 @@ export class UpdateWriter {
   private readonly inflater: StreamInflater | null;
   private head: Buffer[] = [];
   private headerOk = false;
-  private pending: Buffer = Buffer.alloc(0);
+  /** Decoded bytes to program next; a view valid until the next take (flushPages consumes it). */
+  private staged: Buffer = NO_BYTES;
+  /** A page not complete yet (decoded bytes waiting for the rest of their 256). */
+  private readonly page = Buffer.alloc(PAGE_SIZE);
+  private pageLen = 0;
   private writePos = 0;
   private erasedEnd = 0;
   private busy = false;
@@ -77,15 +87,21 @@ export class UpdateWriter {
     return this.writePos;
   }
 
+  /** Copies a Data payload into the ring (the caller's buffer is not kept). */
   enqueue(payload: Buffer): void {
-    this.ring.push(payload);
+    if (this.ringBytes + payload.length > this.ring.length) this.growRing(this.ringBytes + payload.length);
+    const cap = this.ring.length;
+    const end = (this.ringStart + this.ringBytes) % cap;
+    const first = Math.min(payload.length, cap - end);
+    payload.copy(this.ring, end, 0, first);
+    if (first < payload.length) payload.copy(this.ring, 0, first);
     this.ringBytes += payload.length;
     this.kick();
   }
 
   /** Resume: forget ring bytes not yet taken; the client resends from `taken`. */
   discardQueued(): number {
-    this.ring = [];
+    this.ringStart = 0;
     this.ringBytes = 0;
     return this.taken;
   }
@@ -137,24 +153,25 @@ export class UpdateWriter {
     for (const w of waiters) w();
   }
 
+  private growRing(need: number): void {
+    const bigger = Buffer.allocUnsafe(Math.max(need, 2 * this.ring.length, WRITER_TAKE_BYTES));
+    const first = Math.min(this.ringBytes, this.ring.length - this.ringStart);
+    this.ring.copy(bigger, 0, this.ringStart, this.ringStart + first);
+    this.ring.copy(bigger, first, 0, this.ringBytes - first);
+    this.ring = bigger;
+    this.ringStart = 0;
+  }
+
+  /** Up to `max` (<= WRITER_TAKE_BYTES) bytes out of the ring, in the working buffer. */
   private takeFromRing(max: number): Buffer {
-    const parts: Buffer[] = [];
-    let n = 0;
-    while (n < max && this.ring.length > 0) {
-      const first = this.ring[0];
-      const want = max - n;
-      if (first.length <= want) {
-        parts.push(first);
-        this.ring.shift();
-        n += first.length;
-      } else {
-        parts.push(first.subarray(0, want));
-        this.ring[0] = first.subarray(want);
-        n += want;
-      }
-    }
+    const n = Math.min(max, this.ringBytes, WRITER_TAKE_BYTES);
+    const cap = this.ring.length;
+    const first = Math.min(n, cap - this.ringStart);
+    this.ring.copy(this.takeBuffer, 0, this.ringStart, this.ringStart + first);
+    if (first < n) this.ring.copy(this.takeBuffer, first, 0, n - first);
+    this.ringStart = (this.ringStart + n) % cap;
     this.ringBytes -= n;
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+    return this.takeBuffer.subarray(0, n);
   }
 
   /** Decode, hash, header check, ACK. False when the session failed. */
@@ -173,7 +190,7 @@ export class UpdateWriter {
     this.decoded += out.length;
     this.hash.update(out);
     if (this.headerOk) {
-      this.pending = this.pending.length ? Buffer.concat([this.pending, out]) : Buffer.from(out);
+      this.staged = out;
     } else {
       this.head.push(Buffer.from(out));
       const headBytes = this.decoded;
@@ -183,7 +200,7 @@ export class UpdateWriter {
         if (verdict.err !== ErrorCode.OK) return this.fail(verdict.err, verdict.message);
         this.headerOk = true;
         this.head = [];
-        this.pending = head;
+        this.staged = head;
         this.o.flash.resetExtent(this.o.slot); // esp_ota_begin: the slot's old image is gone from here on
       }
     }
@@ -194,21 +211,44 @@ export class UpdateWriter {
     return true;
   }
 
-  /** Programs every complete page (and the last partial one at the image end); returns the time. */
+  /**
+   * Programs every complete page of the page buffer and the staged bytes (and the last partial page at
+   * the image end), keeps the rest in the page buffer; returns the time.
+   */
   private flushPages(): number {
+    const data = this.staged;
+    this.staged = NO_BYTES;
     const final = this.decoded === this.o.imageSize;
     let cost = 0;
     let used = 0;
-    while (this.pending.length - used >= PAGE_SIZE || (final && this.pending.length - used > 0)) {
-      const n = Math.min(PAGE_SIZE, this.pending.length - used);
-      while (this.erasedEnd < this.writePos + n) cost += this.eraseNext();
-      this.o.flash.program(this.o.slot, this.writePos, this.pending.subarray(used, used + n));
-      this.writePos += n;
-      used += n;
-      cost += this.o.timing.pageProgramMs;
+    if (this.pageLen > 0) {
+      used = Math.min(PAGE_SIZE - this.pageLen, data.length);
+      data.copy(this.page, this.pageLen, 0, used);
+      this.pageLen += used;
+      if (this.pageLen === PAGE_SIZE || (final && used === data.length)) {
+        cost += this.programPage(this.page.subarray(0, this.pageLen));
+        this.pageLen = 0;
+      }
     }
-    this.pending = used === this.pending.length ? Buffer.alloc(0) : Buffer.from(this.pending.subarray(used));
+    while (data.length - used >= PAGE_SIZE || (final && data.length - used > 0)) {
+      const n = Math.min(PAGE_SIZE, data.length - used);
+      cost += this.programPage(data.subarray(used, used + n));
+      used += n;
+    }
+    if (used < data.length) {
+      data.copy(this.page, this.pageLen, used);
+      this.pageLen += data.length - used;
+    }
     return cost;
+  }
+
+  /** Erases as far as needed and programs one page at the write position; returns the time. */
+  private programPage(bytes: Buffer): number {
+    let cost = 0;
+    while (this.erasedEnd < this.writePos + bytes.length) cost += this.eraseNext();
+    this.o.flash.program(this.o.slot, this.writePos, bytes);
+    this.writePos += bytes.length;
+    return cost + this.o.timing.pageProgramMs;
   }
 
   private eraseNext(): number {

@@ -362,7 +362,7 @@ export class V2Firmware implements Application {
     if (verdict.kind === 'nak') {
       this.reply(conn, { op: Op.DATA_NAK, err: verdict.err, expectedOffset: verdict.expected });
     } else if (verdict.kind === 'accept') {
-      own.writer.enqueue(Buffer.from(data.subarray(DATA_HEADER_SIZE)));
+      own.writer.enqueue(data.subarray(DATA_HEADER_SIZE)); // copied into the writer's ring
     }
   }
 
