@@ -2,6 +2,7 @@
  * The persistent part of the device: the two OTA app partitions, otadata and NVS. Everything here
  * survives reboots and power loss; everything else in the model is RAM.
  */
+import { createHash } from 'crypto';
 import { OtaError } from '../../errors';
 import { validateAppImage } from '../../image/validate';
 import type { ChipName } from '../types';
@@ -9,6 +10,7 @@ import { CHIP_IDS } from '../../protocol/constants';
 import { Nvs } from './nvs';
 import { OtaData, SLOT_LABELS, SlotIndex } from './ota-data';
 import { SparseFlash } from './sparse-flash';
+import { SECTOR_SIZE } from './flash-timing';
 
 export const DEFAULT_OTA_PARTITION_SIZE = 0x1e0000;
 
@@ -32,7 +34,8 @@ export class DeviceFlash {
       throw new OtaError('IMAGE_TOO_LARGE', `The factory image (${image.length} bytes) does not fit the ${this.partitionSize}-byte OTA partition.`);
     }
     this.slots[0].eraseAll();
-    this.program(0, 0, image);
+    this.slots[0].adoptSectors(factorySectors(image));
+    this.extent[0] = Math.max(this.extent[0], image.length);
     this.otadata.markFactory(0);
   }
 
@@ -58,6 +61,25 @@ export class DeviceFlash {
   verifyImage(slot: SlotIndex): OtaError | null {
     return verifyAppImage(this.imageBytes(slot), this.chip);
   }
+}
+
+/**
+ * The factory image cut into erased-flash sectors. The last image's sectors are kept (by content), so a
+ * fleet of devices that start with the same image share them until one programs a sector (copy on write).
+ */
+let lastFactory: { digest: string; sectors: Buffer[] } | null = null;
+
+function factorySectors(image: Buffer): Buffer[] {
+  const digest = createHash('sha256').update(image).digest('hex');
+  if (lastFactory?.digest === digest) return lastFactory.sectors;
+  const sectors: Buffer[] = [];
+  for (let at = 0; at < image.length; at += SECTOR_SIZE) {
+    const sector = Buffer.alloc(SECTOR_SIZE, 0xff);
+    image.copy(sector, 0, at, Math.min(at + SECTOR_SIZE, image.length));
+    sectors.push(sector);
+  }
+  lastFactory = { digest, sectors };
+  return sectors;
 }
 
 export function verifyAppImage(image: Buffer, chip: ChipName): OtaError | null {

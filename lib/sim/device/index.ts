@@ -4,7 +4,7 @@
  */
 import { Clock, realClock } from '../../clock';
 import { buildAppImage } from '../../image/builder';
-import type { SimDeviceConfig } from '../types';
+import type { ChipName, SimDeviceConfig } from '../types';
 import { DeviceFlash } from './image-slots';
 import { resolveSettings } from './settings';
 import { SimDevice } from './sim-device';
@@ -20,17 +20,20 @@ export interface CreateSimDeviceOptions {
 export function createSimDevice(config: SimDeviceConfig, clock: Clock = realClock, options: CreateSimDeviceOptions = {}): SimDevice {
   const settings = resolveSettings(config);
   const flash = new DeviceFlash(settings.partitionSize, settings.chip);
-  const factory =
-    options.factoryImage ??
-    buildAppImage({
-      chip: settings.chip,
-      version: settings.version,
-      secureVersion: settings.secureVersion,
-      projectName: settings.protocol === 'legacy' ? 'esp32_ble_ota' : 'ble_ota_app',
-      size: FACTORY_IMAGE_SIZE,
-    });
-  flash.writeFactoryImage(factory);
+  flash.writeFactoryImage(options.factoryImage ?? defaultFactoryImage(settings.chip, settings.version, settings.secureVersion, settings.protocol));
   return new SimDevice(settings, flash, clock);
+}
+
+/** The last default factory image built: a fleet of alike devices builds it once (flash copies it). */
+let lastDefault: { key: string; image: Buffer } | null = null;
+
+function defaultFactoryImage(chip: ChipName, version: string, secureVersion: number, protocol: 'v2' | 'legacy'): Buffer {
+  const projectName = protocol === 'legacy' ? 'esp32_ble_ota' : 'ble_ota_app';
+  const key = JSON.stringify([chip, version, secureVersion, projectName]);
+  if (lastDefault?.key !== key) {
+    lastDefault = { key, image: buildAppImage({ chip, version, secureVersion, projectName, size: FACTORY_IMAGE_SIZE }) };
+  }
+  return lastDefault.image;
 }
 
 export { SimDevice } from './sim-device';

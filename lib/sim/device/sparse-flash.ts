@@ -7,6 +7,8 @@ import { SECTOR_SIZE } from './flash-timing';
 
 export class SparseFlash {
   private readonly sectors = new Map<number, Buffer>();
+  /** Sectors whose buffer other flashes hold too (adopted): copied before their first program. */
+  private readonly shared = new Set<number>();
 
   constructor(
     readonly label: string,
@@ -18,11 +20,29 @@ export class SparseFlash {
     this.checkRange(offset, length);
     const first = Math.floor(offset / SECTOR_SIZE);
     const last = Math.floor((offset + length - 1) / SECTOR_SIZE);
-    for (let s = first; s <= last; s++) this.sectors.delete(s);
+    for (let s = first; s <= last; s++) {
+      this.sectors.delete(s);
+      this.shared.delete(s);
+    }
   }
 
   eraseAll(): void {
     this.sectors.clear();
+    this.shared.clear();
+  }
+
+  /**
+   * Fills erased flash from sector 0 with contents that stay owned elsewhere (copy on write): the same
+   * factory image on every device of a fleet is then held once. Equal to programming the bytes.
+   */
+  adoptSectors(contents: readonly Buffer[]): void {
+    this.checkRange(0, Math.min(contents.length * SECTOR_SIZE, this.size));
+    contents.forEach((sector, index) => {
+      if (sector.length !== SECTOR_SIZE) throw new RangeError(`adopted sector ${index} has ${sector.length} bytes, not ${SECTOR_SIZE}`);
+      if (this.sectors.has(index)) throw new RangeError(`adopted sector ${index} of ${this.label} is not erased`);
+      this.sectors.set(index, sector);
+      this.shared.add(index);
+    });
   }
 
   program(offset: number, data: Buffer): void {
@@ -34,9 +54,10 @@ export class SparseFlash {
       const within = at % SECTOR_SIZE;
       const n = Math.min(SECTOR_SIZE - within, data.length - done);
       let sector = this.sectors.get(index);
-      if (!sector) {
-        sector = Buffer.alloc(SECTOR_SIZE, 0xff);
+      if (!sector || this.shared.has(index)) {
+        sector = sector ? Buffer.from(sector) : Buffer.alloc(SECTOR_SIZE, 0xff);
         this.sectors.set(index, sector);
+        this.shared.delete(index);
       }
       for (let i = 0; i < n; i++) sector[within + i] &= data[done + i];
       done += n;
