@@ -17,6 +17,7 @@ static void on_event(void *arg, const host_event_t *ev)
 {
     (void)arg;
     if (ev->type == HOST_EV_NOTIFY && ev->chr == BLE_OTA_CHR_CONTROL) {
+        if (ev->len > H.longest_control) H.longest_control = ev->len;
         if (H.note_count < NOTE_MAX && ev->len <= BLE_OTA_NOTIFY_MAX) {
             note_t *n = &H.notes[H.note_count++];
             n->conn = ev->conn;
@@ -110,7 +111,7 @@ uint8_t h_challenge(ble_ota_conn_t conn)
     note_t n;
     h_control(conn, &op, 1);
     if (!h_find(conn, 0x81, &n) || n.len < 2) return 0xEE;
-    if (n.data[1] == 0 && n.len == 21) memcpy(H.nonce, n.data + 2, 16);
+    if (n.data[1] == 0 && n.len == BLE_OTA_CHALLENGE_RSP_LEN) memcpy(H.nonce, n.data + 2, 16);
     return n.data[1];
 }
 

@@ -22,6 +22,7 @@ typedef struct {
     note_t notes[NOTE_MAX]; /* control notifications not yet consumed */
     unsigned note_count;
     unsigned status_notifications;
+    size_t longest_control; /* longest Control notification the port was asked to send */
     unsigned reboots;
     char last_reboot[40];
     uint8_t nonce[16];

@@ -64,7 +64,7 @@ TEST(twin_speaks_the_documented_line_protocol)
             if (mfg && !strncmp(mfg, "e502b2", 6) && !strcmp(mfg + 16, "020304")) saw_adv = true;
         } else if (ev && !strcmp(ev, "notify")) {
             notifies++;
-            if (data && !strncmp(data, "8100", 4) && strlen(data) == 42) saw_challenge = true;
+            if (data && !strncmp(data, "8100", 4) && strlen(data) == 40) saw_challenge = true; /* 20 bytes */
             if (data && !strcmp(data, "a10c00000000")) saw_nak = true;
             if (data && !strcmp(data, "ff0609")) saw_unknown = true;
         } else if (ev && !strcmp(ev, "reboot")) {

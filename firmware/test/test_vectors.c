@@ -85,7 +85,7 @@ static size_t encode(const char *kind, const json_t *f, uint8_t *out)
         if (op == 0x81) {
             uint8_t nonce[16];
             hex_field(f, "nonce", nonce, 16);
-            return ble_ota_encode_challenge_rsp(0, nonce, (uint16_t)num(f, "caps"), (uint8_t)num(f, "proto_version"), out);
+            return ble_ota_encode_challenge_rsp(0, nonce, (uint16_t)num(f, "caps"), out);
         }
         if (op == 0x82)
             return ble_ota_encode_begin_rsp(0, (uint16_t)num(f, "chunk_size"), (uint32_t)num(f, "window"),

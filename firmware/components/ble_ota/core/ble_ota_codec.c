@@ -54,14 +54,13 @@ size_t ble_ota_encode_simple_rsp(uint8_t op, uint8_t err, uint8_t *out)
     return 2;
 }
 
-size_t ble_ota_encode_challenge_rsp(uint8_t err, const uint8_t nonce[16], uint16_t caps, uint8_t proto, uint8_t *out)
+size_t ble_ota_encode_challenge_rsp(uint8_t err, const uint8_t nonce[16], uint16_t caps, uint8_t *out)
 {
     size_t n = ble_ota_encode_simple_rsp(BLE_OTA_OP_CHALLENGE, err, out);
     if (err) return n;
     memcpy(out + 2, nonce, 16);
     ble_ota_put_u16(out + 18, caps);
-    out[20] = proto;
-    return 21;
+    return BLE_OTA_CHALLENGE_RSP_LEN;
 }
 
 size_t ble_ota_encode_begin_rsp(uint8_t err, uint16_t chunk, uint32_t window, uint32_t ack_interval,

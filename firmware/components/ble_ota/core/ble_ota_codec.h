@@ -30,7 +30,9 @@
 #define BLE_OTA_TAGGED_CMD_LEN 17
 #define BLE_OTA_END_LEN 2
 #define BLE_OTA_DATA_HEADER_LEN 4
-#define BLE_OTA_NOTIFY_MAX 24 /* longest control notification (CHALLENGE response: 21) */
+/* Every Control notification fits one notification at the default ATT MTU 23 (MTU - 3 = 20 bytes). */
+#define BLE_OTA_NOTIFY_MAX 20
+#define BLE_OTA_CHALLENGE_RSP_LEN 20 /* the longest: op, err, nonce[16], u16 caps */
 
 #define BLE_OTA_ENCODING_RAW 0
 #define BLE_OTA_ENCODING_DEFLATE 1
@@ -107,7 +109,7 @@ bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *o
 size_t ble_ota_encode_begin(const ble_ota_begin_req_t *req, uint8_t out[BLE_OTA_BEGIN_LEN]);
 
 /* Responses / notifications; each returns the encoded length. On err != 0 the fields are left out. */
-size_t ble_ota_encode_challenge_rsp(uint8_t err, const uint8_t nonce[16], uint16_t caps, uint8_t proto, uint8_t *out);
+size_t ble_ota_encode_challenge_rsp(uint8_t err, const uint8_t nonce[16], uint16_t caps, uint8_t *out);
 size_t ble_ota_encode_begin_rsp(uint8_t err, uint16_t chunk, uint32_t window, uint32_t ack_interval,
                                 uint32_t resume_offset, uint8_t *out);
 size_t ble_ota_encode_end_rsp(uint8_t err, uint32_t image_size, uint8_t *out);

@@ -283,14 +283,14 @@ int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size
     }
     switch (data[0]) {
     case BLE_OTA_OP_CHALLENGE: {
-        uint8_t out[21];
+        uint8_t out[BLE_OTA_CHALLENGE_RSP_LEN];
         if (len != 1) {
             emit_simple(conn, data[0], BLE_OTA_ERR_BAD_LENGTH);
             break;
         }
         P->random(P->ctx, c->nonce, sizeof c->nonce);
         c->nonce_valid = true;
-        ota_emit(conn, out, ble_ota_encode_challenge_rsp(0, c->nonce, ble_ota_core_caps(), BLE_OTA_PROTO_VERSION, out));
+        ota_emit(conn, out, ble_ota_encode_challenge_rsp(0, c->nonce, ble_ota_core_caps(), out));
         break;
     }
     case BLE_OTA_OP_BEGIN: handle_begin(c, data, len); break;
@@ -326,15 +326,17 @@ static void ring_put(uint32_t offset, const uint8_t *p, size_t len)
     memcpy(g_ota.s.ring, p + first, len - first);
 }
 
+/* Checks in the PROTOCOL.md §3 order: EMPTY_WRITE, NO_SESSION, OVERSIZED, DUPLICATE, GAP, OUT_OF_WINDOW. */
 void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
 {
     ota_lock();
     session_t *s = &g_ota.s;
-    if (!s->live || s->state == BLE_OTA_SESSION_SUSPENDED || s->owner != conn) {
-        /* (while FINISHING every transfer byte is in: late writes get DUPLICATE / OUT_OF_WINDOW below) */
+    /* still "own" while FINISHING: every transfer byte is in, so late writes get DUPLICATE / OUT_OF_WINDOW */
+    bool own = s->live && s->state != BLE_OTA_SESSION_SUSPENDED && s->owner == conn;
+    if (len <= BLE_OTA_DATA_HEADER_LEN) {
+        emit_nak(conn, BLE_OTA_ERR_EMPTY_WRITE, own ? s->expected : 0);
+    } else if (!own) {
         emit_nak(conn, BLE_OTA_ERR_NO_SESSION, 0);
-    } else if (len <= BLE_OTA_DATA_HEADER_LEN) {
-        emit_nak(conn, BLE_OTA_ERR_EMPTY_WRITE, s->expected);
     } else {
         uint32_t offset = ble_ota_get_u32(data);
         size_t payload = len - BLE_OTA_DATA_HEADER_LEN;
@@ -344,11 +346,12 @@ void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t
         } else if (offset < s->expected) {
             if (!s->dup_nak_sent) emit_nak(conn, BLE_OTA_ERR_DUPLICATE, s->expected);
             s->dup_nak_sent = true;
-        } else if (end > s->req.transfer_size || end > (uint64_t)s->acked + g_ota.cfg.window) {
-            emit_nak(conn, BLE_OTA_ERR_OUT_OF_WINDOW, s->expected);
         } else if (offset > s->expected) {
+            /* a chunk past a gap is dropped whether or not it also lies past the window */
             if (!s->gap_nak_sent) emit_nak(conn, BLE_OTA_ERR_GAP, s->expected);
             s->gap_nak_sent = true;
+        } else if (end > s->req.transfer_size || end > (uint64_t)s->acked + g_ota.cfg.window) {
+            emit_nak(conn, BLE_OTA_ERR_OUT_OF_WINDOW, s->expected);
         } else {
             ring_put(offset, data + BLE_OTA_DATA_HEADER_LEN, payload);
             s->expected += (uint32_t)payload;

@@ -166,8 +166,9 @@ typedef struct ble_ota_port {
     void (*timer_arm)(void *ctx, uint32_t delay_ms);
 
     /* ---- BLE ---- */
-    /** Send a notification. Control: to conn only (ignore when not subscribed or gone). Status: every
-     *  subscriber (conn = BLE_OTA_CONN_NONE). Called without the core lock held. */
+    /** Send a notification. Control: to conn only (ignore when not subscribed or gone); at most 20 bytes,
+     *  so it fits ATT MTU 23. Status: every subscriber (conn = BLE_OTA_CONN_NONE), the whole value; send
+     *  each link its first ATT MTU - 3 bytes (clients read Status). Called without the core lock held. */
     void (*notify)(void *ctx, ble_ota_conn_t conn, ble_ota_chr_t chr, const uint8_t *data, size_t len);
 
     /* ---- optional diagnostics text (may be NULL) ---- */

@@ -211,6 +211,16 @@ void ble_ota_gatt_forget_conn(uint16_t conn_handle)
 
 static void notify_one(uint16_t conn, uint16_t handle, const uint8_t *data, size_t len)
 {
+    /* A notification carries at most ATT_MTU - 3 bytes. Control messages are at most 20 bytes by design
+     * (PROTOCOL.md §2), so only Status is ever cut: its notification only signals a change and clients
+     * read the whole value (PROTOCOL.md §5). Cutting here sends what fits instead of relying on the stack. */
+    uint16_t mtu = ble_att_mtu(conn);
+    if (mtu < BLE_ATT_MTU_DFLT) {
+        return; /* no ATT channel: the link is gone */
+    }
+    if (len > (size_t)(mtu - 3)) {
+        len = mtu - 3;
+    }
     struct os_mbuf *om = ble_hs_mbuf_from_flat(data, (uint16_t)len);
     if (om == NULL) {
         /* ACKs are cumulative, so a dropped one is repaired by the next; the client re-syncs otherwise. */
