@@ -2,7 +2,6 @@
  * Numbers of docs/PROTOCOL.md (protocol v2) and of the seed firmware's protocol (legacy), in one place.
  * UUIDs are lower-case hex without dashes, as lib/ble reports them.
  */
-import type { ChipName } from '../sim/types';
 import type { OtaState } from '../ota/types';
 
 export const PROTO_VERSION = 2;
@@ -227,22 +226,8 @@ export type SessionState = 'idle' | 'receiving' | 'suspended' | 'finishing';
 export const SESSION_STATE_NAMES: readonly SessionState[] = ['idle', 'receiving', 'suspended', 'finishing'];
 export const SessionStateCode = { IDLE: 0, RECEIVING: 1, SUSPENDED: 2, FINISHING: 3 } as const;
 
-/** ESP image header chip ids (§5 chip_id). */
-export const CHIP_IDS: Readonly<Record<ChipName, number>> = {
-  esp32: 0,
-  esp32s2: 2,
-  esp32c3: 5,
-  esp32s3: 9,
-  esp32c2: 12,
-  esp32c6: 13,
-  esp32h2: 16,
-  esp32p4: 18,
-};
-
-export function chipNameFromId(id: number): ChipName | null {
-  for (const [name, value] of Object.entries(CHIP_IDS)) if (value === id) return name as ChipName;
-  return null;
-}
+/** ESP image header chip ids (§5 chip_id): one table, kept with the image format. */
+export { CHIP_IDS, chipNameFromId } from '../image/chips';
 
 // §8 advertising
 export const ESPRESSIF_COMPANY_ID = 0x02e5;
