@@ -7,7 +7,7 @@
 import { OtaError } from '../errors';
 import type { Clock, TimerHandle } from '../clock';
 import type { BleConnection } from '../ble/central';
-import type { FlashPhase } from '../ota/types';
+import type { FlashPhase, Progress } from '../ota/types';
 import { abortError } from '../ble/abort';
 import {
   ATT_HEADER_SIZE,
@@ -44,15 +44,8 @@ import { DeviceStatus, decodeStatus } from './status';
 import { ZERO_TAG, beginTag, commandTag } from './auth';
 import { EncodingChoice, TransferPayload, encodingByte, prepareTransferPayload } from './payload';
 
-export interface TransferProgress {
-  phase: FlashPhase;
-  /** Image bytes acknowledged (transfer bytes scaled by image/transfer size for deflate). */
-  bytesDone: number;
-  totalBytes: number;
-  percent: number;
-  /** Image bytes per second since this transfer() started, in KB/s (1 KB = 1000 B). */
-  kBps: number;
-  etaSeconds: number | null;
+/** The flash Progress of one transfer, before the session adds which device and which attempt. */
+export interface TransferProgress extends Omit<Progress, 'device' | 'attempt'> {
   transferBytesAcked: number;
   transferSize: number;
 }
