@@ -27,13 +27,8 @@ export function hasBootloaderDescription(buf: Buffer, segments: readonly ImageSe
   return !!first && first.length >= 4 && buf[first.dataOffset] === BOOTLOADER_DESC_MAGIC_BYTE;
 }
 
-export interface AppDescriptionFields {
-  secureVersion: number;
-  version: string;
-  projectName: string;
-  time: string;
-  date: string;
-  idfVer: string;
+/** What encodeAppDescription writes: the parsed description without its magic, the ELF hash as bytes. */
+export interface AppDescriptionFields extends Omit<AppDescription, 'magic' | 'appElfSha256'> {
   appElfSha256: Buffer;
 }
 
