@@ -11,10 +11,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Json } from '../nodes/support';
+import { repoRoot } from '../helpers/paths';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const root = path.join(__dirname, '..', '..', '..');
+const root = repoRoot();
 const pkgName = 'node-red-contrib-esp32-ble-ota';
 
 function freePort(): Promise<number> {

@@ -1,11 +1,11 @@
 /** Runs the compiled CLI (dist/bin) from the repository root; the shared vectors lie next to the repository. */
 import { spawnSync } from 'child_process';
-import { join, resolve } from 'path';
+import { join } from 'path';
+import { SHARED_VECTORS_DIR, repoRoot } from '../helpers/paths';
 
-/** dist/test/cli → three levels up. */
-export const ROOT = resolve(__dirname, '..', '..', '..');
+export const ROOT = repoRoot();
 export const CLI = join(ROOT, 'dist', 'bin', 'esp32-ble-ota.js');
-export const VECTORS = resolve(ROOT, '..', 'shared', 'vectors');
+export const VECTORS = SHARED_VECTORS_DIR;
 
 export function runCli(args: string[], timeoutMs = 15000) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });

@@ -5,7 +5,6 @@
  * central on the same air (BUSY).
  */
 import * as fs from 'fs';
-import * as path from 'path';
 import type { BleCentral, BleConnection, DiscoveredDevice, GattServiceInfo } from '../../lib/ble/central';
 import { sleep } from '../../lib/clock';
 import { createSimFleet, type SimFleet } from '../../lib/sim/fleet';
@@ -13,12 +12,13 @@ import { findTwinBinary } from '../../lib/sim/twin-device';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { CONTROL_CHAR_UUID, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
 import { V2Client, V2ClientOptions } from '../../lib/protocol/v2-client';
+import { repoPath } from '../helpers/paths';
 
 export type Implementation = 'model' | 'twin';
 
 /** Whether firmware/test/Makefile has the twin target (then a missing binary is a failure, not a skip). */
 export function twinTargetExists(): boolean {
-  const makefile = path.resolve(__dirname, '..', '..', '..', 'firmware', 'test', 'Makefile');
+  const makefile = repoPath('firmware', 'test', 'Makefile');
   return fs.existsSync(makefile) && /^twin:/m.test(fs.readFileSync(makefile, 'utf8'));
 }
 

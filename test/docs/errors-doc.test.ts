@@ -10,17 +10,7 @@ import * as vm from 'vm';
 import { IMAGE_ERROR_CODES } from '../../lib/image/error-codes';
 import { ErrorCode, deviceErrorCode } from '../../lib/protocol/constants';
 import { scanDirectories, scanSources, type CodeSite } from './error-code-scanner';
-
-/** The repository root: the nearest ancestor holding package.json (this file runs from dist/test/docs). */
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-}
+import { repoRoot } from '../helpers/paths';
 
 interface DocRow {
   code: string;

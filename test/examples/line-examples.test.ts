@@ -6,7 +6,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { coreNodes, helper, otaNodes, readExample, testFlow } from './support';
+import { coreNodes, examplesDir, helper, otaNodes, readExample, testFlow } from './support';
 import { collect, image, nextInput, type Json } from '../nodes/support';
 
 describe('examples for the line', function () {
@@ -26,7 +26,7 @@ describe('examples for the line', function () {
   afterEach(() => helper.unload());
 
   it('every example has a comment node and uses only nodes the package or Node-RED core provide', () => {
-    for (const name of fs.readdirSync(path.join(__dirname, '..', '..', '..', 'examples')).filter((f) => f.endsWith('.json'))) {
+    for (const name of fs.readdirSync(examplesDir).filter((f) => f.endsWith('.json'))) {
       const nodes = readExample(path.basename(name, '.json'));
       assert.ok(nodes.some((n) => n.type === 'comment' && String(n.info).length > 50), `${name} explains itself`);
       for (const n of nodes) assert.match(n.type, /^(ble-ota-|mqtt|http|function|change|inject|debug|comment|catch)/, `${name}: ${n.type}`);

@@ -5,13 +5,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { helper, otaNodes, type FlowNode } from '../nodes/support';
+import { repoPath } from '../helpers/paths';
 
 const CORE = ['network/10-mqtt.js', 'network/21-httpin.js', 'network/21-httprequest.js', 'function/10-function.js', 'function/15-change.js', 'common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js'];
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const coreNodes = CORE.map((file) => require(require.resolve(`@node-red/nodes/core/${file}`)));
 
-export const examplesDir = path.join(__dirname, '..', '..', '..', 'examples');
+export const examplesDir = repoPath('examples');
 
 export function readExample(name: string): FlowNode[] {
   return JSON.parse(fs.readFileSync(path.join(examplesDir, `${name}.json`), 'utf8')) as FlowNode[];

@@ -1,27 +1,9 @@
-/** Test helpers: where the shared vectors are, and independent re-sealing of edited images. */
+/** Test helpers: reading the shared vectors, and independent re-sealing of edited images. */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { OtaError } from '../../lib/errors';
-
-/** The repository root: the nearest ancestor of this file holding package.json (works from test/ and dist/test/). */
-export function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-}
-
-export function vectorsDir(): string {
-  const dir = path.resolve(repoRoot(), '..', 'shared', 'vectors');
-  if (!fs.existsSync(path.join(dir, 'expected.json'))) {
-    throw new Error(`The shared image test vectors are missing: expected ${dir}/expected.json (the directory sits next to the repository).`);
-  }
-  return dir;
-}
+import { vectorsDir } from '../helpers/paths';
 
 export function readVector(name: string): Buffer {
   return fs.readFileSync(path.join(vectorsDir(), name));

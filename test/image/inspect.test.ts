@@ -2,7 +2,8 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { IMAGE_ERROR_CODES, inspectImage } from '../../lib/image';
-import { readVector, repoRoot, vectorsDir } from './helpers';
+import { readVector } from './helpers';
+import { repoRoot, vectorsDir } from '../helpers/paths';
 
 describe('image: inspect JSON (CLI contract, issue 3 point 6)', () => {
   it('has every contract field for a valid image, with values from the file', () => {

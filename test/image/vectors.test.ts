@@ -2,7 +2,8 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { appHash, fileSha256, parseImage, validateAppImage } from '../../lib/image';
-import { expectOtaError, vectorsDir } from './helpers';
+import { expectOtaError } from './helpers';
+import { vectorsDir } from '../helpers/paths';
 
 interface ExpectedImage {
   file_sha256: string;

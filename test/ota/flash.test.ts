@@ -7,8 +7,8 @@ import { flashDevice, readDeviceStatus } from '../../lib/ota';
 import type { Progress } from '../../lib/ota/types';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { simEnv, type SimEnv } from './sim-env';
+import { SHARED_VECTORS_DIR as VECTORS } from '../helpers/paths';
 
-const VECTORS = resolve(__dirname, '..', '..', '..', '..', 'shared', 'vectors');
 const KEY = Buffer.alloc(32, 7);
 
 function device(overrides: Partial<SimDeviceConfig> = {}): SimDeviceConfig {

@@ -3,7 +3,7 @@
  * snake_case/hex `fields` and lib/protocol's camelCase/Buffer messages.
  */
 import * as fs from 'fs';
-import * as path from 'path';
+import { repoPath } from '../helpers/paths';
 
 export type VectorKind = 'command' | 'response' | 'notification' | 'data' | 'status' | 'advertisement';
 
@@ -22,9 +22,9 @@ export interface VectorFile {
   vectors: Vector[];
 }
 
-/** Compiled tests live in dist/test/<dir>/; the vectors in docs/ at the repository root. */
+/** The vectors lie in docs/ at the repository root. */
 export function loadVectors(): VectorFile {
-  const file = path.resolve(__dirname, '..', '..', '..', 'docs', 'protocol-vectors.json');
+  const file = repoPath('docs', 'protocol-vectors.json');
   return JSON.parse(fs.readFileSync(file, 'utf8')) as VectorFile;
 }
 

@@ -2,7 +2,6 @@
  * Test harness for the device model at the VirtualPeripheral level: a fake PeripheralHost that records
  * what the device sends, and a tiny v2 central that speaks PROTOCOL.md through the codec. No radio.
  */
-import * as path from 'path';
 import { sleep } from '../../lib/clock';
 import { beginTag, commandTag } from '../../lib/protocol/auth';
 import {
@@ -18,9 +17,10 @@ import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { SimDevice, createSimDevice } from '../../lib/sim/device';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
+import { SHARED_VECTORS_DIR } from '../helpers/paths';
 
-/** ../shared/vectors next to the repository (compiled tests live in dist/test/sim-device). */
-export const VECTORS_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'vectors');
+/** ../shared/vectors next to the repository. */
+export const VECTORS_DIR = SHARED_VECTORS_DIR;
 
 export interface Sent {
   service: string;
