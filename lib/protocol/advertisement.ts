@@ -25,15 +25,10 @@ export interface AdvertisedStatus {
   version: string | null;
 }
 
-/** Raw numbers as the firmware writes them (what encodeAdvertisement needs). */
-export interface AdvertisementFields {
+/** Raw numbers as the firmware writes them (what encodeAdvertisement needs): the flags as decoded. */
+export interface AdvertisementFields extends Omit<AdvertisedStatus, 'protoVersion' | 'otaState' | 'otaStateCode' | 'version'> {
+  /** The ota_state code (0..7). */
   otaState: number;
-  rolledBack: boolean;
-  diagnosticsFailed: boolean;
-  sessionActive: boolean;
-  hostPolicy: boolean;
-  authRequired: boolean;
-  shaPrefix: string;
   /** An app version string ("v1.2.3", "1.2.3-rc1" parse; others become 0xFF 0xFF 0xFF). */
   version: string | null;
 }
