@@ -40,6 +40,12 @@ uint8_t *h_image(uint16_t chip, const char *version, uint32_t secure_version, si
     return app_image_build(&spec, len);
 }
 
+uint8_t *h_start_with_image(host_device_opts_t *o, size_t size, size_t *len)
+{
+    if (!h_start(o)) return NULL;
+    return h_image(5, "2.0.0", 1, size, 3, len);
+}
+
 host_device_opts_t h_default_opts(void)
 {
     host_device_opts_t o;
@@ -168,6 +174,12 @@ uint8_t h_begin(ble_ota_conn_t conn, const begin_t *b, bool auth, uint16_t *chun
     return n.data[1];
 }
 
+uint8_t h_begin_image(ble_ota_conn_t conn, const uint8_t *image, size_t len, uint16_t *chunk)
+{
+    begin_t b = h_begin_for(image, len, image, len, 0);
+    return h_begin(conn, &b, true, chunk, NULL);
+}
+
 void h_data(ble_ota_conn_t conn, uint32_t offset, const uint8_t *payload, size_t len)
 {
     uint8_t buf[4 + 1024];
@@ -243,6 +255,37 @@ uint8_t h_update(const uint8_t *image, size_t len, bool deflate, uint8_t end_fla
         host_device_connect(H.dev, 1, 247);
     }
     return err;
+}
+
+uint8_t h_install(const char *version, bool deflate)
+{
+    size_t len;
+    uint8_t *img = h_image(5, version, 1, 70000, 4, &len);
+    if (!img) return 0xEE;
+    uint8_t err = h_update(img, len, deflate, 1);
+    free(img);
+    return err;
+}
+
+bool h_nak_is(ble_ota_conn_t conn, uint8_t err, uint32_t expected_offset)
+{
+    note_t n;
+    if (!h_find(conn, BLE_OTA_OP_DATA_NAK, &n)) {
+        fprintf(stderr, "    no DATA_NAK on conn %u (wanted err %u)\n", (unsigned)conn, err);
+        return false;
+    }
+    if (n.len != 6 || n.data[1] != err || ble_ota_get_u32(n.data + 2) != expected_offset) {
+        fprintf(stderr, "    DATA_NAK len %u err %u expected %u, wanted err %u expected %u\n", n.len, n.data[1],
+                (unsigned)ble_ota_get_u32(n.data + 2), err, (unsigned)expected_offset);
+        return false;
+    }
+    return true;
+}
+
+bool h_no_nak(ble_ota_conn_t conn)
+{
+    note_t n;
+    return !h_find(conn, BLE_OTA_OP_DATA_NAK, &n);
 }
 
 void h_status(ble_ota_status_t *st)

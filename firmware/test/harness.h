@@ -61,6 +61,8 @@ typedef struct {
 begin_t h_begin_for(const uint8_t *image, size_t len, const uint8_t *transfer, size_t transfer_len, uint8_t encoding);
 /** Sends BEGIN (CHALLENGE first when the device has a key and auth is set). Returns err; fills rsp. */
 uint8_t h_begin(ble_ota_conn_t conn, const begin_t *b, bool auth, uint16_t *chunk, uint32_t *resume_offset);
+/** Authenticated BEGIN of a raw transfer of the whole image. Returns err; fills chunk. */
+uint8_t h_begin_image(ble_ota_conn_t conn, const uint8_t *image, size_t len, uint16_t *chunk);
 void h_data(ble_ota_conn_t conn, uint32_t offset, const uint8_t *payload, size_t len);
 /** Sends transfer[from..to) in chunks of chunk bytes; stops early on SESSION_ABORTED (returns its err). */
 uint8_t h_send(ble_ota_conn_t conn, const uint8_t *transfer, uint32_t from, uint32_t to, uint16_t chunk);
@@ -68,12 +70,20 @@ uint8_t h_send(ble_ota_conn_t conn, const uint8_t *transfer, uint32_t from, uint
 uint8_t h_end(ble_ota_conn_t conn, uint8_t flags);
 /** BEGIN + all data + END(reboot) + 400 ms; the error of whichever step failed (0 = installed). */
 uint8_t h_update(const uint8_t *image, size_t len, bool deflate, uint8_t end_flags);
+/** h_update(END with reboot) of a 70000-byte synthetic image of `version` (seed 4); the update's error. */
+uint8_t h_install(const char *version, bool deflate);
+/** The next DATA_NAK on conn is err with expected_offset; false (after printing why) otherwise. */
+bool h_nak_is(ble_ota_conn_t conn, uint8_t err, uint32_t expected_offset);
+/** No DATA_NAK is pending on conn. */
+bool h_no_nak(ble_ota_conn_t conn);
 /** zlib-compress (RFC 1950). malloc'd. */
 uint8_t *h_deflate(const uint8_t *data, size_t len, size_t *out_len);
 
 void h_status(ble_ota_status_t *st);
 /** A valid synthetic image for the harness chip. */
 uint8_t *h_image(uint16_t chip, const char *version, uint32_t secure_version, size_t size, uint32_t seed, size_t *len);
+/** h_start(o), then a v2.0.0 image of `size` bytes for it (seed 3); NULL when either fails. */
+uint8_t *h_start_with_image(host_device_opts_t *o, size_t size, size_t *len);
 /** Path of a shared vector file relative to the test's working dir; NULL when shared/ is missing. */
 const char *h_vector_path(const char *name);
 

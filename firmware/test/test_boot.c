@@ -11,10 +11,7 @@ TEST(host_policy_waits_for_confirm)
     host_device_opts_t o = h_default_opts();
     o.cfg.policy = BLE_OTA_POLICY_HOST;
     CHECK(h_start(&o));
-    size_t len;
-    uint8_t *img = h_image(5, "v1.2.3-rc1", 1, 70000, 4, &len);
-    CHECK_EQ(h_update(img, len, false, 1), 0);
-    free(img);
+    CHECK_EQ(h_install("v1.2.3-rc1", false), 0);
     ble_ota_status_t st;
     h_status(&st);
     CHECK_EQ(host_device_running(H.dev), 1);
@@ -48,11 +45,9 @@ TEST(begin_while_pending_verify_is_refused_until_confirm)
     host_device_opts_t o = h_default_opts();
     o.cfg.policy = BLE_OTA_POLICY_HOST;
     CHECK(h_start(&o));
-    size_t len, len2;
-    uint8_t *img = h_image(5, "1.2.0", 1, 70000, 4, &len);
+    CHECK_EQ(h_install("1.2.0", false), 0);
+    size_t len2;
     uint8_t *next = h_image(5, "1.3.0", 1, 70000, 5, &len2);
-    CHECK_EQ(h_update(img, len, false, 1), 0);
-    free(img);
     CHECK_EQ(host_device_running(H.dev), 1);
     uint8_t before[BLE_OTA_STATUS_LEN], after[BLE_OTA_STATUS_LEN];
     ble_ota_core_read_status(before);
@@ -111,10 +106,7 @@ TEST(host_policy_reboot_without_confirm_rolls_back)
     host_device_opts_t o = h_default_opts();
     o.cfg.policy = BLE_OTA_POLICY_HOST;
     CHECK(h_start(&o));
-    size_t len;
-    uint8_t *img = h_image(5, "1.3.0", 1, 70000, 4, &len);
-    CHECK_EQ(h_update(img, len, true, 1), 0);
-    free(img);
+    CHECK_EQ(h_install("1.3.0", true), 0);
     CHECK_EQ(host_device_running(H.dev), 1);
     host_device_power_loss(H.dev);
     ble_ota_status_t st;
@@ -133,10 +125,7 @@ TEST(host_policy_rollback_command)
     host_device_opts_t o = h_default_opts();
     o.cfg.policy = BLE_OTA_POLICY_HOST;
     CHECK(h_start(&o));
-    size_t len;
-    uint8_t *img = h_image(5, "1.4.0", 1, 70000, 4, &len);
-    CHECK_EQ(h_update(img, len, false, 1), 0);
-    free(img);
+    CHECK_EQ(h_install("1.4.0", false), 0);
     unsigned reboots = H.reboots;
     CHECK_EQ(h_tagged(1, BLE_OTA_OP_ROLLBACK, true), 0);
     CHECK_EQ(H.reboots, reboots);
@@ -156,10 +145,7 @@ TEST(auto_policy_failed_diagnostics_roll_back)
     host_device_opts_t o = h_default_opts();
     o.diagnostics_fail = true;
     CHECK(h_start(&o));
-    size_t len;
-    uint8_t *img = h_image(5, "1.5.0", 1, 70000, 4, &len);
-    CHECK_EQ(h_update(img, len, false, 1), 0);
-    free(img);
+    CHECK_EQ(h_install("1.5.0", false), 0);
     ble_ota_status_t st;
     h_status(&st);
     CHECK_EQ(host_device_running(H.dev), 0);
@@ -177,10 +163,7 @@ TEST(rollback_without_previous_image_is_refused)
     host_device_opts_t o = h_default_opts();
     o.cfg.policy = BLE_OTA_POLICY_HOST;
     CHECK(h_start(&o));
-    size_t len;
-    uint8_t *img = h_image(5, "1.6.0", 1, 70000, 4, &len);
-    CHECK_EQ(h_update(img, len, false, 1), 0);
-    free(img);
+    CHECK_EQ(h_install("1.6.0", false), 0);
     /* wreck the previous image */
     host_flash_t *f = host_device_flash(H.dev);
     memset(host_flash_partition(f, 0), 0, 64);
@@ -195,9 +178,8 @@ TEST(status_is_notified_on_session_changes)
     unsigned before = H.status_notifications;
     size_t len;
     uint8_t *img = h_image(5, "1.7.0", 1, 70000, 4, &len);
-    begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
-    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    CHECK_EQ(h_begin_image(1, img, len, &chunk), 0);
     CHECK(H.status_notifications > before);
     ble_ota_status_t st;
     CHECK_EQ(h_send(1, img, 0, 8192, chunk), 0);
@@ -216,10 +198,7 @@ TEST(state_dir_persists_across_restarts)
     host_device_opts_t o = h_default_opts();
     o.state_dir = dir;
     CHECK(h_start(&o));
-    size_t len;
-    uint8_t *img = h_image(5, "1.8.0", 1, 70000, 4, &len);
-    CHECK_EQ(h_update(img, len, true, 1), 0);
-    free(img);
+    CHECK_EQ(h_install("1.8.0", true), 0);
     h_stop();
     host_device_opts_t o2 = h_default_opts();
     o2.state_dir = dir;

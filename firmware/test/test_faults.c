@@ -6,12 +6,6 @@
 #include "harness.h"
 #include "test.h"
 
-static uint8_t *start_with_image(host_device_opts_t *o, size_t size, size_t *len)
-{
-    if (!h_start(o)) return NULL;
-    return h_image(5, "2.0.0", 1, size, 3, len);
-}
-
 TEST(image_too_large_is_refused_before_any_erase)
 {
     host_device_opts_t o = h_default_opts();
@@ -59,7 +53,7 @@ TEST(sha256_mismatch_at_end_keeps_boot_partition)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     b.sha256[0] ^= 1; /* the client announces another digest */
@@ -83,7 +77,7 @@ TEST(esp_ota_end_validation_failure_is_reported)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     img[len - 40] ^= 0x55; /* flips a code byte: checksum + appended SHA-256 no longer match */
     CHECK_EQ(h_update(img, len, false, 1), BLE_OTA_ERR_VALIDATION_FAILED);
@@ -99,7 +93,7 @@ TEST(flash_error_aborts_session)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     host_device_flash(H.dev)->fail_writes = true;
     CHECK_EQ(h_update(img, len, false, 1), BLE_OTA_ERR_FLASH_ERROR);
@@ -112,7 +106,7 @@ TEST(disconnect_keeps_session_for_resume)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 150000, &len);
+    uint8_t *img = h_start_with_image(&o, 150000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
@@ -140,7 +134,7 @@ TEST(kept_session_times_out_and_aborts_cleanly)
     host_device_opts_t o = h_default_opts();
     o.cfg.resume_timeout_ms = 5000;
     size_t len;
-    uint8_t *img = start_with_image(&o, 150000, &len);
+    uint8_t *img = h_start_with_image(&o, 150000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
@@ -169,7 +163,7 @@ TEST(second_client_is_busy)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
@@ -190,61 +184,50 @@ TEST(second_client_is_busy)
     h_stop();
 }
 
-static void expect_nak(uint8_t err, uint32_t expected)
-{
-    note_t n;
-    CHECK(h_find(1, BLE_OTA_OP_DATA_NAK, &n));
-    CHECK_EQ(n.len, 6);
-    CHECK_EQ(n.data[1], err);
-    CHECK_EQ(ble_ota_get_u32(n.data + 2), expected);
-}
-
 TEST(bad_data_writes_get_defined_naks)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     uint8_t raw[600] = {0};
     /* data before BEGIN */
     h_clear();
     h_data(1, 0, img, 100);
-    expect_nak(BLE_OTA_ERR_NO_SESSION, 0);
-    begin_t b = h_begin_for(img, len, img, len, 0);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_NO_SESSION, 0));
     uint16_t chunk;
-    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    CHECK_EQ(h_begin_image(1, img, len, &chunk), 0);
     CHECK_EQ(chunk, 240);
     CHECK_EQ(h_send(1, img, 0, 2400, chunk), 0);
     h_clear();
     /* zero-length and header-only writes */
     host_device_data(H.dev, 1, raw, 0, true);
-    expect_nak(BLE_OTA_ERR_EMPTY_WRITE, 2400);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_EMPTY_WRITE, 2400));
     host_device_data(H.dev, 1, raw, 4, true);
-    expect_nak(BLE_OTA_ERR_EMPTY_WRITE, 2400);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_EMPTY_WRITE, 2400));
     /* oversized */
     h_data(1, 2400, img + 2400, chunk + 1);
-    expect_nak(BLE_OTA_ERR_OVERSIZED, 2400);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_OVERSIZED, 2400));
     /* duplicate: one NAK until expected advances */
     h_data(1, 0, img, chunk);
-    expect_nak(BLE_OTA_ERR_DUPLICATE, 2400);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_DUPLICATE, 2400));
     h_data(1, 240, img + 240, chunk);
-    note_t n;
-    CHECK(!h_find(1, BLE_OTA_OP_DATA_NAK, &n));
+    CHECK(h_no_nak(1));
     /* gap: one NAK per gap; later chunks past it are dropped silently, also one past the window */
     h_data(1, 2640, img + 2640, chunk);
-    expect_nak(BLE_OTA_ERR_GAP, 2400);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_GAP, 2400));
     h_data(1, 2880, img + 2880, chunk);
-    CHECK(!h_find(1, BLE_OTA_OP_DATA_NAK, &n));
+    CHECK(h_no_nak(1));
     h_data(1, 2400 + 16384, img, chunk);
-    CHECK(!h_find(1, BLE_OTA_OP_DATA_NAK, &n));
+    CHECK(h_no_nak(1));
     /* the go-back from expected; then a chunk at expected that runs past transfer_size, every time */
     uint32_t last = (uint32_t)len - 100;
     CHECK_EQ(h_send(1, img, 2400, last, chunk), 0);
     h_clear();
     h_data(1, last, raw, 200);
-    expect_nak(BLE_OTA_ERR_OUT_OF_WINDOW, last);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_OUT_OF_WINDOW, last));
     h_data(1, last, raw, 200);
-    expect_nak(BLE_OTA_ERR_OUT_OF_WINDOW, last);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_OUT_OF_WINDOW, last));
     /* the right last chunk still completes the image */
     CHECK_EQ(h_send(1, img, last, (uint32_t)len, chunk), 0);
     CHECK_EQ(h_end(1, 1), 0);
@@ -258,11 +241,10 @@ TEST(window_counts_only_bytes_taken_by_the_writer)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
-    begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
-    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    CHECK_EQ(h_begin_image(1, img, len, &chunk), 0);
     uint8_t buf[4 + 240];
     uint32_t off = 0;
     /* the writer does not run: the ring fills up to the window, then OUT_OF_WINDOW */
@@ -278,7 +260,7 @@ TEST(window_counts_only_bytes_taken_by_the_writer)
     ble_ota_put_u32(buf, off);
     memcpy(buf + 4, img + off, chunk);
     host_device_data(H.dev, 1, buf, 4u + chunk, false);
-    expect_nak(BLE_OTA_ERR_OUT_OF_WINDOW, off);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_OUT_OF_WINDOW, off));
     host_device_run_writer(H.dev);
     CHECK(h_find(1, BLE_OTA_OP_DATA_ACK, &n));
     CHECK(ble_ota_get_u32(n.data + 1) >= 4096);
@@ -301,7 +283,7 @@ TEST(fleet_key_proof_is_required)
 {
     host_device_opts_t o = keyed_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_FLEET_KEY);
     begin_t b = h_begin_for(img, len, img, len, 0);
@@ -331,7 +313,7 @@ TEST(required_fleet_key_without_provisioning_refuses_begin)
     host_device_opts_t o = h_default_opts();
     o.cfg.require_fleet_key = true;
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     CHECK_EQ(h_begin(1, &b, true, NULL, NULL), BLE_OTA_ERR_AUTH_FAILED);
@@ -344,7 +326,7 @@ TEST(begin_parameter_errors)
     host_device_opts_t o = h_default_opts();
     o.cfg.deflate = false;
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     begin_t x = b;
@@ -392,11 +374,10 @@ TEST(end_before_all_bytes_is_invalid_state_and_abort_works)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
-    begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
-    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    CHECK_EQ(h_begin_image(1, img, len, &chunk), 0);
     CHECK_EQ(h_send(1, img, 0, 5000, chunk), 0);
     CHECK_EQ(h_end(1, 1), BLE_OTA_ERR_INVALID_STATE);
     CHECK_EQ(h_tagged(1, BLE_OTA_OP_ABORT, true), 0);
@@ -413,7 +394,7 @@ TEST(corrupt_deflate_stream_aborts_with_decode_failed)
 {
     host_device_opts_t o = h_default_opts();
     size_t len, zlen;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     uint8_t *z = h_deflate(img, len, &zlen);
     for (size_t i = 600; i < 700; i++) z[i] ^= 0xA5;
@@ -431,7 +412,7 @@ TEST(deflate_announcing_wrong_image_size_fails)
 {
     host_device_opts_t o = h_default_opts();
     size_t len, zlen;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     uint8_t *z = h_deflate(img, len, &zlen);
     begin_t b = h_begin_for(img, len, z, zlen, 1);
@@ -504,11 +485,10 @@ TEST(acks_land_on_interval_steps_and_at_the_end)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 50001, &len);
+    uint8_t *img = h_start_with_image(&o, 50001, &len);
     CHECK(img);
-    begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
-    CHECK_EQ(h_begin(1, &b, true, &chunk, NULL), 0);
+    CHECK_EQ(h_begin_image(1, img, len, &chunk), 0);
     uint32_t expect_next = 4096, acks = 0;
     for (uint32_t off = 0; off < len; off += chunk) {
         uint32_t n = (uint32_t)len - off < chunk ? (uint32_t)len - off : chunk;
@@ -532,7 +512,7 @@ TEST(set_boot_failure_is_reported_and_old_image_kept)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     host_device_flash(H.dev)->fail_otadata = true;
     uint8_t err = h_update(img, len, false, 1);
@@ -551,7 +531,7 @@ TEST(late_data_while_finishing_is_duplicate_not_no_session)
 {
     host_device_opts_t o = h_default_opts();
     size_t len;
-    uint8_t *img = start_with_image(&o, 80000, &len);
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
     CHECK(img);
     begin_t b = h_begin_for(img, len, img, len, 0);
     uint16_t chunk;
