@@ -62,7 +62,7 @@ export class GattConnection {
   mtu = 23;
   readonly counters: GattCounters = { attErrors: 0, oversizeWritesDropped: 0, notificationsDropped: 0, valueBytesToPeripheral: 0, valueBytesToCentral: 0 };
   private readonly subscriptions = new Set<string>();
-  private readonly queue: Command[] = [];
+  private readonly queue: Array<Command | undefined> = [];
   private queueHead = 0;
   private current: Command | null = null;
   private ended = false;
@@ -313,7 +313,9 @@ export class GattConnection {
   /** noble's _queueCommand loop: send commands until a request is outstanding. */
   private pump(): void {
     while (!this.current && this.queueHead < this.queue.length && !this.ended) {
-      const cmd = this.queue[this.queueHead++];
+      const cmd = this.queue[this.queueHead] as Command;
+      // A sent command's slot is cleared: the queue must not keep its closures and data alive.
+      this.queue[this.queueHead++] = undefined;
       if (this.queueHead > 256 && this.queueHead * 2 > this.queue.length) {
         this.queue.splice(0, this.queueHead);
         this.queueHead = 0;

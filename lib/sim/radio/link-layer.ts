@@ -56,8 +56,11 @@ interface Fragment {
 /** One connection's link layer state. */
 export class LinkConnection {
   readonly stats = emptyLinkStats();
-  readonly queues: Record<Direction, Fragment[]> = { toPeripheral: [], toCentral: [] };
-  /** Index of the first queued fragment (queues are consumed from the front without shifting). */
+  readonly queues: Record<Direction, Array<Fragment | undefined>> = { toPeripheral: [], toCentral: [] };
+  /**
+   * Index of the first queued fragment (queues are consumed from the front without shifting; a taken
+   * slot is cleared so that its onDelivered closure, and the data it holds, can be collected).
+   */
   readonly heads: Record<Direction, number> = { toPeripheral: 0, toCentral: 0 };
   eventTimer: TimerHandle | null = null;
   /** Zero link: a delivery timer is pending for this direction. */
@@ -91,6 +94,7 @@ export class LinkConnection {
     const q = this.queues[dir];
     const f = q[this.heads[dir]];
     if (!f) return undefined;
+    q[this.heads[dir]] = undefined;
     this.heads[dir]++;
     if (this.heads[dir] > 1024 && this.heads[dir] * 2 > q.length) {
       q.splice(0, this.heads[dir]);
@@ -193,6 +197,7 @@ export class LinkLayer {
       const batch = q.splice(0, q.length);
       for (const f of batch) {
         if (conn.closed) return;
+        if (!f) continue; // never: this queue is not consumed by take()
         this.count(conn, dir, f.bytes, true);
         if (f.onDelivered) this.delivered(conn, dir, f.onDelivered);
       }
