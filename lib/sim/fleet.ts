@@ -11,13 +11,21 @@ import { OtaError } from '../errors';
 import { createSimDevice } from './device';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';
-import { createTwinDevice } from './twin-device';
 import type { SimDeviceConfig, VirtualPeripheral } from './types';
 import { createClock, isVirtualClock, type ClockMode } from './virtual-clock';
 
 // noble's with-bindings entry has no typings of its own; lib/ble/noble-types describes what we use.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nobleWithBindings = require('@abandonware/noble/with-bindings') as (bindings: unknown) => Noble;
+
+/**
+ * The firmware twin (child_process, readline) is loaded only by fleets that use it: a fleet of model
+ * devices, such as the benchmark's, then does not carry that code in its memory.
+ */
+function loadTwinDevice(): typeof import('./twin-device') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./twin-device') as typeof import('./twin-device');
+}
 
 export interface SimFleetOptions {
   devices: SimDeviceConfig[];
@@ -62,7 +70,7 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
   const devices = new Map<string, VirtualPeripheral>();
   try {
     for (const config of options.devices) {
-      const device = config.implementation === 'twin' ? await createTwinDevice(config, clock) : createSimDevice(config, clock);
+      const device = config.implementation === 'twin' ? await loadTwinDevice().createTwinDevice(config, clock) : createSimDevice(config, clock);
       devices.set(config.name, device);
       radio.addDevice(device);
     }
