@@ -25,8 +25,11 @@ export function loadBenchImages(options: { vectorsDir?: string; synthetic?: bool
   const dir = options.vectorsDir ?? defaultVectorsDir();
   const images: BenchImage[] = [];
   const notes: string[] = [];
+  // Images that were not asked for are neither read nor built (the RSS child wants exactly one).
+  const only = options.only;
+  const wanted = (name: string) => !only || only.includes(name);
   if (existsSync(dir)) {
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.bin')).sort()) {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.bin') && wanted(f)).sort()) {
       const data = readFileSync(join(dir, file));
       const parsed = parseImage(data);
       if (parsed.valid && parsed.chip && parsed.appDesc) images.push({ name: file, chip: parsed.chip, data });
@@ -35,9 +38,8 @@ export function loadBenchImages(options: { vectorsDir?: string; synthetic?: bool
   } else {
     notes.push(`vectors directory ${dir} not found: only the synthetic image is measured`);
   }
-  if (options.synthetic !== false) {
+  if (options.synthetic !== false && wanted(SYNTHETIC_NAME)) {
     images.push({ name: SYNTHETIC_NAME, chip: 'esp32s3', data: buildAppImage({ chip: 'esp32s3', version: '2.0.0', projectName: 'bench', size: SYNTHETIC_SIZE, seed: 1 }) });
   }
-  const only = options.only;
-  return { images: only ? images.filter((i) => only.includes(i.name)) : images, notes };
+  return { images, notes };
 }
