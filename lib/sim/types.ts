@@ -20,6 +20,8 @@ export interface VirtualService {
 }
 
 export interface VirtualAdvertisement {
+  /** AD type 0x01 Flags; omitted: the radio's default. */
+  flags?: number;
   localName?: string;
   manufacturerData?: Buffer;
   serviceUuids: string[];
@@ -45,6 +47,12 @@ export interface PeripheralHost {
   notify(serviceUuid: string, characteristicUuid: string, data: Buffer, connectionId?: number): void;
   /** The device drops the link (reboot, power loss, timeout); connectionId omitted: every link. */
   dropConnection(reason: string, connectionId?: number): void;
+  /**
+   * Optional: the device stops transmitting on its links without an LL_TERMINATE_IND (a reset such as
+   * esp_restart() inside a GATT callback), so each peer notices by its supervision timeout. Devices
+   * call it as `host.loseConnection ?? host.dropConnection`; a radio without it terminates instead.
+   */
+  loseConnection?(reason: string, connectionId?: number): void;
   /** Advertising data or advertising on/off changed (after reboot, status change). */
   advertisingChanged(): void;
 }

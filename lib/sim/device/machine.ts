@@ -27,7 +27,8 @@ export interface BootContext extends BootChoice {
 /** What runs on the device after a boot (one instance per boot). */
 export interface Application {
   gatt(): VirtualService[];
-  advertisement(): VirtualAdvertisement;
+  /** null: not advertising now (e.g. the seed while a central is connected). */
+  advertisement(): VirtualAdvertisement | null;
   onConnect(conn: number, mtu: number): void;
   onMtu(conn: number, mtu: number): void;
   onDisconnect(conn: number): void;
@@ -94,11 +95,14 @@ export class Machine {
     return this.links.has(conn);
   }
 
-  /** esp_restart(): links drop, no advertising while booting, then the bootloader runs. */
-  restart(reason: string): void {
+  /**
+   * esp_restart(): links drop, no advertising while booting, then the bootloader runs. `terminateLinks`
+   * false: the reset cuts the radio mid-link (no LL_TERMINATE_IND), the peers time out.
+   */
+  restart(reason: string, options: { terminateLinks?: boolean } = {}): void {
     if (this.power !== 'running') return;
     this.restarts.push({ reason, at: this.clock.now() });
-    this.powerDown(reason);
+    this.powerDown(reason, options.terminateLinks !== false);
     this.power = 'booting';
     this.timers.set(() => this.boot(ResetReason.SW), BOOT_TIME_MS);
   }
@@ -154,13 +158,14 @@ export class Machine {
     return this.app;
   }
 
-  private powerDown(reason: string): void {
+  private powerDown(reason: string, terminateLinks = true): void {
     this.timers.cancelAll();
     this.timers = new TimerGroup(this.clock);
     this.app = null;
     const hadLinks = this.links.size > 0;
     this.links.clear();
-    if (hadLinks) this.host?.dropConnection(reason);
+    if (hadLinks && !terminateLinks && this.host?.loseConnection) this.host.loseConnection(reason);
+    else if (hadLinks) this.host?.dropConnection(reason);
     this.host?.advertisingChanged();
   }
 

@@ -7,6 +7,14 @@ import { FlashTiming, flashTiming } from './flash-timing';
 import { DEFAULT_OTA_PARTITION_SIZE } from './image-slots';
 
 export const DEFAULT_MAX_MTU = 517;
+/**
+ * The seed's build: ESP-IDF defaults it does not change (docs/PROTOCOL.md §4.6). ATT MTU: esp-idf
+ * components/bt/host/nimble/Kconfig.in:365-368 (BT_NIMBLE_ATT_PREFERRED_MTU default 256); OTA
+ * partitions: components/partition_table/partitions_two_ota.csv:6-8 (factory, ota_0, ota_1 of 1M each,
+ * chosen by the seed's esp/sdkconfig.defaults:3 CONFIG_PARTITION_TABLE_TWO_OTA).
+ */
+export const SEED_MAX_MTU = 256;
+export const SEED_OTA_PARTITION_SIZE = 0x100000;
 /** CONFIG_BLE_OTA_REBOOT_DELAY_MS: END/ROLLBACK/REBOOT response → restart. */
 export const REBOOT_DELAY_MS = 300;
 
@@ -44,7 +52,8 @@ export function resolveSettings(config: SimDeviceConfig): DeviceSettings {
   if (config.fleetKey !== undefined && (!Buffer.isBuffer(config.fleetKey) || config.fleetKey.length !== FLEET_KEY_SIZE)) {
     throw new OtaError('BAD_FLEET_KEY', `The fleet key of simulated device ${config.name} must be ${FLEET_KEY_SIZE} bytes.`);
   }
-  const partitionSize = config.otaPartitionSize ?? DEFAULT_OTA_PARTITION_SIZE;
+  const seed = config.protocol === 'legacy';
+  const partitionSize = config.otaPartitionSize ?? (seed ? SEED_OTA_PARTITION_SIZE : DEFAULT_OTA_PARTITION_SIZE);
   if (!Number.isInteger(partitionSize) || partitionSize <= 0 || partitionSize % 4096 !== 0) {
     throw new OtaError('BAD_PARAMETER', `otaPartitionSize must be a positive multiple of 4096 (got ${partitionSize}).`);
   }
@@ -61,7 +70,7 @@ export function resolveSettings(config: SimDeviceConfig): DeviceSettings {
     allowDowngrade: config.allowDowngrade ?? false,
     partitionSize,
     resumeTimeoutMs: config.resumeTimeoutMs ?? DeviceDefaults.RESUME_TIMEOUT_MS,
-    maxMtu: config.maxMtu ?? DEFAULT_MAX_MTU,
+    maxMtu: config.maxMtu ?? (seed ? SEED_MAX_MTU : DEFAULT_MAX_MTU),
     timing: flashTiming(config.flashSlowdown ?? 1),
     maxChunk: DeviceDefaults.CHUNK_MAX,
     window: DeviceDefaults.WINDOW,
