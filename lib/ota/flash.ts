@@ -1,9 +1,11 @@
 /**
- * flashDevice: pre-flight checks, then one device session on the scheduler: connect, detect the
- * protocol, read the device's facts (before-state and target checks), transfer. A dropped link
- * reconnects after an exponential backoff (central's clock) and resumes where the device left off
- * (v2; the legacy protocol starts over). Cancelling stops the client, which sends ABORT (v2) before the
- * session closes the link.
+ * flashDevice: pre-flight checks, a device a name picks unambiguously (select-device.ts), then one
+ * device session on the scheduler: connect, detect the protocol, read the device's facts (before-state
+ * and target checks), transfer. A dropped link reconnects after an exponential backoff (central's
+ * clock) and resumes where the device left off (v2; the legacy protocol starts over, except after a
+ * link lost between DONE and its answer: the next attempt first reads what the device can tell,
+ * legacy-outcome.ts, and never sends an image the device already took). Cancelling stops the client,
+ * which sends ABORT (v2) before the session closes the link.
  */
 import type { DeviceSession } from '../ble/scheduler';
 import type { AdapterScheduler } from '../ble/scheduler';
@@ -16,7 +18,10 @@ import { CountingConnection } from './counting-connection';
 import { deviceRef, labelOf } from './device-ref';
 import { checkAgainstDevice, planFlash, summaryOf, type FlashPlan } from './preflight';
 import { ProgressTracker } from './progress';
+import { checkLegacyImageSize } from '../protocol/legacy-client';
+import { checkLegacyOutcome } from './legacy-outcome';
 import { openProtocolSession } from './protocols';
+import { assertNameUnique } from './select-device';
 import type { ProtocolSession } from './protocol-session';
 import { backoffDelay, isRetryable } from './retry';
 import type { FirmwareSummary, FlashOptions, FlashResult } from './types';
@@ -29,6 +34,8 @@ interface AttemptState {
   transferStartedAt: number | null;
   /** Clock time END was acknowledged (the reboot that follows is not part of the update time). */
   finishedAt: number | null;
+  /** Legacy: an attempt sent DONE and lost the link before DONE_ACK / DONE_NAK (outcome unknown). */
+  doneUnanswered: boolean;
 }
 
 export async function flashDevice(scheduler: AdapterScheduler, options: FlashOptions): Promise<FlashResult> {
@@ -37,7 +44,7 @@ export async function flashDevice(scheduler: AdapterScheduler, options: FlashOpt
   const tracker = new ProgressTracker(label, plan.image.length, scheduler.clock, options.onProgress);
   tracker.setPhase('waiting', 1);
   try {
-    return await scheduler.session(plan.device, (session) => runFlash(session, plan, tracker, options), {
+    return await scheduler.session(plan.device, (session) => runFlash(scheduler, session, plan, tracker, options), {
       signal: options.signal,
       findTimeoutMs: options.findTimeoutMs,
       wait: options.waitIfBusy !== false,
@@ -48,9 +55,10 @@ export async function flashDevice(scheduler: AdapterScheduler, options: FlashOpt
   }
 }
 
-async function runFlash(session: DeviceSession, plan: FlashPlan, tracker: ProgressTracker, options: FlashOptions): Promise<FlashResult> {
+async function runFlash(scheduler: AdapterScheduler, session: DeviceSession, plan: FlashPlan, tracker: ProgressTracker, options: FlashOptions): Promise<FlashResult> {
   const clock = session.clock;
-  const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null, finishedAt: null };
+  await assertNameUnique(scheduler, plan.device, session.device, session.signal);
+  const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null, finishedAt: null, doneUnanswered: false };
   const startedAt = clock.now();
   let lastError: OtaError | null = null;
   for (let attempt = 1; attempt <= plan.maxAttempts; attempt++) {
@@ -81,6 +89,7 @@ async function runFlash(session: DeviceSession, plan: FlashPlan, tracker: Progre
     } catch (err) {
       if (session.signal.aborted) throw abortError(session.signal);
       lastError = toOtaError(err);
+      if (lastError.details?.doneSent === true) state.doneUnanswered = true;
       if (!isRetryable(lastError)) throw lastError;
     }
   }
@@ -95,9 +104,30 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
   tracker.setPhase('connecting', attempt);
   const link = new CountingConnection(await session.connect());
   try {
-    const client: ProtocolSession = await openProtocolSession(link, { requested: plan.protocol, fleetKey: plan.fleetKey, clock: session.clock, signal: session.signal });
+    if (state.doneUnanswered) {
+      // The last attempt sent DONE and lost the link before the answer: look before sending again.
+      const { outcome, evidence } = await checkLegacyOutcome(link, plan.appSha256);
+      if (outcome === 'installed') {
+        state.finishedAt = session.clock.now();
+        return;
+      }
+      if (outcome === 'rejected') throw new OtaError('LEGACY_DONE_NAK', `The seed firmware rejected the image at the end (${evidence}).`);
+      if (outcome === 'unknown') {
+        throw new OtaError('LEGACY_OUTCOME_UNKNOWN', `the link to ${labelOf(plan.device)} was lost after DONE was sent and before the device answered; ${evidence}. The image was not sent again; check the device's behaviour, or flash again to be sure`, { evidence });
+      }
+      state.doneUnanswered = false;
+    }
+    const client: ProtocolSession = await openProtocolSession(link, {
+      requested: plan.protocol,
+      fleetKey: plan.fleetKey,
+      clock: session.clock,
+      signal: session.signal,
+      legacyPartitionSize: plan.legacyPartitionSize,
+    });
     if (state.protocol && client.protocol !== state.protocol) throw new OtaError('PROTOCOL_CHANGED', `${labelOf(plan.device)} changed its protocol between attempts`);
     state.protocol = client.protocol;
+    // Known from the GATT table alone: nothing is written (not even a subscription) for an image the seed cannot hold.
+    if (client.protocol === 'legacy') checkLegacyImageSize(plan.image.length, plan.legacyPartitionSize);
     tracker.setPhase('authenticating', attempt);
     await client.open();
     const facts = await client.deviceFacts();

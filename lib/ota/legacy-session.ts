@@ -16,7 +16,13 @@ export class LegacySession implements ProtocolSession {
   private progress: ((imageBytes: number) => void) | null = null;
 
   constructor(private readonly link: BleConnection, ctx: SessionContext, serviceUuid: string) {
-    this.client = new LegacyClient(link, { clock: ctx.clock, signal: ctx.signal, serviceUuid, onProgress: (p) => this.progress?.(p.bytesDone) });
+    this.client = new LegacyClient(link, {
+      clock: ctx.clock,
+      signal: ctx.signal,
+      serviceUuid,
+      partitionSize: ctx.legacyPartitionSize,
+      onProgress: (p) => this.progress?.(p.bytesDone),
+    });
   }
 
   open(): Promise<void> {

@@ -6,6 +6,7 @@ import { OtaError } from '../errors';
 import { appHash, checkImageForTarget, fileSha256, validateAppImage } from '../image';
 import type { ParsedImage } from '../image/types';
 import { isChipName } from '../image/chips';
+import { checkLegacyImageSize, SEED_PARTITION_SIZE } from '../protocol/legacy-client';
 import { checkDeviceSpec, type DeviceSpec } from './device-ref';
 import type { DeviceFacts } from './protocol-session';
 import type { FirmwareSummary, FlashOptions } from './types';
@@ -23,6 +24,8 @@ export interface FlashPlan {
   reboot: boolean;
   preventDowngrade: boolean;
   fleetKey?: Buffer;
+  /** OTA partition size of a seed-firmware device (FlashOptions.legacyPartitionSize). */
+  legacyPartitionSize: number;
 }
 
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
@@ -57,6 +60,10 @@ export function planFlash(options: FlashOptions): FlashPlan {
   const maxAttempts = options.maxAttempts ?? 5;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new OtaError('BAD_OPTION', `maxAttempts must be a whole number from 1 to 100; got ${String(maxAttempts)}`);
   const image = options.image;
+  const protocol = oneOf('protocol', options.protocol, ['auto', 'v2', 'legacy'] as const, 'auto');
+  const legacyPartitionSize = options.legacyPartitionSize ?? SEED_PARTITION_SIZE;
+  // Validates the option whatever the protocol; the size itself only binds a seed device.
+  checkLegacyImageSize(protocol === 'legacy' ? image.length : 0, legacyPartitionSize);
   const appSha256 = appHash(image).toString('hex');
   return {
     device,
@@ -66,11 +73,12 @@ export function planFlash(options: FlashOptions): FlashPlan {
     appSha256,
     after: { version: desc?.version ?? null, state: 'pending-verify', imageSha256: appSha256, projectName: desc?.projectName ?? null },
     encoding: oneOf('encoding', options.encoding, ['auto', 'raw', 'deflate'] as const, 'auto'),
-    protocol: oneOf('protocol', options.protocol, ['auto', 'v2', 'legacy'] as const, 'auto'),
+    protocol,
     maxAttempts,
     reboot: options.reboot !== false,
     preventDowngrade: options.preventDowngrade !== false,
     fleetKey: checkFleetKey(options.fleetKey),
+    legacyPartitionSize,
   };
 }
 

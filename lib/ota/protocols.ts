@@ -17,6 +17,8 @@ export interface SessionContext {
   fleetKey?: Buffer;
   clock: Clock;
   signal: AbortSignal;
+  /** The seed's OTA partition size when it is not the default 1 MiB (FlashOptions.legacyPartitionSize). */
+  legacyPartitionSize?: number;
 }
 
 export async function openProtocolSession(link: BleConnection, ctx: SessionContext): Promise<ProtocolSession> {

@@ -1,12 +1,15 @@
 /**
- * scanDevices: what is around, from advertisements only (no connection): the compact firmware status
- * of PROTOCOL.md §8 and the protocol the device speaks when its advertisement says so.
+ * scanDevices: what is around, from advertisements (the compact firmware status of PROTOCOL.md §8 and
+ * the protocol the device speaks when its advertisement says so). Seed-firmware devices advertise no
+ * service UUID (docs/PROTOCOL.md §4.6), so the `legacy` and `unknown` protocol filters confirm each
+ * remaining candidate by connecting and reading its GATT table.
  */
 import type { DiscoveredDevice } from '../ble/central';
 import type { AdapterScheduler } from '../ble/scheduler';
 import { OtaError } from '../errors';
 import { LEGACY_SERVICE_UUIDS, OTA_SERVICE_UUID } from '../protocol/constants';
 import { tryDecodeAdvertisement, type AdvertisedStatus } from '../protocol/advertisement';
+import { detectProtocol } from '../protocol/detect';
 import { compareVersions, parseVersion } from './version';
 import type { FirmwareSummary } from './types';
 
@@ -22,7 +25,13 @@ export interface ScanFilters {
   minRssi?: number;
   /** Only devices whose advertised version is lower than this one ("1.2.3"). */
   olderThan?: string;
+  /**
+   * v2: from the advertisement. legacy / unknown: devices whose advertisement does not say v2 are
+   * connected to and told apart by their GATT table (a device that cannot be probed stays unknown).
+   */
   protocol?: 'v2' | 'legacy' | 'unknown';
+  /** Connect timeout of each GATT probe (ms, default 5000). */
+  probeTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -33,6 +42,8 @@ export interface ScannedDevice {
   rssi: number;
   firmware: FirmwareSummary & { shaPrefix: string | null; rolledBack: boolean; diagnosticsFailed: boolean; sessionActive: boolean; hostPolicy: boolean; authRequired: boolean };
   protocol: 'v2' | 'legacy' | 'unknown';
+  /** Where `protocol` comes from: the advertisement, or the GATT table of a probe (protocol filters). */
+  protocolSource: 'advertisement' | 'gatt';
   services: string[];
   advertisement: { serviceUuids: string[]; manufacturerData: string | null; txPowerLevel?: number };
   seenAt: number;
@@ -72,6 +83,7 @@ export function describeDevice(d: DiscoveredDevice): ScannedDevice {
       authRequired: adv?.authRequired ?? false,
     },
     protocol,
+    protocolSource: 'advertisement',
     services,
     advertisement: {
       serviceUuids: services,
@@ -92,16 +104,43 @@ export async function scanDevices(scheduler: AdapterScheduler, filters: ScanFilt
   if (filters.protocol && !['v2', 'legacy', 'unknown'].includes(filters.protocol)) throw new OtaError('BAD_FILTER', `protocol filter must be v2, legacy or unknown, got "${filters.protocol}"`);
   const services = [...(filters.services ?? []), ...(filters.service ? [filters.service] : [])].map(normalizeUuid).filter((s) => s !== '');
   const seen = await scheduler.scan({ durationMs: filters.durationMs, services, signal: filters.signal });
-  return seen
+  const candidates = seen
     .map(describeDevice)
     .filter((d) => !filters.namePrefix || d.name.startsWith(filters.namePrefix))
     .filter((d) => !nameRegex || nameRegex.test(d.name))
     .filter((d) => filters.minRssi === undefined || d.rssi >= filters.minRssi)
-    .filter((d) => !filters.protocol || d.protocol === filters.protocol)
     .filter((d) => {
       if (!older) return true;
       const v = parseVersion(d.firmware.version);
       return v !== null && compareVersions(v, older) < 0;
-    })
-    .sort((a, b) => a.name.localeCompare(b.name) || a.address.localeCompare(b.address));
+    });
+  const wanted = filters.protocol;
+  const described = wanted === 'legacy' || wanted === 'unknown' ? await probeAll(scheduler, candidates, filters) : candidates;
+  return described.filter((d) => !wanted || d.protocol === wanted).sort((a, b) => a.name.localeCompare(b.name) || a.address.localeCompare(b.address));
+}
+
+/**
+ * Candidates the advertisement does not show as v2, confirmed by their GATT table one after the other
+ * (the scheduler locks devices by name too, so two "esp32" probes at once would be DEVICE_BUSY).
+ */
+async function probeAll(scheduler: AdapterScheduler, candidates: ScannedDevice[], filters: ScanFilters): Promise<ScannedDevice[]> {
+  const out: ScannedDevice[] = [];
+  for (const d of candidates) out.push(d.protocol === 'v2' ? d : await probe(scheduler, d, filters));
+  return out;
+}
+
+async function probe(scheduler: AdapterScheduler, device: ScannedDevice, filters: ScanFilters): Promise<ScannedDevice> {
+  try {
+    const protocol = await scheduler.withConnection({ id: device.id, address: device.address, name: device.name }, async (link) => detectProtocol(await link.discover()).protocol, {
+      signal: filters.signal,
+      wait: false,
+      findTimeoutMs: filters.probeTimeoutMs ?? 5000,
+      connectTimeoutMs: filters.probeTimeoutMs ?? 5000,
+    });
+    return { ...device, protocol, protocolSource: 'gatt' };
+  } catch (err) {
+    if (filters.signal?.aborted) throw err;
+    // Not an OTA device (NOT_OTA_DEVICE), busy, or out of reach: its protocol stays unknown.
+    return { ...device, protocol: 'unknown', protocolSource: err instanceof OtaError && err.code === 'NOT_OTA_DEVICE' ? 'gatt' : 'advertisement' };
+  }
 }

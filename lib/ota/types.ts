@@ -47,7 +47,10 @@ export interface DeviceRef {
 }
 
 export interface FlashOptions {
-  /** Device id, address or advertised name, or a scan result. */
+  /**
+   * Device id, address or advertised name, or a scan result. A name more than one device advertises
+   * (every seed device is "esp32") is refused with DEVICE_NAME_AMBIGUOUS: give the address.
+   */
   device: string | DeviceRef;
   image: Buffer;
   fleetKey?: Buffer;
@@ -67,6 +70,11 @@ export interface FlashOptions {
   waitIfBusy?: boolean;
   /** Size of the device's OTA partition when known: checked on the host before BEGIN (the device checks too). */
   partitionSize?: number;
+  /**
+   * OTA partition size of seed-firmware (legacy) devices (default 0x100000, ESP-IDF's two-OTA table):
+   * a larger image is refused before anything is written (LEGACY_IMAGE_TOO_LARGE).
+   */
+  legacyPartitionSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }

@@ -70,7 +70,7 @@ describe('ota/flashDevice on the simulated fleet (virtual clock)', function () {
 
   it('updates a device running the seed firmware with the legacy protocol', async () => {
     env = await simEnv([device({ protocol: 'legacy' })]);
-    const result = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE });
+    const result = await flashDevice(env.scheduler, { device: env.devices[0].address, image: IMAGE });
     assert.equal(result.protocol, 'legacy');
     assert.equal(result.encoding, 'raw');
     assert.ok(result.bytesOnAir >= IMAGE.length);

@@ -4,12 +4,16 @@ import { EventEmitter } from 'events';
 import { randomBytes } from 'crypto';
 import type { BleConnection, GattServiceInfo } from '../../lib/ble/central';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
-import { LegacyClient, legacyPacketSize } from '../../lib/protocol/legacy-client';
+import { LegacyClient, checkLegacyImageSize, legacyPacketPlan, legacyPacketSize } from '../../lib/protocol/legacy-client';
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LEGACY_SERVICE_UUIDS, LegacyOp, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
 import { OtaError } from '../../lib/errors';
 
-/** The seed's GATT behaviour (seed-protocol.md): 2-byte packet size on Data, 1-byte control values. */
+/**
+ * The seed's GATT behaviour (seed-protocol.md): 2-byte packet size on Data, 1-byte control values, ACK/NAK
+ * notified inside the write callback, and after DONE_ACK the write is never answered: the link drops
+ * `dropAfterAckMs` later (null: it never drops).
+ */
 class SeedConnection extends EventEmitter implements BleConnection {
   readonly deviceId = 'seed';
   connected = true;
@@ -17,14 +21,23 @@ class SeedConnection extends EventEmitter implements BleConnection {
   updating = false;
   received: Buffer[] = [];
   writes: Array<{ characteristic: string; length: number; withoutResponse: boolean }> = [];
+  /** DONE reached the device but its ACK/NAK is never delivered (the link dies first). */
+  loseDoneAnswer = false;
   private notify: ((b: Buffer) => void) | null = null;
 
   constructor(
     readonly mtu: number,
     private readonly clock: VirtualClock,
     private readonly answers: { request: number; done: number } = { request: LegacyOp.REQUEST_ACK, done: LegacyOp.DONE_ACK },
+    private readonly dropAfterAckMs: number | null = 500,
   ) {
     super();
+  }
+
+  private drop(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.emit('disconnect', 'connection timeout');
   }
 
   async discover(): Promise<GattServiceInfo[]> {
@@ -37,6 +50,7 @@ class SeedConnection extends EventEmitter implements BleConnection {
 
   async write(service: string, characteristic: string, data: Buffer, withoutResponse: boolean): Promise<void> {
     assert.equal(service, LEGACY_SERVICE_UUIDS[0]);
+    if (!this.connected) throw new OtaError('DISCONNECTED', 'not connected');
     this.writes.push({ characteristic, length: data.length, withoutResponse });
     await new Promise<void>((r) => this.clock.setTimer(r, 2));
     if (characteristic === LEGACY_DATA_UUID) {
@@ -51,7 +65,16 @@ class SeedConnection extends EventEmitter implements BleConnection {
         this.updating = this.answers.request === LegacyOp.REQUEST_ACK;
         this.clock.setTimer(() => this.notify?.(Buffer.from([this.answers.request])), 1);
       } else if (data[0] === LegacyOp.DONE) {
-        this.clock.setTimer(() => this.notify?.(Buffer.from([this.answers.done])), 1);
+        if (this.loseDoneAnswer) {
+          this.drop();
+          return new Promise<void>(() => undefined);
+        }
+        this.notify?.(Buffer.from([this.answers.done]));
+        if (this.answers.done === LegacyOp.DONE_ACK) {
+          // Restart inside the callback: no Write Response, the link drops later.
+          if (this.dropAfterAckMs !== null) this.clock.setTimer(() => this.drop(), this.dropAfterAckMs);
+          return new Promise<void>((_resolve, reject) => this.once('disconnect', () => reject(new OtaError('DISCONNECTED', 'link lost'))));
+        }
       }
     }
   }
@@ -62,8 +85,15 @@ class SeedConnection extends EventEmitter implements BleConnection {
   }
 
   async disconnect(): Promise<void> {
-    this.connected = false;
+    this.drop();
   }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'RESOLVED',
+    (e: unknown) => (e instanceof OtaError ? e.code : String(e)),
+  );
 }
 
 describe('LegacyClient (seed protocol)', () => {
@@ -71,6 +101,49 @@ describe('LegacyClient (seed protocol)', () => {
     assert.equal(legacyPacketSize(23), 20);
     assert.equal(legacyPacketSize(256), 253);
     assert.equal(legacyPacketSize(517), 512);
+  });
+
+  it('picks a packet size whose padded last packet stays inside the partition', () => {
+    assert.equal(legacyPacketPlan(256, 100000), 253, 'far below the partition end: the MTU decides');
+    const len = 0x100000 - 16;
+    const size = legacyPacketPlan(256, len);
+    assert.ok(size < 253 && Math.ceil(len / size) * size <= 0x100000, `packet size ${size}`);
+    assert.ok(Math.ceil(len / (size + 1)) * (size + 1) > 0x100000 || size + 1 > 253, 'the largest such size');
+    assert.equal(legacyPacketPlan(256, 0x100000), 128, 'an image exactly the partition size needs a packet size dividing it');
+  });
+
+  it('refuses an image larger than the seed partition before writing anything', async () => {
+    const clock = new VirtualClock();
+    const conn = new SeedConnection(256, clock);
+    const client = new LegacyClient(conn, { clock });
+    assert.equal(await codeOf(client.update(randomBytes(0x100000 + 1))), 'LEGACY_IMAGE_TOO_LARGE');
+    assert.equal(conn.writes.length, 0);
+    assert.throws(() => checkLegacyImageSize(0x100001), (e: unknown) => e instanceof OtaError && /legacyPartitionSize/.test(e.message));
+    assert.doesNotThrow(() => checkLegacyImageSize(0x100001, 0x180000));
+  });
+
+  it('never awaits the DONE write: DONE_ACK then the link drop is success', async () => {
+    const clock = new VirtualClock();
+    const conn = new SeedConnection(256, clock, undefined, 0);
+    const client = new LegacyClient(conn, { clock });
+    await clock.runUntil(client.update(randomBytes(3000)));
+    assert.equal(client.doneSent, true);
+    assert.equal(conn.writes.at(-1)?.length, 1, 'DONE was the last write');
+  });
+
+  it('DONE_ACK with a link that stays up (the write unanswered) is success too', async () => {
+    const clock = new VirtualClock();
+    const conn = new SeedConnection(256, clock, undefined, null);
+    const client = new LegacyClient(conn, { clock, doneTimeoutMs: 1000 });
+    assert.equal(await codeOf(clock.runUntil(client.update(randomBytes(3000)))), 'RESOLVED');
+  });
+
+  it('a link lost after DONE was sent, before DONE_ACK / DONE_NAK, is DISCONNECTED marked doneSent', async () => {
+    const clock = new VirtualClock();
+    const conn = new SeedConnection(256, clock);
+    conn.loseDoneAnswer = true;
+    const client = new LegacyClient(conn, { clock });
+    await assert.rejects(clock.runUntil(client.update(randomBytes(3000))), (e: unknown) => e instanceof OtaError && e.code === 'DISCONNECTED' && e.details?.doneSent === true);
   });
 
   it('sends packet size, REQUEST, the image with response, DONE, and the device gets the image', async () => {
