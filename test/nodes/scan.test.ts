@@ -32,11 +32,12 @@ describe('ble-ota-scan node', function () {
     const msg = await out;
     assert.equal(msg.topic, 'scan-request');
     const list = msg.payload as Array<Json>;
-    assert.deepEqual(list.map((d) => d.name).sort(), ['esp32-line-01', 'esp32-line-02', 'esp32-line-03', 'old-1', 'press-1']);
+    // The seed-firmware device "old-1" advertises the seed's fixed name "esp32" and no service UUID.
+    assert.deepEqual(list.map((d) => d.name).sort(), ['esp32', 'esp32-line-01', 'esp32-line-02', 'esp32-line-03', 'press-1']);
     const line2 = list.find((d) => d.name === 'esp32-line-02');
     assert.equal(line2?.firmware.version, '1.2.0');
     assert.equal(line2?.protocol, 'v2');
-    assert.equal(list.find((d) => d.name === 'old-1')?.protocol, 'legacy');
+    assert.equal(list.find((d) => d.name === 'esp32')?.protocol, 'unknown', 'its advertisement does not say');
     for (const d of list) {
       assert.equal(typeof d.id, 'string');
       assert.equal(typeof d.rssi, 'number');
@@ -55,11 +56,11 @@ describe('ble-ota-scan node', function () {
   });
 
   it('filters by regular expression', async () => {
-    await helper.load(otaNodes, scanFlow({ output: 'list', nameRegex: '^(press|old)-' }));
+    await helper.load(otaNodes, scanFlow({ output: 'list', nameRegex: '^(press-|esp32$)' }));
     const out = nextInput(helper.getNode('out'));
     helper.getNode('scan')?.receive({});
     const list = (await out).payload as Array<Json>;
-    assert.deepEqual(list.map((d) => d.name).sort(), ['old-1', 'press-1']);
+    assert.deepEqual(list.map((d) => d.name).sort(), ['esp32', 'press-1']);
   });
 
   it('counts seed-firmware devices as outdated but skips versions it cannot compare', () => {
@@ -83,7 +84,7 @@ describe('ble-ota-scan node', function () {
     const seen = collect(helper.getNode('out'));
     await new Promise((r) => setTimeout(r, 1500));
     const names = seen.map((m) => m.device as string);
-    assert.deepEqual([...new Set(names)].sort(), ['esp32-line-01', 'esp32-line-02', 'esp32-line-03', 'old-1', 'press-1']);
+    assert.deepEqual([...new Set(names)].sort(), ['esp32', 'esp32-line-01', 'esp32-line-02', 'esp32-line-03', 'press-1']);
     assert.equal(names.length, 5, `each device once: ${names.join(',')}`);
   });
 
