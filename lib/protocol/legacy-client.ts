@@ -113,10 +113,7 @@ export class LegacyClient {
     const sizeValue = Buffer.alloc(2);
     sizeValue.writeUInt16LE(packetSize, 0);
     await this.write(LEGACY_DATA_UUID, sizeValue);
-    this.values.length = 0;
-    await this.write(LEGACY_CONTROL_UUID, Buffer.from([LegacyOp.REQUEST]));
-    await this.expect(LegacyOp.REQUEST_ACK, LegacyOp.REQUEST_NAK, this.opts.requestTimeoutMs ?? 10000, 'LEGACY_REQUEST_NAK',
-      'The seed firmware refused to start the update (esp_ota_begin failed).');
+    await this.request();
     const startedAt = this.opts.clock.now();
     this.progress('transferring', 0, image.length, startedAt);
     for (let offset = 0; offset < image.length; offset += packetSize) {
@@ -135,6 +132,25 @@ export class LegacyClient {
       throw new OtaError(e.code, `${e.message} DONE had been sent; whether the device took the image is not known yet.`, { ...e.details, doneSent: true });
     }
     this.progress('rebooting', image.length, image.length, startedAt);
+  }
+
+  /**
+   * REQUEST, once more after a REQUEST_NAK: a seed built with ESP-IDF >= 6.1 refuses esp_ota_begin while
+   * the handle of an interrupted transfer is open (esp_ota_ops.c ESP_ERR_OTA_ALREADY_IN_PROGRESS), and
+   * its NAK path esp_ota_abort()s that handle (gatt_svr.c:144-148), so the second REQUEST starts.
+   */
+  private async request(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      this.values.length = 0;
+      await this.write(LEGACY_CONTROL_UUID, Buffer.from([LegacyOp.REQUEST]));
+      try {
+        await this.expect(LegacyOp.REQUEST_ACK, LegacyOp.REQUEST_NAK, this.opts.requestTimeoutMs ?? 10000, 'LEGACY_REQUEST_NAK',
+          'The seed firmware refused to start the update twice (esp_ota_begin failed).');
+        return;
+      } catch (e) {
+        if (attempt >= 2 || !(e instanceof OtaError) || e.code !== 'LEGACY_REQUEST_NAK') throw e;
+      }
+    }
   }
 
   /**

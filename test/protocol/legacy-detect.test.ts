@@ -20,9 +20,11 @@ class SeedConnection extends EventEmitter implements BleConnection {
   packetSize = 0;
   updating = false;
   received: Buffer[] = [];
-  writes: Array<{ characteristic: string; length: number; withoutResponse: boolean }> = [];
+  writes: Array<{ characteristic: string; length: number; withoutResponse: boolean; first: number }> = [];
   /** DONE reached the device but its ACK/NAK is never delivered (the link dies first). */
   loseDoneAnswer = false;
+  /** REQUEST_NAKs before the configured answer (a seed on ESP-IDF >= 6.1 after an interrupted transfer). */
+  naksBeforeAck = 0;
   private notify: ((b: Buffer) => void) | null = null;
 
   constructor(
@@ -51,7 +53,7 @@ class SeedConnection extends EventEmitter implements BleConnection {
   async write(service: string, characteristic: string, data: Buffer, withoutResponse: boolean): Promise<void> {
     assert.equal(service, LEGACY_SERVICE_UUIDS[0]);
     if (!this.connected) throw new OtaError('DISCONNECTED', 'not connected');
-    this.writes.push({ characteristic, length: data.length, withoutResponse });
+    this.writes.push({ characteristic, length: data.length, withoutResponse, first: data[0] });
     await new Promise<void>((r) => this.clock.setTimer(r, 2));
     if (characteristic === LEGACY_DATA_UUID) {
       if (!this.updating) this.packetSize = data.readUInt16LE(0);
@@ -62,8 +64,9 @@ class SeedConnection extends EventEmitter implements BleConnection {
     } else if (characteristic === LEGACY_CONTROL_UUID) {
       assert.equal(data.length, 1);
       if (data[0] === LegacyOp.REQUEST) {
-        this.updating = this.answers.request === LegacyOp.REQUEST_ACK;
-        this.clock.setTimer(() => this.notify?.(Buffer.from([this.answers.request])), 1);
+        const answer = this.naksBeforeAck > 0 ? (this.naksBeforeAck--, LegacyOp.REQUEST_NAK) : this.answers.request;
+        this.updating = answer === LegacyOp.REQUEST_ACK;
+        this.clock.setTimer(() => this.notify?.(Buffer.from([answer])), 1);
       } else if (data[0] === LegacyOp.DONE) {
         if (this.loseDoneAnswer) {
           this.drop();
@@ -156,6 +159,21 @@ describe('LegacyClient (seed protocol)', () => {
     assert.deepEqual(Buffer.concat(conn.received), image);
     assert.ok(conn.writes.every((w) => !w.withoutResponse), 'every seed write is with response');
     assert.equal(client.bytesOnAir, 2 + 1 + image.length + 1);
+  });
+
+  it('sends REQUEST once more after a REQUEST_NAK (the NAK freed the leaked handle), not a third time', async () => {
+    for (const [naks, expected] of [
+      [1, 'RESOLVED'],
+      [2, 'LEGACY_REQUEST_NAK'],
+    ] as const) {
+      const clock = new VirtualClock();
+      const conn = new SeedConnection(256, clock);
+      conn.naksBeforeAck = naks;
+      const client = new LegacyClient(conn, { clock });
+      assert.equal(await codeOf(client.update(randomBytes(1000))), expected);
+      const requests = conn.writes.filter((w) => w.characteristic === LEGACY_CONTROL_UUID && w.first === LegacyOp.REQUEST);
+      assert.equal(requests.length, 2, 'two REQUESTs, never a third');
+    }
   });
 
   it('reports REQUEST_NAK and DONE_NAK as distinct errors', async () => {
