@@ -61,7 +61,8 @@ async function runFlash(scheduler: AdapterScheduler, session: DeviceSession, pla
   const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null, finishedAt: null, doneUnanswered: false };
   const startedAt = clock.now();
   let lastError: OtaError | null = null;
-  for (let attempt = 1; attempt <= plan.maxAttempts; attempt++) {
+  // A link lost between DONE and its answer earns one more connection, to look, even past maxAttempts.
+  for (let attempt = 1; attempt <= plan.maxAttempts || (attempt === plan.maxAttempts + 1 && state.doneUnanswered); attempt++) {
     if (session.signal.aborted) throw abortError(session.signal);
     if (attempt > 1) {
       tracker.setPhase('reconnecting', attempt);
@@ -94,9 +95,11 @@ async function runFlash(scheduler: AdapterScheduler, session: DeviceSession, pla
     }
   }
   const last = lastError as OtaError;
-  throw new OtaError('RETRIES_EXHAUSTED', `the update of ${labelOf(plan.device)} failed ${plan.maxAttempts} time(s); last error: ${last.code}: ${last.message}`, {
+  const unknown = state.doneUnanswered ? '; DONE had been sent and its answer never came, so whether the device took the image is unknown' : '';
+  throw new OtaError('RETRIES_EXHAUSTED', `the update of ${labelOf(plan.device)} failed ${plan.maxAttempts} time(s); last error: ${last.code}: ${last.message}${unknown}`, {
     attempts: plan.maxAttempts,
     lastError: last.toJSON(),
+    ...(state.doneUnanswered ? { doneSent: true } : {}),
   });
 }
 
@@ -116,6 +119,9 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
         throw new OtaError('LEGACY_OUTCOME_UNKNOWN', `the link to ${labelOf(plan.device)} was lost after DONE was sent and before the device answered; ${evidence}. The image was not sent again; check the device's behaviour, or flash again to be sure`, { evidence });
       }
       state.doneUnanswered = false;
+      if (attempt > plan.maxAttempts) {
+        throw new OtaError('RETRIES_EXHAUSTED', `the update of ${labelOf(plan.device)} failed ${plan.maxAttempts} time(s); ${evidence}`, { attempts: plan.maxAttempts, evidence });
+      }
     }
     const client: ProtocolSession = await openProtocolSession(link, {
       requested: plan.protocol,

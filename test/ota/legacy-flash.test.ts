@@ -94,25 +94,39 @@ describe('ota: seed-firmware (legacy) devices on the simulated fleet', function 
     assert.equal(device.machine.restarts.length, 1);
   });
 
-  it('a restart between DONE and its answer: the outcome cannot be known, so it is reported and nothing is sent again', async () => {
+  it('with no attempt left, a link lost before DONE reached the device is RETRIES_EXHAUSTED saying the device kept its image', async () => {
     env = await simEnv([seed('seed-1')]);
     const device = env.devices[0] as SimDevice;
     const commands = countCommands(device);
-    const onWrite = device.onWrite.bind(device);
-    device.onWrite = (service, characteristic, data, withoutResponse, conn) => {
-      if (characteristic.toLowerCase() === LEGACY_CONTROL_UUID && data[0] === LegacyOp.DONE) {
-        env.radio.injectFault(device.address, { kind: 'powerLoss', offMs: 100 });
-        return new Promise<void>(() => undefined);
-      }
-      return onWrite(service, characteristic, data, withoutResponse, conn);
-    };
-    let error: OtaError | null = null;
-    await flashDevice(env.scheduler, { device: device.address, image: IMAGE }).catch((e: OtaError) => (error = e));
-    const failure = error as OtaError | null;
-    assert.equal(failure?.code, 'LEGACY_OUTCOME_UNKNOWN');
-    assert.match(failure?.message ?? '', /restarted/);
-    assert.equal(commands.get(LegacyOp.REQUEST), 1, 'the image was not sent again');
+    env.radio.injectFault(device.address, { kind: 'disconnectAfterBytes', bytes: 3 + IMAGE.length });
+    const err = await flashDevice(env.scheduler, { device: device.address, image: IMAGE, maxAttempts: 1 }).catch((e: unknown) => e);
+    assert.ok(err instanceof OtaError && err.code === 'RETRIES_EXHAUSTED', String(err));
+    assert.match(err.message, /DONE never reached the device/);
+    assert.equal(commands.get(LegacyOp.REQUEST), 1);
+    assert.equal(device.machine.restarts.length, 0);
   });
+
+  for (const maxAttempts of [5, 1]) {
+    it(`a restart between DONE and its answer: the outcome cannot be known, so it is reported and nothing is sent again (maxAttempts ${maxAttempts})`, async () => {
+      env = await simEnv([seed('seed-1')]);
+      const device = env.devices[0] as SimDevice;
+      const commands = countCommands(device);
+      const onWrite = device.onWrite.bind(device);
+      device.onWrite = (service, characteristic, data, withoutResponse, conn) => {
+        if (characteristic.toLowerCase() === LEGACY_CONTROL_UUID && data[0] === LegacyOp.DONE) {
+          env.radio.injectFault(device.address, { kind: 'powerLoss', offMs: 100 });
+          return new Promise<void>(() => undefined);
+        }
+        return onWrite(service, characteristic, data, withoutResponse, conn);
+      };
+      let error: OtaError | null = null;
+      await flashDevice(env.scheduler, { device: device.address, image: IMAGE, maxAttempts }).catch((e: OtaError) => (error = e));
+      const failure = error as OtaError | null;
+      assert.equal(failure?.code, 'LEGACY_OUTCOME_UNKNOWN', 'it looked even with no attempt left');
+      assert.match(failure?.message ?? '', /restarted/);
+      assert.equal(commands.get(LegacyOp.REQUEST), 1, 'the image was not sent again');
+    });
+  }
 
   it('refuses a name several devices advertise (every seed device is "esp32"); an address picks one', async () => {
     env = await simEnv([seed('seed-1'), seed('seed-2')]);
