@@ -132,8 +132,8 @@ function checkMutant(mutant: Buffer, label: string, tally: Tally): void {
   } catch (err) {
     accepted = false;
     if (!(err instanceof OtaError)) throw new Error(`${label}: crashed with ${String(err)}`, { cause: err });
-    if (!(IMAGE_ERROR_CODES as readonly string[]).includes(err.code)) throw new Error(`${label}: undocumented code ${err.code}`);
-    if (!isSentence(err.message)) throw new Error(`${label}: ${err.code} message is not a sentence: ${err.message}`);
+    if (!(IMAGE_ERROR_CODES as readonly string[]).includes(err.code)) throw new Error(`${label}: undocumented code ${err.code}`, { cause: err });
+    if (!isSentence(err.message)) throw new Error(`${label}: ${err.code} message is not a sentence: ${err.message}`, { cause: err });
     tally.refusedByCode.set(err.code, (tally.refusedByCode.get(err.code) ?? 0) + 1);
     tally.lastRefusal = err.code;
   }
