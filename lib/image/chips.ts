@@ -29,8 +29,12 @@ export function isChipName(value: unknown): value is ChipName {
 /** [start, end) address ranges a chip's cache maps from flash (instruction and data buses). */
 export type AddressRange = readonly [number, number];
 
+/**
+ * Address windows the loader maps from flash (esp_image_format.c should_map: SOC_DROM/IROM_LOW..HIGH of
+ * components/soc/<chip>/include/soc/soc.h in espressif/esp-idf; esp32 soc.h:162-167).
+ */
 const FLASH_WINDOWS: Readonly<Record<ChipName, readonly AddressRange[]>> = {
-  esp32: [[0x3f400000, 0x3f800000], [0x400c2000, 0x40c00000]],
+  esp32: [[0x3f400000, 0x3f800000], [0x400d0000, 0x40400000]],
   esp32s2: [[0x3f000000, 0x3ff80000], [0x40080000, 0x40800000]],
   esp32c3: [[0x3c000000, 0x3c800000], [0x42000000, 0x42800000]],
   esp32s3: [[0x3c000000, 0x3e000000], [0x42000000, 0x44000000]],
@@ -64,3 +68,12 @@ export const CHIP_MEMORY_MAPS: Readonly<Record<ChipName, ChipMemoryMap>> = {
   esp32h2: { drom: 0x42800000, irom: 0x42000000, dram: 0x40810000, iram: 0x40800000 },
   esp32p4: { drom: 0x40800000, irom: 0x40000000, dram: 0x4ff10000, iram: 0x4ff00000 },
 };
+
+/**
+ * The MMU page a flash-mapped segment must be congruent to (file offset = address modulo the page,
+ * esp_image_format.c verify_segment_header). Chips with a configurable page size read it from the app
+ * description; the check then uses their smallest page (8 KiB), which never refuses a valid image.
+ */
+export function mmuPageAlignment(chip: ChipName | null): number {
+  return chip === 'esp32' || chip === 'esp32s2' || chip === 'esp32c3' || chip === 'esp32s3' ? 0x10000 : 0x2000;
+}

@@ -9,7 +9,7 @@ import { sha256 } from './digest';
 import { problem } from './error-codes';
 import { describeForeignFile } from './file-kind';
 import { IMAGE_HEADER_SIZE, IMAGE_MAGIC, MAX_SEGMENTS, SHA256_SIZE } from './format';
-import { readImageHeader } from './header';
+import { formatChipRev, hasMaxChipRev, readImageHeader } from './header';
 import { hex, hexBytes } from './hex';
 import { detectMergedImage } from './merged';
 import { walkSegments } from './segments';
@@ -58,6 +58,13 @@ export function parseImage(input: unknown): ParsedImage {
     return fail(result, problem('BAD_SEGMENT',
       `The image header says it has ${header.segmentCount} segments; an ESP image has 1 to ${MAX_SEGMENTS}: the file is damaged or not an ESP image.`,
       { segmentCount: header.segmentCount }));
+  }
+
+  if (hasMaxChipRev(header.maxChipRevFull) && header.minChipRevFull > header.maxChipRevFull) {
+    // bootloader_common_loader.c (esp-idf) accepts a revision only when min <= rev <= max: no chip runs this.
+    return fail(result, problem('CHIP_REVISION_UNSUPPORTED',
+      `The image header asks for chip revision ${formatChipRev(header.minChipRevFull)} or newer but at most ${formatChipRev(header.maxChipRevFull)}: no chip can run it; the header is damaged or the build settings contradict each other.`,
+      { minChipRevFull: header.minChipRevFull, maxChipRevFull: header.maxChipRevFull }));
   }
 
   const walk = walkSegments(buf, header.segmentCount, result.chip);

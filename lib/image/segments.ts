@@ -3,7 +3,7 @@
  * Stops at the first impossible or cut-off segment and says which one and why.
  */
 import type { ChipName } from '../sim/types';
-import { isFlashMappedAddress } from './chips';
+import { isFlashMappedAddress, mmuPageAlignment } from './chips';
 import { problem } from './error-codes';
 import { IMAGE_HEADER_SIZE, MAX_SEGMENT_LENGTH, SEGMENT_HEADER_SIZE } from './format';
 import { hex } from './hex';
@@ -49,7 +49,14 @@ export function walkSegments(buf: Buffer, segmentCount: number, chip: ChipName |
         `The file ends at byte ${buf.length}, but segment ${number} of ${segmentCount} needs bytes up to ${dataOffset + length}: the image is truncated (incomplete download or copy).`,
         { fileLength: buf.length, segment: number, neededLength: dataOffset + length }));
     }
-    segments.push({ index, loadAddr, length, headerOffset: offset, dataOffset, flashMapped: isFlashMappedAddress(chip, loadAddr) });
+    const flashMapped = isFlashMappedAddress(chip, loadAddr);
+    const page = mmuPageAlignment(chip);
+    if (flashMapped && chip !== null && dataOffset % page !== loadAddr % page) {
+      return cutOff(segments, offset, problem('BAD_SEGMENT',
+        `Segment ${number} is mapped from flash at address ${hex(loadAddr, 8)} but its data starts at file offset ${hex(dataOffset)}: the two must agree modulo the ${page / 1024} KiB MMU page, so the chip would refuse the image (the file was edited or damaged).`,
+        { segment: number, loadAddr, dataOffset }));
+    }
+    segments.push({ index, loadAddr, length, headerOffset: offset, dataOffset, flashMapped });
     offset = dataOffset + length;
   }
   return { segments, end: offset, problem: null };

@@ -68,7 +68,7 @@ describe('image: bad input', () => {
   });
 
   it('refuses random bytes behind a 0xE9 magic with a clear image error, never a crash', () => {
-    const structural = new Set(['TRUNCATED_IMAGE', 'BAD_SEGMENT', 'BAD_CHECKSUM', 'BAD_SHA256', 'UNKNOWN_CHIP', 'NO_APP_DESC', 'BOOTLOADER_IMAGE', 'MERGED_FLASH_IMAGE']);
+    const structural = new Set(['TRUNCATED_IMAGE', 'BAD_SEGMENT', 'BAD_CHECKSUM', 'BAD_SHA256', 'UNKNOWN_CHIP', 'NO_APP_DESC', 'BOOTLOADER_IMAGE', 'MERGED_FLASH_IMAGE', 'CHIP_REVISION_UNSUPPORTED']);
     const seen = new Set<string>();
     for (let seed = 1; seed <= 300; seed++) {
       const buf = randomBuffer(seed * 7919, 24 + (seed % 40) * 53);

@@ -19,6 +19,7 @@ export function reseal(image: Buffer): Buffer {
   let sum = 0xef;
   for (let s = 0; s < out[1]; s++) {
     const len = out.readUInt32LE(offset + 4);
+    if (offset + 8 + len > out.length) throw new RangeError(`segment ${s} runs past the end of the file`);
     for (let i = 0; i < len; i++) sum ^= out[offset + 8 + i];
     offset += 8 + len;
   }
