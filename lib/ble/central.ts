@@ -7,6 +7,13 @@
 import type { EventEmitter } from 'events';
 import type { Clock } from '../clock';
 
+/** A device as scans and selections name it: noble's id, its BD address, its advertised name. */
+export interface DeviceRef {
+  id: string;
+  address: string;
+  name: string;
+}
+
 export type AdapterState = 'unknown' | 'resetting' | 'unsupported' | 'unauthorized' | 'poweredOff' | 'poweredOn';
 
 export interface Advertisement {

@@ -7,11 +7,10 @@
  * running work through AbortSignals and disconnects every link.
  */
 import { EventEmitter } from 'events';
-import type { BleCentral, BleConnection, DiscoveredDevice, ScanHandle } from './central';
+import type { BleCentral, BleConnection, DeviceRef, DiscoveredDevice, ScanHandle } from './central';
 import { abortable, abortableSleep, abortError, anySignal, throwIfAborted } from './abort';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
-import type { DeviceRef } from '../ota/types';
 
 export interface SchedulerOptions {
   /** Links open at the same time (default 4). */

@@ -5,7 +5,7 @@
  * checksum, appended SHA-256. Deterministic from the options; deflate shrinks it to about half.
  */
 import { OtaError } from '../errors';
-import type { ChipName } from '../sim/types';
+import type { ChipName } from './chips';
 import { encodeAppDescription } from './app-desc';
 import { CHIP_IDS, CHIP_MEMORY_MAPS, isChipName } from './chips';
 import { checksumOffsetAfter } from './checksum';

@@ -2,7 +2,8 @@
  * Chip ids of the ESP image header (esp_chip_id_t) and the address windows each chip maps from flash.
  * The flash windows tell an application (code/rodata executed from flash) from a bootloader (RAM only).
  */
-import type { ChipName } from '../sim/types';
+/** The chips ESP-IDF builds applications for, by the names the library uses. */
+export type ChipName = 'esp32' | 'esp32s2' | 'esp32c3' | 'esp32s3' | 'esp32c2' | 'esp32c6' | 'esp32h2' | 'esp32p4';
 
 export const CHIP_IDS: Readonly<Record<ChipName, number>> = {
   esp32: 0,

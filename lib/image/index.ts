@@ -3,6 +3,7 @@ export * from './types';
 /** Byte layout constants (offsets, magics, sizes) of the image format. */
 export * as imageFormat from './format';
 export { CHIP_IDS, CHIP_NAMES, chipNameFromId, isChipName, isFlashMappedAddress } from './chips';
+export type { ChipName } from './chips';
 export { IMAGE_ERROR_CODES } from './error-codes';
 export type { ImageErrorCode } from './error-codes';
 export { readImageHeader, hasMaxChipRev, formatChipRev } from './header';

@@ -2,7 +2,7 @@
  * Walks the segment table: each segment is {load_addr u32, data_len u32} followed by its data.
  * Stops at the first impossible or cut-off segment and says which one and why.
  */
-import type { ChipName } from '../sim/types';
+import type { ChipName } from './chips';
 import { isFlashMappedAddress, mmuPageAlignment } from './chips';
 import { problem } from './error-codes';
 import { IMAGE_HEADER_SIZE, MAX_SEGMENT_LENGTH, SEGMENT_HEADER_SIZE } from './format';

@@ -1,6 +1,6 @@
 /** checkImageForTarget: may this (valid) image go to this device? Chip, revision, partition size, downgrade policy. */
 import { OtaError } from '../errors';
-import type { ChipName } from '../sim/types';
+import type { ChipName } from './chips';
 import { isChipName } from './chips';
 import { problemToError } from './error-codes';
 import { formatChipRev, hasMaxChipRev } from './header';

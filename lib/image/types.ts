@@ -1,5 +1,5 @@
 /** Result types of the image parser: what a file contains and what is wrong with it. */
-import type { ChipName } from '../sim/types';
+import type { ChipName } from './chips';
 
 export interface ImageHeader {
   magic: number;

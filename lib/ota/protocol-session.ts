@@ -3,7 +3,7 @@
  * speaks. The adapters in v2-session.ts and legacy-session.ts map lib/protocol's clients onto it, so
  * the retry/resume/progress logic of flash.ts does not depend on a client's exact API.
  */
-import type { ChipName } from '../sim/types';
+import type { ChipName } from '../image/chips';
 import type { OtaState } from './types';
 
 export interface DeviceFacts {

@@ -2,32 +2,15 @@
  * The library's public operations as the Node-RED nodes and the CLI use them (lib/ota/*.ts implement
  * them on top of lib/ble's scheduler and lib/protocol's clients).
  */
-import type { ChipName } from '../sim/types';
+import type { DeviceRef } from '../ble/central';
+import type { ChipName } from '../image/chips';
+import type { OtaState } from '../protocol/constants';
+import type { FlashPhase, TransferProgress } from '../protocol/progress';
 
-export type OtaState = 'new' | 'pending-verify' | 'valid' | 'invalid' | 'aborted' | 'undefined';
+export type { DeviceRef, FlashPhase, OtaState };
 
-export type FlashPhase =
-  | 'checking'
-  | 'waiting'
-  | 'connecting'
-  | 'authenticating'
-  | 'transferring'
-  | 'finishing'
-  | 'rebooting'
-  | 'reconnecting'
-  | 'done'
-  | 'failed';
-
-export interface Progress {
+export interface Progress extends Omit<TransferProgress, 'transferBytesAcked' | 'transferSize'> {
   device: string;
-  phase: FlashPhase;
-  /** Image bytes the device has acknowledged (decoded image bytes for deflate). */
-  bytesDone: number;
-  totalBytes: number;
-  percent: number;
-  /** Image bytes per second over the transfer so far, in KB/s (1 KB = 1000 B). */
-  kBps: number;
-  etaSeconds: number | null;
   attempt: number;
 }
 
@@ -38,12 +21,6 @@ export interface FirmwareSummary {
   /** Hex SHA-256 of the running app as ESP-IDF reports it (esp_partition_get_sha256), if known. */
   imageSha256?: string | null;
   projectName?: string | null;
-}
-
-export interface DeviceRef {
-  id: string;
-  address: string;
-  name: string;
 }
 
 export interface FlashOptions {

@@ -4,7 +4,7 @@
  * vendors' data, which a scan sees all the time.
  */
 import { OtaError } from '../errors';
-import type { OtaState } from '../ota/types';
+import type { OtaState } from './constants';
 import { ADV_MARKER_V2, AdvFlags, ESPRESSIF_COMPANY_ID, MANUFACTURER_DATA_SIZE, OTA_STATE_NAMES, PROTO_VERSION } from './constants';
 
 export interface AdvertisedStatus {

@@ -2,7 +2,6 @@
  * Numbers of docs/PROTOCOL.md (protocol v2) and of the seed firmware's protocol (legacy), in one place.
  * UUIDs are lower-case hex without dashes, as lib/ble reports them.
  */
-import type { OtaState } from '../ota/types';
 
 export const PROTO_VERSION = 2;
 
@@ -216,6 +215,9 @@ export const STATUS_FORMAT = 1;
 export const STATUS_SIZE = 232;
 
 /** §5 ota_state values, indexed by code. */
+/** ota_state of an image (esp_ota_img_states_t) as the library names it. */
+export type OtaState = 'new' | 'pending-verify' | 'valid' | 'invalid' | 'aborted' | 'undefined';
+
 export const OTA_STATE_NAMES: readonly OtaState[] = ['new', 'pending-verify', 'valid', 'invalid', 'aborted', 'undefined'];
 export const OtaStateCode = { NEW: 0, PENDING_VERIFY: 1, VALID: 2, INVALID: 3, ABORTED: 4, UNDEFINED: 5 } as const;
 

@@ -10,7 +10,7 @@ import type { Clock, TimerHandle } from '../clock';
 import { OtaError } from '../errors';
 import { abortError } from '../ble/abort';
 import { ATT_HEADER_SIZE, LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LEGACY_MAX_PACKET, LEGACY_SERVICE_UUIDS, LegacyOp } from './constants';
-import type { TransferProgress } from './v2-client';
+import type { TransferProgress } from './progress';
 
 export interface LegacyClientOptions {
   clock: Clock;

@@ -3,8 +3,8 @@
  * with derived names so callers (verify, CLI, Node-RED) never interpret raw codes themselves.
  */
 import { OtaError } from '../errors';
-import type { ChipName } from '../sim/types';
-import type { OtaState } from '../ota/types';
+import type { ChipName } from '../image/chips';
+import type { OtaState } from './constants';
 import {
   CONFIRM_POLICY_NAMES,
   Caps,

@@ -7,7 +7,7 @@
 import { OtaError } from '../errors';
 import type { Clock, TimerHandle } from '../clock';
 import type { BleConnection } from '../ble/central';
-import type { FlashPhase, Progress } from '../ota/types';
+import type { FlashPhase, TransferProgress } from './progress';
 import { abortError } from '../ble/abort';
 import {
   ATT_HEADER_SIZE,
@@ -44,11 +44,7 @@ import { DeviceStatus, decodeStatus } from './status';
 import { ZERO_TAG, beginTag, commandTag } from './auth';
 import { EncodingChoice, TransferPayload, encodingByte, prepareTransferPayload } from './payload';
 
-/** The flash Progress of one transfer, before the session adds which device and which attempt. */
-export interface TransferProgress extends Omit<Progress, 'device' | 'attempt'> {
-  transferBytesAcked: number;
-  transferSize: number;
-}
+export type { TransferProgress };
 
 export interface V2ClientOptions {
   clock: Clock;

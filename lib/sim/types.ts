@@ -6,7 +6,9 @@
  */
 import type { Clock } from '../clock';
 
-export type ChipName = 'esp32' | 'esp32s2' | 'esp32c3' | 'esp32s3' | 'esp32c2' | 'esp32c6' | 'esp32h2' | 'esp32p4';
+import type { ChipName } from '../image/chips';
+
+export type { ChipName };
 
 export interface VirtualCharacteristic {
   /** lower-case hex, no dashes */
