@@ -15,6 +15,7 @@ import { DeviceStatus, decodeStatus } from '../../lib/protocol/status';
 import type { PeripheralHost, SimDeviceConfig } from '../../lib/sim/types';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { SimDevice, createSimDevice } from '../../lib/sim/device';
+import { V2Firmware } from '../../lib/sim/device/v2-firmware';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
 import { SHARED_VECTORS_DIR } from '../helpers/paths';
@@ -270,8 +271,20 @@ export class Central {
   }
 }
 
-/** Waits until the device runs again after a restart and returns a fresh central on it. */
+/**
+ * Waits until the device runs again after a restart and its boot work (first-boot diagnostics and
+ * confirm, which take flash time after advertising starts) is over, or it restarted once more.
+ */
 export async function afterReboot(rig: Rig, limitMs = 5000): Promise<void> {
   await until(rig.clock, () => rig.device.machine.state !== 'running', limitMs);
   await until(rig.clock, () => rig.device.machine.state === 'running', limitMs);
+  await bootSettled(rig, limitMs);
+}
+
+/** Waits until the running application finished its boot work (or is not running any more). */
+export async function bootSettled(rig: Rig, limitMs = 5000): Promise<void> {
+  await until(rig.clock, () => {
+    const app = rig.device.application;
+    return app === null || !(app instanceof V2Firmware) || app.bootSettled;
+  }, limitMs);
 }
