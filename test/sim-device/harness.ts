@@ -14,7 +14,7 @@ import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, OTA_SERVICE_UUID, Op, STATUS_CHAR_UU
 import { DeviceStatus, decodeStatus } from '../../lib/protocol/status';
 import type { PeripheralHost, SimDeviceConfig } from '../../lib/sim/types';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
-import { SimDevice, createSimDevice } from '../../lib/sim/device';
+import { CreateSimDeviceOptions, SimDevice, createSimDevice } from '../../lib/sim/device';
 import { V2Firmware } from '../../lib/sim/device/v2-firmware';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
@@ -34,6 +34,8 @@ export interface Sent {
 export class FakeHost implements PeripheralHost {
   readonly sent: Sent[] = [];
   readonly drops: Array<{ reason: string; at: number }> = [];
+  /** hostStall calls: when and how long the device's BLE host could not run. */
+  readonly stalls: Array<{ at: number; ms: number }> = [];
   advertisingChanges = 0;
 
   constructor(readonly clock: VirtualClock) {}
@@ -48,6 +50,10 @@ export class FakeHost implements PeripheralHost {
 
   advertisingChanged(): void {
     this.advertisingChanges++;
+  }
+
+  hostStall(durationMs: number): void {
+    this.stalls.push({ at: this.clock.now(), ms: durationMs });
   }
 
   control(conn = 0): ControlNotification[] {
@@ -67,10 +73,10 @@ export interface Rig {
   device: SimDevice;
 }
 
-export function makeRig(config: Partial<SimDeviceConfig> = {}): Rig {
+export function makeRig(config: Partial<SimDeviceConfig> = {}, options: CreateSimDeviceOptions = {}): Rig {
   const clock = new VirtualClock();
   const host = new FakeHost(clock);
-  const device = createSimDevice({ name: 'sim-01', chip: 'esp32c3', version: '1.0.0', ...config }, clock);
+  const device = createSimDevice({ name: 'sim-01', chip: 'esp32c3', version: '1.0.0', ...config }, clock, options);
   device.attach(host);
   return { clock, host, device };
 }

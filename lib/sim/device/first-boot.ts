@@ -25,10 +25,10 @@ export const RECORD_MESSAGES = {
   otherInstaller: 'installed by another installer',
   diagnosing: 'diagnostics running',
   interrupted: 'interrupted by a reboot',
-  interruptedBeforeSwitch: 'interrupted before the boot switch',
-  interruptedDiagnostics: 'cut during diagnostics, rolled back',
+  interruptedBeforeSwitch: 'interrupted before boot switch',
+  interruptedDiagnostics: 'cut in diagnostics, rolled back',
   rolledBack: 'rolled back to the previous image',
-  notBooted: 'new image did not boot, rolled back',
+  notBooted: 'new image failed to boot',
   noRollback: 'diagnostics failed, no rollback image',
 } as const;
 
@@ -119,11 +119,14 @@ export class FirstBoot {
     const { nvs } = this.machine.flash;
     const old = nvs.record;
     const ours = nvs.hasRecord() && old.targetSlot === this.boot.slot && old.stage === 'installed';
+    // A later BEGIN replaced the record of the END that installed this image, and was cut: the image is
+    // no longer named by a record, and that attempt was interrupted.
+    const cutAttempt = nvs.hasRecord() && old.stage === 'in-progress' ? RecordFlags.INTERRUPTED : 0;
     const diagnosing: UpdateRecord = ours
       ? { ...old, flags: old.flags | RecordFlags.INSTALLED }
       : {
           result: ErrorCode.OK,
-          flags: LastFlags.RECORD_VALID | RecordFlags.OTHER_INSTALLER,
+          flags: LastFlags.RECORD_VALID | RecordFlags.OTHER_INSTALLER | cutAttempt,
           sha256: Buffer.from(this.boot.app.sha256),
           message: RECORD_MESSAGES.otherInstaller,
           stage: 'installed',

@@ -324,7 +324,7 @@ export class V2Firmware implements Application {
               flags: flash.nvs.record.flags | RecordFlags.INSTALLED,
               installed: true,
               bootCount: 0,
-              message: 'installed, waiting for first boot',
+              message: 'installed, first boot pending',
             };
             this.work.nvs(flash.nvs.usedEntries, () => flash.nvs.commit(installed), () => this.installed(s, reboot));
           }),
