@@ -7,7 +7,8 @@
  * boots an image, and a PENDING_VERIFY found at the next boot becomes ABORTED: bootloader.ts), whatever
  * NVS says. With no record of ours naming it (seed firmware, Wi-Fi OTA, NVS erased) a record is written
  * for it (flag OTHER_INSTALLER). Then: record "diagnosing" -> diagnostics -> record the outcome -> policy
- * (auto: pass -> confirm once BLE advertises, fail -> rollback + reboot; host: wait for CONFIRM/ROLLBACK).
+ * (auto: fail -> rollback + reboot before BLE starts; pass -> start BLE, confirm once it advertises, the
+ * BLE stack being the last check; host: start BLE, wait for CONFIRM/ROLLBACK).
  *
  * Any other boot closes what the record left open: an attempt cut mid-transfer or before the boot switch
  * (INTERRUPTED), an image the bootloader gave up on (ROLLED_BACK; cut during diagnostics: INTERRUPTED too).
@@ -61,6 +62,8 @@ export class FirstBoot {
     private readonly changed: () => void,
     /** The boot's record work is over (confirmed, waiting for the host, or nothing to do). */
     private readonly settled: () => void,
+    /** Start the BLE stack (advertising). */
+    private readonly startBle: () => void,
   ) {}
 
   start(): void {
@@ -70,6 +73,7 @@ export class FirstBoot {
       this.firstBoot();
       return;
     }
+    this.startBle();
     this.settled();
     if (!nvs.hasRecord()) return;
     const r = { ...nvs.record };
@@ -148,9 +152,10 @@ export class FirstBoot {
     r.message = pass ? DIAGNOSTICS_MESSAGES.pass : DIAGNOSTICS_MESSAGES.fail;
     if (!pass) r.result = ErrorCode.DIAGNOSTICS_FAILED;
     this.write(r, () => {
+      if (!this.settings.hostPolicy && !pass) return this.rollBack();
+      this.startBle();
       if (this.settings.hostPolicy) this.settled();
-      else if (pass) this.confirmWhenAdvertising();
-      else this.rollBack();
+      else this.confirmWhenAdvertising();
     });
   }
 
@@ -172,7 +177,10 @@ export class FirstBoot {
     this.work.verify(target === null ? 0 : flash.imageExtent(target), () => {
       const plan = target === null ? 'none' : flash.otadata.planMarkActive(OtaStateCode.INVALID);
       if (plan === 'none' || plan === null) {
-        this.write({ ...flash.nvs.record, message: RECORD_MESSAGES.noRollback }, this.settled);
+        this.write({ ...flash.nvs.record, message: RECORD_MESSAGES.noRollback }, () => {
+          this.startBle();
+          this.settled();
+        });
         return;
       }
       this.work.otadata(flash.otadata, plan, () => this.machine.restart('diagnostics failed'));

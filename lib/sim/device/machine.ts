@@ -21,7 +21,7 @@ export const ResetReason = { POWERON: 1, SW: 3 } as const;
  * The fixed part of a boot, from reset to the application advertising, without the flash work:
  * ROM, second-stage bootloader, app start-up and NimBLE up to the first advertisement. ESP-IDF's
  * startup_time example reaches app_main in about 37 ms with every boot-time option minimised
- * (examples/system/startup_time/README.md:44-47); a default build logs at INFO over 115200 baud
+ * (examples/system/startup_time/README.md:42-47); a default build logs at INFO over 115200 baud
  * and starts NimBLE, which this model does not time exactly: a pessimistic 300 ms.
  */
 export const BOOT_TIME_MS = 300;

@@ -78,6 +78,8 @@ export class V2Firmware implements Application {
   private readonly work: FlashWork;
   /** The boot's record work (first-boot diagnostics, confirm) is over. */
   bootSettled = false;
+  /** The BLE stack runs (on a first boot only after the diagnostics passed, or under host policy). */
+  private bleUp = false;
 
   constructor(
     private readonly machine: Machine,
@@ -92,7 +94,12 @@ export class V2Firmware implements Application {
     const settled = (): void => {
       this.bootSettled = true;
     };
-    new FirstBoot(this.machine, this.boot, this.settings, this.work, () => this.publish(), settled).start();
+    const startBle = (): void => {
+      if (this.bleUp) return;
+      this.bleUp = true;
+      this.machine.advertisingChanged();
+    };
+    new FirstBoot(this.machine, this.boot, this.settings, this.work, () => this.publish(), settled, startBle).start();
     this.lastStatus = this.statusValue();
     this.lastAdv = buildManufacturerData(this.snapshot());
   }
@@ -102,7 +109,7 @@ export class V2Firmware implements Application {
   }
 
   advertisement(): VirtualAdvertisement | null {
-    if (this.settings.model.bleStartFails) return null;
+    if (!this.bleUp || this.settings.model.bleStartFails) return null;
     return {
       localName: advertisedName(this.settings.name),
       serviceUuids: [OTA_SERVICE_UUID],
