@@ -28,9 +28,6 @@ export interface OtaSelectEntry {
   crcOk: boolean;
 }
 
-/** A write of one otadata sector (erase + program), for timing, stalls and fault injection. */
-export type OtadataWrite = (sector: SectorIndex, entry: OtaSelectEntry) => void;
-
 export interface OtadataWritePlan {
   sector: SectorIndex;
   entry: { seq: number; state: ImageStateCode };
@@ -44,8 +41,6 @@ export function slotOfSeq(seq: number): SlotIndex {
 
 export class OtaData {
   private readonly sectors: [OtaSelectEntry, OtaSelectEntry] = [ERASED, ERASED];
-  /** Called after every sector write (the device times it and may cut power there). */
-  onWrite: OtadataWrite | null = null;
 
   entry(sector: SectorIndex): OtaSelectEntry {
     return this.sectors[sector];
@@ -57,7 +52,6 @@ export class OtaData {
    */
   writeSector(sector: SectorIndex, entry: Omit<OtaSelectEntry, 'crcOk'> & { crcOk?: boolean }): void {
     this.sectors[sector] = { seq: entry.seq >>> 0, state: entry.state, crcOk: entry.crcOk ?? true };
-    this.onWrite?.(sector, this.sectors[sector]);
   }
 
   /** A power cut after the erase of a sector write and before its program (fault injection). */
@@ -168,8 +162,4 @@ export class OtaData {
 
 export function otherSlot(slot: SlotIndex): SlotIndex {
   return slot === 0 ? 1 : 0;
-}
-
-export function isUsableState(state: ImageStateCode): boolean {
-  return state !== OtaStateCode.INVALID && state !== OtaStateCode.ABORTED;
 }
