@@ -1,6 +1,10 @@
 import { strict as assert } from 'assert';
 import { flashTiming, programCommands, programTimeMs, writeWindowsMs } from '../../lib/sim/device/flash-timing';
+import { FlashWork } from '../../lib/sim/device/flash-work';
+import { NVS_RECORD_ENTRIES } from '../../lib/sim/device/nvs';
 import { SparseFlash } from '../../lib/sim/device/sparse-flash';
+import { TimerGroup } from '../../lib/sim/device/timers';
+import { VirtualClock } from '../../lib/sim/virtual-clock';
 
 describe('sim-device flash model', () => {
   it('behaves like NOR flash: erased reads 0xFF, programming only clears bits, erase is per 4 KiB sector', () => {
@@ -30,5 +34,17 @@ describe('sim-device flash model', () => {
     assert.ok(close(writeWindowsMs(t, 0, 4096), [6.4]));
     assert.ok(close(writeWindowsMs(t, 0, 20000), [12.8, 12.8, 57 * 0.1]));
     assert.ok(close(writeWindowsMs(t, 0, 32), [0.1]), 'a short program command is charged like a full one');
+  });
+
+  it('an NVS record write is four small write windows; filling a 126-entry page costs a sector erase first', () => {
+    const stalls: number[] = [];
+    const work = new FlashWork({ appTimers: new TimerGroup(new VirtualClock()), stallHost: (ms) => stalls.push(ms) }, flashTiming(1));
+    const first = work.nvsTime(0);
+    assert.deepEqual(stalls.map((ms) => Math.round(ms * 10) / 10), [0.2, 0.1, 0.1, 0.1]);
+    assert.ok(Math.abs(first - 0.5) < 1e-9);
+    stalls.length = 0;
+    const crossing = work.nvsTime(126 - NVS_RECORD_ENTRIES + 1);
+    assert.equal(stalls[0], 45, 'the page erase comes first');
+    assert.ok(crossing > 45);
   });
 });
