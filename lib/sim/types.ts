@@ -57,6 +57,11 @@ export interface PeripheralHost {
   loseConnection?(reason: string, connectionId?: number): void;
   /** Advertising data or advertising on/off changed (after reboot, status change). */
   advertisingChanged(): void;
+  /**
+   * From now, the device's BLE host cannot process anything for durationMs (it may be called again
+   * while stalled: stalls add up back to back).
+   */
+  hostStall?(durationMs: number): void;
 }
 
 export interface VirtualPeripheral {

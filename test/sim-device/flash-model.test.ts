@@ -1,9 +1,10 @@
 import { strict as assert } from 'assert';
-import { OtaStateCode } from '../../lib/protocol/constants';
-import { chooseBootSlot } from '../../lib/sim/device/bootloader';
-import { flashTiming, programTimeMs } from '../../lib/sim/device/flash-timing';
-import { OtaData } from '../../lib/sim/device/ota-data';
+import { flashTiming, programCommands, programTimeMs, writeWindowsMs } from '../../lib/sim/device/flash-timing';
+import { FlashWork } from '../../lib/sim/device/flash-work';
+import { NVS_RECORD_ENTRIES } from '../../lib/sim/device/nvs';
 import { SparseFlash } from '../../lib/sim/device/sparse-flash';
+import { TimerGroup } from '../../lib/sim/device/timers';
+import { VirtualClock } from '../../lib/sim/virtual-clock';
 
 describe('sim-device flash model', () => {
   it('behaves like NOR flash: erased reads 0xFF, programming only clears bits, erase is per 4 KiB sector', () => {
@@ -17,33 +18,33 @@ describe('sim-device flash model', () => {
     assert.throws(() => f.program(0x20000 - 1, Buffer.alloc(2)), RangeError);
   });
 
-  it('uses W25Q32 typical times scaled by the slowdown', () => {
+  it('uses W25Q32 typical times scaled by the slowdown, and ESP-IDF\'s write windows', () => {
     const t = flashTiming(1);
-    assert.deepEqual(t, { sectorEraseMs: 45, blockEraseMs: 150, pageProgramMs: 0.4 });
+    assert.deepEqual(t, { sectorEraseMs: 45, blockEraseMs: 150, pageProgramMs: 0.4, verifyBytesPerMs: 1512 });
     assert.equal(flashTiming(4).blockEraseMs, 600);
+    assert.equal(flashTiming(4).verifyBytesPerMs, 378);
     assert.equal(programTimeMs(t, 0, 256), 0.4);
     assert.ok(Math.abs(programTimeMs(t, 200, 100) - 0.8) < 1e-9); // straddles two pages
+    // 64-byte program commands that never cross a page (SPI_FLASH_HAL_MAX_WRITE_BYTES)
+    assert.equal(programCommands(0, 256), 4);
+    assert.equal(programCommands(250, 20), 2); // 6 bytes to the page end, then 14
+    assert.equal(programCommands(0, 1), 1);
+    // one cache-disabled window per 8192 bytes (CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE)
+    const close = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) < 1e-9);
+    assert.ok(close(writeWindowsMs(t, 0, 4096), [6.4]));
+    assert.ok(close(writeWindowsMs(t, 0, 20000), [12.8, 12.8, 57 * 0.1]));
+    assert.ok(close(writeWindowsMs(t, 0, 32), [0.1]), 'a short program command is charged like a full one');
   });
 
-  it('bootloader: newest usable slot boots; NEW becomes PENDING_VERIFY; PENDING_VERIFY at boot is aborted', () => {
-    const d = new OtaData();
-    d.markFactory(0);
-    d.setBoot(1);
-    let choice = chooseBootSlot(d, () => true);
-    assert.deepEqual(choice, { slot: 1, firstBoot: true, rolledBackSlot: null });
-    assert.equal(d.state(1), OtaStateCode.PENDING_VERIFY);
-    choice = chooseBootSlot(d, () => true);
-    assert.deepEqual(choice, { slot: 0, firstBoot: false, rolledBackSlot: 1 });
-    assert.equal(d.state(1), OtaStateCode.ABORTED);
-  });
-
-  it('bootloader: an image that fails verification is marked invalid and skipped', () => {
-    const d = new OtaData();
-    d.markFactory(0);
-    d.setBoot(1);
-    const choice = chooseBootSlot(d, (slot) => slot === 0);
-    assert.equal(choice?.slot, 0);
-    assert.equal(d.state(1), OtaStateCode.INVALID);
-    assert.equal(chooseBootSlot(new OtaData(), () => false), null);
+  it('an NVS record write is four small write windows; filling a 126-entry page costs a sector erase first', () => {
+    const stalls: number[] = [];
+    const work = new FlashWork({ appTimers: new TimerGroup(new VirtualClock()), stallHost: (ms) => stalls.push(ms) }, flashTiming(1));
+    const first = work.nvsTime(0);
+    assert.deepEqual(stalls.map((ms) => Math.round(ms * 10) / 10), [0.2, 0.1, 0.1, 0.1]);
+    assert.ok(Math.abs(first - 0.5) < 1e-9);
+    stalls.length = 0;
+    const crossing = work.nvsTime(126 - NVS_RECORD_ENTRIES + 1);
+    assert.equal(stalls[0], 45, 'the page erase comes first');
+    assert.ok(crossing > 45);
   });
 });

@@ -14,7 +14,8 @@ import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, OTA_SERVICE_UUID, Op, STATUS_CHAR_UU
 import { DeviceStatus, decodeStatus } from '../../lib/protocol/status';
 import type { PeripheralHost, SimDeviceConfig } from '../../lib/sim/types';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
-import { SimDevice, createSimDevice } from '../../lib/sim/device';
+import { CreateSimDeviceOptions, SimDevice, createSimDevice } from '../../lib/sim/device';
+import { V2Firmware } from '../../lib/sim/device/v2-firmware';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
 import { SHARED_VECTORS_DIR } from '../helpers/paths';
@@ -33,6 +34,8 @@ export interface Sent {
 export class FakeHost implements PeripheralHost {
   readonly sent: Sent[] = [];
   readonly drops: Array<{ reason: string; at: number }> = [];
+  /** hostStall calls: when and how long the device's BLE host could not run. */
+  readonly stalls: Array<{ at: number; ms: number }> = [];
   advertisingChanges = 0;
 
   constructor(readonly clock: VirtualClock) {}
@@ -47,6 +50,10 @@ export class FakeHost implements PeripheralHost {
 
   advertisingChanged(): void {
     this.advertisingChanges++;
+  }
+
+  hostStall(durationMs: number): void {
+    this.stalls.push({ at: this.clock.now(), ms: durationMs });
   }
 
   control(conn = 0): ControlNotification[] {
@@ -66,10 +73,10 @@ export interface Rig {
   device: SimDevice;
 }
 
-export function makeRig(config: Partial<SimDeviceConfig> = {}): Rig {
+export function makeRig(config: Partial<SimDeviceConfig> = {}, options: CreateSimDeviceOptions = {}): Rig {
   const clock = new VirtualClock();
   const host = new FakeHost(clock);
-  const device = createSimDevice({ name: 'sim-01', chip: 'esp32c3', version: '1.0.0', ...config }, clock);
+  const device = createSimDevice({ name: 'sim-01', chip: 'esp32c3', version: '1.0.0', ...config }, clock, options);
   device.attach(host);
   return { clock, host, device };
 }
@@ -270,8 +277,20 @@ export class Central {
   }
 }
 
-/** Waits until the device runs again after a restart and returns a fresh central on it. */
+/**
+ * Waits until the device runs again after a restart and its boot work (first-boot diagnostics and
+ * confirm, which take flash time after advertising starts) is over, or it restarted once more.
+ */
 export async function afterReboot(rig: Rig, limitMs = 5000): Promise<void> {
   await until(rig.clock, () => rig.device.machine.state !== 'running', limitMs);
   await until(rig.clock, () => rig.device.machine.state === 'running', limitMs);
+  await bootSettled(rig, limitMs);
+}
+
+/** Waits until the running application finished its boot work (or is not running any more). */
+export async function bootSettled(rig: Rig, limitMs = 5000): Promise<void> {
+  await until(rig.clock, () => {
+    const app = rig.device.application;
+    return app === null || !(app instanceof V2Firmware) || app.bootSettled;
+  }, limitMs);
 }

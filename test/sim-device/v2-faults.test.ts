@@ -6,7 +6,7 @@ import { buildAppImage } from '../../lib/image/builder';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { Caps, ErrorCode, Op, OtaStateCode } from '../../lib/protocol/constants';
 import { AttError } from '../../lib/sim/types';
-import { Central, Rig, Transfer, VECTORS_DIR, afterReboot, deflateTransfer, makeRig, rawTransfer, sha256, until } from './harness';
+import { Central, Rig, Transfer, VECTORS_DIR, afterReboot, bootSettled, deflateTransfer, makeRig, rawTransfer, sha256, until } from './harness';
 
 const OTA = '5c4e00016a8b4f0e9a3d32b1e07a0001';
 const CONTROL = '5c4e00026a8b4f0e9a3d32b1e07a0001';
@@ -82,7 +82,7 @@ describe('sim-device v2: END checks', () => {
     const img = image();
     const r = await c.update(rawTransfer(img, sha256(Buffer.from('something else'))));
     assert.equal(r.err, ErrorCode.HASH_MISMATCH);
-    assert.equal(rig.device.flash.otadata.selectionOrder()[0], 0);
+    assert.equal(rig.device.flash.otadata.bootSlot(), 0);
     const s = await c.readStatus();
     assert.equal(s.lastResultName, 'HASH_MISMATCH');
     assert.equal(s.sessionStateName, 'idle');
@@ -249,6 +249,7 @@ describe('sim-device v2: disconnect, resume, power loss', () => {
     assert.equal((await c.update(rawTransfer(image('1.3.0')))).err, 0);
     rig.device.powerLoss(100);
     await until(rig.clock, () => rig.device.machine.state === 'running', 5000);
+    await bootSettled(rig);
     const s = await new Central(rig).connect().readStatus();
     assert.equal(s.appVersion, '1.3.0');
     assert.equal(s.otaStateName, 'valid');

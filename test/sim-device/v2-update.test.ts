@@ -4,7 +4,7 @@ import * as path from 'path';
 import { appHash } from '../../lib/image/hash';
 import { buildAppImage } from '../../lib/image/builder';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
-import { Caps, ErrorCode, LastFlags, Op, OtaStateCode } from '../../lib/protocol/constants';
+import { CONTROL_CHAR_UUID, Caps, ErrorCode, LastFlags, Op, OtaStateCode } from '../../lib/protocol/constants';
 import { BOOT_TIME_MS } from '../../lib/sim/device';
 import { Central, VECTORS_DIR, afterReboot, deflateTransfer, makeRig, rawTransfer, until } from './harness';
 
@@ -26,7 +26,7 @@ describe('sim-device v2: fresh update', () => {
     const end = await c.update(rawTransfer(image));
     assert.equal(end.err, 0);
     assert.equal(end.imageSize, image.length);
-    const endAt = rig.clock.now();
+    const endAt = rig.host.sent.filter((n) => n.characteristic === CONTROL_CHAR_UUID && n.data[0] === 0x83).at(-1)?.at ?? NaN;
     await afterReboot(rig);
     assert.equal(rig.host.drops.length, 1);
     assert.ok(Math.abs(rig.host.drops[0].at - endAt - 300) < 1, `link dropped ${rig.host.drops[0].at - endAt} ms after END`);

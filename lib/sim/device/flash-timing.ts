@@ -1,21 +1,48 @@
 /**
- * Flash timing of a W25Q32-class SPI NOR chip (datasheet typical values, ../shared/DESIGN.md §6), the
- * only place the device model's flash durations come from. `slowdown` multiplies every duration
+ * Flash timing of the device model, the only place its flash durations come from (docs/DEVICE-MODEL.md
+ * has the derivation). Erase and program: a W25Q32-class SPI NOR chip, datasheet typical values
+ * (../shared/DESIGN.md §6). `slowdown` multiplies every erase/program/read duration
  * (SimDeviceConfig.flashSlowdown, fault injection "slow flash").
+ *
+ * How ESP-IDF v5.3.2 cuts the work into cache-disabled windows (each one stalls the NimBLE host):
+ * - esp_flash_erase_region issues one erase command per 64 KiB block (aligned) or 4 KiB sector, each
+ *   between its own os start()/end(): the cache stays disabled for the whole block erase
+ *   (components/spi_flash/esp_flash_api.c:657-690).
+ * - esp_flash_write cuts a write into chunks of CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE (default 8192,
+ *   components/spi_flash/Kconfig:282-284; esp_flash_api.c:32-35, 1045, 1061-1100), one window each; inside
+ *   a chunk the chip driver programs page by page (spi_flash_chip_generic.c:279-295) in commands of at
+ *   most 64 bytes that never cross a page (SPI_FLASH_HAL_MAX_WRITE_BYTES, hal/include/hal/spi_flash_hal.h:27;
+ *   memspi_host_driver.c:226-230), each waiting for the chip's program time.
+ * - start() is spi_flash_disable_interrupts_caches_and_other_cpu (spi_flash_os_func_app.c:104-128,
+ *   cache_utils.c:157-223): the scheduler is suspended and both CPUs run only IRAM code until end().
  */
 
 export const SECTOR_SIZE = 4096;
 export const BLOCK_SIZE = 65536;
 export const PAGE_SIZE = 256;
+/** Largest page-program command of the SPI1 host (hal/spi_flash_hal.h:27). */
+export const PROGRAM_COMMAND_BYTES = 64;
+/** CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE default: bytes programmed per cache-disabled window. */
+export const WRITE_CHUNK_BYTES = 8192;
 
 export const SECTOR_ERASE_MS = 45;
 export const BLOCK_ERASE_MS = 150;
+/** Full 256-byte page (tPP typical). Each 64-byte command is charged a quarter, shorter ones too (pessimistic). */
 export const PAGE_PROGRAM_MS = 0.4;
+/**
+ * Flash read rate of whole-image verification (esp_image_verify through the cache, with checksum and
+ * SHA-256), in bytes per ms. Pessimistic: the lowest 2 KB read floor of ESP-IDF's ESP32 flash
+ * performance thresholds, a flash on the SPI1 bus (1512 * 1000 B/s; v4.4
+ * components/idf_test/include/esp32/idf_performance_target.h:92-93, "about 70% of the average"),
+ * against a 10 MB/s wire rate of the default 40 MHz DIO (components/esptool_py/Kconfig.projbuild:39-41, 91-95).
+ */
+export const VERIFY_READ_BYTES_PER_MS = 1512;
 
 export interface FlashTiming {
   sectorEraseMs: number;
   blockEraseMs: number;
   pageProgramMs: number;
+  verifyBytesPerMs: number;
 }
 
 export function flashTiming(slowdown = 1): FlashTiming {
@@ -24,6 +51,7 @@ export function flashTiming(slowdown = 1): FlashTiming {
     sectorEraseMs: SECTOR_ERASE_MS * factor,
     blockEraseMs: BLOCK_ERASE_MS * factor,
     pageProgramMs: PAGE_PROGRAM_MS * factor,
+    verifyBytesPerMs: VERIFY_READ_BYTES_PER_MS / factor,
   };
 }
 
@@ -33,6 +61,37 @@ export function programTimeMs(timing: FlashTiming, offset: number, bytes: number
   const firstPage = Math.floor(offset / PAGE_SIZE);
   const lastPage = Math.floor((offset + bytes - 1) / PAGE_SIZE);
   return (lastPage - firstPage + 1) * timing.pageProgramMs;
+}
+
+/** Number of program commands ESP-IDF issues for a write (64-byte pieces that never cross a page). */
+export function programCommands(offset: number, bytes: number): number {
+  let count = 0;
+  let at = offset;
+  const end = offset + bytes;
+  while (at < end) {
+    const pageEnd = (Math.floor(at / PAGE_SIZE) + 1) * PAGE_SIZE;
+    at = Math.min(end, pageEnd, at + PROGRAM_COMMAND_BYTES);
+    count++;
+  }
+  return count;
+}
+
+/**
+ * The cache-disabled windows of one esp_partition_write(offset, bytes): one per WRITE_CHUNK_BYTES, each
+ * as long as its program commands (a quarter page time each, whatever their length).
+ */
+export function writeWindowsMs(timing: FlashTiming, offset: number, bytes: number): number[] {
+  const windows: number[] = [];
+  for (let at = offset; at < offset + bytes; at += WRITE_CHUNK_BYTES) {
+    const len = Math.min(WRITE_CHUNK_BYTES, offset + bytes - at);
+    windows.push(programCommands(at, len) * (timing.pageProgramMs * PROGRAM_COMMAND_BYTES) / PAGE_SIZE);
+  }
+  return windows;
+}
+
+/** esp_image_verify of an image of `bytes` bytes (read through the cache and hashed). */
+export function verifyTimeMs(timing: FlashTiming, bytes: number): number {
+  return bytes / timing.verifyBytesPerMs;
 }
 
 export function alignUp(value: number, alignment: number): number {

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'crypto';
 import { OtaError } from '../../errors';
+import { formatChipRev, hasMaxChipRev } from '../../image/header';
 import { validateAppImage } from '../../image/validate';
 import type { ChipName } from '../types';
 import { CHIP_IDS } from '../../protocol/constants';
@@ -24,11 +25,16 @@ export class DeviceFlash {
   constructor(
     readonly partitionSize: number,
     readonly chip: ChipName,
+    /** The chip's revision as major * 100 + minor (efuse_hal_chip_revision). */
+    readonly chipRevision = 0,
   ) {
     this.slots = [new SparseFlash(SLOT_LABELS[0], partitionSize), new SparseFlash(SLOT_LABELS[1], partitionSize)];
   }
 
-  /** What `esptool write_flash` does at the factory: the image in ota_0, marked valid. */
+  /**
+   * What `idf.py flash` does at the factory: the image in ota_0 and otadata erased (ota_data_initial.bin);
+   * the first boot makes ota_0 valid (bootloader.ts, set_actual_ota_seq).
+   */
   writeFactoryImage(image: Buffer): void {
     if (image.length > this.partitionSize) {
       throw new OtaError('IMAGE_TOO_LARGE', `The factory image (${image.length} bytes) does not fit the ${this.partitionSize}-byte OTA partition.`);
@@ -36,7 +42,7 @@ export class DeviceFlash {
     this.slots[0].eraseAll();
     this.slots[0].adoptSectors(factorySectors(image));
     this.extent[0] = Math.max(this.extent[0], image.length);
-    this.otadata.markFactory(0);
+    this.otadata.eraseAll();
   }
 
   program(slot: SlotIndex, offset: number, data: Buffer): void {
@@ -55,11 +61,16 @@ export class DeviceFlash {
   }
 
   /**
-   * esp_image_verify as esp_ota_end and the bootloader run it: format, checksum, appended SHA-256 and
-   * the chip the image was built for. Returns null when valid, else the reason.
+   * esp_image_verify as esp_ota_end and the bootloader run it: format, checksum, appended SHA-256, the
+   * chip the image was built for and its chip revision range. Returns null when valid, else the reason.
    */
   verifyImage(slot: SlotIndex): OtaError | null {
-    return verifyAppImage(this.imageBytes(slot), this.chip);
+    return verifyAppImage(this.imageBytes(slot), this.chip, this.chipRevision);
+  }
+
+  /** Bytes esp_image_verify reads for a slot (pessimistic: every byte ever programmed there). */
+  imageExtent(slot: SlotIndex): number {
+    return this.extent[slot];
   }
 }
 
@@ -82,11 +93,20 @@ function factorySectors(image: Buffer): Buffer[] {
   return sectors;
 }
 
-export function verifyAppImage(image: Buffer, chip: ChipName): OtaError | null {
+/**
+ * esp_image_verify's checks, chip validity as bootloader_common_check_chip_validity
+ * (bootloader_common_loader.c:85-119, called from esp_image_format.c:335): chip id, revision >=
+ * min_chip_rev_full, and revision <= max_chip_rev_full when that field is set (not 0, not 0xFFFF).
+ */
+export function verifyAppImage(image: Buffer, chip: ChipName, chipRevision = 0): OtaError | null {
   try {
     const parsed = validateAppImage(image);
     if (parsed.chipId !== CHIP_IDS[chip]) {
       return new OtaError('WRONG_CHIP', `The image is built for chip id ${parsed.chipId}, this device is an ${chip}.`);
+    }
+    const header = parsed.header;
+    if (header && (chipRevision < header.minChipRevFull || (hasMaxChipRev(header.maxChipRevFull) && chipRevision > header.maxChipRevFull))) {
+      return new OtaError('CHIP_REVISION_UNSUPPORTED', `The image supports chip revisions ${formatChipRev(header.minChipRevFull)} to ${formatChipRev(header.maxChipRevFull)}, this chip is ${formatChipRev(chipRevision)}.`);
     }
     return null;
   } catch (err) {

@@ -6,7 +6,7 @@ import { Clock, realClock } from '../../clock';
 import { buildAppImage } from '../../image/builder';
 import type { ChipName, SimDeviceConfig } from '../types';
 import { DeviceFlash } from './image-slots';
-import { resolveSettings } from './settings';
+import { ModelTuning, resolveSettings } from './settings';
 import { SimDevice } from './sim-device';
 
 /** Size of the synthetic factory image a new simulated device starts with. */
@@ -15,11 +15,13 @@ export const FACTORY_IMAGE_SIZE = 128 * 1024;
 export interface CreateSimDeviceOptions {
   /** The image in ota_0 at power-on (default: buildAppImage for the config's chip and version). */
   factoryImage?: Buffer;
+  /** Facts of this device the fleet config does not carry (settings.ts ModelTuning). */
+  model?: Partial<ModelTuning>;
 }
 
 export function createSimDevice(config: SimDeviceConfig, clock: Clock = realClock, options: CreateSimDeviceOptions = {}): SimDevice {
-  const settings = resolveSettings(config);
-  const flash = new DeviceFlash(settings.partitionSize, settings.chip);
+  const settings = resolveSettings(config, options.model);
+  const flash = new DeviceFlash(settings.partitionSize, settings.chip, settings.model.chipRevision);
   flash.writeFactoryImage(options.factoryImage ?? defaultFactoryImage(settings.chip, settings.version, settings.secureVersion, settings.protocol));
   return new SimDevice(settings, flash, clock);
 }
@@ -37,9 +39,10 @@ function defaultFactoryImage(chip: ChipName, version: string, secureVersion: num
 }
 
 export { SimDevice } from './sim-device';
-export type { DeviceSettings } from './settings';
-export { resolveSettings, addressFromName } from './settings';
-export { flashTiming, SECTOR_ERASE_MS, BLOCK_ERASE_MS, PAGE_PROGRAM_MS } from './flash-timing';
+export type { DeviceSettings, ModelTuning } from './settings';
+export { resolveSettings, addressFromName, DEFAULT_MODEL_TUNING } from './settings';
+export { flashTiming, SECTOR_ERASE_MS, BLOCK_ERASE_MS, PAGE_PROGRAM_MS, VERIFY_READ_BYTES_PER_MS } from './flash-timing';
 export type { FlashTiming } from './flash-timing';
 export { StreamInflater, InflateError } from './inflate';
-export { ResetReason, BOOT_TIME_MS } from './machine';
+export { ResetReason, BOOT_TIME_MS, bootTimeMs } from './machine';
+export { deviceChunkSize } from './chunk-size';

@@ -18,6 +18,34 @@ export const SEED_OTA_PARTITION_SIZE = 0x100000;
 /** CONFIG_BLE_OTA_REBOOT_DELAY_MS: END/ROLLBACK/REBOOT response → restart. */
 export const REBOOT_DELAY_MS = 300;
 
+/**
+ * Model-only knobs (createSimDevice options.model): facts of one device the fleet config does not carry.
+ * Defaults: chip revision v0.0 (every image's min_chip_rev_full 0 accepts it), 160 KiB of free heap when
+ * BEGIN arrives (an assumption, not a measurement: enough for a session of either encoding), LL data
+ * length 251 (DLE), instant diagnostics (a test that cuts power during them sets a duration), and a BLE
+ * stack that starts.
+ */
+export interface ModelTuning {
+  /** major * 100 + minor (efuse_hal_chip_revision). */
+  chipRevision: number;
+  /** Largest block the session buffers can get from the heap at BEGIN. */
+  freeHeapBytes: number;
+  /** LL data length of the device's links (251 with data length extension, 27 without). */
+  dataLength: number;
+  /** How long the first-boot diagnostics take. */
+  diagnosticsMs: number;
+  /** The BLE stack fails to start (e.g. an EXT_ADV build): no advertising, the image is never confirmed. */
+  bleStartFails: boolean;
+}
+
+export const DEFAULT_MODEL_TUNING: Readonly<ModelTuning> = {
+  chipRevision: 0,
+  freeHeapBytes: 160 * 1024,
+  dataLength: 251,
+  diagnosticsMs: 0,
+  bleStartFails: false,
+};
+
 export interface DeviceSettings {
   name: string;
   address: string;
@@ -36,6 +64,7 @@ export interface DeviceSettings {
   maxChunk: number;
   window: number;
   ackInterval: number;
+  model: ModelTuning;
 }
 
 /** A stable random-static address from the name, so a fleet looks the same on every run. */
@@ -45,7 +74,7 @@ export function addressFromName(name: string): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-export function resolveSettings(config: SimDeviceConfig): DeviceSettings {
+export function resolveSettings(config: SimDeviceConfig, tuning: Partial<ModelTuning> = {}): DeviceSettings {
   if (!config || typeof config.name !== 'string' || config.name.length === 0) {
     throw new OtaError('BAD_PARAMETER', 'A simulated device needs a name.');
   }
@@ -75,5 +104,17 @@ export function resolveSettings(config: SimDeviceConfig): DeviceSettings {
     maxChunk: DeviceDefaults.CHUNK_MAX,
     window: DeviceDefaults.WINDOW,
     ackInterval: DeviceDefaults.ACK_INTERVAL,
+    model: resolveTuning(config.name, tuning),
   };
+}
+
+function resolveTuning(name: string, tuning: Partial<ModelTuning>): ModelTuning {
+  const model = { ...DEFAULT_MODEL_TUNING, ...tuning };
+  const bad = (field: string, value: number, rule: string): OtaError =>
+    new OtaError('BAD_PARAMETER', `Simulated device ${name}: ${field} must be ${rule} (got ${value}).`);
+  if (!Number.isInteger(model.chipRevision) || model.chipRevision < 0 || model.chipRevision > 0xffff) throw bad('chipRevision', model.chipRevision, 'an integer 0..65535');
+  if (!Number.isInteger(model.freeHeapBytes) || model.freeHeapBytes < 0) throw bad('freeHeapBytes', model.freeHeapBytes, 'a non-negative integer');
+  if (!Number.isInteger(model.dataLength) || model.dataLength < 27 || model.dataLength > 251) throw bad('dataLength', model.dataLength, 'an integer 27..251');
+  if (!Number.isFinite(model.diagnosticsMs) || model.diagnosticsMs < 0) throw bad('diagnosticsMs', model.diagnosticsMs, 'a non-negative number');
+  return model;
 }

@@ -29,7 +29,7 @@ export class SimDevice implements VirtualPeripheral {
     this.maxMtu = settings.maxMtu;
     const factory: ApplicationFactory =
       settings.protocol === 'legacy' ? (m, boot) => new LegacyFirmware(m, boot, settings) : (m, boot) => new V2Firmware(m, boot, settings);
-    this.machine = new Machine(flash, clock, factory);
+    this.machine = new Machine(flash, clock, factory, settings.timing);
     this.machine.powerOn();
   }
 

@@ -3,12 +3,14 @@
  * window; the writer takes bytes out of the ring (DATA_ACK covers only taken bytes, so the device never
  * acknowledges what it could not queue), inflates them, hashes them, checks the image header before the
  * first flash write, and programs 256-byte pages, erasing ahead of the write position (64 KiB blocks
- * where aligned) whenever it has nothing else to do. Flash work takes clock time (flash-timing.ts);
- * the ring keeps receiving meanwhile.
+ * where aligned) whenever it has nothing else to do. Flash work takes clock time (flash-timing.ts), and
+ * each erase and each write window keeps the cache disabled, which stalls the BLE host for its duration
+ * (options.stall): while stalled the device neither takes Data into the ring nor sends notifications
+ * (the radio holds them, PeripheralHost.hostStall).
  */
 import { createHash, Hash } from 'crypto';
 import { ErrorCode } from '../../protocol/constants';
-import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, alignUp } from './flash-timing';
+import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, alignUp, writeWindowsMs } from './flash-timing';
 import { EARLY_HEADER_SIZE, HeaderVerdict } from './header-check';
 import { DeviceFlash } from './image-slots';
 import { InflateError, StreamInflater } from './inflate';
@@ -31,6 +33,8 @@ export interface WriterOptions {
   ackInterval: number;
   eraseAhead?: number;
   checkHeader(head: Buffer): HeaderVerdict;
+  /** A cache-disabled flash window of ms starts now (the BLE host stops for it). */
+  stall(ms: number): void;
   onAck(nextOffset: number): void;
   onFailure(err: number, message: string): void;
 }
@@ -213,54 +217,60 @@ export class UpdateWriter {
 
   /**
    * Programs every complete page of the page buffer and the staged bytes (and the last partial page at
-   * the image end), keeps the rest in the page buffer; returns the time.
+   * the image end), keeps the rest in the page buffer; returns the time. Like esp_ota_write through the
+   * port: first the erase this write needs, then one esp_partition_write (its windows, flash-timing.ts).
    */
   private flushPages(): number {
     const data = this.staged;
     this.staged = NO_BYTES;
     const final = this.decoded === this.o.imageSize;
+    const available = this.pageLen + data.length;
+    const programBytes = final ? available : Math.floor(available / PAGE_SIZE) * PAGE_SIZE;
     let cost = 0;
+    while (this.erasedEnd < this.writePos + programBytes) cost += this.eraseNext();
+    const start = this.writePos;
     let used = 0;
     if (this.pageLen > 0) {
       used = Math.min(PAGE_SIZE - this.pageLen, data.length);
       data.copy(this.page, this.pageLen, 0, used);
       this.pageLen += used;
       if (this.pageLen === PAGE_SIZE || (final && used === data.length)) {
-        cost += this.programPage(this.page.subarray(0, this.pageLen));
+        this.programPage(this.page.subarray(0, this.pageLen));
         this.pageLen = 0;
       }
     }
     while (data.length - used >= PAGE_SIZE || (final && data.length - used > 0)) {
       const n = Math.min(PAGE_SIZE, data.length - used);
-      cost += this.programPage(data.subarray(used, used + n));
+      this.programPage(data.subarray(used, used + n));
       used += n;
     }
     if (used < data.length) {
       data.copy(this.page, this.pageLen, used);
       this.pageLen += data.length - used;
     }
+    for (const ms of writeWindowsMs(this.o.timing, start, this.writePos - start)) {
+      this.o.stall(ms);
+      cost += ms;
+    }
     return cost;
   }
 
-  /** Erases as far as needed and programs one page at the write position; returns the time. */
-  private programPage(bytes: Buffer): number {
-    let cost = 0;
-    while (this.erasedEnd < this.writePos + bytes.length) cost += this.eraseNext();
+  /** Programs one page at the write position (already erased). */
+  private programPage(bytes: Buffer): void {
     this.o.flash.program(this.o.slot, this.writePos, bytes);
     this.writePos += bytes.length;
-    return cost + this.o.timing.pageProgramMs;
   }
 
+  /** One erase command: a 64 KiB block where aligned and wholly needed, else a 4 KiB sector. */
   private eraseNext(): number {
     const partition = this.o.flash.slots[this.o.slot];
-    if (this.erasedEnd % BLOCK_SIZE === 0 && this.erasedEnd + BLOCK_SIZE <= this.eraseLimit) {
-      partition.erase(this.erasedEnd, BLOCK_SIZE);
-      this.erasedEnd += BLOCK_SIZE;
-      return this.o.timing.blockEraseMs;
-    }
-    partition.erase(this.erasedEnd, SECTOR_SIZE);
-    this.erasedEnd += SECTOR_SIZE;
-    return this.o.timing.sectorEraseMs;
+    const block = this.erasedEnd % BLOCK_SIZE === 0 && this.erasedEnd + BLOCK_SIZE <= this.eraseLimit;
+    const size = block ? BLOCK_SIZE : SECTOR_SIZE;
+    const ms = block ? this.o.timing.blockEraseMs : this.o.timing.sectorEraseMs;
+    partition.erase(this.erasedEnd, size);
+    this.erasedEnd += size;
+    this.o.stall(ms);
+    return ms;
   }
 
   private fail(err: number, message: string): boolean {

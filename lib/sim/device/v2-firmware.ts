@@ -1,7 +1,8 @@
 /**
  * Our firmware (protocol v2, docs/PROTOCOL.md) as it runs after one boot: GATT, the Control commands,
- * Data handling, Status and advertising. Flash work goes through UpdateWriter; first-boot policy
- * through first-boot.ts. One instance per boot (RAM state).
+ * Data handling, Status and advertising. Flash work goes through UpdateWriter (the transfer) and
+ * FlashWork (END, CONFIRM, ROLLBACK, record writes), first-boot policy through first-boot.ts; every
+ * flash erase/program stalls the BLE host for its duration. One instance per boot (RAM state).
  */
 import type { TimerHandle } from '../../clock';
 import {
@@ -40,19 +41,32 @@ import {
 } from '../../protocol/constants';
 import { AttError, VirtualAdvertisement, VirtualService } from '../types';
 import { AuthGate } from './auth-gate';
-import { runFirstBootPolicy, rollbackPossible } from './first-boot';
+import { deviceChunkSize } from './chunk-size';
+import { FirstBoot, rollbackTarget } from './first-boot';
+import { FlashWork } from './flash-work';
 import { AttCode, advertisedName, v2Gatt } from './gatt-tables';
 import { checkEarlyHeader } from './header-check';
 import type { Application, BootContext, Machine } from './machine';
+import { RecordFlags, UpdateRecord } from './nvs';
 import { otherSlot } from './ota-data';
 import { ReceiveWindow } from './receive-window';
 import { DeviceSettings, REBOOT_DELAY_MS } from './settings';
-import { UpdateWriter } from './update-writer';
+import { UpdateWriter, WRITER_TAKE_BYTES } from './update-writer';
 import { V2Session, sameImage } from './v2-session';
 import { StatusSnapshot, buildManufacturerData, buildStatus } from './v2-status';
 
 export const MANUFACTURER_NAME = 'Espressif';
 const SESSION_OFFSET_FIELD = [16, 20] as const;
+/**
+ * The inflater a deflate session allocates (the firmware port's inflater_t, "about 43 KiB",
+ * firmware/components/ble_ota/port/esp_idf/esp_port_inflate.c: a 32 KiB window plus the decoder tables).
+ */
+export const INFLATER_BYTES = 43_800;
+
+/** Heap a session reserves at BEGIN: the receive ring (the window), the writer's buffer, the inflater. */
+export function sessionBytes(window: number, deflate: boolean): number {
+  return window + WRITER_TAKE_BYTES + (deflate ? INFLATER_BYTES : 0);
+}
 
 export class V2Firmware implements Application {
   private readonly auth: AuthGate;
@@ -61,6 +75,11 @@ export class V2Firmware implements Application {
   private lastStatus: Buffer | null = null;
   private lastAdv: Buffer | null = null;
   private restartScheduled = false;
+  private readonly work: FlashWork;
+  /** The boot's record work (first-boot diagnostics, confirm) is over. */
+  bootSettled = false;
+  /** The BLE stack runs (on a first boot only after the diagnostics passed, or under host policy). */
+  private bleUp = false;
 
   constructor(
     private readonly machine: Machine,
@@ -68,11 +87,19 @@ export class V2Firmware implements Application {
     private readonly settings: DeviceSettings,
   ) {
     this.auth = new AuthGate(settings.fleetKey);
+    this.work = new FlashWork(machine, settings.timing);
   }
 
   start(): void {
-    runFirstBootPolicy(this.machine, this.boot, this.settings);
-    if (this.machine.state !== 'running') return; // diagnostics failed and the device is rolling back
+    const settled = (): void => {
+      this.bootSettled = true;
+    };
+    const startBle = (): void => {
+      if (this.bleUp) return;
+      this.bleUp = true;
+      this.machine.advertisingChanged();
+    };
+    new FirstBoot(this.machine, this.boot, this.settings, this.work, () => this.publish(), settled, startBle).start();
     this.lastStatus = this.statusValue();
     this.lastAdv = buildManufacturerData(this.snapshot());
   }
@@ -81,7 +108,8 @@ export class V2Firmware implements Application {
     return v2Gatt();
   }
 
-  advertisement(): VirtualAdvertisement {
+  advertisement(): VirtualAdvertisement | null {
+    if (!this.bleUp || this.settings.model.bleStartFails) return null;
     return {
       localName: advertisedName(this.settings.name),
       serviceUuids: [OTA_SERVICE_UUID],
@@ -192,8 +220,9 @@ export class V2Firmware implements Application {
     if (b.imageSize > this.settings.partitionSize) return fail(ErrorCode.IMAGE_TOO_LARGE);
     if (this.restartScheduled) return fail(ErrorCode.INVALID_STATE);
     // esp_ota_begin refuses while the running app is unconfirmed: confirm or roll back first (§4.4).
+    // The state is read from otadata now, so an app that confirmed itself can begin at once.
     if (this.machine.flash.otadata.state(this.boot.slot) === OtaStateCode.PENDING_VERIFY) return fail(ErrorCode.INVALID_STATE);
-    const chunkSize = Math.min(b.chunkSize, this.settings.maxChunk, (this.mtus.get(conn) ?? 23) - 3 - DATA_HEADER_SIZE);
+    const chunkSize = Math.min(b.chunkSize, this.settings.maxChunk, deviceChunkSize(this.mtus.get(conn) ?? 23, this.settings.model.dataLength));
     const kept = this.session;
     if (kept) {
       if (kept.phase === 'finishing') return fail(kept.owner === conn ? ErrorCode.INVALID_STATE : ErrorCode.BUSY);
@@ -204,6 +233,8 @@ export class V2Firmware implements Application {
       }
       this.endSession(kept, ErrorCode.ABORTED, 'replaced by a new BEGIN', false);
     }
+    // The session's buffers are reserved before anything is erased or recorded.
+    if (sessionBytes(this.settings.window, b.encoding === Encoding.DEFLATE) > this.settings.model.freeHeapBytes) return fail(ErrorCode.NO_MEMORY);
     this.startSession(conn, b, chunkSize);
   }
 
@@ -221,7 +252,7 @@ export class V2Firmware implements Application {
   private startSession(conn: number, b: BeginCommand, chunkSize: number): void {
     const slot = otherSlot(this.boot.slot);
     const flash = this.machine.flash;
-    flash.nvs.startAttempt(b.sha256, slot);
+    this.recordNow(() => flash.nvs.startAttempt(b.sha256, slot));
     const session: V2Session = {
       owner: conn,
       phase: 'receiving',
@@ -244,9 +275,11 @@ export class V2Firmware implements Application {
         checkHeader: (head) =>
           checkEarlyHeader(head, {
             chipId: CHIP_IDS[this.settings.chip],
+            chipRevision: this.settings.model.chipRevision,
             secureVersion: this.boot.app.secureVersion,
             allowDowngrade: this.settings.allowDowngrade,
           }),
+        stall: (ms) => this.machine.stallHost(ms),
         onAck: (nextOffset) => {
           if (session.owner !== null) this.reply(session.owner, { op: Op.DATA_ACK, nextOffset });
         },
@@ -269,39 +302,48 @@ export class V2Firmware implements Application {
     s.writer.whenIdle(() => this.finish(s, (e.flags & EndFlags.REBOOT) !== 0));
   }
 
-  /** esp_ota_end + esp_ota_set_boot_partition once the writer has flushed everything (§4.1 step 5). */
+  /**
+   * Once the writer has flushed everything (§4.1 step 5): size, digest, esp_ota_end (reads and verifies
+   * the whole image), the INSTALLED record (before the switch, so a cut after it is told from one
+   * before it), esp_ota_set_boot_partition (verifies the image again, esp_ota_ops.c:443, then writes
+   * otadata), the record's INSTALLED flag, the response.
+   */
   private finish(s: V2Session, reboot: boolean): void {
     if (this.session !== s) return;
     const flash = this.machine.flash;
-    let err: number = ErrorCode.OK;
-    let message = '';
-    if (s.writer.decoded !== s.imageSize) {
-      err = ErrorCode.SIZE_MISMATCH;
-      message = `decoded ${s.writer.decoded} of ${s.imageSize} bytes`;
-    } else if (!s.writer.streamComplete) {
-      err = ErrorCode.DECODE_FAILED;
-      message = 'deflate stream incomplete';
-    } else if (!s.writer.digest().equals(s.sha256)) {
-      err = ErrorCode.HASH_MISMATCH;
-      message = 'SHA-256 differs from BEGIN';
-    } else {
-      const invalid = flash.verifyImage(s.slot);
-      if (invalid) {
-        err = ErrorCode.VALIDATION_FAILED;
-        message = invalid.code;
-      }
-    }
-    const owner = s.owner;
-    if (err !== ErrorCode.OK) {
-      if (owner !== null) this.reply(owner, { op: 0x83, err });
+    const fail = (err: number, message: string): void => {
+      if (s.owner !== null) this.reply(s.owner, { op: 0x83, err });
       this.endSession(s, err, message);
-      return;
-    }
+    };
+    if (s.writer.decoded !== s.imageSize) return fail(ErrorCode.SIZE_MISMATCH, `decoded ${s.writer.decoded} of ${s.imageSize} bytes`);
+    if (!s.writer.streamComplete) return fail(ErrorCode.DECODE_FAILED, 'deflate stream incomplete');
+    if (!s.writer.digest().equals(s.sha256)) return fail(ErrorCode.HASH_MISMATCH, 'SHA-256 differs from BEGIN');
     s.writer.stop();
+    this.work.verify(s.imageSize, () => {
+      const invalid = flash.verifyImage(s.slot);
+      if (invalid) return fail(ErrorCode.VALIDATION_FAILED, invalid.code);
+      const installing: UpdateRecord = { ...flash.nvs.record, stage: 'installed', targetSlot: s.slot, result: ErrorCode.OK, message: 'installing' };
+      this.work.nvs(flash.nvs.usedEntries, () => flash.nvs.commit(installing), () =>
+        this.work.verify(s.imageSize, () =>
+          this.work.otadata(flash.otadata, flash.otadata.planSetBoot(s.slot), () => {
+            const installed: UpdateRecord = {
+              ...flash.nvs.record,
+              flags: flash.nvs.record.flags | RecordFlags.INSTALLED,
+              installed: true,
+              bootCount: 0,
+              message: 'installed, first boot pending',
+            };
+            this.work.nvs(flash.nvs.usedEntries, () => flash.nvs.commit(installed), () => this.installed(s, reboot));
+          }),
+        ),
+      );
+    });
+  }
+
+  private installed(s: V2Session, reboot: boolean): void {
+    if (this.session !== s) return;
     this.session = null;
-    flash.otadata.setBoot(s.slot);
-    flash.nvs.installed();
-    if (owner !== null) this.reply(owner, { op: 0x83, err: 0, imageSize: s.imageSize });
+    if (s.owner !== null) this.reply(s.owner, { op: 0x83, err: 0, imageSize: s.imageSize });
     this.publish();
     if (reboot) this.scheduleRestart('update installed');
   }
@@ -321,21 +363,40 @@ export class V2Firmware implements Application {
         if (s) this.endSession(s, ErrorCode.ABORTED, 'aborted by the client', false);
         return respond(ErrorCode.OK);
       }
-      case Op.CONFIRM:
+      case Op.CONFIRM: {
+        // esp_ota_mark_app_valid_cancel_rollback: otadata rewritten, then the record; answered when done.
         if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
-        flash.otadata.setState(running, OtaStateCode.VALID);
-        flash.nvs.addFlags(LastFlags.CONFIRMED);
-        return respond(ErrorCode.OK);
-      case Op.ROLLBACK:
-        if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
-        if (!rollbackPossible(this.machine, running)) return respond(ErrorCode.NO_ROLLBACK_IMAGE);
-        flash.otadata.setState(running, OtaStateCode.INVALID);
-        if (flash.nvs.hasRecord() && flash.nvs.record.result === ErrorCode.OK) {
-          flash.nvs.setResult(ErrorCode.ROLLED_BACK, 'rollback requested by the host');
-        }
-        respond(ErrorCode.OK);
-        this.scheduleRestart('rollback command');
+        const plan = flash.otadata.planMarkActive(OtaStateCode.VALID);
+        if (plan === 'none') return respond(ErrorCode.INTERNAL);
+        const confirmed = (): void => {
+          this.recordNow(() => flash.nvs.addFlags(LastFlags.CONFIRMED));
+          respond(ErrorCode.OK);
+          this.publish();
+        };
+        if (plan === null) confirmed();
+        else this.work.otadata(flash.otadata, plan, confirmed);
         return;
+      }
+      case Op.ROLLBACK: {
+        // esp_ota_check_rollback_is_possible (verifies the other image), then the record and the INVALID mark.
+        if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
+        const target = rollbackTarget(this.machine);
+        this.work.verify(target === null ? 0 : flash.imageExtent(target), () => {
+          const plan = target === null ? 'none' : flash.otadata.planMarkActive(OtaStateCode.INVALID);
+          if (plan === 'none' || plan === null) {
+            respond(ErrorCode.NO_ROLLBACK_IMAGE);
+            return;
+          }
+          if (flash.nvs.hasRecord() && flash.nvs.record.result === ErrorCode.OK) {
+            this.recordNow(() => flash.nvs.setResult(ErrorCode.ROLLED_BACK, 'rollback requested by the host'));
+          }
+          this.work.otadata(flash.otadata, plan, () => {
+            respond(ErrorCode.OK);
+            this.scheduleRestart('rollback command');
+          });
+        });
+        return;
+      }
       case Op.REBOOT:
         respond(ErrorCode.OK);
         this.scheduleRestart('reboot command');
@@ -374,8 +435,16 @@ export class V2Firmware implements Application {
     s.writer.stop();
     s.resumeTimer?.cancel();
     this.session = null;
-    this.machine.flash.nvs.endAttempt(result, message || errorName(result));
+    this.recordNow(() => this.machine.flash.nvs.endAttempt(result, message || errorName(result)));
     if (publish) this.publish();
+  }
+
+  /** A record write that lands at once (nothing depends on its order): the host stalls for its flash time. */
+  private recordNow(mutate: () => void): void {
+    const nvs = this.machine.flash.nvs;
+    this.work.nvsTime(nvs.usedEntries);
+    mutate();
+    nvs.commit();
   }
 
   private reply(conn: number, msg: ControlNotification): void {
