@@ -40,6 +40,15 @@ void ble_ota_core_on_data_len(ble_ota_conn_t conn, uint16_t rx_octets)
 {
     ota_lock();
     conn_slot_t *c = ota_conn_find(conn);
+    if (conn == BLE_OTA_CONN_NONE) { /* "the connection": only when there is exactly one */
+        int used = 0;
+        for (int i = 0; i < BLE_OTA_MAX_CONNECTIONS; i++)
+            if (g_ota.conns[i].used) {
+                used++;
+                c = &g_ota.conns[i];
+            }
+        if (used != 1) c = NULL;
+    }
     if (c && rx_octets >= BLE_OTA_LL_DEFAULT_OCTETS) c->rx_octets = rx_octets;
     ota_unlock();
 }

@@ -129,7 +129,8 @@ void ble_ota_core_on_connect(ble_ota_conn_t conn, uint16_t mtu);
 /** The ATT MTU of conn changed. */
 void ble_ota_core_on_mtu(ble_ota_conn_t conn, uint16_t mtu);
 /** The LL data length of conn changed: rx_octets = the largest LL PDU payload the device receives
- *  (27 until the first data length update). chunk_size fills whole PDUs of it (PROTOCOL.md §2.2). */
+ *  (27 until the first data length update). chunk_size fills whole PDUs of it (PROTOCOL.md §2.2).
+ *  conn = BLE_OTA_CONN_NONE: the only connection (ignored when there are several). */
 void ble_ota_core_on_data_len(ble_ota_conn_t conn, uint16_t rx_octets);
 /**
  * The BLE stack is up and the device advertises (or a central connected): the BLE part of the
