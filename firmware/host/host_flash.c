@@ -128,6 +128,7 @@ bool host_flash_op(host_flash_t *f)
     if (f->power_lost) return false;
     if (f->cut_after == 0) {
         f->power_lost = true;
+        f->cut_op = f->attempt;
         return false;
     }
     if (f->cut_after > 0) f->cut_after--;
@@ -137,7 +138,6 @@ bool host_flash_op(host_flash_t *f)
 
 static void report(host_flash_t *f, host_op_kind_t kind, uint32_t bytes, double ms)
 {
-    f->last_op = kind;
     if (f->on_op) f->on_op(f->op_arg, kind, bytes, ms);
 }
 
@@ -166,6 +166,7 @@ int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
 {
     if (f->fail_writes) return -1;
     if (offset % HOST_SECTOR || len % HOST_SECTOR || offset + (uint64_t)len > f->psize) return -1;
+    f->attempt = HOST_OP_ERASE;
     if (!host_flash_op(f)) return 0; /* power is gone: nothing happens, nobody is left to notice */
     f->erase_ops++;
     size_t at = APPS_AT + (size_t)index * f->psize + offset;
@@ -179,6 +180,7 @@ int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t 
 {
     if (f->fail_writes) return -1;
     if (offset + (uint64_t)len > f->psize) return -1;
+    f->attempt = HOST_OP_PROGRAM;
     if (!host_flash_op(f)) return 0;
     f->write_ops++;
     size_t at = APPS_AT + (size_t)index * f->psize + offset;
@@ -209,6 +211,7 @@ int host_otadata_write(host_flash_t *f, int i, const host_otadata_t *e)
 {
     if (f->fail_otadata || f->fail_writes) return -1;
     uint8_t *o = f->mem + OTADATA_AT + (size_t)i * HOST_SECTOR;
+    f->attempt = HOST_OP_OTADATA;
     if (!host_flash_op(f)) return 0;
     memset(o, 0xFF, HOST_SECTOR);
     persist_range(f, OTADATA_AT + (size_t)i * HOST_SECTOR, HOST_SECTOR);
@@ -259,6 +262,7 @@ int host_nvs_get(host_flash_t *f, const char *key, void *buf, size_t *len)
 int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len)
 {
     if (len > HOST_NVS_MAX_VALUE || strlen(key) >= sizeof f->nvs[0].key) return -1;
+    f->attempt = HOST_OP_NVS;
     if (!host_flash_op(f)) return 0;
     unsigned i = 0;
     while (i < f->nvs_count && strcmp(f->nvs[i].key, key) != 0) i++;

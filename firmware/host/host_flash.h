@@ -55,7 +55,8 @@ typedef struct {
     bool fail_otadata;         /* fault injection: otadata writes fail (esp_ota_set_boot_partition) */
     unsigned erase_ops, write_ops;
     unsigned long ops_total;   /* mutating operations that reached flash/NVS */
-    host_op_kind_t last_op;    /* kind of the last operation that reached flash (cut reports) */
+    host_op_kind_t attempt;    /* kind of the operation being attempted */
+    host_op_kind_t cut_op;     /* kind of the operation the power cut hit */
     host_op_fn on_op;
     void *op_arg;
 } host_flash_t;
