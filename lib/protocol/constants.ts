@@ -125,6 +125,8 @@ export const ErrorCode = {
   BAD_PARAMETER: 28,
   DIAGNOSTICS_FAILED: 29,
   ROLLED_BACK: 30,
+  WRONG_CHIP_REVISION: 31,
+  NO_MEMORY: 32,
   INTERNAL: 0xfe,
 } as const;
 export type ErrorName = keyof typeof ErrorCode;
@@ -163,6 +165,8 @@ export const ERROR_SENTENCES: Readonly<Record<ErrorName, string>> = {
   BAD_PARAMETER: 'The device rejected a parameter (chunk size 0, unknown flag bits or image size 0).',
   DIAGNOSTICS_FAILED: 'The new image failed its first-boot diagnostics.',
   ROLLED_BACK: 'The new image was rolled back to the previous one.',
+  WRONG_CHIP_REVISION: 'The image does not support this device\'s chip revision (its min/max_chip_rev_full exclude it); nothing was written.',
+  NO_MEMORY: 'The device could not reserve the memory an update session needs; nothing was erased.',
   INTERNAL: 'The device hit an unexpected internal failure, or an update was interrupted while in progress.',
 };
 
@@ -207,6 +211,12 @@ export const LastFlags = {
   DIAGNOSTICS_PASSED: 1 << 2,
   CONFIRMED: 1 << 3,
   RECORD_VALID: 1 << 4,
+  /** END succeeded and the boot partition was switched to the image. */
+  INSTALLED: 1 << 5,
+  /** The device restarted between writing a record and completing the step it records. */
+  INTERRUPTED: 1 << 6,
+  /** The running image was installed by another installer (seed, Wi-Fi OTA, NVS erased). */
+  OTHER_INSTALLER: 1 << 7,
 } as const;
 
 /** §5 `last.result` when no update was recorded. */

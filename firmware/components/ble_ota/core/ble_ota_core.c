@@ -378,7 +378,7 @@ static bool account_boot(void)
             /* power lost between the INSTALLED record and the end of esp_ota_set_boot_partition */
             r->stage = REC_STAGE_DONE;
             r->flags |= BLE_OTA_LAST_INTERRUPTED;
-            copy_str(r->message, sizeof r->message, "interrupted before the boot switch");
+            copy_str(r->message, sizeof r->message, "interrupted before boot switch");
             g_ota.rec_dirty = true;
             return false;
         }
@@ -405,7 +405,7 @@ static bool account_boot(void)
         }
         if (r->stage == REC_STAGE_DIAGNOSING) {
             r->flags |= BLE_OTA_LAST_INTERRUPTED;
-            rolled_back("restarted during first-boot diagnostics");
+            rolled_back("restarted during diagnostics");
         } else if (r->stage == REC_STAGE_CONFIRMING) {
             r->flags |= BLE_OTA_LAST_INTERRUPTED;
             rolled_back("restarted while confirming");

@@ -108,7 +108,7 @@ static uint8_t finish(void)
     if (rc == BLE_OTA_END_FLASH_ERROR) return BLE_OTA_ERR_FLASH_ERROR;
     if (rc != BLE_OTA_END_OK) return BLE_OTA_ERR_VALIDATION_FAILED;
     /* The record names the target BEFORE the boot switch: a power cut between the two then reads as
-     * "interrupted before the boot switch", and a cut after it as the first boot of our image. */
+     * "interrupted before boot switch", and a cut after it as the first boot of our image. */
     char label[17] = "";
     uint32_t psize = 0;
     P->ota_target(P->ctx, &psize, label); /* still the partition just written: boot changes at reboot */
