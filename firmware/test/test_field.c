@@ -162,6 +162,9 @@ TEST(state_read_fresh_after_the_app_confirms_itself)
     CHECK_EQ(h_install("2.5.0", false), 0);
     const ble_ota_port_t *p = host_device_port(H.dev);
     CHECK_EQ(p->app_mark_valid(p->ctx), 0);
+    ble_ota_status_t st;
+    h_status(&st);
+    CHECK_EQ(st.ota_state, BLE_OTA_IMG_VALID);
     size_t len;
     uint8_t *img = h_image(5, "2.6.0", 1, 70000, 10, &len);
     uint16_t chunk;

@@ -233,7 +233,9 @@ void ota_build_status(ble_ota_status_t *st)
 size_t ble_ota_core_read_status(uint8_t buf[BLE_OTA_STATUS_LEN])
 {
     ble_ota_status_t st;
+    int state = P->app_state(P->ctx); /* fresh: the app may have confirmed itself */
     ota_lock();
+    if (!g_ota.pending_cmd) g_ota.ota_state = (uint8_t)state; /* not while our own otadata write runs */
     ota_build_status(&st);
     ota_unlock();
     return ble_ota_encode_status(&st, buf);

@@ -293,9 +293,15 @@ void ble_ota_core_writer_run(void)
         }
         if (g_ota.auto_confirm_due) {
             g_ota.auto_confirm_due = false;
-            bool pending = g_ota.ota_state == BLE_OTA_IMG_PENDING_VERIFY;
+            bool pending = g_ota.ota_state == BLE_OTA_IMG_PENDING_VERIFY && !g_ota.pending_cmd;
+            if (pending) g_ota.pending_cmd = BLE_OTA_OP_CONFIRM; /* BEGIN / CONFIRM meanwhile: BUSY */
             ota_unlock();
-            if (pending) do_confirm(BLE_OTA_CONN_NONE);
+            if (pending) {
+                do_confirm(BLE_OTA_CONN_NONE);
+                ota_lock();
+                g_ota.pending_cmd = 0;
+                ota_unlock();
+            }
             continue;
         }
         if (w->active && (!s->live || w->gen != s->gen)) {
