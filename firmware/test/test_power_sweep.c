@@ -187,8 +187,10 @@ static unsigned sweep(const scenario_t *sc, const uint8_t *img, size_t len)
     if (bad) fprintf(stderr, "    %s: without a cut, slot %d runs\n", sc->name, host_device_running(H.dev));
     h_stop();
     unsigned by_op[4] = {0}, old_runs = 0, new_runs = 0;
-    char trail[4096] = "";
+    char trail[2048] = "";
     size_t tl = 0;
+    long run_from = -1;
+    char run_what[40] = "";
     for (unsigned long n = 0; n < total; n++) {
         if (!start(sc) || !sc->setup(img, len)) return bad + 1;
         f = host_device_flash(H.dev);
@@ -223,15 +225,23 @@ static unsigned sweep(const scenario_t *sc, const uint8_t *img, size_t len)
         if (running_b == 1) new_runs++;
         else old_runs++;
         if (!ok) bad++;
-        if (tl + 24 < sizeof trail)
-            tl += (size_t)snprintf(trail + tl, sizeof trail - tl, " %lu:%s>%s%s", n, op_name(f->cut_op),
-                                   running_b == 1 ? "new" : "old", ok ? "" : "!BAD");
+        /* run-length list of "cut points: operation cut > image that boots" */
+        char what[40];
+        snprintf(what, sizeof what, "%s>%s%s", op_name(f->cut_op), running_b == 1 ? "new" : "old", ok ? "" : " BAD");
+        if (run_from < 0 || strcmp(what, run_what) != 0) {
+            if (run_from >= 0 && tl + 48 < sizeof trail)
+                tl += (size_t)snprintf(trail + tl, sizeof trail - tl, " %ld-%lu %s,", run_from, n - 1, run_what);
+            run_from = (long)n;
+            snprintf(run_what, sizeof run_what, "%s", what);
+        }
         h_stop();
     }
+    if (run_from >= 0 && tl + 48 < sizeof trail)
+        snprintf(trail + tl, sizeof trail - tl, " %ld-%lu %s", run_from, total - 1, run_what);
     printf("     sweep %-30s %3lu cut points (erase %u, write %u, otadata %u, nvs %u): old %u, new %u, bad %u\n",
            sc->name, total, by_op[HOST_OP_ERASE], by_op[HOST_OP_PROGRAM], by_op[HOST_OP_OTADATA], by_op[HOST_OP_NVS],
            old_runs, new_runs, bad);
-    if (getenv("FW_SWEEP_DETAIL")) printf("       cut:op>boots%s\n", trail);
+    printf("       cut points (operation cut > image booting after it):%s\n", trail);
     return bad;
 }
 
