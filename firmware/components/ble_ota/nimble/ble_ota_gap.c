@@ -159,7 +159,8 @@ static void tune_link(uint16_t conn)
      * takes 1.39 ms at 2M and 2.47 ms at 1M, and central controllers cap the PDUs per connection event
      * (a few; some have only 3 LE ACL buffers), so the data moved per event is bounded and throughput
      * grows as the interval shrinks. noble's HCI layer already connects at 7.5-22.5 ms and accepts what
-     * the peripheral asks (hci.js LE Create Connection 0x0006-0x0012; signaling.js:62-72), and Linux
+     * the peripheral asks (noble lib/hci-socket/hci.js:498-499 LE Create Connection 0x0006-0x0012;
+     * signaling.js:62-72 accepts, on Linux raw sockets the kernel answers), and Linux
      * kernel connections use 30-50 ms. Asking for 15-30 ms, as before, could slow a 7.5 ms link to 30 ms:
      * four times fewer events. So: keep what the central chose up to 15 ms; above that ask for
      * 7.5-15 ms. 4 s supervision timeout: a central that has to wait out a device's flash stall does not
