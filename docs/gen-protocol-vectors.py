@@ -29,7 +29,7 @@ ERR = {
     "OVERSIZED": 17, "DECODE_FAILED": 18, "SIZE_MISMATCH": 19, "HASH_MISMATCH": 20, "VALIDATION_FAILED": 21,
     "FLASH_ERROR": 22, "SET_BOOT_FAILED": 23, "NOT_PENDING": 24, "NO_ROLLBACK_IMAGE": 25,
     "SESSION_TIMEOUT": 26, "ABORTED": 27, "BAD_PARAMETER": 28, "DIAGNOSTICS_FAILED": 29, "ROLLED_BACK": 30,
-    "INTERNAL": 0xFE,
+    "WRONG_CHIP_REVISION": 31, "NO_MEMORY": 32, "INTERNAL": 0xFE,
 }
 TAGGED = ("ABORT", "CONFIRM", "ROLLBACK", "REBOOT")
 # §1: a notification carries at most ATT_MTU - 3 bytes; every Control notification fits the default MTU 23.
@@ -299,9 +299,9 @@ def build():
     errors = [
         ("challenge", "BAD_LENGTH"), ("begin", "BAD_LENGTH"), ("begin", "AUTH_REQUIRED"), ("begin", "AUTH_FAILED"),
         ("begin", "BUSY"), ("begin", "IMAGE_TOO_LARGE"), ("begin", "BAD_ENCODING"), ("begin", "BAD_PARAMETER"),
-        ("begin", "INVALID_STATE"), ("end", "INVALID_STATE"), ("end", "NO_SESSION"), ("end", "SIZE_MISMATCH"),
+        ("begin", "INVALID_STATE"), ("begin", "NO_MEMORY"), ("end", "INVALID_STATE"), ("end", "NO_SESSION"), ("end", "SIZE_MISMATCH"),
         ("end", "HASH_MISMATCH"), ("end", "VALIDATION_FAILED"), ("end", "SET_BOOT_FAILED"),
-        ("abort", "AUTH_FAILED"), ("confirm", "NOT_PENDING"), ("confirm", "AUTH_REQUIRED"),
+        ("abort", "AUTH_FAILED"), ("confirm", "NOT_PENDING"), ("confirm", "AUTH_REQUIRED"), ("confirm", "BUSY"),
         ("rollback", "NOT_PENDING"), ("rollback", "NO_ROLLBACK_IMAGE"), ("reboot", "AUTH_FAILED"),
     ]
     for cmd, err in errors:
@@ -319,7 +319,7 @@ def build():
     for err, expected, why in naks:
         add(f"data-nak-{err.lower().replace('_', '-')}", "notification",
             {"op": 0xA1, "err": ERR[err], "expected_offset": expected}, f"DATA_NAK {err}: {why}.")
-    for err in ("WRONG_CHIP", "NOT_APP_IMAGE", "DOWNGRADE", "DECODE_FAILED", "FLASH_ERROR", "SESSION_TIMEOUT"):
+    for err in ("WRONG_CHIP", "WRONG_CHIP_REVISION", "NOT_APP_IMAGE", "DOWNGRADE", "DECODE_FAILED", "FLASH_ERROR", "SESSION_TIMEOUT"):
         add(f"session-aborted-{err.lower().replace('_', '-')}", "notification", {"op": 0xA2, "err": ERR[err]},
             f"The device gave up the session: {err}.")
 
@@ -341,7 +341,7 @@ def build():
         "format": 1, "proto_version": 2, "caps": 0b011111, "ota_state": 1, "confirm_policy": 1, "session_state": 0,
         "reset_reason": 3, "boot_count": 1, "chip_id": 5, "secure_version": 2, "session_offset": 0,
         "running_partition": "ota_1", "app_version": "v1.2.3-rc1", "project_name": "ble_ota_demo",
-        "idf_version": "v5.2.2-dirty", "running_sha256": running, "last_result": 0, "last_flags": 0b10110,
+        "idf_version": "v5.2.2-dirty", "running_sha256": running, "last_result": 0, "last_flags": 0b110110,
         "last_sha256": sha("example image 2"), "last_message": "diagnostics passed"},
         "esp32c3 after an update, host policy: diagnostics ran and passed, waiting for CONFIRM.")
     add("status-rolled-back", "status", {
@@ -349,7 +349,7 @@ def build():
         "reset_reason": 3, "boot_count": 0, "chip_id": 9, "secure_version": 0, "session_offset": 0,
         "running_partition": "ota_0", "app_version": "1.0.0", "project_name": "ble_ota_demo",
         "idf_version": "v5.2.2", "running_sha256": previous, "last_result": ERR["DIAGNOSTICS_FAILED"],
-        "last_flags": 0b10011, "last_sha256": sha("example image 2"), "last_message": "sensor self-test failed"},
+        "last_flags": 0b110011, "last_sha256": sha("example image 2"), "last_message": "sensor self-test failed"},
         "esp32s3 back on the previous image: the new one failed diagnostics and was rolled back.")
     add("status-receiving", "status", {
         "format": 1, "proto_version": 2, "caps": 0b000111, "ota_state": 2, "confirm_policy": 0, "session_state": 1,
@@ -358,6 +358,21 @@ def build():
         "idf_version": "v5.3", "running_sha256": previous, "last_result": ERR["INTERNAL"], "last_flags": 0b10000,
         "last_sha256": sha("example image 1"), "last_message": "in progress"},
         "esp32c6 receiving (session_offset acked); app_version fills its 32-byte field (no NUL).")
+    add("status-another-installer", "status", {
+        "format": 1, "proto_version": 2, "caps": 0b000101, "ota_state": 2, "confirm_policy": 0, "session_state": 0,
+        "reset_reason": 3, "boot_count": 1, "chip_id": 5, "secure_version": 0, "session_offset": 0,
+        "running_partition": "ota_1", "app_version": "2.0.0", "project_name": "ble_ota_demo",
+        "idf_version": "v5.3.2", "running_sha256": running, "last_result": 0, "last_flags": 0b10111110,
+        "last_sha256": h(bytes(32)), "last_message": "no diagnostics hook"},
+        "esp32c3 first boot of an image the seed firmware installed (no record named it: bit7), diagnosed and "
+        "confirmed under the auto policy; the image's SHA-256 is unknown (zeros).")
+    add("status-interrupted", "status", {
+        "format": 1, "proto_version": 2, "caps": 0b000101, "ota_state": 2, "confirm_policy": 0, "session_state": 0,
+        "reset_reason": 1, "boot_count": 0, "chip_id": 5, "secure_version": 0, "session_offset": 0,
+        "running_partition": "ota_0", "app_version": "1.0.0", "project_name": "ble_ota_demo",
+        "idf_version": "v5.3.2", "running_sha256": previous, "last_result": ERR["INTERNAL"], "last_flags": 0b1010000,
+        "last_sha256": sha("example image 1"), "last_message": "interrupted before boot switch"},
+        "Power lost after the INSTALLED record, before esp_ota_set_boot_partition finished: the old image runs (bit6).")
 
     # advertisement
     def adv(name, ota_state, version, sha_hex, note, **flags):

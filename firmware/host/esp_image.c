@@ -27,6 +27,8 @@ esp_image_result_t esp_image_verify(const uint8_t *buf, size_t len, int chip_id,
     if (buf[0] != 0xE9) return ESP_IMAGE_BAD_MAGIC;
     info->segment_count = buf[1];
     info->chip_id = (uint16_t)(buf[12] | (buf[13] << 8));
+    info->min_chip_rev_full = (uint16_t)(buf[15] | (buf[16] << 8));
+    info->max_chip_rev_full = (uint16_t)(buf[17] | (buf[18] << 8));
     info->hash_appended = buf[23] == 1;
     if (info->segment_count == 0 || info->segment_count > 16) return ESP_IMAGE_BAD_SEGMENTS;
     size_t pos = 24;
@@ -61,6 +63,12 @@ esp_image_result_t esp_image_verify(const uint8_t *buf, size_t len, int chip_id,
     if (chip_id >= 0 && info->chip_id != chip_id) return ESP_IMAGE_WRONG_CHIP;
     if (require_app_desc && !info->has_app_desc) return ESP_IMAGE_NO_APP_DESC;
     return ESP_IMAGE_OK;
+}
+
+bool esp_image_chip_rev_ok(const esp_image_info_t *info, uint16_t chip_rev_full)
+{
+    bool max_set = info->max_chip_rev_full != 0 && info->max_chip_rev_full != 0xFFFF;
+    return info->min_chip_rev_full <= chip_rev_full && !(max_set && chip_rev_full > info->max_chip_rev_full);
 }
 
 const char *esp_image_result_name(esp_image_result_t r)

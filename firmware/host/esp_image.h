@@ -20,6 +20,7 @@ typedef enum {
 
 typedef struct {
     uint16_t chip_id;
+    uint16_t min_chip_rev_full, max_chip_rev_full;
     uint8_t segment_count;
     bool hash_appended;
     size_t body_len;  /* offset 0 through the checksum byte */
@@ -35,5 +36,8 @@ typedef struct {
 esp_image_result_t esp_image_verify(const uint8_t *buf, size_t len, int chip_id, bool require_app_desc,
                                     esp_image_info_t *info);
 const char *esp_image_result_name(esp_image_result_t r);
+/** bootloader_common_check_chip_validity (bootloader_common_loader.c:94-114): min <= rev, and rev <= max
+ *  when max is set (not 0 / 0xFFFF). esp_image_verify fails on it (esp_image_format.c:335). */
+bool esp_image_chip_rev_ok(const esp_image_info_t *info, uint16_t chip_rev_full);
 
 #endif

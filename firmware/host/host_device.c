@@ -12,6 +12,7 @@
 #define RESET_POWERON 1
 #define RESET_SW 3
 #define INFLATE_OUT 32768
+#define HOST_ERASE_AHEAD 65536 /* CONFIG_BLE_OTA_ERASE_AHEAD_BYTES default */
 
 struct host_device {
     host_device_opts_t o;
@@ -27,7 +28,7 @@ struct host_device {
     char reboot_reason[40];
     /* esp_ota handle */
     bool ota_open;
-    uint32_t ota_size, ota_written, ota_erased;
+    uint32_t ota_size, ota_written, ota_erased, ota_erase_end;
     uint64_t rng;
 };
 
@@ -55,9 +56,57 @@ static void logf_(host_device_t *d, const char *msg)
 
 static int other(const host_device_t *d) { return 1 - d->running; }
 
+static void flash_event(host_device_t *d, const char *kind, double ms)
+{
+    host_event_t ev = {.type = HOST_EV_FLASH, .text = kind, .ms = ms};
+    emit(d, &ev);
+}
+
+static void on_flash_op(void *arg, host_op_kind_t kind, uint32_t bytes, double ms)
+{
+    (void)bytes;
+    flash_event(arg, kind == HOST_OP_ERASE || (kind == HOST_OP_OTADATA && ms >= HOST_SECTOR_ERASE_MS) ? "erase" : "program", ms);
+}
+
+/* esp_image_verify as ESP_IMAGE_VERIFY does it for an app in a partition, chip revision included. */
 static bool slot_image_ok(host_device_t *d, int index, esp_image_info_t *info)
 {
-    return esp_image_verify(host_flash_partition(d->f, index), d->f->psize, d->o.chip_id, true, info) == ESP_IMAGE_OK;
+    esp_image_info_t tmp;
+    if (!info) info = &tmp;
+    return esp_image_verify(host_flash_partition(d->f, index), d->f->psize, d->o.chip_id, true, info) == ESP_IMAGE_OK &&
+           esp_image_chip_rev_ok(info, d->o.chip_rev);
+}
+
+/* Reading an image for verification: two passes at quad-I/O fast read, 80 MHz x 4 bits = 40 MB/s
+ * (W25Q32 datasheet; ESP-IDF's default flash clock is 80 MHz). A lower bound: cache refills, checksum and
+ * SHA-256 add to it. */
+static double verify_ms(size_t bytes) { return (double)bytes / 40000.0; }
+
+/* ---------------- otadata, as esp_ota_ops.c and bootloader_common_loader.c keep it ---------------- */
+
+static bool entry_invalid(const host_otadata_t *e) /* bootloader_common_ota_select_invalid */
+{
+    return e->seq == 0xFFFFFFFFu || e->state == BLE_OTA_IMG_INVALID || e->state == BLE_OTA_IMG_ABORTED;
+}
+
+static bool entry_crc_ok(const host_otadata_t *e) { return e->crc == host_otadata_crc(e->seq); }
+
+static bool entry_valid(const host_otadata_t *e) { return !entry_invalid(e) && entry_crc_ok(e); }
+
+/* bootloader_common_select_otadata(max = true) over the valid entries; -1 when none. */
+static int active_entry(const host_otadata_t e[2])
+{
+    bool v0 = entry_valid(&e[0]), v1 = entry_valid(&e[1]);
+    if (v0 && v1) return e[0].seq >= e[1].seq ? 0 : 1;
+    return v0 ? 0 : v1 ? 1 : -1;
+}
+
+static int entry_slot(const host_otadata_t *e) { return (int)((e->seq - 1) % 2); }
+
+static int write_entry(host_device_t *d, int i, uint32_t seq, uint32_t state)
+{
+    host_otadata_t e = {.seq = seq, .state = state, .crc = host_otadata_crc(seq)};
+    return host_otadata_write(d->f, i, &e);
 }
 
 /* ---------------- port functions ---------------- */
@@ -74,12 +123,32 @@ static int p_ota_target(void *ctx, uint32_t *size, char label[17])
     return 0;
 }
 
+static int p_app_state(void *ctx);
+
+/* esp_ota_begin (esp_ota_ops.c:114-172) with the ESP-IDF port's erase-ahead (esp_port_flash.c): the
+ * first erase unit now, then ERASE_AHEAD bytes in front of the write position, 64 KiB blocks where
+ * aligned and wholly needed. */
+static uint32_t next_erase_len(uint32_t from, uint32_t end)
+{
+    return from % HOST_BLOCK == 0 && end - from >= HOST_BLOCK ? HOST_BLOCK : HOST_SECTOR;
+}
+
+static int erase_until(host_device_t *d, uint32_t want)
+{
+    if (want > d->ota_erase_end) want = d->ota_erase_end;
+    while (d->ota_erased < want) {
+        uint32_t len = next_erase_len(d->ota_erased, d->ota_erase_end);
+        if (host_flash_erase(d->f, other(d), d->ota_erased, len) != 0) return -1;
+        d->ota_erased += len;
+    }
+    return 0;
+}
+
 static int p_ota_begin(void *ctx, uint32_t image_size)
 {
     host_device_t *d = ctx;
     if (image_size > d->f->psize) return -1;
-    const host_slot_t *running = &d->f->slots[d->running];
-    if (running->seq != 0 && running->state == BLE_OTA_IMG_PENDING_VERIFY) { /* rollback enabled, as on a device */
+    if (p_app_state(ctx) == BLE_OTA_IMG_PENDING_VERIFY) { /* rollback enabled, as on a device */
         logf_(d, "esp_ota_begin: running app is PENDING_VERIFY (ESP_ERR_OTA_ROLLBACK_INVALID_STATE)");
         return -1;
     }
@@ -87,17 +156,17 @@ static int p_ota_begin(void *ctx, uint32_t image_size)
     d->ota_size = image_size;
     d->ota_written = 0;
     d->ota_erased = 0;
-    return 0;
+    d->ota_erase_end = (image_size + HOST_SECTOR - 1) / HOST_SECTOR * HOST_SECTOR;
+    return erase_until(d, next_erase_len(0, d->ota_erase_end));
 }
 
 static int p_ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len)
 {
     host_device_t *d = ctx;
     if (!d->ota_open || offset != d->ota_written || offset + (uint64_t)len > d->f->psize) return -1;
-    while (d->ota_erased < offset + len) { /* erase sector by sector ahead of the write position */
-        if (host_flash_erase(d->f, other(d), d->ota_erased, HOST_SECTOR) != 0) return -1;
-        d->ota_erased += HOST_SECTOR;
-    }
+    uint32_t need = offset + (uint32_t)len;
+    if (erase_until(d, need) != 0) return -1;
+    if (d->ota_erased - need < HOST_ERASE_AHEAD / 2 && erase_until(d, need + HOST_ERASE_AHEAD) != 0) return -1;
     if (host_flash_write(d->f, other(d), offset, data, len) != 0) return -1;
     d->ota_written += (uint32_t)len;
     return 0;
@@ -109,11 +178,12 @@ static int p_ota_end(void *ctx)
     if (!d->ota_open) return BLE_OTA_END_FLASH_ERROR;
     d->ota_open = false;
     esp_image_info_t info;
+    flash_event(d, "verify", verify_ms(d->ota_written));
     esp_image_result_t r =
         esp_image_verify(host_flash_partition(d->f, other(d)), d->ota_written, d->o.chip_id, true, &info);
-    if (r != ESP_IMAGE_OK) {
+    if (r != ESP_IMAGE_OK || !esp_image_chip_rev_ok(&info, d->o.chip_rev)) {
         char msg[80];
-        snprintf(msg, sizeof msg, "esp_ota_end: image invalid (%s)", esp_image_result_name(r));
+        snprintf(msg, sizeof msg, "esp_ota_end: image invalid (%s)", r != ESP_IMAGE_OK ? esp_image_result_name(r) : "chip revision");
         logf_(d, msg);
         return BLE_OTA_END_INVALID_IMAGE;
     }
@@ -122,18 +192,28 @@ static int p_ota_end(void *ctx)
 
 static void p_ota_abort(void *ctx) { ((host_device_t *)ctx)->ota_open = false; }
 
+/* esp_ota_set_boot_partition -> esp_rewrite_ota_data (esp_ota_ops.c:390-478): validate the image, then
+ * write the entry that is NOT active with the next sequence number for the slot and state NEW. */
+static int set_boot_slot(host_device_t *d, int slot)
+{
+    esp_image_info_t info;
+    flash_event(d, "verify", verify_ms(d->ota_written));
+    if (!slot_image_ok(d, slot, &info)) return -1;
+    host_otadata_t e[2];
+    host_otadata_read(d->f, e);
+    int active = active_entry(e);
+    if (active >= 0) {
+        uint32_t seq = e[active].seq, i = 0;
+        while (seq > (uint32_t)(slot + 1) % 2 + i * 2) i++;
+        return write_entry(d, active ^ 1, (uint32_t)(slot + 1) % 2 + i * 2, BLE_OTA_IMG_NEW);
+    }
+    return write_entry(d, 0, (uint32_t)slot + 1, BLE_OTA_IMG_NEW);
+}
+
 static int p_ota_set_boot(void *ctx)
 {
     host_device_t *d = ctx;
-    int t = other(d);
-    if (!slot_image_ok(d, t, NULL)) return -1;
-    host_slot_t saved = d->f->slots[t];
-    uint32_t max = d->f->slots[0].seq > d->f->slots[1].seq ? d->f->slots[0].seq : d->f->slots[1].seq;
-    d->f->slots[t].seq = max + 1;
-    d->f->slots[t].state = BLE_OTA_IMG_NEW;
-    if (host_flash_save_otadata(d->f) == 0) return 0;
-    d->f->slots[t] = saved; /* the otadata write failed: boot selection unchanged */
-    return -1;
+    return set_boot_slot(d, other(d));
 }
 
 static void p_app_info(void *ctx, ble_ota_app_info_t *out)
@@ -151,30 +231,47 @@ static void p_app_info(void *ctx, ble_ota_app_info_t *out)
     sha256(img, info.body_len, out->running_sha256); /* esp_partition_get_sha256: through the checksum byte */
     snprintf(out->partition_label, sizeof out->partition_label, "ota_%d", d->running);
     out->reset_reason = d->reset_reason;
+    out->chip_rev_full = d->o.chip_rev;
 }
 
+/* esp_ota_get_state_partition (esp_ota_ops.c:837-869): the first entry with a good CRC that maps to
+ * the partition; none: ESP_ERR_NOT_FOUND, reported as undefined. */
 static int p_app_state(void *ctx)
 {
     host_device_t *d = ctx;
-    const host_slot_t *s = &d->f->slots[d->running];
-    return s->seq == 0 ? BLE_OTA_IMG_UNDEFINED : s->state;
+    host_otadata_t e[2];
+    host_otadata_read(d->f, e);
+    for (int i = 0; i < 2; i++)
+        if (e[i].seq != 0xFFFFFFFFu && entry_slot(&e[i]) == d->running && entry_crc_ok(&e[i]))
+            return e[i].state <= BLE_OTA_IMG_ABORTED ? (int)e[i].state : BLE_OTA_IMG_UNDEFINED;
+    return BLE_OTA_IMG_UNDEFINED;
 }
 
+/* esp_ota_mark_app_valid_cancel_rollback -> esp_ota_current_ota_is_workable(true) (esp_ota_ops.c:742-786):
+ * rewrites the ACTIVE entry in place (erase, then write): a power cut between the two blanks it. */
 static int p_app_mark_valid(void *ctx)
 {
     host_device_t *d = ctx;
-    host_slot_t *s = &d->f->slots[d->running];
-    if (s->seq == 0 || s->state == BLE_OTA_IMG_VALID) return 0;
-    s->state = BLE_OTA_IMG_VALID;
-    return host_flash_save_otadata(d->f);
+    host_otadata_t e[2];
+    host_otadata_read(d->f, e);
+    int active = active_entry(e);
+    if (active < 0) return -1; /* "Running firmware is factory" */
+    if (e[active].state == BLE_OTA_IMG_VALID) return 0;
+    return write_entry(d, active, e[active].seq, BLE_OTA_IMG_VALID);
 }
 
+/* esp_ota_check_rollback_is_possible (esp_ota_ops.c:686-740): the entry other than the active one is
+ * valid and its image verifies (no factory app in this partition table). */
 static bool p_app_rollback_possible(void *ctx)
 {
     host_device_t *d = ctx;
-    const host_slot_t *s = &d->f->slots[other(d)];
-    return s->seq != 0 && s->state != BLE_OTA_IMG_INVALID && s->state != BLE_OTA_IMG_ABORTED &&
-           slot_image_ok(d, other(d), NULL);
+    host_otadata_t e[2];
+    host_otadata_read(d->f, e);
+    int active = active_entry(e);
+    if (active < 0) return false;
+    const host_otadata_t *last = &e[active ^ 1];
+    flash_event(d, "verify", verify_ms(d->f->psize));
+    return entry_valid(last) && slot_image_ok(d, entry_slot(last), NULL);
 }
 
 static void request_reboot(host_device_t *d, const char *reason)
@@ -183,12 +280,15 @@ static void request_reboot(host_device_t *d, const char *reason)
     snprintf(d->reboot_reason, sizeof d->reboot_reason, "%s", reason);
 }
 
+/* esp_ota_mark_app_invalid_rollback_and_reboot: the active entry -> INVALID, then esp_restart. */
 static int p_app_rollback_and_reboot(void *ctx)
 {
     host_device_t *d = ctx;
     if (!p_app_rollback_possible(ctx)) return -1;
-    d->f->slots[d->running].state = BLE_OTA_IMG_INVALID;
-    host_flash_save_otadata(d->f);
+    host_otadata_t e[2];
+    host_otadata_read(d->f, e);
+    int active = active_entry(e);
+    if (write_entry(d, active, e[active].seq, BLE_OTA_IMG_INVALID) != 0) return -1;
     request_reboot(d, "rollback");
     return 0;
 }
@@ -314,39 +414,50 @@ static bool diag_hook(void *arg, char *msg, size_t size)
     return !d->o.diagnostics_fail;
 }
 
-/* The simulated bootloader (rollback enabled): highest sequence first, NEW -> PENDING_VERIFY,
- * a PENDING_VERIFY image that boots again unconfirmed -> ABORTED, invalid images skipped. */
+/* The bootloader with CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE, as bootloader_utility.c (v5.3.2) does it:
+ * bootloader_utility_get_selected_boot_partition (:322-413) marks every PENDING_VERIFY entry ABORTED,
+ * picks the valid entry with the highest sequence and turns NEW into PENDING_VERIFY (each an otadata
+ * erase + write, :253-263); bootloader_utility_load_boot_image (:481-529) then tries that slot, then the
+ * ones below it, then the ones above, and boots the first image that verifies (chip revision included).
+ * With both entries blank it starts from ota_0 and writes seq = slot + 1, VALID (set_actual_ota_seq, :434). */
 static int bootloader_select(host_device_t *d)
 {
-    host_flash_t *f = d->f;
-    int order[2] = {0, 1};
-    if (f->slots[1].seq > f->slots[0].seq) {
-        order[0] = 1;
-        order[1] = 0;
+    host_otadata_t e[2];
+    host_otadata_read(d->f, e);
+    for (int i = 0; i < 2; i++) {
+        if (e[i].state == BLE_OTA_IMG_PENDING_VERIFY) {
+            e[i].state = BLE_OTA_IMG_ABORTED;
+            host_otadata_write(d->f, i, &e[i]);
+        }
     }
+    int start = 0;
+    bool initial = false;
+    if (entry_invalid(&e[0]) && entry_invalid(&e[1])) {
+        initial = (e[0].seq == 0xFFFFFFFFu || !entry_crc_ok(&e[0])) && (e[1].seq == 0xFFFFFFFFu || !entry_crc_ok(&e[1]));
+    } else {
+        int active = active_entry(e);
+        if (active >= 0) {
+            start = entry_slot(&e[active]);
+            if (e[active].state == BLE_OTA_IMG_NEW) {
+                e[active].state = BLE_OTA_IMG_PENDING_VERIFY;
+                host_otadata_write(d->f, active, &e[active]);
+            }
+        }
+    }
+    int order[2] = {start, start == 0 ? 1 : -1}; /* down to 0 first, then up */
+    if (start == 1) order[1] = 0;
     for (int k = 0; k < 2; k++) {
         int i = order[k];
-        host_slot_t *s = &f->slots[i];
-        if (s->seq == 0 || s->state == BLE_OTA_IMG_INVALID || s->state == BLE_OTA_IMG_ABORTED) continue;
-        if (s->state == BLE_OTA_IMG_PENDING_VERIFY) {
-            s->state = BLE_OTA_IMG_ABORTED;
-            host_flash_save_otadata(f);
-            continue;
-        }
-        if (!slot_image_ok(d, i, NULL)) continue;
-        if (s->state == BLE_OTA_IMG_NEW) {
-            s->state = BLE_OTA_IMG_PENDING_VERIFY;
-            host_flash_save_otadata(f);
-        }
+        if (i < 0 || !slot_image_ok(d, i, NULL)) continue;
+        if (initial) write_entry(d, 0, (uint32_t)i + 1, BLE_OTA_IMG_VALID);
         return i;
     }
-    for (int i = 0; i < 2; i++)
-        if (slot_image_ok(d, i, NULL)) return i;
     return -1;
 }
 
 static bool boot(host_device_t *d)
 {
+    flash_event(d, "boot", HOST_BOOT_MS);
     d->running = bootloader_select(d);
     if (d->running < 0) {
         fprintf(stderr, "host device: no bootable app image\n");
@@ -360,6 +471,8 @@ static bool boot(host_device_t *d)
         fprintf(stderr, "host device: ble_ota_core_init failed\n");
         return false;
     }
+    /* nimble_port_init, services, host task, advertising: the binding reports the stack up */
+    if (!d->reboot_requested && !d->f->power_lost && !d->o.ble_fails) ble_ota_core_on_ble_ready();
     return true;
 }
 
@@ -410,12 +523,13 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
             free(d);
             return NULL;
         }
+        /* as esptool leaves a device: the app in ota_0, otadata blank (the bootloader then writes seq 1) */
+        host_flash_format(d->f);
         host_flash_erase(d->f, 0, 0, (uint32_t)((opts->running_image_len + HOST_SECTOR - 1) / HOST_SECTOR * HOST_SECTOR));
         host_flash_write(d->f, 0, 0, opts->running_image, opts->running_image_len);
-        d->f->slots[0].seq = 1;
-        d->f->slots[0].state = BLE_OTA_IMG_VALID;
-        host_flash_save_otadata(d->f);
     }
+    d->f->on_op = on_flash_op;
+    d->f->op_arg = d;
     if (opts->has_fleet_key) host_nvs_set(d->f, "fleet_key", opts->fleet_key, 32);
     d->f->erase_ops = d->f->write_ops = 0;
     d->port = (ble_ota_port_t){
@@ -449,6 +563,7 @@ void host_device_destroy(host_device_t *d)
 void host_device_connect(host_device_t *d, ble_ota_conn_t conn, uint16_t mtu)
 {
     ble_ota_core_on_connect(conn, mtu);
+    ble_ota_core_on_data_len(conn, 251); /* simulated links use data length extension */
     settle(d);
 }
 
@@ -492,6 +607,27 @@ void host_device_power_loss(host_device_t *d)
 }
 
 void host_device_cut_power_after(host_device_t *d, long n) { d->f->cut_after = n; }
+
+int host_device_install_other(host_device_t *d, const uint8_t *image, size_t len)
+{
+    const ble_ota_port_t *p = &d->port;
+    if (p->ota_begin(p->ctx, (uint32_t)len) != 0) return -1;
+    for (size_t off = 0; off < len; off += 4096) {
+        size_t n = len - off < 4096 ? len - off : 4096;
+        if (p->ota_write(p->ctx, (uint32_t)off, image + off, n) != 0) return -1;
+    }
+    if (p->ota_end(p->ctx) != BLE_OTA_END_OK || p->ota_set_boot(p->ctx) != 0) return -1;
+    request_reboot(d, "restart");
+    settle(d);
+    return 0;
+}
+
+void host_device_erase_nvs(host_device_t *d)
+{
+    host_nvs_erase_all(d->f);
+    request_reboot(d, "restart");
+    settle(d);
+}
 
 host_flash_t *host_device_flash(host_device_t *d) { return d->f; }
 const ble_ota_port_t *host_device_port(const host_device_t *d) { return &d->port; }

@@ -14,7 +14,10 @@
 #include "ble_ota_core.h"
 #include "host_flash.h"
 
-typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG } host_event_type_t;
+/* HOST_EV_FLASH: a flash operation or other modeled busy time; text = "erase" | "program" (the BLE host
+ * task stalls for ms: the cache is off) | "verify" (esp_ota_end / set boot read the image: the writer is
+ * busy, BLE is not) | "boot" (reset to advertising). */
+typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG, HOST_EV_FLASH } host_event_type_t;
 
 typedef struct {
     host_event_type_t type;
@@ -22,7 +25,8 @@ typedef struct {
     ble_ota_chr_t chr;
     const uint8_t *data;
     size_t len;
-    const char *text; /* reboot reason / log line */
+    const char *text; /* reboot reason / log line / flash operation */
+    double ms;        /* HOST_EV_FLASH: modeled duration */
 } host_event_t;
 
 typedef void (*host_event_fn)(void *arg, const host_event_t *ev);
@@ -37,6 +41,8 @@ typedef struct {
     uint8_t fleet_key[32];
     ble_ota_config_t cfg;           /* ble_ota_config_default() when zeroed (window == 0) */
     bool diagnostics_fail;
+    bool ble_fails;                 /* the BLE stack never comes up (no ble_ota_core_on_ble_ready) */
+    uint16_t chip_rev;              /* efuse chip revision, major * 100 + minor */
     host_event_fn on_event;
     void *event_arg;
 } host_device_opts_t;
@@ -61,6 +67,14 @@ void host_device_power_loss(host_device_t *d);
 /** Schedule a power cut after n more mutating flash/NVS operations (the device reboots after the event
  *  that hit it). */
 void host_device_cut_power_after(host_device_t *d, long n);
+
+/** Install image into the other slot the way another installer does (seed firmware, Wi-Fi OTA:
+ *  esp_ota_begin/write/end + esp_ota_set_boot_partition, no record of ours), then restart. 0 on success. */
+int host_device_install_other(host_device_t *d, const uint8_t *image, size_t len);
+/** nvs_flash_erase(): every key gone (the fleet key too), then a restart. */
+void host_device_erase_nvs(host_device_t *d);
+/** Boot timing (reset to advertising) reported as a "boot" flash event; the device model's figure. */
+#define HOST_BOOT_MS 400.0
 
 host_flash_t *host_device_flash(host_device_t *d);
 /** The host port table (tests call its esp_ota_*-like functions directly). */

@@ -9,7 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define OTADATA_MAGIC 0x4154444Fu /* "OTDA" */
+#define FLASH_MAGIC 0x4154444Fu /* "OTDA": header sector of flash.bin */
+#define OTADATA_AT HOST_SECTOR /* otadata sector i at OTADATA_AT + i * HOST_SECTOR */
+#define APPS_AT (3 * HOST_SECTOR)
+
+#include <zlib.h>
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -21,7 +25,7 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static size_t flash_len(const host_flash_t *f) { return HOST_SECTOR + 2 * (size_t)f->psize; }
+static size_t flash_len(const host_flash_t *f) { return APPS_AT + 2 * (size_t)f->psize; }
 
 static char *path_in(const host_flash_t *f, const char *name)
 {
@@ -41,16 +45,6 @@ static void persist_range(host_flash_t *f, size_t offset, size_t len)
     if (fd < 0) return;
     if (pwrite(fd, f->mem + offset, len, (off_t)offset) != (ssize_t)len) perror("flash.bin");
     close(fd);
-}
-
-static void load_otadata(host_flash_t *f)
-{
-    const uint8_t *o = f->mem;
-    if (get32(o) != OTADATA_MAGIC) return;
-    for (int i = 0; i < 2; i++) {
-        f->slots[i].seq = get32(o + 8 + 8 * i);
-        f->slots[i].state = o[12 + 8 * i];
-    }
 }
 
 static void load_nvs(host_flash_t *f)
@@ -85,7 +79,7 @@ host_flash_t *host_flash_open(const char *dir, uint32_t psize)
         free(p);
         if (fp) {
             uint8_t head[8];
-            if (fread(head, 1, 8, fp) == 8 && get32(head) == OTADATA_MAGIC) f->psize = get32(head + 4);
+            if (fread(head, 1, 8, fp) == 8 && get32(head) == FLASH_MAGIC) f->psize = get32(head + 4);
             fclose(fp);
         }
     }
@@ -106,7 +100,6 @@ host_flash_t *host_flash_open(const char *dir, uint32_t psize)
         }
         load_nvs(f);
     }
-    load_otadata(f);
     return f;
 }
 
@@ -118,15 +111,24 @@ void host_flash_close(host_flash_t *f)
     free(f);
 }
 
-bool host_flash_is_new(const host_flash_t *f) { return get32(f->mem) != OTADATA_MAGIC; }
+bool host_flash_is_new(const host_flash_t *f) { return get32(f->mem) != FLASH_MAGIC; }
 
-uint8_t *host_flash_partition(host_flash_t *f, int index) { return f->mem + HOST_SECTOR + (size_t)index * f->psize; }
+void host_flash_format(host_flash_t *f)
+{
+    memset(f->mem, 0xFF, HOST_SECTOR);
+    put32(f->mem, FLASH_MAGIC);
+    put32(f->mem + 4, f->psize);
+    persist_range(f, 0, HOST_SECTOR);
+}
+
+uint8_t *host_flash_partition(host_flash_t *f, int index) { return f->mem + APPS_AT + (size_t)index * f->psize; }
 
 bool host_flash_op(host_flash_t *f)
 {
     if (f->power_lost) return false;
     if (f->cut_after == 0) {
         f->power_lost = true;
+        f->cut_op = f->attempt;
         return false;
     }
     if (f->cut_after > 0) f->cut_after--;
@@ -134,15 +136,43 @@ bool host_flash_op(host_flash_t *f)
     return true;
 }
 
+static void report(host_flash_t *f, host_op_kind_t kind, uint32_t bytes, double ms)
+{
+    if (f->on_op) f->on_op(f->op_arg, kind, bytes, ms);
+}
+
+/* Pages a program of len bytes at offset touches (each costs a page program). */
+static double program_ms(uint32_t offset, size_t len)
+{
+    if (len == 0) return 0;
+    return (double)((offset + len - 1) / HOST_PAGE - offset / HOST_PAGE + 1) * HOST_PAGE_PROGRAM_MS;
+}
+
+/* esp_flash_erase_region: 64 KiB block erases where aligned and wholly inside, else 4 KiB sectors
+ * (esp_flash_api.c, erase loop). */
+static double erase_ms(uint32_t offset, uint32_t len)
+{
+    double ms = 0;
+    while (len > 0) {
+        uint32_t step = offset % HOST_BLOCK == 0 && len >= HOST_BLOCK ? HOST_BLOCK : HOST_SECTOR;
+        ms += step == HOST_BLOCK ? HOST_BLOCK_ERASE_MS : HOST_SECTOR_ERASE_MS;
+        offset += step;
+        len -= step;
+    }
+    return ms;
+}
+
 int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
 {
     if (f->fail_writes) return -1;
     if (offset % HOST_SECTOR || len % HOST_SECTOR || offset + (uint64_t)len > f->psize) return -1;
+    f->attempt = HOST_OP_ERASE;
     if (!host_flash_op(f)) return 0; /* power is gone: nothing happens, nobody is left to notice */
     f->erase_ops++;
-    size_t at = HOST_SECTOR + (size_t)index * f->psize + offset;
+    size_t at = APPS_AT + (size_t)index * f->psize + offset;
     memset(f->mem + at, 0xFF, len);
     persist_range(f, at, len);
+    report(f, HOST_OP_ERASE, len, erase_ms(offset, len));
     return 0;
 }
 
@@ -150,27 +180,51 @@ int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t 
 {
     if (f->fail_writes) return -1;
     if (offset + (uint64_t)len > f->psize) return -1;
+    f->attempt = HOST_OP_PROGRAM;
     if (!host_flash_op(f)) return 0;
     f->write_ops++;
-    size_t at = HOST_SECTOR + (size_t)index * f->psize + offset;
+    size_t at = APPS_AT + (size_t)index * f->psize + offset;
     for (size_t i = 0; i < len; i++) f->mem[at + i] &= data[i]; /* NOR: bits only go 1 -> 0 */
     persist_range(f, at, len);
+    report(f, HOST_OP_PROGRAM, (uint32_t)len, program_ms(offset, len));
     return 0;
 }
 
-int host_flash_save_otadata(host_flash_t *f)
+uint32_t host_otadata_crc(uint32_t seq)
 {
-    if (f->fail_otadata) return -1;
-    if (!host_flash_op(f)) return 0;
-    uint8_t *o = f->mem;
-    memset(o, 0xFF, HOST_SECTOR);
-    put32(o, OTADATA_MAGIC);
-    put32(o + 4, f->psize);
+    uint8_t b[4];
+    put32(b, seq);
+    return (uint32_t)crc32(0, b, 4);
+}
+
+void host_otadata_read(const host_flash_t *f, host_otadata_t out[2])
+{
     for (int i = 0; i < 2; i++) {
-        put32(o + 8 + 8 * i, f->slots[i].seq);
-        o[12 + 8 * i] = f->slots[i].state;
+        const uint8_t *o = f->mem + OTADATA_AT + (size_t)i * HOST_SECTOR;
+        out[i].seq = get32(o);
+        out[i].state = get32(o + 24); /* after ota_seq and seq_label[20] */
+        out[i].crc = get32(o + 28);
     }
-    persist_range(f, 0, HOST_SECTOR);
+}
+
+int host_otadata_write(host_flash_t *f, int i, const host_otadata_t *e)
+{
+    if (f->fail_otadata || f->fail_writes) return -1;
+    uint8_t *o = f->mem + OTADATA_AT + (size_t)i * HOST_SECTOR;
+    f->attempt = HOST_OP_OTADATA;
+    if (!host_flash_op(f)) return 0;
+    memset(o, 0xFF, HOST_SECTOR);
+    persist_range(f, OTADATA_AT + (size_t)i * HOST_SECTOR, HOST_SECTOR);
+    report(f, HOST_OP_OTADATA, HOST_SECTOR, HOST_SECTOR_ERASE_MS);
+    if (!host_flash_op(f)) return 0;
+    uint8_t entry[32];
+    memset(entry, 0xFF, sizeof entry);
+    put32(entry, e->seq);
+    put32(entry + 24, e->state);
+    put32(entry + 28, e->crc);
+    for (size_t k = 0; k < sizeof entry; k++) o[k] &= entry[k];
+    persist_range(f, OTADATA_AT + (size_t)i * HOST_SECTOR, sizeof entry);
+    report(f, HOST_OP_OTADATA, sizeof entry, HOST_PAGE_PROGRAM_MS);
     return 0;
 }
 
@@ -208,6 +262,7 @@ int host_nvs_get(host_flash_t *f, const char *key, void *buf, size_t *len)
 int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len)
 {
     if (len > HOST_NVS_MAX_VALUE || strlen(key) >= sizeof f->nvs[0].key) return -1;
+    f->attempt = HOST_OP_NVS;
     if (!host_flash_op(f)) return 0;
     unsigned i = 0;
     while (i < f->nvs_count && strcmp(f->nvs[i].key, key) != 0) i++;
@@ -219,5 +274,13 @@ int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len)
     }
     f->nvs[i].len = (uint8_t)len;
     memcpy(f->nvs[i].value, buf, len);
+    /* NVS writes the data entries, then flips the entry state bits: a page program each, at least */
+    report(f, HOST_OP_NVS, (uint32_t)len, program_ms(0, len + 32) + HOST_PAGE_PROGRAM_MS);
     return save_nvs(f);
+}
+
+void host_nvs_erase_all(host_flash_t *f)
+{
+    f->nvs_count = 0;
+    save_nvs(f);
 }

@@ -1,8 +1,10 @@
 /*
- * Simulated device storage: two OTA app partitions + otadata (boot selection and image states) in
- * flash.bin, and NVS key/values in nvs.bin, in a state directory (or in memory only). NOR semantics:
- * erase sets 0xFF, writes can only clear bits. A power cut can be scheduled after N mutating operations:
- * from then on nothing reaches flash (RAM state is lost by the device on the following boot).
+ * Simulated device storage: otadata (two sectors, one esp_ota_select_entry_t each, as ESP-IDF keeps
+ * them) + two OTA app partitions in flash.bin, and NVS key/values in nvs.bin, in a state directory (or in
+ * memory only). NOR semantics: erase sets 0xFF, writes can only clear bits. A power cut can be scheduled
+ * after N mutating operations: from then on nothing reaches flash (RAM state is lost by the device on the
+ * following boot). Every mutating operation reports its modeled duration (W25Q32-class timing, the same
+ * figures as lib/sim/device/flash-timing.ts) to on_op, so the twin can stall the device's BLE host.
  */
 #ifndef HOST_FLASH_H
 #define HOST_FLASH_H
@@ -12,13 +14,24 @@
 #include <stdint.h>
 
 #define HOST_SECTOR 4096
+#define HOST_BLOCK 65536
+#define HOST_PAGE 256
 #define HOST_NVS_MAX_KEYS 16
 #define HOST_NVS_MAX_VALUE 128
 
+/* W25Q32-class typical times (datasheet; lib/sim/device/flash-timing.ts uses the same). */
+#define HOST_SECTOR_ERASE_MS 45.0
+#define HOST_BLOCK_ERASE_MS 150.0
+#define HOST_PAGE_PROGRAM_MS 0.4
+
+/** esp_ota_select_entry_t (esp_flash_partitions.h): 32 bytes at the start of each otadata sector. */
 typedef struct {
-    uint32_t seq;  /* 0 = never selected */
-    uint8_t state; /* ble_ota_img_state_t */
-} host_slot_t;
+    uint32_t seq;   /* 0xFFFFFFFF: blank */
+    uint32_t state; /* esp_ota_img_states_t; 0xFFFFFFFF = ESP_OTA_IMG_UNDEFINED */
+    uint32_t crc;   /* over seq (bootloader_common_ota_select_crc) */
+} host_otadata_t;
+
+#define HOST_OTA_STATE_UNDEFINED 0xFFFFFFFFu
 
 typedef struct {
     char key[16];
@@ -26,11 +39,14 @@ typedef struct {
     uint8_t value[HOST_NVS_MAX_VALUE];
 } host_nvs_entry_t;
 
+typedef enum { HOST_OP_ERASE, HOST_OP_PROGRAM, HOST_OP_OTADATA, HOST_OP_NVS } host_op_kind_t;
+
+typedef void (*host_op_fn)(void *arg, host_op_kind_t kind, uint32_t bytes, double ms);
+
 typedef struct {
     char *dir;                 /* NULL: memory only */
     uint32_t psize;            /* bytes per app partition */
-    uint8_t *mem;              /* otadata sector + ota_0 + ota_1 */
-    host_slot_t slots[2];
+    uint8_t *mem;              /* header sector + 2 otadata sectors + ota_0 + ota_1 */
     host_nvs_entry_t nvs[HOST_NVS_MAX_KEYS];
     unsigned nvs_count;
     long cut_after;            /* mutating ops left before the power cut; -1 never */
@@ -39,21 +55,37 @@ typedef struct {
     bool fail_otadata;         /* fault injection: otadata writes fail (esp_ota_set_boot_partition) */
     unsigned erase_ops, write_ops;
     unsigned long ops_total;   /* mutating operations that reached flash/NVS */
+    host_op_kind_t attempt;    /* kind of the operation being attempted */
+    host_op_kind_t cut_op;     /* kind of the operation the power cut hit */
+    host_op_fn on_op;
+    void *op_arg;
 } host_flash_t;
 
 /** Open (or create) the storage. psize is used when creating; an existing flash.bin keeps its own. */
 host_flash_t *host_flash_open(const char *dir, uint32_t psize);
 void host_flash_close(host_flash_t *f);
-bool host_flash_is_new(const host_flash_t *f); /* no app was ever installed */
+bool host_flash_is_new(const host_flash_t *f); /* the storage was never formatted */
+/** Mark the storage formatted (first start, after the running image was installed). */
+void host_flash_format(host_flash_t *f);
 
 uint8_t *host_flash_partition(host_flash_t *f, int index);
 /** One mutating operation may happen (power on, not cut yet); counts it. */
 bool host_flash_op(host_flash_t *f);
+/** Erase [offset, offset+len) of app partition index: one operation, 64 KiB blocks where aligned. */
 int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len);
 int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t *data, size_t len);
-int host_flash_save_otadata(host_flash_t *f);
+
+/** Both otadata entries as stored (a blank or half-written sector reads as all 0xFF). */
+void host_otadata_read(const host_flash_t *f, host_otadata_t out[2]);
+/** ESP-IDF's write_otadata / rewrite_ota_seq: erase sector i (one operation), then write the entry
+ *  (another operation); a power cut between the two leaves the sector blank. */
+int host_otadata_write(host_flash_t *f, int i, const host_otadata_t *e);
+uint32_t host_otadata_crc(uint32_t seq);
 
 int host_nvs_get(host_flash_t *f, const char *key, void *buf, size_t *len);
+/** Store and commit: one operation (the entry reaches flash whole or not at all, as NVS guarantees). */
 int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len);
+/** nvs_flash_erase: every key gone (the tests' "NVS erased"). */
+void host_nvs_erase_all(host_flash_t *f);
 
 #endif

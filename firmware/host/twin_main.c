@@ -45,6 +45,8 @@ static void on_event(void *arg, const host_event_t *ev)
         printf("\"data\":");
         print_hex(ev->data, ev->len);
         printf("}\n");
+    } else if (ev->type == HOST_EV_FLASH) {
+        printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.3f}\n", ev->text, ev->ms);
     } else if (ev->type == HOST_EV_REBOOT) {
         s_connections = 0;
         printf("{\"ev\":\"reboot\",\"reason\":");
@@ -91,8 +93,12 @@ static void handle(const json_t *req)
         done_error("missing \"op\"");
     } else if (!strcmp(op, "connect")) {
         uint16_t mtu = json_get_number(req, "mtu", &num) ? (uint16_t)num : 23;
-        host_device_connect(s_dev, conn_of(req), mtu);
+        host_device_connect(s_dev, conn_of(req), mtu); /* LL data length 251 unless "dl" says otherwise */
+        if (json_get_number(req, "dl", &num)) ble_ota_core_on_data_len(conn_of(req), (uint16_t)num);
         s_connections++;
+        done_ok();
+    } else if (!strcmp(op, "data_len")) {
+        ble_ota_core_on_data_len(conn_of(req), json_get_number(req, "dl", &num) ? (uint16_t)num : 27);
         done_ok();
     } else if (!strcmp(op, "mtu")) {
         ble_ota_core_on_mtu(conn_of(req), json_get_number(req, "mtu", &num) ? (uint16_t)num : 23);
@@ -196,7 +202,8 @@ static void usage(const char *msg)
     fprintf(stderr,
             "ble_ota_twin: %s\nusage: ble_ota_twin --state-dir DIR --chip esp32 --running-image FILE [--fleet-key HEX64]\n"
             "       [--policy auto|host] [--diagnostics pass|fail] [--allow-downgrade] [--partition-size N]\n"
-            "       [--resume-timeout-ms N] [--name NAME] [--max-chunk N] [--window N] [--ack-interval N]\n",
+            "       [--resume-timeout-ms N] [--name NAME] [--max-chunk N] [--window N] [--ack-interval N]\n"
+            "       [--chip-rev N] [--ble ok|fail]\n",
             msg);
     exit(2);
 }
@@ -230,6 +237,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--diagnostics")) {
             if (strcmp(v, "pass") && strcmp(v, "fail")) usage("--diagnostics pass|fail");
             o.diagnostics_fail = !strcmp(v, "fail");
+        } else if (!strcmp(a, "--chip-rev")) o.chip_rev = (uint16_t)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--ble")) {
+            if (strcmp(v, "ok") && strcmp(v, "fail")) usage("--ble ok|fail");
+            o.ble_fails = !strcmp(v, "fail");
         } else if (!strcmp(a, "--partition-size")) o.partition_size = (uint32_t)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--resume-timeout-ms")) o.cfg.resume_timeout_ms = (uint32_t)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--name")) s_name = v;

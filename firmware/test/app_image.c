@@ -48,6 +48,10 @@ uint8_t *app_image_build(const app_image_spec_t *spec, size_t *len)
     put32(img + 4, 0x40080000);
     img[12] = (uint8_t)spec->chip_id;
     img[13] = (uint8_t)(spec->chip_id >> 8);
+    img[15] = (uint8_t)spec->min_chip_rev_full;
+    img[16] = (uint8_t)(spec->min_chip_rev_full >> 8);
+    img[17] = (uint8_t)spec->max_chip_rev_full;
+    img[18] = (uint8_t)(spec->max_chip_rev_full >> 8);
     img[23] = 1; /* hash appended */
     uint8_t *s1 = img + 24;
     put32(s1, 0x3f400020);

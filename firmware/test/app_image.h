@@ -12,6 +12,7 @@ typedef struct {
     uint32_t secure_version;
     size_t size;   /* approximate total size (rounded to segment rules) */
     uint32_t seed; /* varies the content */
+    uint16_t min_chip_rev_full, max_chip_rev_full; /* major * 100 + minor; 0 = not set */
 } app_image_spec_t;
 
 /** Returns a malloc'd image and its length in *len. */

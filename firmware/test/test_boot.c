@@ -16,7 +16,7 @@ TEST(host_policy_waits_for_confirm)
     h_status(&st);
     CHECK_EQ(host_device_running(H.dev), 1);
     CHECK_EQ(st.ota_state, BLE_OTA_IMG_PENDING_VERIFY);
-    CHECK_EQ(st.last_flags, BLE_OTA_LAST_RECORD_VALID | BLE_OTA_LAST_DIAG_RAN | BLE_OTA_LAST_DIAG_PASSED);
+    CHECK_EQ(st.last_flags, BLE_OTA_LAST_RECORD_VALID | BLE_OTA_LAST_INSTALLED | BLE_OTA_LAST_DIAG_RAN | BLE_OTA_LAST_DIAG_PASSED);
     CHECK_EQ(st.confirm_policy, 1);
     uint8_t mfg[11];
     ble_ota_core_build_mfg_data(mfg);
@@ -150,7 +150,7 @@ TEST(auto_policy_failed_diagnostics_roll_back)
     h_status(&st);
     CHECK_EQ(host_device_running(H.dev), 0);
     CHECK_EQ(st.last_result, BLE_OTA_ERR_DIAGNOSTICS_FAILED);
-    CHECK_EQ(st.last_flags, BLE_OTA_LAST_RECORD_VALID | BLE_OTA_LAST_DIAG_RAN | BLE_OTA_LAST_ROLLED_BACK);
+    CHECK_EQ(st.last_flags, BLE_OTA_LAST_RECORD_VALID | BLE_OTA_LAST_INSTALLED | BLE_OTA_LAST_DIAG_RAN | BLE_OTA_LAST_ROLLED_BACK);
     CHECK(strcmp(st.last_message, "simulated diagnostics failure") == 0);
     uint8_t mfg[11];
     ble_ota_core_build_mfg_data(mfg);

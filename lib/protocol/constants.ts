@@ -210,6 +210,12 @@ export const LastFlags = {
   DIAGNOSTICS_PASSED: 1 << 2,
   CONFIRMED: 1 << 3,
   RECORD_VALID: 1 << 4,
+  /** END succeeded and the boot partition was switched to the image. */
+  INSTALLED: 1 << 5,
+  /** The device restarted between writing a record and completing the step it records. */
+  INTERRUPTED: 1 << 6,
+  /** The running image was installed by another installer (seed, Wi-Fi OTA, NVS erased). */
+  OTHER_INSTALLER: 1 << 7,
 } as const;
 
 /** §5 `last.result` when no update was recorded. */

@@ -6,6 +6,11 @@
  * and periodically (every 2 ms while connected, for flash timing; every 100 ms for a while after a
  * disconnect or reboot, for resume timeouts and boot). Each radio link's connectionId goes to the twin as
  * its "conn" field (left out for connection 0, the twin's default).
+ *
+ * Flash timing (docs/TWIN.md "flash"): the twin reports every flash operation with its modeled duration.
+ * An erase or program stops the device's BLE host for that long (the cache is off: host.hostStall); every
+ * operation, and the image verification of esp_ota_end / set boot, keeps the device's writer busy, so the
+ * notifications it produces after them go out when it is done; a boot keeps the device off the air.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as fs from 'fs';
@@ -34,6 +39,22 @@ const READ_NAMES: Record<string, string> = {
   [FIRMWARE_REVISION_UUID]: 'fw_rev',
 };
 const NOTIFY_UUIDS: Record<string, string> = { control: CONTROL_CHAR_UUID, status: STATUS_CHAR_UUID };
+
+/** The radio's host with the optional stall hook (lib/sim/types.ts PeripheralHost.hostStall). */
+type StallingHost = PeripheralHost & { hostStall?(durationMs: number): void };
+
+interface TwinLine {
+  ev?: string;
+  char?: string;
+  conn?: number;
+  data?: string;
+  reason?: string;
+  ok?: boolean;
+  att?: number;
+  error?: string;
+  op?: string;
+  ms?: number;
+}
 
 /** The request field naming a connection (docs/TWIN.md "conn"; 0 is the twin's default). */
 function connField(connectionId: number | undefined): { conn?: number } {
@@ -76,7 +97,11 @@ class TwinDevice implements VirtualPeripheral {
   readonly maxMtu: number;
   readonly address: string;
   readonly name: string;
-  private host: PeripheralHost | null = null;
+  private host: StallingHost | null = null;
+  /** Until then the device's writer is busy with flash work: its notifications wait. */
+  private busyUntil = Number.NEGATIVE_INFINITY;
+  /** Counts boots: a notification delayed past a reboot is never sent. */
+  private bootGeneration = 0;
   private readonly queue: Pending[] = [];
   private current: Pending | null = null;
   private releaseHold: (() => void) | null = null;
@@ -113,7 +138,7 @@ class TwinDevice implements VirtualPeripheral {
     proc.stdin.on('error', () => undefined); // a dead twin is reported through 'exit'
   }
 
-  attach(host: PeripheralHost): void {
+  attach(host: StallingHost): void {
     this.host = host;
     this.scheduleTick();
   }
@@ -227,16 +252,19 @@ class TwinDevice implements VirtualPeripheral {
   }
 
   private onLine(line: string): void {
-    let msg: { ev?: string; char?: string; conn?: number; data?: string; reason?: string; ok?: boolean; att?: number; error?: string };
+    let msg: TwinLine;
     try {
       msg = JSON.parse(line);
     } catch {
       return; // not a protocol line
     }
     if (msg.ev === 'notify' && msg.char && NOTIFY_UUIDS[msg.char]) {
-      // Control goes to its connection; Status (no "conn") to every subscribed link.
-      this.host?.notify(OTA_SERVICE_UUID, NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'), typeof msg.conn === 'number' ? msg.conn : undefined);
+      this.deliverNotification(NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'), typeof msg.conn === 'number' ? msg.conn : undefined);
+    } else if (msg.ev === 'flash' && typeof msg.ms === 'number' && msg.ms > 0) {
+      this.onFlash(msg.op ?? '', msg.ms);
     } else if (msg.ev === 'reboot') {
+      this.bootGeneration += 1;
+      this.busyUntil = Number.NEGATIVE_INFINITY;
       if (this.links.size > 0) this.host?.dropConnection(`reboot: ${msg.reason ?? ''}`);
       this.links.clear();
       this.flowUntil = this.clock.now() + this.settleMs;
@@ -252,6 +280,37 @@ class TwinDevice implements VirtualPeripheral {
       if (this.queue.length > 0) this.pump();
       else this.release();
     }
+  }
+
+  /** Control goes to its connection; Status (no connectionId) to every subscribed link; after the writer's flash work. */
+  private deliverNotification(uuid: string, data: Buffer, connectionId: number | undefined): void {
+    const delay = this.busyUntil - this.clock.now();
+    if (delay <= 0) {
+      this.host?.notify(OTA_SERVICE_UUID, uuid, data, connectionId);
+      return;
+    }
+    const generation = this.bootGeneration;
+    this.clock.setTimer(() => {
+      if (generation === this.bootGeneration) this.host?.notify(OTA_SERVICE_UUID, uuid, data, connectionId);
+    }, delay);
+  }
+
+  private onFlash(op: string, ms: number): void {
+    const now = this.clock.now();
+    if (op === 'boot') {
+      // Reset to advertising: off the air meanwhile (advertisement() is null until then).
+      this.offUntil = Math.max(this.offUntil, now + ms);
+      this.clock.setTimer(() => {
+        this.host?.advertisingChanged();
+        void this.refreshAdvertisement().catch(() => undefined);
+      }, this.offUntil - now);
+      return;
+    }
+    // The bootloader's otadata writes and the first-boot record writes are part of the boot time.
+    if (now < this.offUntil) return;
+    this.busyUntil = Math.max(this.busyUntil, now) + ms;
+    // Erase and program run with the flash cache disabled: the NimBLE host task cannot run meanwhile.
+    if (op === 'erase' || op === 'program') this.host?.hostStall?.(ms);
   }
 
   private release(): void {

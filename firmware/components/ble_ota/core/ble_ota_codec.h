@@ -30,6 +30,10 @@
 #define BLE_OTA_TAGGED_CMD_LEN 17
 #define BLE_OTA_END_LEN 2
 #define BLE_OTA_DATA_HEADER_LEN 4
+/* L2CAP (4) + ATT write command (3) + offset (4) around a Data chunk (PROTOCOL.md §2.2) */
+#define BLE_OTA_DATA_FRAME_OVERHEAD 11
+/* LL PDU payload before any data length update (Core spec: 27 octets) */
+#define BLE_OTA_LL_DEFAULT_OCTETS 27
 /* Every Control notification fits one notification at the default ATT MTU 23 (MTU - 3 = 20 bytes). */
 #define BLE_OTA_NOTIFY_MAX 20
 #define BLE_OTA_CHALLENGE_RSP_LEN 20 /* the longest: op, err, nonce[16], u16 caps */
@@ -53,6 +57,9 @@
 #define BLE_OTA_LAST_DIAG_PASSED 0x04
 #define BLE_OTA_LAST_CONFIRMED 0x08
 #define BLE_OTA_LAST_RECORD_VALID 0x10
+#define BLE_OTA_LAST_INSTALLED 0x20       /* END succeeded and the boot partition was switched */
+#define BLE_OTA_LAST_INTERRUPTED 0x40     /* restarted between writing a record and completing its step */
+#define BLE_OTA_LAST_OTHER_INSTALLER 0x80 /* the running image was installed by another installer */
 
 #define BLE_OTA_COMPANY_ID 0x02E5
 #define BLE_OTA_ADV_MARKER 0xB2

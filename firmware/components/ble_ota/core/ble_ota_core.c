@@ -14,7 +14,7 @@ static void *s_diag_arg;
 void ble_ota_config_default(ble_ota_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->max_chunk = 508;
+    cfg->max_chunk = 491; /* 2 x 251 - 11: two full LL PDUs at ATT MTU 517 (PROTOCOL.md §2.2) */
     cfg->window = 16384;
     cfg->ack_interval = 4096;
     cfg->resume_timeout_ms = 60000;
@@ -133,7 +133,7 @@ void ota_rearm_timer(void)
         next = g_ota.s.resume_deadline;
         any = true;
     }
-    if (g_ota.reboot != REBOOT_NONE && (!any || (int32_t)(g_ota.reboot_deadline - next) < 0)) {
+    if (g_ota.reboot != REBOOT_NONE && !g_ota.reboot_due && (!any || (int32_t)(g_ota.reboot_deadline - next) < 0)) {
         next = g_ota.reboot_deadline;
         any = true;
     }
@@ -153,10 +153,21 @@ void ota_record_set(uint8_t result, const char *message)
     g_ota.rec_dirty = true;
 }
 
+void ota_session_release(void)
+{
+    session_t *s = &g_ota.s;
+    if (s->reserved_sha) P->digest_finish(P->ctx, s->reserved_sha, NULL);
+    if (s->reserved_inflate) P->inflate_free(P->ctx, s->reserved_inflate);
+    s->reserved_sha = s->reserved_inflate = NULL;
+    free(s->ring);
+    s->ring = NULL;
+}
+
 void ota_session_end(uint8_t result, const char *message)
 {
     session_t *s = &g_ota.s;
     if (!s->live) return;
+    ota_session_release();
     s->live = false;
     s->state = BLE_OTA_SESSION_IDLE;
     s->owner = BLE_OTA_CONN_NONE;
@@ -222,7 +233,9 @@ void ota_build_status(ble_ota_status_t *st)
 size_t ble_ota_core_read_status(uint8_t buf[BLE_OTA_STATUS_LEN])
 {
     ble_ota_status_t st;
+    int state = P->app_state(P->ctx); /* fresh: the app may have confirmed itself */
     ota_lock();
+    if (!g_ota.pending_cmd) g_ota.ota_state = (uint8_t)state; /* not while our own otadata write runs */
     ota_build_status(&st);
     ota_unlock();
     return ble_ota_encode_status(&st, buf);
@@ -252,9 +265,8 @@ ble_ota_session_state_t ble_ota_core_session_state(void)
     return g_ota.s.live ? g_ota.s.state : BLE_OTA_SESSION_IDLE;
 }
 
-/* Runs the hook and applies the confirm policy on the first boot of a new image. Returns true when
- * the port is rebooting (rollback) and init must stop. */
-static bool first_boot(void)
+/* Runs the diagnostics hook and records the outcome (stage BOOTED). */
+static void run_diagnostics(void)
 {
     ota_record_t *r = &g_ota.rec;
     char msg[33] = "no diagnostics hook";
@@ -266,18 +278,21 @@ static bool first_boot(void)
         if (msg[0] == '\0') copy_str(msg, sizeof msg, pass ? "diagnostics passed" : "diagnostics failed");
     }
     r->stage = REC_STAGE_BOOTED;
-    r->boot_count = 1;
     r->flags |= BLE_OTA_LAST_DIAG_RAN;
     if (pass) r->flags |= BLE_OTA_LAST_DIAG_PASSED;
     copy_str(r->message, sizeof r->message, msg);
     if (!pass) r->result = BLE_OTA_ERR_DIAGNOSTICS_FAILED;
     g_ota.rec_dirty = true;
-    if (g_ota.cfg.policy != BLE_OTA_POLICY_AUTO || g_ota.ota_state != BLE_OTA_IMG_PENDING_VERIFY) return false;
-    if (pass) {
-        if (P->app_mark_valid(P->ctx) == 0) {
-            r->flags |= BLE_OTA_LAST_CONFIRMED;
-            g_ota.ota_state = (uint8_t)P->app_state(P->ctx);
-        }
+}
+
+/* The confirm policy for a pending image whose diagnostics ran. Returns true when rebooting. */
+static bool apply_policy(void)
+{
+    ota_record_t *r = &g_ota.rec;
+    if (g_ota.cfg.policy != BLE_OTA_POLICY_AUTO) return false;
+    if (r->flags & BLE_OTA_LAST_DIAG_PASSED) {
+        /* The BLE stack is part of the diagnostics: confirm only once it advertises (on_ble_ready). */
+        g_ota.confirm_after_ble = true;
         return false;
     }
     ota_persist_record();
@@ -287,32 +302,117 @@ static bool first_boot(void)
     return false;
 }
 
+static bool counts_as_boot(void) { return g_ota.app.reset_reason != BLE_OTA_RESET_DEEPSLEEP; }
+
+/* First boot of a new image: the bootloader just turned it NEW -> PENDING_VERIFY (bootloader_utility.c
+ * :390-394; any PENDING_VERIFY entry it finds at boot becomes ABORTED, :340-347), whoever installed it.
+ * Returns true when rebooting (rollback). */
+static bool first_boot_of_pending_image(void)
+{
+    ota_record_t *r = &g_ota.rec;
+    bool on_target = r->valid && strcmp(g_ota.app.partition_label, r->target_label) == 0;
+    bool ours = on_target && r->stage >= REC_STAGE_INSTALLED;
+    if (!ours) { /* seed firmware, Wi-Fi OTA, esptool, NVS erased: no record of ours names this image */
+        memset(r, 0, sizeof *r);
+        r->valid = true;
+        r->flags = BLE_OTA_LAST_OTHER_INSTALLER;
+        r->stage = REC_STAGE_INSTALLED;
+        copy_str(r->target_label, sizeof r->target_label, g_ota.app.partition_label);
+        copy_str(r->message, sizeof r->message, "installed by another installer");
+    }
+    if (r->stage == REC_STAGE_INSTALLED) {
+        r->installed = true;
+        r->flags |= BLE_OTA_LAST_INSTALLED;
+        r->boot_count = 1;
+    } else {
+        /* The same pending image started again without the bootloader's otadata pass (a deep-sleep
+         * wake with CONFIG_BOOTLOADER_SKIP_VALIDATE_IN_DEEP_SLEEP, or no image to fall back to). */
+        if (counts_as_boot() && r->boot_count < 0xFFFF) r->boot_count++;
+        if (r->stage != REC_STAGE_BOOTED) r->flags |= BLE_OTA_LAST_INTERRUPTED;
+        if (r->stage == REC_STAGE_CONFIRMING) {
+            r->stage = REC_STAGE_BOOTED;
+            g_ota.rec_dirty = true;
+        }
+        if (r->stage == REC_STAGE_BOOTED) return apply_policy();
+    }
+    r->stage = REC_STAGE_DIAGNOSING;
+    copy_str(r->message, sizeof r->message, "first-boot diagnostics running");
+    g_ota.rec_dirty = true;
+    ota_persist_record();
+    run_diagnostics();
+    ota_persist_record();
+    return apply_policy();
+}
+
+/* The record names an image that is not running: the bootloader went back to the previous one. */
+static void rolled_back(const char *why)
+{
+    ota_record_t *r = &g_ota.rec;
+    r->flags |= BLE_OTA_LAST_ROLLED_BACK;
+    if (r->result == BLE_OTA_OK) r->result = BLE_OTA_ERR_ROLLED_BACK;
+    if (!(r->flags & BLE_OTA_LAST_DIAG_RAN) || (r->flags & BLE_OTA_LAST_DIAG_PASSED) ||
+        (r->flags & BLE_OTA_LAST_INTERRUPTED))
+        copy_str(r->message, sizeof r->message, why);
+    r->stage = REC_STAGE_DONE;
+    g_ota.rec_dirty = true;
+}
+
 /* Boot bookkeeping of the update record (PROTOCOL.md §4.4, §6). Returns true when rebooting. */
 static bool account_boot(void)
 {
     ota_record_t *r = &g_ota.rec;
+    if (g_ota.ota_state == BLE_OTA_IMG_PENDING_VERIFY) return first_boot_of_pending_image();
     if (!r->valid) return false;
     bool on_target = strcmp(g_ota.app.partition_label, r->target_label) == 0;
-    if (r->installed && r->stage != REC_STAGE_INSTALLED && r->boot_count < 0xFFFF) {
+    if (r->installed && r->stage != REC_STAGE_INSTALLED && counts_as_boot() && r->boot_count < 0xFFFF) {
         r->boot_count++;
         g_ota.rec_dirty = true;
     }
     switch (r->stage) {
     case REC_STAGE_IN_PROGRESS:
         r->stage = REC_STAGE_DONE;
+        r->flags |= BLE_OTA_LAST_INTERRUPTED;
         copy_str(r->message, sizeof r->message, "interrupted by a reboot");
         g_ota.rec_dirty = true;
         return false;
     case REC_STAGE_INSTALLED:
+        if (!(r->flags & BLE_OTA_LAST_INSTALLED) && !on_target) {
+            /* power lost between the INSTALLED record and the end of esp_ota_set_boot_partition */
+            r->stage = REC_STAGE_DONE;
+            r->flags |= BLE_OTA_LAST_INTERRUPTED;
+            copy_str(r->message, sizeof r->message, "interrupted before boot switch");
+            g_ota.rec_dirty = true;
+            return false;
+        }
+        if (on_target) {
+            /* Booted without PENDING_VERIFY: rollback is off in the bootloader (set_new_state_otadata,
+             * esp_ota_ops.c:104-112). Diagnostics run for the record; there is nothing to confirm. */
+            r->installed = true;
+            r->flags |= BLE_OTA_LAST_INSTALLED;
+            r->boot_count = 1;
+            run_diagnostics();
+            r->stage = REC_STAGE_DONE;
+            return false;
+        }
+        rolled_back("rolled back to the previous image");
+        return false;
+    case REC_STAGE_DIAGNOSING:
     case REC_STAGE_BOOTED:
-        if (on_target && r->stage == REC_STAGE_INSTALLED) return first_boot();
-        if (!on_target) { /* the bootloader went back to the previous image */
-            r->flags |= BLE_OTA_LAST_ROLLED_BACK;
-            if (r->result == BLE_OTA_OK) r->result = BLE_OTA_ERR_ROLLED_BACK;
-            if (!(r->flags & BLE_OTA_LAST_DIAG_RAN) || (r->flags & BLE_OTA_LAST_DIAG_PASSED))
-                copy_str(r->message, sizeof r->message, "rolled back to the previous image");
+    case REC_STAGE_CONFIRMING:
+        if (on_target) { /* no longer pending: confirmed (by us, or by the app itself) */
+            if (g_ota.ota_state == BLE_OTA_IMG_VALID) r->flags |= BLE_OTA_LAST_CONFIRMED;
             r->stage = REC_STAGE_DONE;
             g_ota.rec_dirty = true;
+            return false;
+        }
+        if (r->stage == REC_STAGE_DIAGNOSING) {
+            r->flags |= BLE_OTA_LAST_INTERRUPTED;
+            rolled_back("restarted during diagnostics");
+        } else if (r->stage == REC_STAGE_CONFIRMING) {
+            r->flags |= BLE_OTA_LAST_INTERRUPTED;
+            rolled_back("restarted while confirming");
+        } else {
+            rolled_back("rolled back to the previous image");
         }
         return false;
     default:
@@ -327,8 +427,7 @@ int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port)
     g_ota.cfg = *cfg;
     g_ota.port = port;
     g_ota.s.owner = BLE_OTA_CONN_NONE;
-    g_ota.s.ring = malloc(cfg->window);
-    if (!g_ota.s.ring) return -1;
+    g_ota.pending_conn = BLE_OTA_CONN_NONE;
     port->app_info(port->ctx, &g_ota.app);
     g_ota.ota_state = (uint8_t)port->app_state(port->ctx);
     size_t len = sizeof g_ota.key;
@@ -338,7 +437,7 @@ int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port)
     if (port->kv_get(port->ctx, "record", blob, &len) == 0) ota_record_parse(blob, len, &g_ota.rec);
     g_ota.initialised = true;
     bool rebooting = account_boot();
-    ota_persist_record();
+    ota_persist_record(); /* only when the boot changed it */
     /* Status notifications report changes from here on, not the boot state itself. */
     ble_ota_status_t st;
     ota_build_status(&st);
@@ -353,8 +452,21 @@ void ble_ota_core_deinit(void)
     if (!g_ota.initialised) return;
     if (g_ota.w.sha) P->digest_finish(P->ctx, g_ota.w.sha, NULL);
     if (g_ota.w.inflate) P->inflate_free(P->ctx, g_ota.w.inflate);
-    free(g_ota.s.ring);
+    ota_session_release();
     memset(&g_ota, 0, sizeof g_ota);
+}
+
+void ble_ota_core_on_ble_ready(void)
+{
+    if (!g_ota.initialised) return;
+    ota_lock();
+    g_ota.ble_ready = true;
+    if (g_ota.confirm_after_ble) {
+        g_ota.confirm_after_ble = false;
+        g_ota.auto_confirm_due = true;
+        P->writer_kick(P->ctx);
+    }
+    ota_unlock();
 }
 
 void ble_ota_core_on_timer(void)
@@ -364,23 +476,11 @@ void ble_ota_core_on_timer(void)
     session_t *s = &g_ota.s;
     if (s->live && s->state == BLE_OTA_SESSION_SUSPENDED && deadline_passed(now, s->resume_deadline))
         ota_session_end(BLE_OTA_ERR_SESSION_TIMEOUT, "resume timeout");
-    reboot_action_t action = REBOOT_NONE;
-    if (g_ota.reboot != REBOOT_NONE && deadline_passed(now, g_ota.reboot_deadline)) {
-        if (g_ota.rec_dirty) {
-            /* the writer persists the record first; come back shortly */
-            g_ota.reboot_deadline = now + 10;
-            P->writer_kick(P->ctx);
-        } else {
-            action = g_ota.reboot;
-            g_ota.reboot = REBOOT_NONE;
-        }
+    if (g_ota.reboot != REBOOT_NONE && !g_ota.reboot_due && deadline_passed(now, g_ota.reboot_deadline)) {
+        g_ota.reboot_due = true; /* the writer persists the record first, then reboots */
+        P->writer_kick(P->ctx);
     }
     ota_rearm_timer();
     ota_unlock();
     ota_flush();
-    if (action == REBOOT_ROLLBACK) {
-        if (P->app_rollback_and_reboot(P->ctx) != 0) P->restart(P->ctx);
-    } else if (action == REBOOT_RESTART) {
-        P->restart(P->ctx);
-    }
 }

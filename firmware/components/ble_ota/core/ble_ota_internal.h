@@ -11,17 +11,23 @@
 #define BLE_OTA_WORK_LEN 1024 /* transfer bytes the writer takes out of the ring at a time */
 #define BLE_OTA_OUTBOX_LEN 32
 
-/** Persisted update record (PROTOCOL.md §6). */
+/* Persisted update record (PROTOCOL.md §6). Each stage is written BEFORE the step it announces, so a
+ * restart in the middle finds the stage and tells "interrupted" (flags bit6) from "not confirmed". */
 typedef enum {
     REC_STAGE_DONE = 0,        /* nothing pending */
     REC_STAGE_IN_PROGRESS = 1, /* BEGIN accepted, END not reached */
-    REC_STAGE_INSTALLED = 2,   /* END ok: waiting for the first boot of the new image */
-    REC_STAGE_BOOTED = 3,      /* the new image booted: a later boot elsewhere means rolled back */
+    REC_STAGE_INSTALLED = 2,   /* image verified, boot switch next (flags bit5 once switched): waiting for
+                                  the first boot of the new image in target_label */
+    REC_STAGE_BOOTED = 3,      /* first-boot diagnostics done, image pending verify: a later boot
+                                  elsewhere means rolled back */
+    REC_STAGE_DIAGNOSING = 4,  /* first boot: diagnostics running */
+    REC_STAGE_CONFIRMING = 5,  /* esp_ota_mark_app_valid_cancel_rollback running */
 } rec_stage_t;
+#define REC_STAGE_LAST REC_STAGE_CONFIRMING
 
 typedef struct {
     bool valid;
-    bool installed; /* the last END succeeded: boot_count counts */
+    bool installed; /* flags bit5: the boot partition was switched to the image: boot_count counts */
     uint8_t result;
     uint8_t flags;  /* BLE_OTA_LAST_* without RECORD_VALID */
     uint8_t stage;
@@ -35,14 +41,14 @@ typedef struct {
 size_t ota_record_serialize(const ota_record_t *r, uint8_t out[BLE_OTA_RECORD_BLOB_LEN]);
 bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r);
 
-/** Early image checks on the first 288 decoded bytes; returns a ble_ota_err_t. */
-uint8_t ota_check_image_header(const uint8_t *hdr, uint16_t chip_id, uint32_t running_secure_version,
-                               bool allow_downgrade);
+/** Early image checks on the first 288 decoded bytes against the running app; returns a ble_ota_err_t. */
+uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade);
 
 typedef struct {
     bool used;
     ble_ota_conn_t conn;
     uint16_t mtu;
+    uint16_t rx_octets;            /* LL data length the device receives (27 until updated) */
     bool nonce_valid;
     uint8_t nonce[BLE_OTA_NONCE_LEN];
 } conn_slot_t;
@@ -71,7 +77,10 @@ typedef struct {
     bool gap_nak_sent;
     uint32_t resume_deadline;
     uint8_t end_flags;
-    uint8_t *ring;                 /* window bytes; transfer offset x lives at ring[x % window] */
+    uint8_t *ring;                 /* window bytes; transfer offset x lives at ring[x % window]; reserved
+                                      at BEGIN, freed when the session ends */
+    void *reserved_sha;            /* reserved at BEGIN; the writer adopts them (NULL then) */
+    void *reserved_inflate;
 } session_t;
 
 /* Writer-context state; only ble_ota_core_writer_run touches it. */
@@ -105,6 +114,12 @@ typedef struct {
     writer_t w;
     reboot_action_t reboot;
     uint32_t reboot_deadline;
+    bool reboot_due;               /* the reboot delay passed: the writer persists the record, then reboots */
+    uint8_t pending_cmd;           /* CONFIRM / ROLLBACK accepted on the BLE side, carried out by the writer */
+    ble_ota_conn_t pending_conn;
+    bool confirm_after_ble;        /* auto policy, diagnostics passed: confirm once BLE is up */
+    bool ble_ready;
+    bool auto_confirm_due;
     outbox_msg_t outbox[BLE_OTA_OUTBOX_LEN];
     unsigned outbox_count;
     uint8_t last_status[BLE_OTA_STATUS_LEN];
@@ -125,6 +140,8 @@ void ota_flush(void);
 void ota_rearm_timer(void);
 /** End a live session from the BLE/timer side with a record result (lock held). */
 void ota_session_end(uint8_t result, const char *message);
+/** Free what BEGIN reserved and the writer has not adopted, and the ring (lock held). */
+void ota_session_release(void);
 void ota_record_set(uint8_t result, const char *message);
 conn_slot_t *ota_conn_find(ble_ota_conn_t conn);
 /** Persist the record when it changed (lock NOT held; writer context or init). */

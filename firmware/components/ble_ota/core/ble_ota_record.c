@@ -29,8 +29,8 @@ bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r)
     r->valid = true;
     r->result = buf[2];
     r->flags = buf[3] & (uint8_t)~BLE_OTA_LAST_RECORD_VALID;
-    r->stage = buf[4] <= REC_STAGE_BOOTED ? buf[4] : REC_STAGE_DONE;
-    r->installed = buf[5] != 0;
+    r->stage = buf[4] <= REC_STAGE_LAST ? buf[4] : REC_STAGE_DONE;
+    r->installed = buf[5] != 0 || (r->flags & BLE_OTA_LAST_INSTALLED);
     r->boot_count = ble_ota_get_u16(buf + 6);
     memcpy(r->sha256, buf + 8, 32);
     memcpy(r->message, buf + 40, 32);

@@ -1,4 +1,5 @@
 /* BLE side of the core: connections, Control commands (PROTOCOL.md §2, §4, §7) and Data (§3). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ble_ota_internal.h"
@@ -10,6 +11,7 @@ static const char CMD_LABEL[] = "BLEOTA2-CMD";
 
 void ble_ota_core_on_connect(ble_ota_conn_t conn, uint16_t mtu)
 {
+    ble_ota_core_on_ble_ready(); /* a central reached us: the BLE stack works */
     ota_lock();
     if (!ota_conn_find(conn)) {
         for (int i = 0; i < BLE_OTA_MAX_CONNECTIONS; i++) {
@@ -18,6 +20,7 @@ void ble_ota_core_on_connect(ble_ota_conn_t conn, uint16_t mtu)
                 g_ota.conns[i].used = true;
                 g_ota.conns[i].conn = conn;
                 g_ota.conns[i].mtu = mtu;
+                g_ota.conns[i].rx_octets = BLE_OTA_LL_DEFAULT_OCTETS;
                 break;
             }
         }
@@ -30,6 +33,23 @@ void ble_ota_core_on_mtu(ble_ota_conn_t conn, uint16_t mtu)
     ota_lock();
     conn_slot_t *c = ota_conn_find(conn);
     if (c) c->mtu = mtu;
+    ota_unlock();
+}
+
+void ble_ota_core_on_data_len(ble_ota_conn_t conn, uint16_t rx_octets)
+{
+    ota_lock();
+    conn_slot_t *c = ota_conn_find(conn);
+    if (conn == BLE_OTA_CONN_NONE) { /* "the connection": only when there is exactly one */
+        int used = 0;
+        for (int i = 0; i < BLE_OTA_MAX_CONNECTIONS; i++)
+            if (g_ota.conns[i].used) {
+                used++;
+                c = &g_ota.conns[i];
+            }
+        if (used != 1) c = NULL;
+    }
+    if (c && rx_octets >= BLE_OTA_LL_DEFAULT_OCTETS) c->rx_octets = rx_octets;
     ota_unlock();
 }
 
@@ -84,12 +104,20 @@ static uint8_t check_tag(conn_slot_t *c, bool is_begin, const uint8_t *mac_data,
     return tag_equal(mac, tag) ? BLE_OTA_OK : BLE_OTA_ERR_AUTH_FAILED;
 }
 
+/* PROTOCOL.md §2.2: a Data write is an L2CAP frame of 4 (L2CAP) + 3 (ATT) + 4 (offset) + chunk bytes. The
+ * chunk is the largest that is <= every limit (client, device maximum, MTU - 7) and makes that frame fill
+ * whole LL PDUs of the connection's data length: a frame one byte past a PDU boundary costs a whole
+ * extra PDU exchange on air. */
 static uint16_t negotiated_chunk(const conn_slot_t *c, uint16_t client_chunk)
 {
-    uint16_t chunk = client_chunk < g_ota.cfg.max_chunk ? client_chunk : g_ota.cfg.max_chunk;
-    uint16_t mtu = c ? c->mtu : 23;
-    uint16_t by_mtu = mtu > 7 ? (uint16_t)(mtu - 3 - BLE_OTA_DATA_HEADER_LEN) : 1;
-    return chunk < by_mtu ? chunk : by_mtu;
+    uint32_t limit = client_chunk < g_ota.cfg.max_chunk ? client_chunk : g_ota.cfg.max_chunk;
+    uint32_t mtu = c ? c->mtu : 23;
+    uint32_t dl = c ? c->rx_octets : BLE_OTA_LL_DEFAULT_OCTETS;
+    uint32_t by_mtu = mtu > 7 ? mtu - 3 - BLE_OTA_DATA_HEADER_LEN : 1;
+    if (by_mtu < limit) limit = by_mtu;
+    if (limit + BLE_OTA_DATA_FRAME_OVERHEAD <= dl) return (uint16_t)limit;
+    uint32_t pdus = (limit + BLE_OTA_DATA_FRAME_OVERHEAD) / dl;
+    return (uint16_t)(pdus * dl - BLE_OTA_DATA_FRAME_OVERHEAD);
 }
 
 static void emit_simple(ble_ota_conn_t conn, uint8_t op, uint8_t err)
@@ -128,7 +156,23 @@ static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_b
     if (s->live && s->state == BLE_OTA_SESSION_FINISHING)
         return s->owner == c->conn ? BLE_OTA_ERR_INVALID_STATE : BLE_OTA_ERR_BUSY;
     if (s->live && s->state == BLE_OTA_SESSION_RECEIVING && s->owner != c->conn) return BLE_OTA_ERR_BUSY;
+    if (g_ota.pending_cmd) return BLE_OTA_ERR_BUSY; /* a CONFIRM / ROLLBACK is being carried out */
     return BLE_OTA_OK;
+}
+
+/* Reserve the buffers a new session needs (ring, SHA-256, inflater) before BEGIN is accepted, so that a
+ * device short of memory refuses with NO_MEMORY instead of failing after the erase started. A kept
+ * session's ring is reused. Lock held. */
+static bool reserve_session(const ble_ota_begin_req_t *req, uint8_t **ring, void **sha, void **inflate)
+{
+    *ring = g_ota.s.ring ? g_ota.s.ring : malloc(g_ota.cfg.window);
+    *sha = P->digest_start(P->ctx, NULL, 0);
+    *inflate = req->encoding == BLE_OTA_ENCODING_DEFLATE ? P->inflate_start(P->ctx) : NULL;
+    if (*ring && *sha && (*inflate || req->encoding != BLE_OTA_ENCODING_DEFLATE)) return true;
+    if (*ring && *ring != g_ota.s.ring) free(*ring);
+    if (*sha) P->digest_finish(P->ctx, *sha, NULL);
+    if (*inflate) P->inflate_free(P->ctx, *inflate);
+    return false;
 }
 
 static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
@@ -159,7 +203,18 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
                  ble_ota_encode_begin_rsp(0, chunk, g_ota.cfg.window, g_ota.cfg.ack_interval, s->acked, out));
         return;
     }
+    uint8_t *ring;
+    void *sha, *inflate;
+    if (!reserve_session(&req, &ring, &sha, &inflate)) {
+        emit_simple(c->conn, BLE_OTA_OP_BEGIN, BLE_OTA_ERR_NO_MEMORY);
+        return;
+    }
+    s->ring = NULL; /* kept for the new session, not freed with the old one */
     if (s->live) ota_session_end(BLE_OTA_ERR_ABORTED, "replaced by a new session");
+    ota_session_release();
+    s->ring = ring;
+    s->reserved_sha = sha;
+    s->reserved_inflate = inflate;
     memset(s->ring, 0, g_ota.cfg.window);
     s->live = true;
     s->state = BLE_OTA_SESSION_RECEIVING;
@@ -227,39 +282,22 @@ static void handle_tagged(conn_slot_t *c, const uint8_t *data, size_t len)
         else if (s->live) ota_session_end(BLE_OTA_ERR_ABORTED, "aborted by the client");
         break;
     case BLE_OTA_OP_CONFIRM:
+    case BLE_OTA_OP_ROLLBACK:
         if (g_ota.ota_state != BLE_OTA_IMG_PENDING_VERIFY) {
             err = BLE_OTA_ERR_NOT_PENDING;
             break;
         }
-        ota_unlock();
-        int rc = P->app_mark_valid(P->ctx);
-        int state = P->app_state(P->ctx);
-        ota_lock();
-        g_ota.ota_state = (uint8_t)state;
-        if (rc != 0) {
-            err = BLE_OTA_ERR_INTERNAL;
+        if (g_ota.pending_cmd || g_ota.reboot != REBOOT_NONE) {
+            err = BLE_OTA_ERR_BUSY;
             break;
         }
-        g_ota.rec.flags |= BLE_OTA_LAST_CONFIRMED;
-        g_ota.rec_dirty = true;
+        /* esp_ota_mark_app_valid_cancel_rollback erases and writes otadata (and burns the secure version
+         * eFuse with anti-rollback); esp_ota_check_rollback_is_possible validates the whole other image
+         * (esp_ota_ops.c:686-740). Neither may stall the BLE host task: the writer does it and answers. */
+        g_ota.pending_cmd = op;
+        g_ota.pending_conn = conn;
         P->writer_kick(P->ctx);
-        break;
-    case BLE_OTA_OP_ROLLBACK: {
-        if (g_ota.ota_state != BLE_OTA_IMG_PENDING_VERIFY) {
-            err = BLE_OTA_ERR_NOT_PENDING;
-            break;
-        }
-        ota_unlock();
-        bool possible = P->app_rollback_possible(P->ctx);
-        ota_lock();
-        if (!possible) {
-            err = BLE_OTA_ERR_NO_ROLLBACK_IMAGE;
-            break;
-        }
-        if (g_ota.rec.valid && g_ota.rec.result == BLE_OTA_OK) ota_record_set(BLE_OTA_ERR_ROLLED_BACK, "rollback requested by the host");
-        schedule_reboot(REBOOT_ROLLBACK);
-        break;
-    }
+        return;
     case BLE_OTA_OP_REBOOT:
         schedule_reboot(REBOOT_RESTART);
         break;
@@ -272,7 +310,12 @@ static void handle_tagged(conn_slot_t *c, const uint8_t *data, size_t len)
 int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
 {
     if (len == 0 || len > BLE_OTA_CONTROL_MAX_LEN) return BLE_OTA_ATT_INVALID_ATTR_VALUE_LEN;
+    /* The app may confirm itself (esp_ota_mark_app_valid_cancel_rollback): read the state fresh where it
+     * decides (BEGIN: INVALID_STATE while pending; CONFIRM / ROLLBACK: NOT_PENDING). */
+    bool state_matters = data[0] == BLE_OTA_OP_BEGIN || data[0] == BLE_OTA_OP_CONFIRM || data[0] == BLE_OTA_OP_ROLLBACK;
+    int state = state_matters ? P->app_state(P->ctx) : -1;
     ota_lock();
+    if (state >= 0 && !g_ota.pending_cmd) g_ota.ota_state = (uint8_t)state;
     conn_slot_t *c = ota_conn_find(conn);
     if (!c) {
         /* more connections than slots: nothing can be authenticated or tracked for it */

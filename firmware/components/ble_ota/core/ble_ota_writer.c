@@ -21,19 +21,19 @@ static void writer_teardown(void)
     w->active = false;
 }
 
+/* Adopt what BEGIN reserved for this session (lock held). */
 static uint8_t writer_setup(void)
 {
     writer_t *w = &g_ota.w;
+    session_t *s = &g_ota.s;
     w->active = true;
     w->decoded = 0;
     w->header_done = false;
     w->inflate_done = false;
-    w->sha = P->digest_start(P->ctx, NULL, 0);
-    if (!w->sha) return BLE_OTA_ERR_INTERNAL;
-    if (w->req.encoding == BLE_OTA_ENCODING_DEFLATE) {
-        w->inflate = P->inflate_start(P->ctx);
-        if (!w->inflate) return BLE_OTA_ERR_INTERNAL;
-    }
+    w->sha = s->reserved_sha;
+    w->inflate = s->reserved_inflate;
+    s->reserved_sha = s->reserved_inflate = NULL;
+    if (!w->sha || (w->req.encoding == BLE_OTA_ENCODING_DEFLATE && !w->inflate)) return BLE_OTA_ERR_INTERNAL;
     return BLE_OTA_OK;
 }
 
@@ -53,8 +53,7 @@ static uint8_t consume_decoded(const uint8_t *p, size_t len)
         if (w->decoded == w->req.image_size && w->decoded < BLE_OTA_HEADER_CHECK_LEN)
             return BLE_OTA_ERR_NOT_APP_IMAGE; /* too short to hold the headers and an app descriptor */
         if (w->decoded < BLE_OTA_HEADER_CHECK_LEN) return BLE_OTA_OK;
-        uint8_t err = ota_check_image_header(w->header, g_ota.app.chip_id, g_ota.app.secure_version,
-                                             g_ota.cfg.allow_downgrade);
+        uint8_t err = ota_check_image_header(w->header, &g_ota.app, g_ota.cfg.allow_downgrade);
         if (err) return err;
         /* Only now is the target partition touched. */
         if (P->ota_begin(P->ctx, w->req.image_size) != 0) return BLE_OTA_ERR_FLASH_ERROR;
@@ -108,6 +107,20 @@ static uint8_t finish(void)
     int rc = P->ota_end(P->ctx);
     if (rc == BLE_OTA_END_FLASH_ERROR) return BLE_OTA_ERR_FLASH_ERROR;
     if (rc != BLE_OTA_END_OK) return BLE_OTA_ERR_VALIDATION_FAILED;
+    /* The record names the target BEFORE the boot switch: a power cut between the two then reads as
+     * "interrupted before boot switch", and a cut after it as the first boot of our image. */
+    char label[17] = "";
+    uint32_t psize = 0;
+    P->ota_target(P->ctx, &psize, label); /* still the partition just written: boot changes at reboot */
+    ota_lock();
+    ota_record_t *r = &g_ota.rec;
+    r->stage = REC_STAGE_INSTALLED;
+    r->installed = false;
+    r->boot_count = 0;
+    memcpy(r->target_label, label, sizeof r->target_label);
+    ota_record_set(BLE_OTA_ERR_INTERNAL, "switching the boot partition");
+    ota_unlock();
+    ota_persist_record();
     if (P->ota_set_boot(P->ctx) != 0) return BLE_OTA_ERR_SET_BOOT_FAILED;
     return BLE_OTA_OK;
 }
@@ -170,10 +183,81 @@ bool ble_ota_core_writer_pending(void)
     ota_lock();
     const session_t *s = &g_ota.s;
     const writer_t *w = &g_ota.w;
-    bool pending = g_ota.rec_dirty || (w->active && (!s->live || w->gen != s->gen)) || (s->live && !w->active) ||
+    bool pending = g_ota.rec_dirty || g_ota.reboot_due || g_ota.pending_cmd || g_ota.auto_confirm_due ||
+                   (w->active && (!s->live || w->gen != s->gen)) || (s->live && !w->active) ||
                    (s->live && s->expected != s->acked) || (s->live && s->state == BLE_OTA_SESSION_FINISHING);
     ota_unlock();
     return pending;
+}
+
+static void emit_simple(ble_ota_conn_t conn, uint8_t op, uint8_t err)
+{
+    uint8_t out[2];
+    ota_emit(conn, out, ble_ota_encode_simple_rsp(op, err, out));
+}
+
+/* esp_ota_mark_app_valid_cancel_rollback with the record around it: CONFIRMING before, CONFIRMED after.
+ * conn: who asked (CONFIRM), or BLE_OTA_CONN_NONE for the auto policy. */
+static void do_confirm(ble_ota_conn_t conn)
+{
+    ota_record_t *r = &g_ota.rec;
+    ota_lock();
+    if (r->valid) {
+        r->stage = REC_STAGE_CONFIRMING;
+        g_ota.rec_dirty = true;
+    }
+    ota_unlock();
+    ota_persist_record();
+    int rc = P->app_mark_valid(P->ctx);
+    int state = P->app_state(P->ctx);
+    ota_lock();
+    g_ota.ota_state = (uint8_t)state;
+    if (r->valid) {
+        r->stage = rc == 0 ? REC_STAGE_DONE : REC_STAGE_BOOTED;
+        if (rc == 0) r->flags |= BLE_OTA_LAST_CONFIRMED;
+        g_ota.rec_dirty = true;
+    }
+    ota_unlock();
+    ota_persist_record();
+    ota_lock();
+    if (conn != BLE_OTA_CONN_NONE) emit_simple(conn, BLE_OTA_OP_CONFIRM, rc == 0 ? BLE_OTA_OK : BLE_OTA_ERR_INTERNAL);
+    ota_unlock();
+    ota_flush();
+}
+
+/* ROLLBACK: the other image must validate (esp_ota_check_rollback_is_possible); the record says so
+ * before the response; the reboot follows after the reboot delay. */
+static void do_rollback(ble_ota_conn_t conn)
+{
+    bool possible = P->app_rollback_possible(P->ctx);
+    ota_lock();
+    uint8_t err = BLE_OTA_OK;
+    if (!possible) {
+        err = BLE_OTA_ERR_NO_ROLLBACK_IMAGE;
+    } else if (g_ota.rec.valid && g_ota.rec.result == BLE_OTA_OK) {
+        ota_record_set(BLE_OTA_ERR_ROLLED_BACK, "rollback requested by the host");
+    }
+    ota_unlock();
+    ota_persist_record();
+    ota_lock();
+    if (possible) {
+        g_ota.reboot = REBOOT_ROLLBACK;
+        g_ota.reboot_deadline = P->now_ms(P->ctx) + g_ota.cfg.reboot_delay_ms;
+        ota_rearm_timer();
+    }
+    emit_simple(conn, BLE_OTA_OP_ROLLBACK, err);
+    ota_unlock();
+    ota_flush();
+}
+
+/* The reboot delay passed: restart or roll back (the record was persisted first). */
+static void do_reboot(reboot_action_t action)
+{
+    if (action == REBOOT_ROLLBACK) {
+        if (P->app_rollback_and_reboot(P->ctx) != 0) P->restart(P->ctx);
+    } else {
+        P->restart(P->ctx);
+    }
 }
 
 void ble_ota_core_writer_run(void)
@@ -184,6 +268,42 @@ void ble_ota_core_writer_run(void)
     for (;;) {
         ota_persist_record();
         ota_lock();
+        if (g_ota.reboot_due) {
+            reboot_action_t action = g_ota.reboot;
+            g_ota.reboot_due = false;
+            g_ota.reboot = REBOOT_NONE;
+            bool dirty = g_ota.rec_dirty;
+            ota_unlock();
+            if (dirty) ota_persist_record();
+            ota_flush();
+            do_reboot(action);
+            return; /* the device restarts (a host port reboots after this call) */
+        }
+        if (g_ota.pending_cmd) {
+            uint8_t op = g_ota.pending_cmd;
+            ble_ota_conn_t conn = g_ota.pending_conn;
+            ota_unlock();
+            if (op == BLE_OTA_OP_CONFIRM) do_confirm(conn);
+            else do_rollback(conn);
+            ota_lock();
+            g_ota.pending_cmd = 0;
+            g_ota.pending_conn = BLE_OTA_CONN_NONE;
+            ota_unlock();
+            continue;
+        }
+        if (g_ota.auto_confirm_due) {
+            g_ota.auto_confirm_due = false;
+            bool pending = g_ota.ota_state == BLE_OTA_IMG_PENDING_VERIFY && !g_ota.pending_cmd;
+            if (pending) g_ota.pending_cmd = BLE_OTA_OP_CONFIRM; /* BEGIN / CONFIRM meanwhile: BUSY */
+            ota_unlock();
+            if (pending) {
+                do_confirm(BLE_OTA_CONN_NONE);
+                ota_lock();
+                g_ota.pending_cmd = 0;
+                ota_unlock();
+            }
+            continue;
+        }
         if (w->active && (!s->live || w->gen != s->gen)) {
             ota_unlock();
             writer_teardown();
@@ -192,14 +312,10 @@ void ble_ota_core_writer_run(void)
         if (s->live && !w->active) {
             w->gen = s->gen;
             w->req = s->req;
-            ota_unlock();
             uint8_t err = writer_setup();
-            if (err) {
-                ota_lock();
-                fail_session(w->gen, err);
-                ota_unlock();
-                ota_flush();
-            }
+            if (err) fail_session(w->gen, err);
+            ota_unlock();
+            ota_flush();
             continue;
         }
         if (s->live && s->expected != s->acked) {
@@ -232,19 +348,18 @@ void ble_ota_core_writer_run(void)
             } else if (s->live && s->gen == gen) {
                 uint8_t out[6];
                 ble_ota_conn_t owner = s->owner;
-                char label[17] = "";
-                uint32_t psize = 0;
-                P->ota_target(P->ctx, &psize, label); /* still the partition just written: boot changes at reboot */
+                ota_session_release();
                 s->live = false;
                 s->state = BLE_OTA_SESSION_IDLE;
                 s->owner = BLE_OTA_CONN_NONE;
                 w->active = false;
                 ota_record_t *r = &g_ota.rec;
-                r->stage = REC_STAGE_INSTALLED;
                 r->installed = true;
-                r->boot_count = 0;
-                memcpy(r->target_label, label, sizeof r->target_label);
+                r->flags |= BLE_OTA_LAST_INSTALLED;
                 ota_record_set(BLE_OTA_OK, "installed, waiting for first boot");
+                ota_unlock();
+                ota_persist_record(); /* the END response goes out once the record says so */
+                ota_lock();
                 ota_emit(owner, out, ble_ota_encode_end_rsp(0, s->req.image_size, out));
                 if (s->end_flags & BLE_OTA_END_FLAG_REBOOT) {
                     g_ota.reboot = REBOOT_RESTART;

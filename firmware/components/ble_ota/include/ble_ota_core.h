@@ -61,6 +61,8 @@ typedef enum {
     BLE_OTA_ERR_BAD_PARAMETER = 28,
     BLE_OTA_ERR_DIAGNOSTICS_FAILED = 29,
     BLE_OTA_ERR_ROLLED_BACK = 30,
+    BLE_OTA_ERR_WRONG_CHIP_REVISION = 31, /**< image min/max_chip_rev_full exclude this chip (with the header) */
+    BLE_OTA_ERR_NO_MEMORY = 32,           /**< BEGIN refused: the session's buffers could not be reserved */
     BLE_OTA_ERR_INTERNAL = 0xFE,
 } ble_ota_err_t;
 
@@ -82,7 +84,7 @@ typedef enum {
 
 /** Settings; the ESP-IDF binding fills them from Kconfig (names in comments). */
 typedef struct {
-    uint16_t max_chunk;           /**< CONFIG_BLE_OTA_MAX_CHUNK (508): largest Data payload */
+    uint16_t max_chunk;           /**< CONFIG_BLE_OTA_MAX_CHUNK (491): largest Data payload */
     uint32_t window;              /**< CONFIG_BLE_OTA_WINDOW_BYTES (16384): ring buffer size = window */
     uint32_t ack_interval;        /**< CONFIG_BLE_OTA_ACK_INTERVAL_BYTES (4096) */
     uint32_t resume_timeout_ms;   /**< CONFIG_BLE_OTA_RESUME_TIMEOUT_MS (60000); 0 = abort on disconnect */
@@ -99,7 +101,7 @@ void ble_ota_config_default(ble_ota_config_t *cfg);
 
 /**
  * First-boot diagnostics hook: runs once, inside ble_ota_core_init(), on the first boot of a newly
- * installed image. Return true when the app works. Write a short human-readable result into msg
+ * installed image (the running image is PENDING_VERIFY, whoever installed it). Return true when the app works. Write a short human-readable result into msg
  * (NUL-terminated, at most msg_size bytes including the NUL; it lands in Status last.message).
  * Without a hook, diagnostics count as passed ("no diagnostics hook").
  */
@@ -110,9 +112,10 @@ void ble_ota_core_set_diagnostics(ble_ota_diagnostics_fn fn, void *arg);
 
 /**
  * Start the core: copies cfg and keeps the port pointer (it must outlive the core), loads the fleet key
- * and the update record, counts the boot, and on the first boot of a new image runs the diagnostics and
- * applies the confirm policy (auto + fail: records the failure and calls port->app_rollback_and_reboot).
- * Returns 0, or -1 when out of memory / bad config.
+ * and the update record, counts the boot, and on the first boot of a new image (running image
+ * PENDING_VERIFY) runs the diagnostics and applies the confirm policy: auto + fail records the failure
+ * and calls port->app_rollback_and_reboot; auto + pass waits for ble_ota_core_on_ble_ready() and then
+ * confirms from the writer context. Returns 0, or -1 when out of memory / bad config.
  */
 int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port);
 
@@ -125,6 +128,16 @@ void ble_ota_core_deinit(void);
 void ble_ota_core_on_connect(ble_ota_conn_t conn, uint16_t mtu);
 /** The ATT MTU of conn changed. */
 void ble_ota_core_on_mtu(ble_ota_conn_t conn, uint16_t mtu);
+/** The LL data length of conn changed: rx_octets = the largest LL PDU payload the device receives
+ *  (27 until the first data length update). chunk_size fills whole PDUs of it (PROTOCOL.md §2.2).
+ *  conn = BLE_OTA_CONN_NONE: the only connection (ignored when there are several). */
+void ble_ota_core_on_data_len(ble_ota_conn_t conn, uint16_t rx_octets);
+/**
+ * The BLE stack is up and the device advertises (or a central connected): the BLE part of the
+ * first-boot diagnostics passed. With the auto policy the image is confirmed only after this (from the
+ * writer context); a device whose BLE never comes up is not confirmed and rolls back at the next reset.
+ */
+void ble_ota_core_on_ble_ready(void);
 /** The link dropped: a receiving session of conn is kept (SUSPENDED) for resume_timeout_ms. */
 void ble_ota_core_on_disconnect(ble_ota_conn_t conn);
 
@@ -153,8 +166,9 @@ const char *ble_ota_chip_name(uint16_t chip_id);
 
 /* ---- writer context ---- */
 
-/** Take queued Data out of the ring buffer, inflate, hash, check the header, write flash; finish END.
- *  Runs until there is nothing left to do. Call after port->writer_kick(). */
+/** Take queued Data out of the ring buffer, inflate, hash, check the header, write flash; finish END;
+ *  carry out CONFIRM / ROLLBACK / the auto confirm / a due reboot and persist the update record (all
+ *  flash work of the core). Runs until there is nothing left to do. Call after port->writer_kick(). */
 void ble_ota_core_writer_run(void);
 
 /** true when the writer has work (host ports use it to drain synchronously). */

@@ -18,10 +18,14 @@
  *               the device never acknowledges bytes it could not queue for flash.
  *   Timer     — ble_ota_core_on_timer() after timer_arm() expires (esp_timer task / host virtual clock).
  * The core serialises these contexts with lock()/unlock() (not recursive). While holding the lock it
- * calls only now_ms, timer_arm, writer_kick, random, digest_*, ota_target and log; these must not call
+ * calls only now_ms, timer_arm, writer_kick, random, digest_*, inflate_start/inflate_free (memory only:
+ * BEGIN reserves a session's buffers before it is accepted), ota_target and log; these must not call
  * back into the core. Everything else (ota_*, app_*, kv_*, notify, restart) is called without the lock
- * and may block or take other locks. The update record is persisted from the writer context only
- * (and from ble_ota_core_init), so NVS writes never run in the BLE host task either.
+ * and may block or take other locks. Flash and eFuse work (erase/write, esp_ota_end, set boot, confirm,
+ * the rollback check, update record writes, the reboot) runs in the writer context only (and in
+ * ble_ota_core_init, before the BLE stack starts), never in the BLE host task: on the chip an erase or
+ * program stops the cache, and with it the NimBLE host task, for its whole duration. The BLE side calls
+ * app_state() (a read of otadata) without the lock to see the OTA state fresh.
  *
  * Unless stated otherwise functions return 0 on success and a negative value on failure, and the core
  * maps failures to the protocol error codes (docs/PROTOCOL.md §9).
@@ -77,7 +81,12 @@ typedef struct {
     uint8_t running_sha256[32];  /**< esp_partition_get_sha256 of the running app partition */
     char partition_label[17];    /**< e.g. "ota_0" */
     uint8_t reset_reason;        /**< esp_reset_reason_t value */
+    uint16_t chip_rev_full;      /**< efuse_hal_chip_revision(): major * 100 + minor */
+    bool ignore_max_chip_rev;    /**< efuse_hal_get_disable_wafer_version_major(): max_chip_rev_full not enforced */
 } ble_ota_app_info_t;
+
+/** esp_reset_reason_t ESP_RST_DEEPSLEEP: a wake from deep sleep is not counted as a boot. */
+#define BLE_OTA_RESET_DEEPSLEEP 8
 
 /** Inflate step result. */
 typedef enum {

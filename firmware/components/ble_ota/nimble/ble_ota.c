@@ -21,6 +21,16 @@
 
 static const char *TAG = "ble_ota";
 
+/* A flash erase or program keeps the cache disabled for its whole duration unless flash auto suspend is on
+ * (spi_flash_os_func_app.c:25 SPI_FLASH_CACHE_NO_DISABLE, :104-122 spi1_start -> cache_disable;
+ * esp_flash_api.c:657-690 one start/end pair per sector or 64 KiB block). Code in flash cannot run then.
+ * With CONFIG_BT_CTRL_RUN_IN_FLASH_ONLY the controller itself is in flash, and ESP-IDF warns that
+ * "Bluetooth may not work properly during erasing flash" (bt/controller/esp32c3/Kconfig.in:516-525): every
+ * 64 KiB block erase of an update (about 150 ms) would silence the link. */
+#if defined(CONFIG_BT_CTRL_RUN_IN_FLASH_ONLY) && CONFIG_BT_CTRL_RUN_IN_FLASH_ONLY && !defined(CONFIG_SPI_FLASH_AUTO_SUSPEND)
+#error "ble_ota: CONFIG_BT_CTRL_RUN_IN_FLASH_ONLY needs CONFIG_SPI_FLASH_AUTO_SUSPEND=y (the controller must run during flash erases)"
+#endif
+
 static ble_ota_port_t s_port;
 static bool s_started;
 
@@ -80,7 +90,8 @@ static bool diagnostics_with_timeout(void *arg, char *msg, size_t msg_size)
 {
     s_diag_done = xSemaphoreCreateBinary();
     if (s_diag_done == NULL ||
-        xTaskCreate(diagnostics_task, "ble_ota_diag", 4096, NULL, tskIDLE_PRIORITY + 2, NULL) != pdPASS) {
+        xTaskCreate(diagnostics_task, "ble_ota_diag", CONFIG_BLE_OTA_DIAGNOSTICS_TASK_STACK, NULL, tskIDLE_PRIORITY + 2,
+                    NULL) != pdPASS) {
         snprintf(msg, msg_size, "diagnostics: no memory");
         return false;
     }
@@ -147,7 +158,8 @@ static esp_err_t start_core(const ble_ota_config_t *cfg)
         return err;
     }
     s_port.notify = ble_ota_gatt_notify;
-    /* Runs the first-boot diagnostics; with the auto policy a failure rolls back and reboots here. */
+    /* Runs the first-boot diagnostics; with the auto policy a failure rolls back and reboots here, and a
+     * pass is confirmed only once NimBLE advertises (ble_ota_core_on_ble_ready from the GAP code). */
     if (ble_ota_core_init(cfg, &s_port) != 0) {
         ESP_LOGE(TAG, "core init failed (memory or configuration)");
         return ESP_ERR_NO_MEM;

@@ -2,8 +2,8 @@
  * GAP: advertising per PROTOCOL.md §8 (Flags + Complete Local Name in the advertisement; 128-bit OTA
  * service UUID + manufacturer data in the scan response, refreshed when the status changes), and the
  * connection events the core needs (connect, MTU, disconnect, subscribe). On connect the device starts an
- * ATT MTU exchange and asks for 251-octet LL PDUs, the 2M PHY where available and a short connection
- * interval: the central decides, but most accept, and each multiplies write-without-response throughput.
+ * ATT MTU exchange and asks for 251-octet LL PDUs, the 2M PHY where available and, only when the central
+ * chose a long one, a short connection interval (tune_link).
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,9 +18,19 @@
 
 static const char *TAG = "ble_ota_gap";
 
+/* The advertising here uses the legacy API: with extended advertising NimBLE compiles
+ * ble_gap_adv_set_fields / ble_gap_adv_rsp_set_fields / ble_gap_adv_start to return BLE_HS_ENOTSUP
+ * (esp-nimble nimble/host/src/ble_gap.c:3166-3171, 3328-3356, 3359-3361): the device would never be
+ * reachable. Refuse the configuration instead of shipping an image that cannot be updated again. */
+#if defined(CONFIG_BT_NIMBLE_EXT_ADV) && CONFIG_BT_NIMBLE_EXT_ADV
+#error "ble_ota advertises with NimBLE's legacy advertising API: set CONFIG_BT_NIMBLE_EXT_ADV=n"
+#endif
+
 #define NAME_MAX_LEN 26 /* PROTOCOL.md §8: the name must leave room for the flags in 31 bytes */
 #define LL_MAX_TX_OCTETS 251
 #define LL_MAX_TX_TIME 2120 /* us for 251 octets at 1M PHY */
+#define CONN_ITVL_MIN 6     /* 1.25 ms units: 7.5 ms */
+#define CONN_ITVL_MAX 12    /* 15 ms */
 
 static bool s_advertises;   /* false when the app owns advertising (ble_ota_init_services) */
 static bool s_synced;
@@ -72,7 +82,10 @@ static void start_advertising(void)
     rc = ble_gap_adv_start(s_own_addr_type, NULL, BLE_HS_FOREVER, &params, gap_event, NULL);
     if (rc != 0 && rc != BLE_HS_EALREADY) {
         ESP_LOGE(TAG, "advertising not started: %d", rc);
+        return;
     }
+    /* The BLE stack works: the auto policy may now confirm the running image (from the writer task). */
+    ble_ota_core_on_ble_ready();
 }
 
 /* Runs in the NimBLE host task (posted to its default event queue). */
@@ -142,14 +155,26 @@ static void tune_link(uint16_t conn)
         ESP_LOGD(TAG, "2M PHY request: %d", rc);
     }
 #endif
-    /* 15..30 ms, no latency, 4 s supervision: within Apple's accessory rules, fast enough for ~100 KB/s. */
-    const struct ble_gap_upd_params params = {
-        .itvl_min = 12, .itvl_max = 24, .latency = 0, .supervision_timeout = 400,
-        .min_ce_len = 0, .max_ce_len = 0,
-    };
-    rc = ble_gap_update_params(conn, &params);
-    if (rc != 0) {
-        ESP_LOGD(TAG, "connection parameter request: %d", rc);
+    /* Connection interval, from the link physics (docs/LINK-MODEL.md §1, §3): a full 251-octet exchange
+     * takes 1.39 ms at 2M and 2.47 ms at 1M, and central controllers cap the PDUs per connection event
+     * (a few; some have only 3 LE ACL buffers), so the data moved per event is bounded and throughput
+     * grows as the interval shrinks. noble's HCI layer already connects at 7.5-22.5 ms and accepts what
+     * the peripheral asks (noble lib/hci-socket/hci.js:498-499 LE Create Connection 0x0006-0x0012;
+     * signaling.js:62-72 accepts, on Linux raw sockets the kernel answers), and Linux
+     * kernel connections use 30-50 ms. Asking for 15-30 ms, as before, could slow a 7.5 ms link to 30 ms:
+     * four times fewer events. So: keep what the central chose up to 15 ms; above that ask for
+     * 7.5-15 ms. 4 s supervision timeout: a central that has to wait out a device's flash stall does not
+     * drop the link. (iOS refuses intervals below 15 ms: the request then fails and nothing changes.) */
+    struct ble_gap_conn_desc desc;
+    if (ble_gap_conn_find(conn, &desc) == 0 && desc.conn_itvl > CONN_ITVL_MAX) {
+        const struct ble_gap_upd_params params = {
+            .itvl_min = CONN_ITVL_MIN, .itvl_max = CONN_ITVL_MAX, .latency = 0, .supervision_timeout = 400,
+            .min_ce_len = 0, .max_ce_len = 0,
+        };
+        rc = ble_gap_update_params(conn, &params);
+        if (rc != 0) {
+            ESP_LOGD(TAG, "connection parameter request: %d", rc);
+        }
     }
 }
 
@@ -172,6 +197,12 @@ int ble_ota_gap_event(struct ble_gap_event *event, void *arg)
         break;
     case BLE_GAP_EVENT_MTU:
         ble_ota_core_on_mtu(event->mtu.conn_handle, event->mtu.value);
+        break;
+    case BLE_GAP_EVENT_DATA_LEN_CHG:
+        /* Data writes travel central -> device: the device's receive length sizes the chunks. NimBLE leaves
+         * data_len_chg.conn_handle unset (ble_gap.c:2563-2577 fills only the octets and times), so the core
+         * applies it when exactly one central is connected (the usual update). */
+        ble_ota_core_on_data_len(BLE_OTA_CONN_NONE, event->data_len_chg.max_rx_octets);
         break;
     case BLE_GAP_EVENT_SUBSCRIBE:
         ble_ota_gatt_on_subscribe(event);

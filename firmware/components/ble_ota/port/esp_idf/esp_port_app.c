@@ -5,6 +5,8 @@
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
 #include "esp_system.h"
+#include "hal/efuse_hal.h"
+#include "nvs.h"
 #include "sdkconfig.h"
 #include "esp_port_priv.h"
 
@@ -20,8 +22,44 @@ static void copy_str(char *dst, size_t dst_size, const char *src, size_t src_siz
     dst[n] = '\0';
 }
 
+/* NVS blob "app_sha": the running app's identity (ELF SHA-256 from its descriptor + partition label)
+ * and its partition hash. esp_partition_get_sha256 reads and hashes the whole image on every call
+ * (bootloader_common_get_sha256_of_partition, bootloader_common.c:143-166): done once per installed app,
+ * not on every boot or deep-sleep wake. */
+typedef struct {
+    uint8_t elf_sha256[32];
+    char label[16];
+    uint8_t partition_sha256[32];
+} app_hash_cache_t;
+
+static void running_hash(ble_ota_esp_port_state_t *st, const esp_app_desc_t *desc, const esp_partition_t *running,
+                         uint8_t out[32])
+{
+    app_hash_cache_t cache;
+    size_t len = sizeof(cache);
+    if (st->nvs_open && nvs_get_blob(st->nvs, "app_sha", &cache, &len) == ESP_OK && len == sizeof(cache) &&
+        memcmp(cache.elf_sha256, desc->app_elf_sha256, 32) == 0 &&
+        strncmp(cache.label, running->label, sizeof(cache.label)) == 0) {
+        memcpy(out, cache.partition_sha256, 32);
+        return;
+    }
+    /* For an app partition this is the image hash from offset 0 through the checksum byte (the appended
+     * SHA-256 when the image has one), not a hash of the whole partition. */
+    if (esp_partition_get_sha256(running, out) != ESP_OK) {
+        memset(out, 0, 32);
+        return;
+    }
+    memcpy(cache.elf_sha256, desc->app_elf_sha256, 32);
+    strncpy(cache.label, running->label, sizeof(cache.label));
+    memcpy(cache.partition_sha256, out, 32);
+    if (st->nvs_open && nvs_set_blob(st->nvs, "app_sha", &cache, sizeof(cache)) == ESP_OK) {
+        nvs_commit(st->nvs);
+    }
+}
+
 static void app_info(void *ctx, ble_ota_app_info_t *out)
 {
+    ble_ota_esp_port_state_t *st = ctx;
     memset(out, 0, sizeof(*out));
     const esp_app_desc_t *desc = esp_app_get_description();
     copy_str(out->version, sizeof(out->version), desc->version, sizeof(desc->version));
@@ -30,14 +68,14 @@ static void app_info(void *ctx, ble_ota_app_info_t *out)
     out->secure_version = desc->secure_version;
     out->chip_id = (uint16_t)CONFIG_IDF_FIRMWARE_CHIP_ID;
     out->reset_reason = (uint8_t)esp_reset_reason();
+    /* what bootloader_common_check_chip_validity compares the image's min/max_chip_rev_full with
+     * (bootloader_common_loader.c:94-114) */
+    out->chip_rev_full = (uint16_t)efuse_hal_chip_revision();
+    out->ignore_max_chip_rev = efuse_hal_get_disable_wafer_version_major();
     const esp_partition_t *running = esp_ota_get_running_partition();
     if (running != NULL) {
         copy_str(out->partition_label, sizeof(out->partition_label), running->label, sizeof(running->label));
-        /* For an app partition this is the image hash from offset 0 through the checksum byte (the
-         * appended SHA-256 when the image has one), not a hash of the whole partition. */
-        if (esp_partition_get_sha256(running, out->running_sha256) != ESP_OK) {
-            memset(out->running_sha256, 0, sizeof(out->running_sha256));
-        }
+        running_hash(st, desc, running, out->running_sha256);
     }
 }
 

@@ -1,0 +1,71 @@
+import { strict as assert } from 'assert';
+import { createHash } from 'crypto';
+import { sleep } from '../../lib/clock';
+import { buildAppImage } from '../../lib/image';
+import { encodeCommand, encodeDataChunk } from '../../lib/protocol/codec';
+import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, Op, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
+import { createTwinDevice, findTwinBinary } from '../../lib/sim/twin-device';
+import type { PeripheralHost, VirtualPeripheral } from '../../lib/sim/types';
+import { VirtualClock } from '../../lib/sim/virtual-clock';
+
+interface Seen {
+  at: number;
+  data: Buffer;
+}
+
+/** The twin reports its flash work; the simulator stalls the device's BLE host for erases and programs. */
+describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
+  let device: VirtualPeripheral | null = null;
+  afterEach(async () => {
+    await device?.shutdown?.();
+    device = null;
+  });
+
+  it('stalls the host for each erase / program and answers END after the image verification', async function () {
+    if (!findTwinBinary()) this.skip();
+    const clock = new VirtualClock();
+    const stalls: number[] = [];
+    const notes: Seen[] = [];
+    const host: PeripheralHost & { hostStall(ms: number): void } = {
+      clock,
+      notify: (_service, _characteristic, data) => notes.push({ at: clock.now(), data }),
+      dropConnection: () => undefined,
+      advertisingChanged: () => undefined,
+      hostStall: (ms) => stalls.push(ms),
+    };
+    device = await createTwinDevice({ name: 'twin-flash', chip: 'esp32c3', version: '1.0.0', implementation: 'twin' }, clock);
+    device.attach(host);
+    await clock.runUntil(sleep(clock, 500)); // boot (400 ms) first
+    device.onConnect(256);
+    const image = buildAppImage({ chip: 'esp32c3', version: '2.0.0', size: 128 * 1024 });
+    const sha256 = createHash('sha256').update(image).digest();
+    const begin = encodeCommand({ op: Op.BEGIN, imageSize: image.length, transferSize: image.length, encoding: 0, flags: 0, chunkSize: 512, sha256, tag: Buffer.alloc(16) });
+    await clock.runUntil(Promise.resolve(device.onWrite(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, begin, false)));
+    await clock.runUntil(sleep(clock, 10));
+    const beginRsp = notes.find((n) => n.data[0] === (Op.BEGIN | 0x80));
+    assert.ok(beginRsp, 'BEGIN answered');
+    assert.equal(beginRsp.data[1], 0);
+    const chunk = beginRsp.data.readUInt16LE(2);
+    assert.equal(chunk, 240, 'MTU 256 with 251-octet PDUs: 240-byte chunks fill one PDU');
+    for (let offset = 0; offset < image.length; offset += chunk) {
+      device.onWrite(OTA_SERVICE_UUID, DATA_CHAR_UUID, encodeDataChunk({ offset, payload: image.subarray(offset, offset + chunk) }), true);
+    }
+    await clock.runUntil(sleep(clock, 2000));
+    const endAt = clock.now();
+    await clock.runUntil(Promise.resolve(device.onWrite(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, encodeCommand({ op: Op.END, flags: 0 }), false)));
+    await clock.runUntil(sleep(clock, 1000));
+    const endRsp = notes.find((n) => n.data[0] === (Op.END | 0x80));
+    assert.ok(endRsp, 'END answered');
+    assert.equal(endRsp.data[1], 0, 'installed');
+    // esp_ota_end and esp_ota_set_boot_partition each read the whole image (40 MB/s), then the otadata
+    // sector erase (45 ms) and the record writes: the response waits for all of it.
+    assert.ok(endRsp.at - endAt >= (2 * image.length) / 40000 + 45, `END answered ${endRsp.at - endAt} ms after it was written`);
+    // 128 KiB image: two 64 KiB block erases (first unit at the header check, one erase-ahead), then the
+    // otadata sector of the boot switch.
+    const erases = stalls.filter((ms) => ms >= 45);
+    assert.deepEqual(erases, [150, 150, 45]);
+    const programs = stalls.filter((ms) => ms < 45);
+    assert.ok(programs.length >= image.length / chunk, 'a program stall per write');
+    for (const ms of programs) assert.ok(Math.abs(ms / 0.4 - Math.round(ms / 0.4)) < 1e-6 && ms > 0, `page programs of 0.4 ms (${ms})`);
+  });
+});
