@@ -60,6 +60,20 @@ export interface AttServerOptions {
   notifyWithoutSubscription?: boolean;
   /** Register the GAP and GATT services first, as both firmwares do (default true). */
   standardServices?: boolean;
+  /**
+   * The host task takes a received frame for processing (at once, or when a stall or a pending access
+   * callback has ended): the controller's RX buffers holding it are free again. Not called for frames
+   * dropped by close().
+   */
+  onFrameConsumed?: (frame: Buffer) => void;
+}
+
+export interface CloseOptions {
+  /**
+   * Tell the device (device.onDisconnect, default true). False when the device cannot learn of it:
+   * power loss ends the link of a device whose RAM, and so its view of the link, is gone.
+   */
+  notifyDevice?: boolean;
 }
 
 /** BLE_L2CAP_SIG_MTU and BLE_SM_MTU: the signaling and SMP channels' receive MTUs. */
@@ -173,7 +187,10 @@ export class AttServer {
   receiveFrame(frame: Buffer): void {
     if (this.closed) return;
     const copy = Buffer.from(frame);
-    this.host.submit(this, () => this.process(copy));
+    this.host.submit(this, () => {
+      this.o.onFrameConsumed?.(copy);
+      return this.process(copy);
+    });
   }
 
   /**
@@ -206,12 +223,12 @@ export class AttServer {
   }
 
   /** The link is gone: nothing more is sent, queued frames and pending callbacks' results are dropped. */
-  close(): void {
+  close(options: CloseOptions = {}): void {
     if (this.closed) return;
     this.closed = true;
     this.host.forget(this);
     this.clearPrepQueue();
-    this.o.device.onDisconnect(this.o.connectionId);
+    if (options.notifyDevice !== false) this.o.device.onDisconnect(this.o.connectionId);
   }
 
   // ---- L2CAP ----

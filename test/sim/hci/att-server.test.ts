@@ -357,6 +357,21 @@ describe('ATT server: the response waits for the access callback (one host task)
     assert.deepEqual(central.take(), []);
   });
 
+  it('onFrameConsumed fires when the host takes a frame, not while it waits; close without telling the device', async () => {
+    const consumed: string[] = [];
+    const { central, device } = setup(517, { onFrameConsumed: (f) => consumed.push(f.toString('hex')) });
+    const gate = deferred();
+    device.hold = gate.promise;
+    central.att('12 1000 01');
+    central.att('0a 1000');
+    assert.deepEqual(consumed, [h('0400 0400 12 1000 01')]);
+    gate.resolve();
+    await settle();
+    assert.deepEqual(consumed, [h('0400 0400 12 1000 01'), h('0300 0400 0a 1000')]);
+    central.server.close({ notifyDevice: false });
+    assert.deepEqual(device.disconnects, []);
+  });
+
   it('a rejected callback becomes Unlikely Error (or its AttError code)', async () => {
     const { central, device } = setup();
     const gate = deferred();
