@@ -10,7 +10,7 @@
  *   the device's host task processes nothing else (see AttHost).
  * - An L2CAP PDU longer than the channel's MTU is dropped unanswered (ble_l2cap.c:402-409; the
  *   ble_l2cap_disconnect it calls is a stub returning BLE_HS_ENOTSUP with ESP-IDF's default
- *   CONFIG_BT_NIMBLE_L2CAP_COC_MAX_NUM=0, ble_l2cap_sig_priv.h:143-147). A Write Command over MTU-3 bytes
+ *   CONFIG_BT_NIMBLE_L2CAP_COC_MAX_NUM=0, ble_l2cap_sig_priv.h:144-148). A Write Command over MTU-3 bytes
  *   never reaches the device.
  * - ATT MTU: the response carries the device's preferred MTU; the link's MTU is then
  *   min(preferred, max(23, client's)) (ble_att_svr.c:731-826, ble_att.c:437-466).
