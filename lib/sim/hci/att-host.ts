@@ -19,6 +19,8 @@ export const DEFAULT_PREP_ENTRIES = 64;
 export class AttHost {
   private readonly tasks: Task[] = [];
   private running = false;
+  /** A task runs synchronously right now (a frame submitted from inside it waits its turn). */
+  private inTask = false;
   /** Bumped by reset(): a task's completion from before a reset is ignored. */
   private generation = 0;
   private stalledUntil = 0;
@@ -87,14 +89,18 @@ export class AttHost {
   }
 
   private pump(): void {
+    if (this.inTask) return;
     while (!this.running && this.tasks.length > 0) {
       if (this.clock.now() < this.stalledUntil) return; // the stall timer pumps again
       const task = this.tasks.shift() as Task;
       let result: void | Promise<void>;
+      this.inTask = true;
       try {
         result = task.run();
       } catch {
         result = undefined; // a handler bug must not stop the host; the server reports its own errors
+      } finally {
+        this.inTask = false;
       }
       if (result && typeof (result as Promise<void>).then === 'function') {
         this.running = true;

@@ -400,6 +400,27 @@ describe('ATT server: the response waits for the access callback (one host task)
     assert.deepEqual([a.take(), b.take()], [['13'], [`0b${Buffer.from('Company 42').toString('hex')}`]]);
   });
 
+  it('a frame submitted while the host runs a frame (re-entrant delivery) waits its turn', () => {
+    const clock = new ManualClock();
+    const device = new StubPeripheral();
+    const host = new AttHost(clock);
+    const order: string[] = [];
+    let central: Central | null = null;
+    central = new Central({
+      device,
+      connectionId: 1,
+      clock,
+      host,
+      onFrameConsumed: (f) => {
+        order.push(`take ${f.toString('hex').slice(8, 10)}`);
+        if (order.length === 1) central?.att('0a 1a00');
+      },
+    });
+    central.att('0a 1000');
+    assert.deepEqual(order, ['take 0a', 'take 0a']);
+    assert.deepEqual(central.take(), [`0b${Buffer.from('hello').toString('hex')}`, `0b${Buffer.from('Company 42').toString('hex')}`]);
+  });
+
   it('a host stall delays processing by its duration (stalls add up)', async () => {
     const clock = new ManualClock();
     const device = new StubPeripheral();
