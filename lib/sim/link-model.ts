@@ -24,6 +24,13 @@ export interface LinkProfile {
   supervisionTimeoutMs: number;
   /** Every PDU takes no time at all: measures the host (noble, clients, device models) alone. */
   zeroLatency?: boolean;
+  /**
+   * Probability that one PDU on air is not received (each direction, each transmission); the link layer
+   * retransmits it (docs/LINK-MODEL.md "LL retransmission"). Default 0.
+   */
+  pduLossRate?: number;
+  /** Seed of the loss draws (runs repeat exactly); default 1. */
+  lossSeed?: number;
 }
 
 export const LINK_SCENARIO_NAMES = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'zero'] as const;
@@ -148,6 +155,7 @@ export function validateLinkProfile(p: LinkProfile): LinkProfile {
   if (p.maxPdusPerEvent !== null && (!Number.isInteger(p.maxPdusPerEvent) || p.maxPdusPerEvent < 1)) {
     throw bad(`maxPdusPerEvent ${p.maxPdusPerEvent} must be a positive integer or null`);
   }
+  if (p.pduLossRate !== undefined && !(p.pduLossRate >= 0 && p.pduLossRate <= 0.5)) throw bad(`PDU loss rate ${p.pduLossRate} is not 0 .. 0.5`);
   if (!(p.supervisionTimeoutMs >= 100 && p.supervisionTimeoutMs <= 32000)) throw bad(`supervision timeout ${p.supervisionTimeoutMs} ms is not 100 .. 32000 ms`);
   return p;
 }
