@@ -47,6 +47,13 @@ export interface PeripheralHost {
   dropConnection(reason: string, connectionId?: number): void;
   /** Advertising data or advertising on/off changed (after reboot, status change). */
   advertisingChanged(): void;
+  /**
+   * From now, the device's BLE host cannot process anything for durationMs (flash erase/program with the
+   * cache disabled stop the NimBLE host task); it may be called again while stalled: stalls add up back
+   * to back. Received PDUs wait in the device controller's RX buffers, beyond their count the controller
+   * NAKs and the central's link layer retransmits; notifications the device queued wait too.
+   */
+  hostStall?(durationMs: number): void;
 }
 
 export interface VirtualPeripheral {
