@@ -8,7 +8,6 @@ import { isOtaError } from '../../lib/errors';
 import { TinyPeripheral, TINY_SERVICE, CHAR_SINK, CHAR_RW } from './tiny-peripheral';
 import { createHciNoble } from '../../lib/sim/hci/noble-hci-loader';
 
-
 const ADDRESS = 'aa:bb:cc:00:00:01';
 
 async function setup() {
