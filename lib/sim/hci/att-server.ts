@@ -18,13 +18,14 @@
  *   notification carries at most MTU-3 bytes of the value, a read response at most MTU-1.
  */
 import type { Clock, TimerHandle } from '../../clock';
+import type { WriteVerdict } from '../faults';
 import { AttError, type VirtualPeripheral } from '../types';
 import { ATT_ATTR_MAX_LEN, ATT_DEFAULT_MTU, AttErr, AttOp, GattType } from './att-codes';
 import { AttDatabase, type Attribute, type BuiltinConnectionState, indicates, isUuid16, notifies, sameUuid } from './att-database';
 import { AttHost } from './att-host';
 import { Cid, l2capFrame, parseL2capFrame } from './l2cap-frames';
 
-export type WriteVerdict = { action: 'deliver'; data: Buffer } | { action: 'drop' } | { action: 'loseLink' };
+export type { WriteVerdict };
 
 export interface GattCounters {
   /** ATT Error Responses sent, except Attribute Not Found ending a discovery. */
