@@ -28,8 +28,10 @@ export interface CentralAir {
   /** LL PDUs toward the peer. */
   sendPdus(controller: CentralController, peerId: string, pdus: Pdu[]): void;
   rssi(controller: CentralController, peerId: string): number | undefined;
-  /** Only while someone observes: a whole L2CAP frame the host sent / the host received. */
-  observeFrame?(controller: CentralController, peerId: string, direction: 'toPeripheral' | 'toCentral', frame: Buffer): void;
+  /** Someone observes the traffic: observeFrame gets every whole L2CAP frame (else frames are not reassembled). */
+  readonly observing: boolean;
+  /** A whole L2CAP frame the host sent / the host received. */
+  observeFrame(controller: CentralController, peerId: string, direction: 'toPeripheral' | 'toCentral', frame: Buffer): void;
 }
 
 export interface AclBufferConfig {
@@ -269,7 +271,7 @@ export class CentralController implements NobleScopeHost {
     p.writeUInt16LE(pdu.payload.length, 3);
     pdu.payload.copy(p, 5);
     this.counters.aclToHost++;
-    if (this.air.observeFrame) this.observe(link, 'toCentral', pdu.payload, pdu.start === true);
+    if (this.air.observing) this.observe(link, 'toCentral', pdu.payload, pdu.start === true);
     this.queue(p);
   }
 
@@ -475,10 +477,10 @@ export class CentralController implements NobleScopeHost {
     link.outstanding++;
     if (this.outstanding > this.counters.maxOutstanding) this.counters.maxOutstanding = this.outstanding;
     const start = pb !== ACL_PB.continuing;
-    if (this.air.observeFrame) this.observe(link, 'toPeripheral', data, start);
-    // The LL cuts the packet into PDUs of at most the data length; the buffer is free when the last one is acknowledged.
-    const payload = Buffer.from(data);
-    const pdus = this.fragment(payload, start);
+    if (this.air.observing) this.observe(link, 'toPeripheral', data, start);
+    // The LL cuts the packet into PDUs of at most the data length; the buffer is free when the last one
+    // is acknowledged. (hci.js allocates every packet afresh, so its bytes are not copied.)
+    const pdus = this.fragment(data, start);
     pdus[pdus.length - 1].onAcked = () => this.completed(link);
     this.air.sendPdus(this, link.peerId, pdus);
   }
@@ -520,7 +522,7 @@ export class CentralController implements NobleScopeHost {
       if (data.length < 4) return;
       const want = data.readUInt16LE(0) + 4;
       if (data.length >= want) {
-        this.air.observeFrame?.(this, link.peerId, dir, data.subarray(0, want));
+        this.air.observeFrame(this, link.peerId, dir, data.subarray(0, want));
         partial[dir] = null;
         return;
       }
@@ -534,7 +536,7 @@ export class CentralController implements NobleScopeHost {
     const frame = Buffer.concat(parts);
     if (frame.length >= partial.want[dir]) {
       partial[dir] = null;
-      this.air.observeFrame?.(this, link.peerId, dir, frame.subarray(0, partial.want[dir]));
+      this.air.observeFrame(this, link.peerId, dir, frame.subarray(0, partial.want[dir]));
     } else partial[dir] = [frame];
   }
 

@@ -376,8 +376,22 @@ export class SimRadio implements CentralAir {
     return this.slots.get(peerId)?.rssi;
   }
 
-  get observeFrame(): CentralAir['observeFrame'] {
-    return this.onGattTraffic ? (controller, peerId, direction, frame) => this.observe(controller, peerId, direction, frame) : undefined;
+  get observing(): boolean {
+    return this.onGattTraffic !== null;
+  }
+
+  observeFrame(controller: CentralController, peerId: string, direction: 'toPeripheral' | 'toCentral', frame: Buffer): void {
+    const observer = this.onGattTraffic;
+    if (!observer || frame.length < 7 || frame.readUInt16LE(2) !== ATT_CID) return;
+    const op = frame[4];
+    const isWrite = op === ATT_OP.writeReq || op === ATT_OP.writeCmd;
+    const isNotification = op === ATT_OP.notify || op === ATT_OP.indicate;
+    if (direction === 'toPeripheral' ? !isWrite : !isNotification) return;
+    const central = this.ofController(controller);
+    const slot = this.slots.get(peerId);
+    const characteristic = slot?.links.get(central.index)?.server?.characteristicAt(frame.readUInt16LE(5));
+    if (!slot || !characteristic) return;
+    observer({ kind: isWrite ? 'write' : 'notification', address: slot.address, characteristic: characteristic.characteristicUuid, data: frame.subarray(7), at: this.clock.now(), central: central.index });
   }
 
   // ---- internals ----
@@ -598,21 +612,6 @@ export class SimRadio implements CentralAir {
     c.server = null;
     addCounters(slot.gatt, server.counters);
     server.close({ notifyDevice });
-  }
-
-  private observe(controller: CentralController, peerId: string, direction: 'toPeripheral' | 'toCentral', frame: Buffer): void {
-    const observer = this.onGattTraffic;
-    if (!observer || frame.length < 7 || frame.readUInt16LE(2) !== ATT_CID) return;
-    const op = frame[4];
-    const isWrite = op === ATT_OP.writeReq || op === ATT_OP.writeCmd;
-    const isNotification = op === ATT_OP.notify || op === ATT_OP.indicate;
-    if (direction === 'toPeripheral' ? !isWrite : !isNotification) return;
-    const central = this.ofController(controller);
-    const slot = this.slots.get(peerId);
-    const c = slot?.links.get(central.index);
-    const characteristic = c?.server?.characteristicAt(frame.readUInt16LE(5));
-    if (!slot || !characteristic) return;
-    observer({ kind: isWrite ? 'write' : 'notification', address: slot.address, characteristic: characteristic.characteristicUuid, data: frame.subarray(7), at: this.clock.now(), central: central.index });
   }
 
   private bytesOnAir(stats: LinkStats): { toPeripheral: number; toCentral: number } {
