@@ -31,6 +31,12 @@ function connect(config: Partial<SimDeviceConfig> = {}) {
 
 const text = (s: string) => Buffer.from(s, 'utf8').toString('hex');
 
+function mtuHex(mtu: number): string {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(mtu, 0);
+  return b.toString('hex');
+}
+
 describe('ATT server with the v2 device model', () => {
   // GAP 1-5, GATT 6-13, DIS 14-20 (values 16, 18, 20), OTA 21-29: Control 23 + CCCD 24, Data 26, Status 28 + CCCD 29.
   it('GATT table: GAP, GATT, DIS, then the OTA service ending at 0xFFFF', () => {
@@ -45,7 +51,8 @@ describe('ATT server with the v2 device model', () => {
   });
 
   it('MTU: answers its preferred 517; the link uses 256 with noble', () => {
-    const { central } = connect();
+    const { central, device } = connect();
+    assert.equal(device.maxMtu, 517);
     assert.equal(central.ask('02 0001'), h('03 0502'));
     assert.equal(central.server.mtu, 256);
   });
@@ -111,8 +118,9 @@ describe('ATT server with the seed (legacy) device model', () => {
   });
 
   it('REQUEST: REQUEST_ACK is notified before the write response', () => {
-    const { central } = connect(legacy);
-    assert.equal(central.ask('02 0001'), h('03 0502'));
+    const { central, device } = connect(legacy);
+    assert.equal(central.ask('02 0001'), `03${mtuHex(device.maxMtu)}`, 'the seed answers its preferred MTU');
+    assert.equal(central.server.mtu, Math.min(256, device.maxMtu));
     assert.equal(central.ask('12 1600 0100'), '13');
     assert.equal(central.ask('12 1800 fd00'), '13', 'packet size 253');
     central.att('12 1500 01');
