@@ -97,6 +97,32 @@ describe('sim/hci: the virtual controller under noble\'s HCI layer', () => {
     assert.equal(conn.connected, true, 'not DEVICE_BUSY: noble\'s peripheral left "connecting"');
   });
 
+  it('a cancel that crosses the completion (CONNECT_IND already sent): the link comes up and is disconnected', async () => {
+    class Watched extends TinyPeripheral {
+      adverts: number[] = [];
+      override advertisement() {
+        if (this.host) this.adverts.push(this.host.clock.now());
+        return super.advertisement();
+      }
+    }
+    // A first run finds when CONNECT_IND goes out (the simulation is deterministic).
+    const probe = new Watched(ADDRESS, 'tiny-1', 256);
+    const r1 = await rig(LINK_SCENARIOS.reference, probe);
+    const t1 = r1.clock.now();
+    probe.adverts.length = 0;
+    await r1.central.connect(ADDRESS);
+    const connectIndAfter = probe.adverts[0] - t1;
+    // The second run gives up half a millisecond after CONNECT_IND, before the first anchor.
+    const device = new Watched(ADDRESS, 'tiny-1', 256);
+    const r = await rig(LINK_SCENARIOS.reference, device);
+    await assert.rejects(r.central.connect(ADDRESS, { timeoutMs: connectIndAfter + 0.5 }), (e: unknown) => isOtaError(e) && e.code === 'CONNECT_TIMEOUT');
+    await sleep(r.clock, 100);
+    const log = r.radio.controller.commandLog;
+    assert.ok(log.includes(OP.leCreateConnectionCancel) && log.includes(OP.disconnect), 'cancel refused, the unwanted link disconnected');
+    assert.deepEqual(r.radio.connectedDevices(), []);
+    assert.equal((await r.central.connect(ADDRESS, { timeoutMs: 2000 })).connected, true);
+  });
+
   it('a command answered with an error status ends in a typed OtaError, never a hang', async () => {
     const r = await rig();
     r.radio.controller.failCommand(OP.leCreateConnection, 0x07);
