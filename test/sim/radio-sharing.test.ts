@@ -106,6 +106,8 @@ describe('sim/radio: eight connections share one radio', () => {
     for (const n of progress) assert.equal(n, 600, `the writes queued before went out first: ${progress.join(', ')}`);
     assert.ok(discoveredAfter > 5000 && discoveredAfter < 12000, `connect + discovery took ${discoveredAfter} ms behind the queued writes`);
     assert.ok(disconnectedAfter < 100, `the disconnect took ${disconnectedAfter} ms`);
+    assert.equal(radio.controller.counters.flowControlViolations, 0, 'eight links never overran the controller\'s buffers');
+    assert.ok(radio.controller.counters.maxOutstanding <= 8);
     const reconnect = await central.connect(last.address, { timeoutMs: 5000 });
     assert.ok(reconnect.connected, 'a new connection to the same device works');
     await central.close();

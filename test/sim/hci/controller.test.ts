@@ -200,4 +200,18 @@ describe('sim/hci: the virtual controller under noble\'s HCI layer', () => {
     assert.equal(stats.stalledMs, 150);
     assert.deepEqual(sinkWrites(r.device).slice(before).map((w) => w.data[0]), Array.from({ length: 40 }, (_, i) => i));
   });
+
+  it('host stall: a notification the device sends meanwhile waits in its host until the stall ends', async () => {
+    const r = await rig();
+    const conn = await r.central.connect(ADDRESS);
+    await conn.discover();
+    const got: number[] = [];
+    await conn.subscribe(TINY_SERVICE, CHAR_RW, () => got.push(r.clock.now()));
+    const t0 = r.clock.now();
+    r.device.host?.hostStall?.(120);
+    r.device.notify(Buffer.from('late'));
+    await sleep(r.clock, 200);
+    assert.equal(got.length, 1);
+    assert.ok(got[0] - t0 >= 120, `delivered ${got[0] - t0} ms after the stall began`);
+  });
 });
