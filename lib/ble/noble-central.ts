@@ -1,7 +1,7 @@
 /**
  * BleCentral on @abandonware/noble. The same code runs on a real HCI adapter (noble with its own
  * bindings, loaded lazily through loadRealNoble so machines without Bluetooth get an OtaError instead
- * of a crash) and on the simulator (noble on lib/sim's virtual radio bindings).
+ * of a crash) and on the simulator (noble's own hci-socket layer on lib/sim's virtual HCI controller).
  * noble allows one scan at a time per instance, so scans are multiplexed: noble scans with duplicates
  * while at least one consumer listens, and each consumer gets its own filtering.
  */

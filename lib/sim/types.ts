@@ -1,6 +1,6 @@
 /**
- * Contract between the virtual radio (lib/sim/radio, which implements noble's bindings and the link
- * model) and the virtual devices it hosts: the TypeScript model of our firmware (lib/sim/device), the
+ * Contract between the virtual radio (lib/sim/radio: the air, the link layer and the gateway's virtual
+ * HCI controllers noble's own HCI layer drives) and the virtual devices it hosts: the TypeScript model of our firmware (lib/sim/device), the
  * seed-firmware model (legacy protocol), and the C firmware twin (lib/sim/twin, which drives the real
  * firmware core over stdio). The radio owns timing on air; a device owns its flash timing.
  */
