@@ -47,6 +47,14 @@ function compiledModule(filename: string): ModuleFunction {
   return fn;
 }
 
+const jsonModules = new Map<string, unknown>();
+
+/** Data files (hci-status.json) are read once and shared: they are never written to. */
+function jsonModule(filename: string): unknown {
+  if (!jsonModules.has(filename)) jsonModules.set(filename, JSON.parse(fs.readFileSync(filename, 'utf8')));
+  return jsonModules.get(filename);
+}
+
 function resolveSibling(dir: string, id: string): string {
   const base = path.resolve(dir, id);
   for (const candidate of [base, `${base}.js`, `${base}.json`]) {
@@ -82,8 +90,7 @@ export function loadHciBindings(host: NobleScopeHost): new (options: { deviceId?
     const filename = resolveSibling(dir, id);
     const cached = modules.get(filename);
     if (cached) return cached.exports;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    if (filename.endsWith('.json')) return require(filename);
+    if (filename.endsWith('.json')) return jsonModule(filename);
     const m = new Module(filename);
     m.filename = filename;
     modules.set(filename, m);
