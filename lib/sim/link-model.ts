@@ -12,7 +12,10 @@ export interface LinkProfile {
   phy: Phy;
   /** 7.5 .. 4000 ms in 1.25 ms steps. */
   connectionIntervalMs: number;
-  /** ATT MTU the central offers (the link uses min(this, device maxMtu)). */
+  /**
+   * ATT MTU the ceiling (bestPayloadRate) assumes. The simulated link's MTU is negotiated as noble does
+   * it: noble asks 256 (gatt.js), the link gets min(256, the device's maxMtu) (docs/LINK-MODEL.md §4).
+   */
   attMtu: number;
   /** Largest LL data PDU payload: 251 with data length extension, 27 without. */
   dataLength: number;

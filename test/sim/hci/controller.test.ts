@@ -214,4 +214,16 @@ describe('sim/hci: the virtual controller under noble\'s HCI layer', () => {
     assert.equal(got.length, 1);
     assert.ok(got[0] - t0 >= 120, `delivered ${got[0] - t0} ms after the stall began`);
   });
+
+  it('without DLE (27-byte PDUs) frames cross as several ACL packets both ways (PB first/continuing) and arrive whole', async () => {
+    const r = await rig(LINK_SCENARIOS['no-dle']);
+    const conn = await r.central.connect(ADDRESS);
+    await conn.discover();
+    const value = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 3) & 0xff));
+    await conn.write(TINY_SERVICE, CHAR_RW, value, false);
+    assert.deepEqual(r.device.writes.filter((w) => w.characteristic === CHAR_RW).map((w) => w.data), [value]);
+    assert.deepEqual(await conn.read(TINY_SERVICE, CHAR_RW), value, 'a 201-byte response comes up in 27-byte packets');
+    assert.ok(r.radio.controller.counters.aclToHost > 10);
+    assert.equal(r.radio.controller.counters.flowControlViolations, 0);
+  });
 });
