@@ -36,7 +36,7 @@ export interface LinkProfile {
   lossSeed?: number;
 }
 
-export const LINK_SCENARIO_NAMES = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'zero'] as const;
+export const LINK_SCENARIO_NAMES = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'real-gateway', 'zero'] as const;
 export type LinkScenarioName = (typeof LINK_SCENARIO_NAMES)[number];
 
 const reference: LinkProfile = {
@@ -57,6 +57,8 @@ export const LINK_SCENARIOS: Readonly<Record<LinkScenarioName, Readonly<LinkProf
   'no-dle': { ...reference, name: 'no-dle', dataLength: 27 },
   'mtu-23': { ...reference, name: 'mtu-23', attMtu: 23 },
   'capped-4': { ...reference, name: 'capped-4', maxPdusPerEvent: 4 },
+  /** A gateway as it is: noble's MTU 256, 1 % of PDUs lost on air and retransmitted by the link layer. */
+  'real-gateway': { ...reference, name: 'real-gateway', attMtu: 256, pduLossRate: 0.01 },
   zero: { ...reference, name: 'zero', zeroLatency: true },
 };
 
@@ -108,6 +110,7 @@ export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): numbe
   const mtu = negotiatedMtu(profile, deviceMaxMtu);
   const value = mtu - ATT_WRITE_HEADER_BYTES;
   const fragments = llFragments(value + ATT_WRITE_HEADER_BYTES, profile.dataLength);
+  if ((profile.pduLossRate ?? 0) > 0) return lossyPayloadRate(profile, fragments, value);
   const intervalUs = profile.connectionIntervalMs * 1000;
   // Pack a endless stream of fragments into events; an event's packing depends only on the fragment
   // it starts with, so the pattern repeats: the rate over one period is exact.
@@ -138,6 +141,55 @@ export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): numbe
     events++;
     start = i;
   }
+}
+
+/**
+ * Deterministic draws in [0, 1) (mulberry32), so that a lossy link repeats exactly: the link layer and
+ * the ceiling of a lossy profile use the same sequence.
+ */
+export function lossDraws(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    let t = (state = (state + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * bestPayloadRate on a lossy link: the same packing, event after event, with the link layer's loss
+ * rules (link-layer.ts airExchange): a lost central PDU or a lost acknowledgement ends the event; a PDU
+ * whose acknowledgement was lost goes again as a duplicate. Run over enough events for a stable mean.
+ */
+function lossyPayloadRate(profile: LinkProfile, fragments: number[], value: number): number {
+  const loss = profile.pduLossRate ?? 0;
+  const draw = lossDraws(profile.lossSeed ?? 1);
+  const intervalUs = profile.connectionIntervalMs * 1000;
+  const EVENTS = 20000;
+  let i = 0;
+  let unacked = false;
+  let delivered = 0;
+  for (let e = 0; e < EVENTS; e++) {
+    let t = 0;
+    let exchanges = 0;
+    for (;;) {
+      const step = exchangeUs(fragments[i], 0, profile);
+      if (exchanges > 0 && t + step > intervalUs) break;
+      if (profile.maxPdusPerEvent !== null && exchanges >= profile.maxPdusPerEvent) break;
+      t += step;
+      exchanges++;
+      if (draw() < loss) break; // the central's PDU lost
+      if (!unacked) delivered++;
+      if (draw() < loss) {
+        unacked = true; // the acknowledgement lost: sent again, a duplicate
+        break;
+      }
+      unacked = false;
+      i = (i + 1) % fragments.length;
+    }
+  }
+  return ((delivered / fragments.length) * value) / ((EVENTS * intervalUs) / 1e6);
 }
 
 /** Shortest time this link needs to carry valueBytes of ATT write payload (no flash, no protocol). */

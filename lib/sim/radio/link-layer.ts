@@ -8,7 +8,7 @@
  * docs/LINK-MODEL.md explains the rules.
  */
 import type { Clock, TimerHandle } from '../../clock';
-import { T_IFS_US, exchangeUs, llFragments, pduAirtimeUs, type LinkProfile } from '../link-model';
+import { T_IFS_US, exchangeUs, llFragments, lossDraws, pduAirtimeUs, type LinkProfile } from '../link-model';
 
 export type Direction = 'toPeripheral' | 'toCentral';
 
@@ -168,13 +168,14 @@ export class LinkLayer {
   private owner: LinkConnection | null = null;
   /** Aggregate over all connections ever (closed ones too). */
   readonly totals = emptyLinkStats();
-  private seed: number;
+  /** Loss draws in [0, 1), deterministic per profile (lossSeed). */
+  private readonly random: () => number;
 
   constructor(
     private readonly clock: Clock,
     readonly profile: LinkProfile,
   ) {
-    this.seed = profile.lossSeed ?? 1;
+    this.random = lossDraws(profile.lossSeed ?? 1);
   }
 
   /**
@@ -428,13 +429,6 @@ export class LinkLayer {
     this.totals[dir].naks++;
   }
 
-  /** Deterministic PRNG (mulberry32) so that a lossy run repeats exactly. */
-  private random(): number {
-    let t = (this.seed = (this.seed + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
 
   private endEvent(conn: LinkConnection, anchor: number): void {
     conn.eventTimer = null;
