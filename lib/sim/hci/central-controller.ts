@@ -78,7 +78,7 @@ interface Link {
   partial: { toPeripheral: Buffer[] | null; toCentral: Buffer[] | null; want: { toPeripheral: number; toCentral: number } };
 }
 
-/** First connection handle: as Broadcom/Cypress controllers do (handles 64+); failed completions carry 0. */
+/** First connection handle: 64, as on Broadcom controllers (btmon traces in noble/noble#467); failed completions carry 0. */
 const FIRST_HANDLE = 0x0040;
 
 export class CentralController implements NobleScopeHost {
