@@ -1,7 +1,7 @@
 /**
  * BleCentral on @abandonware/noble. The same code runs on a real HCI adapter (noble with its own
  * bindings, loaded lazily through loadRealNoble so machines without Bluetooth get an OtaError instead
- * of a crash) and on the simulator (noble on lib/sim's virtual radio bindings).
+ * of a crash) and on the simulator (noble's own hci-socket layer on lib/sim's virtual HCI controller).
  * noble allows one scan at a time per instance, so scans are multiplexed: noble scans with duplicates
  * while at least one consumer listens, and each consumer gets its own filtering.
  */
@@ -158,7 +158,14 @@ class NobleCentral extends EventEmitter implements BleCentral {
       await withTimeout(this.clock, connected, timeoutMs, () => new OtaError('CONNECT_TIMEOUT', `${label} did not accept a connection within ${timeoutMs / 1000} s`, { device: device.id, timeoutMs }));
     } catch (err) {
       connected.catch(() => undefined);
-      if ((err as OtaError).code === 'CONNECT_TIMEOUT') peripheral.cancelConnect();
+      if ((err as OtaError).code === 'CONNECT_TIMEOUT') {
+        peripheral.cancelConnect();
+        // The cancel can cross the completion (the controller sent CONNECT_IND already: LE Create
+        // Connection Cancel gets Command Disallowed and the link comes up). Nobody wants that link.
+        peripheral.once('connect', (error?: unknown) => {
+          if (!error && peripheral.state === 'connected') peripheral.disconnect();
+        });
+      }
       throw err;
     }
     const connection = new NobleConnection(peripheral, this.clock, label);

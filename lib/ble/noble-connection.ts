@@ -14,6 +14,13 @@ import { OtaError } from '../errors';
 /** ATT transaction timeout of the Bluetooth Core specification (Vol 3, Part F, 3.3.3). */
 export const ATT_TIMEOUT_MS = 30000;
 
+/**
+ * The ATT MTU noble's hci-socket layer asks for (gatt.js `_desired_mtu = 256`). noble stores the
+ * server's answer verbatim (gatt.js `this._mtu = newMtu`), but the link's MTU is the smaller of both
+ * (Core Vol 3 Part F 3.4.2.2): a server answering 517 still drops PDUs longer than 256 on this link.
+ */
+export const NOBLE_REQUESTED_MTU = 256;
+
 interface Pending {
   resolve: (value: Buffer) => void;
   reject: (err: Error) => void;
@@ -78,8 +85,10 @@ export class NobleConnection extends EventEmitter implements BleConnection {
     return this.peripheral.id;
   }
 
+  /** The link's ATT MTU: min(what noble asked, what the server answered); 23 before the exchange. */
   get mtu(): number {
-    return this.peripheral.mtu ?? 23;
+    const answered = this.peripheral.mtu;
+    return answered ? Math.min(NOBLE_REQUESTED_MTU, answered) : 23;
   }
 
   get connected(): boolean {

@@ -1,7 +1,7 @@
 /**
  * The parts of @abandonware/noble's objects (lib/noble.js, peripheral.js, service.js, characteristic.js)
- * that noble-central.ts uses, typed structurally so that noble on real HCI bindings and noble on the
- * simulator's bindings both fit without pulling noble's own (looser) typings in.
+ * that noble-central.ts uses, typed structurally so that noble on a real adapter and noble on the
+ * simulator's virtual HCI controller both fit without pulling noble's own (looser) typings in.
  */
 import type { EventEmitter } from 'events';
 

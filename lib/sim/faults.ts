@@ -4,7 +4,9 @@
  * loss act at once. Slow flash and failing diagnostics are device settings (SimDeviceConfig).
  */
 import { OtaError } from '../errors';
-import type { WriteVerdict } from './radio/gatt-connection';
+
+/** What becomes of a write as it reaches the device. */
+export type WriteVerdict = { action: 'deliver'; data: Buffer } | { action: 'drop' } | { action: 'loseLink' };
 
 export type RadioFault =
   /** The link is lost (supervision timeout) when a write would take the bytes written past `bytes`. */

@@ -1,22 +1,20 @@
 /**
  * A simulated fleet: virtual ESP32 devices (the TypeScript model or the firmware twin) on a virtual
- * radio, seen through a REAL noble (noble/with-bindings on the radio's bindings) wrapped as a
- * BleCentral. Used by the CLI's --sim, the Node-RED adapter's simulated mode, tests and the benchmark.
+ * radio, seen through a REAL noble: noble's own hci-socket layer (hci.js, gap.js, gatt.js ...) on the
+ * radio's virtual HCI controller, wrapped as a BleCentral. Used by the CLI's --sim, the Node-RED
+ * adapter's simulated mode, tests and the benchmark.
  */
 import type { AdapterState } from '../ble/central';
 import { createNobleCentral, type NobleBleCentral } from '../ble/noble-central';
-import type { Noble } from '../ble/noble-types';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
 import { createSimDevice } from './device';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';
+import type { AclBufferConfig } from './hci/central-controller';
+import { createHciNoble } from './hci/noble-hci-loader';
 import type { SimDeviceConfig, VirtualPeripheral } from './types';
 import { createClock, isVirtualClock, type ClockMode } from './virtual-clock';
-
-// noble's with-bindings entry has no typings of its own; lib/ble/noble-types describes what we use.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const nobleWithBindings = require('@abandonware/noble/with-bindings') as (bindings: unknown) => Noble;
 
 /**
  * The firmware twin (child_process, readline) is loaded only by fleets that use it: a fleet of model
@@ -36,6 +34,8 @@ export interface SimFleetOptions {
   adapterState?: AdapterState;
   /** Connections the virtual controller accepts at once (default 10). */
   maxConnections?: number;
+  /** LE ACL buffers of the virtual controller (default 8 x 251). */
+  aclBuffers?: AclBufferConfig;
 }
 
 export interface SimFleet {
@@ -66,7 +66,7 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
   const link = resolveLinkProfile(options.link ?? 'reference');
   const ownClock = options.clock === undefined || typeof options.clock === 'string';
   const clock = typeof options.clock === 'object' ? options.clock : createClock(options.clock ?? 'virtual');
-  const radio = createSimRadio({ clock, link, adapterState: options.adapterState, maxConnections: options.maxConnections });
+  const radio = createSimRadio({ clock, link, adapterState: options.adapterState, maxConnections: options.maxConnections, aclBuffers: options.aclBuffers });
   const devices = new Map<string, VirtualPeripheral>();
   try {
     for (const config of options.devices) {
@@ -76,9 +76,10 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
     }
   } catch (err) {
     await Promise.all([...devices.values()].map((d) => d.shutdown().catch(() => undefined)));
+    radio.close();
     throw err;
   }
-  const central = createNobleCentral(nobleWithBindings(radio.bindings), { clock, adapterName: 'simulated adapter' });
+  const central = createNobleCentral(createHciNoble(radio.controller), { clock, adapterName: 'simulated adapter' });
   const extraCentrals: NobleBleCentral[] = [];
   let closed = false;
   return {
@@ -88,8 +89,8 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
     clock,
     async addCentral() {
       if (closed) throw new OtaError('BAD_PARAMETER', 'the simulated fleet is closed; no central can be added');
-      const bindings = radio.addCentral();
-      const extra = createNobleCentral(nobleWithBindings(bindings), { clock, adapterName: `simulated adapter ${bindings.central + 1}` });
+      const controller = radio.addCentral();
+      const extra = createNobleCentral(createHciNoble(controller), { clock, adapterName: `simulated adapter ${controller.index + 1}` });
       extraCentrals.push(extra);
       await extra.waitReady(2000);
       return extra;
@@ -100,6 +101,7 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
       for (const extra of extraCentrals) await extra.close();
       await central.close();
       await Promise.all([...devices.values()].map((d) => d.shutdown().catch(() => undefined)));
+      radio.close();
       // Timers left by the devices (resume timeouts, reboots) must not keep running after close.
       if (ownClock && isVirtualClock(clock)) clock.stop();
     },

@@ -12,7 +12,10 @@ export interface LinkProfile {
   phy: Phy;
   /** 7.5 .. 4000 ms in 1.25 ms steps. */
   connectionIntervalMs: number;
-  /** ATT MTU the central offers (the link uses min(this, device maxMtu)). */
+  /**
+   * ATT MTU the ceiling (bestPayloadRate) assumes. The simulated link's MTU is negotiated as noble does
+   * it: noble asks 256 (gatt.js), the link gets min(256, the device's maxMtu) (docs/LINK-MODEL.md §4).
+   */
   attMtu: number;
   /** Largest LL data PDU payload: 251 with data length extension, 27 without. */
   dataLength: number;
@@ -24,9 +27,16 @@ export interface LinkProfile {
   supervisionTimeoutMs: number;
   /** Every PDU takes no time at all: measures the host (noble, clients, device models) alone. */
   zeroLatency?: boolean;
+  /**
+   * Probability that one PDU on air is not received (each direction, each transmission); the link layer
+   * retransmits it (docs/LINK-MODEL.md "LL retransmission"). Default 0.
+   */
+  pduLossRate?: number;
+  /** Seed of the loss draws (runs repeat exactly); default 1. */
+  lossSeed?: number;
 }
 
-export const LINK_SCENARIO_NAMES = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'zero'] as const;
+export const LINK_SCENARIO_NAMES = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'real-gateway', 'zero'] as const;
 export type LinkScenarioName = (typeof LINK_SCENARIO_NAMES)[number];
 
 const reference: LinkProfile = {
@@ -47,6 +57,8 @@ export const LINK_SCENARIOS: Readonly<Record<LinkScenarioName, Readonly<LinkProf
   'no-dle': { ...reference, name: 'no-dle', dataLength: 27 },
   'mtu-23': { ...reference, name: 'mtu-23', attMtu: 23 },
   'capped-4': { ...reference, name: 'capped-4', maxPdusPerEvent: 4 },
+  /** A gateway as it is: noble's MTU 256, 1 % of PDUs lost on air and retransmitted by the link layer. */
+  'real-gateway': { ...reference, name: 'real-gateway', attMtu: 256, pduLossRate: 0.01 },
   zero: { ...reference, name: 'zero', zeroLatency: true },
 };
 
@@ -98,6 +110,7 @@ export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): numbe
   const mtu = negotiatedMtu(profile, deviceMaxMtu);
   const value = mtu - ATT_WRITE_HEADER_BYTES;
   const fragments = llFragments(value + ATT_WRITE_HEADER_BYTES, profile.dataLength);
+  if ((profile.pduLossRate ?? 0) > 0) return lossyPayloadRate(profile, fragments, value);
   const intervalUs = profile.connectionIntervalMs * 1000;
   // Pack a endless stream of fragments into events; an event's packing depends only on the fragment
   // it starts with, so the pattern repeats: the rate over one period is exact.
@@ -130,6 +143,55 @@ export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): numbe
   }
 }
 
+/**
+ * Deterministic draws in [0, 1) (mulberry32), so that a lossy link repeats exactly: the link layer and
+ * the ceiling of a lossy profile use the same sequence.
+ */
+export function lossDraws(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    let t = (state = (state + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * bestPayloadRate on a lossy link: the same packing, event after event, with the link layer's loss
+ * rules (link-layer.ts airExchange): a lost central PDU or a lost acknowledgement ends the event; a PDU
+ * whose acknowledgement was lost goes again as a duplicate. Run over enough events for a stable mean.
+ */
+function lossyPayloadRate(profile: LinkProfile, fragments: number[], value: number): number {
+  const loss = profile.pduLossRate ?? 0;
+  const draw = lossDraws(profile.lossSeed ?? 1);
+  const intervalUs = profile.connectionIntervalMs * 1000;
+  const EVENTS = 20000;
+  let i = 0;
+  let unacked = false;
+  let delivered = 0;
+  for (let e = 0; e < EVENTS; e++) {
+    let t = 0;
+    let exchanges = 0;
+    for (;;) {
+      const step = exchangeUs(fragments[i], 0, profile);
+      if (exchanges > 0 && t + step > intervalUs) break;
+      if (profile.maxPdusPerEvent !== null && exchanges >= profile.maxPdusPerEvent) break;
+      t += step;
+      exchanges++;
+      if (draw() < loss) break; // the central's PDU lost
+      if (!unacked) delivered++;
+      if (draw() < loss) {
+        unacked = true; // the acknowledgement lost: sent again, a duplicate
+        break;
+      }
+      unacked = false;
+      i = (i + 1) % fragments.length;
+    }
+  }
+  return ((delivered / fragments.length) * value) / ((EVENTS * intervalUs) / 1e6);
+}
+
 /** Shortest time this link needs to carry valueBytes of ATT write payload (no flash, no protocol). */
 export function ceilingSeconds(valueBytes: number, profile: LinkProfile, deviceMaxMtu = 517): number {
   const rate = bestPayloadRate(profile, deviceMaxMtu);
@@ -148,6 +210,7 @@ export function validateLinkProfile(p: LinkProfile): LinkProfile {
   if (p.maxPdusPerEvent !== null && (!Number.isInteger(p.maxPdusPerEvent) || p.maxPdusPerEvent < 1)) {
     throw bad(`maxPdusPerEvent ${p.maxPdusPerEvent} must be a positive integer or null`);
   }
+  if (p.pduLossRate !== undefined && !(p.pduLossRate >= 0 && p.pduLossRate <= 0.5)) throw bad(`PDU loss rate ${p.pduLossRate} is not 0 .. 0.5`);
   if (!(p.supervisionTimeoutMs >= 100 && p.supervisionTimeoutMs <= 32000)) throw bad(`supervision timeout ${p.supervisionTimeoutMs} ms is not 100 .. 32000 ms`);
   return p;
 }

@@ -160,6 +160,11 @@ class TwinDevice implements VirtualPeripheral {
     this.scheduleTick();
   }
 
+  /** The MTU exchange completed (after onConnect at 23): the firmware core learns it (ble_ota_core_on_mtu). */
+  onMtu(mtu: number, connectionId = 0): void {
+    void this.request({ op: 'mtu', mtu, ...connField(connectionId) }).catch(() => undefined);
+  }
+
   onDisconnect(connectionId = 0): void {
     this.links.delete(connectionId);
     if (this.links.size === 0) this.flowUntil = this.clock.now() + this.settleMs;

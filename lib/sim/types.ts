@@ -1,6 +1,6 @@
 /**
- * Contract between the virtual radio (lib/sim/radio, which implements noble's bindings and the link
- * model) and the virtual devices it hosts: the TypeScript model of our firmware (lib/sim/device), the
+ * Contract between the virtual radio (lib/sim/radio: the air, the link layer and the gateway's virtual
+ * HCI controllers noble's own HCI layer drives) and the virtual devices it hosts: the TypeScript model of our firmware (lib/sim/device), the
  * seed-firmware model (legacy protocol), and the C firmware twin (lib/sim/twin, which drives the real
  * firmware core over stdio). The radio owns timing on air; a device owns its flash timing.
  */
@@ -58,8 +58,10 @@ export interface PeripheralHost {
   /** Advertising data or advertising on/off changed (after reboot, status change). */
   advertisingChanged(): void;
   /**
-   * From now, the device's BLE host cannot process anything for durationMs (it may be called again
-   * while stalled: stalls add up back to back).
+   * From now, the device's BLE host cannot process anything for durationMs (flash erase/program with the
+   * cache disabled stop the NimBLE host task); it may be called again while stalled: stalls add up back
+   * to back. Received PDUs wait in the device controller's RX buffers, beyond their count the controller
+   * NAKs and the central's link layer retransmits; notifications the device queued wait too.
    */
   hostStall?(durationMs: number): void;
 }

@@ -1,15 +1,12 @@
 import { strict as assert } from 'assert';
 import { createNobleCentral } from '../../lib/ble/noble-central';
-import type { Noble } from '../../lib/ble/noble-types';
 import type { BleConnection, DiscoveredDevice } from '../../lib/ble/central';
 import { createSimRadio, HCI_REASON, type SimRadio } from '../../lib/sim/radio';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { sleep } from '../../lib/clock';
 import { isOtaError } from '../../lib/errors';
 import { TinyPeripheral, TINY_SERVICE, CHAR_SINK, CHAR_RW } from './tiny-peripheral';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const withBindings = require('@abandonware/noble/with-bindings') as (b: unknown) => Noble;
+import { createHciNoble } from '../../lib/sim/hci/noble-hci-loader';
 
 const ADDRESS = 'aa:bb:cc:00:00:01';
 
@@ -18,7 +15,7 @@ async function setup() {
   const radio: SimRadio = createSimRadio({ clock, link: 'reference' });
   const device = new TinyPeripheral(ADDRESS);
   radio.addDevice(device);
-  const central = createNobleCentral(withBindings(radio.bindings), { clock });
+  const central = createNobleCentral(createHciNoble(radio.controller), { clock });
   await central.waitReady(1000);
   const seen: DiscoveredDevice[] = [];
   const scan = await central.startScan({}, (d) => seen.push(d));

@@ -51,7 +51,7 @@ describe('sim/fleet', () => {
     const one = await readVersionAndStatus(fleet, 'sim-01');
     assert.equal(one.version, '1.2.3');
     assert.ok(one.status.length > 0);
-    assert.equal(one.mtu, Math.min(247, fleet.devices.get('sim-01')?.maxMtu ?? 0));
+    assert.equal(one.mtu, Math.min(256, fleet.devices.get('sim-01')?.maxMtu ?? 0), 'noble asks 256; the link is the smaller of both');
     assert.equal((await readVersionAndStatus(fleet, 'sim-02')).version, '2.0.0');
     assert.equal(fleet.radio.stats().link, '2m-phy');
   });

@@ -99,6 +99,22 @@ describe('sim/link-model: connection events on the clock', () => {
     assert.equal(trace.length, 60);
   });
 
+  it('a lossy link (real-gateway, 1 % per PDU) delivers everything once, in order, at about its lossy ceiling', async () => {
+    const profile = LINK_SCENARIOS['real-gateway'];
+    const { clock, link } = harness(profile);
+    const conn = link.open('a', 0);
+    const order: number[] = [];
+    const n = 3000;
+    for (let i = 0; i < n; i++) link.send(conn, 'toPeripheral', 256, () => order.push(i));
+    await clock.idle();
+    assert.deepEqual(order, Array.from({ length: n }, (_, i) => i));
+    assert.ok(conn.stats.toPeripheral.lost > 0 && conn.stats.toPeripheral.retransmissions > 0);
+    const rate = (n * 253) / ((clock.now() - conn.firstAnchor) / 1000);
+    const ceiling = bestPayloadRate(profile);
+    assert.ok(ceiling < bestPayloadRate(LINK_SCENARIOS['seed-mac']), 'loss lowers the ceiling');
+    assert.ok(Math.abs(rate - ceiling) / ceiling < 0.05, `stream ${rate.toFixed(0)} B/s vs lossy ceiling ${ceiling.toFixed(0)} B/s`);
+  });
+
   it('2M PHY fits 10 exchanges per event; no-dle sends 10 PDUs per 244 B write; capped-4 stops at 4', async () => {
     const cases: Array<[LinkProfile, number]> = [
       [LINK_SCENARIOS['2m-phy'], 10],

@@ -1,5 +1,5 @@
 /**
- * The virtual radio driven through REAL noble objects (noble/with-bindings on SimBindings).
+ * The virtual radio driven through REAL noble objects (noble's own hci-socket layer on the virtual HCI controller).
  */
 import { strict as assert } from 'assert';
 import { createSimRadio, HCI_REASON, type SimRadio } from '../../lib/sim/radio';
@@ -8,8 +8,7 @@ import type { LinkScenarioName } from '../../lib/sim/link-model';
 import type { AdapterState } from '../../lib/ble/central';
 import { TinyPeripheral, TINY_SERVICE, CHAR_RW, CHAR_SINK, CHAR_LONG, CHAR_STRICT } from './tiny-peripheral';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const withBindings = require('@abandonware/noble/with-bindings') as (b: unknown) => NobleLike;
+import { createHciNoble } from '../../lib/sim/hci/noble-hci-loader';
 
 /* Loose views of noble's objects, enough for these tests. */
 interface NobleLike {
@@ -52,12 +51,13 @@ interface Rig {
   device: TinyPeripheral;
 }
 
-function rig(link: LinkScenarioName = 'reference', adapterState?: AdapterState): Rig {
+/** The device's MTU defaults to 256, ESP-IDF's CONFIG_BT_NIMBLE_ATT_PREFERRED_MTU default. */
+function rig(link: LinkScenarioName = 'reference', adapterState?: AdapterState, deviceMtu = 256): Rig {
   const clock = new VirtualClock();
   const radio = createSimRadio({ clock, link, adapterState });
-  const device = new TinyPeripheral();
+  const device = new TinyPeripheral(undefined, undefined, deviceMtu);
   radio.addDevice(device, { rssi: -48 });
-  const noble = withBindings(radio.bindings);
+  const noble = createHciNoble(radio.controller) as unknown as NobleLike;
   return { clock, radio, noble, device };
 }
 
@@ -124,25 +124,25 @@ describe('sim/radio through real noble', () => {
     assert.deepEqual([...seen].sort(), ['aabbcc000001', 'aabbcc000002']);
   });
 
-  it('connects, exchanges the MTU (min of link and device), discovers the GATT table', async () => {
+  it('connects, exchanges the MTU as noble does (asks 256, stores the answer), discovers the GATT table', async () => {
     const r = rig();
     const small = new TinyPeripheral('aa:bb:cc:00:00:03', 'tiny-3', 185);
     r.radio.addDevice(small);
     const { periph, chars } = await connected(r);
     assert.equal(periph.state, 'connected');
-    assert.equal(periph.mtu, 247);
-    assert.deepEqual(r.device.connects, [247]);
+    assert.equal(periph.mtu, 256);
+    assert.equal(r.radio.attServer('aa:bb:cc:00:00:01')?.mtu, 256);
+    assert.deepEqual(r.device.connects, [23], 'the device learns the link at the default MTU, before the exchange');
     assert.deepEqual(chars.get(CHAR_RW)?.properties, ['read', 'write', 'notify']);
     assert.deepEqual(chars.get(CHAR_SINK)?.properties, ['writeWithoutResponse']);
     assert.ok(chars.has('2a29'));
     assert.deepEqual(r.radio.connectedDevices(), ['aa:bb:cc:00:00:01']);
     assert.equal((await connected(r, 'aabbcc000003')).periph.mtu, 185, 'the device offers less');
-    assert.deepEqual(small.connects, [185]);
-    const mac = rig('seed-mac');
-    const macLink = await connected(mac);
-    assert.equal(macLink.periph.mtu, 256);
-    const narrow = rig('mtu-23');
-    assert.equal((await connected(narrow)).periph.mtu, 23);
+    assert.equal(r.radio.attServer('aa:bb:cc:00:00:03')?.mtu, 185);
+    // A device answering 517: noble stores 517 verbatim (gatt.js:342-346) while the link's MTU is min(256, 517).
+    const wide = rig('reference', undefined, 517);
+    assert.equal((await connected(wide)).periph.mtu, 517);
+    assert.equal(wide.radio.attServer('aa:bb:cc:00:00:01')?.mtu, 256);
   });
 
   it('reads short and long values (long reads by Read Blob) and writes with and without response', async () => {
@@ -255,13 +255,15 @@ describe('sim/radio through real noble', () => {
     assert.equal(await poweredOn(missing.noble), 'unsupported');
   });
 
-  it('adapter switched off while connected: the link ends at once for noble, later for the device', async () => {
+  it('adapter switched off while connected: noble sees poweredOff at its next isDevUp poll, the device after its supervision timeout', async () => {
     const r = rig();
-    const { periph } = await connected(r);
-    const gone = new Promise<number>((resolve) => periph.once('disconnect', (x: number) => resolve(x)));
+    await connected(r);
+    const off = new Promise<string>((resolve) => r.noble.on('stateChange', (s: string) => s === 'poweredOff' && resolve(s)));
+    const t0 = r.clock.now();
     r.radio.setAdapterState('poweredOff');
-    await gone;
     assert.equal(r.device.disconnects, 0);
+    await off;
+    assert.ok(r.clock.now() - t0 <= 1000, 'hci.js polls isDevUp every second');
     await new Promise<void>((resolve) => r.clock.setTimer(resolve, 500));
     assert.equal(r.device.disconnects, 1);
   });

@@ -6,16 +6,14 @@
 import { strict as assert } from 'assert';
 import type { BleCentral, BleConnection, DiscoveredDevice } from '../../lib/ble/central';
 import { createNobleCentral } from '../../lib/ble/noble-central';
-import type { Noble } from '../../lib/ble/noble-types';
 import { sleep } from '../../lib/clock';
 import { STATUS_CHAR_UUID, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
 import { createSimFleet } from '../../lib/sim/fleet';
 import { createSimRadio, type SimRadio } from '../../lib/sim/radio';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { CHAR_RW, TINY_SERVICE, TinyPeripheral } from './tiny-peripheral';
+import { createHciNoble } from '../../lib/sim/hci/noble-hci-loader';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const withBindings = require('@abandonware/noble/with-bindings') as (b: unknown) => Noble;
 
 /** TinyPeripheral that records the connectionId of every radio call. */
 class LinkAwarePeripheral extends TinyPeripheral {
@@ -70,8 +68,8 @@ describe('sim/radio: a second central on the same air', () => {
     radio = createSimRadio({ clock, link: 'reference' });
     device = new LinkAwarePeripheral();
     radio.addDevice(device);
-    a = createNobleCentral(withBindings(radio.bindings), { clock });
-    b = createNobleCentral(withBindings(radio.addCentral()), { clock });
+    a = createNobleCentral(createHciNoble(radio.controller), { clock });
+    b = createNobleCentral(createHciNoble(radio.addCentral()), { clock });
     await Promise.all([a.waitReady(1000), b.waitReady(1000)]);
   });
 

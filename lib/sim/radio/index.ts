@@ -1,3 +1,2 @@
-export { createSimRadio, SimRadio, HCI_REASON, peripheralId, type GattTrafficEvent, type AddCentralOptions, type SimRadioOptions, type DeviceRadioOptions, type RadioStats, type DeviceRadioStats } from './sim-radio';
-export { SimBindings } from './noble-bindings';
-export { LinkLayer, type LinkStats, type DirectionStats } from './link-layer';
+export { createSimRadio, SimRadio, HCI_REASON, peripheralId, type GattTrafficEvent, type AddCentralOptions, type SimRadioOptions, type DeviceRadioOptions, type RadioStats, type DeviceRadioStats, DEFAULT_DEVICE_RX_BUFFERS } from './sim-radio';
+export { LinkLayer, type LinkStats, type DirectionStats, type Pdu } from './link-layer';

@@ -2,11 +2,13 @@
  * The link layer of one radio (the central's adapter) on the clock: connection events every interval,
  * PDU exchanges alternating central -> peripheral inside an event until neither side has more data,
  * the event's time is up or the per-event cap is hit, and several connections sharing the radio
- * without overlapping events. It carries opaque L2CAP SDUs (ATT PDUs) and calls their onDelivered when
- * the exchange carrying the last fragment ends. docs/LINK-MODEL.md explains the rules.
+ * without overlapping events. It carries LL data PDUs (with their real payload when the controllers
+ * give one), in order, with acknowledgement and retransmission: a PDU lost on air (profile.pduLossRate)
+ * or refused by a receiver without a free RX buffer (NAK) is sent again in a later exchange.
+ * docs/LINK-MODEL.md explains the rules.
  */
 import type { Clock, TimerHandle } from '../../clock';
-import { T_IFS_US, exchangeUs, llFragments, pduAirtimeUs, type LinkProfile } from '../link-model';
+import { T_IFS_US, exchangeUs, llFragments, lossDraws, pduAirtimeUs, type LinkProfile } from '../link-model';
 
 export type Direction = 'toPeripheral' | 'toCentral';
 
@@ -21,6 +23,12 @@ export interface DirectionStats {
   airtimeUs: number;
   /** ATT PDUs (SDUs) delivered. */
   attPdus: number;
+  /** PDUs sent again (after a loss, a missing acknowledgement or a NAK). */
+  retransmissions: number;
+  /** PDUs lost on air (the receiver heard nothing). */
+  lost: number;
+  /** PDUs the receiver refused for want of an RX buffer (flow control by NESN). */
+  naks: number;
 }
 
 export interface LinkStats {
@@ -30,7 +38,7 @@ export interface LinkStats {
 }
 
 export function emptyLinkStats(): LinkStats {
-  const d = (): DirectionStats => ({ dataPdus: 0, emptyPdus: 0, llPayloadBytes: 0, airtimeUs: 0, attPdus: 0 });
+  const d = (): DirectionStats => ({ dataPdus: 0, emptyPdus: 0, llPayloadBytes: 0, airtimeUs: 0, attPdus: 0, retransmissions: 0, lost: 0, naks: 0 });
   return { connectionEvents: 0, toPeripheral: d(), toCentral: d() };
 }
 
@@ -44,14 +52,31 @@ export function addLinkStats(into: LinkStats, from: LinkStats): void {
     a.llPayloadBytes += b.llPayloadBytes;
     a.airtimeUs += b.airtimeUs;
     a.attPdus += b.attPdus;
+    a.retransmissions += b.retransmissions;
+    a.lost += b.lost;
+    a.naks += b.naks;
   }
 }
 
-interface Fragment {
+/** One LL data (or control) PDU queued for the air. */
+export interface Pdu {
+  /** LL payload bytes. */
   bytes: number;
-  /** Set on the last fragment of an SDU. */
+  /** The payload itself when the sender gives it (HCI ACL data, frames of the device's host). */
+  payload?: Buffer;
+  /** LLID: start of an L2CAP frame (or a complete one) rather than a continuation. */
+  start?: boolean;
+  /** The receiving link layer accepted it (once, in order; a retransmitted copy is not delivered again). */
   onDelivered?: () => void;
+  /** The sender's link layer got the acknowledgement (the buffer it held may be freed). */
+  onAcked?: () => void;
+  /** Internal: the receiver has it, the acknowledgement has not come back yet. */
+  received?: boolean;
+  /** Internal: it went on air at least once. */
+  sent?: boolean;
 }
+
+type Fragment = Pdu;
 
 /** One connection's link layer state. */
 export class LinkConnection {
@@ -74,6 +99,11 @@ export class LinkConnection {
   /** Anchors missed in total (stats/tests). */
   missedAnchors = 0;
   closed = false;
+  /**
+   * Whether the receiving controller of `dir` has a free RX buffer now; without one it NAKs the PDU
+   * (Core Vol 6 Part B 4.5.9: a receiver that cannot take a PDU does not acknowledge it). Default: always.
+   */
+  canReceive: (dir: Direction) => boolean = () => true;
 
   constructor(
     readonly id: string,
@@ -138,11 +168,15 @@ export class LinkLayer {
   private owner: LinkConnection | null = null;
   /** Aggregate over all connections ever (closed ones too). */
   readonly totals = emptyLinkStats();
+  /** Loss draws in [0, 1), deterministic per profile (lossSeed). */
+  private readonly random: () => number;
 
   constructor(
     private readonly clock: Clock,
     readonly profile: LinkProfile,
-  ) {}
+  ) {
+    this.random = lossDraws(profile.lossSeed ?? 1);
+  }
 
   /**
    * A new connection; its first anchor is placed after `earliest` (CONNECT_IND + transmit window
@@ -170,36 +204,54 @@ export class LinkLayer {
     return conn;
   }
 
-  /** Queues an SDU of sduBytes (ATT PDU, the L2CAP header is added here) or an LL control PDU. */
+  /**
+   * Queues an SDU of attPduBytes (ATT PDU, the L2CAP header is added here) as payload-less PDUs, or an
+   * LL control PDU; onDelivered runs when its last PDU is received. (Tests of the timing alone use it.)
+   */
   send(conn: LinkConnection, dir: Direction, attPduBytes: number, onDelivered: () => void, control = false): void {
+    const sizes = control ? [attPduBytes] : llFragments(attPduBytes, this.profile.dataLength);
+    const pdus: Pdu[] = sizes.map((bytes, i) => ({ bytes, start: i === 0, onDelivered: i === sizes.length - 1 ? () => this.delivered(conn, dir, onDelivered) : undefined }));
+    this.sendPdus(conn, dir, pdus);
+  }
+
+  /** Queues LL PDUs (each at most the data length) in order. */
+  sendPdus(conn: LinkConnection, dir: Direction, pdus: Pdu[]): void {
+    if (conn.closed) return;
+    const q = conn.queues[dir];
+    for (const pdu of pdus) q.push(pdu);
+    if (this.profile.zeroLatency) this.armZero(conn, dir);
+    else this.arm(conn);
+  }
+
+  /**
+   * A receiver freed RX buffers: a zero link resumes delivery at once (a timed link retransmits the
+   * refused PDU at its next exchange anyway).
+   */
+  resume(conn: LinkConnection): void {
     if (conn.closed) return;
     if (this.profile.zeroLatency) {
-      this.sendNow(conn, dir, control ? attPduBytes : attPduBytes + 4, onDelivered);
-      return;
-    }
-    const sizes = control ? [attPduBytes] : llFragments(attPduBytes, this.profile.dataLength);
-    const q = conn.queues[dir];
-    for (let i = 0; i < sizes.length; i++) q.push({ bytes: sizes[i], onDelivered: i === sizes.length - 1 ? onDelivered : undefined });
-    this.arm(conn);
+      this.armZero(conn, 'toPeripheral');
+      this.armZero(conn, 'toCentral');
+    } else this.arm(conn);
   }
 
   /**
    * Zero link: everything queued at one instant is delivered, in order, by one timer at the same
-   * instant (one timer per SDU would make the clock, not the host, the bottleneck).
+   * instant (one timer per PDU would make the clock, not the host, the bottleneck). A receiver without
+   * a free RX buffer stops the flush; resume() goes on.
    */
-  private sendNow(conn: LinkConnection, dir: Direction, bytes: number, onDelivered: () => void): void {
-    const q = conn.queues[dir];
-    q.push({ bytes, onDelivered });
-    if (conn.zeroFlush[dir]) return;
+  private armZero(conn: LinkConnection, dir: Direction): void {
+    if (conn.zeroFlush[dir] || conn.pending(dir) === 0) return;
     conn.zeroFlush[dir] = true;
     this.clock.setTimer(() => {
       conn.zeroFlush[dir] = false;
-      const batch = q.splice(0, q.length);
-      for (const f of batch) {
-        if (conn.closed) return;
-        if (!f) continue; // never: this queue is not consumed by take()
-        this.count(conn, dir, f.bytes, true);
-        if (f.onDelivered) this.delivered(conn, dir, f.onDelivered);
+      while (!conn.closed) {
+        const f = conn.peek(dir);
+        if (!f || !conn.canReceive(dir)) break;
+        conn.take(dir);
+        this.count(conn, dir, f.bytes, true, false);
+        f.onDelivered?.();
+        f.onAcked?.();
       }
     }, 0);
   }
@@ -300,23 +352,18 @@ export class LinkLayer {
       this.endEvent(conn, anchor);
       return;
     }
-    conn.take('toPeripheral');
-    conn.take('toCentral');
-    // More-data bits as sent in the two PDUs.
-    const moreData = conn.pending('toPeripheral') > 0 || conn.pending('toCentral') > 0;
     const carriesData = c !== undefined || p !== undefined;
+    // More-data bits as sent in the two PDUs: each side has something queued behind this PDU.
+    const moreData = conn.pending('toPeripheral') > 1 || conn.pending('toCentral') > 1;
     this.busyUntil = now + step;
     this.onExchange?.({ connection: conn.id, start: now, end: now + step, toPeripheral: c?.bytes ?? 0, toCentral: p?.bytes ?? 0, index });
     // Both PDUs are in once the peripheral's PDU ends; the trailing T_IFS leads to the next exchange.
     const timer = this.clock.setTimer(() => {
       if (conn.closed) return;
-      this.count(conn, 'toPeripheral', c?.bytes ?? 0, false);
-      this.count(conn, 'toCentral', p?.bytes ?? 0, false);
-      if (c?.onDelivered) this.delivered(conn, 'toPeripheral', c.onDelivered);
-      if (p?.onDelivered) this.delivered(conn, 'toCentral', p.onDelivered);
+      const heard = this.airExchange(conn, c, p);
       const exchanges = dataExchanges + (carriesData ? 1 : 0);
       const capped = this.profile.maxPdusPerEvent !== null && exchanges >= this.profile.maxPdusPerEvent;
-      if (!moreData || capped) {
+      if (!heard || !moreData || capped) {
         this.endEvent(conn, anchor);
         return;
       }
@@ -326,6 +373,63 @@ export class LinkLayer {
     conn.eventTimer = timer;
   }
 
+  /**
+   * What the exchange achieved (Core Vol 6 Part B 4.5.9 acknowledgement and flow control, 4.5.6
+   * closing events), pessimistic where the specification leaves room:
+   * - the central's PDU lost: the peripheral heard nothing and sends nothing; nothing moves;
+   * - else the peripheral takes the central's PDU if it has an RX buffer (else NAK: not acknowledged),
+   *   a copy it already has is acknowledged again without being delivered twice;
+   * - the peripheral's PDU lost: the central misses the acknowledgement too, so its PDU stays queued
+   *   (sent again, as a duplicate if the peripheral had it);
+   * - a loss closes the connection event (the central does not go on without a valid packet).
+   * Returns whether both PDUs were heard (the event may go on).
+   */
+  private airExchange(conn: LinkConnection, c: Pdu | undefined, p: Pdu | undefined): boolean {
+    const loss = this.profile.pduLossRate ?? 0;
+    const centralLost = loss > 0 && this.random() < loss;
+    this.count(conn, 'toPeripheral', c?.bytes ?? 0, false, c?.sent === true);
+    if (c) c.sent = true;
+    if (centralLost) {
+      this.lostOne(conn, 'toPeripheral');
+      return false;
+    }
+    if (c && !c.received) {
+      if (conn.canReceive('toPeripheral')) {
+        c.received = true;
+        c.onDelivered?.();
+        if (conn.closed) return false;
+      } else this.nak(conn, 'toPeripheral');
+    }
+    const peripheralLost = loss > 0 && this.random() < loss;
+    this.count(conn, 'toCentral', p?.bytes ?? 0, false, p?.sent === true);
+    if (p) p.sent = true;
+    if (peripheralLost) {
+      this.lostOne(conn, 'toCentral');
+      return false;
+    }
+    if (p && conn.peek('toCentral') === p && conn.canReceive('toCentral')) {
+      conn.take('toCentral');
+      p.onDelivered?.();
+      if (conn.closed) return false;
+    } else if (p) this.nak(conn, 'toCentral');
+    if (c && c.received && conn.peek('toPeripheral') === c) {
+      conn.take('toPeripheral');
+      c.onAcked?.();
+    }
+    return true;
+  }
+
+  private lostOne(conn: LinkConnection, dir: Direction): void {
+    conn.stats[dir].lost++;
+    this.totals[dir].lost++;
+  }
+
+  private nak(conn: LinkConnection, dir: Direction): void {
+    conn.stats[dir].naks++;
+    this.totals[dir].naks++;
+  }
+
+
   private endEvent(conn: LinkConnection, anchor: number): void {
     conn.eventTimer = null;
     if (this.owner === conn) this.owner = null;
@@ -333,17 +437,19 @@ export class LinkLayer {
     this.arm(conn, anchor + conn.intervalMs);
   }
 
-  private delivered(conn: LinkConnection, dir: Direction, fn: () => void): void {
+  /** Counts a delivered SDU (ATT PDU, LL control PDU) and runs its handler. */
+  delivered(conn: LinkConnection, dir: Direction, fn: () => void): void {
     conn.stats[dir].attPdus++;
     this.totals[dir].attPdus++;
     fn();
   }
 
-  private count(conn: LinkConnection, dir: Direction, bytes: number, zero: boolean): void {
+  private count(conn: LinkConnection, dir: Direction, bytes: number, zero: boolean, again: boolean): void {
     const air = zero ? 0 : pduAirtimeUs(bytes, this.profile.phy, this.profile.encrypted);
     for (const s of [conn.stats[dir], this.totals[dir]]) {
       if (bytes > 0) s.dataPdus++;
       else s.emptyPdus++;
+      if (again) s.retransmissions++;
       s.llPayloadBytes += bytes;
       s.airtimeUs += air;
     }

@@ -1,9 +1,11 @@
 /**
- * The virtual radio: the gateway's BLE adapter and the air around it. It hosts VirtualPeripherals,
- * advertises them while the central scans, connects (waiting for the device's next advertising event),
- * runs every connection's ATT traffic through the link layer, injects faults and counts what went on
- * air. noble talks to it through SimBindings (noble-bindings.ts). More centrals can join the same air
- * (addCentral): each has its own bindings, and a device sees each central's link as its own connectionId.
+ * The virtual radio: the air between the gateway's adapters and the devices. It hosts
+ * VirtualPeripherals, advertises them while a central scans, connects (waiting for the device's next
+ * advertising event), runs every connection's PDUs through the link layer, injects faults and counts
+ * what went on air. Each central (adapter) is a virtual HCI controller (lib/sim/hci/central-controller.ts)
+ * that noble's own hci-socket layer drives (lib/sim/hci/noble-hci-loader.ts); each device's end of a
+ * link is its controller's RX buffers, its host's L2CAP and an ATT server (lib/sim/hci/peripheral-link.ts,
+ * att-server.ts). A device sees each central's link as its own connectionId (the central's index).
  */
 import type { Clock, TimerHandle } from '../../clock';
 import type { AdapterState } from '../../ble/central';
@@ -11,10 +13,14 @@ import { OtaError } from '../../errors';
 import { TRANSMIT_WINDOW_DELAY_MS, resolveLinkProfile, type LinkProfile, type LinkScenarioName } from '../link-model';
 import type { PeripheralHost, VirtualPeripheral } from '../types';
 import { validateFault, WriteFaults, type FaultHandle, type RadioFault } from '../faults';
-import { addLinkStats, emptyLinkStats, LinkLayer, type LinkConnection, type LinkStats } from './link-layer';
-import { GattConnection, type GattCounters } from './gatt-connection';
-import { ATT } from './att-sizes';
-import { SimBindings } from './noble-bindings';
+import { addLinkStats, emptyLinkStats, LinkLayer, type LinkConnection, type LinkStats, type Pdu } from './link-layer';
+import { CentralController, type AclBufferConfig, type CentralAir } from '../hci/central-controller';
+import { encodeAdvertising } from '../hci/adv-data';
+import { AttHost, AttServer, type GattCounters } from '../hci/att-server';
+import { PeripheralLinkEnd } from '../hci/peripheral-link';
+import { HCI_STATUS } from '../hci/hci-codes';
+
+export type { GattCounters };
 
 /** HCI disconnect reasons noble reports. */
 export const HCI_REASON = {
@@ -26,18 +32,29 @@ export const HCI_REASON = {
 export interface SimRadioOptions {
   clock: Clock;
   link: LinkScenarioName | LinkProfile;
-  /** Default poweredOn; 'poweredOff' or 'unsupported' (no adapter) for tests. */
+  /** Default poweredOn; 'poweredOff', 'unsupported' (no LE) or 'unauthorized' for tests. */
   adapterState?: AdapterState;
   /** Connections the controller accepts at once (default 10). */
   maxConnections?: number;
   adapterAddress?: string;
+  /** The controller's LE ACL buffers (default 8 x 251). */
+  aclBuffers?: AclBufferConfig;
 }
+
+/**
+ * ACL RX buffers of a device's controller by default: CONFIG_BT_NIMBLE_TRANSPORT_ACL_FROM_LL_COUNT,
+ * default 24 (esp-idf components/bt/host/nimble/Kconfig.in:528-533), the ACL buffer count the ESP32-C2/C6/H2
+ * controllers take as theirs (components/bt/controller/esp32c6/esp_bt_cfg.h:35). See docs/LINK-MODEL.md.
+ */
+export const DEFAULT_DEVICE_RX_BUFFERS = 24;
 
 export interface DeviceRadioOptions {
   /** Advertising interval in ms (default 100). */
   advIntervalMs?: number;
   /** RSSI the central reports for this device (default -55 dBm). */
   rssi?: number;
+  /** ACL RX buffers of the device's controller (default DEFAULT_DEVICE_RX_BUFFERS). */
+  rxBuffers?: number;
 }
 
 export interface DeviceRadioStats {
@@ -46,6 +63,10 @@ export interface DeviceRadioStats {
   link: LinkStats;
   gatt: GattCounters;
   bytesOnAir: { toPeripheral: number; toCentral: number };
+  /** Most controller RX buffers in use at once on any of its links. */
+  maxRxInUse: number;
+  /** Time the device's host was stalled in total (ms). */
+  stalledMs: number;
 }
 
 export interface RadioStats {
@@ -60,23 +81,21 @@ export interface RadioStats {
 
 interface Connection {
   link: LinkConnection;
-  gatt: GattConnection;
+  end: PeripheralLinkEnd;
+  server: AttServer | null;
   /** 'lost': the air link is dead, the supervision timeout has not fired yet. */
-  state: 'up' | 'closing' | 'lost';
+  state: 'connecting' | 'up' | 'closing' | 'lost';
 }
 
 /**
- * One central (adapter) on the air: its bindings, scan and connect state. Index 0 is the radio's own
- * adapter; addCentral() adds more. The index is also the connectionId its links have at the devices
+ * One central (adapter) on the air: its controller and what it is initiating. Index 0 is the radio's
+ * own adapter; addCentral() adds more. The index is also the connectionId its links have at the devices
  * (a central has at most one link to a device).
  */
 interface Central {
   readonly index: number;
-  readonly bindings: SimBindings;
-  readonly address: string;
-  state: AdapterState;
-  scanning: { uuids: string[]; allowDuplicates: boolean } | null;
-  readonly connectQueue: string[];
+  readonly controller: CentralController;
+  /** Peripheral id the controller is initiating a connection to (until CONNECT_IND goes out). */
   pendingConnect: string | null;
 }
 
@@ -86,6 +105,7 @@ interface DeviceSlot {
   address: string;
   advIntervalMs: number;
   rssi: number;
+  rxBuffers: number;
   advTimer: TimerHandle | null;
   vanished: boolean;
   /** Links by central index (= connectionId at the device). */
@@ -93,13 +113,19 @@ interface DeviceSlot {
   connections: number;
   link: LinkStats;
   gatt: GattCounters;
+  maxRxInUse: number;
+  /** The device's host task (one for all its links). */
+  host: AttHost;
+  stalledUntil: number;
+  stalledMs: number;
+  stallTimer: TimerHandle | null;
 }
 
 export function peripheralId(address: string): string {
   return address.toLowerCase().replace(/:/g, '');
 }
 
-/** GATT traffic as the central sees it: a write handed to the radio, a notification delivered. */
+/** GATT traffic as the central sees it: a write handed to the controller, a notification delivered. */
 export interface GattTrafficEvent {
   kind: 'write' | 'notification';
   address: string;
@@ -115,20 +141,30 @@ export interface AddCentralOptions {
   /** Default poweredOn. */
   adapterState?: AdapterState;
   adapterAddress?: string;
+  aclBuffers?: AclBufferConfig;
 }
 
-export class SimRadio {
+/** LL_TERMINATE_IND control PDU payload: opcode + error code (Core Vol 6 Part B 2.4.2.2). */
+const LL_TERMINATE_IND_BYTES = 2;
+const ATT_OP = { writeReq: 0x12, writeCmd: 0x52, prepareWriteReq: 0x16, notify: 0x1b, indicate: 0x1d } as const;
+const ATT_CID = 0x0004;
+/** HCI device numbers of simulated adapters (hciN as noble's deviceId option names them). */
+let nextDeviceId = 0;
+
+export class SimRadio implements CentralAir {
   /** Optional observer of every connection's GATT traffic (the benchmark times transfers with it). */
   onGattTraffic: ((e: GattTrafficEvent) => void) | null = null;
-  /** The bindings of the radio's own adapter (central 0). */
-  readonly bindings: SimBindings;
+  /** The HCI controller of the radio's own adapter (central 0). */
+  readonly controller: CentralController;
   readonly profile: LinkProfile;
   readonly clock: Clock;
   private readonly linkLayer: LinkLayer;
   private readonly slots = new Map<string, DeviceSlot>();
   private readonly faults = new WriteFaults();
   private readonly centrals: Central[] = [];
+  private readonly byController = new Map<CentralController, Central>();
   private readonly maxConnections: number;
+  private readonly aclBuffers: AclBufferConfig | undefined;
   readonly adapterAddress: string;
 
   constructor(options: SimRadioOptions) {
@@ -136,23 +172,24 @@ export class SimRadio {
     this.profile = resolveLinkProfile(options.link);
     this.linkLayer = new LinkLayer(this.clock, this.profile);
     this.maxConnections = options.maxConnections ?? 10;
+    this.aclBuffers = options.aclBuffers;
     this.adapterAddress = options.adapterAddress ?? '00:1a:7d:da:71:0a';
-    this.bindings = this.newCentral(options.adapterState ?? 'poweredOn', this.adapterAddress).bindings;
+    this.controller = this.newCentral(options.adapterState ?? 'poweredOn', this.adapterAddress, options.aclBuffers).controller;
   }
 
   get adapterState(): AdapterState {
-    return this.centrals[0].state;
+    return this.centrals[0].controller.state;
   }
 
   /**
    * Another central in range of the same devices (a second gateway or phone, e.g. for BUSY): its own
-   * bindings, scan, connect queue and connection limit, while its links share this radio's link layer
-   * (air time) with every other link. Give the bindings to noble/with-bindings.
+   * controller, scan, connect attempt and connection limit, while its links share this radio's link layer
+   * (air time) with every other link. Give the controller to createHciNoble (lib/sim/hci/noble-hci-loader).
    */
-  addCentral(options: AddCentralOptions = {}): SimBindings {
+  addCentral(options: AddCentralOptions = {}): CentralController {
     const index = this.centrals.length;
     const address = options.adapterAddress ?? this.adapterAddress.replace(/[0-9a-f]{2}$/, (b) => ((parseInt(b, 16) + index) & 0xff).toString(16).padStart(2, '0'));
-    return this.newCentral(options.adapterState ?? 'poweredOn', address).bindings;
+    return this.newCentral(options.adapterState ?? 'poweredOn', address, options.aclBuffers ?? this.aclBuffers).controller;
   }
 
   addDevice(device: VirtualPeripheral, options: DeviceRadioOptions = {}): void {
@@ -162,18 +199,26 @@ export class SimRadio {
     }
     const id = peripheralId(address);
     if (this.slots.has(id)) throw new OtaError('SIM_DUPLICATE_ADDRESS', `a device with address ${address} is already on the radio`);
+    const rxBuffers = options.rxBuffers ?? DEFAULT_DEVICE_RX_BUFFERS;
+    if (!Number.isInteger(rxBuffers) || rxBuffers < 1) throw new OtaError('BAD_PARAMETER', `device "${device.name}": rxBuffers must be an integer >= 1, not ${rxBuffers}`);
     const slot: DeviceSlot = {
       device,
       id,
       address,
       advIntervalMs: options.advIntervalMs ?? 100,
       rssi: options.rssi ?? -55,
+      rxBuffers,
       advTimer: null,
       vanished: false,
       links: new Map(),
       connections: 0,
       link: emptyLinkStats(),
       gatt: { attErrors: 0, oversizeWritesDropped: 0, notificationsDropped: 0, valueBytesToPeripheral: 0, valueBytesToCentral: 0 },
+      maxRxInUse: 0,
+      host: new AttHost(this.clock),
+      stalledUntil: 0,
+      stalledMs: 0,
+      stallTimer: null,
     };
     this.slots.set(id, slot);
     device.attach(this.hostFor(slot));
@@ -206,38 +251,41 @@ export class SimRadio {
     if (fault.kind === 'powerLoss') {
       // The device loses RAM at once; it learns nothing of the links it had.
       for (const index of [...slot.links.keys()]) this.loseLink(slot, this.centrals[index], false);
+      slot.host.reset();
+      this.endStall(slot);
       slot.device.powerLoss(fault.offMs);
       return this.faults.record(slot.address, fault);
     }
     return this.faults.add(slot.address, fault);
   }
 
-  /** Adapter state of a central (default: the radio's own adapter). */
+  /** Adapter state of a central (default: the radio's own adapter); noble sees it at its next isDevUp poll. */
   setAdapterState(next: AdapterState, centralIndex = 0): void {
     const central = this.central(centralIndex);
-    if (next === central.state) return;
-    const wasOn = central.state === 'poweredOn';
-    central.state = next;
-    if (wasOn && next !== 'poweredOn') {
-      if (central.scanning) this.stopScanning(central.index);
-      for (const id of [...central.connectQueue, ...(central.pendingConnect ? [central.pendingConnect] : [])]) {
-        this.later(() => central.bindings.emit('connect', id, new Error(`adapter is ${next}`)));
-      }
-      central.connectQueue.length = 0;
-      central.pendingConnect = null;
-      for (const slot of this.slots.values()) {
-        if (!slot.links.has(central.index)) continue;
-        // The central side ends at once; the device notices by its supervision timeout.
-        this.endConnection(slot, central, HCI_REASON.localHostTerminated, false);
-        this.clock.setTimer(() => slot.device.onDisconnect(central.index), this.profile.supervisionTimeoutMs);
-      }
-    }
-    this.later(() => central.bindings.emit('stateChange', next));
+    if (next === central.controller.state) return;
+    central.controller.setState(next);
+    if (next === 'poweredOff') central.pendingConnect = null;
   }
 
   /** Shorthand for tests and the Node-RED demo: adapter on (poweredOn) or off (poweredOff). */
   setPowered(on: boolean, centralIndex = 0): void {
     this.setAdapterState(on ? 'poweredOn' : 'poweredOff', centralIndex);
+  }
+
+  /** The controller of a central (0: the radio's own adapter). */
+  controllerOf(centralIndex = 0): CentralController {
+    return this.central(centralIndex).controller;
+  }
+
+  /** Stops every controller (timers, process listeners); called when the fleet closes. */
+  close(): void {
+    for (const c of this.centrals) c.controller.shutdown();
+    for (const slot of this.slots.values()) {
+      slot.advTimer?.cancel();
+      slot.advTimer = null;
+      slot.stallTimer?.cancel();
+      slot.stallTimer = null;
+    }
   }
 
   stats(): RadioStats {
@@ -247,12 +295,14 @@ export class SimRadio {
       const link = emptyLinkStats();
       addLinkStats(link, slot.link);
       const gatt = { ...slot.gatt };
+      let maxRxInUse = slot.maxRxInUse;
       for (const c of slot.links.values()) {
         addLinkStats(link, c.link.stats);
-        addCounters(gatt, c.gatt.counters);
+        if (c.server) addCounters(gatt, c.server.counters);
+        maxRxInUse = Math.max(maxRxInUse, c.end.maxRxInUse);
       }
       const connected = [...slot.links.values()].some((c) => c.state === 'up');
-      devices[slot.address] = { connections: slot.connections, connected, link, gatt, bytesOnAir: this.bytesOnAir(link) };
+      devices[slot.address] = { connections: slot.connections, connected, link, gatt, bytesOnAir: this.bytesOnAir(link), maxRxInUse, stalledMs: slot.stalledMs };
     }
     addLinkStats(totals, this.linkLayer.totals);
     return { link: this.profile.name, adapterState: this.adapterState, totals, bytesOnAir: this.bytesOnAir(totals), devices, faults: [...this.faults.log] };
@@ -264,77 +314,111 @@ export class SimRadio {
     return [...this.slots.values()].filter(up).map((s) => s.address);
   }
 
-  // ---- called by SimBindings (central: the index of the bindings' central) ----
-
-  init(centralIndex = 0): void {
-    const central = this.central(centralIndex);
-    this.later(() => {
-      central.bindings.emit('addressChange', central.address);
-      central.bindings.emit('stateChange', central.state);
-    });
+  /** The ATT server of a live link (tests). */
+  attServer(address: string, centralIndex = 0): AttServer | undefined {
+    return this.slot(address).links.get(centralIndex)?.server ?? undefined;
   }
 
-  startScanning(uuids: string[], allowDuplicates: boolean, centralIndex = 0): void {
-    const central = this.central(centralIndex);
-    if (central.state !== 'poweredOn') return; // noble checks the state before it asks
-    central.scanning = { uuids: uuids.map((u) => u.toLowerCase().replace(/-/g, '')), allowDuplicates };
-    this.later(() => central.bindings.emit('scanStart', !allowDuplicates));
+  // ---- CentralAir: called by the controllers ----
+
+  scanChanged(): void {
     for (const slot of this.slots.values()) this.ensureAdvertising(slot);
   }
 
-  stopScanning(centralIndex = 0): void {
-    const central = this.central(centralIndex);
-    central.scanning = null;
-    this.later(() => central.bindings.emit('scanStop'));
-  }
-
-  connect(id: string, centralIndex = 0): void {
-    const central = this.central(centralIndex);
-    const fail = (message: string) => this.later(() => central.bindings.emit('connect', id, new Error(message)));
-    if (central.state !== 'poweredOn') return fail(`adapter is ${central.state}`);
-    const slot = this.slots.get(id);
-    if (slot?.links.has(central.index)) return fail('Connection Already Exists (0xb)');
+  initiate(controller: CentralController, peerAddress: string): void {
+    const central = this.ofController(controller);
+    const id = peripheralId(peerAddress);
     const busy = [...this.slots.values()].filter((s) => s.links.has(central.index)).length;
-    if (busy >= this.maxConnections) return fail('Connection Limit Exceeded (0x9)');
-    if (central.pendingConnect === id || central.connectQueue.includes(id)) return;
-    central.connectQueue.push(id);
-    this.nextConnect(central);
-  }
-
-  cancelConnect(id: string, centralIndex = 0): void {
-    const central = this.central(centralIndex);
-    const i = central.connectQueue.indexOf(id);
-    if (i >= 0) central.connectQueue.splice(i, 1);
-    if (central.pendingConnect === id) {
-      central.pendingConnect = null;
-      this.nextConnect(central);
+    if (busy >= this.maxConnections) {
+      // No room for another link: the attempt ends as a controller without resources ends it.
+      this.later(() => controller.connectionFailed(HCI_STATUS.connectionLimitExceeded, peerAddress));
+      return;
     }
-  }
-
-  disconnect(id: string, centralIndex = 0): void {
-    const central = this.central(centralIndex);
+    central.pendingConnect = id;
     const slot = this.slots.get(id);
+    // An unknown device: the initiator waits for an address that never advertises (like HCI).
+    if (slot) this.ensureAdvertising(slot);
+  }
+
+  cancelInitiate(controller: CentralController): boolean {
+    const central = this.ofController(controller);
+    if (!central.pendingConnect) return false;
+    central.pendingConnect = null;
+    return true;
+  }
+
+  terminate(controller: CentralController, peerId: string, reason: number): void {
+    const central = this.ofController(controller);
+    const slot = this.slots.get(peerId);
     const c = slot?.links.get(central.index);
-    if (!slot || !c || c.state !== 'up') return;
+    if (!slot || !c) return;
+    if (reason < 0) {
+      // The adapter went away (powered off, reset): the central side ends at once, the device notices
+      // by its supervision timeout.
+      this.endLink(slot, central, c, null);
+      this.clock.setTimer(() => this.closeDeviceEnd(slot, c, true), this.profile.supervisionTimeoutMs);
+      return;
+    }
+    if (c.state !== 'up') return;
     c.state = 'closing';
-    this.linkLayer.send(c.link, 'toPeripheral', ATT.llTerminateInd, () => this.endConnection(slot, central, HCI_REASON.localHostTerminated, true), true);
+    this.linkLayer.send(c.link, 'toPeripheral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, reason, true), true);
   }
 
-  gatt(id: string, centralIndex = 0): GattConnection | undefined {
-    const c = this.slots.get(id)?.links.get(centralIndex);
-    return c && c.state === 'up' ? c.gatt : undefined;
+  sendPdus(controller: CentralController, peerId: string, pdus: Pdu[]): void {
+    const central = this.ofController(controller);
+    const c = this.slots.get(peerId)?.links.get(central.index);
+    if (!c || c.state === 'lost') return;
+    for (const pdu of pdus) pdu.onDelivered = () => c.end.receivePdu(pdu);
+    this.linkLayer.sendPdus(c.link, 'toPeripheral', pdus);
   }
 
-  rssi(id: string): number | undefined {
-    return this.slots.get(id)?.rssi;
+  rssi(_controller: CentralController, peerId: string): number | undefined {
+    return this.slots.get(peerId)?.rssi;
+  }
+
+  get observing(): boolean {
+    return this.onGattTraffic !== null;
+  }
+
+  observeFrame(controller: CentralController, peerId: string, direction: 'toPeripheral' | 'toCentral', frame: Buffer): void {
+    const observer = this.onGattTraffic;
+    if (!observer || frame.length < 7 || frame.readUInt16LE(2) !== ATT_CID) return;
+    const op = frame[4];
+    const isWrite = op === ATT_OP.writeReq || op === ATT_OP.writeCmd;
+    const isNotification = op === ATT_OP.notify || op === ATT_OP.indicate;
+    if (direction === 'toPeripheral' ? !isWrite : !isNotification) return;
+    const central = this.ofController(controller);
+    const slot = this.slots.get(peerId);
+    const characteristic = slot?.links.get(central.index)?.server?.characteristicAt(frame.readUInt16LE(5));
+    if (!slot || !characteristic) return;
+    observer({ kind: isWrite ? 'write' : 'notification', address: slot.address, characteristic: characteristic.characteristicUuid, data: frame.subarray(7), at: this.clock.now(), central: central.index });
   }
 
   // ---- internals ----
 
-  private newCentral(state: AdapterState, address: string): Central {
+  private newCentral(state: AdapterState, address: string, aclBuffers: AclBufferConfig | undefined): Central {
     const index = this.centrals.length;
-    const central: Central = { index, bindings: new SimBindings(this, index), address, state, scanning: null, connectQueue: [], pendingConnect: null };
+    const controller = new CentralController({
+      index,
+      deviceId: nextDeviceId++,
+      address,
+      clock: this.clock,
+      state,
+      air: this,
+      aclBuffers,
+      connectionIntervalMs: this.profile.connectionIntervalMs,
+      supervisionTimeoutMs: this.profile.supervisionTimeoutMs,
+    });
+    controller.dataLength = this.profile.dataLength;
+    const central: Central = { index, controller, pendingConnect: null };
     this.centrals.push(central);
+    this.byController.set(controller, central);
+    return central;
+  }
+
+  private ofController(controller: CentralController): Central {
+    const central = this.byController.get(controller);
+    if (!central) throw new OtaError('BAD_PARAMETER', 'this controller is not on this radio');
     return central;
   }
 
@@ -357,8 +441,8 @@ export class SimRadio {
       notify: (service, characteristic, data, connectionId) => {
         let sent = false;
         for (const [index, c] of slot.links) {
-          if (c.state !== 'up' || !live() || (connectionId !== undefined && index !== connectionId)) continue;
-          c.gatt.notifyFromDevice(service, characteristic, data);
+          if (c.state !== 'up' || !c.server || !live() || (connectionId !== undefined && index !== connectionId)) continue;
+          c.server.notify(service, characteristic, data);
           sent = true;
         }
         if (!sent) slot.gatt.notificationsDropped++;
@@ -368,20 +452,39 @@ export class SimRadio {
           if (c.state !== 'up' || (connectionId !== undefined && index !== connectionId)) continue;
           const central = this.centrals[index];
           c.state = 'closing';
-          this.linkLayer.send(c.link, 'toCentral', ATT.llTerminateInd, () => this.endConnection(slot, central, HCI_REASON.remoteUserTerminated, false), true);
+          this.linkLayer.send(c.link, 'toCentral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, HCI_REASON.remoteUserTerminated, false), true);
+        }
+      },
+      // A reset without LL_TERMINATE_IND (the seed's esp_restart inside a callback): the air link dies
+      // now, the central notices by its supervision timeout; the rebooting device learns nothing of it.
+      loseConnection: (_reason, connectionId) => {
+        for (const index of [...slot.links.keys()]) {
+          if (connectionId === undefined || index === connectionId) this.loseLink(slot, this.centrals[index], false);
         }
       },
       advertisingChanged: () => this.ensureAdvertising(slot),
+      hostStall: (durationMs) => this.stallHost(slot, durationMs),
     };
   }
 
-  private nextConnect(central: Central): void {
-    while (!central.pendingConnect && central.connectQueue.length > 0) {
-      const id = central.connectQueue.shift() as string;
-      central.pendingConnect = id;
-      const slot = this.slots.get(id);
-      if (slot) this.ensureAdvertising(slot);
-      // An unknown device: the initiator waits for an address that never advertises (like HCI).
+  /** PeripheralHost.hostStall: the device's host runs no task for durationMs (stalls add up back to back). */
+  private stallHost(slot: DeviceSlot, durationMs: number): void {
+    if (!(durationMs > 0)) return;
+    const now = this.clock.now();
+    slot.stalledUntil = Math.max(slot.stalledUntil, now) + durationMs;
+    slot.stalledMs += durationMs;
+    slot.host.stall(durationMs);
+    slot.stallTimer?.cancel();
+    slot.stallTimer = this.clock.setTimer(() => this.endStall(slot), slot.stalledUntil - now);
+  }
+
+  private endStall(slot: DeviceSlot): void {
+    slot.stallTimer?.cancel();
+    slot.stallTimer = null;
+    slot.stalledUntil = 0;
+    for (const c of slot.links.values()) {
+      c.end.hostResumed();
+      this.linkLayer.resume(c.link);
     }
   }
 
@@ -396,12 +499,13 @@ export class SimRadio {
   }
 
   /**
-   * A central listens to a device's advertising while it scans or waits to connect to it, and is not
-   * connected to it (a central sees no advertisements of a device it is connected to, one link each).
+   * A central listens to a device's advertising while it scans or initiates a connection to it, and is
+   * not connected to it (a central sees no advertisements of a device it is connected to, one link each).
    * Whether the device advertises while connected to someone else is the device's call (advertisement()).
    */
   private listens(central: Central, slot: DeviceSlot): boolean {
-    return central.state === 'poweredOn' && !slot.links.has(central.index) && (central.scanning !== null || central.pendingConnect === slot.id);
+    const ctrl = central.controller;
+    return ctrl.state !== 'poweredOff' && !slot.links.has(central.index) && (ctrl.scanning !== null || central.pendingConnect === slot.id);
   }
 
   private wantsAdvertising(slot: DeviceSlot): boolean {
@@ -413,9 +517,10 @@ export class SimRadio {
     if (!this.wantsAdvertising(slot)) return;
     const adv = slot.vanished ? null : slot.device.advertisement();
     if (adv) {
+      const payload = encodeAdvertising(adv);
       for (const central of this.centrals) {
         if (!this.listens(central, slot)) continue;
-        if (central.scanning) this.report(slot, adv, central);
+        if (central.controller.scanning) central.controller.advertisingReport(slot.address, payload.advData, payload.scanResponse, slot.rssi);
         if (central.pendingConnect === slot.id) this.establish(slot, central);
       }
       if (!this.wantsAdvertising(slot)) return;
@@ -423,53 +528,49 @@ export class SimRadio {
     slot.advTimer = this.clock.setTimer(() => this.advertisingEvent(slot), slot.advIntervalMs);
   }
 
-  private report(slot: DeviceSlot, adv: NonNullable<ReturnType<VirtualPeripheral['advertisement']>>, central: Central): void {
-    const scan = central.scanning;
-    if (!scan) return;
-    const serviceUuids = adv.serviceUuids.map((u) => u.toLowerCase());
-    if (scan.uuids.length > 0 && !serviceUuids.some((u) => scan.uuids.includes(u))) return;
-    // The advertisement and scan response merged, shaped as hci-socket's gap.js builds it.
-    const advertisement = {
-      localName: adv.localName,
-      txPowerLevel: adv.txPowerLevel,
-      manufacturerData: adv.manufacturerData ? Buffer.from(adv.manufacturerData) : undefined,
-      serviceData: [],
-      serviceUuids,
-      solicitationServiceUuids: [],
-    };
-    central.bindings.emit('discover', slot.id, slot.address, 'public', true, advertisement, slot.rssi, true);
-  }
-
   /** CONNECT_IND sent at this advertising event; the link starts at its first anchor. */
   private establish(slot: DeviceSlot, central: Central): void {
-    const id = slot.id;
+    central.pendingConnect = null;
     const earliest = this.clock.now() + (this.profile.zeroLatency ? 0 : TRANSMIT_WINDOW_DELAY_MS);
     // Every central's links share this link layer (one radio's air time); trace ids stay distinct.
-    const link = this.linkLayer.open(central.index === 0 ? id : `${id}/${central.index}`, earliest);
-    // Reserve the device so that a second connect from this central fails and its advertising stops for it.
-    const gatt = new GattConnection({
-      id,
-      connectionId: central.index,
-      device: slot.device,
-      link: this.linkLayer,
-      conn: link,
-      centralMtu: this.profile.attMtu,
-      emit: (event, ...args) => central.bindings.emit(event, ...args),
-      filterWrite: (data, withoutResponse, characteristic) => this.faults.onWrite(slot.address, data, withoutResponse, characteristic),
-      onLinkLost: () => this.loseLink(slot, central, true),
-      observe: (kind, characteristic, data) => this.onGattTraffic?.({ kind, address: slot.address, characteristic, data, at: this.clock.now(), central: central.index }),
+    const link = this.linkLayer.open(central.index === 0 ? slot.id : `${slot.id}/${central.index}`, earliest);
+    const end = new PeripheralLinkEnd({
+      dataLength: this.profile.dataLength,
+      rxBuffers: slot.rxBuffers,
+      sendPdus: (pdus) => {
+        for (const pdu of pdus) pdu.onDelivered = () => central.controller.pduToHost(slot.id, pdu);
+        this.linkLayer.sendPdus(link, 'toCentral', pdus);
+      },
+      hostStalled: () => this.clock.now() < slot.stalledUntil,
     });
-    slot.links.set(central.index, { link, gatt, state: 'up' });
+    link.canReceive = (dir) => dir === 'toCentral' || end.canReceive();
+    // Reserve the device so that its advertising stops for this central.
+    const c: Connection = { link, end, server: null, state: 'connecting' };
+    slot.links.set(central.index, c);
     slot.connections++;
     this.clock.setTimer(() => {
-      if (central.pendingConnect === id) central.pendingConnect = null;
-      if (slot.links.get(central.index)?.link !== link || link.closed) {
-        central.bindings.emit('connect', id, new Error('Connection Failed to be Established (0x3e)'));
-      } else {
-        central.bindings.emit('connect', id, null);
-        gatt.start();
+      if (slot.links.get(central.index) !== c || link.closed || c.state !== 'connecting') {
+        central.controller.connectionFailed(HCI_STATUS.connectionFailedToBeEstablished, slot.address);
+        return;
       }
-      this.nextConnect(central);
+      c.state = 'up';
+      central.controller.connectionComplete(slot.id, slot.address);
+      c.server = new AttServer({
+        device: slot.device,
+        connectionId: central.index,
+        clock: this.clock,
+        host: slot.host,
+        sendFrame: (frame) => end.sendFrame(frame),
+        filterWrite: (data, withoutResponse, characteristic) => this.faults.onWrite(slot.address, data, withoutResponse, characteristic),
+        onLinkLost: () => this.loseLink(slot, central, true),
+        onFrameConsumed: () => this.linkLayer.resume(link),
+        terminate: (reason) => {
+          if (c.state !== 'up') return;
+          c.state = 'closing';
+          this.linkLayer.send(link, 'toCentral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, reason, false), true);
+        },
+      });
+      end.server = c.server;
     }, link.firstAnchor - this.clock.now());
   }
 
@@ -477,9 +578,17 @@ export class SimRadio {
   private loseLink(slot: DeviceSlot, central: Central, deviceNotices: boolean): void {
     const c = slot.links.get(central.index);
     if (!c || c.state === 'lost') return;
+    const wasConnecting = c.state === 'connecting';
     c.state = 'lost';
-    c.gatt.end();
     this.linkLayer.close(c.link);
+    if (wasConnecting) {
+      // Before the first anchor: the attempt fails (0x3E) when the first anchor passes unheard.
+      slot.links.delete(central.index);
+      c.end.close();
+      this.ensureAdvertising(slot);
+      return;
+    }
+    if (!deviceNotices) this.closeDeviceEnd(slot, c, false);
     this.clock.setTimer(() => {
       if (slot.links.get(central.index) === c) this.endConnection(slot, central, HCI_REASON.connectionTimeout, deviceNotices);
     }, this.profile.supervisionTimeoutMs);
@@ -488,14 +597,28 @@ export class SimRadio {
   private endConnection(slot: DeviceSlot, central: Central, reason: number, deviceNotices: boolean): void {
     const c = slot.links.get(central.index);
     if (!c) return;
-    c.gatt.end();
+    this.endLink(slot, central, c, reason);
+    this.closeDeviceEnd(slot, c, deviceNotices);
+  }
+
+  /** The central's side of a link ends (Disconnection Complete unless reason is null). */
+  private endLink(slot: DeviceSlot, central: Central, c: Connection, reason: number | null): void {
     this.linkLayer.close(c.link);
     addLinkStats(slot.link, c.link.stats);
-    addCounters(slot.gatt, c.gatt.counters);
     slot.links.delete(central.index);
-    if (deviceNotices) slot.device.onDisconnect(central.index);
-    central.bindings.emit('disconnect', slot.id, reason);
+    if (reason !== null) central.controller.disconnected(slot.id, reason);
     this.ensureAdvertising(slot);
+  }
+
+  /** The device's side of a link ends; notifyDevice: its host learns it (onDisconnect). */
+  private closeDeviceEnd(slot: DeviceSlot, c: Connection, notifyDevice: boolean): void {
+    c.end.close();
+    slot.maxRxInUse = Math.max(slot.maxRxInUse, c.end.maxRxInUse);
+    const server = c.server;
+    if (!server) return;
+    c.server = null;
+    addCounters(slot.gatt, server.counters);
+    server.close({ notifyDevice });
   }
 
   private bytesOnAir(stats: LinkStats): { toPeripheral: number; toCentral: number } {
@@ -506,7 +629,7 @@ export class SimRadio {
     };
   }
 
-  /** Asynchronous emission in clock order, as a controller's events arrive after the command. */
+  /** Asynchronous work in clock order, as a controller's events arrive after the command. */
   private later(fn: () => void): void {
     this.clock.setTimer(fn, 0);
   }
