@@ -122,7 +122,7 @@ describe('ota: seed-firmware (legacy) devices on the simulated fleet', function 
       let error: OtaError | null = null;
       await flashDevice(env.scheduler, { device: device.address, image: IMAGE, maxAttempts }).catch((e: OtaError) => (error = e));
       const failure = error as OtaError | null;
-      assert.equal(failure?.code, 'LEGACY_OUTCOME_UNKNOWN', 'it looked even with no attempt left');
+      assert.equal(failure?.code, 'LEGACY_OUTCOME_UNKNOWN', `it looked even with no attempt left: ${failure?.message}`);
       assert.match(failure?.message ?? '', /restarted/);
       assert.equal(commands.get(LegacyOp.REQUEST), 1, 'the image was not sent again');
     });

@@ -94,6 +94,7 @@ export class AttHost {
       if (this.clock.now() < this.stalledUntil) return; // the stall timer pumps again
       const task = this.tasks.shift() as Task;
       let result: void | Promise<void>;
+      const generation = this.generation;
       this.inTask = true;
       try {
         result = task.run();
@@ -102,9 +103,11 @@ export class AttHost {
       } finally {
         this.inTask = false;
       }
+      // The device restarted inside the callback (the seed's esp_restart): the callback never returns and
+      // the host of the new boot starts idle.
+      if (generation !== this.generation) continue;
       if (result && typeof (result as Promise<void>).then === 'function') {
         this.running = true;
-        const generation = this.generation;
         const done = () => {
           if (generation !== this.generation) return;
           this.running = false;

@@ -448,6 +448,9 @@ export class SimRadio implements CentralAir {
         if (!sent) slot.gatt.notificationsDropped++;
       },
       dropConnection: (_reason, connectionId) => {
+        // Every link at once: the device restarts (Machine.powerDown), its host task and the access
+        // callbacks it was in are gone.
+        if (connectionId === undefined) slot.host.reset();
         for (const [index, c] of slot.links) {
           if (c.state !== 'up' || (connectionId !== undefined && index !== connectionId)) continue;
           const central = this.centrals[index];
@@ -458,6 +461,7 @@ export class SimRadio implements CentralAir {
       // A reset without LL_TERMINATE_IND (the seed's esp_restart inside a callback): the air link dies
       // now, the central notices by its supervision timeout; the rebooting device learns nothing of it.
       loseConnection: (_reason, connectionId) => {
+        if (connectionId === undefined) slot.host.reset();
         for (const index of [...slot.links.keys()]) {
           if (connectionId === undefined || index === connectionId) this.loseLink(slot, this.centrals[index], false);
         }
