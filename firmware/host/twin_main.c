@@ -46,7 +46,7 @@ static void on_event(void *arg, const host_event_t *ev)
         print_hex(ev->data, ev->len);
         printf("}\n");
     } else if (ev->type == HOST_EV_FLASH) {
-        printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.3f}\n", ev->text, ev->ms);
+        printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.6f}\n", ev->text, ev->ms);
     } else if (ev->type == HOST_EV_REBOOT) {
         s_connections = 0;
         printf("{\"ev\":\"reboot\",\"reason\":");
