@@ -33,6 +33,10 @@ struct host_device {
     /* a boot in progress: flash work adds to boot_ms instead of being reported (host_device.h) */
     bool booting;
     double boot_ms;
+    /* device time at which the flash work reported so far ends (the writer is busy until then; with
+     * flash_time_is_device_time the core's clock reads it while it is ahead of now; lib/sim/twin-device.ts
+     * delays notifications alike) */
+    double busy_until;
 };
 
 typedef struct {
@@ -65,6 +69,7 @@ static void flash_event(host_device_t *d, const char *kind, double ms)
         d->boot_ms += ms;
         return;
     }
+    d->busy_until = (d->busy_until > d->now ? d->busy_until : d->now) + ms;
     host_event_t ev = {.type = HOST_EV_FLASH, .text = kind, .ms = ms};
     emit(d, &ev);
 }
@@ -428,7 +433,11 @@ static void p_inflate_free(void *ctx, void *handle)
     free(s);
 }
 
-static uint32_t p_now_ms(void *ctx) { return ((host_device_t *)ctx)->now; }
+static uint32_t p_now_ms(void *ctx)
+{
+    host_device_t *d = ctx;
+    return d->o.flash_time_is_device_time && d->busy_until > d->now ? (uint32_t)d->busy_until : d->now;
+}
 
 static void p_timer_arm(void *ctx, uint32_t delay_ms)
 {
@@ -541,6 +550,7 @@ static void reboot_now(host_device_t *d, const char *reason, uint8_t reset_reaso
     ble_ota_core_deinit();
     emit(d, &ev);
     d->reboot_requested = false;
+    d->busy_until = 0;
     if (d->f->power_lost) { /* power comes back */
         d->f->power_lost = false;
         d->f->cut_after = -1;

@@ -44,6 +44,10 @@ typedef struct {
     bool diagnostics_fail;
     bool ble_fails;                 /* the BLE stack never comes up (no ble_ota_core_on_ble_ready) */
     uint16_t chip_rev;              /* efuse chip revision, major * 100 + minor */
+    /* The core's clock includes the flash work reported so far (the twin binary): a reboot delay or
+     * timeout armed after flash work counts from its end, as on the device where the writer task arms
+     * it once that work is done. false (the host tests): the clock moves only with host_device_tick. */
+    bool flash_time_is_device_time;
     host_event_fn on_event;
     void *event_arg;
 } host_device_opts_t;

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
     host_device_opts_t o;
     memset(&o, 0, sizeof o);
     ble_ota_config_default(&o.cfg);
+    o.flash_time_is_device_time = true; /* the simulator times the twin by its flash events */
     const char *image_path = NULL;
     int chip = -1;
     for (int i = 1; i < argc; i++) {

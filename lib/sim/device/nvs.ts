@@ -124,10 +124,11 @@ export class Nvs {
     return (this.record.flags & LastFlags.RECORD_VALID) !== 0;
   }
 
-  /** `nvs_flash_erase` of the namespace (factory reset): no record. */
+  /** `nvs_flash_erase` (factory reset): no record, no hash cache, empty pages. */
   erase(): void {
     this.record = emptyRecord();
     this.appHash = null;
+    this.usedEntries = 0;
   }
 
   /** Status boot_count: boots since the last install, 0 when the last attempt installed nothing. */
