@@ -106,6 +106,27 @@ describe('sim-device v2: records, first boot, refusals', () => {
     assert.equal((await new Central(rig).connect().readStatus()).appVersion, '2.0.0');
   });
 
+  it('another installer\'s image booting over an attempt of ours still in progress: a fresh record, OTHER_INSTALLER without INTERRUPTED (as the firmware core)', async () => {
+    const rig = makeRig();
+    const c = new Central(rig).connect();
+    const t = rawTransfer(image('3.0.0'));
+    const begin = await c.begin(t);
+    assert.equal(begin.err, 0);
+    await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window, stopAt: 40000 });
+    assert.equal(rig.device.flash.nvs.record.stage, 'in-progress');
+    // A Wi-Fi OTA in the same application replaces the half-written slot and restarts.
+    rig.device.flash.slots[1].erase(0, 0x20000);
+    rig.device.flash.resetExtent(1);
+    const img = image();
+    await installLikeTheSeed(rig, img);
+    const s = await new Central(rig).connect().readStatus();
+    assert.equal(s.appVersion, '2.0.0');
+    assert.equal(s.lastResultName, 'OK');
+    assert.ok(has(s.lastFlags, LastFlags.OTHER_INSTALLER) && s.last.confirmed);
+    assert.equal(has(s.lastFlags, LastFlags.INTERRUPTED), false, 'the record starts from nothing');
+    assert.equal(s.lastSha256, appHash(img).toString('hex'));
+  });
+
   it('under host policy it waits for the host: pending verify, CONFIRM makes it valid', async () => {
     const rig = makeRig({ confirmPolicy: 'host' });
     await installLikeTheSeed(rig, image());
@@ -204,6 +225,12 @@ describe('sim-device v2: records, first boot, refusals', () => {
       const r = await c.begin(rawTransfer(image()), { chunkSize: 508 });
       assert.equal(r.chunkSize, chunk, `MTU ${mtu}, DL ${dataLength}`);
     }
+    // The firmware core rounds the smallest limit down to whole PDUs, the client's request included
+    // (ble_ota_session.c negotiated_chunk): 300 + 11 needs two PDUs of 251, so 240.
+    const small = await new Central(makeRig(), 0, 517).connect().begin(rawTransfer(image()), { chunkSize: 300 });
+    assert.equal(small.chunkSize, 240);
+    const fits = await new Central(makeRig(), 0, 517).connect().begin(rawTransfer(image()), { chunkSize: 100 });
+    assert.equal(fits.chunkSize, 100, 'a request that fits one PDU is kept');
   });
 
   it('issue 9 point 3: END without reboot, then a second update cut part-way: otadata still names the half-written slot NEW (as ESP-IDF leaves it), the old image boots', async () => {
