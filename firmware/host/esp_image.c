@@ -45,6 +45,7 @@ esp_image_result_t esp_image_verify(const uint8_t *buf, size_t len, int chip_id,
             field(info->version, data + 16, 32);
             field(info->project_name, data + 48, 32);
             field(info->idf_version, data + 112, 32);
+            memcpy(info->elf_sha256, data + 144, 32);
         }
         for (uint32_t j = 0; j < data_len; j++) checksum ^= data[j];
         pos += 8 + data_len;

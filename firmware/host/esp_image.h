@@ -30,6 +30,7 @@ typedef struct {
     char version[33];
     char project_name[33];
     char idf_version[33];
+    uint8_t elf_sha256[32]; /* esp_app_desc_t.app_elf_sha256 */
 } esp_image_info_t;
 
 /** Verify buf[0..len) as an app image for chip_id (chip_id < 0: any chip; require_app_desc: as OTA does). */

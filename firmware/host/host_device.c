@@ -30,6 +30,13 @@ struct host_device {
     bool ota_open;
     uint32_t ota_size, ota_written, ota_erased, ota_erase_end;
     uint64_t rng;
+    /* a boot in progress: flash work adds to boot_ms instead of being reported (host_device.h) */
+    bool booting;
+    double boot_ms;
+    /* device time at which the flash work reported so far ends (the writer is busy until then; with
+     * flash_time_is_device_time the core's clock reads it while it is ahead of now; lib/sim/twin-device.ts
+     * delays notifications alike) */
+    double busy_until;
 };
 
 typedef struct {
@@ -58,6 +65,11 @@ static int other(const host_device_t *d) { return 1 - d->running; }
 
 static void flash_event(host_device_t *d, const char *kind, double ms)
 {
+    if (d->booting) {
+        d->boot_ms += ms;
+        return;
+    }
+    d->busy_until = (d->busy_until > d->now ? d->busy_until : d->now) + ms;
     host_event_t ev = {.type = HOST_EV_FLASH, .text = kind, .ms = ms};
     emit(d, &ev);
 }
@@ -77,10 +89,19 @@ static bool slot_image_ok(host_device_t *d, int index, esp_image_info_t *info)
            esp_image_chip_rev_ok(info, d->o.chip_rev);
 }
 
-/* Reading an image for verification: two passes at quad-I/O fast read, 80 MHz x 4 bits = 40 MB/s
- * (W25Q32 datasheet; ESP-IDF's default flash clock is 80 MHz). A lower bound: cache refills, checksum and
- * SHA-256 add to it. */
-static double verify_ms(size_t bytes) { return (double)bytes / 40000.0; }
+/* A whole-image verification read (host_flash.h HOST_VERIFY_BYTES_PER_MS). */
+static double verify_ms(size_t bytes) { return host_verify_ms(bytes); }
+
+/* Bytes the bootloader reads loading slot index: the image when it verifies; else up to the last
+ * programmed byte (a half-written image is read until its segments run into erased flash). */
+static size_t slot_read_len(host_device_t *d, int index, bool ok, const esp_image_info_t *info)
+{
+    if (ok) return info->total_len;
+    const uint8_t *p = host_flash_partition(d->f, index);
+    size_t n = d->f->psize;
+    while (n > 0 && p[n - 1] == 0xFF) n--;
+    return n;
+}
 
 /* ---------------- otadata, as esp_ota_ops.c and bootloader_common_loader.c keep it ---------------- */
 
@@ -216,19 +237,42 @@ static int p_ota_set_boot(void *ctx)
     return set_boot_slot(d, other(d));
 }
 
+/* The ESP-IDF port's running-app hash cache (esp_port_app.c running_hash): NVS blob "app_sha" = ELF
+ * SHA-256 + partition label + partition SHA-256. esp_partition_get_sha256 reads the whole image
+ * (bootloader_common.c:143-166), so it runs once per installed app, not at every boot. */
+#define APP_SHA_KEY "app_sha"
+#define APP_SHA_LEN (32 + 16 + 32)
+
+static void running_hash(host_device_t *d, const esp_image_info_t *info, uint8_t out[32])
+{
+    uint8_t cache[APP_SHA_LEN], want[48];
+    memset(want, 0, sizeof want);
+    memcpy(want, info->elf_sha256, 32);
+    snprintf((char *)want + 32, 16, "ota_%d", d->running);
+    size_t len = sizeof cache;
+    if (host_nvs_get(d->f, APP_SHA_KEY, cache, &len) == 0 && len == sizeof cache && memcmp(cache, want, sizeof want) == 0) {
+        memcpy(out, cache + 48, 32);
+        return;
+    }
+    flash_event(d, "verify", verify_ms(info->total_len));
+    sha256(host_flash_partition(d->f, d->running), info->body_len, out); /* through the checksum byte */
+    memcpy(cache, want, sizeof want);
+    memcpy(cache + 48, out, 32);
+    host_nvs_set(d->f, APP_SHA_KEY, cache, sizeof cache);
+}
+
 static void p_app_info(void *ctx, ble_ota_app_info_t *out)
 {
     host_device_t *d = ctx;
     esp_image_info_t info;
     memset(out, 0, sizeof *out);
-    const uint8_t *img = host_flash_partition(d->f, d->running);
     slot_image_ok(d, d->running, &info);
     snprintf(out->version, sizeof out->version, "%s", info.version);
     snprintf(out->project_name, sizeof out->project_name, "%s", info.project_name);
     snprintf(out->idf_version, sizeof out->idf_version, "%s", info.idf_version);
     out->secure_version = info.secure_version;
     out->chip_id = d->o.chip_id;
-    sha256(img, info.body_len, out->running_sha256); /* esp_partition_get_sha256: through the checksum byte */
+    running_hash(d, &info, out->running_sha256);
     snprintf(out->partition_label, sizeof out->partition_label, "ota_%d", d->running);
     out->reset_reason = d->reset_reason;
     out->chip_rev_full = d->o.chip_rev;
@@ -270,8 +314,11 @@ static bool p_app_rollback_possible(void *ctx)
     int active = active_entry(e);
     if (active < 0) return false;
     const host_otadata_t *last = &e[active ^ 1];
-    flash_event(d, "verify", verify_ms(d->f->psize));
-    return entry_valid(last) && slot_image_ok(d, entry_slot(last), NULL);
+    if (!entry_valid(last)) return false;
+    esp_image_info_t info;
+    bool ok = slot_image_ok(d, entry_slot(last), &info);
+    flash_event(d, "verify", verify_ms(slot_read_len(d, entry_slot(last), ok, &info)));
+    return ok;
 }
 
 static void request_reboot(host_device_t *d, const char *reason)
@@ -386,7 +433,11 @@ static void p_inflate_free(void *ctx, void *handle)
     free(s);
 }
 
-static uint32_t p_now_ms(void *ctx) { return ((host_device_t *)ctx)->now; }
+static uint32_t p_now_ms(void *ctx)
+{
+    host_device_t *d = ctx;
+    return d->o.flash_time_is_device_time && d->busy_until > d->now ? (uint32_t)d->busy_until : d->now;
+}
 
 static void p_timer_arm(void *ctx, uint32_t delay_ms)
 {
@@ -448,17 +499,34 @@ static int bootloader_select(host_device_t *d)
     if (start == 1) order[1] = 0;
     for (int k = 0; k < 2; k++) {
         int i = order[k];
-        if (i < 0 || !slot_image_ok(d, i, NULL)) continue;
+        if (i < 0) continue;
+        esp_image_info_t info;
+        bool ok = slot_image_ok(d, i, &info);
+        flash_event(d, "verify", verify_ms(slot_read_len(d, i, ok, &info))); /* every boot loads and verifies */
+        if (!ok) continue;
         if (initial) write_entry(d, 0, (uint32_t)i + 1, BLE_OTA_IMG_VALID);
         return i;
     }
     return -1;
 }
 
+/* Reset to application start (lib/sim/device/machine.ts bootTimeMs, the same formula): HOST_BOOT_MS +
+ * the bootloader's verification read of each image it loads (every boot: CONFIG_BOOTLOADER_SKIP_VALIDATE_*
+ * default n, components/bootloader/Kconfig.projbuild:407-414) + its otadata writes + the running-app hash
+ * and its NVS cache write when the cache does not name the app. Reported as one "boot" event. */
 static bool boot(host_device_t *d)
 {
-    flash_event(d, "boot", HOST_BOOT_MS);
+    d->booting = true;
+    d->boot_ms = HOST_BOOT_MS;
     d->running = bootloader_select(d);
+    if (d->running >= 0) {
+        esp_image_info_t info;
+        uint8_t sha[32];
+        slot_image_ok(d, d->running, &info);
+        running_hash(d, &info, sha);
+    }
+    d->booting = false;
+    flash_event(d, "boot", d->boot_ms);
     if (d->running < 0) {
         fprintf(stderr, "host device: no bootable app image\n");
         return false;
@@ -482,6 +550,7 @@ static void reboot_now(host_device_t *d, const char *reason, uint8_t reset_reaso
     ble_ota_core_deinit();
     emit(d, &ev);
     d->reboot_requested = false;
+    d->busy_until = 0;
     if (d->f->power_lost) { /* power comes back */
         d->f->power_lost = false;
         d->f->cut_after = -1;
@@ -531,6 +600,7 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
     d->f->on_op = on_flash_op;
     d->f->op_arg = d;
     if (opts->has_fleet_key) host_nvs_set(d->f, "fleet_key", opts->fleet_key, 32);
+    d->f->nvs_entries = 0; /* provisioning is not the device's own NVS traffic (the model writes no key) */
     d->f->erase_ops = d->f->write_ops = 0;
     d->port = (ble_ota_port_t){
         .ctx = d, .lock = p_lock, .unlock = p_unlock, .writer_kick = p_writer_kick,

@@ -141,26 +141,19 @@ static void report(host_flash_t *f, host_op_kind_t kind, uint32_t bytes, double 
     if (f->on_op) f->on_op(f->op_arg, kind, bytes, ms);
 }
 
-/* Pages a program of len bytes at offset touches (each costs a page program). */
-static double program_ms(uint32_t offset, size_t len)
+/* A program of len bytes: charged by bytes at the page rate (host_flash.h). */
+static double program_ms(size_t len) { return (double)len * HOST_PAGE_PROGRAM_MS / HOST_PAGE; }
+
+/* esp_partition_write: one report per HOST_WRITE_CHUNK window. */
+static void report_program(host_flash_t *f, host_op_kind_t kind, size_t len)
 {
-    if (len == 0) return 0;
-    return (double)((offset + len - 1) / HOST_PAGE - offset / HOST_PAGE + 1) * HOST_PAGE_PROGRAM_MS;
+    for (size_t at = 0; at < len; at += HOST_WRITE_CHUNK) {
+        size_t n = len - at < HOST_WRITE_CHUNK ? len - at : HOST_WRITE_CHUNK;
+        report(f, kind, (uint32_t)n, program_ms(n));
+    }
 }
 
-/* esp_flash_erase_region: 64 KiB block erases where aligned and wholly inside, else 4 KiB sectors
- * (esp_flash_api.c, erase loop). */
-static double erase_ms(uint32_t offset, uint32_t len)
-{
-    double ms = 0;
-    while (len > 0) {
-        uint32_t step = offset % HOST_BLOCK == 0 && len >= HOST_BLOCK ? HOST_BLOCK : HOST_SECTOR;
-        ms += step == HOST_BLOCK ? HOST_BLOCK_ERASE_MS : HOST_SECTOR_ERASE_MS;
-        offset += step;
-        len -= step;
-    }
-    return ms;
-}
+double host_verify_ms(size_t bytes) { return (double)bytes / HOST_VERIFY_BYTES_PER_MS; }
 
 int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
 {
@@ -172,7 +165,14 @@ int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
     size_t at = APPS_AT + (size_t)index * f->psize + offset;
     memset(f->mem + at, 0xFF, len);
     persist_range(f, at, len);
-    report(f, HOST_OP_ERASE, len, erase_ms(offset, len));
+    /* esp_flash_erase_region: one command (and cache-disabled window) per 64 KiB block where aligned and
+     * wholly inside, else per 4 KiB sector (esp_flash_api.c:657-690) */
+    while (len > 0) {
+        uint32_t step = offset % HOST_BLOCK == 0 && len >= HOST_BLOCK ? HOST_BLOCK : HOST_SECTOR;
+        report(f, HOST_OP_ERASE, step, step == HOST_BLOCK ? HOST_BLOCK_ERASE_MS : HOST_SECTOR_ERASE_MS);
+        offset += step;
+        len -= step;
+    }
     return 0;
 }
 
@@ -186,7 +186,7 @@ int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t 
     size_t at = APPS_AT + (size_t)index * f->psize + offset;
     for (size_t i = 0; i < len; i++) f->mem[at + i] &= data[i]; /* NOR: bits only go 1 -> 0 */
     persist_range(f, at, len);
-    report(f, HOST_OP_PROGRAM, (uint32_t)len, program_ms(offset, len));
+    report_program(f, HOST_OP_PROGRAM, len);
     return 0;
 }
 
@@ -224,7 +224,7 @@ int host_otadata_write(host_flash_t *f, int i, const host_otadata_t *e)
     put32(entry + 28, e->crc);
     for (size_t k = 0; k < sizeof entry; k++) o[k] &= entry[k];
     persist_range(f, OTADATA_AT + (size_t)i * HOST_SECTOR, sizeof entry);
-    report(f, HOST_OP_OTADATA, sizeof entry, HOST_PAGE_PROGRAM_MS);
+    report(f, HOST_OP_OTADATA, sizeof entry, program_ms(sizeof entry));
     return 0;
 }
 
@@ -274,13 +274,20 @@ int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len)
     }
     f->nvs[i].len = (uint8_t)len;
     memcpy(f->nvs[i].value, buf, len);
-    /* NVS writes the data entries, then flips the entry state bits: a page program each, at least */
-    report(f, HOST_OP_NVS, (uint32_t)len, program_ms(0, len + 32) + HOST_PAGE_PROGRAM_MS);
+    /* nvs_set_blob + nvs_commit: a page that fills is reclaimed (an erase), then the data item (a header
+     * entry + the data entries), the blob index entry and two 4-byte state-bitmap updates */
+    unsigned long entries = 1 + (len + HOST_NVS_ENTRY - 1) / HOST_NVS_ENTRY + 1;
+    if ((f->nvs_entries + entries) / HOST_NVS_ENTRIES_PER_PAGE != f->nvs_entries / HOST_NVS_ENTRIES_PER_PAGE)
+        report(f, HOST_OP_ERASE, HOST_SECTOR, HOST_SECTOR_ERASE_MS);
+    f->nvs_entries += entries;
+    const size_t writes[4] = {(entries - 1) * HOST_NVS_ENTRY, HOST_NVS_ENTRY, 4, 4};
+    for (int k = 0; k < 4; k++) report_program(f, HOST_OP_NVS, writes[k]);
     return save_nvs(f);
 }
 
 void host_nvs_erase_all(host_flash_t *f)
 {
     f->nvs_count = 0;
+    f->nvs_entries = 0;
     save_nvs(f);
 }

@@ -19,10 +19,24 @@
 #define HOST_NVS_MAX_KEYS 16
 #define HOST_NVS_MAX_VALUE 128
 
-/* W25Q32-class typical times (datasheet; lib/sim/device/flash-timing.ts uses the same). */
+/* W25Q32-class typical times (datasheet; lib/sim/device/flash-timing.ts uses the same). A program is
+ * charged by its bytes at the page rate (0.4 ms per 256 B), whatever its alignment: where ESP-IDF's
+ * 64-byte commands split depends on the pieces the writer takes, i.e. on task scheduling. */
 #define HOST_SECTOR_ERASE_MS 45.0
 #define HOST_BLOCK_ERASE_MS 150.0
 #define HOST_PAGE_PROGRAM_MS 0.4
+/* esp_flash_write: one cache-disabled window per CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE (default 8192,
+ * components/spi_flash/Kconfig:282-284, esp_flash_api.c:1061-1100): one reported operation each. */
+#define HOST_WRITE_CHUNK 8192
+/* Whole-image verification reads (esp_image_verify, esp_partition_get_sha256), bytes per ms: ESP-IDF's
+ * CI floor for 2 KB reads of the main flash, the lower of ESP32-C3 (6536 * 1000 B/s, LEGACY_RD_2KB, v4.4
+ * components/idf_test/include/esp32c3/idf_performance_target.h:50) and ESP32 (6650 * 1000 B/s, RD_2KB,
+ * v4.4 components/idf_test/include/esp32/idf_performance_target.h:74); the device model uses the same. */
+#define HOST_VERIFY_BYTES_PER_MS 6536.0
+/* NVS: 32-byte entries, 126 per 4 KiB page (nvs_flash.rst:200-202, 236); a page that fills costs a
+ * sector erase (lib/sim/device/flash-work.ts nvsWriteMs, the same rule). */
+#define HOST_NVS_ENTRY 32
+#define HOST_NVS_ENTRIES_PER_PAGE 126
 
 /** esp_ota_select_entry_t (esp_flash_partitions.h): 32 bytes at the start of each otadata sector. */
 typedef struct {
@@ -55,6 +69,7 @@ typedef struct {
     bool fail_otadata;         /* fault injection: otadata writes fail (esp_ota_set_boot_partition) */
     unsigned erase_ops, write_ops;
     unsigned long ops_total;   /* mutating operations that reached flash/NVS */
+    unsigned long nvs_entries; /* NVS entries written since the namespace was last erased (page erases) */
     host_op_kind_t attempt;    /* kind of the operation being attempted */
     host_op_kind_t cut_op;     /* kind of the operation the power cut hit */
     host_op_fn on_op;
@@ -83,9 +98,12 @@ int host_otadata_write(host_flash_t *f, int i, const host_otadata_t *e);
 uint32_t host_otadata_crc(uint32_t seq);
 
 int host_nvs_get(host_flash_t *f, const char *key, void *buf, size_t *len);
-/** Store and commit: one operation (the entry reaches flash whole or not at all, as NVS guarantees). */
+/** Store and commit: one operation (the entry reaches flash whole or not at all, as NVS guarantees),
+ *  reported as the writes of the blob entries, the index entry and two 4-byte state updates. */
 int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len);
 /** nvs_flash_erase: every key gone (the tests' "NVS erased"). */
 void host_nvs_erase_all(host_flash_t *f);
+/** Time of a whole-image verification read of bytes. */
+double host_verify_ms(size_t bytes);
 
 #endif

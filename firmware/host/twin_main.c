@@ -46,7 +46,7 @@ static void on_event(void *arg, const host_event_t *ev)
         print_hex(ev->data, ev->len);
         printf("}\n");
     } else if (ev->type == HOST_EV_FLASH) {
-        printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.3f}\n", ev->text, ev->ms);
+        printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.6f}\n", ev->text, ev->ms);
     } else if (ev->type == HOST_EV_REBOOT) {
         s_connections = 0;
         printf("{\"ev\":\"reboot\",\"reason\":");
@@ -213,6 +213,7 @@ int main(int argc, char **argv)
     host_device_opts_t o;
     memset(&o, 0, sizeof o);
     ble_ota_config_default(&o.cfg);
+    o.flash_time_is_device_time = true; /* the simulator times the twin by its flash events */
     const char *image_path = NULL;
     int chip = -1;
     for (int i = 1; i < argc; i++) {

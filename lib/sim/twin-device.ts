@@ -115,6 +115,8 @@ class TwinDevice implements VirtualPeripheral {
   private exited = false;
   private stderr = '';
   private readonly settleMs: number;
+  /** Reset-to-application time of the last boot the twin reported (its "boot" event), ms. */
+  lastBootMs = 0;
 
   constructor(
     private readonly proc: ChildProcessWithoutNullStreams,
@@ -303,6 +305,7 @@ class TwinDevice implements VirtualPeripheral {
   private onFlash(op: string, ms: number): void {
     const now = this.clock.now();
     if (op === 'boot') {
+      this.lastBootMs = ms;
       // Reset to advertising: off the air meanwhile (advertisement() is null until then).
       this.offUntil = Math.max(this.offUntil, now + ms);
       this.clock.setTimer(() => {

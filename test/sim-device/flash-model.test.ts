@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { flashTiming, programCommands, programTimeMs, writeWindowsMs } from '../../lib/sim/device/flash-timing';
+import { flashTiming, programTimeMs, writeWindowsMs } from '../../lib/sim/device/flash-timing';
 import { FlashWork } from '../../lib/sim/device/flash-work';
 import { NVS_RECORD_ENTRIES } from '../../lib/sim/device/nvs';
 import { SparseFlash } from '../../lib/sim/device/sparse-flash';
@@ -20,28 +20,25 @@ describe('sim-device flash model', () => {
 
   it('uses W25Q32 typical times scaled by the slowdown, and ESP-IDF\'s write windows', () => {
     const t = flashTiming(1);
-    assert.deepEqual(t, { sectorEraseMs: 45, blockEraseMs: 150, pageProgramMs: 0.4, verifyBytesPerMs: 1512 });
+    assert.deepEqual(t, { sectorEraseMs: 45, blockEraseMs: 150, pageProgramMs: 0.4, verifyBytesPerMs: 6536 });
     assert.equal(flashTiming(4).blockEraseMs, 600);
-    assert.equal(flashTiming(4).verifyBytesPerMs, 378);
+    assert.equal(flashTiming(4).verifyBytesPerMs, 1634);
     assert.equal(programTimeMs(t, 0, 256), 0.4);
     assert.ok(Math.abs(programTimeMs(t, 200, 100) - 0.8) < 1e-9); // straddles two pages
-    // 64-byte program commands that never cross a page (SPI_FLASH_HAL_MAX_WRITE_BYTES)
-    assert.equal(programCommands(0, 256), 4);
-    assert.equal(programCommands(250, 20), 2); // 6 bytes to the page end, then 14
-    assert.equal(programCommands(0, 1), 1);
     // one cache-disabled window per 8192 bytes (CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE)
     const close = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) < 1e-9);
     assert.ok(close(writeWindowsMs(t, 0, 4096), [6.4]));
-    assert.ok(close(writeWindowsMs(t, 0, 20000), [12.8, 12.8, 57 * 0.1]));
-    assert.ok(close(writeWindowsMs(t, 0, 32), [0.1]), 'a short program command is charged like a full one');
+    assert.ok(close(writeWindowsMs(t, 0, 20000), [12.8, 12.8, (3616 * 0.4) / 256]));
+    assert.ok(close(writeWindowsMs(t, 200, 100), [100 * (0.4 / 256)]), 'charged by bytes, wherever the write starts');
   });
 
   it('an NVS record write is four small write windows; filling a 126-entry page costs a sector erase first', () => {
     const stalls: number[] = [];
     const work = new FlashWork({ appTimers: new TimerGroup(new VirtualClock()), stallHost: (ms) => stalls.push(ms) }, flashTiming(1));
     const first = work.nvsTime(0);
-    assert.deepEqual(stalls.map((ms) => Math.round(ms * 10) / 10), [0.2, 0.1, 0.1, 0.1]);
-    assert.ok(Math.abs(first - 0.5) < 1e-9);
+    const perByte = 0.4 / 256;
+    assert.deepEqual(stalls.map((ms) => Math.round(ms / perByte)), [128, 32, 4, 4], 'blob entries, index, two state-bitmap updates');
+    assert.ok(Math.abs(first - 168 * perByte) < 1e-9);
     stalls.length = 0;
     const crossing = work.nvsTime(126 - NVS_RECORD_ENTRIES + 1);
     assert.equal(stalls[0], 45, 'the page erase comes first');

@@ -9,7 +9,6 @@ import { appHash } from '../../lib/image/hash';
 import { buildAppImage } from '../../lib/image/builder';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { ErrorCode, LastFlags, Op, OtaStateCode } from '../../lib/protocol/constants';
-import { RecordFlags } from '../../lib/sim/device/nvs';
 import { ERASED_SEQ } from '../../lib/sim/device/ota-data';
 import type { SlotIndex } from '../../lib/sim/device/ota-data';
 import { Central, Rig, afterReboot, bootSettled, deflateTransfer, makeRig, rawTransfer, until } from './harness';
@@ -47,7 +46,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
     assert.equal(s.otaStateName, 'valid');
     assert.equal(s.lastResultName, 'INTERNAL');
     assert.equal(s.lastMessage, 'interrupted before boot switch');
-    assert.ok(has(s.lastFlags, RecordFlags.INTERRUPTED) && !has(s.lastFlags, RecordFlags.INSTALLED) && !s.last.rolledBack);
+    assert.ok(has(s.lastFlags, LastFlags.INTERRUPTED) && !has(s.lastFlags, LastFlags.INSTALLED) && !s.last.rolledBack);
     assert.deepEqual(sectors(rig), [[1, OtaStateCode.VALID], [ERASED_SEQ, OtaStateCode.UNDEFINED]]);
   });
 
@@ -59,7 +58,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
     await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window });
     await c.write(Buffer.from([Op.END, 1]));
     await until(rig.clock, () => rig.device.flash.otadata.bootSlot() === 1, 5000, 0.05);
-    assert.equal(has(rig.device.flash.nvs.record.flags, RecordFlags.INSTALLED), false);
+    assert.equal(has(rig.device.flash.nvs.record.flags, LastFlags.INSTALLED), false);
     rig.device.powerLoss(50);
     await until(rig.clock, () => rig.device.machine.state === 'running', 5000);
     await bootSettled(rig);
@@ -67,7 +66,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
     assert.equal(s.appVersion, '2.0.0');
     assert.equal(s.otaStateName, 'valid');
     assert.equal(s.lastResultName, 'OK');
-    assert.ok(has(s.lastFlags, RecordFlags.INSTALLED) && s.last.confirmed && !has(s.lastFlags, RecordFlags.INTERRUPTED));
+    assert.ok(has(s.lastFlags, LastFlags.INSTALLED) && s.last.confirmed && !has(s.lastFlags, LastFlags.INTERRUPTED));
   });
 
   it('power cut during first-boot diagnostics: the bootloader rolls back and Status says interrupted + rolled back', async () => {
@@ -82,7 +81,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
     const s = await new Central(rig).connect().readStatus();
     assert.equal(s.appVersion, '1.0.0');
     assert.equal(s.lastResultName, 'ROLLED_BACK');
-    assert.ok(s.last.rolledBack && has(s.lastFlags, RecordFlags.INTERRUPTED) && has(s.lastFlags, RecordFlags.INSTALLED));
+    assert.ok(s.last.rolledBack && has(s.lastFlags, LastFlags.INTERRUPTED) && has(s.lastFlags, LastFlags.INSTALLED));
     assert.equal(s.lastMessage, 'cut in diagnostics, rolled back');
     assert.equal(rig.device.flash.otadata.state(1), OtaStateCode.ABORTED);
     assert.equal(decodeAdvertisement(rig.device.advertisement()?.manufacturerData as Buffer).rolledBack, true);
@@ -97,8 +96,8 @@ describe('sim-device v2: records, first boot, refusals', () => {
     assert.equal(s.appVersion, '2.0.0');
     assert.equal(s.otaStateName, 'valid');
     assert.equal(s.lastResultName, 'OK');
-    assert.ok(has(s.lastFlags, RecordFlags.OTHER_INSTALLER) && s.last.diagnosticsRan && s.last.diagnosticsPassed && s.last.confirmed);
-    assert.equal(has(s.lastFlags, RecordFlags.INSTALLED), false, 'not installed by our END');
+    assert.ok(has(s.lastFlags, LastFlags.OTHER_INSTALLER) && s.last.diagnosticsRan && s.last.diagnosticsPassed && s.last.confirmed);
+    assert.equal(has(s.lastFlags, LastFlags.INSTALLED), false, 'not installed by our END');
     assert.equal(s.lastSha256, appHash(img).toString('hex'));
     assert.equal(s.bootCount, 1);
     // it survives the next reset (it was confirmed, not aborted by the bootloader)
@@ -107,13 +106,34 @@ describe('sim-device v2: records, first boot, refusals', () => {
     assert.equal((await new Central(rig).connect().readStatus()).appVersion, '2.0.0');
   });
 
+  it('another installer\'s image booting over an attempt of ours still in progress: a fresh record, OTHER_INSTALLER without INTERRUPTED (as the firmware core)', async () => {
+    const rig = makeRig();
+    const c = new Central(rig).connect();
+    const t = rawTransfer(image('3.0.0'));
+    const begin = await c.begin(t);
+    assert.equal(begin.err, 0);
+    await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window, stopAt: 40000 });
+    assert.equal(rig.device.flash.nvs.record.stage, 'in-progress');
+    // A Wi-Fi OTA in the same application replaces the half-written slot and restarts.
+    rig.device.flash.slots[1].erase(0, 0x20000);
+    rig.device.flash.resetExtent(1);
+    const img = image();
+    await installLikeTheSeed(rig, img);
+    const s = await new Central(rig).connect().readStatus();
+    assert.equal(s.appVersion, '2.0.0');
+    assert.equal(s.lastResultName, 'OK');
+    assert.ok(has(s.lastFlags, LastFlags.OTHER_INSTALLER) && s.last.confirmed);
+    assert.equal(has(s.lastFlags, LastFlags.INTERRUPTED), false, 'the record starts from nothing');
+    assert.equal(s.lastSha256, appHash(img).toString('hex'));
+  });
+
   it('under host policy it waits for the host: pending verify, CONFIRM makes it valid', async () => {
     const rig = makeRig({ confirmPolicy: 'host' });
     await installLikeTheSeed(rig, image());
     const c = new Central(rig).connect();
     const s = await c.readStatus();
     assert.equal(s.otaStateName, 'pending-verify');
-    assert.ok(has(s.lastFlags, RecordFlags.OTHER_INSTALLER) && s.last.diagnosticsPassed && !s.last.confirmed);
+    assert.ok(has(s.lastFlags, LastFlags.OTHER_INSTALLER) && s.last.diagnosticsPassed && !s.last.confirmed);
     assert.equal((await c.tagged(Op.CONFIRM)).err, ErrorCode.OK);
     const after = await c.readStatus();
     assert.equal(after.otaStateName, 'valid');
@@ -130,7 +150,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
     const s = await new Central(rig).connect().readStatus();
     assert.equal(s.appVersion, '2.0.0');
     assert.equal(s.otaStateName, 'valid');
-    assert.ok(has(s.lastFlags, RecordFlags.OTHER_INSTALLER) && s.last.confirmed);
+    assert.ok(has(s.lastFlags, LastFlags.OTHER_INSTALLER) && s.last.confirmed);
   });
 
   it('policy auto confirms only once BLE advertises: a build whose BLE stack fails stays unconfirmed and the next reset rolls back', async () => {
@@ -205,6 +225,12 @@ describe('sim-device v2: records, first boot, refusals', () => {
       const r = await c.begin(rawTransfer(image()), { chunkSize: 508 });
       assert.equal(r.chunkSize, chunk, `MTU ${mtu}, DL ${dataLength}`);
     }
+    // The firmware core rounds the smallest limit down to whole PDUs, the client's request included
+    // (ble_ota_session.c negotiated_chunk): 300 + 11 needs two PDUs of 251, so 240.
+    const small = await new Central(makeRig(), 0, 517).connect().begin(rawTransfer(image()), { chunkSize: 300 });
+    assert.equal(small.chunkSize, 240);
+    const fits = await new Central(makeRig(), 0, 517).connect().begin(rawTransfer(image()), { chunkSize: 100 });
+    assert.equal(fits.chunkSize, 100, 'a request that fits one PDU is kept');
   });
 
   it('issue 9 point 3: END without reboot, then a second update cut part-way: otadata still names the half-written slot NEW (as ESP-IDF leaves it), the old image boots', async () => {
@@ -224,7 +250,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
     assert.equal(s.runningPartition, 'ota_0');
     assert.equal(s.appVersion, '1.0.0');
     assert.equal(s.lastMessage, 'interrupted by a reboot');
-    assert.ok(has(s.lastFlags, RecordFlags.INTERRUPTED));
+    assert.ok(has(s.lastFlags, LastFlags.INTERRUPTED));
     assert.deepEqual(sectors(rig), [[1, OtaStateCode.VALID], [2, OtaStateCode.PENDING_VERIFY]], 'the bootloader tried it and fell back');
   });
 });

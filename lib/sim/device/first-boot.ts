@@ -16,7 +16,7 @@
 import { ErrorCode, LastFlags, OtaStateCode } from '../../protocol/constants';
 import type { FlashWork } from './flash-work';
 import type { BootContext, Machine } from './machine';
-import { RecordFlags, UpdateRecord } from './nvs';
+import type { UpdateRecord } from './nvs';
 import { SlotIndex, slotOfSeq } from './ota-data';
 import type { DeviceSettings } from './settings';
 
@@ -82,7 +82,7 @@ export class FirstBoot {
     switch (r.stage) {
       case 'in-progress':
         r.stage = 'done';
-        r.flags |= RecordFlags.INTERRUPTED;
+        r.flags |= LastFlags.INTERRUPTED;
         r.message = RECORD_MESSAGES.interrupted;
         break;
       case 'installed':
@@ -90,11 +90,11 @@ export class FirstBoot {
         r.stage = 'done';
         if (this.boot.fellBack || otadata.bootSlot() === r.targetSlot) {
           // The switch was made; the bootloader could not load the new image.
-          r.flags |= RecordFlags.INSTALLED | LastFlags.ROLLED_BACK;
+          r.flags |= LastFlags.INSTALLED | LastFlags.ROLLED_BACK;
           r.result = ErrorCode.ROLLED_BACK;
           r.message = RECORD_MESSAGES.notBooted;
         } else {
-          r.flags |= RecordFlags.INTERRUPTED;
+          r.flags |= LastFlags.INTERRUPTED;
           r.result = ErrorCode.INTERNAL;
           r.message = RECORD_MESSAGES.interruptedBeforeSwitch;
         }
@@ -106,7 +106,7 @@ export class FirstBoot {
         r.flags |= LastFlags.ROLLED_BACK;
         if (r.result === ErrorCode.OK) r.result = ErrorCode.ROLLED_BACK;
         if (nvs.record.stage === 'diagnosing') {
-          r.flags |= RecordFlags.INTERRUPTED;
+          r.flags |= LastFlags.INTERRUPTED;
           r.message = RECORD_MESSAGES.interruptedDiagnostics;
         } else if (!diagnosticsFailed(r.flags)) {
           r.message = RECORD_MESSAGES.rolledBack;
@@ -123,14 +123,14 @@ export class FirstBoot {
     const { nvs } = this.machine.flash;
     const old = nvs.record;
     const ours = nvs.hasRecord() && old.targetSlot === this.boot.slot && old.stage === 'installed';
-    // A later BEGIN replaced the record of the END that installed this image, and was cut: the image is
-    // no longer named by a record, and that attempt was interrupted.
-    const cutAttempt = nvs.hasRecord() && old.stage === 'in-progress' ? RecordFlags.INTERRUPTED : 0;
+    // No record of ours names the image: a fresh record, OTHER_INSTALLER only. An attempt of ours cut
+    // before (record in-progress) is not carried over, as the firmware core starts the record from zero
+    // (firmware/components/ble_ota/core/ble_ota_core.c first_boot_of_pending_image).
     const diagnosing: UpdateRecord = ours
-      ? { ...old, flags: old.flags | RecordFlags.INSTALLED }
+      ? { ...old, flags: old.flags | LastFlags.INSTALLED }
       : {
           result: ErrorCode.OK,
-          flags: LastFlags.RECORD_VALID | RecordFlags.OTHER_INSTALLER | cutAttempt,
+          flags: LastFlags.RECORD_VALID | LastFlags.OTHER_INSTALLER,
           sha256: Buffer.from(this.boot.app.sha256),
           message: RECORD_MESSAGES.otherInstaller,
           stage: 'installed',

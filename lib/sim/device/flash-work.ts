@@ -15,7 +15,7 @@
  */
 import type { OtaData, OtadataWritePlan } from './ota-data';
 import { FlashTiming, writeWindowsMs } from './flash-timing';
-import { NVS_RECORD_ENTRIES } from './nvs';
+import { NVS_RECORD_BLOB_BYTES, nvsBlobEntries } from './nvs';
 import type { TimerGroup } from './timers';
 
 export interface FlashWorkHost {
@@ -29,11 +29,14 @@ const OTADATA_ENTRY_BYTES = 32;
 export const NVS_ENTRY_BYTES = 32;
 export const NVS_ENTRIES_PER_PAGE = 126;
 /**
- * One update-record write (nvs_set_blob of the record + nvs_commit): the blob's data entries
- * (firmware record blob of 88 bytes: 3 entries + 1 header), the blob index entry, and the state-bitmap
- * writes that mark the previous version erased (two 4-byte writes): one esp_partition_write each.
+ * One NVS blob write (nvs_set_blob + nvs_commit) of `valueBytes`: the data item (a header entry and the
+ * data entries), the blob index entry, and the state-bitmap writes that mark the previous version erased
+ * (two 4-byte writes): one esp_partition_write each. The record (88 bytes): [128, 32, 4, 4].
  */
-export const NVS_RECORD_WRITES_BYTES: readonly number[] = [4 * NVS_ENTRY_BYTES, NVS_ENTRY_BYTES, 4, 4];
+export function nvsBlobWritesBytes(valueBytes: number): number[] {
+  return [(1 + Math.ceil(valueBytes / NVS_ENTRY_BYTES)) * NVS_ENTRY_BYTES, NVS_ENTRY_BYTES, 4, 4];
+}
+export const NVS_RECORD_WRITES_BYTES: readonly number[] = nvsBlobWritesBytes(NVS_RECORD_BLOB_BYTES);
 
 export class FlashWork {
   constructor(
@@ -78,17 +81,8 @@ export class FlashWork {
   }
 
   /** Stalls for one record write and returns its duration (for writes that land at once). */
-  nvsTime(usedEntries: number): number {
-    let ms = 0;
-    const before = Math.floor(usedEntries / NVS_ENTRIES_PER_PAGE);
-    const after = Math.floor((usedEntries + NVS_RECORD_ENTRIES) / NVS_ENTRIES_PER_PAGE);
-    if (after !== before) ms += this.eraseSector();
-    let offset = (usedEntries % NVS_ENTRIES_PER_PAGE) * NVS_ENTRY_BYTES;
-    for (const bytes of NVS_RECORD_WRITES_BYTES) {
-      ms += this.program(offset, bytes);
-      offset += bytes;
-    }
-    return ms;
+  nvsTime(usedEntries: number, valueBytes = NVS_RECORD_BLOB_BYTES): number {
+    return nvsWriteMs(this.timing, usedEntries, valueBytes, (ms) => this.host.stallHost(ms));
   }
 
   /** A whole-image verification read (esp_image_verify): device time, no host stall. */
@@ -99,4 +93,29 @@ export class FlashWork {
   after(ms: number, fn: () => void): void {
     this.host.appTimers.set(fn, ms);
   }
+}
+
+/**
+ * Time of one NVS blob write when the namespace has used `usedEntries` entries: a page that fills costs
+ * a sector erase first (pessimistic: NVS reclaims a page by moving its live entries and erasing it), then
+ * the writes of nvsBlobWritesBytes; `window` sees each cache-disabled window. The firmware twin charges
+ * the same (firmware/host/host_flash.c).
+ */
+export function nvsWriteMs(timing: FlashTiming, usedEntries: number, valueBytes: number, window: (ms: number) => void = () => undefined): number {
+  let ms = 0;
+  const before = Math.floor(usedEntries / NVS_ENTRIES_PER_PAGE);
+  const after = Math.floor((usedEntries + nvsBlobEntries(valueBytes)) / NVS_ENTRIES_PER_PAGE);
+  if (after !== before) {
+    window(timing.sectorEraseMs);
+    ms += timing.sectorEraseMs;
+  }
+  let offset = (usedEntries % NVS_ENTRIES_PER_PAGE) * NVS_ENTRY_BYTES;
+  for (const bytes of nvsBlobWritesBytes(valueBytes)) {
+    for (const w of writeWindowsMs(timing, offset, bytes)) {
+      window(w);
+      ms += w;
+    }
+    offset += bytes;
+  }
+  return ms;
 }

@@ -9,9 +9,12 @@ import type { PeripheralHost, VirtualAdvertisement, VirtualService } from '../ty
 import { AttError } from '../types';
 import { describeApp, AppInfo } from './app-info';
 import { BootChoice, BootWork, chooseBootSlot } from './bootloader';
+import { parseImage } from '../../image/parse';
 import { FlashTiming, flashTiming, verifyTimeMs, writeWindowsMs } from './flash-timing';
+import { nvsWriteMs } from './flash-work';
 import { DeviceFlash } from './image-slots';
-import { SLOT_LABELS } from './ota-data';
+import { NVS_APP_HASH_BLOB_BYTES } from './nvs';
+import { SLOT_LABELS, SlotIndex } from './ota-data';
 import { TimerGroup } from './timers';
 
 /** esp_reset_reason_t values. */
@@ -26,16 +29,32 @@ export const ResetReason = { POWERON: 1, SW: 3 } as const;
  */
 export const BOOT_TIME_MS = 300;
 
+/** What one boot does to flash, in the order the device does it. */
+export interface BootLoad {
+  /** Bytes of each image the bootloader loads and verifies. */
+  verifiedBytes: number[];
+  /** otadata sector writes the bootloader makes (erase + program each). */
+  otadataWrites: number;
+  /**
+   * The running-app hash the application computes for Status: the image bytes read, and the NVS
+   * entries used before its app_sha cache write; null when the cache already names the app.
+   */
+  hash: { bytes: number; usedEntries: number } | null;
+}
+
 /**
- * Reset to advertising: BOOT_TIME_MS, plus each image the bootloader loads and verifies (the whole
- * app is read and hashed on every boot unless CONFIG_BOOTLOADER_SKIP_VALIDATE_ON_POWER_ON, default n,
- * components/bootloader/Kconfig.projbuild:407-414), its otadata writes (erase + program each), and the
- * running image's SHA-256 the application computes for Status (esp_partition_get_sha256: another
- * whole-image read).
+ * Reset to application start, the same formula as the firmware twin (firmware/host/host_device.c boot):
+ * BOOT_TIME_MS, plus each image the bootloader loads and verifies (the whole app is read and hashed on
+ * every boot unless CONFIG_BOOTLOADER_SKIP_VALIDATE_ON_POWER_ON, default n,
+ * components/bootloader/Kconfig.projbuild:407-414), its otadata writes (erase + program each), and, on
+ * the first boot of an app only, the running image's SHA-256 (esp_partition_get_sha256 reads the whole
+ * image, bootloader_common.c:143-166) and the NVS write that caches it: the firmware keeps it in NVS
+ * `app_sha` keyed by the app's ELF SHA-256 and partition (firmware/components/ble_ota/port/esp_idf/esp_port_app.c).
  */
-export function bootTimeMs(timing: FlashTiming, verifiedBytes: number[], otadataWrites: number, runningBytes: number): number {
+export function bootTimeMs(timing: FlashTiming, load: BootLoad): number {
   const otadataWriteMs = timing.sectorEraseMs + writeWindowsMs(timing, 0, 32).reduce((a, b) => a + b, 0);
-  return BOOT_TIME_MS + verifiedBytes.reduce((sum, b) => sum + verifyTimeMs(timing, b), 0) + otadataWrites * otadataWriteMs + verifyTimeMs(timing, runningBytes);
+  const hashMs = load.hash ? verifyTimeMs(timing, load.hash.bytes) + nvsWriteMs(timing, load.hash.usedEntries, NVS_APP_HASH_BLOB_BYTES) : 0;
+  return BOOT_TIME_MS + load.verifiedBytes.reduce((sum, b) => sum + verifyTimeMs(timing, b), 0) + load.otadataWrites * otadataWriteMs + hashMs;
 }
 
 export interface BootContext extends BootChoice {
@@ -207,8 +226,20 @@ export class Machine {
     const work: BootWork = { verified: [], otadataWrites: 0 };
     const choice = chooseBootSlot(this.flash.otadata, (slot) => this.flash.verifyImage(slot) === null, work);
     this.pending = { choice, resetReason };
-    const verified = work.verified.map((slot) => this.flash.imageExtent(slot));
-    return bootTimeMs(this.timing, verified, work.otadataWrites, choice ? this.flash.imageExtent(choice.slot) : 0);
+    const load: BootLoad = { verifiedBytes: work.verified.map((slot) => this.flash.imageExtent(slot)), otadataWrites: work.otadataWrites, hash: null };
+    if (choice) load.hash = this.cacheRunningHash(choice.slot);
+    return bootTimeMs(this.timing, load);
+  }
+
+  /** The application's first start of an app computes its hash and caches it in NVS (lands at once). */
+  private cacheRunningHash(slot: SlotIndex): BootLoad['hash'] {
+    const { nvs } = this.flash;
+    const desc = parseImage(this.flash.imageBytes(slot)).appDesc;
+    const cache = { label: SLOT_LABELS[slot], elfSha256: desc?.appElfSha256 ?? '' };
+    if (nvs.hasAppHash(cache)) return null;
+    const hash = { bytes: this.flash.imageExtent(slot), usedEntries: nvs.usedEntries };
+    nvs.commitAppHash(cache);
+    return hash;
   }
 
   private startApp(): void {

@@ -13,28 +13,35 @@
 import { ErrorCode, LAST_RESULT_NONE, LastFlags } from '../../protocol/constants';
 import type { SlotIndex } from './ota-data';
 
+/** Bytes of the firmware's record blob (firmware/components/ble_ota/core/ble_ota_internal.h BLE_OTA_RECORD_BLOB_LEN). */
+export const NVS_RECORD_BLOB_BYTES = 88;
 /**
- * Status `last.flags` bits 5-7 (the protocol's additions for crash-consistent records): the same
- * numbers as the firmware core.
+ * Bytes of the firmware's running-app hash cache, NVS blob `app_sha` (ELF SHA-256, partition label,
+ * partition SHA-256: firmware/components/ble_ota/port/esp_idf/esp_port_app.c app_hash_cache_t).
  */
-export const RecordFlags = {
-  /** END succeeded and the boot partition was switched. */
-  INSTALLED: 1 << 5,
-  /** The device restarted between writing a record and completing the step it records. */
-  INTERRUPTED: 1 << 6,
-  /** The running image is pending verify and no record of ours names it (seed, Wi-Fi OTA, NVS erased). */
-  OTHER_INSTALLER: 1 << 7,
-} as const;
+export const NVS_APP_HASH_BLOB_BYTES = 80;
+const NVS_ENTRY_BYTES = 32;
 
-/** NVS entries one record write uses (flash-work.ts NVS_RECORD_WRITES_BYTES: 4 blob entries + the index). */
-export const NVS_RECORD_ENTRIES = 5;
+/** NVS entries one blob write uses: the data item (a header entry + the data entries) and the blob index. */
+export function nvsBlobEntries(valueBytes: number): number {
+  return 1 + Math.ceil(valueBytes / NVS_ENTRY_BYTES) + 1;
+}
+
+/** NVS entries one record write uses (4 blob entries + the index). */
+export const NVS_RECORD_ENTRIES = nvsBlobEntries(NVS_RECORD_BLOB_BYTES);
+
+/** The app_sha cache: which running app its hash belongs to. */
+export interface AppHashCache {
+  label: string;
+  elfSha256: string;
+}
 
 export type RecordStage = 'in-progress' | 'installed' | 'diagnosing' | 'booted' | 'done';
 
 export interface UpdateRecord {
   /** §9 error code of the last update attempt; 0xFF none recorded. */
   result: number;
-  /** §5 last.flags bits (LastFlags, RecordFlags). */
+  /** §5 last.flags bits (LastFlags). */
   flags: number;
   /** SHA-256 announced in that update's BEGIN (another installer's image: its running SHA-256). */
   sha256: Buffer;
@@ -65,11 +72,24 @@ export class Nvs {
   record: UpdateRecord = emptyRecord();
   /** NVS entries the namespace has written (a full page costs an erase: flash-work.ts). */
   usedEntries = 0;
+  /** The running-app hash cache (app_sha), null when none was written. */
+  appHash: AppHashCache | null = null;
 
   /** A record write landed: the new record and the NVS entries it used. */
   commit(next: UpdateRecord = this.record): void {
     this.record = next;
     this.usedEntries += NVS_RECORD_ENTRIES;
+  }
+
+  /** The app_sha write landed. */
+  commitAppHash(cache: AppHashCache): void {
+    this.appHash = { ...cache };
+    this.usedEntries += nvsBlobEntries(NVS_APP_HASH_BLOB_BYTES);
+  }
+
+  /** The cache names this app (same ELF SHA-256 in the same partition): its hash is not read again. */
+  hasAppHash(cache: AppHashCache): boolean {
+    return this.appHash !== null && this.appHash.label === cache.label && this.appHash.elfSha256 === cache.elfSha256;
   }
 
   /** BEGIN: a new attempt starts ("in progress" until it ends one way or another). */
@@ -104,9 +124,11 @@ export class Nvs {
     return (this.record.flags & LastFlags.RECORD_VALID) !== 0;
   }
 
-  /** `nvs_flash_erase` of the namespace (factory reset): no record. */
+  /** `nvs_flash_erase` (factory reset): no record, no hash cache, empty pages. */
   erase(): void {
     this.record = emptyRecord();
+    this.appHash = null;
+    this.usedEntries = 0;
   }
 
   /** Status boot_count: boots since the last install, 0 when the last attempt installed nothing. */

@@ -67,6 +67,13 @@ export interface DeviceSettings {
   model: ModelTuning;
 }
 
+/**
+ * The firmware's CONFIG_BLE_OTA_MAX_CHUNK default (firmware/components/ble_ota/Kconfig, 2 x 251 - 11: two
+ * full LL PDUs at ATT MTU 517), the device maximum the chunk rule starts from (chunk-size.ts); the twin
+ * runs with the same default. The protocol allows up to DeviceDefaults.CHUNK_MAX.
+ */
+export const FIRMWARE_MAX_CHUNK = 491;
+
 /** A stable random-static address from the name, so a fleet looks the same on every run. */
 export function addressFromName(name: string): string {
   const bytes = createHash('sha256').update(`sim-device:${name}`).digest().subarray(0, 6);
@@ -101,7 +108,7 @@ export function resolveSettings(config: SimDeviceConfig, tuning: Partial<ModelTu
     resumeTimeoutMs: config.resumeTimeoutMs ?? DeviceDefaults.RESUME_TIMEOUT_MS,
     maxMtu: config.maxMtu ?? (seed ? SEED_MAX_MTU : DEFAULT_MAX_MTU),
     timing: flashTiming(config.flashSlowdown ?? 1),
-    maxChunk: DeviceDefaults.CHUNK_MAX,
+    maxChunk: FIRMWARE_MAX_CHUNK,
     window: DeviceDefaults.WINDOW,
     ackInterval: DeviceDefaults.ACK_INTERVAL,
     model: resolveTuning(config.name, tuning),

@@ -47,7 +47,7 @@ import { FlashWork } from './flash-work';
 import { AttCode, advertisedName, v2Gatt } from './gatt-tables';
 import { checkEarlyHeader } from './header-check';
 import type { Application, BootContext, Machine } from './machine';
-import { RecordFlags, UpdateRecord } from './nvs';
+import type { UpdateRecord } from './nvs';
 import { otherSlot } from './ota-data';
 import { ReceiveWindow } from './receive-window';
 import { DeviceSettings, REBOOT_DELAY_MS } from './settings';
@@ -222,7 +222,7 @@ export class V2Firmware implements Application {
     // esp_ota_begin refuses while the running app is unconfirmed: confirm or roll back first (§4.4).
     // The state is read from otadata now, so an app that confirmed itself can begin at once.
     if (this.machine.flash.otadata.state(this.boot.slot) === OtaStateCode.PENDING_VERIFY) return fail(ErrorCode.INVALID_STATE);
-    const chunkSize = Math.min(b.chunkSize, this.settings.maxChunk, deviceChunkSize(this.mtus.get(conn) ?? 23, this.settings.model.dataLength));
+    const chunkSize = deviceChunkSize(this.mtus.get(conn) ?? 23, this.settings.model.dataLength, b.chunkSize, this.settings.maxChunk);
     const kept = this.session;
     if (kept) {
       if (kept.phase === 'finishing') return fail(kept.owner === conn ? ErrorCode.INVALID_STATE : ErrorCode.BUSY);
@@ -328,7 +328,7 @@ export class V2Firmware implements Application {
           this.work.otadata(flash.otadata, flash.otadata.planSetBoot(s.slot), () => {
             const installed: UpdateRecord = {
               ...flash.nvs.record,
-              flags: flash.nvs.record.flags | RecordFlags.INSTALLED,
+              flags: flash.nvs.record.flags | LastFlags.INSTALLED,
               installed: true,
               bootCount: 0,
               message: 'installed, first boot pending',
