@@ -7,7 +7,7 @@ import type { AdapterScheduler } from '../ble/scheduler';
 import { OtaError } from '../errors';
 import { LEGACY_SERVICE_UUIDS, OTA_SERVICE_UUID } from '../protocol/constants';
 import { tryDecodeAdvertisement, type AdvertisedStatus } from '../protocol/advertisement';
-import { compareVersions, parseVersion } from './version';
+import { isOutdated, parseVersion } from './version';
 import type { FirmwareSummary } from './types';
 
 export interface ScanFilters {
@@ -99,9 +99,9 @@ export async function scanDevices(scheduler: AdapterScheduler, filters: ScanFilt
     .filter((d) => filters.minRssi === undefined || d.rssi >= filters.minRssi)
     .filter((d) => !filters.protocol || d.protocol === filters.protocol)
     .filter((d) => {
-      if (!older) return true;
-      const v = parseVersion(d.firmware.version);
-      return v !== null && compareVersions(v, older) < 0;
+      // Unknown-protocol devices are not ours; an OTA device without an orderable version is outdated.
+      if (!older || !filters.olderThan) return true;
+      return d.protocol !== 'unknown' && isOutdated(d.firmware.version, filters.olderThan);
     })
     .sort((a, b) => a.name.localeCompare(b.name) || a.address.localeCompare(b.address));
 }
