@@ -24,6 +24,14 @@ export interface AdapterSettings {
   /** How long the adapter stays open after its last user left (ms). */
   idleCloseMs: number;
   fleetKey?: Buffer;
+  /** A simulated fleet: every status, result and log line says so. */
+  simulated: boolean;
+}
+
+/** Who holds a device: the node and its label, for "busy" messages. */
+export interface DeviceClaim {
+  owner: string;
+  label: string;
 }
 
 function stateForError(code: string): AdapterState {
@@ -39,6 +47,8 @@ export class AdapterConnection extends EventEmitter {
   private idleTimer: NodeJS.Timeout | null = null;
   private currentState: AdapterState = 'idle';
   private detail = '';
+  /** Devices being updated through this adapter, by resolved address, across every node that shares it. */
+  private readonly claims = new Map<string, DeviceClaim>();
 
   constructor(
     readonly settings: AdapterSettings,
@@ -46,6 +56,8 @@ export class AdapterConnection extends EventEmitter {
     private readonly log: (text: string) => void,
   ) {
     super();
+    // One listener per waiting job: a line with many queued requests is normal, not a leak.
+    this.setMaxListeners(0);
   }
 
   get state(): AdapterState {
@@ -63,6 +75,50 @@ export class AdapterConnection extends EventEmitter {
   /** The open backend, if any (tests use it to reach the simulated fleet). */
   get current(): AdapterBackend | null {
     return this.backend;
+  }
+
+  /** Who holds the device with this address, if anyone. */
+  holder(address: string): DeviceClaim | undefined {
+    return this.claims.get(address.toLowerCase());
+  }
+
+  /** Takes the device for `owner`; false when someone else holds it. */
+  claim(address: string, claim: DeviceClaim): boolean {
+    const key = address.toLowerCase();
+    const current = this.claims.get(key);
+    if (current && current !== claim) return false;
+    this.claims.set(key, claim);
+    return true;
+  }
+
+  release(address: string, claim: DeviceClaim): void {
+    const key = address.toLowerCase();
+    if (this.claims.get(key) !== claim) return;
+    this.claims.delete(key);
+    this.emit('released', key);
+  }
+
+  /** Resolves once the device is free (or rejects with the signal's reason). */
+  waitUntilFree(address: string, signal: AbortSignal): Promise<void> {
+    const key = address.toLowerCase();
+    if (!this.claims.has(key)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onReleased = (released: string) => {
+        if (released !== key) return;
+        cleanup();
+        resolve();
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(signal.reason);
+      };
+      const cleanup = () => {
+        this.off('released', onReleased);
+        signal.removeEventListener('abort', onAbort);
+      };
+      this.on('released', onReleased);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   register(user: AdapterUser): void {

@@ -19,12 +19,13 @@ export function readExample(name: string): FlowNode[] {
 }
 
 /** The example as a test flow: its tab, virtual-clock adapters, debug nodes as helper nodes. */
-export function testFlow(name: string, adapterSettings: Record<string, unknown> = {}): FlowNode[] {
+export function testFlow(name: string, adapterSettings: Record<string, unknown> = {}, broker?: { host: string; port: number }): FlowNode[] {
   const nodes = readExample(name);
   const tabs = [...new Set(nodes.filter((n) => n.z).map((n) => n.z as string))];
   const flow: FlowNode[] = tabs.map((id) => ({ id, type: 'tab', label: name }));
   for (const node of nodes) {
     if (node.type === 'ble-ota-adapter') flow.push({ ...node, simClock: 'virtual', ...adapterSettings });
+    else if (node.type === 'mqtt-broker' && broker) flow.push({ ...node, broker: broker.host, port: String(broker.port) });
     else if (node.type === 'debug') flow.push({ id: node.id, type: 'helper', z: node.z, wires: [] });
     else flow.push(node);
   }

@@ -17,7 +17,8 @@ import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { SimDevice, createSimDevice } from '../../lib/sim/device';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
-import { SHARED_VECTORS_DIR } from '../helpers/paths';
+import { SHARED_VECTORS_DIR, vectorPath } from '../helpers/paths';
+export { vectorPath };
 
 /** ../shared/vectors next to the repository. */
 export const VECTORS_DIR = SHARED_VECTORS_DIR;
