@@ -6,11 +6,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { helper, otaNodes, type FlowNode } from '../nodes/support';
 import { repoPath } from '../helpers/paths';
+import { nodeRedModule } from '../helpers/node-red-under-test';
 
 const CORE = ['network/10-mqtt.js', 'network/21-httpin.js', 'network/21-httprequest.js', 'function/10-function.js', 'function/15-change.js', 'common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js'];
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const coreNodes = CORE.map((file) => require(require.resolve(`@node-red/nodes/core/${file}`)));
+export const coreNodes = CORE.map((file) => require(nodeRedModule(`@node-red/nodes/core/${file}`)));
 
 export const examplesDir = repoPath('examples');
 

@@ -26,7 +26,10 @@ describe('image: bad input', () => {
     skipWithoutVectors(this);
     app = readVector('esp32-hello_world.bin');
   });
-  const parsedApp = parseImage(app);
+  let parsedApp = {} as ReturnType<typeof parseImage>;
+  before(() => {
+    if (app.length) parsedApp = parseImage(app);
+  });
 
   it('refuses anything that is not a Buffer with NOT_A_BUFFER, naming what was given', () => {
     const cases: Array<[unknown, RegExp]> = [

@@ -13,6 +13,7 @@ import flashModule from '../../nodes/ble-ota-flash/ble-ota-flash';
 import verifyModule from '../../nodes/ble-ota-verify/ble-ota-verify';
 import { adapterNode, backendOf, collect, helper, helperNode, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 import { repoPath } from '../helpers/paths';
+import { nodeRedVersion } from '../helpers/node-red-under-test';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'production tests' };
 
@@ -66,7 +67,7 @@ async function until(what: string, predicate: () => boolean, ms = 10000): Promis
   }
 }
 
-describe('production safety of the nodes', function () {
+describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version})`, function () {
   this.timeout(30000);
   afterEach(() => helper.unload());
 
@@ -212,8 +213,9 @@ describe('production safety of the nodes', function () {
       const address = await addressOf('esp32-line-02');
       const done = nextInput(helper.getNode('a-out'));
       const refused = nextError('b');
+      const statusesA = statusesOf('a');
       helper.getNode('a')?.receive({ payload: image('1.1.0', 'esp32', 600 * 1024), device: 'esp32-line-02' });
-      await wait(50);
+      await until('node a transferring', () => texts(statusesA).some((t) => /\d+% /.test(t)));
       helper.getNode('b')?.receive({ payload: image('1.2.0'), device: address });
       const error = await refused;
       assert.equal(error.code, 'DEVICE_BUSY');
@@ -225,10 +227,12 @@ describe('production safety of the nodes', function () {
       await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('a'), ...watch('a'), flashNodeDef('b'), ...watch('b'), ...catchAll(['a', 'b'])]);
       const address = await addressOf('esp32-line-03');
       const statuses = statusesOf('b');
+      const statusesA = statusesOf('a');
       const first = nextInput(helper.getNode('a-out'));
       const second = nextInput(helper.getNode('b-out'));
       helper.getNode('a')?.receive({ payload: image('1.1.0', 'esp32', 600 * 1024), device: 'esp32-line-03' });
-      await wait(50);
+      // B asks once A holds the device (A is transferring).
+      await until('node a transferring', () => texts(statusesA).some((t) => /\d+% /.test(t)));
       helper.getNode('b')?.receive({ payload: image('1.2.0'), device: address });
       const [a, b] = [(await first).payload as Json, (await second).payload as Json];
       assert.equal(a.after.version, '1.1.0');
