@@ -7,6 +7,7 @@
 import { EventEmitter } from 'events';
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { AdapterBackend } from '../shared/library';
+import { forNodeRed } from '../shared/adapter-user';
 
 export type AdapterState = 'idle' | 'starting' | 'ready' | 'off' | 'missing' | 'error' | 'closed';
 
@@ -170,7 +171,7 @@ export class AdapterConnection extends EventEmitter {
       this.setState('ready', '');
       return backend;
     } catch (err) {
-      const e = toOtaError(err, 'ADAPTER_MISSING');
+      const e = forNodeRed(toOtaError(err, 'ADAPTER_MISSING'));
       if (this.currentState !== 'closed') this.setState(stateForError(e.code), e.message);
       throw e;
     } finally {

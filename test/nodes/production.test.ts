@@ -13,6 +13,8 @@ import flashModule from '../../nodes/ble-ota-flash/ble-ota-flash';
 import verifyModule from '../../nodes/ble-ota-verify/ble-ota-verify';
 import { adapterNode, backendOf, collect, helper, helperNode, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 import { repoPath } from '../helpers/paths';
+import { forNodeRed } from '../../nodes/shared/adapter-user';
+import { OtaError } from '../../lib/errors';
 import { nodeRedVersion } from '../helpers/node-red-under-test';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'production tests' };
@@ -86,6 +88,12 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
       const node = adapterNode('adapter');
       assert.match(String(node.configError?.message), /adapter mode must be "hci".*"sim"/);
       await assert.rejects(node.connection.acquire(), (err: Error & { code?: string }) => err.code === 'BAD_OPTION');
+    });
+
+    it('speaks of the adapter setting, not of the CLI, when the BLE library is missing', () => {
+      const error = forNodeRed(new OtaError('ADAPTER_MISSING', 'no usable Bluetooth adapter: the BLE library could not be loaded on this machine (x). Use --sim for a simulated fleet.'));
+      assert.doesNotMatch(error.message, /--sim/);
+      assert.match(error.message, /Pick "simulated fleet" in the adapter settings/);
     });
 
     it('says SIMULATED in the log when a simulated adapter starts', async () => {
