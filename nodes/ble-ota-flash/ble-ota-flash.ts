@@ -14,7 +14,7 @@ import { adapterStatus, findAdapter, forNodeRed, missingAdapterError, statusSett
 import type { AdapterState, DeviceClaim } from '../ble-ota-adapter/adapter-connection';
 import { JobQueue, type Job } from '../shared/job-queue';
 import { deviceFromValue, deviceKey, deviceLabel, type DeviceSelector } from '../shared/msg-device';
-import { appHash, flashDevice, readDeviceStatus, tryDecodeAdvertisement, type AdapterBackend } from '../shared/library';
+import { appHash, fileSha256, flashDevice, readDeviceStatus, tryDecodeAdvertisement, type AdapterBackend } from '../shared/library';
 import { sharedTranslator, translator } from '../shared/i18n';
 import { firmwareFromMsg, parseHostList, withoutContent, type FirmwarePolicy } from './firmware-source';
 import { preflightImage } from './preflight';
@@ -38,7 +38,7 @@ export = function (RED: NodeAPI) {
 };
 
 /** What a skipped or finished job reports beyond the library's FlashResult. */
-type NodeFlashResult = (FlashResult | SkippedResult) & { simulated: boolean };
+type NodeFlashResult = ((Omit<FlashResult, 'secondsKind'> & { secondsKind: FlashResult['secondsKind'] | 'simulated' }) | SkippedResult) & { simulated: boolean };
 
 interface SkippedResult {
   success: true;
@@ -158,7 +158,7 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
       attempts: 0,
       before: report.firmware,
       after: report.firmware,
-      fileSha256: '',
+      fileSha256: fileSha256(image).toString('hex'),
     };
   }
 
@@ -188,7 +188,7 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
       const skipped = skipSameImage ? await alreadyRunning(backend, found, image, signal) : null;
       let result: NodeFlashResult;
       if (skipped) {
-        result = { ...skipped, fileSha256: '', simulated };
+        result = { ...skipped, simulated };
       } else {
         const flashed = await flashDevice(backend.scheduler, {
           device: { id: found.id, address: found.address, name: found.name },
@@ -204,7 +204,7 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
           onProgress: (p: Progress) => reporter.update(p),
         });
         // On a simulated fleet the seconds are the model's, whatever its clock: never "measured".
-        result = simulated ? { ...flashed, secondsKind: 'simulated' as unknown as FlashResult['secondsKind'], simulated } : { ...flashed, simulated };
+        result = { ...flashed, secondsKind: simulated ? 'simulated' : flashed.secondsKind, simulated };
       }
       reporter.finish();
       msg.payload = result;

@@ -167,10 +167,9 @@ describe('editor in Chromium', function () {
       RED.view.importNodes([{ id: 'typed-flash', type: 'ble-ota-flash', x: 300, y: 300, z: RED.workspaces.active(), wires: [] }], { generateIds: false, addFlow: false });
       RED.editor.edit(RED.nodes.node('typed-flash'));
     });
-    await page.waitForSelector('#node-input-device', { state: 'attached' });
+    // typedInput marks its input and puts its own widget right after it.
     for (const field of ['device', 'filename', 'expectedVersion']) {
-      const typed = await page.locator(`#node-input-${field}`).evaluate((el) => !!el.closest('.red-ui-typedInput-container'));
-      assert.ok(typed, `${field} is a typedInput`);
+      await page.waitForSelector(`#node-input-${field}.red-ui-typedInput + .red-ui-typedInput-container`, { state: 'attached', timeout: 10000 });
     }
     await page.click('#node-dialog-cancel');
   });
@@ -204,6 +203,9 @@ describe('editor in Chromium', function () {
     }
     assert.ok(deployed.some((n) => n.type === 'ble-ota-flash'));
     assert.ok(deployed.some((n) => n.type === 'ble-ota-adapter'));
+    // The editor keeps the example's safety settings (they are node defaults, not dropped on deploy).
+    const flash = deployed.find((n) => n.type === 'ble-ota-flash') as unknown as Json;
+    assert.deepEqual([flash.skipSameImage, String(flash.maxImageKB), flash.firmwareDir, flash.allowedHosts], [true, '16384', '', '']);
     // The deployed flow answers: a bad image is refused with 400 before any BLE activity.
     const reply = await fetch(`${base}/ota?device=esp32-line-01`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` }, body: Buffer.from('definitely not firmware') });
     assert.equal(reply.status, 400);

@@ -264,6 +264,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
       assert.equal(second.bytes, 0);
       assert.equal(second.after.version, '1.1.0');
       assert.equal(second.after.imageSha256, first.after.imageSha256);
+      assert.equal(second.fileSha256, first.fileSha256);
     });
 
     it('flashes again when the option is off', async () => {
