@@ -159,7 +159,7 @@ describe(`example "Update on MQTT request" (${process.env.MQTT_URL ? `broker ${p
     }
   });
 
-  it('refuses URLs of other hosts, redirects and oversized downloads with one result each', async () => {
+  it('refuses URLs of other hosts, other schemes and redirects with one result each', async () => {
     const cases: Array<[string, string, string]> = [
       ['other-host', 'http://169.254.169.254/latest/meta-data', 'URL_NOT_ALLOWED'],
       ['scheme', 'file:///etc/passwd', 'URL_NOT_ALLOWED'],
