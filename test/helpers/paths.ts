@@ -43,9 +43,11 @@ export function setCurrentTest(test: Mocha.Runnable | undefined): void {
 export function skipWithoutVectors(ctx?: Mocha.Context): void {
   if (hasVectors()) return;
   if (process.env.CI) throw new Error(`The shared image test vectors are missing: this test ${MISSING}; CI runs every test.`);
-  const runnable = ctx?.currentTest ?? ctx?.test ?? currentTest;
+  const runnable = ctx?.test ?? ctx?.currentTest ?? currentTest;
   if (!runnable) throw new Error(`The shared image test vectors are missing: this test ${MISSING}.`);
-  console.log(`    skipped: ${runnable.fullTitle()}: ${MISSING}`);
+  // From a before() hook the whole suite is skipped: say so once, for the suite.
+  const what = (runnable as Mocha.Runnable & { type?: string }).type === 'hook' ? `every test of "${runnable.parent?.fullTitle() ?? ''}"` : runnable.fullTitle();
+  console.log(`    skipped: ${what}: ${MISSING}`);
   if (ctx) ctx.skip();
   runnable.skip();
 }

@@ -278,9 +278,17 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     });
   });
 
-  it('queues more than ten sessions without a MaxListenersExceededWarning', async () => {
+  it('queues more than ten sessions without a MaxListenersExceededWarning (one node, and twelve nodes waiting for one device)', async () => {
     const devices = Array.from({ length: 14 }, (_, i) => `node-${String(i + 1).padStart(2, '0')}`);
-    await helper.load(otaNodes, [TAB, simAdapter('adapter', { simDevices: devices.join('\n'), maxConnections: 1 }), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
+    const waiters = Array.from({ length: 12 }, (_, i) => `w${i + 1}`);
+    await helper.load(otaNodes, [
+      TAB,
+      simAdapter('adapter', { simDevices: devices.join('\n'), maxConnections: 1 }),
+      flashNodeDef('flash'),
+      ...watch('flash'),
+      ...waiters.flatMap((id) => [flashNodeDef(id, { skipSameImage: false }), ...watch(id)]),
+      ...catchAll(['flash', ...waiters]),
+    ]);
     const warnings: Error[] = [];
     const onWarning = (w: Error) => warnings.push(w);
     process.on('warning', onWarning);
@@ -288,6 +296,9 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
       const results = collect(helper.getNode('flash-out'));
       for (const d of devices) helper.getNode('flash')?.receive({ payload: image('1.1.0', 'esp32', 32 * 1024), device: d });
       await until('every result', () => results.length === devices.length, 25000);
+      const waited = waiters.map((id) => collect(helper.getNode(`${id}-out`)));
+      for (const id of waiters) helper.getNode(id)?.receive({ payload: image('1.2.0', 'esp32', 32 * 1024), device: 'node-01' });
+      await until('every waiting node done', () => waited.every((list) => list.length === 1), 25000);
       await wait(50);
       assert.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), []);
     } finally {
