@@ -47,7 +47,8 @@ function buildFlows(broker) {
     for (const z of tabs) flows.push({ id: z, type: 'tab', label: path.basename(file, '.json'), disabled: false, info: '' });
     for (const node of nodes) {
       // The examples ship with localhost:1883; the demo points them at its own broker.
-      if (node.type === 'mqtt-broker') Object.assign(node, { broker: broker.host, port: String(broker.port) });
+      // aedes speaks MQTT 3.1.1 only: with the embedded broker the example runs without MQTT 5 response topics.
+      if (node.type === 'mqtt-broker') Object.assign(node, { broker: broker.host, port: String(broker.port) }, broker.embedded ? { protocolVersion: '4' } : {});
       if (node.z) flows.push(node);
       else if (!configIds.has(node.id)) {
         configIds.add(node.id);
@@ -102,6 +103,7 @@ async function startBroker() {
   return {
     host: '127.0.0.1',
     port: String(mqttPort),
+    embedded: true,
     close: () => new Promise((resolve) => server.close(() => broker.close(resolve))),
   };
 }

@@ -99,7 +99,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     it('says SIMULATED in the log when a simulated adapter starts', async () => {
       await helper.load(otaNodes, [TAB, simAdapter('adapter')]);
       const warnings = helper.log().args.map((a) => a[0] as Json).filter((e) => e.level === 30 && e.type === 'ble-ota-adapter');
-      assert.ok(warnings.some((e) => /SIMULATED fleet/.test(String(e.msg))), JSON.stringify(warnings));
+      assert.ok(warnings.some((e) => /^SIMULATED adapter simulated fleet "test fleet": no real device/.test(String(e.msg))), JSON.stringify(warnings));
     });
   });
 
