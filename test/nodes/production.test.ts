@@ -250,6 +250,21 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     });
   });
 
+  it('reads device, file and version from typedInput settings (env, msg)', async () => {
+    process.env.OTA_TEST_DEVICE = 'esp32-line-05';
+    try {
+      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash', { device: 'OTA_TEST_DEVICE', deviceType: 'env', expectedVersion: 'wanted', expectedVersionType: 'msg' }), ...watch('flash'), ...catchAll(['flash'])]);
+      const refused = nextError('flash');
+      helper.getNode('flash')?.receive({ payload: image('1.1.0'), wanted: '9.9.9' });
+      assert.equal((await refused).code, 'VERSION_MISMATCH');
+      const flashed = nextInput(helper.getNode('flash-out'));
+      helper.getNode('flash')?.receive({ payload: image('1.1.0'), wanted: '1.1.0' });
+      assert.equal(((await flashed).payload as Json).device.name, 'esp32-line-05');
+    } finally {
+      delete process.env.OTA_TEST_DEVICE;
+    }
+  });
+
   describe('skip if the device already runs this image', () => {
     it('is on by default: the second request for the same image sends nothing', async () => {
       await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
