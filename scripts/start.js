@@ -37,7 +37,7 @@ function installPackage() {
 }
 
 /** One tab per example, config nodes shared by id (every example uses the same simulated line). */
-function buildFlows() {
+function buildFlows(broker) {
   const examplesDir = path.join(root, 'examples');
   const flows = [];
   const configIds = new Set();
@@ -46,6 +46,9 @@ function buildFlows() {
     const tabs = new Set(nodes.filter((n) => n.z).map((n) => n.z));
     for (const z of tabs) flows.push({ id: z, type: 'tab', label: path.basename(file, '.json'), disabled: false, info: '' });
     for (const node of nodes) {
+      // The examples ship with localhost:1883; the demo points them at its own broker.
+      // aedes speaks MQTT 3.1.1 only: with the embedded broker the example runs without MQTT 5 response topics.
+      if (node.type === 'mqtt-broker') Object.assign(node, { broker: broker.host, port: String(broker.port) }, broker.embedded ? { protocolVersion: '4' } : {});
       if (node.z) flows.push(node);
       else if (!configIds.has(node.id)) {
         configIds.add(node.id);
@@ -100,6 +103,7 @@ async function startBroker() {
   return {
     host: '127.0.0.1',
     port: String(mqttPort),
+    embedded: true,
     close: () => new Promise((resolve) => server.close(() => broker.close(resolve))),
   };
 }
@@ -129,10 +133,16 @@ async function main() {
   if (!(await freePort(port))) throw new Error(`port ${port} is taken: set PORT to a free port`);
   installPackage();
   writeSettings();
-  fs.writeFileSync(path.join(userDir, 'flows.json'), `${JSON.stringify(buildFlows(), null, 2)}\n`);
   const broker = await startBroker();
+  fs.writeFileSync(path.join(userDir, 'flows.json'), `${JSON.stringify(buildFlows(broker), null, 2)}\n`);
   const firmware = demoFirmware();
-  const env = { ...process.env, MQTT_HOST: broker.host, MQTT_PORT: broker.port, OTA_FIRMWARE_FILE: firmware };
+  const token = process.env.OTA_HTTP_TOKEN || require('crypto').randomBytes(16).toString('hex');
+  const env = {
+    ...process.env,
+    OTA_FIRMWARE_FILE: firmware,
+    OTA_FIRMWARE_DIR: process.env.OTA_FIRMWARE_DIR || (firmware ? path.dirname(firmware) : ''),
+    OTA_HTTP_TOKEN: token,
+  };
   const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')], {
     cwd: root,
     env,
@@ -140,7 +150,7 @@ async function main() {
   });
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   log(`Node-RED editor: ${url}/  (flows regenerated from examples/ at every start)`);
-  log(`try: curl -X POST -H 'Content-Type: application/octet-stream' --data-binary @app.bin '${url}/ota?device=esp32-line-01'`);
+  log(`try: curl -X POST -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/octet-stream' --data-binary @app.bin '${url}/ota?device=esp32-line-01'`);
   let stopping = false;
   const stop = (signal) => {
     if (stopping) return;

@@ -11,6 +11,33 @@ export interface ParsedArgs {
 const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate']);
 /** Options whose value is optional and numeric. */
 const OPTIONAL_NUMBER = new Set(['sim']);
+/** Options that take a value. Anything not listed here or above is refused (a typo must not be ignored). */
+const VALUE_OPTIONS = new Set([
+  'attempts', 'device', 'duration', 'encoding', 'expect-chip', 'expect-sha256', 'expect-state', 'expect-version', 'find-timeout',
+  'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
+  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait',
+]);
+export const KNOWN_OPTIONS: readonly string[] = [...BOOLEAN_FLAGS, ...OPTIONAL_NUMBER, ...VALUE_OPTIONS].sort();
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+function unknownOption(name: string): OtaError {
+  const closest = KNOWN_OPTIONS.map((known) => ({ known, d: editDistance(name, known) })).sort((x, y) => x.d - y.d)[0];
+  const hint = closest && closest.d <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean --${closest.known}?)` : '';
+  return new OtaError('BAD_ARGUMENT', `unknown option --${name}${hint}; esp32-ble-ota --help lists the options`, { option: name });
+}
 
 export function parseArgs(argv: string[]): ParsedArgs {
   const positionals: string[] = [];
@@ -23,6 +50,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq > 0 ? eq : undefined);
+    if (!KNOWN_OPTIONS.includes(name)) throw unknownOption(name);
     if (eq > 0) options.set(name, arg.slice(eq + 1));
     else if (BOOLEAN_FLAGS.has(name)) options.set(name, true);
     else if (OPTIONAL_NUMBER.has(name)) {

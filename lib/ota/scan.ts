@@ -10,7 +10,7 @@ import { OtaError } from '../errors';
 import { LEGACY_SERVICE_UUIDS, OTA_SERVICE_UUID } from '../protocol/constants';
 import { tryDecodeAdvertisement, type AdvertisedStatus } from '../protocol/advertisement';
 import { detectProtocol } from '../protocol/detect';
-import { compareVersions, parseVersion } from './version';
+import { isOutdated, parseVersion } from './version';
 import type { FirmwareSummary } from './types';
 
 export interface ScanFilters {
@@ -110,13 +110,17 @@ export async function scanDevices(scheduler: AdapterScheduler, filters: ScanFilt
     .filter((d) => !nameRegex || nameRegex.test(d.name))
     .filter((d) => filters.minRssi === undefined || d.rssi >= filters.minRssi)
     .filter((d) => {
-      if (!older) return true;
-      const v = parseVersion(d.firmware.version);
-      return v !== null && compareVersions(v, older) < 0;
+      // Unknown-protocol devices are not ours; an OTA device without an orderable version is outdated.
+      // Seed devices advertise nothing: they count once a protocol filter has probed them (below).
+      if (!older || !filters.olderThan || d.protocol === 'unknown') return true;
+      return isOutdated(d.firmware.version, filters.olderThan);
     });
   const wanted = filters.protocol;
   const described = wanted === 'legacy' || wanted === 'unknown' ? await probeAll(scheduler, candidates, filters) : candidates;
-  return described.filter((d) => !wanted || d.protocol === wanted).sort((a, b) => a.name.localeCompare(b.name) || a.address.localeCompare(b.address));
+  return described
+    .filter((d) => !wanted || d.protocol === wanted)
+    .filter((d) => !older || !filters.olderThan || (d.protocol !== 'unknown' && (d.protocolSource === 'gatt' || isOutdated(d.firmware.version, filters.olderThan))))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.address.localeCompare(b.address));
 }
 
 /**

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'events';
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { AdapterBackend } from '../shared/library';
+import { forNodeRed } from '../shared/adapter-user';
 
 export type AdapterState = 'idle' | 'starting' | 'ready' | 'off' | 'missing' | 'error' | 'closed';
 
@@ -24,6 +25,14 @@ export interface AdapterSettings {
   /** How long the adapter stays open after its last user left (ms). */
   idleCloseMs: number;
   fleetKey?: Buffer;
+  /** A simulated fleet: every status, result and log line says so. */
+  simulated: boolean;
+}
+
+/** Who holds a device: the node and its label, for "busy" messages. */
+export interface DeviceClaim {
+  owner: string;
+  label: string;
 }
 
 function stateForError(code: string): AdapterState {
@@ -39,6 +48,8 @@ export class AdapterConnection extends EventEmitter {
   private idleTimer: NodeJS.Timeout | null = null;
   private currentState: AdapterState = 'idle';
   private detail = '';
+  /** Devices being updated through this adapter, by resolved address, across every node that shares it. */
+  private readonly claims = new Map<string, DeviceClaim>();
 
   constructor(
     readonly settings: AdapterSettings,
@@ -46,6 +57,8 @@ export class AdapterConnection extends EventEmitter {
     private readonly log: (text: string) => void,
   ) {
     super();
+    // One listener per waiting job: a line with many queued requests is normal, not a leak.
+    this.setMaxListeners(0);
   }
 
   get state(): AdapterState {
@@ -63,6 +76,50 @@ export class AdapterConnection extends EventEmitter {
   /** The open backend, if any (tests use it to reach the simulated fleet). */
   get current(): AdapterBackend | null {
     return this.backend;
+  }
+
+  /** Who holds the device with this address, if anyone. */
+  holder(address: string): DeviceClaim | undefined {
+    return this.claims.get(address.toLowerCase());
+  }
+
+  /** Takes the device for `owner`; false when someone else holds it. */
+  claim(address: string, claim: DeviceClaim): boolean {
+    const key = address.toLowerCase();
+    const current = this.claims.get(key);
+    if (current && current !== claim) return false;
+    this.claims.set(key, claim);
+    return true;
+  }
+
+  release(address: string, claim: DeviceClaim): void {
+    const key = address.toLowerCase();
+    if (this.claims.get(key) !== claim) return;
+    this.claims.delete(key);
+    this.emit('released', key);
+  }
+
+  /** Resolves once the device is free (or rejects with the signal's reason). */
+  waitUntilFree(address: string, signal: AbortSignal): Promise<void> {
+    const key = address.toLowerCase();
+    if (!this.claims.has(key)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onReleased = (released: string) => {
+        if (released !== key) return;
+        cleanup();
+        resolve();
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(signal.reason);
+      };
+      const cleanup = () => {
+        this.off('released', onReleased);
+        signal.removeEventListener('abort', onAbort);
+      };
+      this.on('released', onReleased);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   register(user: AdapterUser): void {
@@ -114,7 +171,7 @@ export class AdapterConnection extends EventEmitter {
       this.setState('ready', '');
       return backend;
     } catch (err) {
-      const e = toOtaError(err, 'ADAPTER_MISSING');
+      const e = forNodeRed(toOtaError(err, 'ADAPTER_MISSING'));
       if (this.currentState !== 'closed') this.setState(stateForError(e.code), e.message);
       throw e;
     } finally {

@@ -8,6 +8,17 @@ import type { AdapterNode } from './adapter-node';
 import { AdapterConnection, type AdapterSettings } from './adapter-connection';
 import { buildFleet, parseFleetKey } from './fleet-config';
 import { openHciAdapter, openSimAdapter, type AdapterBackend } from '../shared/library';
+import { OtaError } from '../../lib/errors';
+import { translator } from '../shared/i18n';
+
+/**
+ * The adapter mode is never guessed towards the simulator: an adapter saved without a mode (older
+ * flows, hand-written JSON) is the real HCI adapter, an unknown mode is a configuration error.
+ */
+function adapterMode(value: unknown): 'hci' | 'sim' | null {
+  if (value === undefined || value === null || value === '' || value === 'hci') return 'hci';
+  return value === 'sim' ? 'sim' : null;
+}
 
 function positiveNumber(value: unknown, fallback: number, min: number, max: number): number {
   const n = Number(value);
@@ -18,14 +29,18 @@ function positiveNumber(value: unknown, fallback: number, min: number, max: numb
 export = function (RED: NodeAPI) {
   function BleOtaAdapterNode(this: AdapterNode, def: NodeDef) {
     RED.nodes.createNode(this, def);
-    const mode = def.mode === 'hci' ? 'hci' : 'sim';
+    const t = translator(RED, 'ble-ota-adapter');
+    const mode = adapterMode(def.mode) ?? 'hci';
     const hciDevice = Math.floor(positiveNumber(def.hciDevice, 0, 0, 63));
     let fleetKey: Buffer | undefined;
     this.configError = null;
+    if (adapterMode(def.mode) === null) {
+      this.configError = new OtaError('BAD_OPTION', `adapter mode must be "hci" (a real adapter) or "sim" (a simulated fleet), got "${String(def.mode)}"`);
+    }
     try {
       fleetKey = parseFleetKey(this.credentials?.fleetKey);
     } catch (err) {
-      this.configError = err as Error;
+      this.configError = this.configError ?? (err as Error);
     }
     const settings: AdapterSettings = {
       label: mode === 'hci' ? `hci${hciDevice}` : `simulated fleet${def.name ? ` "${def.name}"` : ''}`,
@@ -35,6 +50,7 @@ export = function (RED: NodeAPI) {
       readyTimeoutMs: 10000,
       idleCloseMs: 2000,
       fleetKey,
+      simulated: mode === 'sim',
     };
     let open: () => Promise<AdapterBackend>;
     if (mode === 'hci') {
@@ -58,18 +74,19 @@ export = function (RED: NodeAPI) {
       const clock = def.simClock === 'virtual' ? 'virtual' : 'real';
       open = () => openSimAdapter({ devices, link, clock, maxConnections: settings.maxConnections });
     }
+    if (settings.simulated) this.warn(t('log.simulated', { label: settings.label }));
     const configError = this.configError;
     if (configError) {
-      this.error(RED._('ble-ota-adapter.errors.config', { message: configError.message }));
+      this.error(t('errors.config', { message: configError.message }));
       open = () => Promise.reject(configError);
     }
-    this.connection = new AdapterConnection(settings, open, (text) => this.log(text));
+    this.connection = new AdapterConnection(settings, open, (text) => this.log(settings.simulated ? `SIM ${text}` : text));
 
     this.on('close', (_removed, done) => {
       this.connection.close().then(
         () => done(),
         (err) => {
-          this.warn(RED._('ble-ota-adapter.errors.close', { message: (err as Error).message }));
+          this.warn(t('errors.close', { message: (err as Error).message }));
           done();
         },
       );

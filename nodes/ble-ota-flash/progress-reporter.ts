@@ -29,9 +29,4 @@ export class ProgressReporter {
   finish(): void {
     this.finished = true;
   }
-
-  static statusText(label: string, p: Progress): string {
-    if (p.phase === 'transferring') return `${label}: ${Math.floor(p.percent)}% ${p.kBps.toFixed(1)} KB/s`;
-    return `${label}: ${p.phase}`;
-  }
 }

@@ -5,7 +5,8 @@
  */
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/node-red';
-import { adapterStatus, findAdapter, missingAdapterError } from '../shared/adapter-user';
+import { adapterStatus, findAdapter, forNodeRed, missingAdapterError, statusSetter } from '../shared/adapter-user';
+import { sharedTranslator, translator } from '../shared/i18n';
 import type { AdapterState } from '../ble-ota-adapter/adapter-connection';
 import { scanDevices } from '../shared/library';
 import { buildFilter, matches, type ScanEntry, type ScanFilter } from './scan-filter';
@@ -23,6 +24,10 @@ export = function (RED: NodeAPI) {
 
 function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
   const connection = findAdapter(RED, def.adapter)?.connection ?? null;
+  const t = translator(RED, 'ble-ota-scan');
+  const shared = sharedTranslator(RED);
+  const setStatus = statusSetter(RED, node, connection);
+  const simulated = connection?.settings.simulated === true;
   const continuous = def.mode === 'continuous';
   const perDevice = def.output !== 'list';
   const durationSetting = Number(def.duration);
@@ -45,7 +50,7 @@ function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
     onAdapterState(state: AdapterState, detail: string) {
       const wasReady = adapterState === 'ready';
       adapterState = state;
-      if (controllers.size === 0 || state !== 'ready') node.status(adapterStatus(state, detail));
+      if (controllers.size === 0 || state !== 'ready') setStatus(adapterStatus(shared, state, detail));
       if (continuous && state === 'ready' && !wasReady) startContinuous();
     },
   };
@@ -55,7 +60,7 @@ function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
     if (filterError) throw filterError;
     const controller = new AbortController();
     controllers.add(controller);
-    node.status({ fill: 'blue', shape: 'ring', text: `scanning ${Math.round(durationMs / 1000)} s` });
+    setStatus({ fill: 'blue', shape: 'ring', text: t('status.scanning', { seconds: Math.round(durationMs / 1000) }) });
     try {
       const backend = await connection.acquire();
       const found = (await scanDevices(backend.scheduler, {
@@ -63,8 +68,8 @@ function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
         services: filter?.service ? [filter.service] : undefined,
         signal: controller.signal,
       } as Parameters<typeof scanDevices>[1])) as unknown as ScanEntry[];
-      const list = found.filter((d) => matches(d, filter as ScanFilter));
-      node.status({ fill: 'green', shape: 'dot', text: `${list.length} device${list.length === 1 ? '' : 's'}` });
+      const list = found.filter((d) => matches(d, filter as ScanFilter)).map((d) => ({ ...d, simulated }));
+      setStatus({ fill: 'green', shape: 'dot', text: t(list.length === 1 ? 'status.found-one' : 'status.found', { count: list.length }) });
       return list;
     } finally {
       controllers.delete(controller);
@@ -105,8 +110,8 @@ function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
           if (!closing) emit(list, (m) => node.send(m as NodeMessage), null, true);
         } catch (err) {
           if (closing) break;
-          const e = toOtaError(err);
-          node.status({ fill: 'red', shape: 'dot', text: e.code });
+          const e = forNodeRed(toOtaError(err));
+          setStatus({ fill: 'red', shape: 'dot', text: e.code });
           node.warn(e.message);
           await new Promise((r) => setTimeout(r, RETRY_MS));
         }
@@ -116,7 +121,7 @@ function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
   }
 
   if (connection) connection.register(user);
-  else node.status(adapterStatus('none'));
+  else setStatus(adapterStatus(shared, 'none'));
 
   node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
     scanOnce(durationMs(msg))
@@ -126,7 +131,10 @@ function startBleOtaScan(RED: NodeAPI, node: Node, def: NodeDef): void {
         done();
       })
       .catch((err) => {
-        if (!closing) done(toOtaError(err));
+        if (closing) return;
+        const e = forNodeRed(toOtaError(err));
+        setStatus({ fill: 'red', shape: 'dot', text: e.code });
+        done(e);
       });
   });
 

@@ -3,6 +3,7 @@
  * name prefix or regular expression, service UUID, minimum RSSI, firmware older than a version.
  */
 import { OtaError } from '../../lib/errors';
+import { isOutdated, parseVersion } from '../../lib/image/version';
 
 export interface ScanEntry {
   id: string;
@@ -21,19 +22,8 @@ export interface ScanFilter {
   nameRegex: RegExp | null;
   service: string;
   minRssi: number | null;
-  olderThan: number[] | null;
-}
-
-/** "v1.2.3", "1.2.3-rc1", "1.2" → [1, 2, 3] / [1, 2, 0]; null when there is no leading number. */
-export function parseVersion(text: string | null | undefined): number[] | null {
-  const m = /^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec((text ?? '').trim());
-  if (!m) return null;
-  return [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)];
-}
-
-export function compareVersions(a: number[], b: number[]): number {
-  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return 0;
+  /** Only devices whose firmware is older than this version (lib/image/version.ts rule). */
+  olderThan: string | null;
 }
 
 export function normalizeUuid(uuid: string): string {
@@ -51,8 +41,8 @@ export function buildFilter(def: Record<string, unknown>): ScanFilter {
     }
   }
   const olderText = String(def.olderThan ?? '').trim();
-  const olderThan = olderText ? parseVersion(olderText) : null;
-  if (olderText && !olderThan) throw new OtaError('BAD_FILTER', `"older than" must be a version like 1.2.3, got "${olderText}"`);
+  const olderThan = olderText || null;
+  if (olderText && !parseVersion(olderText)) throw new OtaError('BAD_FILTER', `"older than" must be a version like 1.2.3, got "${olderText}"`);
   const rssiText = String(def.minRssi ?? '').trim();
   const minRssi = rssiText === '' ? null : Number(rssiText);
   if (minRssi !== null && !Number.isFinite(minRssi)) throw new OtaError('BAD_FILTER', `minimum RSSI must be a number in dBm, got "${rssiText}"`);
@@ -69,12 +59,9 @@ export function matches(entry: ScanEntry, filter: ScanFilter): boolean {
     if (!services.includes(filter.service)) return false;
   }
   if (filter.olderThan) {
-    // Seed-firmware devices advertise no version and always need the update; our firmware with a
-    // version that is not major.minor.patch cannot be compared and is left alone.
-    if (entry.protocol !== 'legacy') {
-      const version = parseVersion(entry.firmware?.version ?? null);
-      if (!version || compareVersions(version, filter.olderThan) >= 0) return false;
-    }
+    // Seed-firmware devices advertise no version and always need the update; ours without an
+    // orderable version (a git hash build, 0xFF 0xFF 0xFF in the advertisement) count as outdated.
+    if (entry.protocol !== 'legacy' && !isOutdated(entry.firmware?.version ?? null, filter.olderThan)) return false;
   }
   return true;
 }

@@ -6,7 +6,9 @@
  */
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/node-red';
-import { adapterStatus, findAdapter, missingAdapterError } from '../shared/adapter-user';
+import { adapterStatus, findAdapter, forNodeRed, missingAdapterError, statusSetter } from '../shared/adapter-user';
+import { sharedTranslator, translator } from '../shared/i18n';
+import type { NodeStatus } from '../shared/node-red';
 import type { AdapterState } from '../ble-ota-adapter/adapter-connection';
 import { deviceLabel } from '../shared/msg-device';
 import { verifyDevice } from '../shared/library';
@@ -23,6 +25,16 @@ export = function (RED: NodeAPI) {
 
 function startBleOtaVerify(RED: NodeAPI, node: Node, def: NodeDef): void {
   const connection = findAdapter(RED, def.adapter)?.connection ?? null;
+  const t = translator(RED, 'ble-ota-verify');
+  const shared = sharedTranslator(RED);
+  const setStatus = statusSetter(RED, node, connection);
+  const simulated = connection?.settings.simulated === true;
+  /** The last outcome stays on the status until the next verify starts. */
+  let lastOutcome: NodeStatus | null = null;
+  const outcome = (status: NodeStatus) => {
+    lastOutcome = status;
+    setStatus(status);
+  };
   const waitMs = Math.max(1, Number(def.waitSeconds) || 30) * 1000;
   const onPass = def.onPass === 'confirm' ? 'confirm' : 'none';
   const onFail = def.onFail === 'rollback' ? 'rollback' : 'none';
@@ -34,20 +46,30 @@ function startBleOtaVerify(RED: NodeAPI, node: Node, def: NodeDef): void {
     id: node.id,
     onAdapterState(state: AdapterState, detail: string) {
       adapterState = state;
-      if (running.size === 0) node.status(adapterStatus(state, detail));
+      if (running.size > 0) return;
+      if (lastOutcome && state === 'ready') setStatus(lastOutcome);
+      else setStatus(adapterStatus(shared, state, detail));
     },
   };
   if (connection) connection.register(user);
-  else node.status(adapterStatus('none'));
+  else setStatus(adapterStatus(shared, 'none'));
 
   async function handle(msg: NodeMessage, send: SendFn, done: DoneFn): Promise<void> {
     if (!connection) throw missingAdapterError();
-    const plan = planVerify(msg, def);
+    const plan = (() => {
+      try {
+        return planVerify(msg, def);
+      } catch (err) {
+        outcome({ fill: 'red', shape: 'ring', text: `${toOtaError(err).code}`.slice(0, 60) });
+        throw err;
+      }
+    })();
     if (adapterState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${connection.settings.label} is powered off`);
     const label = deviceLabel(plan.device);
     const controller = new AbortController();
     running.set(controller, label);
-    node.status({ fill: 'blue', shape: 'ring', text: `${label}: waiting for the device` });
+    lastOutcome = null;
+    setStatus({ fill: 'blue', shape: 'ring', text: t('status.waiting', { device: label }) });
     try {
       const backend = await connection.acquire();
       const result = await verifyDevice(backend.scheduler, {
@@ -61,19 +83,19 @@ function startBleOtaVerify(RED: NodeAPI, node: Node, def: NodeDef): void {
       });
       if (closing) return;
       if (plan.flash) msg.flash = plan.flash;
-      msg.payload = result;
+      msg.payload = { ...result, simulated };
       if (result.passed) {
-        node.status({ fill: 'green', shape: 'dot', text: `${label}: passed${result.action === 'confirmed' ? ', confirmed' : ''}` });
+        outcome({ fill: 'green', shape: 'dot', text: t(result.action === 'confirmed' ? 'status.passed-confirmed' : 'status.passed', { device: label }) });
         send([msg, null]);
       } else {
-        node.status({ fill: 'red', shape: 'ring', text: `${label}: failed: ${result.reasons[0] ?? ''}${result.action === 'rolled-back' ? ' (rolled back)' : ''}`.slice(0, 80) });
+        outcome({ fill: 'red', shape: 'ring', text: t(result.action === 'rolled-back' ? 'status.failed-rolled-back' : 'status.failed', { device: label, reason: result.reasons[0] ?? '' }).slice(0, 80) });
         send([null, msg]);
       }
       done();
     } catch (err) {
       if (closing) return;
-      const error = controller.signal.aborted && controller.signal.reason instanceof OtaError ? controller.signal.reason : toOtaError(err);
-      node.status({ fill: 'red', shape: 'dot', text: `${label}: ${error.code}` });
+      const error = forNodeRed(controller.signal.aborted && controller.signal.reason instanceof OtaError ? controller.signal.reason : toOtaError(err));
+      outcome({ fill: 'red', shape: 'dot', text: `${label}: ${error.code}` });
       done(error);
     } finally {
       running.delete(controller);

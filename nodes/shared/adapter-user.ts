@@ -1,11 +1,12 @@
 /**
- * What every OTA node does with its adapter config node: find it, show its state, and refuse work
- * with a clear error when it is not configured or not usable.
+ * What every OTA node does with its adapter config node: find it, show its state (marked SIM on a
+ * simulated fleet), and refuse work with a clear error when it is not configured or not usable.
  */
 import { OtaError } from '../../lib/errors';
-import type { AdapterState } from '../ble-ota-adapter/adapter-connection';
+import type { AdapterConnection, AdapterState } from '../ble-ota-adapter/adapter-connection';
 import type { AdapterNode } from '../ble-ota-adapter/adapter-node';
-import type { NodeAPI, NodeStatus } from './node-red';
+import type { Node, NodeAPI, NodeStatus } from './node-red';
+import { sharedTranslator, type Translate } from './i18n';
 
 export function findAdapter(RED: NodeAPI, id: unknown): AdapterNode | null {
   if (typeof id !== 'string' || !id) return null;
@@ -18,23 +19,46 @@ export function missingAdapterError(): OtaError {
 }
 
 /** The status a user node shows while idle, from its adapter's state. */
-export function adapterStatus(state: AdapterState | 'none', detail = ''): NodeStatus {
+export function adapterStatus(t: Translate, state: AdapterState | 'none', detail = ''): NodeStatus {
   switch (state) {
     case 'none':
-      return { fill: 'red', shape: 'ring', text: 'no adapter configured' };
+      return { fill: 'red', shape: 'ring', text: t('status.none') };
     case 'ready':
-      return { fill: 'green', shape: 'dot', text: 'adapter ready' };
+      return { fill: 'green', shape: 'dot', text: t('status.ready') };
     case 'starting':
-      return { fill: 'yellow', shape: 'ring', text: 'adapter starting' };
+      return { fill: 'yellow', shape: 'ring', text: t('status.starting') };
     case 'off':
-      return { fill: 'red', shape: 'ring', text: 'adapter off' };
+      return { fill: 'red', shape: 'ring', text: t('status.off') };
     case 'missing':
-      return { fill: 'red', shape: 'ring', text: 'adapter missing' };
+      return { fill: 'red', shape: 'ring', text: t('status.missing') };
     case 'error':
-      return { fill: 'red', shape: 'dot', text: detail ? `adapter error: ${detail}`.slice(0, 60) : 'adapter error' };
+      return { fill: 'red', shape: 'dot', text: (detail ? t('status.error-detail', { detail }) : t('status.error')).slice(0, 60) };
     case 'closed':
     case 'idle':
     default:
-      return { fill: 'grey', shape: 'ring', text: 'adapter idle' };
+      return { fill: 'grey', shape: 'ring', text: t('status.idle') };
   }
+}
+
+/**
+ * node.status for a node on this adapter: every text carries the SIM mark when the adapter is a
+ * simulated fleet, so a flow on simulated devices can never be taken for one on the line.
+ */
+export function statusSetter(RED: NodeAPI, node: Node, connection: AdapterConnection | null): (status: NodeStatus) => void {
+  const shared = sharedTranslator(RED);
+  const simulated = connection?.settings.simulated === true;
+  return (status) => {
+    if (!simulated) {
+      node.status(status);
+      return;
+    }
+    node.status({ ...status, text: shared('status.sim', { text: status.text ?? '' }) });
+  };
+}
+
+/** The library's adapter errors speak to CLI users ("Use --sim"); in Node-RED, name the adapter setting. */
+export function forNodeRed(error: OtaError): OtaError {
+  if (!/--sim\b/.test(error.message)) return error;
+  error.message = error.message.replace(/\s*Use --sim[^.]*\./, ' Pick "simulated fleet" in the adapter settings to try flows without hardware.');
+  return error;
 }

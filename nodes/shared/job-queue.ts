@@ -70,6 +70,20 @@ export class JobQueue {
     return count;
   }
 
+  /** Cancels one job, running or waiting (e.g. its HTTP client went away); false when it is already done. */
+  cancelJob(job: Job, reason: OtaError): boolean {
+    const index = this.waiting.indexOf(job as QueuedJob);
+    if (index >= 0) {
+      this.waiting.splice(index, 1);
+      (job as QueuedJob).dropped(reason);
+      this.onChange();
+      return true;
+    }
+    if (!this.running.has(job as QueuedJob)) return false;
+    job.controller.abort(reason);
+    return true;
+  }
+
   /** Cancels everything and waits (at most timeoutMs) for running jobs to wind down. */
   async shutdown(reason: OtaError, timeoutMs: number): Promise<void> {
     const settling = [...this.running].map((j) => j.settled);

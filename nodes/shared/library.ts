@@ -10,7 +10,8 @@ import { createSimFleet } from '../../lib/sim/fleet';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 
 export { flashDevice, verifyDevice, scanDevices, readDeviceStatus } from '../../lib/ota';
-export { validateAppImage } from '../../lib/image';
+export { validateAppImage, appHash, fileSha256 } from '../../lib/image';
+export { tryDecodeAdvertisement } from '../../lib/protocol/advertisement';
 
 export type SimFleet = Awaited<ReturnType<typeof createSimFleet>>;
 

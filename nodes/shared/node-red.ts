@@ -47,5 +47,6 @@ export interface NodeAPI {
     getNode(id: string): unknown;
   };
   _(key: string, substitutions?: Record<string, unknown>): string;
+  util: { evaluateNodeProperty(value: string, type: string, node: Node, msg: NodeMessage): unknown };
   log: { info(msg: unknown): void; warn(msg: unknown): void; error(msg: unknown): void };
 }

@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import { formatBenchTable, runBenchmark, BENCH_PROTOCOLS } from '../../lib/bench';
 import { flashSeconds } from '../../lib/bench/physics';
+import { skipWithoutVectors } from '../helpers/paths';
 
 describe('bench (smoke: one scenario, one image, every protocol)', function () {
   this.timeout(20000);
@@ -15,7 +16,8 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
     assert.match(table, /failed: mtu-23 v2: PROTOCOL_MALFORMED: too short/);
   });
 
-  it('produces the JSON shape of the issue with sane relations between the rows', async () => {
+  it('produces the JSON shape of the issue with sane relations between the rows', async function () {
+    skipWithoutVectors(this);
     const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true });
     assert.deepEqual(Object.keys(report).sort(), ['host', 'rows']);
     assert.deepEqual(Object.keys(report.host).sort(), ['peakRssMB', 'throughputMBps']);
@@ -43,7 +45,8 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
     assert.equal(table.split('\n').filter((l) => l.startsWith('| reference |')).length, 3);
   });
 
-  it('measures host throughput and peak RSS with concurrent sessions', async () => {
+  it('measures host throughput and peak RSS with concurrent sessions', async function () {
+    skipWithoutVectors(this);
     const report = await runBenchmark({ scenarios: [], images: ['esp32-hello_world.bin'], concurrentSessions: 2, throughputRuns: 3 });
     assert.equal(report.rows.length, 0);
     assert.ok(report.host.throughputMBps > 0);

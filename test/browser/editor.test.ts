@@ -12,11 +12,14 @@ import * as path from 'path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Json } from '../nodes/support';
 import { repoRoot } from '../helpers/paths';
+import { nodeRedBin } from '../helpers/node-red-under-test';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const root = repoRoot();
 const pkgName = 'node-red-contrib-esp32-ble-ota';
+/** The HTTP example's bearer token (its /ota answers 401 without one). */
+const TOKEN = 'browser-test-token';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -37,7 +40,7 @@ async function startNodeRed(userDir: string, port: number): Promise<ChildProcess
     path.join(userDir, 'settings.js'),
     `module.exports = { uiHost: '127.0.0.1', uiPort: ${port}, flowFile: 'flows.json', credentialSecret: 'browser-test', editorTheme: { tours: false, projects: { enabled: false } }, diagnostics: { enabled: false }, telemetry: { enabled: false }, logging: { console: { level: 'warn' } } };\n`,
   );
-  const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const red = spawn(process.execPath, [nodeRedBin, '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTA_HTTP_TOKEN: TOKEN } });
   let output = '';
   red.stdout?.on('data', (d) => (output += d));
   red.stderr?.on('data', (d) => (output += d));
@@ -127,7 +130,48 @@ describe('editor in Chromium', function () {
     });
     await page.waitForSelector('#node-config-input-mode', { state: 'visible' });
     assert.equal(await page.locator('#node-config-input-fleetKey').getAttribute('type'), 'password');
+    // A new adapter is the real one: the simulator is an explicit choice.
+    assert.equal(await page.locator('#node-config-input-mode').inputValue(), 'hci');
     await page.click('#node-config-dialog-cancel');
+  });
+
+  it('validates ranges and the fleet key format, and offers typedInput for device, file and version', async () => {
+    const checks = await page.evaluate(() => {
+      const RED = (globalThis as unknown as { RED: Json }).RED;
+      const adapter = RED.nodes.getType('ble-ota-adapter');
+      const scan = RED.nodes.getType('ble-ota-scan');
+      const flash = RED.nodes.getType('ble-ota-flash');
+      const ok = (def: Json, field: string, value: unknown, self: Json = {}) => def.defaults[field].validate.call(self, value) as boolean;
+      const key = (value: string) => adapter.credentials.fleetKey.validate.call({}, value) as boolean;
+      return {
+        defaultMode: adapter.defaults.mode.value,
+        scanWindowNegative: ok(adapter, 'scanSeconds', '-5'),
+        scanWindowFine: ok(adapter, 'scanSeconds', '5'),
+        connectionsZero: ok(adapter, 'maxConnections', '0'),
+        keyShort: key('abcd'),
+        keyNotHex: key('z'.repeat(64)),
+        keyFine: key('0f'.repeat(32)),
+        keyEmpty: key(''),
+        scanRssi: ok(scan, 'minRssi', '-500'),
+        scanOlder: ok(scan, 'olderThan', 'latest'),
+        attempts: ok(flash, 'maxAttempts', '0'),
+        typed: ['deviceType', 'filenameType', 'expectedVersionType'].every((f) => flash.defaults[f].value === 'str'),
+      };
+    });
+    assert.deepEqual(checks, {
+      defaultMode: 'hci', scanWindowNegative: false, scanWindowFine: true, connectionsZero: false,
+      keyShort: false, keyNotHex: false, keyFine: true, keyEmpty: true, scanRssi: false, scanOlder: false, attempts: false, typed: true,
+    });
+    await page.evaluate(() => {
+      const RED = (globalThis as unknown as { RED: Json }).RED;
+      RED.view.importNodes([{ id: 'typed-flash', type: 'ble-ota-flash', x: 300, y: 300, z: RED.workspaces.active(), wires: [] }], { generateIds: false, addFlow: false });
+      RED.editor.edit(RED.nodes.node('typed-flash'));
+    });
+    // typedInput marks its input and puts its own widget right after it.
+    for (const field of ['device', 'filename', 'expectedVersion']) {
+      await page.waitForSelector(`#node-input-${field}.red-ui-typedInput + .red-ui-typedInput-container`, { state: 'attached', timeout: 10000 });
+    }
+    await page.click('#node-dialog-cancel');
   });
 
   it('imports "Update via HTTP" from the package examples and deploys it', async () => {
@@ -159,12 +203,18 @@ describe('editor in Chromium', function () {
     }
     assert.ok(deployed.some((n) => n.type === 'ble-ota-flash'));
     assert.ok(deployed.some((n) => n.type === 'ble-ota-adapter'));
+    // The editor keeps the example's safety settings (they are node defaults, not dropped on deploy).
+    const flash = deployed.find((n) => n.type === 'ble-ota-flash') as unknown as Json;
+    assert.deepEqual([flash.skipSameImage, String(flash.maxImageKB), flash.firmwareDir, flash.allowedHosts], [true, '16384', '', '']);
     // The deployed flow answers: a bad image is refused with 400 before any BLE activity.
-    const reply = await fetch(`${base}/ota?device=esp32-line-01`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.from('definitely not firmware') });
+    const reply = await fetch(`${base}/ota?device=esp32-line-01`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` }, body: Buffer.from('definitely not firmware') });
     assert.equal(reply.status, 400);
+    // The example's adapter is a simulated fleet: the nodes' status says SIM in the editor.
+    await page.locator('.red-ui-flow-node-status-label', { hasText: /^SIM · / }).first().waitFor({ state: 'attached', timeout: 15000 });
     await page.waitForTimeout(500);
     const shots = path.join(root, 'dist', 'test-artifacts');
     fs.mkdirSync(shots, { recursive: true });
     await page.screenshot({ path: path.join(shots, 'editor-http-example.png') });
+    await page.screenshot({ path: path.join(shots, 'editor-simulated-adapter-status.png') });
   });
 });

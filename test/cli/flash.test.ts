@@ -1,12 +1,11 @@
 import { strict as assert } from 'assert';
-import { join } from 'path';
-import { VECTORS, runCli } from './run-cli';
+import { runCli, vectorPath } from './run-cli';
 
 describe('cli flash/scan/status --sim --fast', function () {
   this.timeout(20000);
 
   it('flashes a simulated device and prints the JSON result', () => {
-    const r = runCli(['flash', join(VECTORS, 'esp32c3-hello_world.bin'), '--sim', '2', '--fast', '--device', 'sim-02', '--encoding', 'raw']);
+    const r = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '2', '--fast', '--device', 'sim-02', '--encoding', 'raw']);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout);
     assert.equal(result.success, true);
@@ -22,17 +21,17 @@ describe('cli flash/scan/status --sim --fast', function () {
   });
 
   it('exits non-zero with WRONG_CHIP when the simulated device has another chip', () => {
-    const r = runCli(['flash', join(VECTORS, 'esp32c3-hello_world.bin'), '--sim', '--fast', '--sim-chip', 'esp32s3']);
+    const r = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '--fast', '--sim-chip', 'esp32s3']);
     assert.equal(r.code, 1);
     assert.equal(JSON.parse(r.stdout).error.code, 'WRONG_CHIP');
     assert.match(r.stderr, /WRONG_CHIP: .*esp32c3.*esp32s3/);
   });
 
   it('refuses a bad image before touching the fleet, and a bad --sim-chip', () => {
-    const bad = runCli(['flash', join(VECTORS, 'bad-sha256-mismatch.bin'), '--sim', '--fast']);
+    const bad = runCli(['flash', vectorPath('bad-sha256-mismatch.bin'), '--sim', '--fast']);
     assert.equal(bad.code, 1);
     assert.equal(JSON.parse(bad.stdout).error.code, 'BAD_SHA256');
-    const chip = runCli(['flash', join(VECTORS, 'esp32c3-hello_world.bin'), '--sim', '--fast', '--sim-chip', 'z80']);
+    const chip = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '--fast', '--sim-chip', 'z80']);
     assert.equal(chip.code, 1);
     assert.match(chip.stderr, /BAD_ARGUMENT/);
   });

@@ -2,6 +2,7 @@
 import { spawnSync } from 'child_process';
 import { join } from 'path';
 import { SHARED_VECTORS_DIR, repoRoot } from '../helpers/paths';
+export { hasVectors, skipWithoutVectors, vectorPath } from '../helpers/paths';
 
 export const ROOT = repoRoot();
 export const CLI = join(ROOT, 'dist', 'bin', 'esp32-ble-ota.js');

@@ -22,8 +22,18 @@ describe('example "Update via HTTP"', function () {
   let server: http.Server;
   let base = '';
 
-  beforeEach(async () => {
-    await helper.load([...otaNodes, ...coreNodes, grabHttpNode], testFlow('Update via HTTP', { simDevices: FLEET }));
+  const TOKEN = 'test-token-0123';
+  before(() => {
+    process.env.OTA_HTTP_TOKEN = TOKEN;
+  });
+  after(() => {
+    delete process.env.OTA_HTTP_TOKEN;
+  });
+
+  beforeEach(async function () {
+    // The client-gone test needs transfers that take real time.
+    const clock = this.currentTest?.title.includes('goes away') ? 'real' : 'virtual';
+    await helper.load([...otaNodes, ...coreNodes, grabHttpNode], testFlow('Update via HTTP', { simDevices: FLEET, simClock: clock }));
     server = http.createServer((req, res) => httpNodeApp.app?.(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -35,14 +45,41 @@ describe('example "Update via HTTP"', function () {
     await helper.unload();
   });
 
-  async function post(query: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<Reply> {
-    const res = await fetch(`${base}/ota${query}`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  async function post(query: string, body: Buffer | string, contentType = 'application/octet-stream', token: string | null = TOKEN): Promise<Reply> {
+    const headers: Record<string, string> = { 'content-type': contentType };
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(`${base}/ota${query}`, { method: 'POST', headers, body });
     assert.match(res.headers.get('content-type') ?? '', /application\/json/);
     return { status: res.status, body: (await res.json()) as Json };
   }
 
-  it('answers 200 with the flash and verify result', async () => {
-    const reply = await post('?device=esp32-line-01', image('1.1.0'));
+  it('answers 401 without the bearer token, or with a wrong one, before reading the image', async () => {
+    for (const token of [null, 'guess']) {
+      const reply = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', token);
+      assert.equal(reply.status, 401);
+      assert.equal(reply.body.error.code, 'UNAUTHORIZED');
+    }
+  });
+
+  it('cancels the transfer when the HTTP client goes away; the device keeps its image', async () => {
+    const backend = await backendOf(ADAPTER);
+    const client = new AbortController();
+    const pending = fetch(`${base}/ota?device=esp32-line-03`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` }, body: image('1.1.0'), signal: client.signal }).catch(() => null);
+    await new Promise((r) => setTimeout(r, 1500));
+    client.abort();
+    await pending;
+    // The simulated device returns to idle without the new image (no reboot into 1.1.0).
+    await new Promise((r) => setTimeout(r, 1500));
+    const { readDeviceStatus } = await import('../../lib/ota');
+    const report = await readDeviceStatus(backend.scheduler, { device: 'esp32-line-03' });
+    assert.equal(report.firmware.version, '1.0.0');
+    const logged = helper.log().args.map((a) => String((a[0] as Json).msg));
+    assert.ok(logged.some((m) => /HTTP client went away/.test(m)), logged.join('\n'));
+  });
+
+  it('answers 200 with the flash and verify result, echoing the request id', async () => {
+    const reply = await post('?device=esp32-line-01&id=job-9', image('1.1.0'));
+    assert.equal(reply.body.id, 'job-9');
     assert.equal(reply.status, 200, JSON.stringify(reply.body));
     assert.equal(reply.body.success, true);
     assert.equal(reply.body.before.version, '1.0.0');

@@ -46,6 +46,31 @@ describe('examples for the line', function () {
     assert.deepEqual(names, ['esp32-line-01', 'esp32-line-03']);
   });
 
+  it('"Scan and update outdated devices" without OTA_FIRMWARE_FILE reports NO_FIRMWARE (not the scan result as a bad payload)', async () => {
+    delete process.env.OTA_FIRMWARE_FILE;
+    try {
+      await helper.load([...otaNodes, ...coreNodes], testFlow('Scan and update outdated devices', { simDevices: 'esp32-line-01:esp32:1.0.0' }));
+      const error = nextInput(helper.getNode('scan-errors'));
+      helper.getNode('scan-inject')?.receive({});
+      const caught = (await error).error as Json;
+      assert.equal(caught.code, 'NO_FIRMWARE');
+      assert.match(String(caught.message), /no firmware given/);
+    } finally {
+      process.env.OTA_FIRMWARE_FILE = file;
+    }
+  });
+
+  it('the MQTT example needs no environment: its broker is localhost:1883', () => {
+    const broker = readExample('Update on MQTT request').find((n) => n.type === 'mqtt-broker') as Json;
+    assert.deepEqual([broker.broker, broker.port, broker.protocolVersion], ['localhost', '1883', '5']);
+    for (const name of fs.readdirSync(examplesDir).filter((f) => f.endsWith('.json'))) {
+      // Every ${ENV} in an example is one the nodes read as "not configured" when unset.
+      for (const m of fs.readFileSync(path.join(examplesDir, name), 'utf8').matchAll(/"(\w+)": "\$\{(\w+)\}"/g)) {
+        assert.ok(['filename', 'firmwareDir', 'allowedHosts'].includes(m[1]), `${name}: ${m[1]} uses \${${m[2]}}`);
+      }
+    }
+  });
+
   it('"Test-then-confirm on the line" confirms station-a and rolls station-b back', async () => {
     await helper.load([...otaNodes, ...coreNodes], testFlow('Test-then-confirm on the line'));
     const confirmed = nextInput(helper.getNode('confirm-confirmed'));

@@ -6,11 +6,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { helper, otaNodes, type FlowNode } from '../nodes/support';
 import { repoPath } from '../helpers/paths';
+import { nodeRedModule } from '../helpers/node-red-under-test';
 
 const CORE = ['network/10-mqtt.js', 'network/21-httpin.js', 'network/21-httprequest.js', 'function/10-function.js', 'function/15-change.js', 'common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js'];
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const coreNodes = CORE.map((file) => require(require.resolve(`@node-red/nodes/core/${file}`)));
+export const coreNodes = CORE.map((file) => require(nodeRedModule(`@node-red/nodes/core/${file}`)));
 
 export const examplesDir = repoPath('examples');
 
@@ -19,12 +20,13 @@ export function readExample(name: string): FlowNode[] {
 }
 
 /** The example as a test flow: its tab, virtual-clock adapters, debug nodes as helper nodes. */
-export function testFlow(name: string, adapterSettings: Record<string, unknown> = {}): FlowNode[] {
+export function testFlow(name: string, adapterSettings: Record<string, unknown> = {}, broker?: { host: string; port: number }): FlowNode[] {
   const nodes = readExample(name);
   const tabs = [...new Set(nodes.filter((n) => n.z).map((n) => n.z as string))];
   const flow: FlowNode[] = tabs.map((id) => ({ id, type: 'tab', label: name }));
   for (const node of nodes) {
     if (node.type === 'ble-ota-adapter') flow.push({ ...node, simClock: 'virtual', ...adapterSettings });
+    else if (node.type === 'mqtt-broker' && broker) flow.push({ ...node, broker: broker.host, port: String(broker.port) });
     else if (node.type === 'debug') flow.push({ id: node.id, type: 'helper', z: node.z, wires: [] });
     else flow.push(node);
   }

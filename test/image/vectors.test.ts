@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { appHash, fileSha256, parseImage, validateAppImage } from '../../lib/image';
 import { expectOtaError } from './helpers';
-import { vectorsDir } from '../helpers/paths';
+import { SHARED_VECTORS_DIR, hasVectors, skipWithoutVectors } from '../helpers/paths';
 
 interface ExpectedImage {
   file_sha256: string;
@@ -36,12 +36,14 @@ const REJECTION_CODES: Record<string, string> = {
 };
 
 describe('image: shared real ESP-IDF vectors', () => {
-  const dir = vectorsDir();
-  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Record<string, ExpectedImage>;
-  const sources = fs.readFileSync(path.join(dir, 'SOURCES.md'), 'utf8');
-  const files = fs.readdirSync(dir).filter((f) => f !== 'expected.json' && f !== 'SOURCES.md').sort();
+  const dir = SHARED_VECTORS_DIR;
+  const present = hasVectors();
+  const expected = present ? (JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Record<string, ExpectedImage>) : {};
+  const sources = present ? fs.readFileSync(path.join(dir, 'SOURCES.md'), 'utf8') : '';
+  const files = present ? fs.readdirSync(dir).filter((f) => f !== 'expected.json' && f !== 'SOURCES.md').sort() : [];
 
-  it('has an expectation and a source for every file, and a file for every expectation', () => {
+  it('has an expectation and a source for every file, and a file for every expectation', function () {
+    skipWithoutVectors(this);
     assert.ok(files.length >= 7, `only ${files.length} vector files in ${dir}`);
     assert.deepStrictEqual(files, Object.keys(expected).sort());
     for (const f of files) assert.ok(sources.includes(f), `${f} is not described in SOURCES.md`);

@@ -75,7 +75,8 @@ describe('ble-ota-flash node', function () {
     assert.equal(payload.bytes, image('1.1.0').length);
     assert.ok(payload.bytesOnAir > 0);
     assert.ok(payload.kBps > 0);
-    assert.equal(payload.secondsKind, 'modeled');
+    assert.equal(payload.secondsKind, 'simulated');
+    assert.equal(payload.simulated, true);
     assert.equal((await completed)._msgid, 'req-1');
     assert.equal(await runningVersion('esp32-line-01'), '1.1.0');
   });
@@ -106,7 +107,7 @@ describe('ble-ota-flash node', function () {
     ['an object payload', { payload: { bin: 1 }, device: 'esp32-line-01' }, 'NOT_A_BUFFER'],
     ['no firmware at all', { device: 'esp32-line-01' }, 'NO_FIRMWARE'],
     ['an empty Buffer', { payload: Buffer.alloc(0), device: 'esp32-line-01' }, 'EMPTY_IMAGE'],
-    ['a missing file', { filename: '/nonexistent/app.bin', device: 'esp32-line-01' }, 'FILE_NOT_FOUND'],
+    ['a file outside the (unset) firmware directory', { filename: '/nonexistent/app.bin', device: 'esp32-line-01' }, 'FILE_NOT_ALLOWED'],
     ['no device', { payload: image('1.1.0') }, 'NO_DEVICE'],
     ['a device of the wrong type', { payload: image('1.1.0'), device: 42 }, 'BAD_DEVICE'],
   ];
@@ -188,7 +189,7 @@ describe('ble-ota-flash node', function () {
     const statuses = collect(helper.getNode('statuses'));
     backend.fleet?.radio.setPowered(false);
     // noble reports the state change asynchronously; the status fan-out shows when it has arrived.
-    while (!statuses.some((s) => (s.status as Json).text === 'adapter off')) await new Promise((r) => setTimeout(r, 10));
+    while (!statuses.some((s) => /adapter off$/.test(String((s.status as Json).text)))) await new Promise((r) => setTimeout(r, 10));
     const caught = nextInput(helper.getNode('caught'));
     flashNode().receive({ payload: image('1.1.0'), device: 'esp32-line-01' });
     assert.equal(((await caught).error as Record<string, unknown>).code, 'ADAPTER_OFF');

@@ -4,7 +4,7 @@
  */
 import { strict as assert } from 'assert';
 import { collect, helper, helperNode, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
-import { buildFilter, matches, parseVersion } from '../../nodes/ble-ota-scan/scan-filter';
+import { buildFilter, matches } from '../../nodes/ble-ota-scan/scan-filter';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'scan tests' };
 const DEVICES = ['esp32-line-01:esp32:1.0.0', 'esp32-line-02:esp32:1.2.0', 'esp32-line-03:esp32c3:2.0.0', 'press-1:esp32:0.9.0', 'old-1:esp32:0.1.0:pass:auto:legacy'].join('\n');
@@ -63,12 +63,13 @@ describe('ble-ota-scan node', function () {
     assert.deepEqual(list.map((d) => d.name).sort(), ['esp32', 'press-1']);
   });
 
-  it('counts seed-firmware devices as outdated but skips versions it cannot compare', () => {
+  it('counts seed-firmware devices and git-hash builds as outdated (one version rule)', () => {
     const filter = buildFilter({ olderThan: '1.0.0' });
     assert.equal(matches({ id: 'a', address: '', name: 'a', rssi: -40, protocol: 'legacy', firmware: null }, filter), true);
-    assert.equal(matches({ id: 'b', address: '', name: 'b', rssi: -40, protocol: 'v2', firmware: { version: '6970792-dirty' } }, filter), false);
+    assert.equal(matches({ id: 'b', address: '', name: 'b', rssi: -40, protocol: 'v2', firmware: { version: '6970792-dirty' } }, filter), true);
     assert.equal(matches({ id: 'c', address: '', name: 'c', rssi: -40, protocol: 'v2', firmware: { version: 'v0.9.1' } }, filter), true);
-    assert.deepEqual(parseVersion('v1.2.3-rc1'), [1, 2, 3]);
+    assert.equal(matches({ id: 'e', address: '', name: 'e', rssi: -40, protocol: 'v2', firmware: { version: '1.0.0-rc1' } }, filter), true);
+    assert.equal(matches({ id: 'f', address: '', name: 'f', rssi: -40, protocol: 'v2', firmware: { version: '1.0.0' } }, filter), false);
     assert.equal(matches({ id: 'd', address: '', name: 'd', rssi: -90, protocol: 'v2', firmware: { version: '0.1' } }, buildFilter({ minRssi: '-80' })), false);
   });
 

@@ -11,6 +11,7 @@ import type { AdapterNode } from '../../nodes/ble-ota-adapter/adapter-node';
 import type { AdapterBackend } from '../../nodes/shared/library';
 import { buildAppImage } from '../../lib/image';
 import type { ChipName } from '../../lib/sim/types';
+import { nodeRedMain } from '../helpers/node-red-under-test';
 
 /** Loosely typed JSON as the flows produce it (tests read deep into results). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -38,7 +39,7 @@ export interface TestHelper {
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const helper: TestHelper = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
+helper.init(nodeRedMain);
 
 export const otaNodes = [adapterModule, scanModule, flashModule, verifyModule];
 

@@ -1,13 +1,12 @@
 import { strict as assert } from 'assert';
 import { readFileSync } from 'fs';
-import { resolve } from 'path';
 import { OtaError } from '../../lib/errors';
 import { buildAppImage } from '../../lib/image';
 import { flashDevice, readDeviceStatus } from '../../lib/ota';
 import type { Progress } from '../../lib/ota/types';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { simEnv, type SimEnv } from './sim-env';
-import { SHARED_VECTORS_DIR as VECTORS } from '../helpers/paths';
+import { vectorPath } from '../helpers/paths';
 
 const KEY = Buffer.alloc(32, 7);
 
@@ -132,7 +131,7 @@ describe('ota/flashDevice on the simulated fleet (virtual clock)', function () {
   });
 
   describe('bad input: a distinct code, and nothing sent to the device', () => {
-    const vector = (name: string) => readFileSync(resolve(VECTORS, name));
+    const vector = (name: string) => readFileSync(vectorPath(name));
     const cases: Array<[string, () => unknown, string]> = [
       ['not a Buffer', () => 'firmware.bin', 'NOT_A_BUFFER'],
       ['empty', () => Buffer.alloc(0), 'EMPTY_IMAGE'],

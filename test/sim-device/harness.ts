@@ -18,7 +18,8 @@ import { CreateSimDeviceOptions, SimDevice, createSimDevice } from '../../lib/si
 import { V2Firmware } from '../../lib/sim/device/v2-firmware';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
-import { SHARED_VECTORS_DIR } from '../helpers/paths';
+import { SHARED_VECTORS_DIR, vectorPath } from '../helpers/paths';
+export { vectorPath };
 
 /** ../shared/vectors next to the repository. */
 export const VECTORS_DIR = SHARED_VECTORS_DIR;

@@ -1,12 +1,11 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as path from 'path';
 import { deflateSync } from 'zlib';
 import { buildAppImage } from '../../lib/image/builder';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { Caps, ErrorCode, Op, OtaStateCode } from '../../lib/protocol/constants';
 import { AttError } from '../../lib/sim/types';
-import { Central, Rig, Transfer, VECTORS_DIR, afterReboot, bootSettled, deflateTransfer, makeRig, rawTransfer, sha256, until } from './harness';
+import { Central, Rig, Transfer, vectorPath, afterReboot, bootSettled, deflateTransfer, makeRig, rawTransfer, sha256, until } from './harness';
 
 const OTA = '5c4e00016a8b4f0e9a3d32b1e07a0001';
 const CONTROL = '5c4e00026a8b4f0e9a3d32b1e07a0001';
@@ -44,7 +43,7 @@ describe('sim-device v2: image checks before flash', () => {
   it('WRONG_CHIP (esp32 image on an esp32c3) before the first flash write', async () => {
     const rig = makeRig();
     const c = new Central(rig).connect();
-    const t = rawTransfer(fs.readFileSync(path.join(VECTORS_DIR, 'esp32-hello_world.bin')));
+    const t = rawTransfer(fs.readFileSync(vectorPath('esp32-hello_world.bin')));
     assert.equal(await sendExpectingAbort(c, rig, t), ErrorCode.WRONG_CHIP);
     assertSlotUntouched(rig);
     const s = await c.readStatus();
@@ -53,7 +52,7 @@ describe('sim-device v2: image checks before flash', () => {
   });
 
   it('NOT_APP_IMAGE for random data and for a bootloader, before the first flash write', async () => {
-    for (const bytes of [Buffer.alloc(5000, 0x5a), fs.readFileSync(path.join(VECTORS_DIR, 'bad-esp32c3-bootloader.bin'))]) {
+    for (const bytes of [Buffer.alloc(5000, 0x5a), fs.readFileSync(vectorPath('bad-esp32c3-bootloader.bin'))]) {
       const rig = makeRig();
       const c = new Central(rig).connect();
       assert.equal(await sendExpectingAbort(c, rig, rawTransfer(bytes)), ErrorCode.NOT_APP_IMAGE);

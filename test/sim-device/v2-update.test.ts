@@ -1,12 +1,11 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as path from 'path';
 import { appHash } from '../../lib/image/hash';
 import { buildAppImage } from '../../lib/image/builder';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { CONTROL_CHAR_UUID, Caps, ErrorCode, LastFlags, Op, OtaStateCode } from '../../lib/protocol/constants';
 import { BOOT_TIME_MS } from '../../lib/sim/device';
-import { Central, VECTORS_DIR, afterReboot, deflateTransfer, makeRig, rawTransfer, until } from './harness';
+import { Central, vectorPath, afterReboot, deflateTransfer, makeRig, rawTransfer, until } from './harness';
 
 const newImage = (version = '1.1.0', size = 200 * 1024, chip: 'esp32c3' | 'esp32' = 'esp32c3') =>
   buildAppImage({ chip, version, projectName: 'ble_ota_app', size, secureVersion: 0 });
@@ -62,7 +61,7 @@ describe('sim-device v2: fresh update', () => {
 
   for (const encoding of ['raw', 'deflate'] as const) {
     it(`installs the real esp32 hello_world vector (${encoding})`, async () => {
-      const image = fs.readFileSync(path.join(VECTORS_DIR, 'esp32-hello_world.bin'));
+      const image = fs.readFileSync(vectorPath('esp32-hello_world.bin'));
       const rig = makeRig({ chip: 'esp32' });
       const c = new Central(rig).connect();
       const end = await c.update(encoding === 'raw' ? rawTransfer(image) : deflateTransfer(image));
