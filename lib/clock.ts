@@ -18,9 +18,22 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: () => performance.now(),
+  /**
+   * Never fires before now() reaches the due time: Node's timers count whole milliseconds of the
+   * event loop's cached time and can fire up to a millisecond earlier than performance.now() says,
+   * and code that compares now() with a deadline in its callback would then wait for a timer that
+   * no longer exists.
+   */
   setTimer(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    return { cancel: () => clearTimeout(t) };
+    const due = performance.now() + Math.max(0, ms);
+    let timer: ReturnType<typeof setTimeout>;
+    const fire = () => {
+      const left = due - performance.now();
+      if (left > 0) timer = setTimeout(fire, Math.ceil(left));
+      else fn();
+    };
+    timer = setTimeout(fire, Math.max(0, ms));
+    return { cancel: () => clearTimeout(timer) };
   },
   virtual: false,
 };
