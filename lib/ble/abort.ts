@@ -17,7 +17,14 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortError(signal);
 }
 
-/** A signal that aborts when any of the given ones does (with that one's reason). */
+/** Listeners a combined signal of the fallback left on its sources, removed by releaseSignal. */
+const fallbackCleanups = new WeakMap<AbortSignal, () => void>();
+
+/**
+ * A signal that aborts when any of the given ones does (with that one's reason). Call releaseSignal
+ * when the operation using it is over (or use withAnySignal): without AbortSignal.any the combined
+ * signal holds a listener on every source, and a long-lived source would collect one per operation.
+ */
 export function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {
   const present = signals.filter((s): s is AbortSignal => s !== undefined);
   if (present.length === 1) return present[0];
@@ -33,15 +40,35 @@ export function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal 
     }
   }
   const cleanups: Array<() => void> = [];
+  const release = () => {
+    for (const c of cleanups) c();
+    cleanups.length = 0;
+  };
   for (const s of present) {
     const onAbort = () => {
       controller.abort(s.reason);
-      for (const c of cleanups) c();
+      release();
     };
     s.addEventListener('abort', onAbort, { once: true });
     cleanups.push(() => s.removeEventListener('abort', onAbort));
   }
+  fallbackCleanups.set(controller.signal, release);
   return controller.signal;
+}
+
+/** Removes what anySignal's fallback attached to the sources (nothing to do for AbortSignal.any). */
+export function releaseSignal(signal: AbortSignal): void {
+  fallbackCleanups.get(signal)?.();
+}
+
+/** Runs fn with the combined signal and releases it when fn settles. */
+export async function withAnySignal<T>(signals: Array<AbortSignal | undefined>, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = anySignal(signals);
+  try {
+    return await fn(signal);
+  } finally {
+    releaseSignal(signal);
+  }
 }
 
 /** Settles like `promise`, or rejects with abortError as soon as `signal` aborts (onAbort runs then). */

@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'events';
 import type { BleCentral, BleConnection, DeviceRef, DiscoveredDevice, ScanHandle } from './central';
-import { abortable, abortableSleep, abortError, anySignal, throwIfAborted } from './abort';
+import { abortable, abortableSleep, abortError, anySignal, releaseSignal, throwIfAborted, withAnySignal } from './abort';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
 
@@ -142,13 +142,16 @@ export class AdapterScheduler extends EventEmitter {
 
   async ready(signal?: AbortSignal): Promise<void> {
     this.assertOpen();
-    await abortable(this.central.waitReady(this.options.readyTimeoutMs), anySignal([signal, this.shutdown.signal]));
+    await withAnySignal([signal, this.shutdown.signal], (s) => abortable(this.central.waitReady(this.options.readyTimeoutMs), s));
     if (this.options.continuousScan) await this.startBackgroundScan();
   }
 
   /** Scans for durationMs and returns the devices seen (latest sighting each). */
-  async scan(request: ScanRequest, onDevice?: (d: DiscoveredDevice) => void): Promise<DiscoveredDevice[]> {
-    const signal = anySignal([request.signal, this.shutdown.signal]);
+  scan(request: ScanRequest, onDevice?: (d: DiscoveredDevice) => void): Promise<DiscoveredDevice[]> {
+    return withAnySignal([request.signal, this.shutdown.signal], (signal) => this.scanUntil(request, signal, onDevice));
+  }
+
+  private async scanUntil(request: ScanRequest, signal: AbortSignal, onDevice?: (d: DiscoveredDevice) => void): Promise<DiscoveredDevice[]> {
     await this.ready(signal);
     const services = (request.services ?? []).map((s) => s.toLowerCase().replace(/-/g, ''));
     const found = new Map<string, DiscoveredDevice>();
@@ -168,8 +171,11 @@ export class AdapterScheduler extends EventEmitter {
   }
 
   /** Resolves a device by id, address or name: from the cache, else by scanning until timeoutMs. */
-  async findDevice(spec: DeviceSpec, options: FindOptions = {}): Promise<DiscoveredDevice> {
-    const signal = anySignal([options.signal, this.shutdown.signal]);
+  findDevice(spec: DeviceSpec, options: FindOptions = {}): Promise<DiscoveredDevice> {
+    return withAnySignal([options.signal, this.shutdown.signal], (signal) => this.findDeviceUntil(spec, options, signal));
+  }
+
+  private async findDeviceUntil(spec: DeviceSpec, options: FindOptions, signal: AbortSignal): Promise<DiscoveredDevice> {
     await this.ready(signal);
     const fresh = (d: DiscoveredDevice) =>
       matches(d, spec) && d.seenAt >= (options.seenAfter ?? this.clock.now() - this.options.cacheTtlMs);
@@ -243,7 +249,14 @@ export class AdapterScheduler extends EventEmitter {
     const onAbort = () => controller.abort(signal.reason);
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
-    const lock = await this.lockDevice(spec, controller.signal, options.wait !== false);
+    let lock: DeviceLock;
+    try {
+      lock = await this.lockDevice(spec, controller.signal, options.wait !== false);
+    } catch (err) {
+      signal.removeEventListener('abort', onAbort);
+      releaseSignal(signal);
+      throw err;
+    }
     const links = new Set<BleConnection>();
     // Links stay up on abort until fn returns, so fn can tell the device (e.g. ABORT a transfer);
     // close() drops every link itself.
@@ -264,13 +277,14 @@ export class AdapterScheduler extends EventEmitter {
           return link;
         },
         rediscover: async (o = {}) => {
-          device = await this.findDevice(device, { ...o, signal: anySignal([o.signal, controller.signal]) });
+          device = await withAnySignal([o.signal, controller.signal], (signal) => this.findDevice(device, { ...o, signal }));
           return device;
         },
       };
       return await fn(session);
     } finally {
       signal.removeEventListener('abort', onAbort);
+      releaseSignal(signal);
       await dropLinks();
       this.unlockDevice(lock);
     }
