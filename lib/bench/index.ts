@@ -17,7 +17,7 @@ import { ceilingSeconds, flashSeconds } from './physics';
 import type { RssReport, RssRequest } from './rss-child';
 import { timeTransfers } from './transfer-timer';
 
-export const BENCH_SCENARIOS = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4'] as const;
+export const BENCH_SCENARIOS = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'real-gateway'] as const;
 export const BENCH_PROTOCOLS = ['seed', 'v2', 'v2-deflate'] as const;
 export type BenchProtocol = (typeof BENCH_PROTOCOLS)[number];
 
@@ -78,8 +78,13 @@ interface BenchExtras {
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-function deviceConfig(name: string, chip: ChipName, protocol: BenchProtocol, partitionSize?: number): SimDeviceConfig {
-  return { name, chip, version: '0.0.1', protocol: protocol === 'seed' ? 'legacy' : 'v2', confirmPolicy: 'auto', otaPartitionSize: partitionSize };
+/**
+ * noble always asks for ATT MTU 256: a scenario's MTU is what the device offers (its preferred MTU),
+ * so that mtu-23 is a device built with MTU 23 and reference one that offers 247.
+ */
+function deviceConfig(name: string, chip: ChipName, protocol: BenchProtocol, scenario: string, partitionSize?: number): SimDeviceConfig {
+  const maxMtu = resolveLinkProfile(scenario).attMtu;
+  return { name, chip, version: '0.0.1', protocol: protocol === 'seed' ? 'legacy' : 'v2', confirmPolicy: 'auto', otaPartitionSize: partitionSize, maxMtu };
 }
 
 /**
@@ -95,7 +100,7 @@ function seedPartitionFor(image: BenchImage, protocol: BenchProtocol): number | 
 /** One flash through the whole stack: the FlashResult and the transfer's timing on the radio. */
 async function flashOnce(scenario: string, image: BenchImage, protocol: BenchProtocol) {
   const partitionSize = seedPartitionFor(image, protocol);
-  const fleet = await createSimFleet({ devices: [deviceConfig('bench-01', image.chip, protocol, partitionSize)], link: scenario, clock: 'virtual' });
+  const fleet = await createSimFleet({ devices: [deviceConfig('bench-01', image.chip, protocol, scenario, partitionSize)], link: scenario, clock: 'virtual' });
   const timing = timeTransfers(fleet.radio);
   const scheduler = new AdapterScheduler(fleet.central, { maxConnections: 1 });
   const startedAt = fleet.clock.now();
@@ -271,10 +276,12 @@ function targetLines(report: BenchReport): string[] {
     const for500 = 500000 / rate;
     out.push(`- seed protocol on seed-mac: ${fmt(rate / 1000)} KB/s, i.e. ${fmt(for500, 1)} s for 500 KB (author measured ~90 s; ±35 % = 58.5..121.5 s): ${for500 >= 58.5 && for500 <= 121.5 ? 'met' : 'NOT met'}`);
   }
-  const v2ref = find('reference', 'v2');
-  if (v2ref.length) {
-    const worst = Math.min(...v2ref.map((r) => r.ceilingSeconds / r.modeledSeconds));
-    out.push(`- v2 raw on reference: worst row at ${fmt(worst * 100, 1)} % of the ceiling (target >= 90 %): ${worst >= 0.9 ? 'met' : 'NOT met'}`);
+  for (const protocol of ['v2', 'v2-deflate'] as const) {
+    const rows = report.rows.filter((r): r is BenchRow & { modeledSeconds: number } => r.modeledSeconds !== null && r.protocol === protocol);
+    if (!rows.length) continue;
+    const worst = rows.reduce((a, r) => (r.ceilingSeconds / r.modeledSeconds < a.ceilingSeconds / a.modeledSeconds ? r : a));
+    const pct = (worst.ceilingSeconds / worst.modeledSeconds) * 100;
+    out.push(`- ${protocol} in every scenario: worst row at ${fmt(pct, 1)} % of the ceiling (${worst.scenario}, ${worst.image}) (target >= 90 %): ${pct >= 90 ? 'met' : 'NOT met'}`);
   }
   const big = report.rows.filter((r) => r.scenario === 'reference').reduce<BenchRow | null>((a, r) => (!a || r.bytes > a.bytes ? r : a), null);
   if (big) {

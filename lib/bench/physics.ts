@@ -1,11 +1,18 @@
 /**
  * The ceiling of the benchmark: the shortest time physics allows for one row, the larger of
- * bytes-on-air over the link's best ATT payload rate (lib/sim/link-model.ts) and the image over the
- * flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB sectors for the rest,
- * 256-byte page programs; lib/sim/device/flash-timing.ts).
+ * - bytes-on-air over the link's best ATT payload rate (lib/sim/link-model.ts), plus the air time the
+ *   device's flash stalls take from the link: a flash erase or program keeps the cache disabled and
+ *   the device's BLE host stopped (docs/DEVICE-MODEL.md §1); its controller keeps acknowledging only
+ *   until its RX buffers are full (docs/LINK-MODEL.md §4b), so each stall longer than the time the
+ *   link needs to fill them loses the rest; and
+ * - the image over the flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB
+ *   sectors for the rest, 256-byte page programs; lib/sim/device/flash-timing.ts),
+ * plus the device's verification of the image at END, which cannot start before the last byte is
+ * written: esp_ota_end and esp_ota_set_boot_partition each read and hash the whole image.
  */
 import { bestPayloadRate, resolveLinkProfile } from '../sim/link-model';
-import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE } from '../sim/device/flash-timing';
+import { DEFAULT_DEVICE_RX_BUFFERS } from '../sim/radio/sim-radio';
+import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, WRITE_CHUNK_BYTES, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
 
 /** Erase + program time of `bytes` written from the start of a partition, in seconds. */
 export function flashSeconds(bytes: number): number {
@@ -20,6 +27,29 @@ export function linkSeconds(bytesOnAir: number, scenario: string): number {
   return Number.isFinite(rate) ? bytesOnAir / rate : 0;
 }
 
+/** END's two whole-image reads (esp_ota_end, then esp_ota_set_boot_partition), in seconds. */
+export function endVerifySeconds(imageBytes: number): number {
+  return (2 * verifyTimeMs(flashTiming(1), imageBytes)) / 1000;
+}
+
+/**
+ * Link time lost to flash stalls while `imageBytes` are written: each erase (blocks, then sectors, as
+ * flashSeconds counts them) and each program window (WRITE_CHUNK_BYTES) beyond the time the link needs
+ * to fill the device's RX buffers (at the link's best rate, so the loss is never overstated).
+ */
+export function stallLossSeconds(imageBytes: number, scenario: string): number {
+  const profile = resolveLinkProfile(scenario);
+  const rate = bestPayloadRate(profile);
+  if (!Number.isFinite(rate)) return 0;
+  const fillMs = ((DEFAULT_DEVICE_RX_BUFFERS * profile.dataLength) / rate) * 1000;
+  const blocks = Math.floor(imageBytes / BLOCK_SIZE);
+  const sectors = Math.ceil((imageBytes - blocks * BLOCK_SIZE) / SECTOR_SIZE);
+  const windows = Math.ceil(imageBytes / WRITE_CHUNK_BYTES);
+  const programMs = (WRITE_CHUNK_BYTES / PAGE_SIZE) * PAGE_PROGRAM_MS;
+  const lost = (stallMs: number) => Math.max(0, stallMs - fillMs);
+  return (blocks * lost(BLOCK_ERASE_MS) + sectors * lost(SECTOR_ERASE_MS) + windows * lost(programMs)) / 1000;
+}
+
 export function ceilingSeconds(bytesOnAir: number, imageBytes: number, scenario: string): number {
-  return Math.max(linkSeconds(bytesOnAir, scenario), flashSeconds(imageBytes));
+  return Math.max(linkSeconds(bytesOnAir, scenario) + stallLossSeconds(imageBytes, scenario), flashSeconds(imageBytes)) + endVerifySeconds(imageBytes);
 }

@@ -108,7 +108,16 @@ export function negotiatedMtu(profile: LinkProfile, deviceMaxMtu: number): numbe
 export function bestPayloadRate(profile: LinkProfile, deviceMaxMtu = 517): number {
   if (profile.zeroLatency) return Number.POSITIVE_INFINITY;
   const mtu = negotiatedMtu(profile, deviceMaxMtu);
-  const value = mtu - ATT_WRITE_HEADER_BYTES;
+  // The largest write is not always the fastest: one that fills whole PDUs can beat it (at MTU 256 a
+  // 253-byte value needs PDUs of 251 + 9 bytes, a 244-byte one exactly 251). Best of both.
+  const largest = mtu - ATT_WRITE_HEADER_BYTES;
+  const wholePdus = Math.floor((largest + ATT_WRITE_HEADER_BYTES + L2CAP_HEADER_BYTES) / profile.dataLength) * profile.dataLength - ATT_WRITE_HEADER_BYTES - L2CAP_HEADER_BYTES;
+  const values = wholePdus > 0 && wholePdus < largest ? [largest, wholePdus] : [largest];
+  return Math.max(...values.map((value) => payloadRateFor(profile, value)));
+}
+
+/** Best rate (value bytes per second) of a stream of writes of exactly `value` bytes each. */
+export function payloadRateFor(profile: LinkProfile, value: number): number {
   const fragments = llFragments(value + ATT_WRITE_HEADER_BYTES, profile.dataLength);
   if ((profile.pduLossRate ?? 0) > 0) return lossyPayloadRate(profile, fragments, value);
   const intervalUs = profile.connectionIntervalMs * 1000;

@@ -1,15 +1,5 @@
 import { strict as assert } from 'assert';
-import {
-  LINK_SCENARIOS,
-  LINK_SCENARIO_NAMES,
-  bestPayloadRate,
-  ceilingSeconds,
-  exchangeUs,
-  llFragments,
-  pduAirtimeUs,
-  resolveLinkProfile,
-  type LinkProfile,
-} from '../../lib/sim/link-model';
+import { LINK_SCENARIOS, LINK_SCENARIO_NAMES, bestPayloadRate, ceilingSeconds, exchangeUs, llFragments, pduAirtimeUs, resolveLinkProfile, type LinkProfile, payloadRateFor } from '../../lib/sim/link-model';
 import { LinkLayer, type ExchangeTrace } from '../../lib/sim/radio/link-layer';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { isOtaError } from '../../lib/errors';
@@ -48,11 +38,16 @@ describe('sim/link-model: PDU physics (DESIGN.md section 6)', () => {
     // capped-4: 4 writes per event
     close(bestPayloadRate(LINK_SCENARIOS['capped-4']), (4 * 244) / 0.015, 1, 'capped-4');
     // seed-mac: 253 B value = 251 + 9 B PDUs: 2468 + (152 + 380) = 3000 us -> 5 writes per event
-    close(bestPayloadRate(LINK_SCENARIOS['seed-mac']), (5 * 253) / 0.015, 1, 'seed-mac');
+    close(payloadRateFor(LINK_SCENARIOS['seed-mac'], 253), (5 * 253) / 0.015, 1, 'seed-mac');
+    // ... so the best writes at MTU 256 are not the largest: 244 B values fill one 251 B PDU each.
+    close(bestPayloadRate(LINK_SCENARIOS['seed-mac']), payloadRateFor(LINK_SCENARIOS['seed-mac'], 244), 1, 'seed-mac best');
+    assert.ok(bestPayloadRate(LINK_SCENARIOS['seed-mac']) > payloadRateFor(LINK_SCENARIOS['seed-mac'], 253));
     // mtu-23: 27 B PDUs of 676 us, 22 per event, 20 B each
     close(bestPayloadRate(LINK_SCENARIOS['mtu-23']), (22 * 20) / 0.015, 1, 'mtu-23');
     // no-dle: 27 B PDUs (676 us), 22 per event; a 244 B write takes 10 PDUs -> 2.2 writes per event
-    close(bestPayloadRate(LINK_SCENARIOS['no-dle']), (2.2 * 244) / 0.015, 1, 'no-dle');
+    close(payloadRateFor(LINK_SCENARIOS['no-dle'], 244), (2.2 * 244) / 0.015, 1, 'no-dle');
+    // the best write there is 236 B: exactly 9 whole PDUs -> 22 / 9 writes per event
+    close(bestPayloadRate(LINK_SCENARIOS['no-dle']), ((22 / 9) * 236) / 0.015, 1, 'no-dle best');
     assert.equal(bestPayloadRate(LINK_SCENARIOS.zero), Number.POSITIVE_INFINITY);
   });
 
@@ -110,8 +105,8 @@ describe('sim/link-model: connection events on the clock', () => {
     assert.deepEqual(order, Array.from({ length: n }, (_, i) => i));
     assert.ok(conn.stats.toPeripheral.lost > 0 && conn.stats.toPeripheral.retransmissions > 0);
     const rate = (n * 253) / ((clock.now() - conn.firstAnchor) / 1000);
-    const ceiling = bestPayloadRate(profile);
-    assert.ok(ceiling < bestPayloadRate(LINK_SCENARIOS['seed-mac']), 'loss lowers the ceiling');
+    const ceiling = payloadRateFor(profile, 253);
+    assert.ok(ceiling < payloadRateFor(LINK_SCENARIOS['seed-mac'], 253), 'loss lowers the ceiling');
     assert.ok(Math.abs(rate - ceiling) / ceiling < 0.05, `stream ${rate.toFixed(0)} B/s vs lossy ceiling ${ceiling.toFixed(0)} B/s`);
   });
 

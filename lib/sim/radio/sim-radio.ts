@@ -384,14 +384,17 @@ export class SimRadio implements CentralAir {
     const observer = this.onGattTraffic;
     if (!observer || frame.length < 7 || frame.readUInt16LE(2) !== ATT_CID) return;
     const op = frame[4];
-    const isWrite = op === ATT_OP.writeReq || op === ATT_OP.writeCmd;
+    // A long write (value > MTU - 3, e.g. BEGIN at MTU 23) starts with a Prepare Write at offset 0:
+    // observed as the write, with its first part as data.
+    const prepareStart = op === ATT_OP.prepareWriteReq && frame.length >= 9 && frame.readUInt16LE(7) === 0;
+    const isWrite = op === ATT_OP.writeReq || op === ATT_OP.writeCmd || prepareStart;
     const isNotification = op === ATT_OP.notify || op === ATT_OP.indicate;
     if (direction === 'toPeripheral' ? !isWrite : !isNotification) return;
     const central = this.ofController(controller);
     const slot = this.slots.get(peerId);
     const characteristic = slot?.links.get(central.index)?.server?.characteristicAt(frame.readUInt16LE(5));
     if (!slot || !characteristic) return;
-    observer({ kind: isWrite ? 'write' : 'notification', address: slot.address, characteristic: characteristic.characteristicUuid, data: frame.subarray(7), at: this.clock.now(), central: central.index });
+    observer({ kind: isWrite ? 'write' : 'notification', address: slot.address, characteristic: characteristic.characteristicUuid, data: frame.subarray(prepareStart ? 9 : 7), at: this.clock.now(), central: central.index });
   }
 
   // ---- internals ----
