@@ -2,8 +2,8 @@ import { strict as assert } from 'assert';
 import { createNobleCentral } from '../../lib/ble/noble-central';
 import type { Noble } from '../../lib/ble/noble-types';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
-import { OtaError } from '../../lib/errors';
 import { FakeBindings, INFO_CHAR, TEST_SERVICE } from './fake-bindings';
+import { codeOf } from '../helpers/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const withBindings = require('@abandonware/noble/with-bindings') as (b: unknown) => Noble;
@@ -21,16 +21,6 @@ function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof OtaError, String(err));
-    return err.code;
-  }
-  return 'RESOLVED';
 }
 
 describe('ble/scheduler', () => {

@@ -7,6 +7,7 @@ import type { Progress } from '../../lib/ota/types';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { simEnv, type SimEnv } from './sim-env';
 import { vectorPath } from '../helpers/paths';
+import { codeOf } from '../helpers/errors';
 
 const KEY = Buffer.alloc(32, 7);
 
@@ -15,17 +16,6 @@ function device(overrides: Partial<SimDeviceConfig> = {}): SimDeviceConfig {
 }
 
 const IMAGE = buildAppImage({ chip: 'esp32', version: '1.1.0', size: 120 * 1024, seed: 3 });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof OtaError, String(err));
-    assert.ok(err.message.length > 15, `a sentence for ${err.code}`);
-    return err.code;
-  }
-  return 'RESOLVED';
-}
 
 describe('ota/flashDevice on the simulated fleet (virtual clock)', function () {
   this.timeout(20000);

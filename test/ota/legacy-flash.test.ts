@@ -12,6 +12,7 @@ import { LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LegacyOp } from '../../lib/proto
 import type { SimDevice } from '../../lib/sim/device';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { simEnv, type SimEnv } from './sim-env';
+import { codeOf } from '../helpers/errors';
 
 const IMAGE = buildAppImage({ chip: 'esp32', version: '1.1.0', size: 60 * 1024, seed: 11 });
 
@@ -21,16 +22,6 @@ function seed(name: string, overrides: Partial<SimDeviceConfig> = {}): SimDevice
 
 function v2(name: string): SimDeviceConfig {
   return { name, chip: 'esp32', version: '1.0.0' };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof OtaError, String(err));
-    return err.code;
-  }
-  return 'RESOLVED';
 }
 
 /** Counts the Control commands a device receives (REQUEST = one transfer begun). */

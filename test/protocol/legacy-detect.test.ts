@@ -8,6 +8,7 @@ import { LegacyClient, checkLegacyImageSize, legacyPacketPlan, legacyPacketSize 
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LEGACY_SERVICE_UUIDS, LegacyOp, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
 import { OtaError } from '../../lib/errors';
+import { codeOf } from '../helpers/errors';
 
 /**
  * The seed's GATT behaviour (seed-protocol.md): 2-byte packet size on Data, 1-byte control values, ACK/NAK
@@ -90,13 +91,6 @@ class SeedConnection extends EventEmitter implements BleConnection {
   async disconnect(): Promise<void> {
     this.drop();
   }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  return p.then(
-    () => 'RESOLVED',
-    (e: unknown) => (e instanceof OtaError ? e.code : String(e)),
-  );
 }
 
 describe('LegacyClient (seed protocol)', () => {
