@@ -137,6 +137,13 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
     tracker.setPhase('authenticating', attempt);
     await client.open();
     const facts = await client.deviceFacts();
+    // A retry after a link lost around END (the answer, or the device itself, lost to a power cut):
+    // the device may run the new image already; then it is installed, and sending it again would be
+    // refused (BEGIN while pending verify) or flash it twice.
+    if (attempt > 1 && state.before && facts.runningSha256 === plan.appSha256 && state.before.imageSha256 !== plan.appSha256) {
+      state.finishedAt = session.clock.now();
+      return;
+    }
     if (!state.before) {
       state.before = summaryOf(facts);
       checkAgainstDevice(plan, facts, options.partitionSize);
