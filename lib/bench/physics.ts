@@ -7,10 +7,11 @@
  *   link needs to fill them loses the rest; and
  * - the image over the flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB
  *   sectors for the rest, 256-byte page programs; lib/sim/device/flash-timing.ts),
- * plus the device's verification of the image at END, which cannot start before the last byte is
- * written: esp_ota_end and esp_ota_set_boot_partition each read and hash the whole image.
+ * plus the device's work at END, which cannot start before the last byte is written: esp_ota_end and
+ * esp_ota_set_boot_partition each read and hash the whole image, and esp_ota_set_boot_partition then
+ * rewrites one otadata sector (erase + a 32-byte entry). docs/LINK-MODEL.md §12.
  */
-import { bestPayloadRate, resolveLinkProfile } from '../sim/link-model';
+import { ATT_WRITE_HEADER_BYTES, L2CAP_HEADER_BYTES, LinkProfile, bestPayloadRate, llFragments, negotiatedMtu, resolveLinkProfile } from '../sim/link-model';
 import { DEFAULT_DEVICE_RX_BUFFERS } from '../sim/radio/sim-radio';
 import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, WRITE_CHUNK_BYTES, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
 
@@ -27,21 +28,45 @@ export function linkSeconds(bytesOnAir: number, scenario: string): number {
   return Number.isFinite(rate) ? bytesOnAir / rate : 0;
 }
 
-/** END's two whole-image reads (esp_ota_end, then esp_ota_set_boot_partition), in seconds. */
+/** The otadata entry esp_ota_set_boot_partition writes (esp_ota_select_entry_t). */
+const OTADATA_ENTRY_BYTES = 32;
+
+/**
+ * END's flash work, in seconds: two whole-image reads (esp_ota_end, then esp_ota_set_boot_partition) and
+ * the otadata rewrite that switches the boot partition: espressif/esp-idf
+ * components/app_update/esp_ota_ops.c:665-678 (rewrite_ota_seq, reached from esp_ota_set_boot_partition
+ * :849 through esp_rewrite_ota_data :778-811) erases the otadata sector, then writes the entry.
+ */
 export function endVerifySeconds(imageBytes: number): number {
-  return (2 * verifyTimeMs(flashTiming(1), imageBytes)) / 1000;
+  const otadataMs = SECTOR_ERASE_MS + (OTADATA_ENTRY_BYTES / PAGE_SIZE) * PAGE_PROGRAM_MS;
+  return (2 * verifyTimeMs(flashTiming(1), imageBytes) + otadataMs) / 1000;
+}
+
+/**
+ * The most ATT value bytes one LL PDU can carry on this link: the device's RX buffers hold PDUs, not
+ * bytes (docs/LINK-MODEL.md §4b). Of the writes bestPayloadRate considers (the full-size one and the
+ * largest that fills whole PDUs), the one that packs the most value per PDU; at MTU 23 that is 20 bytes
+ * in a 27-byte PDU, at MTU 247 with DLE 244 in 251.
+ */
+export function valueBytesPerPdu(profile: LinkProfile): number {
+  const largest = negotiatedMtu(profile, 517) - ATT_WRITE_HEADER_BYTES;
+  const header = ATT_WRITE_HEADER_BYTES + L2CAP_HEADER_BYTES;
+  const wholePdus = Math.floor((largest + header) / profile.dataLength) * profile.dataLength - header;
+  const values = wholePdus > 0 && wholePdus < largest ? [largest, wholePdus] : [largest];
+  return Math.max(...values.map((value) => value / llFragments(value + ATT_WRITE_HEADER_BYTES, profile.dataLength).length));
 }
 
 /**
  * Link time lost to flash stalls while `imageBytes` are written: each erase (blocks, then sectors, as
  * flashSeconds counts them) and each program window (WRITE_CHUNK_BYTES) beyond the time the link needs
- * to fill the device's RX buffers (at the link's best rate, so the loss is never overstated).
+ * to fill the device's RX buffers (as many PDUs as it has, each with the most value a PDU can carry,
+ * at the link's best rate: the loss is never overstated).
  */
 export function stallLossSeconds(imageBytes: number, scenario: string): number {
   const profile = resolveLinkProfile(scenario);
   const rate = bestPayloadRate(profile);
   if (!Number.isFinite(rate)) return 0;
-  const fillMs = ((DEFAULT_DEVICE_RX_BUFFERS * profile.dataLength) / rate) * 1000;
+  const fillMs = ((DEFAULT_DEVICE_RX_BUFFERS * valueBytesPerPdu(profile)) / rate) * 1000;
   const blocks = Math.floor(imageBytes / BLOCK_SIZE);
   const sectors = Math.ceil((imageBytes - blocks * BLOCK_SIZE) / SECTOR_SIZE);
   const windows = Math.ceil(imageBytes / WRITE_CHUNK_BYTES);
