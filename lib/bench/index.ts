@@ -13,7 +13,9 @@ import { createSimFleet } from '../sim/fleet';
 import { resolveLinkProfile } from '../sim/link-model';
 import type { ChipName, SimDeviceConfig } from '../sim/types';
 import { loadBenchImages, type BenchImage } from './images';
-import { ceilingSeconds, flashSeconds } from './physics';
+import { ceilingSeconds, flashSeconds, type TransferStream } from './physics';
+import { prepareTransferPayload } from '../protocol/payload';
+import { Caps } from '../protocol/constants';
 import type { RssReport, RssRequest } from './rss-child';
 import { timeTransfers } from './transfer-timer';
 
@@ -129,6 +131,12 @@ async function flashOnce(scenario: string, image: BenchImage, protocol: BenchPro
   }
 }
 
+/** What a row sends (the same payload the client prepares, so the pipeline bound sees its bytes). */
+function transferStream(image: BenchImage, protocol: BenchProtocol): TransferStream {
+  if (protocol !== 'v2-deflate') return { transfer: image.data, deflate: false };
+  return { transfer: prepareTransferPayload(image.data, 'deflate', Caps.DEFLATE).transfer, deflate: true };
+}
+
 /** Host throughput: one warm-up flash, then the median of `runs` flashes on the zero link. */
 async function measureHostThroughput(image: BenchImage, runs: number): Promise<number[]> {
   await flashOnce('zero', image, 'v2');
@@ -205,7 +213,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
           bytes: image.data.length,
           protocol,
           modeledSeconds: round3(run.transferSeconds),
-          ceilingSeconds: round3(ceilingSeconds(run.result.bytesOnAir, image.data.length, scenario)),
+          ceilingSeconds: round3(ceilingSeconds(run.result.bytesOnAir, image.data.length, scenario, transferStream(image, protocol))),
           setupSeconds: round3(run.setupSeconds),
         };
         rows.push(row);

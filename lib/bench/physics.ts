@@ -13,6 +13,8 @@
  */
 import { ATT_WRITE_HEADER_BYTES, L2CAP_HEADER_BYTES, LinkProfile, bestPayloadRate, llFragments, negotiatedMtu, resolveLinkProfile } from '../sim/link-model';
 import { DEFAULT_DEVICE_RX_BUFFERS } from '../sim/radio/sim-radio';
+import { DATA_HEADER_SIZE } from '../protocol/constants';
+import { StreamInflater } from '../sim/device/inflate';
 import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, WRITE_CHUNK_BYTES, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
 
 /** Erase + program time of `bytes` written from the start of a partition, in seconds. */
@@ -75,6 +77,71 @@ export function stallLossSeconds(imageBytes: number, scenario: string): number {
   return (blocks * lost(BLOCK_ERASE_MS) + sectors * lost(SECTOR_ERASE_MS) + windows * lost(programMs)) / 1000;
 }
 
-export function ceilingSeconds(bytesOnAir: number, imageBytes: number, scenario: string): number {
-  return Math.max(linkSeconds(bytesOnAir, scenario) + stallLossSeconds(imageBytes, scenario), flashSeconds(imageBytes)) + endVerifySeconds(imageBytes);
+/** stallLossSeconds without the program windows: what the erases alone cost the link at least. */
+function eraseLossSeconds(imageBytes: number, scenario: string): number {
+  const windows = Math.ceil(imageBytes / WRITE_CHUNK_BYTES);
+  const programMs = (WRITE_CHUNK_BYTES / PAGE_SIZE) * PAGE_PROGRAM_MS;
+  const profile = resolveLinkProfile(scenario);
+  const fillMs = ((DEFAULT_DEVICE_RX_BUFFERS * valueBytesPerPdu(profile)) / bestPayloadRate(profile)) * 1000;
+  return stallLossSeconds(imageBytes, scenario) - (windows * Math.max(0, programMs - fillMs)) / 1000;
+}
+
+/** What the device writes: the transfer stream and whether it is deflated (raw: the image itself). */
+export interface TransferStream {
+  transfer: Buffer;
+  deflate: boolean;
+}
+
+/** Transfer bytes per step of the pipeline bound (one chunk at most, so no split point is missed by much). */
+const PIPELINE_STEP = 128;
+const decodedCache = new WeakMap<Buffer, number[]>();
+
+/** Image bytes decodable from the first k * PIPELINE_STEP transfer bytes, for every k. */
+function decodedPrefixes(stream: TransferStream): number[] {
+  const cached = decodedCache.get(stream.transfer);
+  if (cached) return cached;
+  const out = [0];
+  const inflater = stream.deflate ? new StreamInflater() : null;
+  let decoded = 0;
+  for (let at = 0; at < stream.transfer.length; at += PIPELINE_STEP) {
+    const piece = stream.transfer.subarray(at, Math.min(at + PIPELINE_STEP, stream.transfer.length));
+    decoded += inflater ? inflater.push(piece).length : piece.length;
+    out.push(decoded);
+  }
+  decodedCache.set(stream.transfer, out);
+  return out;
+}
+
+/**
+ * The pipeline bound of a two-stage flow (link, then flash), in seconds: the image bytes that the first
+ * k transfer bytes do not decode to cannot be programmed before more transfer bytes have arrived, so for
+ * every split point k the row takes at least the air time of those k bytes (Data writes of the largest
+ * chunk the MTU allows, so never overstated), plus what every erase costs at least (its time beyond the
+ * RX buffers while the link runs, its whole time otherwise), plus programming the rest of the image.
+ * max(link, flash) is this bound at its two ends; in between it sees an image whose last transfer bytes
+ * decode to much (a deflated tail of zeros: 480 B of transfer that decode to 58 KiB, 90 ms of page
+ * programs that can only start after they arrived).
+ */
+export function pipelineSeconds(stream: TransferStream, imageBytes: number, scenario: string): number {
+  const profile = resolveLinkProfile(scenario);
+  const rate = bestPayloadRate(profile);
+  if (!Number.isFinite(rate)) return 0;
+  const chunk = negotiatedMtu(profile, 517) - ATT_WRITE_HEADER_BYTES - DATA_HEADER_SIZE;
+  const erases = eraseLossSeconds(imageBytes, scenario);
+  const prefixes = decodedPrefixes(stream);
+  let best = 0;
+  for (let k = 0; k < prefixes.length; k++) {
+    const sent = Math.min(k * PIPELINE_STEP, stream.transfer.length);
+    const air = sent + DATA_HEADER_SIZE * Math.floor(sent / chunk);
+    const programMs = ((imageBytes - prefixes[k]) / PAGE_SIZE) * PAGE_PROGRAM_MS;
+    best = Math.max(best, air / rate + erases + programMs / 1000);
+  }
+  return best;
+}
+
+/** stream: what was sent, for the pipeline bound (without it the ceiling is max(link, flash) alone). */
+export function ceilingSeconds(bytesOnAir: number, imageBytes: number, scenario: string, stream?: TransferStream): number {
+  const link = linkSeconds(bytesOnAir, scenario) + stallLossSeconds(imageBytes, scenario);
+  const pipeline = stream ? pipelineSeconds(stream, imageBytes, scenario) : 0;
+  return Math.max(link, flashSeconds(imageBytes), pipeline) + endVerifySeconds(imageBytes);
 }
