@@ -133,21 +133,18 @@ export class UpdateWriter {
   private run(): void {
     for (;;) {
       if (this.stopped) return;
-      let cost = 0;
+      let windows: number[] = [];
       if (this.ringBytes > 0) {
         // Never take past the next ACK point, so ACKs come at least every ack_interval bytes.
         const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
         if (!this.process(piece)) return;
-        cost = this.flushPages();
+        windows = this.flushPages();
       } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
-        cost = this.eraseNext();
+        windows = [this.eraseNext()];
       }
-      if (cost > 0) {
+      if (windows.length > 0) {
         this.busy = true;
-        this.o.timers.set(() => {
-          this.busy = false;
-          this.run();
-        }, cost);
+        this.runWindows(windows, 0);
         return;
       }
       if (this.ringBytes === 0) break;
@@ -155,6 +152,31 @@ export class UpdateWriter {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
+  }
+
+  /**
+   * The cache-disabled windows of one step, one after the other. Each stalls the BLE host for its
+   * duration; between two, the host runs before the writer does: each window ends with
+   * spi_flash_enable_interrupts_caches_and_other_cpu resuming the scheduler with xTaskResumeAll
+   * (espressif/esp-idf components/spi_flash/cache_utils.c:183-222 on two cores, :270-295 on one), and
+   * the NimBLE host task
+   * (configMAX_PRIORITIES - 4, espressif/esp-nimble porting/npl/freertos/src/nimble_port_freertos.c:43-44)
+   * outranks the writer task (CONFIG_BLE_OTA_WRITER_TASK_PRIORITY, default 5), so it takes what the
+   * controller buffered meanwhile. (The host's stall timer is set before the writer's, so at the same
+   * instant it ends first.)
+   */
+  private runWindows(windows: number[], index: number): void {
+    const ms = windows[index];
+    this.o.stall(ms);
+    this.o.timers.set(() => {
+      if (this.stopped) return;
+      if (index + 1 < windows.length) {
+        this.runWindows(windows, index + 1);
+        return;
+      }
+      this.busy = false;
+      this.run();
+    }, ms);
   }
 
   private growRing(need: number): void {
@@ -217,17 +239,18 @@ export class UpdateWriter {
 
   /**
    * Programs every complete page of the page buffer and the staged bytes (and the last partial page at
-   * the image end), keeps the rest in the page buffer; returns the time. Like esp_ota_write through the
-   * port: first the erase this write needs, then one esp_partition_write (its windows, flash-timing.ts).
+   * the image end), keeps the rest in the page buffer; returns its cache-disabled windows (ms). Like
+   * esp_ota_write through the port: first the erases this write needs, then one esp_partition_write (its
+   * windows, flash-timing.ts).
    */
-  private flushPages(): number {
+  private flushPages(): number[] {
     const data = this.staged;
     this.staged = NO_BYTES;
     const final = this.decoded === this.o.imageSize;
     const available = this.pageLen + data.length;
     const programBytes = final ? available : Math.floor(available / PAGE_SIZE) * PAGE_SIZE;
-    let cost = 0;
-    while (this.erasedEnd < this.writePos + programBytes) cost += this.eraseNext();
+    const windows: number[] = [];
+    while (this.erasedEnd < this.writePos + programBytes) windows.push(this.eraseNext());
     const start = this.writePos;
     let used = 0;
     if (this.pageLen > 0) {
@@ -248,11 +271,8 @@ export class UpdateWriter {
       data.copy(this.page, this.pageLen, used);
       this.pageLen += data.length - used;
     }
-    for (const ms of writeWindowsMs(this.o.timing, start, this.writePos - start)) {
-      this.o.stall(ms);
-      cost += ms;
-    }
-    return cost;
+    for (const ms of writeWindowsMs(this.o.timing, start, this.writePos - start)) if (ms > 0) windows.push(ms);
+    return windows;
   }
 
   /** Programs one page at the write position (already erased). */
@@ -261,7 +281,7 @@ export class UpdateWriter {
     this.writePos += bytes.length;
   }
 
-  /** One erase command: a 64 KiB block where aligned and wholly needed, else a 4 KiB sector. */
+  /** One erase command (the flash content changes now, its window runs next): a 64 KiB block where aligned and wholly needed, else a 4 KiB sector; returns its time. */
   private eraseNext(): number {
     const partition = this.o.flash.slots[this.o.slot];
     const block = this.erasedEnd % BLOCK_SIZE === 0 && this.erasedEnd + BLOCK_SIZE <= this.eraseLimit;
@@ -269,7 +289,6 @@ export class UpdateWriter {
     const ms = block ? this.o.timing.blockEraseMs : this.o.timing.sectorEraseMs;
     partition.erase(this.erasedEnd, size);
     this.erasedEnd += size;
-    this.o.stall(ms);
     return ms;
   }
 
