@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import { buildAppImage } from '../../lib/image/builder';
 import { CONTROL_CHAR_UUID, Op } from '../../lib/protocol/constants';
 import { BOOT_TIME_MS, VERIFY_READ_BYTES_PER_MS } from '../../lib/sim/device';
-import { Central, afterReboot, makeRig, rawTransfer, until } from './harness';
+import { Central, afterReboot, deflateTransfer, makeRig, rawTransfer, until } from './harness';
 
 const IMAGE_SIZE = 200 * 1024; // 3 blocks of 64 KiB + 2 sectors
 const image = (version = '1.1.0') => buildAppImage({ chip: 'esp32c3', version, projectName: 'ble_ota_app', size: IMAGE_SIZE });
@@ -32,6 +32,26 @@ describe('sim-device v2: flash time and host stalls', () => {
     assert.ok(writes.every((ms) => ms <= 6.4 + 1e-9), `write windows ${writes.join(' ')}`);
     assert.ok(writes.filter((ms) => near(ms, 6.4)).length >= IMAGE_SIZE / 4096 - 2);
     assert.ok(near(sum(writes), (IMAGE_SIZE / 256) * 0.4), 'programming time = pages x tPP');
+  });
+
+  it('one cache-disabled window at a time: the next erase or program window starts only after the previous ended, so the host runs in between', async () => {
+    // deflate: a piece the writer takes decodes to more than one 8 KiB program window, and the first
+    // write also needs the erase of block 0 (two windows from one esp_ota_write).
+    const rig = makeRig();
+    const c = new Central(rig).connect();
+    const t = deflateTransfer(image());
+    const begin = await c.begin(t);
+    assert.equal(begin.err, 0);
+    const from = rig.host.stalls.length;
+    await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window });
+    await until(rig.clock, () => (rig.host.stalls.at(-1)?.at ?? 0) + 200 < rig.clock.now());
+    const stalls = rig.host.stalls.slice(from);
+    assert.ok(stalls.length > 10);
+    for (let i = 1; i < stalls.length; i++) {
+      const prevEnd = stalls[i - 1].at + stalls[i - 1].ms;
+      assert.ok(stalls[i].at >= prevEnd - 1e-9, `stall ${i} starts at ${stalls[i].at} before the previous ends (${prevEnd})`);
+    }
+    assert.ok(near(sum(stalls.filter((s) => s.ms < 45).map((s) => s.ms)), (IMAGE_SIZE / 256) * 0.4), 'programming time = pages x tPP');
   });
 
   it('END: esp_ota_end and set_boot each verify the whole image (no stall), the record and otadata writes stall', async () => {
