@@ -283,8 +283,8 @@ static bool start_device(reader_t *r)
 {
     uint8_t f = rd8(r), g = rd8(r);
     static const uint32_t resume_ms[4] = {60000, 0, 500, 5000};
-    static const uint32_t windows[4] = {16384, 4096, 2048, 1000 /* refused by init */};
-    static const uint32_t acks[4] = {4096, 1024, 512, 0 /* refused by init */};
+    static const uint32_t windows[4] = {16384, 4096, 2048, 8192};
+    static const uint32_t acks[4] = {4096, 1024, 512, 2048};
     static const uint16_t revs[4] = {0, 100, 300, 5};
     host_device_opts_t o;
     memset(&o, 0, sizeof o);
@@ -302,6 +302,7 @@ static bool start_device(reader_t *r)
     o.cfg.window = windows[(g >> 2) & 3];
     o.cfg.ack_interval = acks[(g >> 4) & 3];
     o.chip_rev = revs[(g >> 6) & 3];
+    if (g == 0xFF) o.cfg.window = 1000; /* rare on purpose: ble_ota_core_init refuses it, nothing else runs */
     o.chip_id = FUZZ_CHIP_ID;
     o.partition_size = FUZZ_PARTITION_SIZE;
     o.running_image = fuzz_running_image()->image;

@@ -95,7 +95,7 @@ SEEDS = {
     + begin(GOOD, 1) + [MTU, 1, 23, 0] + [DATA_LEN, 0x80, 251, 0] + [DATA_LEN, 1, 27, 0] + status(),
     "oversize": cfg() + connect() + begin(GOOD | EDIT, C1, 0) + [3, 0x10] + begin(GOOD | EDIT, C1, 0) + [8, 5] + status(),
     "mtu23": cfg() + connect(C1, 0) + begin(GOOD | DEFLATE) + send() + end() + tick(10) + status(),
-    "bad-config": cfg(0, 12) + connect(),
+    "bad-config": cfg(0, 0xFF) + connect(),
     "confirm-busy": cfg(HOST_POLICY) + connect() + update(GOOD | REBOOT) + tick(10) + connect() + tagged(REBOOT_CMD)
     + tagged(CONFIRM) + tick(10) + status(),
     "begin-bad-parameter": cfg() + connect() + begin(GOOD | EDIT, C1, 0) + [9, 2] + begin(GOOD | EDIT, C1, 0) + [11, 0] + status(),
