@@ -60,10 +60,11 @@ typedef struct {
     uint16_t chunk;
     uint32_t next; /* next offset to send; follows DATA_NAK expected offsets */
     bool aborted;  /* a SESSION_ABORTED arrived */
-    bool alloc_fail;
-    const ble_ota_port_t *port;
+    bool alloc_fail; /* digest / inflater allocations fail */
+    bool kv_fail;    /* NVS writes fail (nvs_set_blob: ESP_ERR_NVS_NOT_ENOUGH_SPACE and the like) */
     void *(*digest_start)(void *, const uint8_t *, size_t);
     void *(*inflate_start)(void *);
+    int (*kv_set)(void *, const char *, const void *, size_t);
 } run_t;
 
 static run_t R;
@@ -108,14 +109,21 @@ static void *failing_digest_start(void *ctx, const uint8_t *key, size_t key_len)
 
 static void *failing_inflate_start(void *ctx) { return R.alloc_fail ? NULL : R.inflate_start(ctx); }
 
+static int failing_kv_set(void *ctx, const char *key, const void *buf, size_t len)
+{
+    return R.kv_fail ? -1 : R.kv_set(ctx, key, buf, len);
+}
+
 static void wrap_port(void)
 {
-    /* The core keeps a pointer to the device's own (non-const) port table; swap two allocators in it. */
+    /* The core keeps a pointer to the device's own (non-const) port table; wrap three functions in it. */
     ble_ota_port_t *p = (ble_ota_port_t *)(uintptr_t)host_device_port(R.dev);
     R.digest_start = p->digest_start;
     R.inflate_start = p->inflate_start;
+    R.kv_set = p->kv_set;
     p->digest_start = failing_digest_start;
     p->inflate_start = failing_inflate_start;
+    p->kv_set = failing_kv_set;
 }
 
 /* ---------------- operations ---------------- */
@@ -365,6 +373,11 @@ static void run_op(reader_t *r)
         f->fail_writes = b & 1;
         f->fail_otadata = b & 2;
         R.alloc_fail = b & 4;
+        R.kv_fail = b & 8;
+        if (b & 16) { /* a bit of the other slot's image flips (worn flash): rollback has nothing valid */
+            int other = 1 - host_device_running(R.dev);
+            host_flash_partition(f, other)[(b >> 5) * 1024 + 100] ^= 0x10;
+        }
         break;
     }
     case 17: op_status(r); break;
@@ -391,7 +404,7 @@ int fuzz_run_input(const uint8_t *data, size_t size)
     wrap_port();
     check_device();
     for (unsigned i = 0; i < FUZZ_MAX_OPS && more(&r); i++) run_op(&r);
-    R.alloc_fail = false;
+    R.alloc_fail = R.kv_fail = false;
     host_device_destroy(R.dev);
     R.dev = NULL;
     return 0;

@@ -88,6 +88,9 @@ SEEDS = {
     + [RAW, C1, 129] + [0] * 129,
     "faults": cfg() + connect() + [FAULTS, 1] + update(GOOD) + [FAULTS, 2] + update(GOOD) + [FAULTS, 4]
     + begin(GOOD | DEFLATE) + [FAULTS, 0] + status(),
+    "nvs-write-fails": cfg() + connect() + [FAULTS, 8] + update(GOOD | REBOOT) + tick(10) + connect() + status(),
+    "no-rollback-image": cfg(HOST_POLICY) + connect() + update(GOOD | REBOOT) + tick(10) + connect() + [FAULTS, 16]
+    + tagged(ROLLBACK) + status(),
     "other-installer": cfg(HOST_POLICY) + connect() + [INSTALL_OTHER, NEWER] + connect() + status() + [ERASE_NVS] + connect() + status(),
     "auth": cfg(REQUIRE_KEY) + connect() + begin(GOOD) + cfg(0, 0)[:0] + status(),
     "auth-key": cfg(KEY) + connect() + begin(GOOD | 0x30) + begin(GOOD | 0x20) + tagged(ABORT, C1, 3) + status(),
