@@ -107,6 +107,7 @@ SEEDS = {
     "decode-failed-deflate": cfg() + connect() + begin(GOOD | DEFLATE | EDIT, C1, 0) + [0, 0x00] + send() + end() + status(),
     "corrupt-deflate": cfg() + connect() + begin(NEWER | DEFLATE) + send(C1, 2) + [DATA, C1, 8, 0] + [0x5A] * 240 + send()
     + end() + status(),
+    "chip-names": cfg() + connect() + [STATUS, 0, STATUS, 2, STATUS, 9, STATUS, 12, STATUS, 13, STATUS, 16, STATUS, 18, STATUS, 19],
     "timer": cfg() + connect() + begin(GOOD) + [TIMER] + tagged(REBOOT_CMD) + [TIMER] + status(),
 }
 
