@@ -1,0 +1,85 @@
+/* Valid-frame helpers for the fuzzer; see fuzz_frames.h. */
+#include "fuzz_frames.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "app_image.h"
+#include "sha256.h"
+
+const uint8_t FUZZ_FLEET_KEY[32] = {0x42, 0x4c, 0x45, 0x4f, 0x54, 0x41, 0x2d, 0x66, 0x75, 0x7a, 0x7a, 0x2d,
+                                    0x6b, 0x65, 0x79, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+                                    0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11};
+
+static fuzz_image_t s_images[FUZZ_IMG_COUNT];
+static fuzz_image_t s_running;
+
+/* Images of about 9 KB: several flash sectors and ACK intervals, yet quick to send whole. */
+#define FUZZ_IMAGE_SIZE 9000
+
+static bool finish(fuzz_image_t *im)
+{
+    sha256(im->image, im->image_len, im->sha256);
+    uLongf n = compressBound(im->image_len);
+    im->deflated = malloc(n);
+    if (!im->deflated || compress2(im->deflated, &n, im->image, im->image_len, 9) != Z_OK) return false;
+    im->deflated_len = n;
+    return true;
+}
+
+static bool build(fuzz_image_t *im, const app_image_spec_t *spec)
+{
+    im->image = app_image_build(spec, &im->image_len);
+    return im->image && finish(im);
+}
+
+bool fuzz_images_init(void)
+{
+    if (s_running.image) return true;
+    app_image_spec_t spec = {.chip_id = FUZZ_CHIP_ID, .version = "1.0.0", .secure_version = FUZZ_RUNNING_SECURE_VERSION,
+                             .size = FUZZ_IMAGE_SIZE, .seed = 1};
+    if (!build(&s_running, &spec)) return false;
+    for (unsigned id = 0; id < FUZZ_IMG_COUNT; id++) {
+        app_image_spec_t s = {.chip_id = FUZZ_CHIP_ID, .version = "2.0.0", .secure_version = 1,
+                              .size = FUZZ_IMAGE_SIZE, .seed = 3};
+        switch ((fuzz_image_id_t)id) {
+        case FUZZ_IMG_GOOD_NEWER: s.version = "3.0.0", s.secure_version = 2, s.seed = 4, s.size = FUZZ_IMAGE_SIZE + 3000; break;
+        case FUZZ_IMG_DOWNGRADE: s.version = "0.9.dev", s.secure_version = 0; /* not x.y.z either */ break;
+        case FUZZ_IMG_WRONG_CHIP: s.chip_id = 9; break;
+        case FUZZ_IMG_WRONG_CHIP_REV: s.min_chip_rev_full = 500; break;
+        default: break;
+        }
+        fuzz_image_t *im = &s_images[id];
+        im->image = app_image_build(&s, &im->image_len);
+        if (!im->image) return false;
+        if (id == FUZZ_IMG_BAD_CHECKSUM) im->image[im->image_len / 2] ^= 0x5A; /* after sealing: checksum + hash wrong */
+        if (id == FUZZ_IMG_NOT_APP) im->image[0] = 0x00;
+        if (id == FUZZ_IMG_TINY) im->image_len = 40; /* image header + segment header + 8 descriptor bytes */
+        if (!finish(im)) return false;
+    }
+    return true;
+}
+
+const fuzz_image_t *fuzz_image(unsigned id) { return &s_images[id % FUZZ_IMG_COUNT]; }
+const fuzz_image_t *fuzz_running_image(void) { return &s_running; }
+
+static void tag16(const char *label, const uint8_t nonce[16], const uint8_t *msg, size_t len, uint8_t out[16])
+{
+    hmac_sha256_ctx_t c;
+    uint8_t mac[32];
+    hmac_sha256_init(&c, FUZZ_FLEET_KEY, sizeof FUZZ_FLEET_KEY);
+    hmac_sha256_update(&c, (const uint8_t *)label, strlen(label));
+    hmac_sha256_update(&c, nonce, 16);
+    hmac_sha256_update(&c, msg, len);
+    hmac_sha256_final(&c, mac);
+    memcpy(out, mac, 16);
+}
+
+void fuzz_cmd_tag(const uint8_t nonce[16], uint8_t op, uint8_t tag[16]) { tag16("BLEOTA2-CMD", nonce, &op, 1, tag); }
+
+void fuzz_begin_tag(const uint8_t nonce[16], uint8_t frame[BLE_OTA_BEGIN_LEN])
+{
+    tag16("BLEOTA2-BEGIN", nonce, frame + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN,
+          frame + BLE_OTA_BEGIN_MAC_OFFSET + BLE_OTA_BEGIN_MAC_LEN);
+}
