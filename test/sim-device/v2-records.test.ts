@@ -27,14 +27,20 @@ async function installLikeTheSeed(rig: Rig, img: Buffer): Promise<void> {
   await afterReboot(rig);
 }
 
+/** A fresh device that received a whole image; END (with reboot) has just been written. */
+async function sendAllThenEnd(): Promise<Rig> {
+  const rig = makeRig();
+  const c = new Central(rig).connect();
+  const t = rawTransfer(image());
+  const begin = await c.begin(t);
+  await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window });
+  await c.write(Buffer.from([Op.END, 1]));
+  return rig;
+}
+
 describe('sim-device v2: records, first boot, refusals', () => {
   it('power cut between the INSTALLED record and the boot switch: the old image runs and Status says interrupted', async () => {
-    const rig = makeRig();
-    const c = new Central(rig).connect();
-    const t = rawTransfer(image());
-    const begin = await c.begin(t);
-    await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window });
-    await c.write(Buffer.from([Op.END, 1]));
+    const rig = await sendAllThenEnd();
     await until(rig.clock, () => rig.device.flash.nvs.record.stage === 'installed', 5000, 1);
     assert.equal(rig.device.flash.otadata.bootSlot(), 0, 'the record lands before the switch');
     rig.device.powerLoss(50);
@@ -51,12 +57,7 @@ describe('sim-device v2: records, first boot, refusals', () => {
   });
 
   it('power cut after the boot switch, before the record says so: the new image boots, the record is completed and confirmed', async () => {
-    const rig = makeRig();
-    const c = new Central(rig).connect();
-    const t = rawTransfer(image());
-    const begin = await c.begin(t);
-    await c.send(t.payload, { chunkSize: begin.chunkSize, window: begin.window });
-    await c.write(Buffer.from([Op.END, 1]));
+    const rig = await sendAllThenEnd();
     await until(rig.clock, () => rig.device.flash.otadata.bootSlot() === 1, 5000, 0.05);
     assert.equal(has(rig.device.flash.nvs.record.flags, LastFlags.INSTALLED), false);
     rig.device.powerLoss(50);
