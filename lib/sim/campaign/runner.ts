@@ -33,6 +33,8 @@ export interface CampaignSummary {
   /** Of all schedules, the share whose update succeeded within 3 retries (percent). */
   doneWithin3RetriesPercent: number;
   violations: number;
+  /** Per fault kind: schedules that had it, and how many of them were not done within 3 retries. */
+  byFaultKind: Record<string, { schedules: number; notDoneWithin3Retries: number }>;
   failing: Array<{ index: number; implementation: string; outcome: string; errorCode?: string; faults: string[]; violations: ScheduleOutcome['violations']; replay: string }>;
   faultDensity: { countWeights: readonly number[]; maxAttempts: number };
   twin: 'available' | 'missing (make -C firmware/test twin)';
@@ -59,6 +61,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
     retriesHistogram: {},
     doneWithin3RetriesPercent: 0,
     violations: 0,
+    byFaultKind: {},
     failing: [],
     faultDensity: { countWeights: FAULT_COUNT_WEIGHTS, maxAttempts: MAX_ATTEMPTS },
     twin: twinAvailable ? 'available' : 'missing (make -C firmware/test twin)',
@@ -80,9 +83,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
     bump(summary.perImplementation, outcome.implementation);
     bump(summary.outcomes, outcome.outcome);
     if (outcome.errorCode) bump(summary.errorCodes, outcome.errorCode);
-    if (outcome.outcome === 'done' && outcome.attempts !== undefined) {
-      bump(summary.retriesHistogram, String(outcome.attempts - 1));
-      if (outcome.attempts - 1 <= 3) within3++;
+    const ok = outcome.outcome === 'done' && outcome.attempts !== undefined && outcome.attempts - 1 <= 3;
+    if (outcome.outcome === 'done' && outcome.attempts !== undefined) bump(summary.retriesHistogram, String(outcome.attempts - 1));
+    if (ok) within3++;
+    for (const kind of new Set(schedule.faults.map((f) => (f.kind === 'powerCut' ? (f.flashOp !== undefined ? 'powerCut@flashOp' : 'powerCut@atMs') : f.kind)))) {
+      const row = (summary.byFaultKind[kind] ??= { schedules: 0, notDoneWithin3Retries: 0 });
+      row.schedules++;
+      if (!ok) row.notDoneWithin3Retries++;
     }
     summary.violations += outcome.violations.length;
     if (outcome.violations.length > 0 || outcome.outcome !== 'done') {
