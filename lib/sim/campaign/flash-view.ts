@@ -11,7 +11,7 @@ import { OtaData, type OtaSelectEntry, type SectorIndex } from '../device/ota-da
 import type { VirtualPeripheral } from '../types';
 
 export interface FlashView {
-  /** Each slot's bytes up to the last programmed (non-0xFF) byte. */
+  /** Each slot's bytes up to (the TS model) or past (the twin: to its sector's end) the last programmed byte. */
   slots: [Buffer, Buffer];
   entries: [OtaSelectEntry, OtaSelectEntry];
 }
@@ -48,10 +48,14 @@ export function otadataOf(view: FlashView): OtaData {
   return otadata;
 }
 
+/**
+ * The slot up to the end of the sector holding its last programmed byte: an image may itself end in 0xFF
+ * bytes, which must stay part of it (trailing erased flash does not stop esp_image_verify).
+ */
 function trimErased(bytes: Buffer): Buffer {
   let end = bytes.length;
   while (end > 0 && bytes[end - 1] === 0xff) end--;
-  return Buffer.from(bytes.subarray(0, end));
+  return Buffer.from(bytes.subarray(0, Math.min(bytes.length, Math.ceil(end / SECTOR) * SECTOR)));
 }
 
 /** zlib's crc32 (the twin's host_otadata_crc: crc32(0, seq, 4)). */
