@@ -1,5 +1,6 @@
 /**
- * `esp32-ble-ota campaign [--seconds N] [--schedules N] [--seed S] [--replay S:I] [--implementations model,twin]`:
+ * `esp32-ble-ota campaign [--seconds N] [--schedules N] [--seed S] [--replay S:I] [--implementations model,twin]
+ * [--prior-updates p]`:
  * the reliability campaign of the simulator (docs/FAULTS.md). Prints the JSON summary; exit code 1
  * when an invariant was violated.
  */
@@ -23,8 +24,11 @@ export async function campaignCommand(args: ParsedArgs, io: Output): Promise<num
   if (implementations && !implementations.every((i) => i === 'model' || i === 'twin')) throw new OtaError('BAD_ARGUMENT', '--implementations is a list of model and twin');
   const seconds = args.options.has('seconds') ? numberOption(args, 'seconds', 60) : undefined;
   const schedules = args.options.has('schedules') ? numberOption(args, 'schedules', 100) : undefined;
+  const priorUpdates = numberOption(args, 'prior-updates', 0);
+  if (!(priorUpdates >= 0 && priorUpdates <= 1)) throw new OtaError('BAD_ARGUMENT', `--prior-updates is a share from 0 to 1, got ${priorUpdates}`);
   const summary = await runCampaign({
     seed,
+    priorUpdates,
     replay,
     seconds: seconds ?? (schedules === undefined && replay === undefined ? 60 : undefined),
     schedules,

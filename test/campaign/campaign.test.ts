@@ -48,17 +48,17 @@ describe('campaign', function () {
     const newImage = buildAppImage({ chip: 'esp32', version: '1.1.0', size: 32 * 1024, seed: 2 });
     const halfWritten = checkInvariants({
       view: { slots: [oldImage, newImage.subarray(0, 10000)], entries: [{ seq: 1, state: OtaStateCode.VALID, crcOk: true }, { seq: 2, state: OtaStateCode.NEW, crcOk: true }] },
-      chip: 'esp32', oldImage, newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersion: '1.0.0', newVersion: '1.1.0',
+      chip: 'esp32', oldImages: [oldImage], newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersions: ['1.0.0'], newVersion: '1.1.0',
     });
     assert.deepEqual(halfWritten.map((v) => v.invariant), ['marked-valid']);
     const installed = checkInvariants({
       view: { slots: [oldImage, newImage], entries: [{ seq: 1, state: OtaStateCode.VALID, crcOk: true }, { seq: 2, state: OtaStateCode.VALID, crcOk: true }] },
-      chip: 'esp32', oldImage, newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersion: '1.0.0', newVersion: '1.1.0',
+      chip: 'esp32', oldImages: [oldImage], newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersions: ['1.0.0'], newVersion: '1.1.0',
     });
     assert.deepEqual(installed.map((v) => v.invariant), ['report', 'status']);
     const bricked = checkInvariants({
       view: { slots: [oldImage.subarray(0, 100), newImage.subarray(0, 100)], entries: [{ seq: 1, state: OtaStateCode.VALID, crcOk: true }, { seq: 0xffffffff, state: OtaStateCode.UNDEFINED, crcOk: false }] },
-      chip: 'esp32', oldImage, newImage, flashed: false, committed: false, statusVersion: null, oldVersion: '1.0.0', newVersion: '1.1.0',
+      chip: 'esp32', oldImages: [oldImage], newImage, flashed: false, committed: false, statusVersion: null, oldVersions: ['1.0.0'], newVersion: '1.1.0',
     });
     assert.deepEqual(bricked.map((v) => v.invariant), ['marked-valid', 'bootable']);
   });

@@ -24,7 +24,8 @@ export interface Violation {
 export interface CheckInput {
   view: FlashView;
   chip: ChipName;
-  oldImage: Buffer;
+  /** The images that may still boot when the update did not complete (the factory image, an earlier update). */
+  oldImages: Buffer[];
   newImage: Buffer;
   /** flashDevice succeeded. */
   flashed: boolean;
@@ -32,7 +33,7 @@ export interface CheckInput {
   committed: boolean;
   /** The version Status reported after the schedule, or null when Status could not be read. */
   statusVersion: string | null;
-  oldVersion: string;
+  oldVersions: string[];
   newVersion: string;
 }
 
@@ -48,7 +49,8 @@ export function checkInvariants(input: CheckInput): Violation[] {
   const { view, chip } = input;
   const out: Violation[] = [];
   const verifies = (slot: SlotIndex) => verifyAppImage(view.slots[slot], chip) === null;
-  const which = (slot: SlotIndex): 'old' | 'new' | 'other' => (holds(view.slots[slot], input.newImage) ? 'new' : holds(view.slots[slot], input.oldImage) ? 'old' : 'other');
+  const oldIndex = (slot: SlotIndex): number => input.oldImages.findIndex((image) => holds(view.slots[slot], image));
+  const which = (slot: SlotIndex): 'old' | 'new' | 'other' => (holds(view.slots[slot], input.newImage) ? 'new' : oldIndex(slot) >= 0 ? 'old' : 'other');
   const otadata = otadataOf(view);
   const marked = otadata.bootSlot();
   if (marked !== null && !verifies(marked)) {
@@ -65,7 +67,7 @@ export function checkInvariants(input: CheckInput): Violation[] {
   if (input.flashed && input.committed && boots !== 'new') out.push({ invariant: 'report', detail: `flashDevice reported success and the update was committed, but the ${boots} image boots (ota_${choice.slot})` });
   if (!input.flashed && boots !== 'old') out.push({ invariant: 'report', detail: `flashDevice reported a failure, but the ${boots} image boots (ota_${choice.slot})` });
   if (input.statusVersion !== null) {
-    const expected = which(running) === 'new' ? input.newVersion : which(running) === 'old' ? input.oldVersion : null;
+    const expected = which(running) === 'new' ? input.newVersion : which(running) === 'old' ? input.oldVersions[oldIndex(running)] : null;
     if (expected !== null && input.statusVersion !== expected) out.push({ invariant: 'status', detail: `Status reports version ${input.statusVersion}, the boot slot ota_${running} holds ${expected}` });
   }
   return out;

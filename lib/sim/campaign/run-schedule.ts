@@ -26,6 +26,7 @@ export const SETTLE_MS = 75 * 1000;
 export const MAX_ATTEMPTS = 8;
 const PARTITION_SIZE = 0x1e0000;
 const OLD_VERSION = '1.0.0';
+const PRIOR_VERSION = '1.0.5';
 
 export interface ScheduleOutcome {
   index: number;
@@ -63,11 +64,18 @@ export async function runSchedule(s: Schedule): Promise<ScheduleOutcome> {
   try {
     if (!device) throw new Error('the fleet has no device');
     const oldImage = readFlash(device, PARTITION_SIZE).slots[0];
-    for (const f of s.faults) if (f.kind !== 'slowFlash') fleet.injectFault(name, f);
     const newVersion = parseImage(s.image).appDesc?.version ?? '';
     const work = async (): Promise<{ flashed: boolean; committed: boolean }> => {
       let flashed = false;
       let committed = false;
+      if (s.priorUpdate) {
+        try {
+          await flashDevice(scheduler, { device: name, image: s.priorUpdate, fleetKey: s.fleetKey, encoding: s.encoding, preventDowngrade: false, reboot: false });
+        } catch (err) {
+          result.violations.push({ invariant: 'report', detail: `the fault-free earlier update failed: ${String(err)}` });
+        }
+      }
+      for (const f of s.faults) if (f.kind !== 'slowFlash') fleet.injectFault(name, f);
       try {
         const r = await flashDevice(scheduler, { device: name, image: s.image, fleetKey: s.fleetKey, encoding: s.encoding, maxAttempts: MAX_ATTEMPTS, preventDowngrade: false });
         flashed = true;
@@ -110,7 +118,18 @@ export async function runSchedule(s: Schedule): Promise<ScheduleOutcome> {
     }
     const view = readFlash(device, PARTITION_SIZE);
     result.violations.push(
-      ...checkInvariants({ view, chip: s.chip, oldImage, newImage: s.image, flashed: done.flashed, committed: done.committed, statusVersion, oldVersion: OLD_VERSION, newVersion }),
+      ...checkInvariants({
+        view,
+        chip: s.chip,
+        oldImages: s.priorUpdate ? [oldImage, s.priorUpdate] : [oldImage],
+        newImage: s.image,
+        flashed: done.flashed,
+        committed: done.committed,
+        // After an update without reboot the device runs another image than otadata names: not compared.
+        statusVersion: s.priorUpdate ? null : statusVersion,
+        oldVersions: [OLD_VERSION, PRIOR_VERSION],
+        newVersion,
+      }),
     );
     if (device instanceof SimDevice && device.machine.state === 'bricked') result.violations.push({ invariant: 'bootable', detail: 'the device model reports itself bricked' });
     return result;

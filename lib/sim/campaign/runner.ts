@@ -17,6 +17,8 @@ export interface CampaignOptions {
   /** Run only this schedule index (a replay). */
   replay?: number;
   implementations?: Implementation[];
+  /** Share of schedules that first install an earlier update without reboot (default 0). */
+  priorUpdates?: number;
   /** Directory of real images (default: ../shared/vectors next to the package, when present). */
   vectorsDir?: string;
   onSchedule?: (outcome: ScheduleOutcome) => void;
@@ -71,7 +73,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
   const deadline = options.seconds !== undefined ? started + options.seconds * 1000 : Infinity;
   const limit = options.replay !== undefined ? 1 : (options.schedules ?? Infinity);
   for (let index = options.replay ?? 0; summary.schedules < limit && Date.now() < deadline; index++) {
-    const schedule = drawSchedule(options.seed, index, real);
+    const schedule = drawSchedule(options.seed, index, real, options.priorUpdates ?? 0);
     if (!allowed.has(schedule.implementation)) {
       if (options.replay !== undefined) throw new Error(`schedule ${index} runs on the ${schedule.implementation}, which is not available`);
       continue;
@@ -100,7 +102,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
         errorCode: outcome.errorCode,
         faults: outcome.faults,
         violations: outcome.violations,
-        replay: `npm run campaign -- --replay ${options.seed}:${index}`,
+        replay: `npm run campaign -- --replay ${options.seed}:${index}${options.priorUpdates ? ` --prior-updates ${options.priorUpdates}` : ''}`,
       });
     }
   }

@@ -28,7 +28,13 @@ export interface Schedule {
   encoding: 'raw' | 'deflate';
   link: LinkScenarioName;
   faults: Fault[];
+  /**
+   * An earlier update (version 1.0.5) installed with END but no reboot before this one (the issue's
+   * finding 3: a second update over a slot marked NEW); null for most schedules.
+   */
+  priorUpdate: Buffer | null;
 }
+
 
 /** Probability of 0, 1, 2, 3 faults per schedule. */
 export const FAULT_COUNT_WEIGHTS = [0.25, 0.4, 0.25, 0.1] as const;
@@ -48,7 +54,11 @@ export function loadRealImages(dir: string | undefined): Array<{ name: string; i
 
 const SYNTHETIC_CHIPS: readonly ChipName[] = ['esp32', 'esp32c3', 'esp32s3'];
 
-export function drawSchedule(seed: number, index: number, realImages: ReadonlyArray<{ name: string; image: Buffer; chip: ChipName }>): Schedule {
+/**
+ * priorUpdateChance: share of schedules that install an earlier update without reboot first (default 0:
+ * opt-in, `--prior-updates p`, while the device side of issue 9 finding 3 is open: docs/FAULTS.md).
+ */
+export function drawSchedule(seed: number, index: number, realImages: ReadonlyArray<{ name: string; image: Buffer; chip: ChipName }>, priorUpdateChance = 0): Schedule {
   const rnd = scheduleRandom(seed, index);
   const implementation: Implementation = index % 2 === 0 ? 'model' : 'twin';
   let chip: ChipName;
@@ -69,7 +79,9 @@ export function drawSchedule(seed: number, index: number, realImages: ReadonlyAr
   const faults: Fault[] = [];
   const count = weightedCount(rnd);
   for (let i = 0; i < count; i++) faults.push(drawFault(rnd, implementation, image.length));
-  return { seed, index, implementation, chip, imageSource, image, policy, fleetKey, encoding, link, faults };
+  // Drawn last, so the fields above are the same as in campaigns run before this draw existed.
+  const priorUpdate = priorUpdateChance > 0 && rnd.chance(priorUpdateChance) ? buildAppImage({ chip, version: '1.0.5', size: rnd.int(24, 160) * 1024, seed: rnd.int(1, 1_000_000) }) : null;
+  return { seed, index, implementation, chip, imageSource, image, policy, fleetKey, encoding, link, faults, priorUpdate };
 }
 
 function weightedCount(rnd: Random): number {
