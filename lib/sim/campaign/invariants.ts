@@ -6,8 +6,9 @@
  * - marked-valid: the slot the active otadata entry names (esp_ota_get_boot_partition) holds an image
  *   that verifies, unless that entry is PENDING_VERIFY/NEW and the bootloader would fall back anyway
  *   (it is not: a slot marked bootable with an invalid image is a violation either way);
- * - report: flashDevice's success means the new image boots at the next reset (auto policy, or host
- *   policy once verified and confirmed); its failure means the old image still boots;
+ * - report: flashDevice's success, once the image was committed (VALID: confirmed by the host policy's
+ *   verify, or by the device itself under the auto policy), means the new image boots at the next reset;
+ *   its failure means the old image still boots;
  * - status: the version the device's Status reports is the version of the image in the boot slot.
  */
 import { chooseBootSlot } from '../device/bootloader';

@@ -87,12 +87,20 @@ export async function runSchedule(s: Schedule): Promise<ScheduleOutcome> {
       }
       if (flashed) {
         try {
-          const v = await verifyDevice(scheduler, { device: name, expect: { version: newVersion }, onPass: s.policy === 'host' ? 'confirm' : 'none', fleetKey: s.fleetKey, waitMs: 60000 });
+          // Committed = the image is VALID in otadata: confirmed by us (host policy) or by the device after its
+          // diagnostics (auto, waited for). A power cut before that rolls back (bootloader.ts), which is no
+          // misreport of flashDevice's: the client's success said "installed, pending verify".
+          const v = await verifyDevice(scheduler, {
+            device: name,
+            expect: { version: newVersion, states: s.policy === 'auto' ? ['valid'] : undefined },
+            onPass: s.policy === 'host' ? 'confirm' : 'none',
+            fleetKey: s.fleetKey,
+            waitMs: 60000,
+          });
           result.verified = v.passed;
-          committed = s.policy === 'auto' || v.action === 'confirmed';
+          committed = s.policy === 'auto' ? v.passed : v.action === 'confirmed';
         } catch {
           result.verified = false;
-          committed = s.policy === 'auto';
         }
       }
       await sleep(clock, SETTLE_MS);
