@@ -5,6 +5,7 @@
  */
 import { toOtaError } from '../lib/errors';
 import { parseArgs } from './cli/args';
+import { campaignCommand } from './cli/campaign';
 import { benchCommand, flashCommand, inspectCommand, scanCommand, statusCommand, verifyCommand, type Output } from './cli/commands';
 
 const USAGE = `usage: esp32-ble-ota <command> [options]
@@ -16,9 +17,13 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
   verify --device <name|address> [--expect-version v] [--expect-sha256 hex] [--confirm] [--rollback-on-fail]
   status --device <name|address>
   bench [--json]
+  campaign [--seconds n] [--schedules n] [--seed s] [--replay seed:index] [--implementations model,twin]
+           [--prior-updates p]
+                                       random fault schedules on the simulator (docs/FAULTS.md)
 common: --json  --fleet-key <64 hex>  --hci <n>
         --sim [N]  virtual fleet sim-01..sim-N (real time; --fast: virtual clock), --sim-chip <chip>,
-        --sim-version <v>, --sim-protocol v2|legacy, --sim-confirm auto|host, --link <scenario>`;
+        --sim-version <v>, --sim-protocol v2|legacy, --sim-confirm auto|host, --link <scenario>,
+        --fault <spec> (repeatable, with --sim: e.g. powerCut@flashOp=120, dropLink@bytes=40000)`;
 
 const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) => Promise<number>> = {
   inspect: inspectCommand,
@@ -27,6 +32,7 @@ const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) 
   verify: verifyCommand,
   status: statusCommand,
   bench: benchCommand,
+  campaign: campaignCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

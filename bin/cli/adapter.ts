@@ -7,9 +7,10 @@ import { createHciCentral } from '../../lib/ble/noble-central';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
 import { OtaError } from '../../lib/errors';
 import { isChipName } from '../../lib/image/chips';
+import { applyFaultToConfig, parseFaultSpec } from '../../lib/sim/faults';
 import { createSimFleet } from '../../lib/sim/fleet';
 import type { ChipName, SimDeviceConfig } from '../../lib/sim/types';
-import { flag, numberOption, stringOption, type ParsedArgs } from './args';
+import { flag, numberOption, repeatedOption, stringOption, type ParsedArgs } from './args';
 
 export interface CliAdapter {
   scheduler: AdapterScheduler;
@@ -29,6 +30,7 @@ export function simDeviceNames(count: number): string[] {
 export async function openAdapter(args: ParsedArgs, imageChip?: ChipName | null): Promise<CliAdapter> {
   const maxConnections = numberOption(args, 'max-connections', 4);
   if (!flag(args, 'sim')) {
+    if (args.options.has('fault')) throw new OtaError('BAD_ARGUMENT', '--fault injects faults into a simulated fleet; it needs --sim');
     const hci = stringOption(args, 'hci');
     const central = createHciCentral({ deviceId: hci === undefined ? undefined : Number(hci) });
     const scheduler = new AdapterScheduler(central, { maxConnections, pauseScanWhileConnecting: true });
@@ -50,15 +52,24 @@ export async function openAdapter(args: ParsedArgs, imageChip?: ChipName | null)
   if (protocol !== 'v2' && protocol !== 'legacy') throw new OtaError('BAD_ARGUMENT', '--sim-protocol is v2 or legacy');
   const confirm = stringOption(args, 'sim-confirm') ?? 'auto';
   if (confirm !== 'auto' && confirm !== 'host') throw new OtaError('BAD_ARGUMENT', '--sim-confirm is auto or host');
-  const devices: SimDeviceConfig[] = simDeviceNames(count).map((name) => ({
+  const faults = repeatedOption(args, 'fault').map(parseFaultSpec);
+  const devices: SimDeviceConfig[] = simDeviceNames(count).map((name) => faults.reduce(applyFaultToConfig, {
     name,
     chip,
     version: stringOption(args, 'sim-version') ?? '1.0.0',
     protocol,
     confirmPolicy: confirm,
     fleetKey: parseFleetKey(args),
-  }));
+  } as SimDeviceConfig));
   const fleet = await createSimFleet({ devices, link: stringOption(args, 'link') ?? 'reference', clock: flag(args, 'fast') ? 'virtual' : 'real' });
+  // --fault: injected into the device the command addresses (default sim-01) as the fleet starts.
+  const target = stringOption(args, 'device') ?? devices[0].name;
+  try {
+    for (const fault of faults) if (fault.kind !== 'slowFlash') fleet.injectFault(fleet.devices.has(target) ? target : devices[0].name, fault);
+  } catch (err) {
+    await fleet.close();
+    throw err;
+  }
   const scheduler = new AdapterScheduler(fleet.central, { maxConnections });
   return {
     scheduler,

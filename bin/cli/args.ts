@@ -14,9 +14,12 @@ const OPTIONAL_NUMBER = new Set(['sim']);
 /** Options that take a value. Anything not listed here or above is refused (a typo must not be ignored). */
 const VALUE_OPTIONS = new Set([
   'attempts', 'device', 'duration', 'encoding', 'expect-chip', 'expect-sha256', 'expect-state', 'expect-version', 'find-timeout',
-  'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
-  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait',
+  'fault', 'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
+  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates',
 ]);
+/** Options that may be given more than once; their values are kept in order (repeatedOption). */
+const REPEATABLE = new Set(['fault']);
+const REPEAT_SEPARATOR = '\u0000';
 export const KNOWN_OPTIONS: readonly string[] = [...BOOLEAN_FLAGS, ...OPTIONAL_NUMBER, ...VALUE_OPTIONS].sort();
 
 function editDistance(a: string, b: string): number {
@@ -51,7 +54,11 @@ export function parseArgs(argv: string[]): ParsedArgs {
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq > 0 ? eq : undefined);
     if (!KNOWN_OPTIONS.includes(name)) throw unknownOption(name);
-    if (eq > 0) options.set(name, arg.slice(eq + 1));
+    if (REPEATABLE.has(name) && options.has(name)) {
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined) throw new OtaError('BAD_ARGUMENT', `option --${name} needs a value`);
+      options.set(name, `${String(options.get(name))}${REPEAT_SEPARATOR}${value}`);
+    } else if (eq > 0) options.set(name, arg.slice(eq + 1));
     else if (BOOLEAN_FLAGS.has(name)) options.set(name, true);
     else if (OPTIONAL_NUMBER.has(name)) {
       if (i + 1 < argv.length && /^\d+$/.test(argv[i + 1])) options.set(name, argv[++i]);
@@ -77,4 +84,10 @@ export function numberOption(args: ParsedArgs, name: string, fallback: number): 
 
 export function flag(args: ParsedArgs, name: string): boolean {
   return args.options.has(name);
+}
+
+/** Every value of an option that may repeat (e.g. --fault a --fault b), in order. */
+export function repeatedOption(args: ParsedArgs, name: string): string[] {
+  const v = args.options.get(name);
+  return typeof v === 'string' ? v.split(REPEAT_SEPARATOR) : [];
 }

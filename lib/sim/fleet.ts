@@ -8,7 +8,8 @@ import type { AdapterState } from '../ble/central';
 import { createNobleCentral, type NobleBleCentral } from '../ble/noble-central';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
-import { createSimDevice } from './device';
+import { createSimDevice, SimDevice } from './device';
+import { checkFault, radioFaultOf, type Fault, type FaultHandle } from './faults';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';
 import type { AclBufferConfig } from './hci/central-controller';
@@ -50,6 +51,12 @@ export interface SimFleet {
    * Ready (adapter state known) when the promise resolves; closed by close().
    */
   addCentral(): Promise<NobleBleCentral>;
+  /**
+   * Injects a fault (docs/FAULTS.md) into the named device or its link; throws OtaError FAULT_INVALID
+   * for a malformed fault or one the device's implementation cannot carry out (flash-operation faults
+   * need the TypeScript model; slowFlash is a device setting, applyFaultToConfig).
+   */
+  injectFault(deviceName: string, fault: Fault): FaultHandle;
   close(): Promise<void>;
 }
 
@@ -95,6 +102,9 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
       await extra.waitReady(2000);
       return extra;
     },
+    injectFault(deviceName, fault) {
+      return injectFleetFault(radio, clock, devices, deviceName, fault);
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -104,6 +114,77 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
       radio.close();
       // Timers left by the devices (resume timeouts, reboots) must not keep running after close.
       if (ownClock && isVirtualClock(clock)) clock.stop();
+    },
+  };
+}
+
+function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, VirtualPeripheral>, deviceName: string, fault: Fault): FaultHandle {
+  checkFault(fault);
+  const device = devices.get(deviceName);
+  if (!device) throw new OtaError('FAULT_INVALID', `fault ${fault.kind}: no simulated device named "${deviceName}"`);
+  const radioFault = radioFaultOf(fault);
+  if (radioFault) return radio.injectFault(device.address, radioFault);
+  const later = (atMs: number | undefined, act: () => void): FaultHandle => {
+    let fired = false;
+    let cancelled = false;
+    const fire = () => {
+      if (cancelled) return;
+      fired = true;
+      act();
+    };
+    if (atMs === undefined) fire();
+    else clock.setTimer(fire, atMs);
+    return {
+      fault: radioFault ?? { kind: 'powerLoss', offMs: 0 },
+      get fired() {
+        return fired;
+      },
+      cancel: () => {
+        cancelled = true;
+      },
+    };
+  };
+  const offMs = fault.kind === 'powerCut' || fault.kind === 'tornWrite' ? (fault.offMs ?? DEFAULT_POWER_OFF_MS) : 0;
+  switch (fault.kind) {
+    case 'vanish':
+      return later(fault.atMs, () => radio.injectFault(device.address, { kind: 'vanish', forMs: fault.forMs }));
+    case 'powerCut':
+      if (fault.atMs !== undefined) return later(fault.atMs, () => radio.injectFault(device.address, { kind: 'powerLoss', offMs }));
+      return armFlashCut(radio, device, fault.flashOp ?? 1, 0, offMs);
+    case 'tornWrite':
+      return armFlashCut(radio, device, fault.flashOp, fault.bytes, offMs);
+    case 'slowFlash':
+      throw new OtaError('FAULT_INVALID', `fault slowFlash: a device setting, not an event; give it when the fleet is created (SimDeviceConfig.flashSlowdown or applyFaultToConfig)`);
+    default:
+      throw new OtaError('FAULT_INVALID', `fault ${(fault as Fault).kind}: not supported by the fleet`);
+  }
+}
+
+/** Power off for this long after a cut when the fault does not say (a brown-out and the supply coming back). */
+const DEFAULT_POWER_OFF_MS = 200;
+
+function armFlashCut(radio: SimRadio, device: VirtualPeripheral, atOp: number, tornBytes: number, offMs: number): FaultHandle {
+  if (!(device instanceof SimDevice) || !device.flash.faults) {
+    throw new OtaError('FAULT_INVALID', `faults at a flash operation need the TypeScript device model; "${device.name}" is the firmware twin (use powerCut@atMs=...)`);
+  }
+  let fired = false;
+  let cancelled = false;
+  device.flash.faults.arm({
+    atOp,
+    tornBytes,
+    onCut: () => {
+      if (cancelled) return;
+      fired = true;
+      radio.injectFault(device.address, { kind: 'powerLoss', offMs });
+    },
+  });
+  return {
+    fault: { kind: 'powerLoss', offMs },
+    get fired() {
+      return fired;
+    },
+    cancel: () => {
+      cancelled = true;
     },
   };
 }

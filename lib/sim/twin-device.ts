@@ -121,7 +121,7 @@ class TwinDevice implements VirtualPeripheral {
   constructor(
     private readonly proc: ChildProcessWithoutNullStreams,
     private readonly clock: Clock,
-    private readonly stateDir: string,
+    readonly stateDir: string,
     settings: { name: string; address: string; maxMtu: number; resumeTimeoutMs: number },
   ) {
     this.name = settings.name;

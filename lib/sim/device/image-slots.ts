@@ -11,6 +11,7 @@ import { CHIP_IDS } from '../../protocol/constants';
 import { Nvs } from './nvs';
 import { OtaData, SLOT_LABELS, SlotIndex } from './ota-data';
 import { SparseFlash } from './sparse-flash';
+import { FlashFaults } from './flash-faults';
 import { SECTOR_SIZE } from './flash-timing';
 
 export const DEFAULT_OTA_PARTITION_SIZE = 0x1e0000;
@@ -21,14 +22,20 @@ export class DeviceFlash {
   private readonly extent: [number, number] = [0, 0];
   readonly otadata = new OtaData();
   readonly nvs = new Nvs();
+  /** Fault injection on the app partitions' erase/program operations (null until defer is given). */
+  readonly faults: FlashFaults | null;
 
   constructor(
     readonly partitionSize: number,
     readonly chip: ChipName,
     /** The chip's revision as major * 100 + minor (efuse_hal_chip_revision). */
     readonly chipRevision = 0,
+    /** Runs a function on the next clock step (enables flash fault injection). */
+    defer?: (fn: () => void) => void,
   ) {
-    this.slots = [new SparseFlash(SLOT_LABELS[0], partitionSize), new SparseFlash(SLOT_LABELS[1], partitionSize)];
+    this.faults = defer ? new FlashFaults(defer) : null;
+    const faults = this.faults ?? undefined;
+    this.slots = [new SparseFlash(SLOT_LABELS[0], partitionSize, faults), new SparseFlash(SLOT_LABELS[1], partitionSize, faults)];
   }
 
   /**

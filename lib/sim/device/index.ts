@@ -21,7 +21,7 @@ export interface CreateSimDeviceOptions {
 
 export function createSimDevice(config: SimDeviceConfig, clock: Clock = realClock, options: CreateSimDeviceOptions = {}): SimDevice {
   const settings = resolveSettings(config, options.model);
-  const flash = new DeviceFlash(settings.partitionSize, settings.chip, settings.model.chipRevision);
+  const flash = new DeviceFlash(settings.partitionSize, settings.chip, settings.model.chipRevision, (fn) => clock.setTimer(fn, 0));
   flash.writeFactoryImage(options.factoryImage ?? defaultFactoryImage(settings.chip, settings.version, settings.secureVersion, settings.protocol));
   return new SimDevice(settings, flash, clock);
 }

@@ -3,6 +3,7 @@
  * bits (a write over unerased data corrupts it, as on the chip). Sectors are allocated on first program,
  * so a fleet of devices with 1.875 MiB partitions costs only the bytes actually written.
  */
+import type { FlashFaults } from './flash-faults';
 import { SECTOR_SIZE } from './flash-timing';
 
 export class SparseFlash {
@@ -13,11 +14,14 @@ export class SparseFlash {
   constructor(
     readonly label: string,
     readonly size: number,
+    /** Fault injection (flash-faults.ts): decides whether an erase or program lands. */
+    private readonly faults?: FlashFaults,
   ) {}
 
   /** Erases whole sectors covering [offset, offset + length). */
   erase(offset: number, length: number): void {
     this.checkRange(offset, length);
+    if (this.faults && this.faults.gate('erase', length).land !== 'all') return;
     const first = Math.floor(offset / SECTOR_SIZE);
     const last = Math.floor((offset + length - 1) / SECTOR_SIZE);
     for (let s = first; s <= last; s++) {
@@ -47,6 +51,11 @@ export class SparseFlash {
 
   program(offset: number, data: Buffer): void {
     this.checkRange(offset, data.length);
+    if (this.faults) {
+      const verdict = this.faults.gate('program', data.length);
+      if (verdict.land === 'none') return;
+      if (verdict.land === 'prefix') data = data.subarray(0, verdict.bytes);
+    }
     let done = 0;
     while (done < data.length) {
       const at = offset + done;

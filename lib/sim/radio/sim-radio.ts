@@ -441,7 +441,18 @@ export class SimRadio implements CentralAir {
     const live = () => this.slots.get(slot.id) === slot;
     return {
       clock: this.clock,
-      notify: (service, characteristic, data, connectionId) => {
+      notify: (service, characteristic, original, connectionId) => {
+        const verdict = this.faults.onNotify(slot.address, original, characteristic.toLowerCase());
+        if (verdict.action === 'drop') return;
+        if (verdict.action === 'delay') {
+          this.clock.setTimer(() => {
+            for (const [index, c] of slot.links) {
+              if (c.state === 'up' && c.server && live() && (connectionId === undefined || index === connectionId)) c.server.notify(service, characteristic, verdict.data);
+            }
+          }, verdict.ms);
+          return;
+        }
+        const data = verdict.data;
         let sent = false;
         for (const [index, c] of slot.links) {
           if (c.state !== 'up' || !c.server || !live() || (connectionId !== undefined && index !== connectionId)) continue;

@@ -1,0 +1,47 @@
+/**
+ * Fault injection at the device's flash (docs/FAULTS.md): the erase and program operations on the two
+ * app partitions are counted from 1 (in the order the firmware issues them, over both slots); at the
+ * armed operation power is lost. A torn write lands a prefix of its bytes first (NOR flash programs page
+ * by page, so a cut mid-operation leaves some of it written); an interrupted erase erases nothing
+ * (pessimistic: a partly erased sector reads as neither old nor erased on a real chip). From the cut
+ * until the device powers off (the next clock step) no operation reaches flash: the power is gone.
+ */
+export interface FlashCut {
+  /** The operation (1-based, counted from when the cut was armed) at which power is lost. */
+  atOp: number;
+  /** Bytes of that operation that land when it is a program (default 0: none). */
+  tornBytes?: number;
+  /** Called once, on the clock step after the cut: the caller powers the device off (radio powerLoss). */
+  onCut(): void;
+}
+
+export type FlashGateVerdict = { land: 'all' } | { land: 'none' } | { land: 'prefix'; bytes: number };
+
+export class FlashFaults {
+  /** Erase/program operations on the app partitions since power-on of the simulation. */
+  ops = 0;
+  private armed: Array<FlashCut & { base: number }> = [];
+  private frozen = false;
+
+  constructor(private readonly defer: (fn: () => void) => void) {}
+
+  arm(cut: FlashCut): void {
+    this.armed.push({ ...cut, base: this.ops });
+  }
+
+  /** Called before each erase/program; says how much of it lands. */
+  gate(kind: 'erase' | 'program', length: number): FlashGateVerdict {
+    if (this.frozen) return { land: 'none' };
+    this.ops++;
+    const index = this.armed.findIndex((c) => this.ops - c.base === c.atOp);
+    if (index < 0) return { land: 'all' };
+    const [cut] = this.armed.splice(index, 1);
+    this.frozen = true;
+    this.defer(() => {
+      this.frozen = false;
+      cut.onCut();
+    });
+    if (kind === 'program' && (cut.tornBytes ?? 0) > 0) return { land: 'prefix', bytes: Math.min(length, cut.tornBytes ?? 0) };
+    return { land: 'none' };
+  }
+}
