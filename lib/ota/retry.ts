@@ -31,6 +31,12 @@ const RETRYABLE = new Set([
   'SESSION_TIMEOUT',
   'DEVICE_BUSY',
   'BUSY',
+  // Bytes damaged on air (a corruption the link layer's CRC missed): the host made the digest and the
+  // zlib stream from the file it checked, so the device refusing them means the transfer, not the image,
+  // was bad; the device kept its old image (PROTOCOL.md §4.1). A malformed notification likewise.
+  'DEVICE_HASH_MISMATCH',
+  'DEVICE_DECODE_FAILED',
+  'PROTOCOL_MALFORMED',
 ]);
 
 export function isRetryable(err: unknown): boolean {

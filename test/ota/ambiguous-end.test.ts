@@ -48,3 +48,43 @@ function cutAfterBootSwitch(device: SimDevice, env: SimEnv): void {
   };
   poll();
 }
+
+describe('ota: bytes damaged on air (a corruption the link layer CRC missed)', () => {
+  let env: SimEnv | undefined;
+  afterEach(async () => {
+    await env?.close();
+    env = undefined;
+  });
+
+  it('a flipped bit in a Data write (END: HASH_MISMATCH, old image kept) is retried and the update succeeds', async () => {
+    env = await simEnv([{ name: 'line-01', chip: 'esp32', version: '1.0.0' }]);
+    const device = env.devices[0] as SimDevice;
+    env.fleet.injectFault('line-01', { kind: 'flipWrite', n: 20, byte: 40, bit: 3 });
+    const result = await flashDevice(env.scheduler, { device: device.address, image: IMAGE, maxAttempts: 3, encoding: 'raw' });
+    assert.equal(result.success, true);
+    assert.equal(result.attempts, 2);
+    assert.equal(device.flash.otadata.bootSlot(), 1);
+  });
+
+  it('a damaged notification (malformed to the client) is retried; an END answer lost that way resolves by Status', async () => {
+    env = await simEnv([{ name: 'line-01', chip: 'esp32', version: '1.0.0' }]);
+    const device = env.devices[0] as SimDevice;
+    let notifications = 0;
+    const observed = env.radio.onGattTraffic;
+    env.radio.onGattTraffic = (e) => {
+      if (e.kind === 'notification') notifications++;
+      observed?.(e);
+    };
+    // A dry run counts the Control notifications of one whole update; the last one is END's answer.
+    await flashDevice(env.scheduler, { device: device.address, image: IMAGE, maxAttempts: 1 });
+    const perUpdate = notifications;
+    await env.close();
+    env = await simEnv([{ name: 'line-01', chip: 'esp32', version: '1.0.0' }]);
+    const fresh = env.devices[0] as SimDevice;
+    env.fleet.injectFault('line-01', { kind: 'corruptNotification', n: perUpdate, byte: 1, bit: 7 });
+    const result = await flashDevice(env.scheduler, { device: fresh.address, image: IMAGE, maxAttempts: 3 });
+    assert.equal(result.success, true);
+    assert.ok(result.attempts >= 1);
+    assert.equal(fresh.flash.otadata.bootSlot(), 1);
+  });
+});
