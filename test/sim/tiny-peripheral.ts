@@ -18,6 +18,22 @@ export interface WriteRecord {
   withoutResponse: boolean;
 }
 
+/** The small GATT table the stub peripherals of the radio and ATT server tests share. */
+export function tinyGatt(): VirtualService[] {
+  return [
+    {
+      uuid: TINY_SERVICE,
+      characteristics: [
+        { uuid: CHAR_RW, properties: ['read', 'write', 'notify'] },
+        { uuid: CHAR_SINK, properties: ['writeWithoutResponse'] },
+        { uuid: CHAR_LONG, properties: ['read'] },
+        { uuid: CHAR_STRICT, properties: ['write'] },
+      ],
+    },
+    { uuid: '180a', characteristics: [{ uuid: '2a29', properties: ['read'] }] },
+  ];
+}
+
 export class TinyPeripheral implements VirtualPeripheral {
   host: PeripheralHost | null = null;
   readonly writes: WriteRecord[] = [];
@@ -46,18 +62,7 @@ export class TinyPeripheral implements VirtualPeripheral {
   }
 
   gatt(): VirtualService[] {
-    return [
-      {
-        uuid: TINY_SERVICE,
-        characteristics: [
-          { uuid: CHAR_RW, properties: ['read', 'write', 'notify'] },
-          { uuid: CHAR_SINK, properties: ['writeWithoutResponse'] },
-          { uuid: CHAR_LONG, properties: ['read'] },
-          { uuid: CHAR_STRICT, properties: ['write'] },
-        ],
-      },
-      { uuid: '180a', characteristics: [{ uuid: '2a29', properties: ['read'] }] },
-    ];
+    return tinyGatt();
   }
 
   onConnect(mtu: number): void {

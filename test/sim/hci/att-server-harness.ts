@@ -6,6 +6,7 @@
 import type { Clock, TimerHandle } from '../../../lib/clock';
 import { AttServer, type AttServerOptions } from '../../../lib/sim/hci/att-server';
 import { l2capFrame, parseL2capFrame } from '../../../lib/sim/hci/l2cap-frames';
+import { CHAR_LONG, CHAR_RW, CHAR_SINK, CHAR_STRICT, TINY_SERVICE, tinyGatt } from '../tiny-peripheral';
 import { AttError, type PeripheralHost, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from '../../../lib/sim/types';
 
 /** A clock that moves only when the test says so; timers fire in order, promises settle in between. */
@@ -46,11 +47,7 @@ export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-export const SVC = '0000feed00001000800000805f9b34fb';
-export const CHAR_RW = 'c0010000000010008000000000000001';
-export const CHAR_SINK = 'c0020000000010008000000000000002';
-export const CHAR_LONG = 'c0030000000010008000000000000003';
-export const CHAR_STRICT = 'c0040000000010008000000000000004';
+export { TINY_SERVICE as SVC, CHAR_RW, CHAR_SINK, CHAR_LONG, CHAR_STRICT };
 
 /** Little-endian wire form of a hex UUID. */
 export function le(uuid: string): string {
@@ -95,22 +92,11 @@ export class StubPeripheral implements VirtualPeripheral {
   attach(_host: PeripheralHost): void {}
 
   advertisement(): VirtualAdvertisement | null {
-    return { localName: this.name, serviceUuids: [SVC] };
+    return { localName: this.name, serviceUuids: [TINY_SERVICE] };
   }
 
   gatt(): VirtualService[] {
-    return [
-      {
-        uuid: SVC,
-        characteristics: [
-          { uuid: CHAR_RW, properties: ['read', 'write', 'notify'] },
-          { uuid: CHAR_SINK, properties: ['writeWithoutResponse'] },
-          { uuid: CHAR_LONG, properties: ['read'] },
-          { uuid: CHAR_STRICT, properties: ['write'] },
-        ],
-      },
-      { uuid: '180a', characteristics: [{ uuid: '2a29', properties: ['read'] }] },
-    ];
+    return tinyGatt();
   }
 
   onConnect(mtu: number, connectionId?: number): void {
