@@ -579,3 +579,19 @@ TEST(patch_round_trip_random_images)
     /* the generator found the base: most of the new images came from diff parts, not extra */
     CHECK(diff_total * 2 > image_total);
 }
+
+TEST(patch_position_overflow_guard)
+{
+    /* Reaching |pos| > 2^62 takes 2^31 records seeking 2^31 (gigabytes of patch); start the state there. */
+    patch_buf_t p = {0};
+    put_record(&p, NULL, 0, NULL, 0, INT32_MAX);
+    base_t b = {zeros, 64, 0, 0, 0};
+    ble_ota_patch_t st;
+    uint8_t out[1];
+    size_t used, made;
+    ble_ota_patch_init(&st, 64, 16);
+    st.pos = ((int64_t)1 << 62) - 1;
+    CHECK_EQ(ble_ota_patch_feed(&st, p.bytes, p.len, &used, out, sizeof out, &made, read_base, &b),
+             BLE_OTA_PATCH_INVALID);
+    CHECK_EQ(ble_ota_patch_reason(&st), BLE_OTA_PATCH_REASON_POSITION_OVERFLOW);
+}
