@@ -348,6 +348,9 @@ export const AdvFlags = {
   DIAGNOSTICS_FAILED: 1 << 4,
   SESSION_ACTIVE: 1 << 5,
   HOST_POLICY: 1 << 6,
+  /** Session key required (caps bit1). */
+  SESSION_KEY_REQUIRED: 1 << 7,
+  /** The earlier name of bit7 (same value). */
   FLEET_KEY_REQUIRED: 1 << 7,
 } as const;
 
