@@ -4,7 +4,9 @@
 An independent third implementation of the document (Python standard library only), written from the
 text and not from the TypeScript or C code, so that both of those are checked against the document and
 not only against each other. Every vector is encoded from its fields here, decoded back, and compared,
-before it is written.
+before it is written. Revision 2.1 adds the kinds "manifest" (§12: P-256 ECDSA with the deterministic k of
+RFC 6979, written out below and checked against RFC 6979 A.2.5), "device_key" (§7.2: HKDF-SHA256, checked
+against RFC 5869 A.1) and "patch" (§13: records applied here to check the image or the expected error).
 
 Usage: python3 docs/gen-protocol-vectors.py [--check]   (--check: fail if the committed file differs)
 """
@@ -693,7 +695,8 @@ def build():
         "running_partition": "ota_0", "app_version": "1.0.0", "project_name": "ble_ota_demo",
         "idf_version": "v5.2.2", "running_sha256": previous, "last_result": 0xFF, "last_flags": 0,
         "last_sha256": h(bytes(32)), "last_message": "",
-        "update_partition_size": 0x100000, "release_floor": 0, "device_id": "240ac4000001", "release_key_ids": 0}, "Factory esp32, no update recorded (last_result 0xFF).")
+        "update_partition_size": 0x100000, "release_floor": 0, "device_id": "240ac4000001", "release_key_ids": 0},
+        "Factory esp32, no update recorded (last_result 0xFF).")
     add("status-pending-verify", "status", {
         "format": 2, "proto_version": 2, "caps": 0b011111, "ota_state": 1, "confirm_policy": 1, "session_state": 0,
         "reset_reason": 3, "boot_count": 1, "chip_id": 5, "secure_version": 2, "session_offset": 0,
