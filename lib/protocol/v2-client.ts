@@ -189,6 +189,11 @@ export class V2Client {
     return this.caps;
   }
 
+  /** The caps of the last CHALLENGE by name (§5), or null before the first one. */
+  get deviceCapabilities(): Capabilities | null {
+    return this.caps === null ? null : decodeCaps(this.caps);
+  }
+
   /** The payload of the current session (reuse it for a resume on a new connection). */
   get transferPayload(): TransferPayload | null {
     return this.payload;

@@ -95,8 +95,10 @@ describe('V2Client revision 2.1 against a scripted device', () => {
 
   it('provisions a key while the window is open', async () => {
     const { device, client } = setup({ provisioningWindow: true });
+    assert.equal(client.deviceCapabilities, null);
     const challenge = await client.challenge();
     assert.equal(challenge.capabilities.provisioningWindow, true);
+    assert.deepEqual(client.deviceCapabilities, challenge.capabilities);
     assert.equal(challenge.capabilities.sessionKeyRequired, false);
     const key = randomBytes(32);
     await client.provision(key);
