@@ -509,7 +509,7 @@ PATCH_RECORDS = [
     (bytes(range(18)), b"", 0),                                  # base[46..64): up to the last base byte
 ]
 PATCH_BYTES = b"".join(uvarint(len(d)) + d + uvarint(len(e)) + e + svarint(s) for d, e, s in PATCH_RECORDS)
-PATCH_IMAGE = None  # set by apply_patch below
+PATCH_IMAGE = apply_patch(PATCH_BASE, PATCH_BYTES, 16 + 4 + 20 + 6 + 3 + 5 + 18)
 
 
 def patch_fields(base, image, records, patch=None):
@@ -518,9 +518,6 @@ def patch_fields(base, image, records, patch=None):
             "image_size": len(image), "image_sha256": h(hashlib.sha256(image).digest()),
             "records": [{"diff_len": len(d), "extra_len": len(e), "seek": s} for d, e, s in records],
             "transfer": h(zlib.compress(patch, 9))}
-
-
-PATCH_IMAGE = apply_patch(PATCH_BASE, PATCH_BYTES, 16 + 4 + 20 + 6 + 3 + 5 + 18)
 
 
 def build_manifests():
