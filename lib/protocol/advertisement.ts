@@ -17,7 +17,7 @@ export interface AdvertisedStatus {
   sessionActive: boolean;
   /** Host confirm policy (else auto). */
   hostPolicy: boolean;
-  /** Fleet key required. */
+  /** Session key required (caps bit1: device key or fleet key). */
   authRequired: boolean;
   /** First 4 bytes of running_sha256, hex. */
   shaPrefix: string;

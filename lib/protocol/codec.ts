@@ -6,6 +6,9 @@
  */
 import { OtaError } from '../errors';
 import {
+  BEGIN_FIXED_LENGTH,
+  BEGIN_TAG_OFFSET,
+  BeginFlags,
   COMMAND_LENGTH,
   COMMAND_NAMES,
   CommandOp,
@@ -17,6 +20,7 @@ import {
   Op,
   RESPONSE_BIT,
   RESPONSE_LENGTH,
+  SESSION_KEY_SIZE,
   SHA256_SIZE,
   TAG_SIZE,
   TaggedOp,
@@ -32,12 +36,25 @@ export interface BeginCommand {
   op: typeof Op.BEGIN;
   imageSize: number;
   transferSize: number;
-  /** 0 raw, 1 deflate (other values are carried so the device can answer BAD_ENCODING). */
+  /** 0 raw, 1 deflate, 2 delta (other values are carried so the device can answer BAD_ENCODING). */
   encoding: number;
+  /** bit0 resume, bit1 manifest follows (must agree with `manifest`). */
   flags: number;
   chunkSize: number;
   sha256: Buffer;
+  /**
+   * running_sha256 of the base a delta applies to; all zero for raw/deflate. The decoder always sets
+   * it; the encoder writes zeros when it is missing.
+   */
+  baseSha256?: Buffer;
   tag: Buffer;
+  /** The signed manifest (§12) after the fixed 93 bytes; present exactly when flags bit1 is set. */
+  manifest?: Buffer;
+}
+/** PROVISION (§7): stores the session key while the provisioning window is open. */
+export interface ProvisionCommand {
+  op: typeof Op.PROVISION;
+  key: Buffer;
 }
 export interface EndCommand {
   op: typeof Op.END;
@@ -47,7 +64,7 @@ export interface TaggedCommand {
   op: TaggedOp;
   tag: Buffer;
 }
-export type Command = ChallengeCommand | BeginCommand | EndCommand | TaggedCommand;
+export type Command = ChallengeCommand | BeginCommand | EndCommand | TaggedCommand | ProvisionCommand;
 
 // ---------- notifications (device → client, Control) ----------
 
@@ -123,7 +140,12 @@ function checkUint(name: string, value: number, bits: 8 | 16 | 32): void {
 }
 
 function isCommandOp(op: number): op is CommandOp {
-  return op >= Op.CHALLENGE && op <= Op.REBOOT;
+  return op >= Op.CHALLENGE && op <= Op.PROVISION;
+}
+
+/** The manifest's own `length` field (u16 at manifest offset 6). */
+function manifestLengthField(manifest: Buffer): number {
+  return manifest.readUInt16LE(6);
 }
 
 function isTaggedOp(op: number): op is TaggedOp {
@@ -141,8 +163,11 @@ export function encodeCommand(cmd: Command): Buffer {
       checkUint('flags', cmd.flags, 8);
       checkUint('chunkSize', cmd.chunkSize, 16);
       checkBytes('sha256', cmd.sha256, SHA256_SIZE);
+      const baseSha256 = cmd.baseSha256 ?? Buffer.alloc(SHA256_SIZE);
+      checkBytes('baseSha256', baseSha256, SHA256_SIZE);
       checkBytes('tag', cmd.tag, TAG_SIZE);
-      const buf = Buffer.alloc(COMMAND_LENGTH[Op.BEGIN]);
+      const manifest = checkBeginManifest(cmd);
+      const buf = Buffer.alloc(BEGIN_FIXED_LENGTH + manifest.length);
       buf[0] = Op.BEGIN;
       buf.writeUInt32LE(cmd.imageSize, 1);
       buf.writeUInt32LE(cmd.transferSize, 5);
@@ -150,9 +175,14 @@ export function encodeCommand(cmd: Command): Buffer {
       buf[10] = cmd.flags;
       buf.writeUInt16LE(cmd.chunkSize, 11);
       cmd.sha256.copy(buf, 13);
-      cmd.tag.copy(buf, 45);
+      baseSha256.copy(buf, 45);
+      cmd.tag.copy(buf, BEGIN_TAG_OFFSET);
+      manifest.copy(buf, BEGIN_FIXED_LENGTH);
       return buf;
     }
+    case Op.PROVISION:
+      checkBytes('key', cmd.key, SESSION_KEY_SIZE);
+      return Buffer.concat([Buffer.from([Op.PROVISION]), cmd.key]);
     case Op.END:
       checkUint('flags', cmd.flags, 8);
       return Buffer.from([Op.END, cmd.flags]);
@@ -165,10 +195,46 @@ export function encodeCommand(cmd: Command): Buffer {
   }
 }
 
-/** The part of a BEGIN request the BEGIN tag covers (§7: `begin[1..44]`, image_size through sha256). */
+/**
+ * The manifest a BEGIN carries, checked against flags bit1 and its own length field, so that the
+ * encoder never writes a BEGIN the device must refuse with BAD_LENGTH.
+ */
+function checkBeginManifest(cmd: BeginCommand): Buffer {
+  const announced = (cmd.flags & BeginFlags.MANIFEST) !== 0;
+  if (cmd.manifest === undefined) {
+    if (announced) throw new OtaError('BAD_PARAMETER', 'BEGIN flags bit1 (manifest follows) is set but no manifest was given.');
+    return Buffer.alloc(0);
+  }
+  if (!Buffer.isBuffer(cmd.manifest)) throw new OtaError('BAD_PARAMETER', 'The manifest must be a Buffer.');
+  if (!announced) throw new OtaError('BAD_PARAMETER', 'A manifest was given but BEGIN flags bit1 (manifest follows) is clear.');
+  if (cmd.manifest.length < 8) throw new OtaError('BAD_PARAMETER', `The manifest is ${cmd.manifest.length} bytes; it needs at least its 8-byte head (magic, format, key_id, length).`);
+  const field = manifestLengthField(cmd.manifest);
+  if (field !== cmd.manifest.length) {
+    throw new OtaError('BAD_PARAMETER', `The manifest is ${cmd.manifest.length} bytes but its length field says ${field}.`);
+  }
+  if (BEGIN_FIXED_LENGTH + field > MAX_CONTROL_VALUE) {
+    throw new OtaError('BAD_PARAMETER', `A BEGIN with this ${field}-byte manifest would be ${BEGIN_FIXED_LENGTH + field} bytes; Control values are at most ${MAX_CONTROL_VALUE}.`);
+  }
+  return cmd.manifest;
+}
+
+/**
+ * The expected length of a Control write by its first bytes (§2, §2.1): BEGIN with flags bit1 is
+ * 93 + the manifest's length field, or null when the write is too short to say (then BAD_LENGTH).
+ */
+function expectedCommandLength(op: CommandOp, buf: Buffer): number | null {
+  if (op !== Op.BEGIN) return COMMAND_LENGTH[op];
+  if (buf.length < BEGIN_FIXED_LENGTH) return BEGIN_FIXED_LENGTH;
+  if ((buf[10] & BeginFlags.MANIFEST) === 0) return BEGIN_FIXED_LENGTH;
+  if (buf.length < BEGIN_FIXED_LENGTH + 8) return null;
+  const field = buf.readUInt16LE(BEGIN_FIXED_LENGTH + 6);
+  return field >= 8 ? BEGIN_FIXED_LENGTH + field : null;
+}
+
+/** The part of a BEGIN request the BEGIN tag covers (§7: `begin[1..76]`, image_size through base_sha256). */
 export function beginTagInput(begin: Buffer): Buffer {
-  if (begin.length !== COMMAND_LENGTH[Op.BEGIN] || begin[0] !== Op.BEGIN) throw malformed('BEGIN request', begin);
-  return begin.subarray(1, 45);
+  if (begin.length < BEGIN_FIXED_LENGTH || begin[0] !== Op.BEGIN) throw malformed('BEGIN request', begin);
+  return begin.subarray(1, BEGIN_TAG_OFFSET);
 }
 
 /**
@@ -179,8 +245,15 @@ export function decodeCommand(buf: Buffer): Command {
   if (buf.length === 0) throw malformed('command (empty)', buf, { err: ErrorCode.BAD_LENGTH, op: undefined });
   const op = buf[0];
   if (!isCommandOp(op)) throw malformed(`command (unknown opcode 0x${op.toString(16)})`, buf, { err: ErrorCode.UNKNOWN_OPCODE, op });
-  if (buf.length !== COMMAND_LENGTH[op]) {
-    throw malformed(`${COMMAND_NAMES[op]} command (expected ${COMMAND_LENGTH[op]} bytes)`, buf, { err: ErrorCode.BAD_LENGTH, op });
+  const expected = expectedCommandLength(op, buf);
+  if (buf.length !== expected) {
+    const why =
+      expected === null
+        ? 'BEGIN command (flags bit1: the manifest is too short to carry its length field, or the field is below 8)'
+        : op === Op.BEGIN && buf.length >= BEGIN_FIXED_LENGTH && (buf[10] & BeginFlags.MANIFEST) !== 0
+          ? `BEGIN command (flags bit1: expected ${BEGIN_FIXED_LENGTH} + the manifest's length field ${expected - BEGIN_FIXED_LENGTH} = ${expected} bytes)`
+          : `${COMMAND_NAMES[op]} command (expected ${expected} bytes)`;
+    throw malformed(why, buf, { err: ErrorCode.BAD_LENGTH, op });
   }
   switch (op) {
     case Op.CHALLENGE:
@@ -194,10 +267,14 @@ export function decodeCommand(buf: Buffer): Command {
         flags: buf[10],
         chunkSize: buf.readUInt16LE(11),
         sha256: Buffer.from(buf.subarray(13, 45)),
-        tag: Buffer.from(buf.subarray(45, 61)),
+        baseSha256: Buffer.from(buf.subarray(45, BEGIN_TAG_OFFSET)),
+        tag: Buffer.from(buf.subarray(BEGIN_TAG_OFFSET, BEGIN_FIXED_LENGTH)),
+        ...(buf.length > BEGIN_FIXED_LENGTH ? { manifest: Buffer.from(buf.subarray(BEGIN_FIXED_LENGTH)) } : {}),
       };
     case Op.END:
       return { op, flags: buf[1] };
+    case Op.PROVISION:
+      return { op, key: Buffer.from(buf.subarray(1, 1 + SESSION_KEY_SIZE)) };
     default:
       return { op, tag: Buffer.from(buf.subarray(1, 17)) };
   }
@@ -205,7 +282,7 @@ export function decodeCommand(buf: Buffer): Command {
 
 /**
  * Device side: the ATT error code for a Control write that never reaches the command decoder (§2: empty,
- * or longer than the 128 bytes a device accepts), or null when the value is acceptable at ATT level.
+ * or longer than the MAX_CONTROL_VALUE (512) bytes a device accepts), or null when the value is acceptable at ATT level.
  */
 export function controlWriteAttError(buf: Buffer): number | null {
   return buf.length === 0 || buf.length > MAX_CONTROL_VALUE ? ATT_INVALID_ATTRIBUTE_VALUE_LENGTH : null;

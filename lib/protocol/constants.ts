@@ -15,8 +15,8 @@ export const CONTROL_CHAR_UUID = '5c4e00026a8b4f0e9a3d32b1e07a0001';
 export const DATA_CHAR_UUID = '5c4e00036a8b4f0e9a3d32b1e07a0001';
 export const STATUS_CHAR_UUID = '5c4e00046a8b4f0e9a3d32b1e07a0001';
 
-/** The device must accept control values up to this length (long writes). */
-export const MAX_CONTROL_VALUE = 128;
+/** The device must accept control values up to this length (long writes; a BEGIN with a manifest of 32 devices is 509). */
+export const MAX_CONTROL_VALUE = 512;
 /** ATT error for a Control value that is empty or longer than MAX_CONTROL_VALUE. */
 export const ATT_INVALID_ATTRIBUTE_VALUE_LENGTH = 0x0d;
 /** `u32 offset` in front of every Data payload. */
@@ -35,12 +35,13 @@ export const Op = {
   CONFIRM: 0x05,
   ROLLBACK: 0x06,
   REBOOT: 0x07,
+  PROVISION: 0x08,
   DATA_ACK: 0xa0,
   DATA_NAK: 0xa1,
   SESSION_ABORTED: 0xa2,
   UNKNOWN_OPCODE_RESPONSE: 0xff,
 } as const;
-export type CommandOp = (typeof Op)['CHALLENGE' | 'BEGIN' | 'END' | 'ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT'];
+export type CommandOp = (typeof Op)['CHALLENGE' | 'BEGIN' | 'END' | 'ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT' | 'PROVISION'];
 /** Commands that carry only a `tag[16]`. */
 export type TaggedOp = (typeof Op)['ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT'];
 export const RESPONSE_BIT = 0x80;
@@ -52,18 +53,27 @@ export const COMMAND_NAMES: Readonly<Record<number, string>> = {
   0x05: 'CONFIRM',
   0x06: 'ROLLBACK',
   0x07: 'REBOOT',
+  0x08: 'PROVISION',
 };
 
-/** Exact length of each command including the opcode byte. */
+/**
+ * Length of each command including the opcode byte. BEGIN: this exactly without a manifest; with flags
+ * bit1 it is BEGIN_FIXED_LENGTH + the manifest's own `length` field (§2.1).
+ */
 export const COMMAND_LENGTH: Readonly<Record<CommandOp, number>> = {
   0x01: 1,
-  0x02: 61,
+  0x02: 93,
   0x03: 2,
   0x04: 17,
   0x05: 17,
   0x06: 17,
   0x07: 17,
+  0x08: 33,
 };
+/** BEGIN without manifest; the manifest (flags bit1) starts at this offset. */
+export const BEGIN_FIXED_LENGTH = 93;
+/** Offset of the BEGIN tag; the tag covers begin[1..BEGIN_TAG_OFFSET) (image_size through base_sha256). */
+export const BEGIN_TAG_OFFSET = 77;
 
 /**
  * Success length of each response including op and err (error responses are always 2 bytes). Every
@@ -77,6 +87,7 @@ export const RESPONSE_LENGTH: Readonly<Record<CommandOp, number>> = {
   0x05: 2,
   0x06: 2,
   0x07: 2,
+  0x08: 2,
 };
 /** The default (smallest) ATT MTU; a notification carries at most MTU - 3 value bytes. */
 export const DEFAULT_ATT_MTU = 23;
@@ -86,9 +97,15 @@ export const TAG_SIZE = 16;
 export const NONCE_SIZE = 16;
 export const SHA256_SIZE = 32;
 export const FLEET_KEY_SIZE = 32;
+/** Session key (NVS `device_key`, or the legacy fleet key) and the plant master key: 32 bytes each (§7). */
+export const SESSION_KEY_SIZE = 32;
+/** Status `device_id`: the device's base MAC (§5). */
+export const DEVICE_ID_SIZE = 6;
 
-export const Encoding = { RAW: 0, DEFLATE: 1 } as const;
-export const BeginFlags = { RESUME: 0x01 } as const;
+/** BEGIN `encoding` (§2.1): DELTA is a zlib stream of a patch (§13), only when caps bit7. */
+export const Encoding = { RAW: 0, DEFLATE: 1, DELTA: 2 } as const;
+/** BEGIN `flags`: bit0 resume, bit1 a manifest follows the fixed part. */
+export const BeginFlags = { RESUME: 0x01, MANIFEST: 0x02 } as const;
 export const EndFlags = { REBOOT: 0x01 } as const;
 
 // §9 error codes
@@ -126,6 +143,13 @@ export const ErrorCode = {
   ROLLED_BACK: 30,
   WRONG_CHIP_REVISION: 31,
   NO_MEMORY: 32,
+  NOT_PROVISIONED: 33,
+  MANIFEST_REQUIRED: 34,
+  MANIFEST_INVALID: 35,
+  MANIFEST_MISMATCH: 36,
+  RELEASE_TOO_OLD: 37,
+  BASE_MISMATCH: 38,
+  PATCH_INVALID: 39,
   INTERNAL: 0xfe,
 } as const;
 export type ErrorName = keyof typeof ErrorCode;
@@ -136,8 +160,8 @@ export const ERROR_SENTENCES: Readonly<Record<ErrorName, string>> = {
   OK: 'Success.',
   INVALID_STATE: 'The device cannot do this now (for example END before every byte arrived, or BEGIN while it is finishing).',
   BUSY: 'Another connection holds the update session on this device.',
-  AUTH_REQUIRED: 'The device needs a fleet-key proof and no fresh challenge was fetched for this command.',
-  AUTH_FAILED: 'The device rejected the authentication tag: the fleet key is wrong or missing.',
+  AUTH_REQUIRED: 'The device needs a session-key proof and no fresh challenge was fetched for this command.',
+  AUTH_FAILED: 'The device rejected the authentication tag: the session key (device key or fleet key) is wrong or missing.',
   BAD_LENGTH: 'The device got a message of the wrong length for its opcode.',
   UNKNOWN_OPCODE: 'The device does not know this command.',
   IMAGE_TOO_LARGE: 'The image is larger than the device\'s OTA partition.',
@@ -166,6 +190,13 @@ export const ERROR_SENTENCES: Readonly<Record<ErrorName, string>> = {
   ROLLED_BACK: 'The new image was rolled back to the previous one.',
   WRONG_CHIP_REVISION: 'The image does not support this device\'s chip revision (its min/max_chip_rev_full exclude it); nothing was written.',
   NO_MEMORY: 'The device could not reserve the memory an update session needs; nothing was erased.',
+  NOT_PROVISIONED: 'The device has no session key and no release key, so it refuses updates and commands: provision it first.',
+  MANIFEST_REQUIRED: 'The device only accepts updates with a signed manifest, and none was sent; nothing was erased.',
+  MANIFEST_INVALID: 'The device rejected the manifest (format, length, unknown key_id or wrong signature); nothing was erased.',
+  MANIFEST_MISMATCH: 'The manifest does not match the image, the chip or this device (or the image\'s version, project or secure_version differ from it); nothing was written.',
+  RELEASE_TOO_OLD: 'The manifest\'s release is older than the device\'s release floor; nothing was erased.',
+  BASE_MISMATCH: 'The delta patch was made for another base image than the one the device runs; nothing was erased.',
+  PATCH_INVALID: 'The delta patch is malformed (it reads outside the base image, produces more than the image size, or a record is corrupt).',
   INTERNAL: 'The device hit an unexpected internal failure, or an update was interrupted while in progress.',
 };
 
@@ -196,12 +227,59 @@ export function deviceErrorCode(code: number): string {
 // §5 caps bits (CHALLENGE response and Status)
 export const Caps = {
   DEFLATE: 1 << 0,
+  /** A session key (device key, or the legacy fleet key) is provisioned: BEGIN and tagged commands need a tag. */
+  SESSION_KEY_REQUIRED: 1 << 1,
+  /** The earlier name of bit1 (same value). */
   FLEET_KEY_REQUIRED: 1 << 1,
   RESUME: 1 << 2,
   HOST_CONFIRM: 1 << 3,
   ANTI_DOWNGRADE: 1 << 4,
   SIGNED_IMAGES: 1 << 5,
+  /** At least one release key is provisioned: BEGIN needs a signed manifest (§12). */
+  MANIFEST_REQUIRED: 1 << 6,
+  /** Encoding 2 (delta patch, §13) supported. */
+  DELTA: 1 << 7,
+  /** The provisioning window is open: PROVISION is accepted. */
+  PROVISIONING_WINDOW: 1 << 8,
+  /** Development build that allows unauthenticated updates (opt-out of secure by default). */
+  UNAUTHENTICATED_ALLOWED: 1 << 9,
+  /** No session key and no release key (and not bit9): BEGIN and tagged commands get NOT_PROVISIONED. */
+  NOT_PROVISIONED: 1 << 10,
 } as const;
+
+/** The caps bits by name (§5); `fleetKeyRequired` is the earlier name of `sessionKeyRequired`. */
+export interface Capabilities {
+  deflate: boolean;
+  sessionKeyRequired: boolean;
+  fleetKeyRequired: boolean;
+  resume: boolean;
+  hostConfirm: boolean;
+  antiDowngrade: boolean;
+  signedImages: boolean;
+  manifestRequired: boolean;
+  delta: boolean;
+  provisioningWindow: boolean;
+  unauthenticatedAllowed: boolean;
+  notProvisioned: boolean;
+}
+
+export function decodeCaps(caps: number): Capabilities {
+  const bit = (mask: number) => (caps & mask) !== 0;
+  return {
+    deflate: bit(Caps.DEFLATE),
+    sessionKeyRequired: bit(Caps.SESSION_KEY_REQUIRED),
+    fleetKeyRequired: bit(Caps.SESSION_KEY_REQUIRED),
+    resume: bit(Caps.RESUME),
+    hostConfirm: bit(Caps.HOST_CONFIRM),
+    antiDowngrade: bit(Caps.ANTI_DOWNGRADE),
+    signedImages: bit(Caps.SIGNED_IMAGES),
+    manifestRequired: bit(Caps.MANIFEST_REQUIRED),
+    delta: bit(Caps.DELTA),
+    provisioningWindow: bit(Caps.PROVISIONING_WINDOW),
+    unauthenticatedAllowed: bit(Caps.UNAUTHENTICATED_ALLOWED),
+    notProvisioned: bit(Caps.NOT_PROVISIONED),
+  };
+}
 
 /** §5 `last.flags` bits. */
 export const LastFlags = {
@@ -221,8 +299,27 @@ export const LastFlags = {
 /** §5 `last.result` when no update was recorded. */
 export const LAST_RESULT_NONE = 0xff;
 
-export const STATUS_FORMAT = 1;
-export const STATUS_SIZE = 232;
+/** The Status format this protocol revision writes (§5), and its size. */
+export const STATUS_FORMAT = 2;
+export const STATUS_SIZE = 252;
+/** Format 1 (232 bytes, without the fields from update_partition_size on); clients still decode it. */
+export const STATUS_FORMAT_1 = 1;
+export const STATUS_FORMAT_1_SIZE = 232;
+/** Size of each Status format by format number. */
+export const STATUS_SIZE_BY_FORMAT: Readonly<Record<number, number>> = { 1: STATUS_FORMAT_1_SIZE, 2: STATUS_SIZE };
+
+// §12 signed update manifest
+export const MANIFEST_MAGIC = 'BOM1';
+export const MANIFEST_FORMAT = 1;
+/** Bytes before the device list; the signature follows the list. */
+export const MANIFEST_HEADER_SIZE = 160;
+export const MANIFEST_SIGNATURE_SIZE = 64;
+/** Length of a manifest without devices (header + signature); each device adds DEVICE_ID_SIZE. */
+export const MANIFEST_MIN_SIZE = MANIFEST_HEADER_SIZE + MANIFEST_SIGNATURE_SIZE;
+export const MANIFEST_MAX_DEVICES = 32;
+/** Release public keys: key_id 0..3, uncompressed SEC1 P-256 points. */
+export const RELEASE_KEY_SLOTS = 4;
+export const RELEASE_PUBLIC_KEY_SIZE = 65;
 
 /** §5 ota_state values, indexed by code. */
 /** ota_state of an image (esp_ota_img_states_t) as the library names it. */
@@ -251,6 +348,9 @@ export const AdvFlags = {
   DIAGNOSTICS_FAILED: 1 << 4,
   SESSION_ACTIVE: 1 << 5,
   HOST_POLICY: 1 << 6,
+  /** Session key required (caps bit1). */
+  SESSION_KEY_REQUIRED: 1 << 7,
+  /** The earlier name of bit7 (same value). */
   FLEET_KEY_REQUIRED: 1 << 7,
 } as const;
 

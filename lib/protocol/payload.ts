@@ -1,24 +1,30 @@
 /**
- * What a v2 transfer sends: the image as is (raw) or as a zlib stream (deflate, §2.1 encoding 1), with
- * the SHA-256 of the decoded image the device checks at END. Prepared once per image so that retries
- * and resumes on later connections send byte-identical transfer streams.
+ * What a v2 transfer sends: the image as is (raw), as a zlib stream (deflate, §2.1 encoding 1), or a
+ * zlib stream of a delta patch against the running image (delta, encoding 2, §13), with the SHA-256 of
+ * the decoded image the device checks at END. Prepared once per image so that retries and resumes on
+ * later connections send byte-identical transfer streams.
  */
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
 import { OtaError } from '../errors';
-import { Caps, Encoding } from './constants';
+import { Caps, Encoding, SHA256_SIZE } from './constants';
 
 export type EncodingChoice = 'auto' | 'raw' | 'deflate';
+export type TransferEncoding = 'raw' | 'deflate' | 'delta';
 
 export interface TransferPayload {
-  encoding: 'raw' | 'deflate';
+  encoding: TransferEncoding;
   /** The decoded image (what lands in the partition). */
   image: Buffer;
-  /** The bytes written to Data: the image (raw) or its zlib stream (deflate). */
+  /** The bytes written to Data: the image (raw), its zlib stream (deflate) or the patch's zlib stream (delta). */
   transfer: Buffer;
   /** SHA-256 of the decoded image. */
   sha256: Buffer;
+  /** delta only: running_sha256 of the image the patch applies to (BEGIN base_sha256). */
+  baseSha256?: Buffer;
 }
+/** A payload of the whole image (raw or deflate): what prepareTransferPayload makes. */
+export type WholeImagePayload = TransferPayload & { encoding: 'raw' | 'deflate' };
 
 /** Deflate must save at least this share of the bytes for 'auto' to choose it. */
 export const AUTO_DEFLATE_MIN_SAVING = 0.05;
@@ -34,8 +40,26 @@ function deflateOnce(image: Buffer): Buffer {
   return out;
 }
 
-export function encodingByte(encoding: 'raw' | 'deflate'): number {
+export function encodingByte(encoding: TransferEncoding): number {
+  if (encoding === 'delta') return Encoding.DELTA;
   return encoding === 'deflate' ? Encoding.DEFLATE : Encoding.RAW;
+}
+
+/**
+ * A delta transfer (§13): `patch` is the uncompressed patch (records) that turns the base (whose
+ * running_sha256 is `baseSha256`) into `image`; it is sent as one zlib stream. Needs caps bit7.
+ */
+export function prepareDeltaPayload(image: Buffer, patch: Buffer, baseSha256: Buffer, deviceCaps: number): TransferPayload {
+  if (!Buffer.isBuffer(image) || !Buffer.isBuffer(patch)) throw new OtaError('NOT_A_BUFFER', 'The image and the patch must be Buffers.');
+  if (image.length === 0) throw new OtaError('EMPTY_IMAGE', 'The image is empty.');
+  if (!Buffer.isBuffer(baseSha256) || baseSha256.length !== SHA256_SIZE || baseSha256.every((b) => b === 0)) {
+    throw new OtaError('BAD_PARAMETER', `The base SHA-256 of a delta must be ${SHA256_SIZE} bytes and not all zero.`);
+  }
+  if ((deviceCaps & Caps.DELTA) === 0) {
+    throw new OtaError('DELTA_UNSUPPORTED', 'The device does not support delta transfers (caps bit7); send the whole image.');
+  }
+  const sha256 = createHash('sha256').update(image).digest();
+  return { encoding: 'delta', image, transfer: deflateSync(patch, { level: 9 }), sha256, baseSha256 };
 }
 
 /**
@@ -43,7 +67,7 @@ export function encodingByte(encoding: 'raw' | 'deflate'): number {
  * reported here as DEFLATE_UNSUPPORTED before anything is sent); 'auto' deflates when the device
  * supports it and it saves at least 5 %.
  */
-export function prepareTransferPayload(image: Buffer, choice: EncodingChoice, deviceCaps: number): TransferPayload {
+export function prepareTransferPayload(image: Buffer, choice: EncodingChoice, deviceCaps: number): WholeImagePayload {
   if (!Buffer.isBuffer(image)) throw new OtaError('NOT_A_BUFFER', 'The image must be a Buffer.');
   if (image.length === 0) throw new OtaError('EMPTY_IMAGE', 'The image is empty.');
   const sha256 = createHash('sha256').update(image).digest();

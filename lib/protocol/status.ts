@@ -1,26 +1,33 @@
 /**
- * The 232-byte Status characteristic (docs/PROTOCOL.md §5): encode (device model) and decode (client),
- * with derived names so callers (verify, CLI, Node-RED) never interpret raw codes themselves.
+ * The Status characteristic (docs/PROTOCOL.md §5): format 2 (252 bytes) and format 1 (232 bytes, older
+ * devices); encode (device model) and decode (client), with derived names so callers (verify, CLI,
+ * Node-RED) never interpret raw codes themselves.
  */
 import { OtaError } from '../errors';
 import type { ChipName } from '../image/chips';
 import type { OtaState } from './constants';
 import {
   CONFIRM_POLICY_NAMES,
-  Caps,
+  Capabilities,
   ConfirmPolicy,
+  DEVICE_ID_SIZE,
   LAST_RESULT_NONE,
   LastFlags,
   OTA_STATE_NAMES,
   SESSION_STATE_NAMES,
-  STATUS_FORMAT,
-  STATUS_SIZE,
+  RELEASE_KEY_SLOTS,
+  STATUS_SIZE_BY_FORMAT,
   SessionState,
   chipNameFromId,
+  decodeCaps,
   errorName,
 } from './constants';
 
-/** The raw fields of §5 (what encodeStatus needs). Byte arrays are lower-case hex strings. */
+/**
+ * The raw fields of §5 (what encodeStatus needs). Byte arrays are lower-case hex strings; `deviceId` is
+ * written like a BLE address, "aa:bb:cc:dd:ee:ff" (the 6 bytes in wire order). The format-2 fields are
+ * undefined in a decoded format-1 value; encodeStatus writes 0 (unknown / none) for a missing one.
+ */
 export interface StatusFields {
   format: number;
   protoVersion: number;
@@ -42,6 +49,14 @@ export interface StatusFields {
   lastFlags: number;
   lastSha256: string;
   lastMessage: string;
+  /** Format 2: bytes of the partition the next BEGIN would write (0 = unknown). */
+  updatePartitionSize?: number;
+  /** Format 2: lowest manifest release the device accepts (0 = none yet). */
+  releaseFloor?: number;
+  /** Format 2: the device's base MAC, "aa:bb:cc:dd:ee:ff"; the identity for device keys and allow-lists. */
+  deviceId?: string;
+  /** Format 2: bit i set = release public key key_id i is provisioned (i < 4). */
+  releaseKeyIds?: number;
 }
 
 /** Decoded Status: the raw fields plus names and flags spelled out. */
@@ -52,14 +67,9 @@ export interface DeviceStatus extends StatusFields {
   chip: ChipName | null;
   /** §9 name of lastResult, or null when no update was recorded (0xFF). */
   lastResultName: string | null;
-  capabilities: {
-    deflate: boolean;
-    fleetKeyRequired: boolean;
-    resume: boolean;
-    hostConfirm: boolean;
-    antiDowngrade: boolean;
-    signedImages: boolean;
-  };
+  capabilities: Capabilities;
+  /** Format 2: the key_ids of the provisioned release keys, ascending (undefined for format 1). */
+  releaseKeys?: number[];
   last: {
     rolledBack: boolean;
     diagnosticsRan: boolean;
@@ -106,13 +116,32 @@ export function writeFixedString(buf: Buffer, offset: number, size: number, valu
   bytes.copy(buf, offset);
 }
 
+/** "aa:bb:cc:dd:ee:ff" of the 6 device_id bytes, in wire order. */
+export function formatDeviceId(id: Buffer): string {
+  return [...id].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Parses a device id written "aa:bb:cc:dd:ee:ff" (or "-" separated, or 12 hex digits) into its 6 bytes. */
+export function parseDeviceId(value: string): Buffer {
+  const hex = typeof value === 'string' ? value.trim().replace(/[:-]/g, '') : '';
+  if (!/^[0-9a-fA-F]{12}$/.test(hex)) throw new OtaError('BAD_PARAMETER', `Device id "${String(value)}" is not 6 bytes written like aa:bb:cc:dd:ee:ff.`);
+  return Buffer.from(hex, 'hex');
+}
+
+function checkStatusUint(name: string, value: number, bits: 8 | 32): void {
+  if (!Number.isInteger(value) || value < 0 || value > 2 ** bits - 1) throw new OtaError('BAD_PARAMETER', `${name} must be an integer from 0 to ${2 ** bits - 1} (got ${value}).`);
+}
+
 function hexField(value: string, name: string): Buffer {
   if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new OtaError('BAD_PARAMETER', `${name} must be 64 hex digits.`);
   return Buffer.from(value, 'hex');
 }
 
+/** Encodes a Status value of the size its `format` has (1: 232 bytes, 2: 252 bytes). */
 export function encodeStatus(s: StatusFields): Buffer {
-  const buf = Buffer.alloc(STATUS_SIZE);
+  const size = STATUS_SIZE_BY_FORMAT[s.format];
+  if (!size) throw new OtaError('BAD_PARAMETER', `Status format ${s.format} is not 1 or 2.`);
+  const buf = Buffer.alloc(size);
   buf[0] = s.format;
   buf[1] = s.protoVersion;
   buf.writeUInt16LE(s.caps, 2);
@@ -128,6 +157,18 @@ export function encodeStatus(s: StatusFields): Buffer {
   for (const h of HASHES) hexField(s[h.key], h.key).copy(buf, h.offset);
   buf[164] = s.lastResult;
   buf[165] = s.lastFlags;
+  if (s.format >= 2) {
+    const partition = s.updatePartitionSize ?? 0;
+    const floor = s.releaseFloor ?? 0;
+    const keyIds = s.releaseKeyIds ?? 0;
+    checkStatusUint('updatePartitionSize', partition, 32);
+    checkStatusUint('releaseFloor', floor, 32);
+    checkStatusUint('releaseKeyIds', keyIds, 8);
+    buf.writeUInt32LE(partition, 232);
+    buf.writeUInt32LE(floor, 236);
+    if (s.deviceId !== undefined) parseDeviceId(s.deviceId).copy(buf, 240);
+    buf[246] = keyIds;
+  }
   return buf;
 }
 
@@ -135,10 +176,15 @@ function malformed(reason: string, buf: Buffer): OtaError {
   return new OtaError('PROTOCOL_MALFORMED', `Malformed Status value: ${reason}.`, { hex: buf.toString('hex') });
 }
 
-/** Decodes a Status read/notification; wrong size, format or out-of-range enums → PROTOCOL_MALFORMED. */
+/**
+ * Decodes a Status read (format 2, or format 1 from older devices: the format-2 fields are then
+ * undefined); wrong size for its format, unknown format or out-of-range enums → PROTOCOL_MALFORMED.
+ */
 export function decodeStatus(buf: Buffer): DeviceStatus {
-  if (!Buffer.isBuffer(buf) || buf.length !== STATUS_SIZE) throw malformed(`${buf?.length ?? 0} bytes instead of ${STATUS_SIZE}`, Buffer.from(buf ?? []));
-  if (buf[0] !== STATUS_FORMAT) throw malformed(`format ${buf[0]} (this client reads format ${STATUS_FORMAT})`, buf);
+  if (!Buffer.isBuffer(buf) || buf.length === 0) throw malformed('empty', Buffer.from(Buffer.isBuffer(buf) ? buf : []));
+  const size = STATUS_SIZE_BY_FORMAT[buf[0]];
+  if (!size) throw malformed(`format ${buf[0]} (this client reads formats 1 and 2)`, buf);
+  if (buf.length !== size) throw malformed(`${buf.length} bytes instead of ${size} for format ${buf[0]}`, buf);
   const otaStateName = OTA_STATE_NAMES[buf[4]];
   const confirmPolicyName = CONFIRM_POLICY_NAMES[buf[5]];
   const sessionStateName = SESSION_STATE_NAMES[buf[6]];
@@ -173,6 +219,15 @@ export function decodeStatus(buf: Buffer): DeviceStatus {
   };
   for (const f of STRINGS) fields[f.key] = readFixedString(buf, f.offset, f.size);
   for (const h of HASHES) fields[h.key] = buf.subarray(h.offset, h.offset + 32).toString('hex');
+  let releaseKeys: number[] | undefined;
+  if (buf[0] >= 2) {
+    fields.updatePartitionSize = buf.readUInt32LE(232);
+    fields.releaseFloor = buf.readUInt32LE(236);
+    fields.deviceId = formatDeviceId(buf.subarray(240, 240 + DEVICE_ID_SIZE));
+    fields.releaseKeyIds = buf[246];
+    releaseKeys = [];
+    for (let i = 0; i < RELEASE_KEY_SLOTS; i++) if (buf[246] & (1 << i)) releaseKeys.push(i);
+  }
   return {
     ...fields,
     otaStateName,
@@ -180,14 +235,8 @@ export function decodeStatus(buf: Buffer): DeviceStatus {
     sessionStateName,
     chip: chipNameFromId(chipId),
     lastResultName: lastResult === LAST_RESULT_NONE ? null : errorName(lastResult),
-    capabilities: {
-      deflate: (caps & Caps.DEFLATE) !== 0,
-      fleetKeyRequired: (caps & Caps.FLEET_KEY_REQUIRED) !== 0,
-      resume: (caps & Caps.RESUME) !== 0,
-      hostConfirm: (caps & Caps.HOST_CONFIRM) !== 0,
-      antiDowngrade: (caps & Caps.ANTI_DOWNGRADE) !== 0,
-      signedImages: (caps & Caps.SIGNED_IMAGES) !== 0,
-    },
+    capabilities: decodeCaps(caps),
+    ...(releaseKeys ? { releaseKeys } : {}),
     last: {
       rolledBack: (lastFlags & LastFlags.ROLLED_BACK) !== 0,
       diagnosticsRan: (lastFlags & LastFlags.DIAGNOSTICS_RAN) !== 0,

@@ -11,8 +11,10 @@ import type { FlashPhase, TransferProgress } from './progress';
 import { abortError } from '../ble/abort';
 import {
   ATT_HEADER_SIZE,
+  BEGIN_TAG_OFFSET,
   BeginFlags,
   COMMAND_NAMES,
+  Capabilities,
   CONTROL_CHAR_UUID,
   Caps,
   CommandOp,
@@ -25,8 +27,11 @@ import {
   Op,
   PROTO_VERSION,
   RESPONSE_BIT,
+  SESSION_KEY_SIZE,
+  SHA256_SIZE,
   STATUS_CHAR_UUID,
   TaggedOp,
+  decodeCaps,
   deviceErrorCode,
   errorName,
   errorSentence,
@@ -42,13 +47,16 @@ import {
 } from './codec';
 import { DeviceStatus, decodeStatus } from './status';
 import { ZERO_TAG, beginTag, commandTag } from './auth';
-import { EncodingChoice, TransferPayload, encodingByte, prepareTransferPayload } from './payload';
+import { EncodingChoice, TransferEncoding, TransferPayload, encodingByte, prepareTransferPayload } from './payload';
 
 export type { TransferProgress };
 
 export interface V2ClientOptions {
   clock: Clock;
-  /** 32-byte fleet key; needed when the device's caps say a key is required. */
+  /**
+   * 32-byte session key: the device's own key (see deriveDeviceKey) or the legacy fleet key; needed
+   * when the device's caps say a session key is required (bit1).
+   */
   fleetKey?: Buffer;
   signal?: AbortSignal;
   onProgress?: (p: TransferProgress) => void;
@@ -67,6 +75,7 @@ export interface V2ClientOptions {
 export interface ChallengeInfo {
   nonce: Buffer;
   caps: number;
+  capabilities: Capabilities;
 }
 
 export interface BeginOptions {
@@ -77,10 +86,17 @@ export interface BeginOptions {
   payload?: TransferPayload;
   /** Ask the device to continue a kept session with the same digest (flags bit0). */
   resume?: boolean;
+  /**
+   * BEGIN base_sha256 of a delta transfer (the running_sha256 of the base image); defaults to the
+   * delta payload's own. Only with a delta payload (prepareDeltaPayload).
+   */
+  baseSha256?: Buffer;
+  /** The signed manifest (§12) to send after BEGIN's fixed part (sets flags bit1). */
+  manifest?: Buffer;
 }
 
 export interface SessionInfo {
-  encoding: 'raw' | 'deflate';
+  encoding: TransferEncoding;
   imageSize: number;
   transferSize: number;
   chunkSize: number;
@@ -90,6 +106,23 @@ export interface SessionInfo {
   resumeOffset: number;
   /** Highest DATA_ACK so far. */
   acked: number;
+}
+
+/** BEGIN base_sha256: the delta payload's base (zero for raw/deflate); a conflicting option is refused. */
+function beginBaseSha256(payload: TransferPayload, option: Buffer | undefined): Buffer {
+  if (option !== undefined && (!Buffer.isBuffer(option) || option.length !== SHA256_SIZE)) {
+    throw new OtaError('BAD_PARAMETER', `baseSha256 must be a Buffer of ${SHA256_SIZE} bytes.`);
+  }
+  if (payload.encoding !== 'delta') {
+    if (option && option.some((b) => b !== 0)) throw new OtaError('BAD_PARAMETER', `baseSha256 is only for a delta transfer; this payload is ${payload.encoding}.`);
+    return Buffer.alloc(SHA256_SIZE);
+  }
+  const base = option ?? payload.baseSha256;
+  if (!base || base.every((b) => b === 0)) throw new OtaError('BAD_PARAMETER', 'A delta transfer needs the base image\'s SHA-256 (baseSha256).');
+  if (option && payload.baseSha256 && !option.equals(payload.baseSha256)) {
+    throw new OtaError('BAD_PARAMETER', 'baseSha256 differs from the base the delta payload was made for.');
+  }
+  return base;
 }
 
 const DEFAULTS = { commandTimeoutMs: 5000, endTimeoutMs: 30000, retransmitTimeoutMs: 1500, stallTimeoutMs: 15000 };
@@ -156,6 +189,11 @@ export class V2Client {
     return this.caps;
   }
 
+  /** The caps of the last CHALLENGE by name (§5), or null before the first one. */
+  get deviceCapabilities(): Capabilities | null {
+    return this.caps === null ? null : decodeCaps(this.caps);
+  }
+
   /** The payload of the current session (reuse it for a resume on a new connection). */
   get transferPayload(): TransferPayload | null {
     return this.payload;
@@ -175,7 +213,27 @@ export class V2Client {
     const res = (await this.command(Buffer.from([Op.CHALLENGE]), Op.CHALLENGE)) as ChallengeResponse;
     this.caps = res.caps;
     this.nonce = res.nonce;
-    return { nonce: res.nonce, caps: res.caps };
+    return { nonce: res.nonce, caps: res.caps, capabilities: decodeCaps(res.caps) };
+  }
+
+  /**
+   * PROVISION (§7): stores `key` as the device's session key. Only while the device's provisioning
+   * window is open (a physical action at boot; caps bit8): otherwise the device answers INVALID_STATE.
+   * Untagged: physical presence is the proof, and the key crosses the link in clear.
+   */
+  async provision(key: Buffer): Promise<void> {
+    if (!Buffer.isBuffer(key) || key.length !== SESSION_KEY_SIZE) {
+      throw new OtaError('BAD_FLEET_KEY', `The key to provision must be ${SESSION_KEY_SIZE} bytes (64 hex digits).`);
+    }
+    await this.open();
+    try {
+      await this.command(encodeCommand({ op: Op.PROVISION, key }), Op.PROVISION);
+    } catch (e) {
+      if (e instanceof OtaError && e.code === deviceErrorCode(ErrorCode.INVALID_STATE)) {
+        throw new OtaError(e.code, 'PROVISION: the device\'s provisioning window is not open (hold the provisioning pin at reset, then provision within the window).', e.details);
+      }
+      throw e;
+    }
   }
 
   /**
@@ -192,18 +250,21 @@ export class V2Client {
       const caps = this.caps ?? 0;
       this.checkKey();
       const payload = options.payload ?? prepareTransferPayload(options.image, options.encoding ?? 'auto', caps);
+      const baseSha256 = beginBaseSha256(payload, options.baseSha256);
       if (options.resume && (caps & Caps.RESUME) === 0) options = { ...options, resume: false };
       const request = encodeCommand({
         op: Op.BEGIN,
         imageSize: payload.image.length,
         transferSize: payload.transfer.length,
         encoding: encodingByte(payload.encoding),
-        flags: options.resume ? BeginFlags.RESUME : 0,
+        flags: (options.resume ? BeginFlags.RESUME : 0) | (options.manifest ? BeginFlags.MANIFEST : 0),
         chunkSize: requested,
         sha256: payload.sha256,
+        baseSha256,
         tag: ZERO_TAG,
+        ...(options.manifest ? { manifest: options.manifest } : {}),
       });
-      this.tagInto(request, 45, (key, nonce) => beginTag(key, nonce, request));
+      this.tagInto(request, BEGIN_TAG_OFFSET, (key, nonce) => beginTag(key, nonce, request));
       const res = (await this.command(request, Op.BEGIN)) as BeginResponse;
       this.checkBeginResponse(res, requested, payload, !!options.resume);
       this.payload = payload;
@@ -403,12 +464,12 @@ export class V2Client {
   }
 
   private keyRequired(): boolean {
-    return this.caps !== null && (this.caps & Caps.FLEET_KEY_REQUIRED) !== 0;
+    return this.caps !== null && (this.caps & Caps.SESSION_KEY_REQUIRED) !== 0;
   }
 
   private checkKey(): void {
     if (this.keyRequired() && !this.opts.fleetKey) {
-      throw new OtaError('FLEET_KEY_REQUIRED', 'The device requires a fleet key for updates and commands; none was configured.');
+      throw new OtaError('FLEET_KEY_REQUIRED', 'The device requires a session key (device key or fleet key) for updates and commands; none was configured.');
     }
   }
 

@@ -37,6 +37,7 @@ const begin = {
   flags: 1,
   chunkSize: 240,
   sha256: randomBytes(32),
+  baseSha256: Buffer.alloc(32),
   tag: randomBytes(16),
 } as const;
 
@@ -52,7 +53,7 @@ describe('protocol codec', () => {
     for (const cmd of [{ op: Op.CHALLENGE }, begin, { op: Op.END, flags: 1 }, { op: Op.ABORT, tag: randomBytes(16) }, { op: Op.REBOOT, tag: randomBytes(16) }] as const) {
       assert.deepEqual(decodeCommand(encodeCommand(cmd)), cmd);
     }
-    assert.equal(encodeCommand(begin).length, 61);
+    assert.equal(encodeCommand(begin).length, 93);
   });
 
   it('rejects commands of the wrong length with BAD_LENGTH and unknown opcodes with UNKNOWN_OPCODE', () => {
@@ -64,8 +65,8 @@ describe('protocol codec', () => {
     assert.equal(malformedCommandResponse(Buffer.from([0x42]))?.toString('hex'), 'ff0642');
     assert.equal(malformedCommandResponse(Buffer.from([Op.CHALLENGE])), null);
     assert.equal(controlWriteAttError(Buffer.alloc(0)), 0x0d);
-    assert.equal(controlWriteAttError(Buffer.alloc(129)), 0x0d);
-    assert.equal(controlWriteAttError(Buffer.alloc(128)), null);
+    assert.equal(controlWriteAttError(Buffer.alloc(513)), 0x0d);
+    assert.equal(controlWriteAttError(Buffer.alloc(512)), null);
   });
 
   it('refuses to encode out-of-range fields', () => {

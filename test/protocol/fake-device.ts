@@ -41,6 +41,10 @@ export interface FakeDeviceOptions {
   dropLinkAtAck?: number;
   /** Called when END arrives, before the device answers it. */
   onEndReceived?: () => void;
+  /** PROVISION is accepted (the provisioning window is open; caps bit8). */
+  provisioningWindow?: boolean;
+  /** Status format to serve (default 2). */
+  statusFormat?: 1 | 2;
 }
 
 interface Session {
@@ -61,6 +65,10 @@ export class FakeDevice {
   bytesWritten = 0;
   completedImage: Buffer | null = null;
   session: Session | null = null;
+  /** The last BEGIN as decoded (base_sha256, manifest, flags). */
+  lastBegin: BeginCommand | null = null;
+  /** Key stored by PROVISION. */
+  provisionedKey: Buffer | null = null;
   private nonce: Buffer | null = null;
   private readonly lost = new Set<number>();
   private conn: FakeConnection | null = null;
@@ -74,7 +82,11 @@ export class FakeDevice {
   }
 
   get caps(): number {
-    return (this.opts.caps ?? Caps.DEFLATE | Caps.RESUME) | (this.opts.fleetKey ? Caps.FLEET_KEY_REQUIRED : 0);
+    return (
+      (this.opts.caps ?? Caps.DEFLATE | Caps.RESUME) |
+      (this.opts.fleetKey ? Caps.SESSION_KEY_REQUIRED : 0) |
+      (this.opts.provisioningWindow ? Caps.PROVISIONING_WINDOW : 0)
+    );
   }
 
   connect(mtu = 247): FakeConnection {
@@ -117,6 +129,11 @@ export class FakeDevice {
       this.session = null;
       return this.notify({ op: 0x83, err: 0, imageSize: image.length });
     }
+    if (cmd.op === Op.PROVISION) {
+      if (!this.opts.provisioningWindow) return respond(ErrorCode.INVALID_STATE);
+      this.provisionedKey = cmd.key;
+      return respond(ErrorCode.OK);
+    }
     if (this.opts.fleetKey) {
       if (!this.nonce) return respond(ErrorCode.AUTH_REQUIRED);
       const nonce = this.nonce;
@@ -125,6 +142,7 @@ export class FakeDevice {
       if (!tagsEqual(expectedTag, (cmd as { tag: Buffer }).tag)) return respond(ErrorCode.AUTH_FAILED);
     }
     if (cmd.op === Op.BEGIN) {
+      this.lastBegin = cmd;
       if (this.opts.beginError) return respond(this.opts.beginError);
       const mtuChunk = (this.conn?.mtu ?? 23) - 7;
       const chunkSize = Math.min(cmd.chunkSize, this.opts.maxChunk ?? 508, mtuChunk);
@@ -204,10 +222,11 @@ export class FakeDevice {
 
   statusValue(): Buffer {
     return encodeStatus({
-      format: 1, protoVersion: 2, caps: this.caps, otaState: 2, confirmPolicy: 0, sessionState: this.session ? 1 : 0,
+      format: this.opts.statusFormat ?? 2, protoVersion: 2, caps: this.caps, otaState: 2, confirmPolicy: 0, sessionState: this.session ? 1 : 0,
       resetReason: 1, bootCount: 0, chipId: 5, secureVersion: 0, sessionOffset: this.session?.lastAck ?? 0,
       runningPartition: 'ota_0', appVersion: '1.0.0', projectName: 'fake', idfVersion: 'v5.2',
       runningSha256: '00'.repeat(32), lastResult: 0xff, lastFlags: 0, lastSha256: '00'.repeat(32), lastMessage: '',
+      updatePartitionSize: 0x1e0000, releaseFloor: 3, deviceId: '24:0a:c4:12:34:56', releaseKeyIds: 0b0101,
     });
   }
 }

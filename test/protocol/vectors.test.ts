@@ -1,5 +1,7 @@
 /** Every vector of docs/protocol-vectors.json: decode(hex) == fields and encode(fields) == hex. */
 import { strict as assert } from 'assert';
+import { createECDH, createPublicKey, createHash, verify as verifySignature } from 'crypto';
+import { inflateSync } from 'zlib';
 import {
   Command,
   ControlNotification,
@@ -11,8 +13,9 @@ import {
   encodeNotification,
 } from '../../lib/protocol/codec';
 import { StatusFields, decodeStatus, encodeStatus } from '../../lib/protocol/status';
+import { applyPatchReference, PatchError } from './patch-reference';
 import { decodeAdvertisement, encodeAdvertisement, versionBytes } from '../../lib/protocol/advertisement';
-import { beginTag, commandTag } from '../../lib/protocol/auth';
+import { beginTag, commandTag, deriveDeviceKey } from '../../lib/protocol/auth';
 import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, MAX_NOTIFICATION_AT_MIN_MTU, Op, TaggedOp } from '../../lib/protocol/constants';
 import { Vector, camelToSnake, fieldsToMessage, loadVectors, messageToFields } from './vectors';
 
@@ -24,6 +27,29 @@ const STATUS_KEYS: Array<keyof StatusFields> = [
   'chipId', 'secureVersion', 'sessionOffset', 'runningPartition', 'appVersion', 'projectName', 'idfVersion',
   'runningSha256', 'lastResult', 'lastFlags', 'lastSha256', 'lastMessage',
 ];
+/** Format 2 only; device_id is 12 hex digits in the vectors and "aa:bb:.." in StatusFields. */
+const STATUS_KEYS_2: Array<keyof StatusFields> = ['updatePartitionSize', 'releaseFloor', 'deviceId', 'releaseKeyIds'];
+
+function statusToFields(s: StatusFields): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.fromEntries(STATUS_KEYS.map((k) => [camelToSnake(k), s[k]]));
+  for (const k of STATUS_KEYS_2) {
+    if (s[k] !== undefined) out[camelToSnake(k)] = k === 'deviceId' ? (s.deviceId as string).replace(/:/g, '') : s[k];
+  }
+  return out;
+}
+
+/** The release public key (65-byte SEC1 point) as a Node key object. */
+function releasePublicKey() {
+  const point = Buffer.from(file.releasePublicKey, 'hex');
+  const b64url = (b: Buffer) => b.toString('base64url');
+  return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33)) }, format: 'jwk' });
+}
+
+/** Manifest fields read at the offsets of PROTOCOL.md §12 (independently of the generator's decoder). */
+function manifestOffsets(raw: Buffer) {
+  const n = raw.readUInt16LE(86);
+  return { n, length: raw.readUInt16LE(6), imageSize: raw.readUInt32LE(40), release: raw.readUInt32LE(76), signed: raw.subarray(0, 160 + 6 * n), signature: raw.subarray(160 + 6 * n) };
+}
 
 function versionFromNote(note: string): string {
   const m = /Version string: (".*")\.$/.exec(note);
@@ -36,7 +62,8 @@ interface Codec {
   encode(v: Vector): Buffer;
 }
 
-const codecs: Record<Vector['kind'], Codec> = {
+type CodecKind = Exclude<Vector['kind'], 'manifest' | 'device_key' | 'patch'>;
+const codecs: Record<CodecKind, Codec> = {
   command: {
     decode: (buf) => messageToFields(decodeCommand(buf)),
     encode: (v) => encodeCommand(fieldsToMessage(v.fields) as unknown as Command),
@@ -54,10 +81,7 @@ const codecs: Record<Vector['kind'], Codec> = {
     encode: (v) => encodeDataChunk(fieldsToMessage(v.fields) as unknown as { offset: number; payload: Buffer }),
   },
   status: {
-    decode: (buf) => {
-      const s = decodeStatus(buf);
-      return Object.fromEntries(STATUS_KEYS.map((k) => [camelToSnake(k), s[k]]));
-    },
+    decode: (buf) => statusToFields(decodeStatus(buf)),
     encode: (v) => encodeStatus(fieldsToMessage(v.fields, false) as unknown as StatusFields),
   },
   advertisement: {
@@ -98,14 +122,76 @@ const codecs: Record<Vector['kind'], Codec> = {
 };
 
 describe('protocol vectors (docs/protocol-vectors.json)', () => {
-  it('has every kind of §11 and a 32-byte fleet key', () => {
-    assert.equal(file.version, 1);
+  it('has every kind of §11, a 32-byte fleet key and master key, and a release key pair that belongs together', () => {
+    assert.equal(file.version, 2);
     assert.equal(fleetKey.length, 32);
+    assert.equal(Buffer.from(file.masterKey, 'hex').length, 32);
     const kinds = new Set(file.vectors.map((v) => v.kind));
-    assert.deepEqual([...kinds].sort(), ['advertisement', 'command', 'data', 'notification', 'response', 'status']);
+    assert.deepEqual([...kinds].sort(), ['advertisement', 'command', 'data', 'device_key', 'manifest', 'notification', 'patch', 'response', 'status']);
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(Buffer.from(file.releasePrivateKey, 'hex'));
+    assert.equal(ecdh.getPublicKey('hex', 'uncompressed'), file.releasePublicKey);
   });
 
-  for (const v of file.vectors) {
+  it('has a BEGIN with base_sha256, a BEGIN with a manifest, PROVISION, every new error code and Status format 1 and 2', () => {
+    const commands = file.vectors.filter((v) => v.kind === 'command');
+    assert.ok(commands.some((v) => v.fields.encoding === 2 && !/^0+$/.test(v.fields.base_sha256 as string)));
+    assert.ok(commands.some((v) => ((v.fields.flags as number) & 2) !== 0 && typeof v.fields.manifest === 'string'));
+    assert.ok(commands.some((v) => v.fields.op === Op.PROVISION));
+    const errs = new Set(file.vectors.map((v) => v.fields.err));
+    for (let code = 33; code <= 39; code++) assert.ok(errs.has(code), `error ${code}`);
+    const formats = new Set(file.vectors.filter((v) => v.kind === 'status').map((v) => v.fields.format));
+    assert.deepEqual([...formats].sort(), [1, 2]);
+  });
+
+  for (const v of file.vectors.filter((x) => x.kind === 'manifest')) {
+    describe(`manifest ${v.name}`, () => {
+      const raw = Buffer.from(v.hex, 'hex');
+      const m = manifestOffsets(raw);
+      it('has the layout of §12 (length = 224 + 6·n, fields at their offsets)', () => {
+        assert.equal(raw.subarray(0, 4).toString('ascii'), 'BOM1');
+        assert.equal(m.length, raw.length);
+        assert.equal(m.length, 224 + 6 * m.n);
+        assert.equal(m.n, v.fields.device_count);
+        assert.equal(m.imageSize, v.fields.image_size);
+        assert.equal(m.release, v.fields.release);
+        assert.equal(raw.subarray(8, 40).toString('hex'), v.fields.image_sha256);
+        assert.equal(raw.subarray(44, 76).toString('hex'), v.fields.base_sha256);
+        assert.deepEqual(Array.from({ length: m.n }, (_x, i) => raw.subarray(160 + 6 * i, 166 + 6 * i).toString('hex')), v.fields.device_ids);
+      });
+      it(`has a signature that ${v.fields.signature_valid ? 'verifies' : 'does not verify'} under the release public key (Node's ECDSA)`, () => {
+        const ok = verifySignature('sha256', m.signed, { key: releasePublicKey(), dsaEncoding: 'ieee-p1363' }, m.signature);
+        assert.equal(ok, v.fields.signature_valid);
+      });
+    });
+  }
+
+  for (const v of file.vectors.filter((x) => x.kind === 'device_key')) {
+    it(`device_key ${v.name}: deriveDeviceKey gives the HKDF output`, () => {
+      const key = deriveDeviceKey(Buffer.from(v.fields.master_key as string, 'hex'), Buffer.from(v.fields.device_id as string, 'hex'));
+      assert.equal(key.toString('hex'), v.fields.device_key);
+      assert.equal(key.toString('hex'), v.hex);
+    });
+  }
+
+  for (const v of file.vectors.filter((x) => x.kind === 'patch')) {
+    it(`patch ${v.name}: the transfer inflates to the patch and a second reading of §13 agrees`, () => {
+      const patch = Buffer.from(v.hex, 'hex');
+      const f = v.fields;
+      assert.ok(inflateSync(Buffer.from(f.transfer as string, 'hex')).equals(patch));
+      const base = Buffer.from(f.base as string, 'hex');
+      assert.equal(createHash('sha256').update(base).digest('hex'), f.base_sha256);
+      if (f.image !== undefined) {
+        const image = applyPatchReference(base, patch, f.image_size as number);
+        assert.equal(image.toString('hex'), f.image);
+        assert.equal(createHash('sha256').update(image).digest('hex'), f.image_sha256);
+      } else {
+        assert.throws(() => applyPatchReference(base, patch, f.image_size as number), (e: unknown) => e instanceof PatchError && e.err === f.error);
+      }
+    });
+  }
+
+  for (const v of file.vectors.filter((x): x is Vector & { kind: CodecKind } => !['manifest', 'device_key', 'patch'].includes(x.kind))) {
     describe(`${v.kind} ${v.name}`, () => {
       it('decodes to its fields', () => {
         assert.deepEqual(codecs[v.kind].decode(Buffer.from(v.hex, 'hex')), v.fields);

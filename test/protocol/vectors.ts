@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import { repoPath } from '../helpers/paths';
 
-export type VectorKind = 'command' | 'response' | 'notification' | 'data' | 'status' | 'advertisement';
+export type VectorKind = 'command' | 'response' | 'notification' | 'data' | 'status' | 'advertisement' | 'manifest' | 'device_key' | 'patch';
 
 export interface Vector {
   name: string;
@@ -19,6 +19,11 @@ export interface Vector {
 export interface VectorFile {
   version: number;
   fleetKey: string;
+  /** Plant master key of the device_key vectors. */
+  masterKey: string;
+  /** Test release key (key_id 0) of the manifest vectors: private scalar (hex) and SEC1 public point. */
+  releasePrivateKey: string;
+  releasePublicKey: string;
   vectors: Vector[];
 }
 
@@ -29,7 +34,7 @@ export function loadVectors(): VectorFile {
 }
 
 /** Field names of PROTOCOL.md whose values are byte arrays (hex in the vectors, Buffers in codec messages). */
-const BYTE_FIELDS = new Set(['nonce', 'tag', 'sha256', 'payload']);
+const BYTE_FIELDS = new Set(['nonce', 'tag', 'sha256', 'base_sha256', 'manifest', 'key', 'payload']);
 
 export function snakeToCamel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
