@@ -81,13 +81,7 @@ export function checkManifest(raw: Buffer, ctx: ManifestContext): ManifestVerdic
   if (!key) return invalid(`no release key ${keyId}`);
   const signed = MANIFEST_FIXED + DEVICE_ID_SIZE * count;
   const signature = raw.subarray(signed, signed + MANIFEST_SIGNATURE);
-  let good = false;
-  try {
-    good = verify('sha256', raw.subarray(0, signed), { key, dsaEncoding: 'ieee-p1363' }, signature);
-  } catch {
-    good = false;
-  }
-  if (!good) return invalid('manifest signature does not verify', true);
+  if (!signatureValid(key, raw.subarray(0, signed), signature)) return invalid('manifest signature does not verify', true);
   const deviceIds: Buffer[] = [];
   for (let i = 0; i < count; i++) deviceIds.push(Buffer.from(raw.subarray(MANIFEST_FIXED + DEVICE_ID_SIZE * i, MANIFEST_FIXED + DEVICE_ID_SIZE * (i + 1))));
   const m: Manifest = {
@@ -110,6 +104,14 @@ export function checkManifest(raw: Buffer, ctx: ManifestContext): ManifestVerdic
   if (count > 0 && !deviceIds.some((id) => id.equals(ctx.deviceId))) return mismatch('device not in the manifest allow-list');
   if (m.release < ctx.releaseFloor) return { err: SecurityError.RELEASE_TOO_OLD, message: `release ${m.release} < floor ${ctx.releaseFloor}`, verified: true };
   return { err: 0, manifest: m, verified: true };
+}
+
+function signatureValid(key: KeyObject, body: Buffer, signature: Buffer): boolean {
+  try {
+    return verify('sha256', body, { key, dsaEncoding: 'ieee-p1363' }, signature);
+  } catch {
+    return false;
+  }
 }
 
 export function isZero(buf: Buffer): boolean {
