@@ -17,6 +17,7 @@ import { CreateSimDeviceOptions, SimDevice, createSimDevice } from '../../lib/si
 import { V2Firmware } from '../../lib/sim/device/v2-firmware';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
+import { devBuild } from '../helpers/dev-build';
 import { SHARED_VECTORS_DIR, vectorPath } from '../helpers/paths';
 export { vectorPath };
 
@@ -86,8 +87,7 @@ export interface Rig {
 export function makeRig(config: Partial<SimDeviceConfig> = {}, options: CreateSimDeviceOptions = {}): Rig {
   const clock = new VirtualClock();
   const host = new FakeHost(clock);
-  const keyed = config.deviceKey !== undefined || config.fleetKey !== undefined || (config.releaseKeys?.length ?? 0) > 0;
-  const device = createSimDevice({ name: 'sim-01', chip: 'esp32c3', version: '1.0.0', allowUnauthenticated: !keyed, ...config }, clock, options);
+  const device = createSimDevice(devBuild({ name: 'sim-01', chip: 'esp32c3', version: '1.0.0', ...config }), clock, options);
   device.attach(host);
   return { clock, host, device };
 }
