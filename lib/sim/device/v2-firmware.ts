@@ -599,8 +599,8 @@ function sameIgnoringOffset(a: Buffer, b: Buffer): boolean {
 /**
  * Secure boot V2 / signed apps (V2 scheme) as esp_image_verify finds the signature: the sector at the image
  * length (through the appended SHA-256) rounded up to 4 KiB, ESP-IDF v5.3.2
- * components/bootloader_support/src/esp_image_format.c:866-889 (process_appended_hash_and_sig) and
- * :955-981 (verify_secure_boot_signature), magic 0xE7 (esp_rom/include/esp32c3/rom/secure_boot.h:66).
+ * components/bootloader_support/src/esp_image_format.c:858-895 (process_appended_hash_and_sig) and
+ * :939-981 (verify_secure_boot_signature), magic 0xE7 (esp_rom/include/esp32c3/rom/secure_boot.h:66).
  * The model checks the block's magic, version, CRC and image digest; it holds no eFuse key digest, so it
  * cannot check the RSA/ECDSA signature itself.
  */
