@@ -152,6 +152,7 @@ describe('sim-device v2.1: secure by default and session keys', () => {
         { name: 'dev-c', chip: 'esp32c3', version: '1.0.0', fleetKey: Buffer.alloc(32, 7) },
       ],
       masterKey: master,
+      releaseKeys: [releaseKey.publicPoint],
       clock: 'virtual',
     });
     try {
@@ -163,6 +164,10 @@ describe('sim-device v2.1: secure by default and session keys', () => {
         assert.ok(deriveDeviceKey(master, id).equals(expected));
       }
       assert.equal(keyOf('dev-c'), null, 'a device with its own fleet key keeps it');
+      assert.ok((fleet.devices.get('dev-c') as SimDevice).flash.nvs.fleetKey?.equals(Buffer.alloc(32, 7)));
+      for (const name of ['dev-a', 'dev-b', 'dev-c']) {
+        assert.deepEqual((fleet.devices.get(name) as SimDevice).settings.releaseKeys, [releaseKey.publicPoint], `${name}: fleet release keys`);
+      }
     } finally {
       await fleet.close();
     }
@@ -173,6 +178,27 @@ describe('sim-device v2.1: secure by default and session keys', () => {
     assert.equal((await c.begin(rawTransfer(newImage()))).err, ErrorCode.AUTH_FAILED);
     assert.equal((await c.tagged(Op.REBOOT)).err, ErrorCode.AUTH_FAILED);
     assertNothingWritten(b, "device A's key on device B");
+  });
+});
+
+describe('sim-device v2.1: key settings', () => {
+  it('refuses malformed keys with typed errors', async () => {
+    const bad = (config: Parameters<typeof makeRig>[0], code: string) => assert.throws(() => makeRig(config), (e: unknown) => (e as { code?: string }).code === code);
+    bad({ deviceKey: Buffer.alloc(31) }, 'BAD_FLEET_KEY');
+    bad({ releaseKeys: [Buffer.alloc(65)] }, 'BAD_PARAMETER'); // no 0x04 prefix
+    bad({ releaseKeys: [releaseKey.publicPoint.subarray(0, 64)] }, 'BAD_PARAMETER');
+    bad({ releaseKeys: Array.from({ length: 5 }, () => releaseKey.publicPoint) }, 'BAD_PARAMETER');
+    bad({ provisioningWindowMs: -1 }, 'BAD_PARAMETER');
+    bad({ releaseFloor: 1.5 }, 'BAD_PARAMETER');
+    await assert.rejects(createSimFleet({ devices: [], masterKey: Buffer.alloc(16) }), (e: unknown) => (e as { code?: string }).code === 'BAD_FLEET_KEY');
+  });
+
+  it('device_key wins over the legacy fleet_key as the session key', async () => {
+    const deviceKey = randomBytes(32);
+    const fleetKey = randomBytes(32);
+    const rig = makeRig({ deviceKey, fleetKey });
+    assert.equal((await new Central(rig, 0, 247, fleetKey).connect().tagged(Op.ABORT)).err, ErrorCode.AUTH_FAILED);
+    assert.equal((await new Central(rig, 1, 247, deviceKey).connect().tagged(Op.ABORT)).err, 0);
   });
 });
 
@@ -252,7 +278,11 @@ describe('sim-device v2.1: signed manifests', () => {
       assert.equal((await c.command(c.beginRequest(t, { manifest }))).err, Err.MANIFEST_INVALID, what);
     }
     assertNothingWritten(rig, 'invalid manifests');
-    assert.equal((await c.command(c.beginRequest(t, { manifest: good }))).err, 0, 'the good manifest');
+    const b = await c.command(c.beginRequest(t, { manifest: good }));
+    assert.equal(b.err, 0, 'the good manifest');
+    await c.send(t.payload, { chunkSize: b.chunkSize, window: b.window });
+    assert.ok(rig.device.flash.opCount > 0, 'the counter sees the accepted transfer write');
+    assert.equal((await c.end(0)).err, 0);
   });
 
   it('refuses a manifest that does not match the BEGIN or the device (MANIFEST_MISMATCH) or is older than the floor (RELEASE_TOO_OLD)', async () => {
