@@ -45,7 +45,7 @@ import {
   deviceIdOf,
 } from './contract-v21';
 import { BeginRequest, decodeControl } from './control-decode';
-import { Manifest, checkManifest, isZero } from './manifest';
+import { MANIFEST_SIGNATURE, Manifest, checkManifest, isZero } from './manifest';
 import { manifestCheckMs } from './manifest-timing';
 import { SessionGuard } from './session-guard';
 import { deviceChunkSize } from './chunk-size';
@@ -284,7 +284,7 @@ export class V2Firmware implements Application {
       this.beginChecked(conn, b, verdict.manifest);
     };
     if (!verdict.verified) return answer();
-    const ms = manifestCheckMs(this.settings.chip, b.manifest.length - 64);
+    const ms = manifestCheckMs(this.settings.chip, b.manifest.length - MANIFEST_SIGNATURE);
     this.machine.stallHost(ms);
     this.setTimer(() => {
       if (!this.mtus.has(conn)) return; // the link went while the device was verifying
