@@ -202,6 +202,25 @@ describe('sim-device v2.1: key settings', () => {
   });
 });
 
+describe('sim-device v2.1: the development opt-out with keys', () => {
+  it('a session key overrides the opt-out: tags still required, caps bit 9 clear', async () => {
+    const key = randomBytes(32);
+    const rig = makeRig({ deviceKey: key, allowUnauthenticated: true });
+    const c = new Central(rig).connect();
+    assert.equal(((await c.challenge()).caps ?? 0) & (CapBit.UNAUTH | Caps.FLEET_KEY_REQUIRED), Caps.FLEET_KEY_REQUIRED);
+    assert.equal((await c.tagged(Op.REBOOT, Buffer.alloc(16))).err, ErrorCode.AUTH_FAILED);
+    assert.equal((await c.begin(rawTransfer(newImage()))).err, ErrorCode.AUTH_REQUIRED);
+  });
+
+  it('release keys with the opt-out and no session key: BEGIN still needs a manifest, tagged commands pass (caps bits 6 and 9)', async () => {
+    const rig = makeRig({ releaseKeys: [releaseKey.publicPoint], allowUnauthenticated: true });
+    const c = new Central(rig).connect();
+    assert.equal(((await c.challenge()).caps ?? 0) & (CapBit.MANIFEST | CapBit.UNAUTH | CapBit.NOT_PROVISIONED), CapBit.MANIFEST | CapBit.UNAUTH);
+    assert.equal((await c.begin(rawTransfer(newImage()))).err, Err.MANIFEST_REQUIRED);
+    assert.equal((await c.tagged(Op.ABORT)).err, 0);
+  });
+});
+
 describe('sim-device v2.1: PROVISION', () => {
   it('inside the window: caps bit 8, PROVISION stores the session key (0x88 00) and updates then need its tag', async () => {
     const rig = makeRig({ allowUnauthenticated: false, provisioningWindowMs: 120_000 });
