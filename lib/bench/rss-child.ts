@@ -75,6 +75,7 @@ export async function measureRss(request: RssRequest): Promise<RssReport> {
     version: '0.0.1',
     protocol: 'v2',
     confirmPolicy: 'auto',
+    allowUnauthenticated: true,
   }));
   let fleet: Awaited<ReturnType<typeof createSimFleet>> | null = await createSimFleet({ devices, link: request.link, clock: 'virtual', maxConnections: request.sessions });
   let scheduler: AdapterScheduler | null = new AdapterScheduler(fleet.central, { maxConnections: request.sessions });

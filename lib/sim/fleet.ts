@@ -8,7 +8,9 @@ import type { AdapterState } from '../ble/central';
 import { createNobleCentral, type NobleBleCentral } from '../ble/noble-central';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
-import { createSimDevice, SimDevice } from './device';
+import { hkdfSync } from 'crypto';
+import { addressFromName, createSimDevice, SimDevice } from './device';
+import { deviceIdOf } from './device/contract-v21';
 import { checkFault, radioFaultOf, type Fault, type FaultHandle } from './faults';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';
@@ -37,6 +39,30 @@ export interface SimFleetOptions {
   maxConnections?: number;
   /** LE ACL buffers of the virtual controller (default 8 x 251). */
   aclBuffers?: AclBufferConfig;
+  /**
+   * Plant master key (32 bytes): every device without deviceKey/fleetKey gets
+   * HKDF-SHA256(masterKey, "BLEOTA2-DEVICE-KEY", device_id, 32) as its deviceKey (PROTOCOL.md §E).
+   */
+  masterKey?: Buffer;
+  /** Release public keys for every device that has none of its own (65-byte SEC1 points, index = key_id). */
+  releaseKeys?: Buffer[];
+}
+
+const DEVICE_KEY_SALT = Buffer.from('BLEOTA2-DEVICE-KEY', 'ascii');
+
+/** The per-device session key a plant master key gives the device with this device_id (6 bytes). */
+export function deriveDeviceKey(masterKey: Buffer, deviceId: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, DEVICE_KEY_SALT, deviceId, 32));
+}
+
+/** A device's config with the fleet-level keys applied (its own keys win). */
+function withFleetKeys(config: SimDeviceConfig, options: SimFleetOptions): SimDeviceConfig {
+  const out: SimDeviceConfig = { ...config };
+  if (options.masterKey && !config.deviceKey && !config.fleetKey) {
+    out.deviceKey = deriveDeviceKey(options.masterKey, deviceIdOf((config.address ?? addressFromName(config.name)).toLowerCase()));
+  }
+  if (options.releaseKeys && !config.releaseKeys) out.releaseKeys = options.releaseKeys;
+  return out;
 }
 
 export interface SimFleet {
@@ -70,13 +96,17 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
     if (names.has(d.name)) throw new OtaError('SIM_DUPLICATE_NAME', `two simulated devices are named "${d.name}"; names must be unique`);
     names.add(d.name);
   }
+  if (options.masterKey !== undefined && (!Buffer.isBuffer(options.masterKey) || options.masterKey.length !== 32)) {
+    throw new OtaError('BAD_FLEET_KEY', 'the master key of a simulated fleet must be 32 bytes');
+  }
   const link = resolveLinkProfile(options.link ?? 'reference');
   const ownClock = options.clock === undefined || typeof options.clock === 'string';
   const clock = typeof options.clock === 'object' ? options.clock : createClock(options.clock ?? 'virtual');
   const radio = createSimRadio({ clock, link, adapterState: options.adapterState, maxConnections: options.maxConnections, aclBuffers: options.aclBuffers });
   const devices = new Map<string, VirtualPeripheral>();
   try {
-    for (const config of options.devices) {
+    for (const given of options.devices) {
+      const config = withFleetKeys(given, options);
       const device = config.implementation === 'twin' ? await loadTwinDevice().createTwinDevice(config, clock) : createSimDevice(config, clock);
       devices.set(config.name, device);
       radio.addDevice(device);

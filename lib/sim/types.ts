@@ -111,8 +111,26 @@ export interface SimDeviceConfig {
   confirmPolicy?: 'auto' | 'host';
   /** Outcome of the first-boot diagnostics of a newly flashed image. */
   diagnostics?: 'pass' | 'fail';
-  /** 32-byte fleet key; when set, BEGIN/CONFIRM/ROLLBACK/ABORT need the HMAC proof. */
+  /**
+   * 32-byte per-device session key (NVS `device_key`, PROTOCOL.md §7): when set, BEGIN and every tagged
+   * command (ABORT, CONFIRM, ROLLBACK, REBOOT) need the HMAC proof.
+   */
+  deviceKey?: Buffer;
+  /** 32-byte legacy shared key (NVS `fleet_key`); the session key when deviceKey is absent. */
   fleetKey?: Buffer;
+  /** Release public keys (65-byte uncompressed SEC1 points, index = manifest key_id, at most 4): BEGIN needs a signed manifest. */
+  releaseKeys?: Buffer[];
+  /**
+   * Development build opt-out (Kconfig BLE_OTA_INSECURE_ALLOW_UNAUTHENTICATED): without keys the device
+   * takes updates and commands from anyone. Default false: a device without keys refuses (NOT_PROVISIONED).
+   */
+  allowUnauthenticated?: boolean;
+  /** Provisioning window after every boot (ms; the physical action at reset): PROVISION stores a session key. Default 0 (none). */
+  provisioningWindowMs?: number;
+  /** Secure boot / signed app verification: an image without a signature block is refused at END (caps bit 5). */
+  signedImagesRequired?: boolean;
+  /** Lowest manifest release the device accepts at power-on (NVS `rel_floor`, default 0). */
+  releaseFloor?: number;
   allowDowngrade?: boolean;
   /** Size of each OTA partition in bytes (default 0x1E0000, 1.875 MiB). */
   otaPartitionSize?: number;

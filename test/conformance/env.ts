@@ -12,6 +12,7 @@ import { findTwinBinary } from '../../lib/sim/twin-device';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { CONTROL_CHAR_UUID, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
 import { V2Client, V2ClientOptions } from '../../lib/protocol/v2-client';
+import { devBuild } from '../helpers/dev-build';
 import { repoPath } from '../helpers/paths';
 
 export type Implementation = 'model' | 'twin';
@@ -59,7 +60,7 @@ export class ConformanceEnv {
   ) {}
 
   static async create(impl: Implementation, config: Partial<SimDeviceConfig> = {}, link = 'reference'): Promise<ConformanceEnv> {
-    const full: SimDeviceConfig = { name: 'dut', chip: 'esp32c3', version: '1.0.0', implementation: impl, ...config };
+    const full: SimDeviceConfig = devBuild({ name: 'dut', chip: 'esp32c3', version: '1.0.0', implementation: impl, ...config });
     const fleet = await createSimFleet({ devices: [full], link, clock: 'virtual' });
     const env = new ConformanceEnv(fleet, full);
     await fleet.central.waitReady(2000);

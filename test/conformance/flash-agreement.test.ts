@@ -20,7 +20,7 @@ import type { PeripheralHost, SimDeviceConfig, VirtualPeripheral } from '../../l
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { twinAvailable, twinTargetExists, type Implementation } from './env';
 
-const CONFIG: SimDeviceConfig = { name: 'agree', chip: 'esp32c3', version: '1.0.0', implementation: 'model' };
+const CONFIG: SimDeviceConfig = { name: 'agree', chip: 'esp32c3', version: '1.0.0', implementation: 'model', allowUnauthenticated: true };
 /** A real-size app: 1 MiB of synthetic code and data (16 block erases). */
 const IMAGE = buildAppImage({ chip: 'esp32c3', version: '2.0.0', projectName: 'ble_ota_app', size: 1024 * 1024 });
 const MTU = 256;

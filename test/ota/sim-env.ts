@@ -7,9 +7,10 @@ import type { AdapterState } from '../../lib/ble/central';
 import { AdapterScheduler, type SchedulerOptions } from '../../lib/ble/scheduler';
 import { createSimFleet } from '../../lib/sim/fleet';
 import type { SimDeviceConfig } from '../../lib/sim/types';
+import { devBuild } from '../helpers/dev-build';
 
 export async function simEnv(devices: SimDeviceConfig[], options: { link?: string; scheduler?: SchedulerOptions; adapterState?: AdapterState } = {}) {
-  const fleet = await createSimFleet({ devices, link: options.link ?? 'reference', clock: 'virtual', adapterState: options.adapterState });
+  const fleet = await createSimFleet({ devices: devices.map(devBuild), link: options.link ?? 'reference', clock: 'virtual', adapterState: options.adapterState });
   const scheduler = new AdapterScheduler(fleet.central, { readyTimeoutMs: 2000, ...options.scheduler });
   const models = devices.map((d) => fleet.devices.get(d.name) as NonNullable<ReturnType<typeof fleet.devices.get>>);
   return {

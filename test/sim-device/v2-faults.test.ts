@@ -364,26 +364,40 @@ describe('sim-device v2: sessions, NAKs, authentication', () => {
     ]);
   });
 
-  it('malformed commands: BAD_LENGTH, UNKNOWN_OPCODE, BAD_PARAMETER, BAD_ENCODING, ATT 0x0d over 128 bytes', async () => {
+  it('malformed commands: BAD_LENGTH, UNKNOWN_OPCODE, BAD_PARAMETER, BAD_ENCODING, ATT 0x0d over 512 bytes', async () => {
     const rig = makeRig();
     const c = new Central(rig).connect();
     const t = rawTransfer(image());
-    assert.deepEqual(await c.command(c.beginRequest(t).subarray(0, 60)), { op: 0x82, err: ErrorCode.BAD_LENGTH });
+    assert.deepEqual(await c.command(c.beginRequest(t).subarray(0, 92)), { op: 0x82, err: ErrorCode.BAD_LENGTH });
+    assert.deepEqual(await c.command(c.beginRequest(t).subarray(0, 61)), { op: 0x82, err: ErrorCode.BAD_LENGTH }, 'the v2.0 61-byte BEGIN');
+    assert.deepEqual(await c.command(Buffer.concat([c.beginRequest(t), Buffer.alloc(1)])), { op: 0x82, err: ErrorCode.BAD_LENGTH });
+    // flags bit1 (manifest follows): at least 93 + 8 bytes, exactly 93 + the manifest's length field.
+    const withBit1 = c.beginRequest(t);
+    withBit1[10] |= 0x02;
+    assert.deepEqual(await c.command(withBit1), { op: 0x82, err: ErrorCode.BAD_LENGTH });
+    const shortManifest = Buffer.alloc(8);
+    shortManifest.writeUInt16LE(9, 6);
+    assert.deepEqual(await c.command(Buffer.concat([withBit1, shortManifest])), { op: 0x82, err: ErrorCode.BAD_LENGTH });
     assert.deepEqual(await c.command(Buffer.from([0x09, 1, 2])), { op: 0xff, err: ErrorCode.UNKNOWN_OPCODE, unknownOp: 0x09 });
     assert.equal((await c.command(c.beginRequest(t, { chunkSize: 0 }))).err, ErrorCode.BAD_PARAMETER);
     assert.equal((await c.command(c.beginRequest(t, { flags: 0x81 }))).err, ErrorCode.BAD_PARAMETER);
+    assert.equal((await c.command(c.beginRequest(t, { baseSha256: Buffer.alloc(32, 1) }))).err, ErrorCode.BAD_PARAMETER, 'base_sha256 with encoding 0');
     assert.equal((await c.command(c.beginRequest(t, { transferSize: t.image.length - 1 }))).err, ErrorCode.BAD_ENCODING);
-    const bad = c.beginRequest(t);
-    bad[9] = 2;
-    assert.equal((await c.command(bad)).err, ErrorCode.BAD_ENCODING);
-    for (const value of [Buffer.alloc(129, 1), Buffer.alloc(0)]) {
+    const delta = c.beginRequest(t);
+    delta[9] = 2; // delta: not offered yet (caps bit 7 clear)
+    assert.equal((await c.command(delta)).err, ErrorCode.BAD_ENCODING);
+    const unknown = c.beginRequest(t);
+    unknown[9] = 3;
+    assert.equal((await c.command(unknown)).err, ErrorCode.BAD_ENCODING);
+    for (const value of [Buffer.alloc(513, 1), Buffer.alloc(0)]) {
       await assert.rejects(
         Promise.resolve().then(() => rig.device.onWrite(OTA, CONTROL, value, false)),
         (e: unknown) => e instanceof AttError && e.attCode === 0x0d,
       );
     }
-    await c.write(Buffer.concat([Buffer.from([0x02]), Buffer.alloc(127)])); // 128 bytes is accepted at ATT level
+    await c.write(Buffer.concat([Buffer.from([0x02]), Buffer.alloc(511)])); // 512 bytes is accepted at ATT level
     assert.deepEqual(c.fresh(), [{ op: 0x82, err: ErrorCode.BAD_LENGTH }]);
+    assert.equal(rig.device.flash.opCount, 0, 'nothing erased or written');
   });
 
   it('ABORT: OK without a session; aborts a session and records ABORTED', async () => {

@@ -56,7 +56,7 @@ describe('sim/faults API', () => {
     });
 
     async function start(): Promise<{ fleet: SimFleet; scheduler: AdapterScheduler; device: SimDevice }> {
-      fleet = await createSimFleet({ devices: [{ name: 'f-01', chip: 'esp32', version: '1.0.0' }], clock: 'virtual' });
+      fleet = await createSimFleet({ devices: [{ name: 'f-01', chip: 'esp32', version: '1.0.0', allowUnauthenticated: true }], clock: 'virtual' });
       scheduler = new AdapterScheduler(fleet.central, { readyTimeoutMs: 2000 });
       return { fleet, scheduler, device: fleet.devices.get('f-01') as SimDevice };
     }

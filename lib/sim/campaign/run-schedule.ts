@@ -49,6 +49,8 @@ export async function runSchedule(s: Schedule): Promise<ScheduleOutcome> {
     version: OLD_VERSION,
     confirmPolicy: s.policy,
     fleetKey: s.fleetKey,
+    // Devices are secure by default; an unkeyed schedule runs a development build.
+    allowUnauthenticated: s.fleetKey === undefined,
     allowDowngrade: true,
     implementation: s.implementation,
     otaPartitionSize: PARTITION_SIZE,

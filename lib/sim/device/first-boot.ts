@@ -16,7 +16,7 @@
 import { ErrorCode, LastFlags, OtaStateCode } from '../../protocol/constants';
 import type { FlashWork } from './flash-work';
 import type { BootContext, Machine } from './machine';
-import type { UpdateRecord } from './nvs';
+import { raiseFloorAtConfirm, type UpdateRecord } from './nvs';
 import { SlotIndex, slotOfSeq } from './ota-data';
 import type { DeviceSettings } from './settings';
 
@@ -137,6 +137,7 @@ export class FirstBoot {
           targetSlot: this.boot.slot,
           installed: true,
           bootCount: 0,
+          release: 0,
         };
     diagnosing.stage = 'diagnosing';
     diagnosing.bootCount = 1;
@@ -164,7 +165,12 @@ export class FirstBoot {
     const { otadata } = this.machine.flash;
     if (this.settings.model.bleStartFails || otadata.state(this.boot.slot) !== OtaStateCode.PENDING_VERIFY) return this.settled();
     const plan = otadata.planMarkActive(OtaStateCode.VALID);
-    const confirmed = (): void => this.write({ ...this.machine.flash.nvs.record, flags: this.machine.flash.nvs.record.flags | LastFlags.CONFIRMED }, this.settled);
+    const nvs = this.machine.flash.nvs;
+    const confirmed = (): void =>
+      this.write({ ...nvs.record, flags: nvs.record.flags | LastFlags.CONFIRMED }, () => {
+        if (raiseFloorAtConfirm(nvs, this.boot.slot)) this.changed();
+        this.settled();
+      });
     if (plan === 'none') return this.settled();
     if (plan === null) confirmed();
     else this.work.otadata(otadata, plan, confirmed);

@@ -7,6 +7,8 @@
  */
 import { hasMaxChipRev } from '../../image/header';
 import { ErrorCode } from '../../protocol/constants';
+import { SecurityError } from './contract-v21';
+import { paddedString } from './manifest';
 
 /** Image header (24) + segment header (8) + esp_app_desc_t (256). */
 export const EARLY_HEADER_SIZE = 288;
@@ -16,6 +18,10 @@ const CHIP_ID_OFFSET = 12;
 const MIN_CHIP_REV_FULL_OFFSET = 15;
 const MAX_CHIP_REV_FULL_OFFSET = 17;
 const APP_DESC_OFFSET = 32;
+/** esp_app_desc_t: magic, secure_version, reserv1[2], version[32], project_name[32]. */
+const APP_VERSION_OFFSET = APP_DESC_OFFSET + 16;
+const PROJECT_NAME_OFFSET = APP_DESC_OFFSET + 48;
+const DESC_STRING_SIZE = 32;
 
 export interface RunningFacts {
   chipId: number;
@@ -23,6 +29,8 @@ export interface RunningFacts {
   chipRevision: number;
   secureVersion: number;
   allowDowngrade: boolean;
+  /** The verified manifest of this session (PROTOCOL.md §D): the app descriptor must match it. */
+  manifest?: { secureVersion: number; projectName: string; appVersion: string };
 }
 
 export interface HeaderVerdict {
@@ -46,6 +54,14 @@ export function checkEarlyHeader(head: Buffer, running: RunningFacts): HeaderVer
   const secureVersion = head.readUInt32LE(APP_DESC_OFFSET + 4);
   if (secureVersion < running.secureVersion && !running.allowDowngrade) {
     return { err: ErrorCode.DOWNGRADE, message: `secure_version ${secureVersion} < ${running.secureVersion}` };
+  }
+  const m = running.manifest;
+  if (m) {
+    const version = paddedString(head.subarray(APP_VERSION_OFFSET, APP_VERSION_OFFSET + DESC_STRING_SIZE));
+    const project = paddedString(head.subarray(PROJECT_NAME_OFFSET, PROJECT_NAME_OFFSET + DESC_STRING_SIZE));
+    if (secureVersion !== m.secureVersion) return { err: SecurityError.MANIFEST_MISMATCH, message: `image secure_version ${secureVersion}, manifest ${m.secureVersion}` };
+    if (project !== m.projectName) return { err: SecurityError.MANIFEST_MISMATCH, message: `image project ${project}, manifest ${m.projectName}` };
+    if (version !== m.appVersion) return { err: SecurityError.MANIFEST_MISMATCH, message: `image version ${version}, manifest ${m.appVersion}` };
   }
   return { err: ErrorCode.OK, message: '' };
 }

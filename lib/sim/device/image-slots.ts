@@ -52,6 +52,11 @@ export class DeviceFlash {
     this.otadata.eraseAll();
   }
 
+  /** Erase + program operations on the app partitions since power-on (the factory image not counted). */
+  get opCount(): number {
+    return this.slots.reduce((sum, f) => sum + f.erases + f.programs, 0);
+  }
+
   program(slot: SlotIndex, offset: number, data: Buffer): void {
     this.slots[slot].program(offset, data);
     this.extent[slot] = Math.max(this.extent[slot], offset + data.length);

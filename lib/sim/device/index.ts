@@ -23,6 +23,10 @@ export function createSimDevice(config: SimDeviceConfig, clock: Clock = realCloc
   const settings = resolveSettings(config, options.model);
   const flash = new DeviceFlash(settings.partitionSize, settings.chip, settings.model.chipRevision, (fn) => clock.setTimer(fn, 0));
   flash.writeFactoryImage(options.factoryImage ?? defaultFactoryImage(settings.chip, settings.version, settings.secureVersion, settings.protocol));
+  // Factory provisioning: the keys and the floor are in NVS before the first boot.
+  flash.nvs.deviceKey = settings.deviceKey ? Buffer.from(settings.deviceKey) : null;
+  flash.nvs.fleetKey = settings.fleetKey ? Buffer.from(settings.fleetKey) : null;
+  flash.nvs.releaseFloor = settings.releaseFloor;
   return new SimDevice(settings, flash, clock);
 }
 

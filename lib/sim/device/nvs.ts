@@ -53,6 +53,8 @@ export interface UpdateRecord {
   installed: boolean;
   /** Boots since the install. */
   bootCount: number;
+  /** The manifest release this attempt installs (0: no manifest); release_floor is raised to it at confirm. */
+  release: number;
 }
 
 export function emptyRecord(): UpdateRecord {
@@ -65,6 +67,7 @@ export function emptyRecord(): UpdateRecord {
     targetSlot: null,
     installed: false,
     bootCount: 0,
+    release: 0,
   };
 }
 
@@ -74,6 +77,30 @@ export class Nvs {
   usedEntries = 0;
   /** The running-app hash cache (app_sha), null when none was written. */
   appHash: AppHashCache | null = null;
+  /** `device_key` (32 bytes): the per-device session key (factory or PROVISION). */
+  deviceKey: Buffer | null = null;
+  /** `fleet_key` (32 bytes): the legacy shared key, the session key when device_key is absent. */
+  fleetKey: Buffer | null = null;
+  /** `rel_floor`: lowest manifest release accepted (0: none yet). */
+  releaseFloor = 0;
+
+  /** The key tags are checked with: device_key, else fleet_key, else none. */
+  get sessionKey(): Buffer | null {
+    return this.deviceKey ?? this.fleetKey;
+  }
+
+  /** PROVISION: the device_key write landed. */
+  storeDeviceKey(key: Buffer): void {
+    this.deviceKey = Buffer.from(key);
+    this.usedEntries += nvsBlobEntries(key.length);
+  }
+
+  /** Confirm of an image installed with a manifest: rel_floor = max(rel_floor, release) (one u32 entry when it changes). */
+  raiseReleaseFloor(release: number): void {
+    if (release <= this.releaseFloor) return;
+    this.releaseFloor = release;
+    this.usedEntries += 1;
+  }
 
   /** A record write landed: the new record and the NVS entries it used. */
   commit(next: UpdateRecord = this.record): void {
@@ -93,7 +120,7 @@ export class Nvs {
   }
 
   /** BEGIN: a new attempt starts ("in progress" until it ends one way or another). */
-  startAttempt(sha256: Buffer, targetSlot: SlotIndex): void {
+  startAttempt(sha256: Buffer, targetSlot: SlotIndex, release = 0): void {
     this.record = {
       ...emptyRecord(),
       result: ErrorCode.INTERNAL,
@@ -102,6 +129,7 @@ export class Nvs {
       message: 'in progress',
       stage: 'in-progress',
       targetSlot,
+      release,
     };
   }
 
@@ -124,10 +152,13 @@ export class Nvs {
     return (this.record.flags & LastFlags.RECORD_VALID) !== 0;
   }
 
-  /** `nvs_flash_erase` (factory reset): no record, no hash cache, empty pages. */
+  /** `nvs_flash_erase` (factory reset): no record, no hash cache, no keys, no floor, empty pages. */
   erase(): void {
     this.record = emptyRecord();
     this.appHash = null;
+    this.deviceKey = null;
+    this.fleetKey = null;
+    this.releaseFloor = 0;
     this.usedEntries = 0;
   }
 
@@ -135,4 +166,15 @@ export class Nvs {
   get bootCount(): number {
     return this.record.installed ? this.record.bootCount : 0;
   }
+}
+
+/**
+ * At the confirm of the running image (CONFIRM or auto-confirm): release_floor rises to the release the
+ * record installed, when that record installed the running slot. True when the floor changed.
+ */
+export function raiseFloorAtConfirm(nvs: Nvs, runningSlot: SlotIndex): boolean {
+  const r = nvs.record;
+  if (!r.installed || r.targetSlot !== runningSlot || r.release <= nvs.releaseFloor) return false;
+  nvs.raiseReleaseFloor(r.release);
+  return true;
 }

@@ -5,6 +5,7 @@ import type { ChipName, SimDeviceConfig } from '../types';
 import { createHash } from 'crypto';
 import { FlashTiming, flashTiming } from './flash-timing';
 import { DEFAULT_OTA_PARTITION_SIZE } from './image-slots';
+import { RELEASE_KEY_SIZE, RELEASE_KEY_SLOTS, SESSION_KEY_SIZE } from './contract-v21';
 
 export const DEFAULT_MAX_MTU = 517;
 /**
@@ -55,7 +56,15 @@ export interface DeviceSettings {
   protocol: 'v2' | 'legacy';
   hostPolicy: boolean;
   diagnosticsPass: boolean;
+  /** Factory NVS contents: device_key, fleet_key, rel_floor. */
+  deviceKey: Buffer | undefined;
   fleetKey: Buffer | undefined;
+  releaseFloor: number;
+  /** Index = key_id (NVS rel_key0..3 or the build's embedded keys). */
+  releaseKeys: Buffer[];
+  allowUnauthenticated: boolean;
+  provisioningWindowMs: number;
+  signedImagesRequired: boolean;
   allowDowngrade: boolean;
   partitionSize: number;
   resumeTimeoutMs: number;
@@ -88,6 +97,19 @@ export function resolveSettings(config: SimDeviceConfig, tuning: Partial<ModelTu
   if (config.fleetKey !== undefined && (!Buffer.isBuffer(config.fleetKey) || config.fleetKey.length !== FLEET_KEY_SIZE)) {
     throw new OtaError('BAD_FLEET_KEY', `The fleet key of simulated device ${config.name} must be ${FLEET_KEY_SIZE} bytes.`);
   }
+  if (config.deviceKey !== undefined && (!Buffer.isBuffer(config.deviceKey) || config.deviceKey.length !== SESSION_KEY_SIZE)) {
+    throw new OtaError('BAD_FLEET_KEY', `The device key of simulated device ${config.name} must be ${SESSION_KEY_SIZE} bytes.`);
+  }
+  const releaseKeys = config.releaseKeys ?? [];
+  if (!Array.isArray(releaseKeys) || releaseKeys.length > RELEASE_KEY_SLOTS || releaseKeys.some((k) => !Buffer.isBuffer(k) || k.length !== RELEASE_KEY_SIZE || k[0] !== 0x04)) {
+    throw new OtaError('BAD_PARAMETER', `Simulated device ${config.name}: releaseKeys must be at most ${RELEASE_KEY_SLOTS} uncompressed P-256 public keys of ${RELEASE_KEY_SIZE} bytes (0x04 || X || Y).`);
+  }
+  const windowMs = config.provisioningWindowMs ?? 0;
+  if (!Number.isFinite(windowMs) || windowMs < 0) throw new OtaError('BAD_PARAMETER', `Simulated device ${config.name}: provisioningWindowMs must be a non-negative number (got ${windowMs}).`);
+  const releaseFloor = config.releaseFloor ?? 0;
+  if (!Number.isInteger(releaseFloor) || releaseFloor < 0 || releaseFloor > 0xffffffff) {
+    throw new OtaError('BAD_PARAMETER', `Simulated device ${config.name}: releaseFloor must be an integer 0..4294967295 (got ${releaseFloor}).`);
+  }
   const seed = config.protocol === 'legacy';
   const partitionSize = config.otaPartitionSize ?? (seed ? SEED_OTA_PARTITION_SIZE : DEFAULT_OTA_PARTITION_SIZE);
   if (!Number.isInteger(partitionSize) || partitionSize <= 0 || partitionSize % 4096 !== 0) {
@@ -102,7 +124,13 @@ export function resolveSettings(config: SimDeviceConfig, tuning: Partial<ModelTu
     protocol: config.protocol ?? 'v2',
     hostPolicy: config.confirmPolicy === 'host',
     diagnosticsPass: config.diagnostics !== 'fail',
+    deviceKey: config.deviceKey,
     fleetKey: config.fleetKey,
+    releaseFloor,
+    releaseKeys: releaseKeys.map((k) => Buffer.from(k)),
+    allowUnauthenticated: config.allowUnauthenticated === true,
+    provisioningWindowMs: windowMs,
+    signedImagesRequired: config.signedImagesRequired === true,
     allowDowngrade: config.allowDowngrade ?? false,
     partitionSize,
     resumeTimeoutMs: config.resumeTimeoutMs ?? DeviceDefaults.RESUME_TIMEOUT_MS,

@@ -10,6 +10,9 @@ export class SparseFlash {
   private readonly sectors = new Map<number, Buffer>();
   /** Sectors whose buffer other flashes hold too (adopted): copied before their first program. */
   private readonly shared = new Set<number>();
+  /** Erase and program operations the application asked for (tests: "nothing was written"). */
+  erases = 0;
+  programs = 0;
 
   constructor(
     readonly label: string,
@@ -21,6 +24,7 @@ export class SparseFlash {
   /** Erases whole sectors covering [offset, offset + length). */
   erase(offset: number, length: number): void {
     this.checkRange(offset, length);
+    this.erases++;
     if (this.faults && this.faults.gate('erase', length).land !== 'all') return;
     const first = Math.floor(offset / SECTOR_SIZE);
     const last = Math.floor((offset + length - 1) / SECTOR_SIZE);
@@ -51,6 +55,7 @@ export class SparseFlash {
 
   program(offset: number, data: Buffer): void {
     this.checkRange(offset, data.length);
+    this.programs++;
     if (this.faults) {
       const verdict = this.faults.gate('program', data.length);
       if (verdict.land === 'none') return;

@@ -5,16 +5,7 @@
  * flash erase/program stalls the BLE host for its duration. One instance per boot (RAM state).
  */
 import type { TimerHandle } from '../../clock';
-import {
-  BeginCommand,
-  ControlNotification,
-  EndCommand,
-  TaggedCommand,
-  controlWriteAttError,
-  decodeCommand,
-  encodeNotification,
-  malformedCommandResponse,
-} from '../../protocol/codec';
+import { ControlNotification, encodeNotification } from '../../protocol/codec';
 import {
   ATT_HEADER_SIZE,
   BeginFlags,
@@ -39,15 +30,31 @@ import {
   TaggedOp,
   errorName,
 } from '../../protocol/constants';
+import { parseImage } from '../../image/parse';
+import { detectSignature } from '../../image/signature';
 import { AttError, VirtualAdvertisement, VirtualService } from '../types';
-import { AuthGate } from './auth-gate';
+import {
+  ATT_INVALID_ATTRIBUTE_VALUE_LENGTH,
+  BeginFlagsV21,
+  CapsV21,
+  ENCODING_DELTA,
+  MAX_CONTROL_VALUE,
+  OP_PROVISION,
+  RELEASE_KEY_SLOTS,
+  SecurityError,
+  deviceIdOf,
+} from './contract-v21';
+import { BeginRequest, decodeControl } from './control-decode';
+import { MANIFEST_SIGNATURE, Manifest, checkManifest, isZero } from './manifest';
+import { manifestCheckMs } from './manifest-timing';
+import { SessionGuard } from './session-guard';
 import { deviceChunkSize } from './chunk-size';
 import { FirstBoot, rollbackTarget } from './first-boot';
 import { FlashWork } from './flash-work';
 import { AttCode, advertisedName, v2Gatt } from './gatt-tables';
 import { checkEarlyHeader } from './header-check';
 import type { Application, BootContext, Machine } from './machine';
-import type { UpdateRecord } from './nvs';
+import { raiseFloorAtConfirm, type UpdateRecord } from './nvs';
 import { otherSlot } from './ota-data';
 import { ReceiveWindow } from './receive-window';
 import { DeviceSettings, REBOOT_DELAY_MS } from './settings';
@@ -69,7 +76,9 @@ export function sessionBytes(window: number, deflate: boolean): number {
 }
 
 export class V2Firmware implements Application {
-  private readonly auth: AuthGate;
+  private readonly auth: SessionGuard;
+  /** When this boot's application started (the provisioning window counts from here). */
+  private readonly bootAt: number;
   private readonly mtus = new Map<number, number>();
   private session: V2Session | null = null;
   private lastStatus: Buffer | null = null;
@@ -86,8 +95,18 @@ export class V2Firmware implements Application {
     private readonly boot: BootContext,
     private readonly settings: DeviceSettings,
   ) {
-    this.auth = new AuthGate(settings.fleetKey);
+    this.auth = new SessionGuard({
+      sessionKey: () => machine.flash.nvs.sessionKey,
+      hasReleaseKeys: settings.releaseKeys.length > 0,
+      allowUnauthenticated: settings.allowUnauthenticated,
+    });
     this.work = new FlashWork(machine, settings.timing);
+    this.bootAt = machine.clock.now();
+  }
+
+  /** The provisioning window this boot opened (physical action at reset) is still open. */
+  private get provisioningOpen(): boolean {
+    return this.settings.provisioningWindowMs > 0 && this.machine.clock.now() - this.bootAt < this.settings.provisioningWindowMs;
   }
 
   start(): void {
@@ -100,6 +119,8 @@ export class V2Firmware implements Application {
       this.machine.advertisingChanged();
     };
     new FirstBoot(this.machine, this.boot, this.settings, this.work, () => this.publish(), settled, startBle).start();
+    // caps bit 8 clears when the window closes: Status and advertising say so.
+    if (this.settings.provisioningWindowMs > 0) this.setTimer(() => this.publish(), this.settings.provisioningWindowMs);
     this.lastStatus = this.statusValue();
     this.lastAdv = buildManufacturerData(this.snapshot());
   }
@@ -123,7 +144,12 @@ export class V2Firmware implements Application {
       Caps.RESUME |
       (this.auth.keyRequired ? Caps.FLEET_KEY_REQUIRED : 0) |
       (this.settings.hostPolicy ? Caps.HOST_CONFIRM : 0) |
-      (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE)
+      (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE) |
+      (this.settings.signedImagesRequired ? CapsV21.SIGNED_IMAGES : 0) |
+      (this.settings.releaseKeys.length > 0 ? CapsV21.MANIFEST_REQUIRED : 0) |
+      (this.provisioningOpen ? CapsV21.PROVISIONING_OPEN : 0) |
+      (this.auth.unauthenticatedAllowed ? CapsV21.UNAUTHENTICATED_ALLOWED : 0) |
+      (this.auth.notProvisioned ? CapsV21.NOT_PROVISIONED : 0)
     );
   }
 
@@ -171,8 +197,9 @@ export class V2Firmware implements Application {
 
   onWrite(conn: number, service: string, characteristic: string, data: Buffer, withoutResponse: boolean): void {
     if (service === OTA_SERVICE_UUID && characteristic === CONTROL_CHAR_UUID && !withoutResponse) {
-      const att = controlWriteAttError(data);
-      if (att !== null) throw new AttError(att, `control value of ${data.length} bytes (1..128 accepted)`);
+      if (data.length === 0 || data.length > MAX_CONTROL_VALUE) {
+        throw new AttError(ATT_INVALID_ATTRIBUTE_VALUE_LENGTH, `control value of ${data.length} bytes (1..${MAX_CONTROL_VALUE} accepted)`);
+      }
       this.onCommand(conn, data);
       return;
     }
@@ -187,36 +214,88 @@ export class V2Firmware implements Application {
   // ---- Control ----
 
   private onCommand(conn: number, data: Buffer): void {
-    const malformed = malformedCommandResponse(data);
-    if (malformed) {
-      this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, malformed, conn);
-      return;
-    }
-    const cmd = decodeCommand(data);
+    const cmd = decodeControl(data);
     switch (cmd.op) {
+      case 'malformed':
+        this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, cmd.response, conn);
+        return;
       case Op.CHALLENGE:
         this.reply(conn, { op: 0x81, err: 0, nonce: this.auth.challenge(conn), caps: this.caps });
         return;
       case Op.BEGIN:
-        this.onBegin(conn, cmd as BeginCommand, data);
+        this.onBegin(conn, cmd);
         break;
       case Op.END:
-        this.onEnd(conn, cmd as EndCommand);
+        this.onEnd(conn, cmd.flags);
+        break;
+      case OP_PROVISION:
+        this.onProvision(conn, cmd.key);
         break;
       default:
-        this.onTagged(conn, cmd as TaggedCommand);
+        this.onTagged(conn, cmd.op, cmd.tag);
         break;
     }
     this.publish();
   }
 
-  private onBegin(conn: number, b: BeginCommand, raw: Buffer): void {
+  /**
+   * PROVISION (§E): inside the window opened by the physical action at reset, stores the session key
+   * (NVS device_key, effective at once); no tag, physical presence is the proof.
+   */
+  private onProvision(conn: number, key: Buffer): void {
+    const respond = (err: number): void => this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, Buffer.from([OP_PROVISION | 0x80, err]), conn);
+    if (!this.provisioningOpen) return respond(ErrorCode.INVALID_STATE);
+    const nvs = this.machine.flash.nvs;
+    this.work.nvsTime(nvs.usedEntries);
+    nvs.storeDeviceKey(key);
+    respond(ErrorCode.OK);
+  }
+
+  /**
+   * BEGIN in the §4.1 order: parameters, encoding, authentication, then the manifest (§D) before anything
+   * is erased. Checking a manifest's signature takes the modeled SHA-256 + ECDSA time (manifest-timing.ts),
+   * with the BLE host busy; the answer and the rest of BEGIN follow it.
+   */
+  private onBegin(conn: number, b: BeginRequest): void {
     const fail = (err: number): void => this.reply(conn, { op: 0x82, err });
-    if (b.imageSize === 0 || b.chunkSize === 0 || (b.flags & ~BeginFlags.RESUME) !== 0) return fail(ErrorCode.BAD_PARAMETER);
-    if (b.encoding !== Encoding.RAW && b.encoding !== Encoding.DEFLATE) return fail(ErrorCode.BAD_ENCODING);
+    if (b.imageSize === 0 || b.chunkSize === 0 || (b.flags & ~(BeginFlagsV21.RESUME | BeginFlagsV21.MANIFEST)) !== 0) return fail(ErrorCode.BAD_PARAMETER);
+    // Delta (encoding 2) is not offered yet (caps bit 7 clear).
+    if (b.encoding === ENCODING_DELTA || (b.encoding !== Encoding.RAW && b.encoding !== Encoding.DEFLATE)) return fail(ErrorCode.BAD_ENCODING);
+    if (!isZero(b.baseSha256)) return fail(ErrorCode.BAD_PARAMETER);
     if (b.transferSize === 0 || (b.encoding === Encoding.RAW && b.transferSize !== b.imageSize)) return fail(ErrorCode.BAD_ENCODING);
-    const auth = this.auth.checkBegin(conn, raw, b.tag);
+    const auth = this.auth.checkBegin(conn, b.raw, b.tag);
     if (auth !== ErrorCode.OK) return fail(auth);
+    if (!b.manifest) {
+      if (this.settings.releaseKeys.length > 0) return fail(SecurityError.MANIFEST_REQUIRED);
+      this.beginChecked(conn, b, null);
+      return;
+    }
+    const verdict = checkManifest(b.manifest, {
+      imageSha256: b.sha256,
+      imageSize: b.imageSize,
+      baseSha256: b.baseSha256,
+      chipId: CHIP_IDS[this.settings.chip],
+      deviceId: deviceIdOf(this.settings.address),
+      releaseFloor: this.machine.flash.nvs.releaseFloor,
+      releaseKeys: this.settings.releaseKeys,
+    });
+    const answer = (): void => {
+      if (verdict.err !== ErrorCode.OK || !('manifest' in verdict)) return fail(verdict.err);
+      this.beginChecked(conn, b, verdict.manifest);
+    };
+    if (!verdict.verified) return answer();
+    const ms = manifestCheckMs(this.settings.chip, b.manifest.length - MANIFEST_SIGNATURE);
+    this.machine.stallHost(ms);
+    this.setTimer(() => {
+      if (!this.mtus.has(conn)) return; // the link went while the device was verifying
+      answer();
+      this.publish();
+    }, ms);
+  }
+
+  /** The rest of BEGIN once the request is authenticated and its manifest (if any) verified. */
+  private beginChecked(conn: number, b: BeginRequest, manifest: Manifest | null): void {
+    const fail = (err: number): void => this.reply(conn, { op: 0x82, err });
     if (b.imageSize > this.settings.partitionSize) return fail(ErrorCode.IMAGE_TOO_LARGE);
     if (this.restartScheduled) return fail(ErrorCode.INVALID_STATE);
     // esp_ota_begin refuses while the running app is unconfirmed: confirm or roll back first (§4.4).
@@ -235,7 +314,7 @@ export class V2Firmware implements Application {
     }
     // The session's buffers are reserved before anything is erased or recorded.
     if (sessionBytes(this.settings.window, b.encoding === Encoding.DEFLATE) > this.settings.model.freeHeapBytes) return fail(ErrorCode.NO_MEMORY);
-    this.startSession(conn, b, chunkSize);
+    this.startSession(conn, b, chunkSize, manifest);
   }
 
   private resume(conn: number, s: V2Session, chunkSize: number): void {
@@ -249,10 +328,11 @@ export class V2Firmware implements Application {
     this.reply(conn, { op: 0x82, err: 0, chunkSize, window: this.settings.window, ackInterval: this.settings.ackInterval, resumeOffset: offset });
   }
 
-  private startSession(conn: number, b: BeginCommand, chunkSize: number): void {
+  private startSession(conn: number, b: BeginRequest, chunkSize: number, manifest: Manifest | null): void {
     const slot = otherSlot(this.boot.slot);
     const flash = this.machine.flash;
-    this.recordNow(() => flash.nvs.startAttempt(b.sha256, slot));
+    // The record keeps the manifest's release: release_floor rises to it when the image is confirmed.
+    this.recordNow(() => flash.nvs.startAttempt(b.sha256, slot, manifest?.release ?? 0));
     const session: V2Session = {
       owner: conn,
       phase: 'receiving',
@@ -278,6 +358,7 @@ export class V2Firmware implements Application {
             chipRevision: this.settings.model.chipRevision,
             secureVersion: this.boot.app.secureVersion,
             allowDowngrade: this.settings.allowDowngrade,
+            manifest: manifest ?? undefined,
           }),
         stall: (ms) => this.machine.stallHost(ms),
         onAck: (nextOffset) => {
@@ -293,13 +374,13 @@ export class V2Firmware implements Application {
     this.reply(conn, { op: 0x82, err: 0, chunkSize, window: this.settings.window, ackInterval: this.settings.ackInterval, resumeOffset: 0 });
   }
 
-  private onEnd(conn: number, e: EndCommand): void {
+  private onEnd(conn: number, flags: number): void {
     const s = this.session;
     if (!s || s.owner !== conn) return this.reply(conn, { op: 0x83, err: ErrorCode.NO_SESSION });
-    if ((e.flags & ~EndFlags.REBOOT) !== 0) return this.reply(conn, { op: 0x83, err: ErrorCode.BAD_PARAMETER });
+    if ((flags & ~EndFlags.REBOOT) !== 0) return this.reply(conn, { op: 0x83, err: ErrorCode.BAD_PARAMETER });
     if (s.phase === 'finishing' || !s.window.complete) return this.reply(conn, { op: 0x83, err: ErrorCode.INVALID_STATE });
     s.phase = 'finishing';
-    s.writer.whenIdle(() => this.finish(s, (e.flags & EndFlags.REBOOT) !== 0));
+    s.writer.whenIdle(() => this.finish(s, (flags & EndFlags.REBOOT) !== 0));
   }
 
   /**
@@ -322,6 +403,7 @@ export class V2Firmware implements Application {
     this.work.verify(s.imageSize, () => {
       const invalid = flash.verifyImage(s.slot);
       if (invalid) return fail(ErrorCode.VALIDATION_FAILED, invalid.code);
+      if (this.settings.signedImagesRequired && !hasSignatureBlock(flash.imageBytes(s.slot))) return fail(ErrorCode.VALIDATION_FAILED, 'no signature block');
       const installing: UpdateRecord = { ...flash.nvs.record, stage: 'installed', targetSlot: s.slot, result: ErrorCode.OK, message: 'installing' };
       this.work.nvs(flash.nvs.usedEntries, () => flash.nvs.commit(installing), () =>
         this.work.verify(s.imageSize, () =>
@@ -348,10 +430,9 @@ export class V2Firmware implements Application {
     if (reboot) this.scheduleRestart('update installed');
   }
 
-  private onTagged(conn: number, cmd: TaggedCommand): void {
-    const op = cmd.op as TaggedOp;
+  private onTagged(conn: number, op: TaggedOp, tag: Buffer): void {
     const respond = (err: number): void => this.reply(conn, { op: op | 0x80, err });
-    const auth = this.auth.checkCommand(conn, op, cmd.tag);
+    const auth = this.auth.checkCommand(conn, op, tag);
     if (auth !== ErrorCode.OK) return respond(auth);
     const flash = this.machine.flash;
     const running = this.boot.slot;
@@ -369,7 +450,10 @@ export class V2Firmware implements Application {
         const plan = flash.otadata.planMarkActive(OtaStateCode.VALID);
         if (plan === 'none') return respond(ErrorCode.INTERNAL);
         const confirmed = (): void => {
-          this.recordNow(() => flash.nvs.addFlags(LastFlags.CONFIRMED));
+          this.recordNow(() => {
+            flash.nvs.addFlags(LastFlags.CONFIRMED);
+            raiseFloorAtConfirm(flash.nvs, running);
+          });
           respond(ErrorCode.OK);
           this.publish();
         };
@@ -477,6 +561,10 @@ export class V2Firmware implements Application {
       app: this.boot.app,
       record: flash.nvs.record,
       fleetKeyRequired: this.auth.keyRequired,
+      updatePartitionSize: this.settings.partitionSize,
+      releaseFloor: flash.nvs.releaseFloor,
+      deviceId: deviceIdOf(this.settings.address),
+      releaseKeyIds: this.settings.releaseKeys.slice(0, RELEASE_KEY_SLOTS).reduce((mask, _k, i) => mask | (1 << i), 0),
     };
   }
 
@@ -506,4 +594,19 @@ export class V2Firmware implements Application {
 function sameIgnoringOffset(a: Buffer, b: Buffer): boolean {
   const [from, to] = SESSION_OFFSET_FIELD;
   return a.subarray(0, from).equals(b.subarray(0, from)) && a.subarray(to).equals(b.subarray(to));
+}
+
+/**
+ * Secure boot V2 / signed apps (V2 scheme) as esp_image_verify finds the signature: the sector at the image
+ * length (through the appended SHA-256) rounded up to 4 KiB, ESP-IDF v5.3.2
+ * components/bootloader_support/src/esp_image_format.c:858-895 (process_appended_hash_and_sig) and
+ * :939-981 (verify_secure_boot_signature), magic 0xE7 (esp_rom/include/esp32c3/rom/secure_boot.h:66).
+ * The model checks the block's magic, version, CRC and image digest; it holds no eFuse key digest, so it
+ * cannot check the RSA/ECDSA signature itself.
+ */
+function hasSignatureBlock(image: Buffer): boolean {
+  const length = parseImage(image).imageLength;
+  if (length === null) return false;
+  const sig = detectSignature(image, length);
+  return sig !== null && sig.kind.startsWith('secure-boot-v2') && sig.crcOk === true && sig.digestOk === true;
 }

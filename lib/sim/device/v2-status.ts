@@ -6,6 +6,7 @@ import { encodeAdvertisement } from '../../protocol/advertisement';
 import { LastFlags, PROTO_VERSION, STATUS_FORMAT } from '../../protocol/constants';
 import { encodeStatus } from '../../protocol/status';
 import type { AppInfo } from './app-info';
+import { DEVICE_ID_SIZE, STATUS_FORMAT_2, STATUS_V1_SIZE, STATUS_V2_SIZE } from './contract-v21';
 import type { UpdateRecord } from './nvs';
 
 export interface StatusSnapshot {
@@ -19,6 +20,12 @@ export interface StatusSnapshot {
   app: AppInfo;
   record: UpdateRecord;
   fleetKeyRequired: boolean;
+  /** Format 2 fields (§C). */
+  updatePartitionSize: number;
+  releaseFloor: number;
+  deviceId: Buffer;
+  /** Bit i: release key i provisioned. */
+  releaseKeyIds: number;
 }
 
 /** Cuts a string to at most `bytes` UTF-8 bytes without splitting a character. */
@@ -28,7 +35,22 @@ export function fitUtf8(value: string, bytes: number): string {
   return out;
 }
 
+/**
+ * Status format 2 (252 bytes): the format-1 layout of bytes 0..231 with format 2, then
+ * update_partition_size, release_floor, device_id, release_key_ids and 5 reserved bytes.
+ */
 export function buildStatus(s: StatusSnapshot): Buffer {
+  const tail = Buffer.alloc(STATUS_V2_SIZE - STATUS_V1_SIZE);
+  tail.writeUInt32LE(s.updatePartitionSize, 0);
+  tail.writeUInt32LE(s.releaseFloor, 4);
+  s.deviceId.copy(tail, 8, 0, DEVICE_ID_SIZE);
+  tail[14] = s.releaseKeyIds;
+  const status = Buffer.concat([buildFormat1(s).subarray(0, STATUS_V1_SIZE), tail]);
+  status[0] = STATUS_FORMAT_2;
+  return status;
+}
+
+function buildFormat1(s: StatusSnapshot): Buffer {
   return encodeStatus({
     format: STATUS_FORMAT,
     protoVersion: PROTO_VERSION,
