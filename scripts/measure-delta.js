@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Measures the delta generator on the synthetic 1.4 MB pair (and on any image pair given as two paths):
+// generation time, peak memory of this process, and deflated full image vs deflated patch.
+// Run after `npm run build`; for peak RSS as the kernel counts it: /usr/bin/time -v node scripts/measure-delta.js
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const zlib = require('zlib');
+
+const dist = path.join(__dirname, '..', 'dist', 'lib');
+const { buildSyntheticPair } = require(path.join(dist, 'bench', 'images'));
+const { makeDeltaTransfer, chooseEncoding } = require(path.join(dist, 'delta', 'patch'));
+
+let peakRss = 0;
+const sample = () => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+};
+const timer = setInterval(sample, 5);
+
+function measure(name, base, image) {
+  const started = process.hrtime.bigint();
+  const delta = makeDeltaTransfer(base, image);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const deflated = zlib.deflateSync(image, { level: 9 }).length;
+  const row = {
+    name,
+    imageBytes: image.length,
+    deflatedFull: deflated,
+    patchBytes: delta.patch.length,
+    deflatedPatch: delta.transfer.length,
+    ratio: Math.round((deflated / delta.transfer.length) * 10) / 10,
+    encoding: chooseEncoding({ deflatedSize: deflated, patchSize: delta.transfer.length }),
+    seconds: Math.round(seconds * 1000) / 1000,
+  };
+  console.log(JSON.stringify(row));
+}
+
+const args = process.argv.slice(2);
+if (args.length === 2) {
+  measure(`${path.basename(args[0])} -> ${path.basename(args[1])}`, fs.readFileSync(args[0]), fs.readFileSync(args[1]));
+} else {
+  const pair = buildSyntheticPair();
+  sample();
+  measure(pair.name, pair.base, pair.image);
+}
+sample();
+clearInterval(timer);
+console.log(JSON.stringify({ peakRssMB: Math.round((peakRss / 1048576) * 10) / 10 }));
