@@ -4,7 +4,7 @@
  */
 import { deflateSync } from 'zlib';
 import { OtaError } from '../errors';
-import { appHash, parseImage } from '../image';
+import { appHash, validateAppImage } from '../image';
 import { applyPatch } from './apply';
 import { createPatch } from './diff';
 
@@ -33,14 +33,11 @@ export interface DeltaTransfer {
 /**
  * The bytes of `base` the device can read as the base: header through the checksum, plus the appended
  * SHA-256 when the header says so (esp_image_verify's image length); a signature block after it is not
- * part of it. Throws the image's OtaError when `base` is no readable image.
+ * part of it. Throws the image's OtaError (lib/image codes) when `base` is no valid app image.
  */
 export function baseImageBytes(base: Buffer): Buffer {
-  const parsed = parseImage(base);
-  if (parsed.imageLength === null || parsed.checksumOffset === null || parsed.imageLength > base.length) {
-    throw new OtaError('BASE_IMAGE_INVALID', `The base image cannot be used for a delta: ${parsed.problems[0]?.message ?? 'its length cannot be determined'}.`, { problem: parsed.problems[0]?.code });
-  }
-  return base.subarray(0, parsed.imageLength);
+  const parsed = validateAppImage(base);
+  return base.subarray(0, parsed.imageLength ?? base.length);
 }
 
 /** Patch and zlib transfer from `base` (the image the device runs) to `image`, checked by applying it. */
