@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Measures the delta generator on the synthetic 1.4 MB pair (and on any image pair given as two paths):
-// generation time, peak memory of this process, and deflated full image vs deflated patch.
-// Run after `npm run build`; for peak RSS as the kernel counts it: /usr/bin/time -v node scripts/measure-delta.js
+// generation time, peak RSS of this process, and deflated full image vs deflated patch.
+// Run after `npm run build`: node scripts/measure-delta.js [base.bin new.bin]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -11,16 +11,12 @@ const dist = path.join(__dirname, '..', 'dist', 'lib');
 const { buildSyntheticPair } = require(path.join(dist, 'bench', 'images'));
 const { makeDeltaTransfer, chooseEncoding } = require(path.join(dist, 'delta', 'patch'));
 
-let peakRss = 0;
-const sample = () => {
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
-};
-const timer = setInterval(sample, 5);
-
 function measure(name, base, image) {
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   const delta = makeDeltaTransfer(base, image);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
   const deflated = zlib.deflateSync(image, { level: 9 }).length;
   const row = {
     name,
@@ -30,7 +26,9 @@ function measure(name, base, image) {
     deflatedPatch: delta.transfer.length,
     ratio: Math.round((deflated / delta.transfer.length) * 10) / 10,
     encoding: chooseEncoding({ deflatedSize: deflated, patchSize: delta.transfer.length }),
+    // Wall time depends on what else runs on the machine; CPU time (user + system) less so.
     seconds: Math.round(seconds * 1000) / 1000,
+    cpuSeconds: Math.round((cpu.user + cpu.system) / 1000) / 1000,
   };
   console.log(JSON.stringify(row));
 }
@@ -40,9 +38,7 @@ if (args.length === 2) {
   measure(`${path.basename(args[0])} -> ${path.basename(args[1])}`, fs.readFileSync(args[0]), fs.readFileSync(args[1]));
 } else {
   const pair = buildSyntheticPair();
-  sample();
   measure(pair.name, pair.base, pair.image);
 }
-sample();
-clearInterval(timer);
-console.log(JSON.stringify({ peakRssMB: Math.round((peakRss / 1048576) * 10) / 10 }));
+// Peak resident set size of this whole process (building the pair included), as the kernel counts it.
+console.log(JSON.stringify({ peakRssMB: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10 }));
