@@ -112,17 +112,36 @@ function zigzag32(value: number): number {
 /** Longest exact match of a suffix of the target among the base's suffixes (binary search on the suffix array). */
 class MatchFinder {
   private readonly sa: Int32Array;
+  /** Suffix array range [first, last] of the suffixes starting with each 2-byte prefix (last < first: none). */
+  private readonly first = new Int32Array(65536);
+  private readonly last = new Int32Array(65536).fill(-1);
   /** Base position of the last longestMatch answer. */
   matchPos = 0;
 
   constructor(private readonly base: Uint8Array) {
     this.sa = suffixArray(base);
+    const { sa, first, last } = this;
+    for (let i = 0; i < sa.length; i++) {
+      const p = sa[i];
+      if (p + 1 >= base.length) continue; // the 1-byte suffix has no 2-byte prefix
+      const key = (base[p] << 8) | base[p + 1];
+      if (last[key] < 0) first[key] = i;
+      last[key] = i;
+    }
   }
 
   longestMatch(target: Uint8Array, from: number): number {
     const { sa, base } = this;
     let lo = 0;
     let hi = sa.length - 1;
+    // The longest match lies among the suffixes sharing the first two bytes, when there are any.
+    if (from + 1 < target.length) {
+      const key = (target[from] << 8) | target[from + 1];
+      if (this.last[key] >= 0) {
+        lo = this.first[key];
+        hi = this.last[key];
+      }
+    }
     while (hi - lo >= 2) {
       const mid = lo + ((hi - lo) >> 1);
       if (compareSuffix(base, sa[mid], target, from) < 0) lo = mid;
@@ -146,12 +165,18 @@ function matchLength(a: Uint8Array, aFrom: number, b: Uint8Array, bFrom: number)
   return i;
 }
 
-/** memcmp of the two suffixes over the shorter length (as bsdiff's search): < 0, 0 or > 0. */
+/**
+ * Lexicographic order of the two suffixes, a proper prefix first (the suffix array's order): < 0, 0 or > 0.
+ * (bsdiff compares only the common length and so, inside a long run, steers to the shortest suffixes and
+ * finds a match of a few bytes where the run offers one as long as the run.)
+ */
 function compareSuffix(a: Uint8Array, aFrom: number, b: Uint8Array, bFrom: number): number {
-  const n = Math.min(a.length - aFrom, b.length - bFrom);
+  const aLength = a.length - aFrom;
+  const bLength = b.length - bFrom;
+  const n = Math.min(aLength, bLength);
   for (let i = 0; i < n; i++) {
     const d = a[aFrom + i] - b[bFrom + i];
     if (d !== 0) return d;
   }
-  return 0;
+  return aLength - bLength;
 }
