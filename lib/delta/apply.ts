@@ -13,15 +13,15 @@ export type PatchProblem =
   | 'trailing-bytes'
   | 'ends-early';
 
-/** A malformed patch; `reason` says which rule it broke. */
-export class PatchError extends OtaError {
-  readonly reason: PatchProblem;
+/** A malformed patch: an OtaError PATCH_INVALID whose `reason` (also in details) says which rule it broke. */
+export type PatchError = OtaError & { readonly reason: PatchProblem };
 
-  constructor(reason: PatchProblem, message: string, details: Record<string, unknown>) {
-    super('PATCH_INVALID', message, { reason, ...details });
-    this.name = 'PatchError';
-    this.reason = reason;
-  }
+export function patchError(reason: PatchProblem, message: string, details: Record<string, unknown>): PatchError {
+  return Object.assign(new OtaError('PATCH_INVALID', message, { reason, ...details }), { reason });
+}
+
+export function isPatchError(err: unknown): err is PatchError {
+  return err instanceof OtaError && err.code === 'PATCH_INVALID' && typeof (err as Partial<PatchError>).reason === 'string';
 }
 
 const enum Phase {
@@ -105,7 +105,7 @@ export class PatchApplier {
         }
       }
     } catch (err) {
-      if (err instanceof PatchError) this.failure = err;
+      if (isPatchError(err)) this.failure = err;
       throw err;
     }
     return out.subarray(0, written);
@@ -170,7 +170,7 @@ export class PatchApplier {
   }
 
   private fail(reason: PatchProblem, message: string): PatchError {
-    this.failure = new PatchError(reason, `Invalid delta patch: ${message}`, { patchOffset: this.consumed, outputOffset: this.produced });
+    this.failure = patchError(reason, `Invalid delta patch: ${message}`, { patchOffset: this.consumed, outputOffset: this.produced });
     return this.failure;
   }
 }

@@ -8,12 +8,6 @@ import { appHash, validateAppImage } from '../image';
 import { applyPatch } from './apply';
 import { createPatch } from './diff';
 
-export { applyPatch, PatchApplier, PatchError } from './apply';
-export type { PatchProblem } from './apply';
-export { encodePatch } from './records';
-export type { PatchRecord } from './records';
-export { createPatch } from './diff';
-
 /** zlib level of patches and full images alike (the device inflates any level). */
 export const DELTA_ZLIB_LEVEL = 9;
 /** A delta is worth it when its transfer is below this fraction of the deflated full image. */

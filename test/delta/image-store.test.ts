@@ -92,6 +92,18 @@ describe('delta: base image store', function () {
     assert.equal(store.get(sha256), null);
   });
 
+  it('generates in a worker thread the same delta, once for concurrent requests of one pair', async () => {
+    const store = new ImageStore(dir);
+    const a = image('1.0.0');
+    const b = image('1.0.1');
+    const { sha256 } = store.add(a);
+    const [first, second] = await Promise.all([store.deltaInWorker(sha256, b), store.deltaInWorker(sha256, b)]);
+    assert.ok(first && first === second, 'one generation shared');
+    assert.ok(first.transfer.equals(new ImageStore(dir).delta(sha256, b)!.transfer), 'same bytes as the synchronous generator');
+    assert.equal(store.delta(sha256, b), first, 'cached');
+    assert.equal(await store.deltaInWorker(Buffer.alloc(32, 2), b), null);
+  });
+
   it('keeps the cache under its byte cap, dropping the least recently used patch first', () => {
     const a = image('1.0.0');
     const targets = ['1.0.1', '1.0.2', '1.0.3'].map((v, i) => image(v, 10 + i));

@@ -2,9 +2,8 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import { deflateSync, inflateSync } from 'zlib';
 import { buildSyntheticPair } from '../../lib/bench/images';
-import { PatchApplier, PatchError, applyPatch, createPatch, encodePatch } from '../../lib/delta/patch';
-import type { PatchProblem, PatchRecord } from '../../lib/delta/patch';
-import { baseImageBytes, chooseEncoding, makeDeltaTransfer } from '../../lib/delta/patch';
+import { PatchApplier, applyPatch, baseImageBytes, chooseEncoding, createPatch, encodePatch, isPatchError, makeDeltaTransfer, makeDeltaTransferInWorker } from '../../lib/delta';
+import type { PatchError, PatchProblem, PatchRecord } from '../../lib/delta';
 import { appHash, buildAppImage, parseImage, validateAppImage } from '../../lib/image';
 import { Prng } from '../../lib/image/prng';
 import { vectorPath } from '../helpers/paths';
@@ -24,7 +23,7 @@ function applyInPieces(base: Buffer, patch: Buffer, imageSize: number, sizes: nu
     }
     applier.finish();
   } catch (err) {
-    if (err instanceof PatchError) return err;
+    if (isPatchError(err)) return err;
     throw err;
   }
   return Buffer.concat(out);
@@ -32,7 +31,7 @@ function applyInPieces(base: Buffer, patch: Buffer, imageSize: number, sizes: nu
 
 function expectProblem(base: Buffer, patch: Buffer, imageSize: number, reason: PatchProblem): void {
   assert.throws(() => applyPatch(base, patch, imageSize), (err: unknown) => {
-    assert.ok(err instanceof PatchError, String(err));
+    assert.ok(isPatchError(err), String(err));
     assert.equal(err.code, 'PATCH_INVALID');
     assert.equal(err.reason, reason, err.message);
     assert.equal(err.details?.reason, reason);
@@ -40,7 +39,7 @@ function expectProblem(base: Buffer, patch: Buffer, imageSize: number, reason: P
   });
   // The same verdict when the patch arrives one byte at a time.
   const piecewise = applyInPieces(base, patch, imageSize, [1]);
-  assert.ok(piecewise instanceof PatchError && piecewise.reason === reason, `byte by byte: ${String(piecewise)}`);
+  assert.ok(isPatchError(piecewise) && piecewise.reason === reason, `byte by byte: ${String(piecewise)}`);
 }
 
 describe('delta: patch records and applier (§F)', () => {
@@ -110,9 +109,9 @@ describe('delta: patch records and applier (§F)', () => {
 
     it('stays failed: later pieces and finish() repeat the first error', () => {
       const applier = new PatchApplier(base, 1);
-      assert.throws(() => applier.push(bytes(0x02)), (e: unknown) => e instanceof PatchError && e.reason === 'output-past-image-size');
-      assert.throws(() => applier.push(bytes(0)), (e: unknown) => e instanceof PatchError && e.reason === 'output-past-image-size');
-      assert.throws(() => applier.finish(), (e: unknown) => e instanceof PatchError && e.reason === 'output-past-image-size');
+      assert.throws(() => applier.push(bytes(0x02)), (e: unknown) => isPatchError(e) && e.reason === 'output-past-image-size');
+      assert.throws(() => applier.push(bytes(0)), (e: unknown) => isPatchError(e) && e.reason === 'output-past-image-size');
+      assert.throws(() => applier.finish(), (e: unknown) => isPatchError(e) && e.reason === 'output-past-image-size');
     });
   });
 
@@ -257,5 +256,19 @@ describe('delta: patch records and applier (§F)', () => {
         assert.equal(chooseEncoding({ deflatedSize: deflated, patchSize: delta.transfer.length }), 'deflate', `patch ${delta.transfer.length} B vs ${deflated} B`);
       });
     }
+  });
+});
+
+describe('delta: generation in a worker thread', function () {
+  this.timeout(20000);
+
+  it('gives the bytes of makeDeltaTransfer, and the typed image error of a bad base', async () => {
+    const a = buildAppImage({ chip: 'esp32c3', version: '1.0.0', size: 32 * 1024, seed: 4 });
+    const b = buildAppImage({ chip: 'esp32c3', version: '1.0.1', size: 32 * 1024, seed: 4 });
+    const inWorker = await makeDeltaTransferInWorker(a, b);
+    const here = makeDeltaTransfer(a, b);
+    assert.ok(inWorker.transfer.equals(here.transfer) && inWorker.patch.equals(here.patch) && inWorker.baseSha256.equals(here.baseSha256));
+    assert.equal(inWorker.baseLength, here.baseLength);
+    await assert.rejects(makeDeltaTransferInWorker(Buffer.from('<html>'), b), { name: 'OtaError', code: 'NOT_ESP_IMAGE' });
   });
 });
