@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Measures the delta generator on the synthetic 1.4 MB pair (and on any image pair given as two paths):
 // generation time, peak RSS of this process, and deflated full image vs deflated patch.
-// Run after `npm run build`: node scripts/measure-delta.js [base.bin new.bin]
+// Run after `npm run build`: node scripts/measure-delta.js [--worker] [base.bin new.bin]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -9,12 +9,15 @@ const zlib = require('zlib');
 
 const dist = path.join(__dirname, '..', 'dist', 'lib');
 const { buildSyntheticPair } = require(path.join(dist, 'bench', 'images'));
-const { makeDeltaTransfer, chooseEncoding } = require(path.join(dist, 'delta', 'patch'));
+const { makeDeltaTransfer, makeDeltaTransferInWorker, chooseEncoding } = require(path.join(dist, 'delta'));
 
-function measure(name, base, image) {
+// --worker: generate in a worker thread (as a gateway would); its CPU time counts in this process's.
+const inWorker = process.argv.includes('--worker');
+
+async function measure(name, base, image) {
   const started = process.hrtime.bigint();
   const cpuBefore = process.cpuUsage();
-  const delta = makeDeltaTransfer(base, image);
+  const delta = inWorker ? await makeDeltaTransferInWorker(base, image) : makeDeltaTransfer(base, image);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage(cpuBefore);
   const deflated = zlib.deflateSync(image, { level: 9 }).length;
@@ -33,12 +36,19 @@ function measure(name, base, image) {
   console.log(JSON.stringify(row));
 }
 
-const args = process.argv.slice(2);
-if (args.length === 2) {
-  measure(`${path.basename(args[0])} -> ${path.basename(args[1])}`, fs.readFileSync(args[0]), fs.readFileSync(args[1]));
-} else {
-  const pair = buildSyntheticPair();
-  measure(pair.name, pair.base, pair.image);
+async function main() {
+  const args = process.argv.slice(2).filter((a) => a !== '--worker');
+  if (args.length === 2) {
+    await measure(`${path.basename(args[0])} -> ${path.basename(args[1])}`, fs.readFileSync(args[0]), fs.readFileSync(args[1]));
+  } else {
+    const pair = buildSyntheticPair();
+    await measure(pair.name, pair.base, pair.image);
+  }
+  // Peak resident set size of this whole process (building the pair included), as the kernel counts it.
+  console.log(JSON.stringify({ peakRssMB: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10, worker: inWorker }));
 }
-// Peak resident set size of this whole process (building the pair included), as the kernel counts it.
-console.log(JSON.stringify({ peakRssMB: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10 }));
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

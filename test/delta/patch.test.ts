@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import { deflateSync, inflateSync } from 'zlib';
+import { createInflate, deflateSync, inflateSync } from 'zlib';
 import { buildSyntheticPair } from '../../lib/bench/images';
 import { PatchApplier, applyPatch, baseImageBytes, chooseEncoding, createPatch, encodePatch, isPatchError, makeDeltaTransfer, makeDeltaTransferInWorker } from '../../lib/delta';
 import type { PatchError, PatchProblem, PatchRecord } from '../../lib/delta';
@@ -200,6 +200,20 @@ describe('delta: patch records and applier (§F)', () => {
         const out = applyInPieces(pair.base, patch, pair.image.length, sizes);
         assert.ok(Buffer.isBuffer(out) && out.equals(pair.image), `pieces ${sizes.join(',')}`);
       }
+    });
+
+    it('streams through zlib as the device does: small inflater outputs fed to the applier give the image', async () => {
+      const delta = makeDeltaTransfer(pair.base, pair.image);
+      const applier = new PatchApplier(pair.base, pair.image.length);
+      const inflater = createInflate({ chunkSize: 64 });
+      const out: Buffer[] = [];
+      inflater.on('data', (piece: Buffer) => out.push(applier.push(piece)));
+      const ended = new Promise((resolve, reject) => inflater.on('end', resolve).on('error', reject));
+      for (let at = 0; at < delta.transfer.length; at += 100) inflater.write(delta.transfer.subarray(at, at + 100));
+      inflater.end();
+      await ended;
+      applier.finish();
+      assert.ok(Buffer.concat(out).equals(pair.image));
     });
 
     it('the patch read against a shorter base fails with read-outside-base, not a wrong image', () => {
