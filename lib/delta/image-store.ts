@@ -1,7 +1,9 @@
 /**
  * Base images for delta updates, kept in a directory and found by the digest a device reports as
  * running_sha256 (esp_partition_get_sha256 of the running app: SHA-256 from offset 0 through the checksum
- * byte, which equals the appended hash of a hash_appended image; lib/image appHash). Any valid app image
+ * byte, which equals the appended hash of a hash_appended image; lib/image appHash. ESP-IDF v5.3.2
+ * components/bootloader_support/src/bootloader_common.c:149-172: the appended digest when hash_appended,
+ * else SHA-256 of esp_image_get_metadata's image_len, which ends at the checksum byte). Any valid app image
  * dropped into the directory counts, whatever its file name; `add` writes `<digest>.bin`.
  * Patches made from them are cached in memory by (base digest, new image digest), up to a byte cap.
  */

@@ -27,7 +27,8 @@ export interface DeltaTransfer {
 /**
  * The bytes of `base` the device can read as the base: header through the checksum, plus the appended
  * SHA-256 when the header says so (esp_image_verify's image length); a signature block after it is not
- * part of it. Throws the image's OtaError (lib/image codes) when `base` is no valid app image.
+ * part of it (ESP-IDF v5.3.2 components/bootloader_support/src/esp_image_format.c:907-928 pads to the
+ * checksum byte, :861-866 adds the hash; the signature length :870-893 only checks the partition size). Throws the image's OtaError (lib/image codes) when `base` is no valid app image.
  */
 export function baseImageBytes(base: Buffer): Buffer {
   const parsed = validateAppImage(base);
