@@ -181,7 +181,7 @@ export function verifyManifest(manifest: Manifest, publicKeys: ReadonlyArray<Key
     const have = publicKeys.map((k, i) => (k ? i : -1)).filter((i) => i >= 0);
     throw invalid(`the manifest is signed with release key_id ${manifest.keyId}, and no public key with that id was given (have: ${have.length ? have.join(', ') : 'none'})`, { keyId: manifest.keyId });
   }
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify('sha256', manifest.body, { key, dsaEncoding: 'ieee-p1363' }, manifest.signature);
   } catch (err) {
