@@ -7,7 +7,7 @@
 import type { KeyObject } from 'crypto';
 import { OtaError } from '../errors';
 import { chipNameFromId, fileSha256, parseImage } from '../image';
-import { formatDeviceId } from './device-id';
+import { formatDeviceId, parseDeviceId } from './device-id';
 import { decodeManifest, verifyManifest, type Manifest } from './manifest';
 
 /** caps bits of protocol v2.1 the checks read (same values as lib/protocol's Caps). */
@@ -30,8 +30,8 @@ export interface DeviceSecurityState {
   updatePartitionSize?: number;
   /** Lowest manifest release the device accepts; 0: none yet. */
   releaseFloor?: number;
-  /** The device's base MAC (6 bytes). */
-  deviceId?: Buffer | null;
+  /** The device's base MAC: 6 bytes, or written "aa:bb:cc:dd:ee:ff" as the Status decoder gives it. */
+  deviceId?: Buffer | string | null;
   /** Bit i: release key i is provisioned. */
   releaseKeyIds?: number;
 }
@@ -108,8 +108,9 @@ function checkManifestForDevice(m: Manifest, device: DeviceSecurityState, nowMs:
   if (m.notAfter !== 0 && nowMs > m.notAfter * 1000) {
     return new OtaError('MANIFEST_EXPIRED', `the manifest expired at ${new Date(m.notAfter * 1000).toISOString()}: sign the release again`, { notAfter: m.notAfter });
   }
-  if (m.deviceIds.length > 0 && device.deviceId && !m.deviceIds.some((id) => id.equals(device.deviceId!))) {
-    return new OtaError('DEVICE_NOT_ALLOWED', `the manifest allows ${m.deviceIds.length} device(s), and ${formatDeviceId(device.deviceId)} is not among them`, { deviceId: formatDeviceId(device.deviceId) });
+  const deviceId = device.deviceId ? parseDeviceId(device.deviceId) : null;
+  if (m.deviceIds.length > 0 && deviceId && !m.deviceIds.some((id) => id.equals(deviceId))) {
+    return new OtaError('DEVICE_NOT_ALLOWED', `the manifest allows ${m.deviceIds.length} device(s), and ${formatDeviceId(deviceId)} is not among them`, { deviceId: formatDeviceId(deviceId) });
   }
   return null;
 }

@@ -121,6 +121,8 @@ describe('security checks before BEGIN', () => {
     const error = checkBeforeBegin({ device: DEVICE, image: IMAGE, manifest: manifestForImage(IMAGE, { devices: ['a4:cf:12:34:56:99'] }, PRIV), hasKey: true, now: NOW });
     assert.equal(error?.code, 'DEVICE_NOT_ALLOWED');
     assert.match(error!.message, /a4:cf:12:34:56:78 is not among them/);
+    const asText = checkBeforeBegin({ device: { ...DEVICE, deviceId: 'a4:cf:12:34:56:78' }, image: IMAGE, manifest: manifestForImage(IMAGE, { devices: ['a4:cf:12:34:56:99'] }, PRIV), hasKey: true, now: NOW });
+    assert.equal(asText?.code, 'DEVICE_NOT_ALLOWED', 'the Status decoder writes the id as text');
   });
 
   it('checks the raw manifest bytes as the decoded manifest', () => {
