@@ -29,8 +29,9 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
                                        release key pair, release_keys.bin, plant master key (docs/SECURITY.md)
   sign <file> --key <release-key.pem> [--release n] [--key-id k] [--device id]... [--expires date]
        [--base sha256] [--out f]       write the signed manifest <file>.manifest
-  derive-key --device-id <aa:bb:cc:dd:ee:ff> [--master-key-file f]
-                                       the device's session key (hex) for factory provisioning
+  derive-key --device-id <aa:bb:cc:dd:ee:ff> [--master-key-file f] [--nvs-csv]
+                                       the device's session key (hex, or a CSV for nvs_partition_gen.py)
+                                       for factory provisioning
 keys:   --master-key-file f (per-device keys) or --key-file f (fleet key), else the environment
         BLE_OTA_MASTER_KEY / BLE_OTA_FLEET_KEY (64 hex); --fleet-key <hex> works but shows the key in ps
 common: --json  --hci <n>

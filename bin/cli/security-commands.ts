@@ -126,7 +126,7 @@ export async function signCommand(args: ParsedArgs, io: Output): Promise<number>
   return 0;
 }
 
-/** derive-key --device-id ID [--master-key-file F | BLE_OTA_MASTER_KEY]: the device's session key, hex. */
+/** derive-key --device-id ID [--master-key-file F | BLE_OTA_MASTER_KEY] [--json | --nvs-csv]: the device's session key, hex. */
 export async function deriveKeyCommand(args: ParsedArgs, io: Output): Promise<number> {
   const idText = stringOption(args, 'device-id');
   if (!idText) throw new OtaError('BAD_ARGUMENT', 'derive-key needs --device-id aa:bb:cc:dd:ee:ff (the device\'s base MAC, `status` shows it as deviceId)');
@@ -136,8 +136,17 @@ export async function deriveKeyCommand(args: ParsedArgs, io: Output): Promise<nu
   for (const w of master.warnings) io.err(`warning: ${w}`);
   const key = deriveDeviceKey(master.key, deviceId).toString('hex');
   if (flag(args, 'json')) io.out(json({ deviceId: formatDeviceId(deviceId), deviceKey: key }));
+  else if (flag(args, 'nvs-csv')) io.out(nvsCsv(key));
   else io.out(key);
   return 0;
+}
+
+/**
+ * The device's key as a CSV for ESP-IDF's nvs_partition_gen.py: namespace `ble_ota`, blob `device_key`
+ * (where the firmware reads the session key; firmware/README.md).
+ */
+export function nvsCsv(deviceKeyHex: string): string {
+  return ['key,type,encoding,value', 'ble_ota,namespace,,', `device_key,data,hex2bin,${deviceKeyHex}`].join('\n');
 }
 
 /**

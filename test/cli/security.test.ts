@@ -115,6 +115,8 @@ describe('cli keys and manifests', function () {
     assert.equal(fromFile.stdout.trim(), expected);
     const fromEnv = cli(['derive-key', '--device-id', 'A4CF12345678', '--json'], { BLE_OTA_MASTER_KEY: masterHex });
     assert.deepEqual(JSON.parse(fromEnv.stdout), { deviceId: 'a4:cf:12:34:56:78', deviceKey: expected });
+    const csv = cli(['derive-key', '--device-id', 'a4:cf:12:34:56:78', '--nvs-csv'], { BLE_OTA_MASTER_KEY: masterHex });
+    assert.equal(csv.stdout, `key,type,encoding,value\nble_ota,namespace,,\ndevice_key,data,hex2bin,${expected}\n`);
     assert.match(cli(['derive-key', '--device-id', 'a4:cf:12:34:56:78']).stderr, /BAD_ARGUMENT: derive-key needs the plant master key/);
     assert.match(cli(['derive-key', '--master-key-file', path.join(keys, 'master.key'), '--device-id', 'a4:cf']).stderr, /BAD_DEVICE_ID/);
   });
