@@ -1,26 +1,40 @@
 #!/usr/bin/env node
 /**
  * esp32-ble-ota: inspect ESP application images, and scan, flash, verify and query ESP32 devices over
- * BLE, on a real adapter or on a simulated fleet (--sim); `bench` runs the transfer benchmark.
+ * BLE, on a real adapter or on a simulated fleet (--sim); `bench` runs the transfer benchmark; `keygen`,
+ * `sign` and `derive-key` handle release keys, manifests and per-device keys (docs/SECURITY.md).
  */
 import { toOtaError } from '../lib/errors';
 import { parseArgs } from './cli/args';
 import { campaignCommand } from './cli/campaign';
+import { deriveKeyCommand, keygenCommand, signCommand } from './cli/security-commands';
 import { benchCommand, flashCommand, inspectCommand, scanCommand, statusCommand, verifyCommand, type Output } from './cli/commands';
 
 const USAGE = `usage: esp32-ble-ota <command> [options]
-  inspect <file>                       check an ESP application image (JSON; exit 1 when invalid)
+  inspect <file> [--manifest f] [--pubkey f]
+                                       check an ESP application image and the manifest next to it (<file>.manifest),
+                                       or a manifest alone (JSON; exit 1 when invalid)
   scan [--duration s] [--name-prefix p] [--name-regex r] [--service uuid] [--min-rssi dBm]
        [--older-than version] [--protocol v2|legacy|unknown]
   flash <file> --device <name|address> [--encoding auto|raw|deflate] [--protocol auto|v2|legacy]
        [--attempts n] [--allow-downgrade] [--no-reboot] [--expect-chip c] [--expect-version v]
+       [--manifest f]                  (default: <file>.manifest when it exists)
   verify --device <name|address> [--expect-version v] [--expect-sha256 hex] [--confirm] [--rollback-on-fail]
   status --device <name|address>
   bench [--json]
   campaign [--seconds n] [--schedules n] [--seed s] [--replay seed:index] [--implementations model,twin]
            [--prior-updates p]
                                        random fault schedules on the simulator (docs/FAULTS.md)
-common: --json  --fleet-key <64 hex>  --hci <n>
+  keygen --out <dir> [--release-keys f] [--no-master-key] [--print]
+                                       release key pair, release_keys.bin, plant master key (docs/SECURITY.md)
+  sign <file> --key <release-key.pem> [--release n] [--key-id k] [--device id]... [--expires date]
+       [--base sha256] [--out f]       write the signed manifest <file>.manifest
+  derive-key --device-id <aa:bb:cc:dd:ee:ff> [--master-key-file f] [--nvs-csv]
+                                       the device's session key (hex, or a CSV for nvs_partition_gen.py)
+                                       for factory provisioning
+keys:   --master-key-file f (per-device keys) or --key-file f (fleet key), else the environment
+        BLE_OTA_MASTER_KEY / BLE_OTA_FLEET_KEY (64 hex); --fleet-key <hex> works but shows the key in ps
+common: --json  --hci <n>
         --sim [N]  virtual fleet sim-01..sim-N (real time; --fast: virtual clock), --sim-chip <chip>,
         --sim-version <v>, --sim-protocol v2|legacy, --sim-confirm auto|host, --link <scenario>,
         --fault <spec> (repeatable, with --sim: e.g. powerCut@flashOp=120, dropLink@bytes=40000)`;
@@ -33,6 +47,9 @@ const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) 
   status: statusCommand,
   bench: benchCommand,
   campaign: campaignCommand,
+  keygen: keygenCommand,
+  sign: signCommand,
+  'derive-key': deriveKeyCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

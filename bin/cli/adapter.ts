@@ -10,7 +10,10 @@ import { isChipName } from '../../lib/image/chips';
 import { applyFaultToConfig, parseFaultSpec } from '../../lib/sim/faults';
 import { createSimFleet } from '../../lib/sim/fleet';
 import type { ChipName, SimDeviceConfig } from '../../lib/sim/types';
+import { addressFromName } from '../../lib/sim/device';
+import { deriveDeviceKey } from '../../lib/security/keys';
 import { flag, numberOption, repeatedOption, stringOption, type ParsedArgs } from './args';
+import { sessionKeyOptions } from './key-options';
 
 export interface CliAdapter {
   scheduler: AdapterScheduler;
@@ -18,9 +21,14 @@ export interface CliAdapter {
   close(): Promise<void>;
 }
 
-function parseFleetKey(args: ParsedArgs): Buffer | undefined {
-  const hex = stringOption(args, 'fleet-key');
-  return hex === undefined ? undefined : Buffer.from(hex, 'hex');
+/**
+ * The session key each simulated device holds: its own key derived from the master key (as the factory
+ * provisions it, lib/security deriveDeviceKey of the device id = its BLE address), or the shared fleet key.
+ * The commands report key warnings themselves.
+ */
+function simSessionKey(args: ParsedArgs, name: string, address: string | undefined): Buffer | undefined {
+  const keys = sessionKeyOptions(args, () => undefined);
+  return keys.masterKey ? deriveDeviceKey(keys.masterKey, address ?? addressFromName(name)) : keys.fleetKey;
 }
 
 export function simDeviceNames(count: number): string[] {
@@ -59,7 +67,7 @@ export async function openAdapter(args: ParsedArgs, imageChip?: ChipName | null)
     version: stringOption(args, 'sim-version') ?? '1.0.0',
     protocol,
     confirmPolicy: confirm,
-    fleetKey: parseFleetKey(args),
+    fleetKey: simSessionKey(args, name, undefined),
   } as SimDeviceConfig));
   const fleet = await createSimFleet({ devices, link: stringOption(args, 'link') ?? 'reference', clock: flag(args, 'fast') ? 'virtual' : 'real' });
   // --fault: injected into the device the command addresses (default sim-01) as the fleet starts.

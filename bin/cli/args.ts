@@ -8,7 +8,7 @@ export interface ParsedArgs {
 }
 
 /** Options that never take a value (so `--json file.bin` keeps file.bin positional). */
-const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate']);
+const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate', 'print', 'no-master-key', 'nvs-csv']);
 /** Options whose value is optional and numeric. */
 const OPTIONAL_NUMBER = new Set(['sim']);
 /** Options that take a value. Anything not listed here or above is refused (a typo must not be ignored). */
@@ -16,9 +16,11 @@ const VALUE_OPTIONS = new Set([
   'attempts', 'device', 'duration', 'encoding', 'expect-chip', 'expect-sha256', 'expect-state', 'expect-version', 'find-timeout',
   'fault', 'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
   'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates',
+  // keys and manifests (docs/SECURITY.md)
+  'key', 'key-file', 'master-key-file', 'key-id', 'release', 'expires', 'base', 'manifest', 'pubkey', 'device-id', 'out', 'release-keys',
 ]);
 /** Options that may be given more than once; their values are kept in order (repeatedOption). */
-const REPEATABLE = new Set(['fault']);
+const REPEATABLE = new Set(['fault', 'device']);
 const REPEAT_SEPARATOR = '\u0000';
 export const KNOWN_OPTIONS: readonly string[] = [...BOOLEAN_FLAGS, ...OPTIONAL_NUMBER, ...VALUE_OPTIONS].sort();
 
@@ -69,9 +71,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
   return { command: positionals.shift() ?? '', positionals, options };
 }
 
+/** The option's value; for an option given more than once (repeatable), the last one. */
 export function stringOption(args: ParsedArgs, name: string): string | undefined {
   const v = args.options.get(name);
-  return typeof v === 'string' ? v : undefined;
+  return typeof v === 'string' ? v.split(REPEAT_SEPARATOR).pop() : undefined;
 }
 
 export function numberOption(args: ParsedArgs, name: string, fallback: number): number {

@@ -6,6 +6,9 @@ import type { OtaState } from '../../lib/ota/types';
 import { flag, numberOption, stringOption, type ParsedArgs } from './args';
 import type { CliAdapter } from './adapter';
 import { ProgressBar } from './progress-bar';
+import { sessionKeyOptions } from './key-options';
+import { MANIFEST_SUFFIX, inspectManifest, isManifestFile, manifestReport } from './security-commands';
+import { checkBeforeBegin } from '../../lib/security/check';
 
 export interface Output {
   out(text: string): void;
@@ -29,20 +32,45 @@ async function readFile(path: string | undefined): Promise<Buffer> {
   }
 }
 
+function imageReport(content: Buffer): Record<string, unknown> {
+  try {
+    return inspectImage(content) as unknown as Record<string, unknown>;
+  } catch (err) {
+    const e = toOtaError(err);
+    return { valid: false, error: { code: e.code, message: e.message } };
+  }
+}
+
 export async function inspectCommand(args: ParsedArgs, io: Output): Promise<number> {
+  const file = args.positionals[0];
+  let content: Buffer | null = null;
   let report: Record<string, unknown>;
   try {
-    report = inspectImage(await readFile(args.positionals[0])) as unknown as Record<string, unknown>;
+    content = await readFile(file);
+    report = imageReport(content);
   } catch (err) {
     const e = toOtaError(err);
     report = { valid: false, error: { code: e.code, message: e.message } };
+  }
+  if (content && isManifestFile(content)) {
+    // A manifest on its own: decoded, signature verified with --pubkey.
+    const manifest = manifestReport(file, content, null, stringOption(args, 'pubkey'));
+    io.out(json({ manifest: manifest.report }));
+    if (!manifest.ok) io.err(`${manifestError(manifest.report)}`);
+    return manifest.ok ? 0 : 1;
   }
   // The CLI contract: `signature` is null or the signature's kind; the details stay available.
   if (report.signature && typeof report.signature === 'object') {
     report = { ...report, signature: (report.signature as { kind: string }).kind, signatureInfo: report.signature };
   }
+  const manifest = report.valid === true ? inspectManifest(args, file, content) : null;
+  if (manifest) report = { ...report, manifest: manifest.report };
   if (report.valid === true) {
     io.out(json(report));
+    if (manifest && !manifest.ok) {
+      io.err(`manifest ${manifest.report.file as string}: ${manifestError(manifest.report)}`);
+      return 1;
+    }
     return 0;
   }
   const error = (report.error ?? { code: 'INVALID_IMAGE', message: 'the file is not a valid OTA application image' }) as { code: string; message: string };
@@ -51,15 +79,32 @@ export async function inspectCommand(args: ParsedArgs, io: Output): Promise<numb
   return 1;
 }
 
+function manifestError(report: Record<string, unknown>): string {
+  const error = report.error as { code: string; message: string };
+  return `${error.code}: ${error.message}`;
+}
+
 // The BLE stack, simulator and benchmark load only for the commands that use them (inspect stays light).
 const ota = () => import('../../lib/ota');
 const adapters = () => import('./adapter');
 
-function parseFleetKey(args: ParsedArgs): Buffer | undefined {
-  const hex = stringOption(args, 'fleet-key');
-  if (hex === undefined) return undefined;
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new OtaError('BAD_FLEET_KEY', 'the fleet key must be 32 bytes written as 64 hex digits');
-  return Buffer.from(hex, 'hex');
+/** The manifest for a flash: --manifest FILE, else <image>.manifest when it exists; checked against the image. */
+async function manifestForFlash(args: ParsedArgs, imagePath: string, image: Buffer): Promise<Buffer | undefined> {
+  const given = stringOption(args, 'manifest');
+  let bytes: Buffer | undefined;
+  if (given) bytes = await readFile(given);
+  else {
+    try {
+      bytes = await fs.readFile(`${imagePath}${MANIFEST_SUFFIX}`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new OtaError('FILE_NOT_READABLE', `the manifest ${imagePath}${MANIFEST_SUFFIX} cannot be read: ${(err as Error).message}`);
+    }
+  }
+  if (!bytes) return undefined;
+  // A manifest for another image is refused before the radio is touched (the device would refuse it too).
+  const problem = checkBeforeBegin({ device: { caps: 0 }, image, manifest: bytes, hasKey: false, now: Date.now() });
+  if (problem) throw problem;
+  return bytes;
 }
 
 /** Runs fn on an adapter that is closed afterwards; Ctrl-C aborts through the signal. */
@@ -111,6 +156,8 @@ export async function scanCommand(args: ParsedArgs, io: Output): Promise<number>
 export async function flashCommand(args: ParsedArgs, io: Output): Promise<number> {
   const image = await readFile(args.positionals[0]);
   const chip = parseImage(image).chip;
+  const keys = sessionKeyOptions(args, io.err);
+  const manifest = await manifestForFlash(args, args.positionals[0], image);
   const encoding = (stringOption(args, 'encoding') ?? 'auto') as 'auto' | 'raw' | 'deflate';
   const protocol = (stringOption(args, 'protocol') ?? 'auto') as 'auto' | 'v2' | 'legacy';
   const bar = new ProgressBar(io.stderr);
@@ -120,7 +167,8 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
       flashDevice(a.scheduler, {
         device: deviceArg(args),
         image,
-        fleetKey: parseFleetKey(args),
+        ...keys,
+        manifest,
         encoding,
         protocol,
         expectedChip: stringOption(args, 'expect-chip') as never,
@@ -144,6 +192,7 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
 
 export async function verifyCommand(args: ParsedArgs, io: Output): Promise<number> {
   const states = stringOption(args, 'expect-state')?.split(',') as OtaState[] | undefined;
+  const keys = sessionKeyOptions(args, io.err);
   const { verifyDevice } = await ota();
   const result = await onAdapter(args, null, (a, signal) =>
     verifyDevice(a.scheduler, {
@@ -152,7 +201,7 @@ export async function verifyCommand(args: ParsedArgs, io: Output): Promise<numbe
       waitMs: numberOption(args, 'wait', 30) * 1000,
       onPass: flag(args, 'confirm') ? 'confirm' : 'none',
       onFail: flag(args, 'rollback-on-fail') ? 'rollback' : 'none',
-      fleetKey: parseFleetKey(args),
+      ...keys,
       signal,
     }),
   );

@@ -30,7 +30,19 @@ export interface FlashOptions {
    */
   device: string | DeviceRef;
   image: Buffer;
+  /** One shared session key, used as it is (legacy). Not together with masterKey (BAD_OPTION). */
   fleetKey?: Buffer;
+  /**
+   * Plant master key (32 bytes): the session key of each device is derived from it and the device id its
+   * Status reports (HKDF-SHA256, lib/security/keys.ts deriveDeviceKey). Recommended over fleetKey: a key
+   * taken from one device opens only that device. Not together with fleetKey (BAD_OPTION).
+   */
+  masterKey?: Buffer;
+  /**
+   * Signed update manifest ("BOM1", lib/security/manifest.ts) sent with BEGIN; required by devices that hold
+   * release keys (caps bit 6, else MANIFEST_REQUIRED). Checked against image and device before BEGIN.
+   */
+  manifest?: Buffer;
   encoding?: 'auto' | 'raw' | 'deflate';
   protocol?: 'auto' | 'v2' | 'legacy';
   expectedChip?: ChipName;
@@ -96,6 +108,8 @@ export interface VerifyOptions {
   onPass?: 'none' | 'confirm';
   onFail?: 'none' | 'rollback';
   fleetKey?: Buffer;
+  /** Plant master key for per-device session keys (as FlashOptions.masterKey); not together with fleetKey. */
+  masterKey?: Buffer;
   signal?: AbortSignal;
 }
 

@@ -25,6 +25,8 @@ export interface AdapterSettings {
   /** How long the adapter stays open after its last user left (ms). */
   idleCloseMs: number;
   fleetKey?: Buffer;
+  /** Plant master key: each device's session key is derived from it (recommended over fleetKey). */
+  masterKey?: Buffer;
   /** A simulated fleet: every status, result and log line says so. */
   simulated: boolean;
 }

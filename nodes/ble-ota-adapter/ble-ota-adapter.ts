@@ -1,12 +1,13 @@
 /**
  * ble-ota-adapter (config node): which BLE adapter the OTA nodes share (an HCI device or a simulated
- * fleet), its concurrency and scan parameters, and the fleet key (a credential: never in the flow
- * JSON, never logged). Owns the adapter's central and scheduler through an AdapterConnection.
+ * fleet), its concurrency and scan parameters, and the session keys: the plant master key (per-device
+ * keys, recommended) or the fleet key (credentials: never in the flow JSON, never logged). Owns the
+ * adapter's central and scheduler through an AdapterConnection.
  */
 import type { NodeAPI, NodeDef } from '../shared/node-red';
 import type { AdapterNode } from './adapter-node';
 import { AdapterConnection, type AdapterSettings } from './adapter-connection';
-import { buildFleet, parseFleetKey } from './fleet-config';
+import { buildFleet, parseFleetKey, parseMasterKey } from './fleet-config';
 import { openHciAdapter, openSimAdapter, type AdapterBackend } from '../shared/library';
 import { OtaError } from '../../lib/errors';
 import { translator } from '../shared/i18n';
@@ -33,12 +34,17 @@ export = function (RED: NodeAPI) {
     const mode = adapterMode(def.mode) ?? 'hci';
     const hciDevice = Math.floor(positiveNumber(def.hciDevice, 0, 0, 63));
     let fleetKey: Buffer | undefined;
+    let masterKey: Buffer | undefined;
     this.configError = null;
     if (adapterMode(def.mode) === null) {
       this.configError = new OtaError('BAD_OPTION', `adapter mode must be "hci" (a real adapter) or "sim" (a simulated fleet), got "${String(def.mode)}"`);
     }
     try {
       fleetKey = parseFleetKey(this.credentials?.fleetKey);
+      masterKey = parseMasterKey(this.credentials?.masterKey);
+      if (fleetKey && masterKey) {
+        throw new OtaError('BAD_OPTION', 'the adapter has both a master key and a fleet key: keep the master key (per-device keys) or the fleet key, not both');
+      }
     } catch (err) {
       this.configError = this.configError ?? (err as Error);
     }
@@ -50,6 +56,7 @@ export = function (RED: NodeAPI) {
       readyTimeoutMs: 10000,
       idleCloseMs: 2000,
       fleetKey,
+      masterKey,
       simulated: mode === 'sim',
     };
     let open: () => Promise<AdapterBackend>;
@@ -66,6 +73,7 @@ export = function (RED: NodeAPI) {
           diagnostics: String(def.simDiagnostics || 'pass'),
           confirmPolicy: String(def.simConfirmPolicy || 'auto'),
           fleetKey,
+          masterKey,
         });
       } catch (err) {
         this.configError = this.configError ?? (err as Error);
@@ -94,6 +102,6 @@ export = function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType('ble-ota-adapter', BleOtaAdapterNode, {
-    credentials: { fleetKey: { type: 'password' } },
+    credentials: { fleetKey: { type: 'password' }, masterKey: { type: 'password' } },
   });
 };

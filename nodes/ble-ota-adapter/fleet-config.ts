@@ -5,6 +5,8 @@
  */
 import { OtaError } from '../../lib/errors';
 import type { ChipName, SimDeviceConfig } from '../../lib/sim/types';
+import { addressFromName } from '../../lib/sim/device/settings';
+import { deriveDeviceKey } from '../../lib/security/keys';
 
 export const CHIP_NAMES: readonly ChipName[] = ['esp32', 'esp32s2', 'esp32c3', 'esp32s3', 'esp32c2', 'esp32c6', 'esp32h2', 'esp32p4'];
 
@@ -16,6 +18,8 @@ export interface FleetDefaults {
   diagnostics: string;
   confirmPolicy: string;
   fleetKey?: Buffer;
+  /** Each simulated device is provisioned with its own key derived from this (as a factory would). */
+  masterKey?: Buffer;
 }
 
 function badFleet(message: string): OtaError {
@@ -50,7 +54,8 @@ function deviceFrom(fields: Partial<Record<keyof SimDeviceConfig, unknown>>, def
   };
   if (typeof fields.address === 'string' && fields.address) device.address = fields.address;
   if (typeof fields.secureVersion === 'number') device.secureVersion = fields.secureVersion;
-  if (defaults.fleetKey) device.fleetKey = defaults.fleetKey;
+  if (defaults.masterKey) device.fleetKey = deriveDeviceKey(defaults.masterKey, device.address ?? addressFromName(device.name));
+  else if (defaults.fleetKey) device.fleetKey = defaults.fleetKey;
   return device;
 }
 
@@ -109,5 +114,13 @@ export function parseFleetKey(hex: string | undefined): Buffer | undefined {
   const text = (hex ?? '').trim();
   if (!text) return undefined;
   if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new OtaError('BAD_FLEET_KEY', 'the fleet key must be 64 hex digits (32 bytes)');
+  return Buffer.from(text, 'hex');
+}
+
+/** The plant master key: 32 bytes written as 64 hex digits; empty means "none". */
+export function parseMasterKey(hex: string | undefined): Buffer | undefined {
+  const text = (hex ?? '').trim();
+  if (!text) return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new OtaError('BAD_KEY', 'the master key must be 64 hex digits (32 bytes)');
   return Buffer.from(text, 'hex');
 }

@@ -1,7 +1,7 @@
 /**
- * ble-ota-flash: streams a firmware image to one ESP32 per message. Checks the image before any BLE
- * activity, queues messages itself (Node-RED does not), runs as many transfers at once as the adapter
- * allows, holds a device by its resolved address across every node sharing the adapter, skips a
+ * ble-ota-flash: streams a firmware image to one ESP32 per message. Checks the image, and the signed
+ * manifest (msg.manifest or the file next to a file image) against it, before any BLE activity, queues
+ * messages itself (Node-RED does not), runs as many transfers at once as the adapter allows, holds a device by its resolved address across every node sharing the adapter, skips a
  * device that already runs the image, reports progress on node status and an optional second output,
  * cancels on msg.cancel or when the HTTP client that asked goes away, and aborts promptly when the
  * flow is redeployed. The outcome stays on the status until the next job starts.
@@ -17,7 +17,7 @@ import { deviceFromValue, deviceKey, deviceLabel, type DeviceSelector } from '..
 import { appHash, fileSha256, flashDevice, readDeviceStatus, tryDecodeAdvertisement, type AdapterBackend } from '../shared/library';
 import { sharedTranslator, translator } from '../shared/i18n';
 import { firmwareFromMsg, parseHostList, withoutContent, type FirmwarePolicy } from './firmware-source';
-import { preflightImage } from './preflight';
+import { preflightImage, preflightManifest } from './preflight';
 import { ProgressReporter } from './progress-reporter';
 
 /** Node-RED gives a close handler 15 s; stay well inside it. */
@@ -162,7 +162,7 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
     };
   }
 
-  async function runFlash(msg: NodeMessage, send: SendFn, done: DoneFn, device: DeviceSelector, image: Buffer, signal: AbortSignal): Promise<void> {
+  async function runFlash(msg: NodeMessage, send: SendFn, done: DoneFn, device: DeviceSelector, image: Buffer, manifest: Buffer | undefined, signal: AbortSignal): Promise<void> {
     const label = deviceLabel(device);
     const claim: DeviceClaim = { owner: node.id, label: node.name || `ota flash ${node.id}` };
     let heldAddress: string | null = null;
@@ -194,6 +194,8 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
           device: { id: found.id, address: found.address, name: found.name },
           image,
           fleetKey: connection.settings.fleetKey,
+          masterKey: connection.settings.masterKey,
+          manifest,
           encoding: (['raw', 'deflate'].includes(String(def.encoding)) ? def.encoding : 'auto') as 'auto' | 'raw' | 'deflate',
           expectedChip: (stringSetting(msg.expectedChip) || stringSetting(def.expectedChip) || undefined) as FlashOptions['expectedChip'],
           expectedVersion: stringSetting(msg.expectedVersion) || configuredVersion(msg) || undefined,
@@ -263,6 +265,7 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
       expectedChip: stringSetting(msg.expectedChip) || stringSetting(def.expectedChip),
       expectedVersion: stringSetting(msg.expectedVersion) || configuredVersion(msg),
     });
+    const manifest = preflightManifest(firmware.image, msg.manifest, firmware.manifest, Date.now());
     if (adapterState === 'off') throw new OtaError('ADAPTER_OFF', `adapter ${connection.settings.label} is powered off`);
     // A configuration error: opening again reports it with its own code (e.g. BAD_FLEET_CONFIG).
     if (adapterState === 'error') await connection.acquire();
@@ -271,7 +274,7 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
     if (whenBusy === 'reject' && queue.has(key)) {
       throw new OtaError('DEVICE_BUSY', `${deviceLabel(device)} is already being updated by this node`);
     }
-    const job = queue.add(key, (signal) => runFlash(msg, send, done, device, firmware.image, signal), (reason) => {
+    const job = queue.add(key, (signal) => runFlash(msg, send, done, device, firmware.image, manifest, signal), (reason) => {
       if (!closing) done(reason);
     });
     cancelWhenClientLeaves(msg, job);

@@ -3,7 +3,8 @@
  * outside (MQTT, HTTP): msg.payload when it is a Buffer; msg.filename only inside the node's firmware
  * directory (symlinks resolved, no escape); msg.url only from the node's allowed hosts (http/https,
  * no redirects, size-capped while streaming); else the node's configured file (set by the flow's
- * author, trusted). Every source is limited to maxBytes. Anything else is refused with a code naming
+ * author, trusted). A file image brings the signed manifest next to it (`<file>.manifest`) when there is
+ * one. Every source is limited to maxBytes. Anything else is refused with a code naming
  * the problem, and no error ever carries bytes of what was read.
  */
 import { promises as fs } from 'fs';
@@ -14,7 +15,13 @@ export interface FirmwareInput {
   image: Buffer;
   /** Where it came from, for status and results: "msg.payload", the file path or the URL. */
   source: string;
+  /** The signed manifest found next to a file image (`<file>.manifest`), if there is one. */
+  manifest?: Buffer;
 }
+
+/** A manifest is 224 + 6 × (at most 32 devices) bytes; anything larger next to an image is not one. */
+const MAX_MANIFEST_BYTES = 224 + 6 * 32;
+export const MANIFEST_SUFFIX = '.manifest';
 
 export interface FirmwarePolicy {
   /** msg.filename must resolve inside this directory; empty: msg.filename is refused. */
@@ -43,12 +50,33 @@ function tooLarge(bytes: number, maxBytes: number, from: string): OtaError {
   return new OtaError('IMAGE_TOO_LARGE', `the firmware from ${from} is ${bytes} bytes, more than this node accepts (${maxBytes} bytes)`, { bytes, maxBytes });
 }
 
-async function readLimited(file: string, from: string, maxBytes: number): Promise<FirmwareInput> {
+/**
+ * `<file>.manifest` next to a file image (docs/SECURITY.md), or undefined when there is none. With a firmware
+ * directory, the manifest must resolve inside it too (no symbolic link out).
+ */
+async function manifestNextTo(file: string, dir: string | null): Promise<Buffer | undefined> {
+  const candidate = `${file}${MANIFEST_SUFFIX}`;
+  let real: string;
+  try {
+    real = await fs.realpath(candidate);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new OtaError('FILE_UNREADABLE', `cannot read the manifest ${candidate}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (dir !== null && !inside(dir, real)) throw new OtaError('FILE_NOT_ALLOWED', `the manifest next to the image leads outside the firmware directory (symbolic link)`);
+  const stat = await fs.stat(real);
+  if (!stat.isFile() || stat.size > MAX_MANIFEST_BYTES) throw new OtaError('MANIFEST_INVALID', `${candidate} is not a manifest (${stat.isFile() ? `${stat.size} bytes, at most ${MAX_MANIFEST_BYTES}` : 'not a regular file'})`);
+  return fs.readFile(real);
+}
+
+async function readLimited(file: string, from: string, maxBytes: number, dir: string | null = null): Promise<FirmwareInput> {
   try {
     const stat = await fs.stat(file);
     if (!stat.isFile()) throw new OtaError('FILE_UNREADABLE', `firmware file from ${from} is not a regular file: ${file}`);
     if (stat.size > maxBytes) throw tooLarge(stat.size, maxBytes, from);
-    return { image: await fs.readFile(file), source: file };
+    const image = await fs.readFile(file);
+    const manifest = await manifestNextTo(file, dir);
+    return manifest ? { image, source: file, manifest } : { image, source: file };
   } catch (err) {
     if (err instanceof OtaError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -83,7 +111,7 @@ async function fileFromDirectory(filename: string, policy: FirmwarePolicy): Prom
     throw new OtaError('FILE_UNREADABLE', `cannot read firmware file "${filename}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   if (!inside(dir, real)) throw new OtaError('FILE_NOT_ALLOWED', `msg.filename "${filename}" leads outside the firmware directory (symbolic link)`);
-  return readLimited(real, 'msg.filename', policy.maxBytes);
+  return readLimited(real, 'msg.filename', policy.maxBytes, dir);
 }
 
 export function parseHostList(text: string): string[] {

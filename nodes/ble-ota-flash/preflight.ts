@@ -3,7 +3,7 @@
  * said to expect. Runs before any BLE activity so a bad upload never touches a device.
  */
 import { OtaError } from '../../lib/errors';
-import { validateAppImage } from '../shared/library';
+import { checkBeforeBegin, validateAppImage } from '../shared/library';
 
 export interface ImageFacts {
   chip: string | null;
@@ -31,4 +31,20 @@ export function preflightImage(image: Buffer, expect: { expectedChip?: string; e
     throw new OtaError('VERSION_MISMATCH', `the image's version is ${facts.version ?? 'unknown'}, expected ${expect.expectedVersion}`, { imageVersion: facts.version, expectedVersion: expect.expectedVersion });
   }
   return facts;
+}
+
+/**
+ * The signed manifest for this request: msg.manifest (a Buffer) wins over the file next to the image. It must
+ * belong to the image (MANIFEST_MISMATCH) and be well-formed (MANIFEST_INVALID) before the radio is touched;
+ * the device checks its signature, and refuses an update without one when it requires it.
+ */
+export function preflightManifest(image: Buffer, fromMsg: unknown, fromFile: Buffer | undefined, now: number): Buffer | undefined {
+  if (fromMsg !== undefined && fromMsg !== null && fromMsg !== '' && !Buffer.isBuffer(fromMsg)) {
+    throw new OtaError('MANIFEST_INVALID', `msg.manifest must be a Buffer with the signed manifest (the .manifest file's bytes), got ${Array.isArray(fromMsg) ? 'an array' : `a ${typeof fromMsg}`}`);
+  }
+  const manifest = Buffer.isBuffer(fromMsg) ? fromMsg : fromFile;
+  if (!manifest) return undefined;
+  const problem = checkBeforeBegin({ device: { caps: 0 }, image, manifest, hasKey: false, now });
+  if (problem) throw problem;
+  return manifest;
 }

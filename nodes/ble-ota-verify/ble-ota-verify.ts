@@ -79,6 +79,7 @@ function startBleOtaVerify(RED: NodeAPI, node: Node, def: NodeDef): void {
         onPass,
         onFail,
         fleetKey: connection.settings.fleetKey,
+        masterKey: connection.settings.masterKey,
         signal: controller.signal,
       });
       if (closing) return;

@@ -12,6 +12,8 @@ import type { SimDeviceConfig } from '../../lib/sim/types';
 export { flashDevice, verifyDevice, scanDevices, readDeviceStatus } from '../../lib/ota';
 export { validateAppImage, appHash, fileSha256 } from '../../lib/image';
 export { tryDecodeAdvertisement } from '../../lib/protocol/advertisement';
+export { checkBeforeBegin } from '../../lib/security/check';
+export { deriveDeviceKey } from '../../lib/security/keys';
 
 export type SimFleet = Awaited<ReturnType<typeof createSimFleet>>;
 

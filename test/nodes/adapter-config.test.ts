@@ -2,7 +2,9 @@
  * The adapter's fleet settings and fleet key parsing, and the node's own work queue.
  */
 import { strict as assert } from 'assert';
-import { buildFleet, parseFleetKey, type FleetDefaults } from '../../nodes/ble-ota-adapter/fleet-config';
+import { buildFleet, parseFleetKey, parseMasterKey, type FleetDefaults } from '../../nodes/ble-ota-adapter/fleet-config';
+import { deriveDeviceKey } from '../../lib/security/keys';
+import { addressFromName } from '../../lib/sim/device/settings';
 import { JobQueue } from '../../nodes/shared/job-queue';
 import { OtaError } from '../../lib/errors';
 
@@ -53,6 +55,18 @@ describe('adapter fleet settings', () => {
   it('gives every simulated device the fleet key', () => {
     const key = Buffer.alloc(32, 7);
     assert.ok(buildFleet('', { ...DEFAULTS, fleetKey: key }).every((d) => d.fleetKey?.equals(key)));
+  });
+
+  it('provisions every simulated device with its own key derived from the master key and its address', () => {
+    const master = Buffer.alloc(32, 3);
+    const fleet = buildFleet('press-1', { ...DEFAULTS, masterKey: master });
+    const explicit = buildFleet('[{"name": "press-2", "address": "a4:cf:12:34:56:78"}]', { ...DEFAULTS, masterKey: master });
+    assert.deepEqual(explicit[0].fleetKey, deriveDeviceKey(master, 'a4:cf:12:34:56:78'));
+    assert.deepEqual(fleet[0].fleetKey, deriveDeviceKey(master, addressFromName('press-1')));
+    const generated = buildFleet('', { ...DEFAULTS, masterKey: master });
+    assert.equal(new Set(generated.map((d) => d.fleetKey?.toString('hex'))).size, generated.length, 'one key per device');
+    assert.equal(parseMasterKey(''), undefined);
+    assert.equal(codeOf(() => parseMasterKey('00'.repeat(31))), 'BAD_KEY');
   });
 
   it('accepts a fleet key of 64 hex digits only', () => {

@@ -70,6 +70,23 @@ describe('flash node firmware sources', () => {
     assert.equal(await codeOf(firmwareFromMsg({ ...none, url: `http://${host}/missing` }, '', policy)), 'DOWNLOAD_FAILED');
   });
 
+  it('brings the manifest next to a file image, only from inside the firmware directory', async () => {
+    fs.writeFileSync(path.join(dir, 'small.bin.manifest'), Buffer.alloc(236, 1));
+    fs.writeFileSync(path.join(outside, 'secret.bin.manifest'), Buffer.alloc(236, 2));
+    fs.writeFileSync(path.join(dir, 'signed.bin'), Buffer.alloc(100, 0xe9));
+    fs.symlinkSync(path.join(outside, 'secret.bin.manifest'), path.join(dir, 'signed.bin.manifest'));
+    try {
+      assert.deepEqual((await firmwareFromMsg({ ...none, filename: 'small.bin' }, '', policy)).manifest, Buffer.alloc(236, 1));
+      assert.deepEqual((await firmwareFromMsg({ ...none }, path.join(dir, 'small.bin'), policy)).manifest, Buffer.alloc(236, 1));
+      assert.equal((await firmwareFromMsg({ ...none, payload: Buffer.alloc(10, 0xe9) }, '', policy)).manifest, undefined);
+      assert.equal(await codeOf(firmwareFromMsg({ ...none, filename: 'signed.bin' }, '', policy)), 'FILE_NOT_ALLOWED');
+      fs.writeFileSync(path.join(dir, 'small.bin.manifest'), Buffer.alloc(5000));
+      assert.equal(await codeOf(firmwareFromMsg({ ...none, filename: 'small.bin' }, '', policy)), 'MANIFEST_INVALID');
+    } finally {
+      for (const f of ['small.bin.manifest', 'signed.bin', 'signed.bin.manifest']) fs.rmSync(path.join(dir, f), { force: true });
+    }
+  });
+
   it('reads only inside the firmware directory, symlinks resolved', async () => {
     assert.equal((await firmwareFromMsg({ ...none, filename: 'small.bin' }, '', policy)).image.length, 1000);
     assert.equal((await firmwareFromMsg({ ...none, filename: path.join(dir, 'small.bin') }, '', policy)).image.length, 1000);
