@@ -193,11 +193,15 @@ static int p_ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t l
     return 0;
 }
 
+/* The ESP-IDF port's ota_end (esp_port_flash.c): esp_ota_abort, no validation, when esp_ota_end would
+ * have nothing to flush (size a multiple of 16); esp_ota_set_boot_partition validates next. Otherwise
+ * esp_ota_end, which validates (esp_ota_ops.c:319-362). */
 static int p_ota_end(void *ctx)
 {
     host_device_t *d = ctx;
     if (!d->ota_open) return BLE_OTA_END_FLASH_ERROR;
     d->ota_open = false;
+    if (d->ota_size % 16 == 0) return BLE_OTA_END_OK;
     esp_image_info_t info;
     flash_event(d, "verify", verify_ms(d->ota_written));
     esp_image_result_t r =
@@ -219,16 +223,19 @@ static int set_boot_slot(host_device_t *d, int slot)
 {
     esp_image_info_t info;
     flash_event(d, "verify", verify_ms(d->ota_written));
-    if (!slot_image_ok(d, slot, &info)) return -1;
+    if (!slot_image_ok(d, slot, &info)) {
+        logf_(d, "esp_ota_set_boot_partition: image invalid (ESP_ERR_OTA_VALIDATE_FAILED)");
+        return BLE_OTA_END_INVALID_IMAGE;
+    }
     host_otadata_t e[2];
     host_otadata_read(d->f, e);
     int active = active_entry(e);
     if (active >= 0) {
         uint32_t seq = e[active].seq, i = 0;
         while (seq > (uint32_t)(slot + 1) % 2 + i * 2) i++;
-        return write_entry(d, active ^ 1, (uint32_t)(slot + 1) % 2 + i * 2, BLE_OTA_IMG_NEW);
+        return write_entry(d, active ^ 1, (uint32_t)(slot + 1) % 2 + i * 2, BLE_OTA_IMG_NEW) ? BLE_OTA_END_FLASH_ERROR : 0;
     }
-    return write_entry(d, 0, (uint32_t)slot + 1, BLE_OTA_IMG_NEW);
+    return write_entry(d, 0, (uint32_t)slot + 1, BLE_OTA_IMG_NEW) ? BLE_OTA_END_FLASH_ERROR : 0;
 }
 
 static int p_ota_set_boot(void *ctx)

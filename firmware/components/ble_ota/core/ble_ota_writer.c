@@ -121,7 +121,11 @@ static uint8_t finish(void)
     ota_record_set(BLE_OTA_ERR_INTERNAL, "switching the boot partition");
     ota_unlock();
     ota_persist_record();
-    if (P->ota_set_boot(P->ctx) != 0) return BLE_OTA_ERR_SET_BOOT_FAILED;
+    /* esp_ota_set_boot_partition validates the image before it touches otadata; ports whose ota_end closed
+     * the handle without validating (nothing left to flush) report an invalid image here. */
+    rc = P->ota_set_boot(P->ctx);
+    if (rc == BLE_OTA_END_INVALID_IMAGE) return BLE_OTA_ERR_VALIDATION_FAILED;
+    if (rc != 0) return BLE_OTA_ERR_SET_BOOT_FAILED;
     return BLE_OTA_OK;
 }
 
