@@ -118,11 +118,14 @@ typedef struct ble_ota_port {
      *  port's business). Blocking is fine here. */
     int (*ota_write)(void *ctx, uint32_t offset, const uint8_t *data, size_t len);
     /** esp_ota_end: flush, then validate the whole image (magic, segments, checksum, appended SHA-256,
-     *  chip id, signature when enabled). Returns a ble_ota_end_result_t. Ends the OTA handle either way. */
+     *  chip id, signature when enabled). Returns a ble_ota_end_result_t. Ends the OTA handle either way.
+     *  A port with nothing to flush may close the handle without validating (esp_ota_abort): ota_set_boot
+     *  validates the same way before it switches. */
     int (*ota_end)(void *ctx);
     /** esp_ota_abort: drop the handle of a begun update (no-op when none). */
     void (*ota_abort)(void *ctx);
-    /** esp_ota_set_boot_partition(target). The new image then boots as NEW -> PENDING_VERIFY. */
+    /** esp_ota_set_boot_partition(target): validates the image (BLE_OTA_END_INVALID_IMAGE when it does not),
+     *  then switches (other failures: any other non-zero). The new image then boots as NEW -> PENDING_VERIFY. */
     int (*ota_set_boot)(void *ctx);
 
     /* ---- running app ---- */
