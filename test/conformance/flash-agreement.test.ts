@@ -45,13 +45,21 @@ interface UpdateTiming {
   bootMs: number;
   /** The boot after that (REBOOT): the same app, its hash cached. */
   againMs: number;
+  /** Erase commands issued by the time the checkpoint's transfer bytes were written (paced runs). */
+  erasesAtCheckpoint: number;
+}
+
+/** A paced run: one chunk every paceMs (a link slower than the flash), erases counted at checkpoint bytes. */
+interface Pacing {
+  paceMs: number;
+  checkpoint: number;
 }
 
 function lastBootMs(impl: Implementation, device: VirtualPeripheral): number {
   return impl === 'model' ? (device as SimDevice).machine.lastBootMs : (device as VirtualPeripheral & { lastBootMs: number }).lastBootMs;
 }
 
-async function runUpdate(impl: Implementation, encoding: 'raw' | 'deflate', image: Buffer = IMAGE): Promise<UpdateTiming> {
+async function runUpdate(impl: Implementation, encoding: 'raw' | 'deflate', image: Buffer = IMAGE, pacing?: Pacing): Promise<UpdateTiming> {
   const clock = new VirtualClock();
   const stalls: Array<{ at: number; ms: number }> = [];
   const notes: Seen[] = [];
@@ -109,8 +117,14 @@ async function runUpdate(impl: Implementation, encoding: 'raw' | 'deflate', imag
         assert.notEqual(n[0], Op.SESSION_ABORTED, `${impl}: session not aborted`);
       }
     };
+    let erasesAtCheckpoint = -1;
     for (let offset = 0; offset < transfer.length; offset += beginRsp.chunkSize) {
       const end = Math.min(offset + beginRsp.chunkSize, transfer.length);
+      if (pacing) {
+        await clock.runUntil(sleep(clock, pacing.paceMs));
+        takeAcks();
+        if (erasesAtCheckpoint < 0 && offset >= pacing.checkpoint) erasesAtCheckpoint = stalls.slice(from).filter((s) => s.ms >= ERASE_MIN_MS).length;
+      }
       const deadline = clock.now() + 10000;
       while (end > acked + beginRsp.window) {
         if (clock.now() > deadline) throw new Error(`${impl}: no DATA_ACK past ${acked}`);
@@ -147,6 +161,7 @@ async function runUpdate(impl: Implementation, encoding: 'raw' | 'deflate', imag
       endMs: endRsp.at - endAt,
       bootMs,
       againMs: lastBootMs(impl, device),
+      erasesAtCheckpoint,
     };
   } finally {
     await device.shutdown?.();
@@ -171,6 +186,19 @@ describe('conformance: model and twin spend the same flash time (needs make -C f
     assert.ok(Math.abs(model.endMs - twin.endMs) <= 0.01, `END: model ${model.endMs} ms, twin ${twin.endMs} ms`);
     assert.ok(model.endMs >= (2 * odd.length) / 6536 + 45, `END covers both verification reads (${model.endMs} ms)`);
     assert.deepEqual(model.erases, twin.erases, 'erase commands');
+  });
+
+  it('a link slower than the flash: while the writer waits for data both erase ahead, up to 256 KiB in front of the write position', async () => {
+    // One 240-byte chunk every 2.5 ms (96 KB/s, the reference link's rate); look after 200 KiB were written.
+    const pacing = { paceMs: 2.5, checkpoint: 200 * 1024 };
+    const model = await runUpdate('model', 'raw', IMAGE, pacing);
+    const twin = await runUpdate('twin', 'raw', IMAGE, pacing);
+    // Written ~200 KiB: erased ahead to the first block boundary at least 256 KiB past it (512 KiB, 8 blocks),
+    // long before a write needs them; a write-time erase-ahead (64 KiB) would have 4 or 5.
+    assert.equal(model.erasesAtCheckpoint, 8, `model: ${model.erasesAtCheckpoint} erases`);
+    assert.equal(twin.erasesAtCheckpoint, model.erasesAtCheckpoint, `twin: ${twin.erasesAtCheckpoint} erases`);
+    assert.deepEqual(model.erases, twin.erases, 'erase commands');
+    assert.ok(Math.abs(model.programMs - twin.programMs) <= 0.01, `program time: model ${model.programMs} ms, twin ${twin.programMs} ms`);
   });
 
   for (const encoding of ['raw', 'deflate'] as const) {

@@ -375,8 +375,12 @@ void ble_ota_core_writer_run(void)
             ota_flush();
             continue;
         }
+        /* Nothing queued: use the wait for more data to erase ahead, one unit at a time, so the ring is
+         * looked at between two erases (the NimBLE host fills it meanwhile). */
+        bool idle_erase = s->live && w->active && w->gen == s->gen && w->ota_open && s->state == BLE_OTA_SESSION_RECEIVING;
         ota_unlock();
         ota_flush();
+        if (idle_erase && P->ota_erase_ahead && P->ota_erase_ahead(P->ctx) > 0) continue;
         if (!g_ota.rec_dirty) return;
     }
 }

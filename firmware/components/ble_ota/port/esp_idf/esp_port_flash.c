@@ -7,9 +7,12 @@
  * Why not OTA_WITH_SEQUENTIAL_WRITES: esp_ota_write then erases 4 KiB sectors as the write position
  * crosses them (45 ms per 4 KiB, no block erases: 3x slower than 64 KiB erases).
  * So: esp_ota_begin() with the first erase unit only (that is the documented meaning of its image_size:
- * "erase this much"), then this file erases the rest itself, ahead of the write position, in 64 KiB
- * blocks where aligned (esp_partition_erase_range picks block erase for aligned 64 KiB ranges). It runs
- * in the writer task, so the NimBLE host keeps filling the core's ring buffer (the window) meanwhile.
+ * "erase this much"), then this file erases the rest itself, in 64 KiB blocks where aligned
+ * (esp_partition_erase_range picks block erase for aligned 64 KiB ranges): what a write needs, before the
+ * write; and, while the writer waits for data (ota_erase_ahead, one unit per call), up to erase_ahead
+ * bytes in front of the write position. Erasing while idle takes no writer time from the data, and each
+ * erase stalls the NimBLE host for the same time whenever it runs. It runs in the writer task, so the
+ * NimBLE host keeps filling the core's ring buffer (the window) between erases.
  * Since the handle was not begun with OTA_WITH_SEQUENTIAL_WRITES, esp_ota_write never erases on its own.
  */
 #include <string.h>
@@ -106,14 +109,9 @@ static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len
     if (!st->begun || offset != st->written || (uint64_t)offset + len > st->image_size) {
         return -1;
     }
-    /* Erase what this write needs; then, when less than half of erase_ahead is left in front of the
-     * write position, top it up (one 64 KiB block erase per 64 KiB written, while the BLE side keeps
-     * receiving into the core's ring). */
+    /* Erase what this write needs (the idle erase-ahead has usually done it already). */
     uint32_t need = offset + (uint32_t)len;
     if (erase_until(st, need) != ESP_OK) {
-        return -1;
-    }
-    if (st->erased_to - need < st->erase_ahead / 2 && erase_until(st, need + st->erase_ahead) != ESP_OK) {
         return -1;
     }
     esp_err_t err = esp_ota_write(st->handle, data, len);
@@ -123,6 +121,16 @@ static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len
     }
     st->written += (uint32_t)len;
     return 0;
+}
+
+/* One erase unit more, while the writer has no data: up to erase_ahead bytes in front of the write position. */
+static int ota_erase_ahead(void *ctx)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    if (!st->begun || st->erased_to >= st->erase_end || st->erased_to - st->written >= st->erase_ahead) {
+        return 0;
+    }
+    return erase_until(st, st->erased_to + next_erase_len(st->erased_to, st->erase_end)) == ESP_OK ? 1 : -1;
 }
 
 /* Ends the OTA handle. esp_ota_end validates the whole image (esp_image_verify, esp-idf v5.3.2
@@ -176,6 +184,7 @@ void ble_ota_esp_flash_fill(ble_ota_port_t *port)
     port->ota_target = ota_target;
     port->ota_begin = ota_begin;
     port->ota_write = ota_write;
+    port->ota_erase_ahead = ota_erase_ahead;
     port->ota_end = ota_end;
     port->ota_abort = ota_abort;
     port->ota_set_boot = ota_set_boot;
