@@ -12,7 +12,7 @@
 #define RESET_POWERON 1
 #define RESET_SW 3
 #define INFLATE_OUT 32768
-#define HOST_ERASE_AHEAD 65536 /* CONFIG_BLE_OTA_ERASE_AHEAD_BYTES default */
+#define HOST_ERASE_AHEAD 262144 /* CONFIG_BLE_OTA_ERASE_AHEAD_BYTES default */
 
 struct host_device {
     host_device_opts_t o;
@@ -147,8 +147,9 @@ static int p_ota_target(void *ctx, uint32_t *size, char label[17])
 static int p_app_state(void *ctx);
 
 /* esp_ota_begin (esp_ota_ops.c:114-172) with the ESP-IDF port's erase-ahead (esp_port_flash.c): the
- * first erase unit now, then ERASE_AHEAD bytes in front of the write position, 64 KiB blocks where
- * aligned and wholly needed. */
+ * first erase unit now, then what each write needs, and while the writer waits for data one unit at a
+ * time up to ERASE_AHEAD bytes in front of the write position; 64 KiB blocks where aligned and wholly
+ * needed. */
 static uint32_t next_erase_len(uint32_t from, uint32_t end)
 {
     return from % HOST_BLOCK == 0 && end - from >= HOST_BLOCK ? HOST_BLOCK : HOST_SECTOR;
@@ -187,17 +188,31 @@ static int p_ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t l
     if (!d->ota_open || offset != d->ota_written || offset + (uint64_t)len > d->f->psize) return -1;
     uint32_t need = offset + (uint32_t)len;
     if (erase_until(d, need) != 0) return -1;
-    if (d->ota_erased - need < HOST_ERASE_AHEAD / 2 && erase_until(d, need + HOST_ERASE_AHEAD) != 0) return -1;
     if (host_flash_write(d->f, other(d), offset, data, len) != 0) return -1;
     d->ota_written += (uint32_t)len;
     return 0;
 }
 
+/* The port's idle erase-ahead: one unit. The writer is idle only once the flash work reported so far is
+ * over in device time (busy_until); until then, not now (host_device_tick asks again). */
+static int p_ota_erase_ahead(void *ctx)
+{
+    host_device_t *d = ctx;
+    if (!d->ota_open || d->busy_until > d->now || d->ota_erased >= d->ota_erase_end ||
+        d->ota_erased - d->ota_written >= HOST_ERASE_AHEAD)
+        return 0;
+    return erase_until(d, d->ota_erased + next_erase_len(d->ota_erased, d->ota_erase_end)) == 0 ? 1 : -1;
+}
+
+/* The ESP-IDF port's ota_end (esp_port_flash.c): esp_ota_abort, no validation, when esp_ota_end would
+ * have nothing to flush (size a multiple of 16); esp_ota_set_boot_partition validates next. Otherwise
+ * esp_ota_end, which validates (esp_ota_ops.c:319-362). */
 static int p_ota_end(void *ctx)
 {
     host_device_t *d = ctx;
     if (!d->ota_open) return BLE_OTA_END_FLASH_ERROR;
     d->ota_open = false;
+    if (d->ota_size % 16 == 0) return BLE_OTA_END_OK;
     esp_image_info_t info;
     flash_event(d, "verify", verify_ms(d->ota_written));
     esp_image_result_t r =
@@ -219,16 +234,19 @@ static int set_boot_slot(host_device_t *d, int slot)
 {
     esp_image_info_t info;
     flash_event(d, "verify", verify_ms(d->ota_written));
-    if (!slot_image_ok(d, slot, &info)) return -1;
+    if (!slot_image_ok(d, slot, &info)) {
+        logf_(d, "esp_ota_set_boot_partition: image invalid (ESP_ERR_OTA_VALIDATE_FAILED)");
+        return BLE_OTA_END_INVALID_IMAGE;
+    }
     host_otadata_t e[2];
     host_otadata_read(d->f, e);
     int active = active_entry(e);
     if (active >= 0) {
         uint32_t seq = e[active].seq, i = 0;
         while (seq > (uint32_t)(slot + 1) % 2 + i * 2) i++;
-        return write_entry(d, active ^ 1, (uint32_t)(slot + 1) % 2 + i * 2, BLE_OTA_IMG_NEW);
+        return write_entry(d, active ^ 1, (uint32_t)(slot + 1) % 2 + i * 2, BLE_OTA_IMG_NEW) ? BLE_OTA_END_FLASH_ERROR : 0;
     }
-    return write_entry(d, 0, (uint32_t)slot + 1, BLE_OTA_IMG_NEW);
+    return write_entry(d, 0, (uint32_t)slot + 1, BLE_OTA_IMG_NEW) ? BLE_OTA_END_FLASH_ERROR : 0;
 }
 
 static int p_ota_set_boot(void *ctx)
@@ -605,7 +623,7 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
     d->port = (ble_ota_port_t){
         .ctx = d, .lock = p_lock, .unlock = p_unlock, .writer_kick = p_writer_kick,
         .ota_target = p_ota_target, .ota_begin = p_ota_begin, .ota_write = p_ota_write, .ota_end = p_ota_end,
-        .ota_abort = p_ota_abort, .ota_set_boot = p_ota_set_boot, .app_info = p_app_info, .app_state = p_app_state,
+        .ota_abort = p_ota_abort, .ota_erase_ahead = p_ota_erase_ahead, .ota_set_boot = p_ota_set_boot, .app_info = p_app_info, .app_state = p_app_state,
         .app_mark_valid = p_app_mark_valid, .app_rollback_possible = p_app_rollback_possible,
         .app_rollback_and_reboot = p_app_rollback_and_reboot, .restart = p_restart, .kv_get = p_kv_get,
         .kv_set = p_kv_set, .random = p_random, .digest_start = p_digest_start, .digest_update = p_digest_update,
@@ -668,6 +686,11 @@ void host_device_tick(host_device_t *d, uint32_t ms)
         settle(d);
     }
     d->now = end;
+    /* The writer task wakes up when its flash work is over: idle erase-ahead (p_ota_erase_ahead). */
+    if (!d->f->power_lost && !d->reboot_requested) {
+        ble_ota_core_writer_run();
+        settle(d);
+    }
 }
 
 void host_device_power_loss(host_device_t *d)

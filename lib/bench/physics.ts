@@ -7,9 +7,9 @@
  *   link needs to fill them loses the rest; and
  * - the image over the flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB
  *   sectors for the rest, 256-byte page programs; lib/sim/device/flash-timing.ts),
- * plus the device's work at END, which cannot start before the last byte is written: esp_ota_end and
- * esp_ota_set_boot_partition each read and hash the whole image, and esp_ota_set_boot_partition then
- * rewrites one otadata sector (erase + a 32-byte entry). docs/LINK-MODEL.md §12.
+ * plus the device's work at END, which cannot start before the last byte is written: esp_ota_set_boot_partition
+ * reads and hashes the whole image (esp_ota_end too when it has a tail to flush) and then rewrites one
+ * otadata sector (erase + a 32-byte entry). docs/LINK-MODEL.md §12.
  */
 import { ATT_WRITE_HEADER_BYTES, L2CAP_HEADER_BYTES, LinkProfile, bestPayloadRate, llFragments, negotiatedMtu, resolveLinkProfile } from '../sim/link-model';
 import { DEFAULT_DEVICE_RX_BUFFERS } from '../sim/radio/sim-radio';
@@ -34,14 +34,25 @@ export function linkSeconds(bytesOnAir: number, scenario: string): number {
 const OTADATA_ENTRY_BYTES = 32;
 
 /**
- * END's flash work, in seconds: two whole-image reads (esp_ota_end, then esp_ota_set_boot_partition) and
- * the otadata rewrite that switches the boot partition: espressif/esp-idf
- * components/app_update/esp_ota_ops.c:665-678 (rewrite_ota_seq, reached from esp_ota_set_boot_partition
- * :849 through esp_rewrite_ota_data :778-811) erases the otadata sector, then writes the entry.
+ * Whole-image validations at END: esp_ota_set_boot_partition always validates the image before it writes
+ * otadata (espressif/esp-idf components/app_update/esp_ota_ops.c:437-444); esp_ota_end validates it too
+ * (:319-362), and the firmware calls it only when it has bytes to flush, i.e. when the image size is not
+ * a multiple of 16; else it closes the handle with esp_ota_abort, which reads nothing (:307-317;
+ * firmware/components/ble_ota/port/esp_idf/esp_port_flash.c ota_end).
+ */
+export function endValidations(imageBytes: number): number {
+  return imageBytes % 16 === 0 ? 1 : 2;
+}
+
+/**
+ * END's flash work, in seconds: the whole-image reads (endValidations) and the otadata rewrite that
+ * switches the boot partition: espressif/esp-idf components/app_update/esp_ota_ops.c:364-378
+ * (rewrite_ota_seq, reached from esp_ota_set_boot_partition through esp_rewrite_ota_data :390-435)
+ * erases the otadata sector, then writes the entry.
  */
 export function endVerifySeconds(imageBytes: number): number {
   const otadataMs = SECTOR_ERASE_MS + (OTADATA_ENTRY_BYTES / PAGE_SIZE) * PAGE_PROGRAM_MS;
-  return (2 * verifyTimeMs(flashTiming(1), imageBytes) + otadataMs) / 1000;
+  return (endValidations(imageBytes) * verifyTimeMs(flashTiming(1), imageBytes) + otadataMs) / 1000;
 }
 
 /**

@@ -15,9 +15,13 @@ describe('bench physics (the ceiling)', () => {
     assert.ok(stallLossSeconds(blocks * 65536, 'mtu-23') > blocks * 0.13, String(stallLossSeconds(blocks * 65536, 'mtu-23')));
   });
 
-  it("END's floor: two whole-image reads and the otadata sector rewrite (erase 45 ms + 32-byte entry)", () => {
-    const reads = (2 * 196608) / 6536 / 1000;
-    assert.ok(Math.abs(endVerifySeconds(196608) - (reads + 0.045 + 0.00005)) < 1e-6);
+  it("END's floor: the whole-image read(s) and the otadata sector rewrite (erase 45 ms + 32-byte entry)", () => {
+    // A size that is a multiple of 16 (every esptool image): esp_ota_abort closes the handle, set_boot validates once.
+    const once = 196608 / 6536 / 1000;
+    assert.ok(Math.abs(endVerifySeconds(196608) - (once + 0.045 + 0.00005)) < 1e-6);
+    // Otherwise esp_ota_end flushes a tail and validates too: two reads.
+    const twice = (2 * 196609) / 6536 / 1000;
+    assert.ok(Math.abs(endVerifySeconds(196609) - (twice + 0.045 + 0.00005)) < 1e-6);
   });
 
   it('pipeline bound: a transfer whose last bytes decode to much is bounded by programming them after they arrive', () => {

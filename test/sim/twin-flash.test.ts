@@ -57,9 +57,11 @@ describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
     const endRsp = notes.find((n) => n.data[0] === (Op.END | 0x80));
     assert.ok(endRsp, 'END answered');
     assert.equal(endRsp.data[1], 0, 'installed');
-    // esp_ota_end and esp_ota_set_boot_partition each read the whole image (6536 B/ms), then the otadata
-    // sector erase (45 ms) and the record writes: the response waits for all of it.
-    assert.ok(endRsp.at - endAt >= (2 * image.length) / 6536 + 45, `END answered ${endRsp.at - endAt} ms after it was written`);
+    // esp_ota_set_boot_partition reads the whole image (6536 B/ms; esp_ota_end does not, as the size is a
+    // multiple of 16: the handle is closed with esp_ota_abort), then the otadata sector erase (45 ms) and the
+    // record writes: the response waits for all of it.
+    assert.ok(endRsp.at - endAt >= image.length / 6536 + 45, `END answered ${endRsp.at - endAt} ms after it was written`);
+    assert.ok(endRsp.at - endAt < (2 * image.length) / 6536 + 45, `one verification read, not two (${endRsp.at - endAt} ms)`);
     // 128 KiB image: two 64 KiB block erases (first unit at the header check, one erase-ahead), then the
     // otadata sector of the boot switch.
     const erases = stalls.filter((ms) => ms >= 45);

@@ -2,8 +2,10 @@
  * The firmware's writer task for one v2 session. Data payloads land in a ring buffer the size of the
  * window; the writer takes bytes out of the ring (DATA_ACK covers only taken bytes, so the device never
  * acknowledges what it could not queue), inflates them, hashes them, checks the image header before the
- * first flash write, and programs 256-byte pages, erasing ahead of the write position (64 KiB blocks
- * where aligned) whenever it has nothing else to do. Flash work takes clock time (flash-timing.ts), and
+ * first flash write, and programs 256-byte pages; a write erases what it needs first, and whenever the
+ * writer has nothing else to do it erases ahead, one command at a time (64 KiB blocks where aligned), up to
+ * eraseAhead bytes in front of the write position (the firmware core asks its port, ota_erase_ahead, each
+ * time its ring is empty: firmware/components/ble_ota/core/ble_ota_writer.c). Flash work takes clock time (flash-timing.ts), and
  * each erase and each write window keeps the cache disabled, which stalls the BLE host for its duration
  * (options.stall): while stalled the device neither takes Data into the ring nor sends notifications
  * (the radio holds them, PeripheralHost.hostStall).
@@ -19,8 +21,8 @@ import { TimerGroup } from './timers';
 
 /** Largest piece the writer takes out of the ring at once (its working buffer). */
 export const WRITER_TAKE_BYTES = 4096;
-/** Default of CONFIG_BLE_OTA_ERASE_AHEAD_BYTES. */
-export const DEFAULT_ERASE_AHEAD = 65536;
+/** Default of CONFIG_BLE_OTA_ERASE_AHEAD_BYTES (firmware/components/ble_ota/Kconfig). */
+export const DEFAULT_ERASE_AHEAD = 262144;
 
 export interface WriterOptions {
   timers: TimerGroup;

@@ -384,10 +384,13 @@ export class V2Firmware implements Application {
   }
 
   /**
-   * Once the writer has flushed everything (§4.1 step 5): size, digest, esp_ota_end (reads and verifies
-   * the whole image), the INSTALLED record (before the switch, so a cut after it is told from one
-   * before it), esp_ota_set_boot_partition (verifies the image again, esp_ota_ops.c:443, then writes
-   * otadata), the record's INSTALLED flag, the response.
+   * Once the writer has flushed everything (§4.1 step 5): size, digest, esp_ota_end, the INSTALLED record
+   * (before the switch, so a cut after it is told from one before it), esp_ota_set_boot_partition
+   * (validates the image, esp_ota_ops.c:443, then writes otadata), the record's INSTALLED flag, the
+   * response. The firmware's port closes the handle with esp_ota_abort instead of esp_ota_end when
+   * esp_ota_end would have nothing to flush (image size a multiple of 16), so the image is read and
+   * validated once, by set_boot (firmware/components/ble_ota/port/esp_idf/esp_port_flash.c ota_end);
+   * otherwise esp_ota_end validates it first.
    */
   private finish(s: V2Session, reboot: boolean): void {
     if (this.session !== s) return;
@@ -400,13 +403,18 @@ export class V2Firmware implements Application {
     if (!s.writer.streamComplete) return fail(ErrorCode.DECODE_FAILED, 'deflate stream incomplete');
     if (!s.writer.digest().equals(s.sha256)) return fail(ErrorCode.HASH_MISMATCH, 'SHA-256 differs from BEGIN');
     s.writer.stop();
-    this.work.verify(s.imageSize, () => {
-      const invalid = flash.verifyImage(s.slot);
-      if (invalid) return fail(ErrorCode.VALIDATION_FAILED, invalid.code);
-      if (this.settings.signedImagesRequired && !hasSignatureBlock(flash.imageBytes(s.slot))) return fail(ErrorCode.VALIDATION_FAILED, 'no signature block');
+    const validate = (then: () => void): void =>
+      this.work.verify(s.imageSize, () => {
+        const invalid = flash.verifyImage(s.slot);
+        if (invalid) return fail(ErrorCode.VALIDATION_FAILED, invalid.code);
+        if (this.settings.signedImagesRequired && !hasSignatureBlock(flash.imageBytes(s.slot))) return fail(ErrorCode.VALIDATION_FAILED, 'no signature block');
+        then();
+      });
+    const endValidates = s.imageSize % 16 !== 0;
+    const setBoot = (): void => {
       const installing: UpdateRecord = { ...flash.nvs.record, stage: 'installed', targetSlot: s.slot, result: ErrorCode.OK, message: 'installing' };
       this.work.nvs(flash.nvs.usedEntries, () => flash.nvs.commit(installing), () =>
-        this.work.verify(s.imageSize, () =>
+        validate(() =>
           this.work.otadata(flash.otadata, flash.otadata.planSetBoot(s.slot), () => {
             const installed: UpdateRecord = {
               ...flash.nvs.record,
@@ -419,7 +427,9 @@ export class V2Firmware implements Application {
           }),
         ),
       );
-    });
+    };
+    if (endValidates) validate(setBoot);
+    else setBoot();
   }
 
   private installed(s: V2Session, reboot: boolean): void {

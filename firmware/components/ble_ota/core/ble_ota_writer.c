@@ -121,7 +121,11 @@ static uint8_t finish(void)
     ota_record_set(BLE_OTA_ERR_INTERNAL, "switching the boot partition");
     ota_unlock();
     ota_persist_record();
-    if (P->ota_set_boot(P->ctx) != 0) return BLE_OTA_ERR_SET_BOOT_FAILED;
+    /* esp_ota_set_boot_partition validates the image before it touches otadata; ports whose ota_end closed
+     * the handle without validating (nothing left to flush) report an invalid image here. */
+    rc = P->ota_set_boot(P->ctx);
+    if (rc == BLE_OTA_END_INVALID_IMAGE) return BLE_OTA_ERR_VALIDATION_FAILED;
+    if (rc != 0) return BLE_OTA_ERR_SET_BOOT_FAILED;
     return BLE_OTA_OK;
 }
 
@@ -371,8 +375,12 @@ void ble_ota_core_writer_run(void)
             ota_flush();
             continue;
         }
+        /* Nothing queued: use the wait for more data to erase ahead, one unit at a time, so the ring is
+         * looked at between two erases (the NimBLE host fills it meanwhile). */
+        bool idle_erase = s->live && w->active && w->gen == s->gen && w->ota_open && s->state == BLE_OTA_SESSION_RECEIVING;
         ota_unlock();
         ota_flush();
+        if (idle_erase && P->ota_erase_ahead && P->ota_erase_ahead(P->ctx) > 0) continue;
         if (!g_ota.rec_dirty) return;
     }
 }

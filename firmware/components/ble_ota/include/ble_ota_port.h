@@ -114,15 +114,23 @@ typedef struct ble_ota_port {
     /** esp_ota_begin on the target for an image of image_size bytes. Called only after the image header
      *  passed the core's early checks, so nothing is erased for a rejected image. May erase lazily. */
     int (*ota_begin)(void *ctx, uint32_t image_size);
-    /** Write len decoded image bytes at image offset (offsets are sequential from 0; erase-ahead is the
-     *  port's business). Blocking is fine here. */
+    /** Write len decoded image bytes at image offset (offsets are sequential from 0; the port erases what
+     *  the write needs first). Blocking is fine here. */
     int (*ota_write)(void *ctx, uint32_t offset, const uint8_t *data, size_t len);
+    /** Optional (NULL: none). The writer has nothing else to do during a transfer: erase one more unit ahead
+     *  of the write position. Returns 1 when it erased (the core looks at its ring, then asks again), 0
+     *  when nothing is left to erase ahead (or not now), negative on a flash error (the write that needs
+     *  the range will fail then). */
+    int (*ota_erase_ahead)(void *ctx);
     /** esp_ota_end: flush, then validate the whole image (magic, segments, checksum, appended SHA-256,
-     *  chip id, signature when enabled). Returns a ble_ota_end_result_t. Ends the OTA handle either way. */
+     *  chip id, signature when enabled). Returns a ble_ota_end_result_t. Ends the OTA handle either way.
+     *  A port with nothing to flush may close the handle without validating (esp_ota_abort): ota_set_boot
+     *  validates the same way before it switches. */
     int (*ota_end)(void *ctx);
     /** esp_ota_abort: drop the handle of a begun update (no-op when none). */
     void (*ota_abort)(void *ctx);
-    /** esp_ota_set_boot_partition(target). The new image then boots as NEW -> PENDING_VERIFY. */
+    /** esp_ota_set_boot_partition(target): validates the image (BLE_OTA_END_INVALID_IMAGE when it does not),
+     *  then switches (other failures: any other non-zero). The new image then boots as NEW -> PENDING_VERIFY. */
     int (*ota_set_boot)(void *ctx);
 
     /* ---- running app ---- */

@@ -7,9 +7,12 @@
  * Why not OTA_WITH_SEQUENTIAL_WRITES: esp_ota_write then erases 4 KiB sectors as the write position
  * crosses them (45 ms per 4 KiB, no block erases: 3x slower than 64 KiB erases).
  * So: esp_ota_begin() with the first erase unit only (that is the documented meaning of its image_size:
- * "erase this much"), then this file erases the rest itself, ahead of the write position, in 64 KiB
- * blocks where aligned (esp_partition_erase_range picks block erase for aligned 64 KiB ranges). It runs
- * in the writer task, so the NimBLE host keeps filling the core's ring buffer (the window) meanwhile.
+ * "erase this much"), then this file erases the rest itself, in 64 KiB blocks where aligned
+ * (esp_partition_erase_range picks block erase for aligned 64 KiB ranges): what a write needs, before the
+ * write; and, while the writer waits for data (ota_erase_ahead, one unit per call), up to erase_ahead
+ * bytes in front of the write position. Erasing while idle takes no writer time from the data, and each
+ * erase stalls the NimBLE host for the same time whenever it runs. It runs in the writer task, so the
+ * NimBLE host keeps filling the core's ring buffer (the window) between erases.
  * Since the handle was not begun with OTA_WITH_SEQUENTIAL_WRITES, esp_ota_write never erases on its own.
  */
 #include <string.h>
@@ -106,14 +109,9 @@ static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len
     if (!st->begun || offset != st->written || (uint64_t)offset + len > st->image_size) {
         return -1;
     }
-    /* Erase what this write needs; then, when less than half of erase_ahead is left in front of the
-     * write position, top it up (one 64 KiB block erase per 64 KiB written, while the BLE side keeps
-     * receiving into the core's ring). */
+    /* Erase what this write needs (the idle erase-ahead has usually done it already). */
     uint32_t need = offset + (uint32_t)len;
     if (erase_until(st, need) != ESP_OK) {
-        return -1;
-    }
-    if (st->erased_to - need < st->erase_ahead / 2 && erase_until(st, need + st->erase_ahead) != ESP_OK) {
         return -1;
     }
     esp_err_t err = esp_ota_write(st->handle, data, len);
@@ -125,6 +123,24 @@ static int ota_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len
     return 0;
 }
 
+/* One erase unit more, while the writer has no data: up to erase_ahead bytes in front of the write position. */
+static int ota_erase_ahead(void *ctx)
+{
+    ble_ota_esp_port_state_t *st = ctx;
+    if (!st->begun || st->erased_to >= st->erase_end || st->erased_to - st->written >= st->erase_ahead) {
+        return 0;
+    }
+    return erase_until(st, st->erased_to + next_erase_len(st->erased_to, st->erase_end)) == ESP_OK ? 1 : -1;
+}
+
+/* Ends the OTA handle. esp_ota_end validates the whole image (esp_image_verify, esp-idf v5.3.2
+ * components/app_update/esp_ota_ops.c:319-362), and esp_ota_set_boot_partition, which ota_set_boot calls
+ * next, validates it again in the same mode before it writes otadata (:437-444, image_validate :89-102):
+ * a 1.4 MB image read twice at the read floor is 0.44 s of END. So when esp_ota_end would have nothing
+ * to flush, the handle is closed with esp_ota_abort (:307-317: frees the handle, no flash access) and
+ * the single validation is set_boot's. esp_ota_end only flushes the bytes esp_ota_write held back under
+ * flash encryption (:336-345), the size % 16 tail (:214-243): none when the image size is a multiple of 16,
+ * as esptool pads application images. */
 static int ota_end(void *ctx)
 {
     ble_ota_esp_port_state_t *st = ctx;
@@ -132,6 +148,10 @@ static int ota_end(void *ctx)
         return BLE_OTA_END_FLASH_ERROR;
     }
     st->begun = false;
+    if (st->image_size % 16u == 0) {
+        esp_ota_abort(st->handle);
+        return BLE_OTA_END_OK;
+    }
     /* esp_ota_end frees the handle whatever it returns; it runs esp_image_verify (segments, checksum,
      * appended SHA-256, and the signature with CONFIG_SECURE_SIGNED_APPS_* / Secure Boot V2). */
     esp_err_t err = esp_ota_end(st->handle);
@@ -143,16 +163,18 @@ static int ota_end(void *ctx)
     return err == ESP_ERR_INVALID_STATE ? BLE_OTA_END_FLASH_ERROR : BLE_OTA_END_INVALID_IMAGE;
 }
 
+/* esp_ota_set_boot_partition: validates the image (ESP_ERR_OTA_VALIDATE_FAILED: BLE_OTA_END_INVALID_IMAGE),
+ * then rewrites otadata (any other error: BLE_OTA_END_FLASH_ERROR). */
 static int ota_set_boot(void *ctx)
 {
     ble_ota_esp_port_state_t *st = ctx;
     if (st->target == NULL) {
-        return -1;
+        return BLE_OTA_END_FLASH_ERROR;
     }
     esp_err_t err = esp_ota_set_boot_partition(st->target);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_set_boot_partition failed: %s", esp_err_to_name(err));
-        return -1;
+        return err == ESP_ERR_OTA_VALIDATE_FAILED ? BLE_OTA_END_INVALID_IMAGE : BLE_OTA_END_FLASH_ERROR;
     }
     return 0;
 }
@@ -162,6 +184,7 @@ void ble_ota_esp_flash_fill(ble_ota_port_t *port)
     port->ota_target = ota_target;
     port->ota_begin = ota_begin;
     port->ota_write = ota_write;
+    port->ota_erase_ahead = ota_erase_ahead;
     port->ota_end = ota_end;
     port->ota_abort = ota_abort;
     port->ota_set_boot = ota_set_boot;
