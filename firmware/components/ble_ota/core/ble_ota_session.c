@@ -336,7 +336,7 @@ static void handle_provision(conn_slot_t *c, const uint8_t *data, size_t len)
     uint8_t err = BLE_OTA_OK;
     if (len != BLE_OTA_PROVISION_LEN) err = BLE_OTA_ERR_BAD_LENGTH;
     else if (!ota_provision_window_open()) err = BLE_OTA_ERR_INVALID_STATE;
-    else if (g_ota.pending_cmd || g_ota.s.live) err = BLE_OTA_ERR_BUSY;
+    else if (g_ota.pending_cmd) err = BLE_OTA_ERR_BUSY; /* one command carried out by the writer at a time */
     if (err) {
         emit_simple(c->conn, BLE_OTA_OP_PROVISION, err);
         return;
