@@ -685,3 +685,31 @@ TEST(signed_required_refuses_an_image_without_signature_block)
     free(img);
     h_stop();
 }
+
+/* ---------------- the contract's byte layouts (PROTOCOL.md v2.1 §B) ---------------- */
+
+TEST(begin_layout_93_bytes_and_manifest_length_rule)
+{
+    ble_ota_begin_req_t req = {.image_size = 0x11223344, .transfer_size = 0x55667788, .encoding = 2,
+                               .flags = BLE_OTA_BEGIN_FLAG_MANIFEST, .chunk_size = 0x0102};
+    for (int i = 0; i < 32; i++) req.sha256[i] = (uint8_t)(0xA0 + i), req.base_sha256[i] = (uint8_t)(0x40 + i);
+    for (int i = 0; i < 16; i++) req.tag[i] = (uint8_t)(0xE0 + i);
+    uint8_t b[BLE_OTA_BEGIN_LEN + 230];
+    CHECK_EQ(ble_ota_encode_begin(&req, b), 93);
+    CHECK(b[0] == 0x02 && b[1] == 0x44 && b[4] == 0x11 && b[5] == 0x88 && b[9] == 2 && b[10] == 0x02);
+    CHECK(b[11] == 0x02 && b[12] == 0x01 && b[13] == 0xA0 && b[44] == 0xBF && b[45] == 0x40 && b[76] == 0x5F);
+    CHECK(b[77] == 0xE0 && b[92] == 0xEF);
+    ble_ota_begin_req_t d;
+    CHECK(!ble_ota_decode_begin(b, 93, &d)); /* bit1 without a manifest */
+    memset(b + 93, 0, 230);
+    ble_ota_put_u16(b + 93 + 6, 224); /* the manifest's own length field */
+    CHECK(ble_ota_decode_begin(b, 93 + 224, &d));
+    CHECK(d.manifest == b + 93 && d.manifest_len == 224 && d.base_sha256[31] == 0x5F && d.tag[15] == 0xEF);
+    CHECK(!ble_ota_decode_begin(b, 93 + 223, &d));
+    CHECK(!ble_ota_decode_begin(b, 93 + 225, &d));
+    CHECK(!ble_ota_decode_begin(b, 93 + 7, &d)); /* shorter than 8 manifest bytes */
+    b[10] = 0;
+    CHECK(ble_ota_decode_begin(b, 93, &d) && d.manifest == NULL);
+    CHECK(!ble_ota_decode_begin(b, 94, &d));
+    CHECK(!ble_ota_decode_begin(b, 61, &d)); /* the v2.0 length */
+}
