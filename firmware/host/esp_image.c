@@ -78,3 +78,9 @@ const char *esp_image_result_name(esp_image_result_t r)
                                   "bad appended sha256", "wrong chip", "no app descriptor"};
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
+
+bool esp_image_has_signature_block(const uint8_t *buf, size_t len, const esp_image_info_t *info)
+{
+    size_t sig_at = (info->total_len + 4095) / 4096 * 4096;
+    return sig_at < len && buf[sig_at] == 0xE7;
+}

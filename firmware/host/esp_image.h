@@ -40,5 +40,10 @@ const char *esp_image_result_name(esp_image_result_t r);
 /** bootloader_common_check_chip_validity (bootloader_common_loader.c:94-114): min <= rev, and rev <= max
  *  when max is set (not 0 / 0xFFFF). esp_image_verify fails on it (esp_image_format.c:335). */
 bool esp_image_chip_rev_ok(const esp_image_info_t *info, uint16_t chip_rev_full);
+/** A Secure Boot V2 signature block follows the verified image where esp_image_format.c looks for it
+ *  (v5.3.2 :957-981): at the image end (appended hash included) rounded up to 4096, first byte
+ *  ETS_SECURE_BOOT_V2_SIGNATURE_MAGIC 0xE7 (esp_rom .../rom/secure_boot.h:66). Presence only: the host
+ *  has no secure boot key digest to check the RSA/ECDSA signature against. */
+bool esp_image_has_signature_block(const uint8_t *buf, size_t len, const esp_image_info_t *info);
 
 #endif

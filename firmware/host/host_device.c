@@ -6,6 +6,10 @@
 #include <string.h>
 #include <zlib.h>
 
+#include <mbedtls/bignum.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+
 #include "esp_image.h"
 #include "sha256.h"
 
@@ -223,6 +227,11 @@ static int p_ota_end(void *ctx)
         logf_(d, msg);
         return BLE_OTA_END_INVALID_IMAGE;
     }
+    if (d->o.signed_required &&
+        !esp_image_has_signature_block(host_flash_partition(d->f, other(d)), d->ota_written, &info)) {
+        logf_(d, "esp_ota_end: no secure boot signature block (CONFIG_SECURE_SIGNED_ON_UPDATE)");
+        return BLE_OTA_END_INVALID_IMAGE;
+    }
     return BLE_OTA_END_OK;
 }
 
@@ -294,6 +303,7 @@ static void p_app_info(void *ctx, ble_ota_app_info_t *out)
     snprintf(out->partition_label, sizeof out->partition_label, "ota_%d", d->running);
     out->reset_reason = d->reset_reason;
     out->chip_rev_full = d->o.chip_rev;
+    memcpy(out->device_id, d->o.device_id, sizeof out->device_id);
 }
 
 /* esp_ota_get_state_partition (esp_ota_ops.c:837-869): the first entry with a good CRC that maps to
@@ -412,6 +422,51 @@ static void p_digest_finish(void *ctx, void *handle, uint8_t out[32])
     else sha256_final(&h->sha, out ? out : tmp);
     free(h);
 }
+
+/* Modeled time of BEGIN's manifest check on the chip (docs/TWIN.md "manifest check"): one ECDSA P-256
+ * verify (IDF_PERFORMANCE_MAX_ECDSA_P256_VERIFY_OP, components/idf_test/include/<chip>/
+ * idf_performance_target.h, v5.3.2) + SHA-256 of <= 352 bytes at IDF_PERFORMANCE_MIN_SHA256_THROUGHPUT_MBSEC.
+ * Chips without the ECC peripheral (esp32, esp32s2, esp32c3, esp32s3: no SOC_ECC_SUPPORTED) have no figure;
+ * they verify in software: pessimistically twice the slowest figure (esp32h2, 67 ms). */
+double host_manifest_check_ms(uint16_t chip_id)
+{
+    double verify_us, sha_mbsec;
+    switch (chip_id) {
+    case 12: verify_us = 49000, sha_mbsec = 14; break;   /* esp32c2 */
+    case 13: verify_us = 27000, sha_mbsec = 14; break;   /* esp32c6: no SHA figure, the c2's (lowest RISC-V) */
+    case 16: verify_us = 67000, sha_mbsec = 90; break;   /* esp32h2 */
+    case 0: verify_us = 134000, sha_mbsec = 6; break;    /* esp32 */
+    default: verify_us = 134000, sha_mbsec = 90; break;  /* esp32s2, esp32c3, esp32s3, others */
+    }
+    return verify_us / 1000.0 + 352.0 / (sha_mbsec * 1000.0);
+}
+
+/* ECDSA P-256 verify with mbedTLS (the ESP-IDF port does the same with its mbedTLS 3.x). */
+static int p_ecdsa_p256_verify(void *ctx, const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64])
+{
+    host_device_t *d = ctx;
+    flash_event(d, "crypto", host_manifest_check_ms(d->o.chip_id));
+    mbedtls_ecp_group grp;
+    mbedtls_ecp_point q;
+    mbedtls_mpi r, s;
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_ecp_point_init(&q);
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    int rc = mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1);
+    if (rc == 0) rc = mbedtls_ecp_point_read_binary(&grp, &q, pubkey, 65);
+    if (rc == 0) rc = mbedtls_ecp_check_pubkey(&grp, &q);
+    if (rc == 0) rc = mbedtls_mpi_read_binary(&r, sig, 32);
+    if (rc == 0) rc = mbedtls_mpi_read_binary(&s, sig + 32, 32);
+    if (rc == 0) rc = mbedtls_ecdsa_verify(&grp, hash, 32, &q, &r, &s);
+    mbedtls_mpi_free(&s);
+    mbedtls_mpi_free(&r);
+    mbedtls_ecp_point_free(&q);
+    mbedtls_ecp_group_free(&grp);
+    return rc == 0 ? 0 : -1;
+}
+
+static bool p_provision_requested(void *ctx) { return ((host_device_t *)ctx)->o.provision_button; }
 
 static void *p_inflate_start(void *ctx)
 {
@@ -594,6 +649,7 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
     if (!d) return NULL;
     d->o = *opts;
     if (d->o.cfg.window == 0) ble_ota_config_default(&d->o.cfg);
+    d->o.cfg.signed_images = d->o.cfg.signed_images || d->o.signed_required;
     if (d->o.partition_size == 0) d->o.partition_size = 0x1E0000;
     d->rng = 0x9E3779B97F4A7C15ull;
     d->f = host_flash_open(opts->state_dir, d->o.partition_size);
@@ -618,6 +674,17 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
     d->f->on_op = on_flash_op;
     d->f->op_arg = d;
     if (opts->has_fleet_key) host_nvs_set(d->f, "fleet_key", opts->fleet_key, 32);
+    if (opts->has_device_key) host_nvs_set(d->f, "device_key", opts->device_key, 32);
+    if (opts->release_floor) {
+        uint8_t floor[4] = {(uint8_t)opts->release_floor, (uint8_t)(opts->release_floor >> 8),
+                            (uint8_t)(opts->release_floor >> 16), (uint8_t)(opts->release_floor >> 24)};
+        host_nvs_set(d->f, "rel_floor", floor, sizeof floor);
+    }
+    for (int i = 0; i < 4; i++) {
+        char name[] = "rel_key0";
+        name[7] = (char)('0' + i);
+        if (opts->release_key_mask & (1u << i)) host_nvs_set(d->f, name, opts->release_keys[i], 65);
+    }
     d->f->nvs_entries = 0; /* provisioning is not the device's own NVS traffic (the model writes no key) */
     d->f->erase_ops = d->f->write_ops = 0;
     d->port = (ble_ota_port_t){
@@ -627,7 +694,8 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
         .app_mark_valid = p_app_mark_valid, .app_rollback_possible = p_app_rollback_possible,
         .app_rollback_and_reboot = p_app_rollback_and_reboot, .restart = p_restart, .kv_get = p_kv_get,
         .kv_set = p_kv_set, .random = p_random, .digest_start = p_digest_start, .digest_update = p_digest_update,
-        .digest_finish = p_digest_finish, .inflate_start = p_inflate_start, .inflate_step = p_inflate_step,
+        .digest_finish = p_digest_finish, .ecdsa_p256_verify = p_ecdsa_p256_verify,
+        .provision_requested = p_provision_requested, .inflate_start = p_inflate_start, .inflate_step = p_inflate_step,
         .inflate_free = p_inflate_free, .now_ms = p_now_ms, .timer_arm = p_timer_arm, .notify = p_notify,
         .log = p_log,
     };
@@ -723,6 +791,7 @@ void host_device_erase_nvs(host_device_t *d)
 }
 
 host_flash_t *host_device_flash(host_device_t *d) { return d->f; }
+void host_device_set_provision_button(host_device_t *d, bool pressed) { d->o.provision_button = pressed; }
 const ble_ota_port_t *host_device_port(const host_device_t *d) { return &d->port; }
 int host_device_running(const host_device_t *d) { return d->running; }
 unsigned host_device_boots(const host_device_t *d) { return d->boots; }

@@ -15,7 +15,8 @@
 #include "host_flash.h"
 
 /* HOST_EV_FLASH: a flash operation or other modeled busy time; text = "erase" | "program" (the BLE host
- * task stalls for ms: the cache is off) | "verify" (esp_ota_end / set boot read the image: the writer is
+ * task stalls for ms: the cache is off) | "crypto" (BEGIN's manifest check: SHA-256 + ECDSA P-256 verify
+ * computed in the BLE host task, which is busy for ms) | "verify" (esp_ota_end / set boot read the image: the writer is
  * busy, BLE is not) | "boot" (reset to application start: HOST_BOOT_MS + the boot's verification reads and
  * flash writes, which are not reported on their own). */
 typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG, HOST_EV_FLASH } host_event_type_t;
@@ -39,7 +40,15 @@ typedef struct {
     size_t running_image_len;
     uint32_t partition_size;        /* default 0x1E0000 */
     bool has_fleet_key;
-    uint8_t fleet_key[32];
+    uint8_t fleet_key[32];          /* provisioned as NVS fleet_key (legacy shared key) */
+    bool has_device_key;
+    uint8_t device_key[32];         /* provisioned as NVS device_key (per-device session key) */
+    uint8_t release_keys[4][65];    /* provisioned as NVS rel_key<i> when release_key_mask bit i */
+    uint8_t release_key_mask;
+    uint8_t device_id[6];           /* esp_read_mac(ESP_MAC_BASE) of the simulated chip */
+    bool provision_button;          /* the provisioning action is done at every boot */
+    bool signed_required;           /* CONFIG_SECURE_SIGNED_ON_UPDATE: esp_ota_end wants a signature block */
+    uint32_t release_floor;         /* provisioned as NVS rel_floor when non-zero */
     ble_ota_config_t cfg;           /* ble_ota_config_default() when zeroed (window == 0) */
     bool diagnostics_fail;
     bool ble_fails;                 /* the BLE stack never comes up (no ble_ota_core_on_ble_ready) */
@@ -83,6 +92,10 @@ void host_device_erase_nvs(host_device_t *d);
 #define HOST_BOOT_MS 300.0
 
 host_flash_t *host_device_flash(host_device_t *d);
+/** Whether the provisioning action is done at the next boots. */
+void host_device_set_provision_button(host_device_t *d, bool pressed);
+/** Modeled duration of BEGIN's manifest check (SHA-256 + ECDSA P-256 verify) on chip_id, ms. */
+double host_manifest_check_ms(uint16_t chip_id);
 /** The host port table (tests call its esp_ota_*-like functions directly). */
 const ble_ota_port_t *host_device_port(const host_device_t *d);
 /** Index (0/1) of the partition running now. */

@@ -201,6 +201,8 @@ static void usage(const char *msg)
 {
     fprintf(stderr,
             "ble_ota_twin: %s\nusage: ble_ota_twin --state-dir DIR --chip esp32 --running-image FILE [--fleet-key HEX64]\n"
+            "       [--device-key HEX64] [--release-key ID:HEX130]... [--allow-unauthenticated]\n"
+            "       [--provisioning-window-ms N] [--signed-required] [--device-id HEX12] [--release-floor N]\n"
             "       [--policy auto|host] [--diagnostics pass|fail] [--allow-downgrade] [--partition-size N]\n"
             "       [--resume-timeout-ms N] [--name NAME] [--max-chunk N] [--window N] [--ack-interval N]\n"
             "       [--chip-rev N] [--ble ok|fail]\n",
@@ -223,6 +225,12 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--allow-downgrade")) {
             o.cfg.allow_downgrade = true;
             takes_value = false;
+        } else if (!strcmp(a, "--allow-unauthenticated")) {
+            o.cfg.allow_unauthenticated = true;
+            takes_value = false;
+        } else if (!strcmp(a, "--signed-required")) {
+            o.signed_required = true;
+            takes_value = false;
         } else if (!v) {
             usage("missing value");
         } else if (!strcmp(a, "--state-dir")) o.state_dir = v;
@@ -232,7 +240,21 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--fleet-key")) {
             if (hex_decode(v, o.fleet_key, 32) != 32) usage("--fleet-key needs 64 hex digits");
             o.has_fleet_key = true;
-        } else if (!strcmp(a, "--policy")) {
+        } else if (!strcmp(a, "--device-key")) {
+            if (hex_decode(v, o.device_key, 32) != 32) usage("--device-key needs 64 hex digits");
+            o.has_device_key = true;
+        } else if (!strcmp(a, "--release-key")) {
+            /* ID:HEX, ID = key_id 0..3, HEX = the 65-byte uncompressed SEC1 point */
+            if (v[0] < '0' || v[0] > '3' || v[1] != ':' || hex_decode(v + 2, o.release_keys[v[0] - '0'], 65) != 65)
+                usage("--release-key needs ID:HEX (key_id 0..3, 130 hex digits)");
+            o.release_key_mask |= (uint8_t)(1u << (v[0] - '0'));
+        } else if (!strcmp(a, "--provisioning-window-ms")) {
+            o.cfg.provision_window_ms = (uint32_t)strtoul(v, NULL, 0);
+            o.provision_button = o.cfg.provision_window_ms > 0; /* the physical action at every boot */
+        } else if (!strcmp(a, "--device-id")) {
+            if (hex_decode(v, o.device_id, 6) != 6) usage("--device-id needs 12 hex digits");
+        } else if (!strcmp(a, "--release-floor")) o.release_floor = (uint32_t)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--policy")) {
             if (strcmp(v, "auto") && strcmp(v, "host")) usage("--policy auto|host");
             o.cfg.policy = !strcmp(v, "host") ? BLE_OTA_POLICY_HOST : BLE_OTA_POLICY_AUTO;
         } else if (!strcmp(a, "--diagnostics")) {

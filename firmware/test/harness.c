@@ -58,6 +58,10 @@ host_device_opts_t h_default_opts(void)
     o.running_image_len = len;
     o.partition_size = 512 * 1024;
     ble_ota_config_default(&o.cfg);
+    /* The tests of transfer, resume, boot and power behaviour use the development opt-out unless they
+     * set a key; test_security.c covers the secure default (allow_unauthenticated false). */
+    o.cfg.allow_unauthenticated = true;
+    memcpy(o.device_id, "\x24\x0a\xc4\x12\x34\x56", 6);
     return o;
 }
 
@@ -158,13 +162,16 @@ uint8_t h_begin(ble_ota_conn_t conn, const begin_t *b, bool auth, uint16_t *chun
     ble_ota_begin_req_t req = {.image_size = b->image_size, .transfer_size = b->transfer_size, .encoding = b->encoding,
                                .flags = b->flags, .chunk_size = b->chunk};
     memcpy(req.sha256, b->sha256, 32);
-    uint8_t buf[BLE_OTA_BEGIN_LEN];
+    memcpy(req.base_sha256, b->base_sha256, 32);
+    uint8_t buf[BLE_OTA_CONTROL_MAX_LEN + 64];
     ble_ota_encode_begin(&req, buf);
+    size_t n_manifest = b->manifest_len < sizeof buf - BLE_OTA_BEGIN_LEN ? b->manifest_len : sizeof buf - BLE_OTA_BEGIN_LEN;
+    if (b->manifest) memcpy(buf + BLE_OTA_BEGIN_LEN, b->manifest, n_manifest);
     if (H.has_key && auth) {
         h_challenge(conn);
-        hmac16("BLEOTA2-BEGIN", buf + 1, 44, buf + 45);
+        hmac16("BLEOTA2-BEGIN", buf + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN, buf + BLE_OTA_BEGIN_TAG_OFFSET);
     }
-    h_control(conn, buf, sizeof buf);
+    h_control(conn, buf, BLE_OTA_BEGIN_LEN + n_manifest);
     note_t n;
     if (!h_find(conn, 0x82, &n)) return 0xEE;
     if (n.data[1] == 0 && n.len == 16) {

@@ -56,6 +56,9 @@ typedef struct {
     uint8_t encoding, flags;
     uint16_t chunk;
     uint8_t sha256[32];
+    uint8_t base_sha256[32];
+    const uint8_t *manifest; /* appended after the 93 bytes (set flags bit1 yourself) */
+    size_t manifest_len;
 } begin_t;
 
 begin_t h_begin_for(const uint8_t *image, size_t len, const uint8_t *transfer, size_t transfer_len, uint8_t encoding);

@@ -333,8 +333,18 @@ TEST(begin_parameter_errors)
     x.chunk = 0;
     CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_PARAMETER);
     x = b;
-    x.flags = 0x82;
+    x.flags = 0x84;
     CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_PARAMETER);
+    x = b;
+    x.base_sha256[0] = 1; /* a delta base with a raw transfer */
+    CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_PARAMETER);
+    x = b;
+    x.flags |= BLE_OTA_BEGIN_FLAG_MANIFEST; /* manifest announced, none follows */
+    CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_LENGTH);
+    x = b;
+    x.encoding = BLE_OTA_ENCODING_DELTA; /* not supported by this build (caps bit7 0) */
+    x.base_sha256[0] = 1;
+    CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_ENCODING);
     x = b;
     x.image_size = x.transfer_size = 0;
     CHECK_EQ(h_begin(1, &x, true, NULL, NULL), BLE_OTA_ERR_BAD_PARAMETER);
@@ -358,7 +368,7 @@ TEST(begin_parameter_errors)
     uint8_t long_challenge[2] = {BLE_OTA_OP_CHALLENGE, 0};
     h_control(1, long_challenge, 2);
     CHECK_EQ(h_rsp_err(1, BLE_OTA_OP_CHALLENGE), BLE_OTA_ERR_BAD_LENGTH);
-    uint8_t big[129] = {BLE_OTA_OP_CHALLENGE};
+    uint8_t big[BLE_OTA_CONTROL_MAX_LEN + 1] = {BLE_OTA_OP_CHALLENGE};
     CHECK_EQ(h_control(1, big, sizeof big), BLE_OTA_ATT_INVALID_ATTR_VALUE_LEN);
     CHECK_EQ(h_control(1, big, 0), BLE_OTA_ATT_INVALID_ATTR_VALUE_LEN);
     CHECK_EQ(h_end(1, 1), BLE_OTA_ERR_NO_SESSION);

@@ -43,7 +43,7 @@ TEST(twin_speaks_the_documented_line_protocol)
           "{\"op\":\"quit\"}\n",
           fp);
     fclose(fp);
-    snprintf(cmd, sizeof cmd, "%s --state-dir %s --chip esp32s3 --running-image %s --policy host < %s", TWIN, dir,
+    snprintf(cmd, sizeof cmd, "%s --state-dir %s --chip esp32s3 --running-image %s --policy host --device-id 240ac4123456 < %s", TWIN, dir,
              image_path, script_path);
     FILE *out = popen(cmd, "r");
     CHECK(out);
@@ -59,7 +59,9 @@ TEST(twin_speaks_the_documented_line_protocol)
             const json_t *ok = json_get(j, "ok");
             if (ok && !ok->boolean) failures++;
             if (data && !strcmp(data, "65737033327333")) saw_model = true; /* "esp32s3" */
-            if (data && strlen(data) == 464 && !strncmp(data, "0102", 4)) saw_status = true;
+            /* Status format 2, 252 bytes, device_id (offset 240) from --device-id */
+            if (data && strlen(data) == 504 && !strncmp(data, "0202", 4) && !strncmp(data + 480, "240ac4123456", 12))
+                saw_status = true;
             const char *mfg = json_get_string(j, "mfg");
             if (mfg && !strncmp(mfg, "e502b2", 6) && !strcmp(mfg + 16, "020304")) saw_adv = true;
         } else if (ev && !strcmp(ev, "notify")) {

@@ -67,6 +67,7 @@ static size_t encode(const char *kind, const json_t *f, uint8_t *out)
                                      .encoding = (uint8_t)num(f, "encoding"), .flags = (uint8_t)num(f, "flags"),
                                      .chunk_size = (uint16_t)num(f, "chunk_size")};
             hex_field(f, "sha256", r.sha256, 32);
+            hex_field(f, "base_sha256", r.base_sha256, 32);
             hex_field(f, "tag", r.tag, 16);
             return ble_ota_encode_begin(&r, out);
         }
@@ -157,7 +158,7 @@ static bool decode_matches(const char *kind, const json_t *f, const uint8_t *b, 
     }
     if (!strcmp(kind, "status")) {
         ble_ota_status_t st;
-        uint8_t again[232];
+        uint8_t again[BLE_OTA_STATUS_V2_LEN];
         return ble_ota_decode_status(b, n, &st) && ble_ota_encode_status(&st, again) == n && !memcmp(again, b, n) &&
                st.caps == num(f, "caps") && st.session_offset == (uint32_t)num(f, "session_offset") &&
                !strcmp(st.app_version, json_get_string(f, "app_version"));
@@ -179,9 +180,10 @@ static bool tag_matches(const json_t *root, const json_t *v, const uint8_t *b, s
     hmac_sha256_init(&c, key, 32);
     hmac_sha256_update(&c, (const uint8_t *)label, strlen(label));
     hmac_sha256_update(&c, nonce, 16);
-    hmac_sha256_update(&c, begin ? b + 1 : b, begin ? 44 : 1);
+    if (begin && n < BLE_OTA_BEGIN_LEN) return false;
+    hmac_sha256_update(&c, begin ? b + BLE_OTA_BEGIN_MAC_OFFSET : b, begin ? BLE_OTA_BEGIN_MAC_LEN : 1);
     hmac_sha256_final(&c, mac);
-    return !memcmp(mac, begin ? b + 45 : b + 1, 16) && n >= 17;
+    return !memcmp(mac, begin ? b + BLE_OTA_BEGIN_TAG_OFFSET : b + 1, 16) && n >= 17;
 }
 
 TEST(protocol_vectors_round_trip)

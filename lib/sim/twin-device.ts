@@ -317,8 +317,9 @@ class TwinDevice implements VirtualPeripheral {
     // The bootloader's otadata writes and the first-boot record writes are part of the boot time.
     if (now < this.offUntil) return;
     this.busyUntil = Math.max(this.busyUntil, now) + ms;
-    // Erase and program run with the flash cache disabled: the NimBLE host task cannot run meanwhile.
-    if (op === 'erase' || op === 'program') this.host?.hostStall?.(ms);
+    // Erase and program run with the flash cache disabled: the NimBLE host task cannot run meanwhile. The
+    // manifest check ("crypto": SHA-256 + ECDSA P-256 verify) runs inside the host task's access callback.
+    if (op === 'erase' || op === 'program' || op === 'crypto') this.host?.hostStall?.(ms);
   }
 
   private release(): void {
@@ -364,6 +365,36 @@ class TwinDevice implements VirtualPeripheral {
   }
 }
 
+/** The twin's security options (docs/TWIN.md "options") from the device config; device_id = the BLE address bytes. */
+export function securityArgs(config: SimDeviceConfig, address: string): string[] {
+  const bad = (what: string): OtaError => new OtaError('BAD_PARAMETER', `Simulated device ${config.name}: ${what}.`);
+  const deviceId = address.replace(/:/g, '');
+  if (!/^[0-9a-f]{12}$/i.test(deviceId)) throw bad(`address ${address} is not six bytes`);
+  const args = ['--device-id', deviceId];
+  if (config.deviceKey !== undefined) {
+    if (!Buffer.isBuffer(config.deviceKey) || config.deviceKey.length !== 32) throw bad('deviceKey must be 32 bytes');
+    args.push('--device-key', config.deviceKey.toString('hex'));
+  }
+  const releaseKeys = config.releaseKeys ?? [];
+  if (releaseKeys.length > 4) throw bad('at most 4 releaseKeys (key_id 0..3)');
+  releaseKeys.forEach((key, keyId) => {
+    if (key === undefined) return; // a sparse array: no key with this key_id
+    if (!Buffer.isBuffer(key) || key.length !== 65 || key[0] !== 0x04) throw bad(`releaseKeys[${keyId}] must be a 65-byte uncompressed SEC1 point`);
+    args.push('--release-key', `${keyId}:${key.toString('hex')}`);
+  });
+  if (config.allowUnauthenticated) args.push('--allow-unauthenticated');
+  if (config.provisioningWindowMs !== undefined) {
+    if (!Number.isInteger(config.provisioningWindowMs) || config.provisioningWindowMs < 0) throw bad('provisioningWindowMs must be a non-negative integer');
+    if (config.provisioningWindowMs > 0) args.push('--provisioning-window-ms', String(config.provisioningWindowMs));
+  }
+  if (config.signedImagesRequired) args.push('--signed-required');
+  if (config.releaseFloor !== undefined) {
+    if (!Number.isInteger(config.releaseFloor) || config.releaseFloor < 0 || config.releaseFloor > 0xffffffff) throw bad('releaseFloor must be a u32');
+    if (config.releaseFloor > 0) args.push('--release-floor', String(config.releaseFloor));
+  }
+  return args;
+}
+
 /** Starts the twin for a device config, with a synthetic running image in a fresh state directory. */
 export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): Promise<VirtualPeripheral> {
   const settings = resolveSettings(config);
@@ -380,6 +411,7 @@ export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): P
   args.push('--partition-size', String(settings.partitionSize), '--resume-timeout-ms', String(settings.resumeTimeoutMs));
   if (settings.fleetKey) args.push('--fleet-key', settings.fleetKey.toString('hex'));
   if (settings.allowDowngrade) args.push('--allow-downgrade');
+  args.push(...securityArgs(config, settings.address));
   const proc = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const device = new TwinDevice(proc, clock, stateDir, settings);
   try {

@@ -33,7 +33,8 @@ describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
       advertisingChanged: () => undefined,
       hostStall: (ms) => stalls.push(ms),
     };
-    device = await createTwinDevice({ name: 'twin-flash', chip: 'esp32c3', version: '1.0.0', implementation: 'twin' }, clock);
+    // no keys: the development opt-out (flash timing is what this test is about)
+    device = await createTwinDevice({ name: 'twin-flash', chip: 'esp32c3', version: '1.0.0', implementation: 'twin', allowUnauthenticated: true }, clock);
     device.attach(host);
     await clock.runUntil(sleep(clock, 500)); // boot (about 390 ms) first
     device.onConnect(256);

@@ -179,7 +179,7 @@ static void op_begin(reader_t *r, bool whole_update)
     }
     ble_ota_encode_begin(&req, frame);
     if (prepare_tag(conn, tag_mode)) fuzz_begin_tag(R.links[conn].nonce, frame);
-    else if ((tag_mode & 3) == 2) memset(frame + 45, 0xA5, 16);
+    else if ((tag_mode & 3) == 2) memset(frame + BLE_OTA_BEGIN_TAG_OFFSET, 0xA5, 16);
     R.chunk = 0;
     send_control(conn, frame, sizeof frame);
     if (R.chunk == 0) return; /* refused */
@@ -306,6 +306,8 @@ static bool start_device(reader_t *r)
     o.diagnostics_fail = f & 32;
     o.ble_fails = f & 64;
     o.cfg.signed_images = f & 128;
+    /* the secure default (no opt-out) rides on the same bit: existing seeds keep the open device */
+    o.cfg.allow_unauthenticated = !(f & 128);
     o.cfg.resume_timeout_ms = resume_ms[g & 3];
     o.cfg.window = windows[(g >> 2) & 3];
     o.cfg.ack_interval = acks[(g >> 4) & 3];

@@ -23,14 +23,22 @@ void ble_ota_put_u32(uint8_t *p, uint32_t v)
 
 bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *out)
 {
-    if (len != BLE_OTA_BEGIN_LEN || buf[0] != BLE_OTA_OP_BEGIN) return false;
+    if (len < BLE_OTA_BEGIN_LEN || buf[0] != BLE_OTA_OP_BEGIN) return false;
     out->image_size = ble_ota_get_u32(buf + 1);
     out->transfer_size = ble_ota_get_u32(buf + 5);
     out->encoding = buf[9];
     out->flags = buf[10];
     out->chunk_size = ble_ota_get_u16(buf + 11);
     memcpy(out->sha256, buf + 13, 32);
-    memcpy(out->tag, buf + 45, 16);
+    memcpy(out->base_sha256, buf + 45, 32);
+    memcpy(out->tag, buf + BLE_OTA_BEGIN_TAG_OFFSET, 16);
+    out->manifest = NULL;
+    out->manifest_len = 0;
+    if (!(out->flags & BLE_OTA_BEGIN_FLAG_MANIFEST)) return len == BLE_OTA_BEGIN_LEN;
+    /* the manifest's own length field (offset 6) says how long the value must be */
+    if (len < BLE_OTA_BEGIN_LEN + 8 || len - BLE_OTA_BEGIN_LEN != ble_ota_get_u16(buf + BLE_OTA_BEGIN_LEN + 6)) return false;
+    out->manifest = buf + BLE_OTA_BEGIN_LEN;
+    out->manifest_len = (uint16_t)(len - BLE_OTA_BEGIN_LEN);
     return true;
 }
 
@@ -43,7 +51,8 @@ size_t ble_ota_encode_begin(const ble_ota_begin_req_t *req, uint8_t out[BLE_OTA_
     out[10] = req->flags;
     ble_ota_put_u16(out + 11, req->chunk_size);
     memcpy(out + 13, req->sha256, 32);
-    memcpy(out + 45, req->tag, 16);
+    memcpy(out + 45, req->base_sha256, 32);
+    memcpy(out + BLE_OTA_BEGIN_TAG_OFFSET, req->tag, 16);
     return BLE_OTA_BEGIN_LEN;
 }
 
@@ -128,9 +137,9 @@ static void get_str(char *dst, const uint8_t *src, size_t field)
     dst[n] = '\0';
 }
 
-size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[232])
+size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[252])
 {
-    memset(out, 0, 232);
+    memset(out, 0, BLE_OTA_STATUS_V2_LEN);
     out[0] = st->format;
     out[1] = st->proto_version;
     ble_ota_put_u16(out + 2, st->caps);
@@ -151,12 +160,16 @@ size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[232])
     out[165] = st->last_flags;
     memcpy(out + 166, st->last_sha256, 32);
     put_str(out + 198, 32, st->last_message);
-    return 232;
+    ble_ota_put_u32(out + 232, st->update_partition_size);
+    ble_ota_put_u32(out + 236, st->release_floor);
+    memcpy(out + 240, st->device_id, 6);
+    out[246] = st->release_key_ids;
+    return BLE_OTA_STATUS_V2_LEN;
 }
 
 bool ble_ota_decode_status(const uint8_t *buf, size_t len, ble_ota_status_t *st)
 {
-    if (len != 232) return false;
+    if (len != BLE_OTA_STATUS_V1_LEN && len != BLE_OTA_STATUS_V2_LEN) return false;
     memset(st, 0, sizeof *st);
     st->format = buf[0];
     st->proto_version = buf[1];
@@ -178,7 +191,43 @@ bool ble_ota_decode_status(const uint8_t *buf, size_t len, ble_ota_status_t *st)
     st->last_flags = buf[165];
     memcpy(st->last_sha256, buf + 166, 32);
     get_str(st->last_message, buf + 198, 32);
+    if (len == BLE_OTA_STATUS_V2_LEN) {
+        st->update_partition_size = ble_ota_get_u32(buf + 232);
+        st->release_floor = ble_ota_get_u32(buf + 236);
+        memcpy(st->device_id, buf + 240, 6);
+        st->release_key_ids = buf[246];
+    }
     return true;
+}
+
+bool ble_ota_decode_manifest(const uint8_t *buf, size_t len, ble_ota_manifest_t *m)
+{
+    memset(m, 0, sizeof *m);
+    if (len < BLE_OTA_MANIFEST_MIN_LEN || memcmp(buf, BLE_OTA_MANIFEST_MAGIC, 4) != 0 || buf[4] != BLE_OTA_MANIFEST_FORMAT)
+        return false;
+    m->key_id = buf[5];
+    m->length = ble_ota_get_u16(buf + 6);
+    memcpy(m->image_sha256, buf + 8, 32);
+    m->image_size = ble_ota_get_u32(buf + 40);
+    memcpy(m->base_sha256, buf + 44, 32);
+    m->release = ble_ota_get_u32(buf + 76);
+    m->secure_version = ble_ota_get_u32(buf + 80);
+    m->chip_id = ble_ota_get_u16(buf + 84);
+    m->device_count = ble_ota_get_u16(buf + 86);
+    get_str(m->project_name, buf + 88, 32);
+    get_str(m->app_version, buf + 120, 32);
+    m->not_after = ble_ota_get_u32(buf + 152);
+    if (m->device_count > BLE_OTA_MANIFEST_MAX_DEVICES || m->length != len ||
+        len != (size_t)BLE_OTA_MANIFEST_MIN_LEN + 6u * m->device_count)
+        return false;
+    m->device_ids = buf + BLE_OTA_MANIFEST_FIXED_LEN;
+    m->signature = buf + ble_ota_manifest_signed_len(m);
+    return true;
+}
+
+size_t ble_ota_manifest_signed_len(const ble_ota_manifest_t *m)
+{
+    return BLE_OTA_MANIFEST_FIXED_LEN + 6u * m->device_count;
 }
 
 size_t ble_ota_encode_mfg(const ble_ota_adv_t *adv, uint8_t out[11])

@@ -16,15 +16,18 @@
 #define BLE_OTA_OP_CONFIRM 0x05
 #define BLE_OTA_OP_ROLLBACK 0x06
 #define BLE_OTA_OP_REBOOT 0x07
+#define BLE_OTA_OP_PROVISION 0x08
 #define BLE_OTA_OP_RESPONSE_FLAG 0x80
 #define BLE_OTA_OP_UNKNOWN_RSP 0xFF
 #define BLE_OTA_OP_DATA_ACK 0xA0
 #define BLE_OTA_OP_DATA_NAK 0xA1
 #define BLE_OTA_OP_SESSION_ABORTED 0xA2
 
-#define BLE_OTA_BEGIN_LEN 61
-#define BLE_OTA_BEGIN_MAC_OFFSET 1 /* the tag covers begin[1..44] */
-#define BLE_OTA_BEGIN_MAC_LEN 44
+#define BLE_OTA_BEGIN_LEN 93        /* without a manifest; with one: 93 + manifest length (§B) */
+#define BLE_OTA_BEGIN_MAC_OFFSET 1 /* the tag covers begin[1..76] (image_size..base_sha256) */
+#define BLE_OTA_BEGIN_MAC_LEN 76
+#define BLE_OTA_BEGIN_TAG_OFFSET 77
+#define BLE_OTA_PROVISION_LEN 33   /* op + key[32] */
 #define BLE_OTA_TAG_LEN 16
 #define BLE_OTA_NONCE_LEN 16
 #define BLE_OTA_TAGGED_CMD_LEN 17
@@ -40,7 +43,9 @@
 
 #define BLE_OTA_ENCODING_RAW 0
 #define BLE_OTA_ENCODING_DEFLATE 1
+#define BLE_OTA_ENCODING_DELTA 2
 #define BLE_OTA_BEGIN_FLAG_RESUME 0x01
+#define BLE_OTA_BEGIN_FLAG_MANIFEST 0x02
 #define BLE_OTA_END_FLAG_REBOOT 0x01
 
 /* caps bits (§5) */
@@ -50,6 +55,23 @@
 #define BLE_OTA_CAP_HOST_CONFIRM 0x0008
 #define BLE_OTA_CAP_ANTI_DOWNGRADE 0x0010
 #define BLE_OTA_CAP_SIGNED 0x0020
+#define BLE_OTA_CAP_MANIFEST_REQUIRED 0x0040 /* >= 1 release key provisioned */
+#define BLE_OTA_CAP_DELTA 0x0080             /* encoding 2 (not yet: always 0) */
+#define BLE_OTA_CAP_PROVISION_WINDOW 0x0100  /* PROVISION accepted now */
+#define BLE_OTA_CAP_UNAUTHENTICATED 0x0200   /* development opt-out: no key, no manifest needed */
+#define BLE_OTA_CAP_NOT_PROVISIONED 0x0400   /* no session key, no release key, no opt-out */
+
+/* Signed update manifest "BOM1" (§D) */
+#define BLE_OTA_MANIFEST_MAGIC "BOM1"
+#define BLE_OTA_MANIFEST_FORMAT 1
+#define BLE_OTA_MANIFEST_FIXED_LEN 160  /* bytes before the device ids */
+#define BLE_OTA_MANIFEST_SIG_LEN 64     /* r || s, big-endian */
+#define BLE_OTA_MANIFEST_MIN_LEN (BLE_OTA_MANIFEST_FIXED_LEN + BLE_OTA_MANIFEST_SIG_LEN)
+#define BLE_OTA_MANIFEST_MAX_DEVICES 32
+#define BLE_OTA_MANIFEST_MAX_LEN (BLE_OTA_MANIFEST_MIN_LEN + 6 * BLE_OTA_MANIFEST_MAX_DEVICES)
+#define BLE_OTA_MAX_RELEASE_KEYS 4
+#define BLE_OTA_RELEASE_KEY_LEN 65      /* uncompressed SEC1 point 0x04 || X || Y */
+#define BLE_OTA_DEVICE_ID_LEN 6
 
 /* last.flags bits (§5) */
 #define BLE_OTA_LAST_ROLLED_BACK 0x01
@@ -71,8 +93,30 @@ typedef struct {
     uint8_t flags;
     uint16_t chunk_size;
     uint8_t sha256[32];
+    uint8_t base_sha256[32];
     uint8_t tag[16];
+    /* flags bit1: the manifest bytes follow the 93 fixed ones (points into the decoded buffer) */
+    const uint8_t *manifest;
+    uint16_t manifest_len;
 } ble_ota_begin_req_t;
+
+/** Decoded manifest (§D); device_ids and signature point into the buffer it was decoded from. */
+typedef struct {
+    uint8_t key_id;
+    uint16_t length;
+    uint8_t image_sha256[32];
+    uint32_t image_size;
+    uint8_t base_sha256[32];
+    uint32_t release;
+    uint32_t secure_version;
+    uint16_t chip_id;
+    uint16_t device_count;
+    char project_name[33];
+    char app_version[33];
+    uint32_t not_after;
+    const uint8_t *device_ids;
+    const uint8_t *signature;
+} ble_ota_manifest_t;
 
 /** Status characteristic fields (§5). Strings NUL-terminated here, NUL-padded on the wire. */
 typedef struct {
@@ -96,7 +140,16 @@ typedef struct {
     uint8_t last_flags;
     uint8_t last_sha256[32];
     char last_message[33];
+    /* format 2 */
+    uint32_t update_partition_size;
+    uint32_t release_floor;
+    uint8_t device_id[6];
+    uint8_t release_key_ids;
 } ble_ota_status_t;
+
+#define BLE_OTA_STATUS_FORMAT 2
+#define BLE_OTA_STATUS_V1_LEN 232
+#define BLE_OTA_STATUS_V2_LEN 252
 
 /** Advertisement manufacturer data fields (§8). */
 typedef struct {
@@ -111,9 +164,15 @@ uint32_t ble_ota_get_u32(const uint8_t *p);
 void ble_ota_put_u16(uint8_t *p, uint16_t v);
 void ble_ota_put_u32(uint8_t *p, uint32_t v);
 
-/** Decode a BEGIN command (op included); returns false when len != BLE_OTA_BEGIN_LEN or op differs. */
+/** Decode a BEGIN command (op included). False (BAD_LENGTH) unless len is 93 without flags bit1, or
+ *  93 + the manifest's own length field (>= 8 bytes of manifest) with bit1. */
 bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *out);
+/** Encodes the 93 fixed bytes (a manifest, if any, is appended by the caller). */
 size_t ble_ota_encode_begin(const ble_ota_begin_req_t *req, uint8_t out[BLE_OTA_BEGIN_LEN]);
+/** Decode the manifest structure: magic, format, length == len, device_count <= 32. No signature check. */
+bool ble_ota_decode_manifest(const uint8_t *buf, size_t len, ble_ota_manifest_t *out);
+/** Bytes the signature covers: [0, 160 + 6n). */
+size_t ble_ota_manifest_signed_len(const ble_ota_manifest_t *m);
 
 /* Responses / notifications; each returns the encoded length. On err != 0 the fields are left out. */
 size_t ble_ota_encode_challenge_rsp(uint8_t err, const uint8_t nonce[16], uint16_t caps, uint8_t *out);
@@ -127,7 +186,9 @@ size_t ble_ota_encode_data_ack(uint32_t next_offset, uint8_t *out);
 size_t ble_ota_encode_data_nak(uint8_t err, uint32_t expected, uint8_t *out);
 size_t ble_ota_encode_session_aborted(uint8_t err, uint8_t *out);
 
-size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[232]);
+/** Format 2, 252 bytes (§C). */
+size_t ble_ota_encode_status(const ble_ota_status_t *st, uint8_t out[252]);
+/** Accepts format 1 (232 bytes, new fields zero) and format 2 (252 bytes). */
 bool ble_ota_decode_status(const uint8_t *buf, size_t len, ble_ota_status_t *st);
 
 size_t ble_ota_encode_mfg(const ble_ota_adv_t *adv, uint8_t out[11]);

@@ -67,6 +67,8 @@ static void copy_str(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+static bool deadline_passed(uint32_t now, uint32_t deadline) { return (int32_t)(now - deadline) >= 0; }
+
 conn_slot_t *ota_conn_find(ble_ota_conn_t conn)
 {
     for (int i = 0; i < BLE_OTA_MAX_CONNECTIONS; i++)
@@ -122,7 +124,6 @@ void ota_flush(void)
     }
 }
 
-static bool deadline_passed(uint32_t now, uint32_t deadline) { return (int32_t)(now - deadline) >= 0; }
 
 void ota_rearm_timer(void)
 {
@@ -188,6 +189,23 @@ void ota_persist_record(void)
     if (dirty && P->kv_set(P->ctx, "record", blob, sizeof blob) != 0) ota_log("ble_ota: could not persist the update record");
 }
 
+bool ota_provision_window_open(void)
+{
+    return g_ota.provision_open && !deadline_passed(P->now_ms(P->ctx), g_ota.provision_until);
+}
+
+void ota_raise_release_floor(uint32_t release)
+{
+    uint8_t buf[4];
+    ota_lock();
+    bool raise = release > g_ota.release_floor;
+    if (raise) g_ota.release_floor = release;
+    ota_unlock();
+    if (!raise) return;
+    ble_ota_put_u32(buf, release);
+    if (P->kv_set(P->ctx, "rel_floor", buf, sizeof buf) != 0) ota_log("ble_ota: could not persist the release floor");
+}
+
 uint16_t ble_ota_core_caps(void)
 {
     const ble_ota_config_t *c = &g_ota.cfg;
@@ -198,13 +216,17 @@ uint16_t ble_ota_core_caps(void)
     if (c->policy == BLE_OTA_POLICY_HOST) caps |= BLE_OTA_CAP_HOST_CONFIRM;
     if (!c->allow_downgrade) caps |= BLE_OTA_CAP_ANTI_DOWNGRADE;
     if (c->signed_images) caps |= BLE_OTA_CAP_SIGNED;
+    if (g_ota.release_key_mask) caps |= BLE_OTA_CAP_MANIFEST_REQUIRED;
+    if (ota_provision_window_open()) caps |= BLE_OTA_CAP_PROVISION_WINDOW;
+    if (c->allow_unauthenticated) caps |= BLE_OTA_CAP_UNAUTHENTICATED;
+    else if (!g_ota.has_key && !g_ota.release_key_mask) caps |= BLE_OTA_CAP_NOT_PROVISIONED;
     return caps;
 }
 
 void ota_build_status(ble_ota_status_t *st)
 {
     memset(st, 0, sizeof *st);
-    st->format = 1;
+    st->format = BLE_OTA_STATUS_FORMAT;
     st->proto_version = BLE_OTA_PROTO_VERSION;
     st->caps = ble_ota_core_caps();
     st->ota_state = g_ota.ota_state;
@@ -228,6 +250,11 @@ void ota_build_status(ble_ota_status_t *st)
     } else {
         st->last_result = 0xFF;
     }
+    char label[17];
+    if (P->ota_target(P->ctx, &st->update_partition_size, label) != 0) st->update_partition_size = 0;
+    st->release_floor = g_ota.release_floor;
+    memcpy(st->device_id, g_ota.app.device_id, sizeof st->device_id);
+    st->release_key_ids = g_ota.release_key_mask;
 }
 
 size_t ble_ota_core_read_status(uint8_t buf[BLE_OTA_STATUS_LEN])
@@ -392,6 +419,7 @@ static bool account_boot(void)
             r->boot_count = 1;
             run_diagnostics();
             r->stage = REC_STAGE_DONE;
+            ota_raise_release_floor(r->release); /* runs as valid: nothing will confirm it */
             return false;
         }
         rolled_back("rolled back to the previous image");
@@ -400,7 +428,10 @@ static bool account_boot(void)
     case REC_STAGE_BOOTED:
     case REC_STAGE_CONFIRMING:
         if (on_target) { /* no longer pending: confirmed (by us, or by the app itself) */
-            if (g_ota.ota_state == BLE_OTA_IMG_VALID) r->flags |= BLE_OTA_LAST_CONFIRMED;
+            if (g_ota.ota_state == BLE_OTA_IMG_VALID) {
+                r->flags |= BLE_OTA_LAST_CONFIRMED;
+                ota_raise_release_floor(r->release);
+            }
             r->stage = REC_STAGE_DONE;
             g_ota.rec_dirty = true;
             return false;
@@ -420,6 +451,37 @@ static bool account_boot(void)
     }
 }
 
+/* Session key (device_key, else the legacy fleet_key), release public keys (NVS rel_key0..3, else the
+ * built-in ones) and the release floor (PROTOCOL.md §D, §E). */
+static void load_keys(void)
+{
+    size_t len = sizeof g_ota.key;
+    g_ota.has_key = P->kv_get(P->ctx, "device_key", g_ota.key, &len) == 0 && len == sizeof g_ota.key;
+    len = sizeof g_ota.key;
+    if (!g_ota.has_key)
+        g_ota.has_key = P->kv_get(P->ctx, "fleet_key", g_ota.key, &len) == 0 && len == sizeof g_ota.key;
+    for (int i = 0; i < BLE_OTA_MAX_RELEASE_KEYS; i++) {
+        char name[] = "rel_key0";
+        name[7] = (char)('0' + i);
+        len = BLE_OTA_RELEASE_KEY_LEN;
+        if (P->kv_get(P->ctx, name, g_ota.release_keys[i], &len) == 0 && len == BLE_OTA_RELEASE_KEY_LEN &&
+            g_ota.release_keys[i][0] == 0x04)
+            g_ota.release_key_mask |= (uint8_t)(1u << i);
+    }
+    if (!g_ota.release_key_mask) {
+        size_t n = g_ota.cfg.embedded_release_keys_len / BLE_OTA_RELEASE_KEY_LEN;
+        for (size_t i = 0; i < n && i < BLE_OTA_MAX_RELEASE_KEYS; i++) {
+            const uint8_t *k = g_ota.cfg.embedded_release_keys + i * BLE_OTA_RELEASE_KEY_LEN;
+            if (k[0] != 0x04) continue;
+            memcpy(g_ota.release_keys[i], k, BLE_OTA_RELEASE_KEY_LEN);
+            g_ota.release_key_mask |= (uint8_t)(1u << i);
+        }
+    }
+    uint8_t floor[4];
+    len = sizeof floor;
+    if (P->kv_get(P->ctx, "rel_floor", floor, &len) == 0 && len == sizeof floor) g_ota.release_floor = ble_ota_get_u32(floor);
+}
+
 int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port)
 {
     if (!cfg || !port || cfg->window < 2048 || cfg->ack_interval == 0 || cfg->max_chunk < 1) return -1;
@@ -430,8 +492,13 @@ int ble_ota_core_init(const ble_ota_config_t *cfg, const ble_ota_port_t *port)
     g_ota.pending_conn = BLE_OTA_CONN_NONE;
     port->app_info(port->ctx, &g_ota.app);
     g_ota.ota_state = (uint8_t)port->app_state(port->ctx);
-    size_t len = sizeof g_ota.key;
-    g_ota.has_key = port->kv_get(port->ctx, "fleet_key", g_ota.key, &len) == 0 && len == sizeof g_ota.key;
+    load_keys();
+    if (cfg->provision_window_ms && port->provision_requested && port->provision_requested(port->ctx)) {
+        g_ota.provision_open = true;
+        g_ota.provision_until = port->now_ms(port->ctx) + cfg->provision_window_ms;
+        ota_log("ble_ota: provisioning window open");
+    }
+    size_t len;
     uint8_t blob[BLE_OTA_RECORD_BLOB_LEN];
     len = sizeof blob;
     if (port->kv_get(port->ctx, "record", blob, &len) == 0) ota_record_parse(blob, len, &g_ota.rec);

@@ -1,4 +1,6 @@
 /* Early checks on the start of a decoded image (PROTOCOL.md §4.1 step 3), before anything is written. */
+#include <string.h>
+
 #include "ble_ota_internal.h"
 
 #define ESP_IMAGE_MAGIC 0xE9
@@ -19,7 +21,18 @@ static bool chip_rev_fits(const uint8_t *hdr, const ble_ota_app_info_t *app)
     return !(max_set && app->chip_rev_full > max_rev && !app->ignore_max_chip_rev);
 }
 
-uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade)
+/* A NUL-padded 32-byte app descriptor field equals the manifest's string. */
+static bool field_equals(const uint8_t *field, const char *s)
+{
+    size_t n = strnlen(s, 32);
+    if (memcmp(field, s, n) != 0) return false;
+    for (size_t i = n; i < 32; i++)
+        if (field[i] != 0) return false;
+    return true;
+}
+
+uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade,
+                               const manifest_expect_t *manifest)
 {
     if (hdr[0] != ESP_IMAGE_MAGIC || hdr[1] == 0 || hdr[1] > ESP_MAX_SEGMENTS) return BLE_OTA_ERR_NOT_APP_IMAGE;
     if (ble_ota_get_u16(hdr + 12) != app->chip_id) return BLE_OTA_ERR_WRONG_CHIP;
@@ -29,5 +42,10 @@ uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app
     uint32_t first_segment_len = ble_ota_get_u32(hdr + ESP_IMAGE_HEADER_LEN + 4);
     if (first_segment_len < 256 || ble_ota_get_u32(desc) != ESP_APP_DESC_MAGIC) return BLE_OTA_ERR_NOT_APP_IMAGE;
     if (!allow_downgrade && ble_ota_get_u32(desc + 4) < app->secure_version) return BLE_OTA_ERR_DOWNGRADE;
+    /* esp_app_desc_t: secure_version at 4, version[32] at 16, project_name[32] at 48 (esp_app_desc.h) */
+    if (manifest && manifest->present &&
+        (ble_ota_get_u32(desc + 4) != manifest->secure_version || !field_equals(desc + 16, manifest->app_version) ||
+         !field_equals(desc + 48, manifest->project_name)))
+        return BLE_OTA_ERR_MANIFEST_MISMATCH;
     return BLE_OTA_OK;
 }

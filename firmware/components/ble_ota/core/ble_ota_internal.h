@@ -35,14 +35,30 @@ typedef struct {
     uint8_t sha256[32];
     char message[33];
     char target_label[17];
+    uint32_t release; /* manifest release of the image this record is about (0: none) */
 } ota_record_t;
 
-#define BLE_OTA_RECORD_BLOB_LEN 88
+#define BLE_OTA_RECORD_BLOB_LEN 92
+#define BLE_OTA_RECORD_V1_BLOB_LEN 88 /* before the release field: still read */
 size_t ota_record_serialize(const ota_record_t *r, uint8_t out[BLE_OTA_RECORD_BLOB_LEN]);
 bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r);
 
-/** Early image checks on the first 288 decoded bytes against the running app; returns a ble_ota_err_t. */
-uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade);
+/** What a verified manifest promises about the image; checked again with the 288-byte header. */
+typedef struct {
+    bool present;
+    uint32_t release;
+    uint32_t secure_version;
+    char project_name[33];
+    char app_version[33];
+} manifest_expect_t;
+
+/** Early image checks on the first 288 decoded bytes against the running app and, when present, the
+ *  manifest (MANIFEST_MISMATCH); returns a ble_ota_err_t. */
+uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade,
+                               const manifest_expect_t *manifest);
+
+/** BEGIN's manifest checks (PROTOCOL.md §D order) with the lock held; fills *expect. ble_ota_err_t. */
+uint8_t ota_check_manifest(const ble_ota_begin_req_t *req, manifest_expect_t *expect);
 
 typedef struct {
     bool used;
@@ -77,6 +93,7 @@ typedef struct {
     bool gap_nak_sent;
     uint32_t resume_deadline;
     uint8_t end_flags;
+    manifest_expect_t manifest;    /* what BEGIN's manifest said about the image */
     uint8_t *ring;                 /* window bytes; transfer offset x lives at ring[x % window]; reserved
                                       at BEGIN, freed when the session ends */
     void *reserved_sha;            /* reserved at BEGIN; the writer adopts them (NULL then) */
@@ -88,6 +105,7 @@ typedef struct {
     bool active;
     uint32_t gen;
     ble_ota_begin_req_t req;
+    manifest_expect_t manifest;
     void *sha;
     void *inflate;
     bool inflate_done;
@@ -104,8 +122,14 @@ typedef struct {
     const ble_ota_port_t *port;
     ble_ota_app_info_t app;
     uint8_t ota_state;
-    bool has_key;
+    bool has_key;                  /* session key: NVS device_key, else the legacy fleet_key */
     uint8_t key[32];
+    uint8_t release_keys[BLE_OTA_MAX_RELEASE_KEYS][BLE_OTA_RELEASE_KEY_LEN];
+    uint8_t release_key_mask;      /* bit i: release_keys[i] holds a key */
+    uint32_t release_floor;        /* NVS rel_floor */
+    bool provision_open;           /* the physical action was done at this boot */
+    uint32_t provision_until;      /* now_ms deadline of the provisioning window */
+    uint8_t provision_key[32];     /* PROVISION accepted, stored by the writer */
     ota_record_t rec;
     bool rec_dirty;
     conn_slot_t conns[BLE_OTA_MAX_CONNECTIONS];
@@ -147,5 +171,9 @@ conn_slot_t *ota_conn_find(ble_ota_conn_t conn);
 /** Persist the record when it changed (lock NOT held; writer context or init). */
 void ota_persist_record(void);
 void ota_build_status(ble_ota_status_t *st);
+/** The provisioning window is open now (lock held). */
+bool ota_provision_window_open(void);
+/** A confirmed image: release_floor = max(release_floor, its manifest release); persisted (lock NOT held). */
+void ota_raise_release_floor(uint32_t release);
 
 #endif

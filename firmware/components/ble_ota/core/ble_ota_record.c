@@ -4,7 +4,7 @@
 #include "ble_ota_internal.h"
 
 #define RECORD_MAGIC 0x52 /* 'R' */
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2 /* 2: + release at 88 */
 
 size_t ota_record_serialize(const ota_record_t *r, uint8_t out[BLE_OTA_RECORD_BLOB_LEN])
 {
@@ -19,13 +19,16 @@ size_t ota_record_serialize(const ota_record_t *r, uint8_t out[BLE_OTA_RECORD_BL
     memcpy(out + 8, r->sha256, 32);
     memcpy(out + 40, r->message, strnlen(r->message, 32));
     memcpy(out + 72, r->target_label, strnlen(r->target_label, 16));
+    ble_ota_put_u32(out + 88, r->release);
     return BLE_OTA_RECORD_BLOB_LEN;
 }
 
 bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r)
 {
     memset(r, 0, sizeof *r);
-    if (len != BLE_OTA_RECORD_BLOB_LEN || buf[0] != RECORD_MAGIC || buf[1] != RECORD_VERSION) return false;
+    bool v1 = len == BLE_OTA_RECORD_V1_BLOB_LEN && buf[1] == 1;
+    bool v2 = len == BLE_OTA_RECORD_BLOB_LEN && buf[1] == RECORD_VERSION;
+    if ((!v1 && !v2) || buf[0] != RECORD_MAGIC) return false;
     r->valid = true;
     r->result = buf[2];
     r->flags = buf[3] & (uint8_t)~BLE_OTA_LAST_RECORD_VALID;
@@ -37,5 +40,6 @@ bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r)
     r->message[32] = '\0';
     memcpy(r->target_label, buf + 72, 16);
     r->target_label[16] = '\0';
+    r->release = v2 ? ble_ota_get_u32(buf + 88) : 0;
     return true;
 }

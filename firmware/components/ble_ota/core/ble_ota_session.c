@@ -83,11 +83,15 @@ static bool tag_equal(const uint8_t *a, const uint8_t *b)
     return d == 0;
 }
 
-/* §7: checks the tag of a BEGIN (mac_data = begin[1..44]) or of a tagged command (mac_data = &op). The
- * nonce is spent whatever the outcome. Lock held. */
+/* §7 and secure by default (PROTOCOL.md §E): checks the tag of a BEGIN (mac_data = begin[1..76]) or of a
+ * tagged command (mac_data = &op). With a session key every one needs a valid tag. Without one: nobody can
+ * prove anything, so tagged commands are NOT_PROVISIONED and BEGIN is allowed only when a manifest will
+ * prove the image (release keys) — unless the build opted out (allow_unauthenticated: tags ignored).
+ * The nonce is spent whatever the outcome. Lock held. */
 static uint8_t check_tag(conn_slot_t *c, bool is_begin, const uint8_t *mac_data, size_t mac_len, const uint8_t *tag)
 {
     if (!g_ota.has_key) {
+        if (!g_ota.cfg.allow_unauthenticated && !(is_begin && g_ota.release_key_mask)) return BLE_OTA_ERR_NOT_PROVISIONED;
         if (is_begin && g_ota.cfg.require_fleet_key) return BLE_OTA_ERR_AUTH_FAILED;
         return BLE_OTA_OK;
     }
@@ -129,21 +133,34 @@ static void emit_simple(ble_ota_conn_t conn, uint8_t op, uint8_t err)
 static bool same_image(const ble_ota_begin_req_t *a, const ble_ota_begin_req_t *b)
 {
     return a->image_size == b->image_size && a->transfer_size == b->transfer_size && a->encoding == b->encoding &&
-           memcmp(a->sha256, b->sha256, 32) == 0;
+           memcmp(a->sha256, b->sha256, 32) == 0 && memcmp(a->base_sha256, b->base_sha256, 32) == 0;
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= p[i];
+    return acc == 0;
 }
 
 /* BEGIN checks, all before anything is erased (§4.1 step 3), in this order: parameters, encoding, tag,
- * partition size, state (INVALID_STATE / BUSY). The TypeScript device model uses the same order. */
-static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_begin_req_t *req)
+ * manifest (PROTOCOL.md §D), partition size, state (INVALID_STATE / BUSY). The TypeScript device model
+ * uses the same order. */
+static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_begin_req_t *req, manifest_expect_t *man)
 {
     const session_t *s = &g_ota.s;
-    if (req->image_size == 0 || req->chunk_size == 0 || (req->flags & (uint8_t)~BLE_OTA_BEGIN_FLAG_RESUME))
+    const uint8_t known_flags = BLE_OTA_BEGIN_FLAG_RESUME | BLE_OTA_BEGIN_FLAG_MANIFEST;
+    if (req->image_size == 0 || req->chunk_size == 0 || (req->flags & (uint8_t)~known_flags))
         return BLE_OTA_ERR_BAD_PARAMETER;
+    if (req->encoding != BLE_OTA_ENCODING_DELTA && !is_zero(req->base_sha256, 32)) return BLE_OTA_ERR_BAD_PARAMETER;
+    /* encoding 2 (delta) is not supported by this build: caps bit7 stays 0 */
     if (req->encoding != BLE_OTA_ENCODING_RAW && (req->encoding != BLE_OTA_ENCODING_DEFLATE || !g_ota.cfg.deflate))
         return BLE_OTA_ERR_BAD_ENCODING;
     if (req->transfer_size == 0 || (req->encoding == BLE_OTA_ENCODING_RAW && req->transfer_size != req->image_size))
         return BLE_OTA_ERR_BAD_ENCODING;
     uint8_t err = check_tag(c, true, data + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN, req->tag);
+    if (err) return err;
+    err = ota_check_manifest(req, man);
     if (err) return err;
     uint32_t partition_size = 0;
     char label[17];
@@ -183,7 +200,10 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
         emit_simple(c->conn, BLE_OTA_OP_BEGIN, BLE_OTA_ERR_BAD_LENGTH);
         return;
     }
-    uint8_t err = begin_checks(c, data, &req);
+    manifest_expect_t man;
+    uint8_t err = begin_checks(c, data, &req, &man);
+    req.manifest = NULL; /* points into the write buffer: not kept */
+    req.manifest_len = 0;
     if (err) {
         emit_simple(c->conn, BLE_OTA_OP_BEGIN, err);
         return;
@@ -221,6 +241,7 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
     s->owner = c->conn;
     s->gen = ++g_ota.gen_counter;
     s->req = req;
+    s->manifest = man;
     s->chunk = chunk;
     s->expected = s->acked = s->last_ack_sent = 0;
     s->dup_nak_sent = s->gap_nak_sent = false;
@@ -229,6 +250,7 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
     memset(r, 0, sizeof *r);
     r->stage = REC_STAGE_IN_PROGRESS;
     memcpy(r->sha256, req.sha256, 32);
+    r->release = man.release;
     ota_record_set(BLE_OTA_ERR_INTERNAL, "in progress");
     ota_rearm_timer();
     P->writer_kick(P->ctx);
@@ -307,6 +329,24 @@ static void handle_tagged(conn_slot_t *c, const uint8_t *data, size_t len)
     emit_simple(conn, op, err);
 }
 
+/* PROVISION (PROTOCOL.md §E): physical presence at boot is the proof, so no tag. The writer stores the
+ * key (an NVS write must not run in the BLE host task) and answers. Lock held. */
+static void handle_provision(conn_slot_t *c, const uint8_t *data, size_t len)
+{
+    uint8_t err = BLE_OTA_OK;
+    if (len != BLE_OTA_PROVISION_LEN) err = BLE_OTA_ERR_BAD_LENGTH;
+    else if (!ota_provision_window_open()) err = BLE_OTA_ERR_INVALID_STATE;
+    else if (g_ota.pending_cmd) err = BLE_OTA_ERR_BUSY; /* one command carried out by the writer at a time */
+    if (err) {
+        emit_simple(c->conn, BLE_OTA_OP_PROVISION, err);
+        return;
+    }
+    memcpy(g_ota.provision_key, data + 1, sizeof g_ota.provision_key);
+    g_ota.pending_cmd = BLE_OTA_OP_PROVISION;
+    g_ota.pending_conn = c->conn;
+    P->writer_kick(P->ctx);
+}
+
 int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
 {
     if (len == 0 || len > BLE_OTA_CONTROL_MAX_LEN) return BLE_OTA_ATT_INVALID_ATTR_VALUE_LEN;
@@ -342,6 +382,7 @@ int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size
     case BLE_OTA_OP_CONFIRM:
     case BLE_OTA_OP_ROLLBACK:
     case BLE_OTA_OP_REBOOT: handle_tagged(c, data, len); break;
+    case BLE_OTA_OP_PROVISION: handle_provision(c, data, len); break;
     default: {
         uint8_t out[3];
         ota_emit(conn, out, ble_ota_encode_unknown_rsp(data[0], out));

@@ -30,6 +30,7 @@ static uint8_t writer_setup(void)
     w->decoded = 0;
     w->header_done = false;
     w->inflate_done = false;
+    w->manifest = s->manifest;
     w->sha = s->reserved_sha;
     w->inflate = s->reserved_inflate;
     s->reserved_sha = s->reserved_inflate = NULL;
@@ -53,7 +54,7 @@ static uint8_t consume_decoded(const uint8_t *p, size_t len)
         if (w->decoded == w->req.image_size && w->decoded < BLE_OTA_HEADER_CHECK_LEN)
             return BLE_OTA_ERR_NOT_APP_IMAGE; /* too short to hold the headers and an app descriptor */
         if (w->decoded < BLE_OTA_HEADER_CHECK_LEN) return BLE_OTA_OK;
-        uint8_t err = ota_check_image_header(w->header, &g_ota.app, g_ota.cfg.allow_downgrade);
+        uint8_t err = ota_check_image_header(w->header, &g_ota.app, g_ota.cfg.allow_downgrade, &w->manifest);
         if (err) return err;
         /* Only now is the target partition touched. */
         if (P->ota_begin(P->ctx, w->req.image_size) != 0) return BLE_OTA_ERR_FLASH_ERROR;
@@ -141,6 +142,7 @@ static const char *error_message(uint8_t err)
     case BLE_OTA_ERR_VALIDATION_FAILED: return "image validation failed";
     case BLE_OTA_ERR_FLASH_ERROR: return "flash erase/write failed";
     case BLE_OTA_ERR_SET_BOOT_FAILED: return "set boot partition failed";
+    case BLE_OTA_ERR_MANIFEST_MISMATCH: return "image differs from its manifest";
     case BLE_OTA_OK: return "installed";
     default: return "internal error";
     }
@@ -216,13 +218,16 @@ static void do_confirm(ble_ota_conn_t conn)
     int state = P->app_state(P->ctx);
     ota_lock();
     g_ota.ota_state = (uint8_t)state;
+    uint32_t release = 0;
     if (r->valid) {
         r->stage = rc == 0 ? REC_STAGE_DONE : REC_STAGE_BOOTED;
         if (rc == 0) r->flags |= BLE_OTA_LAST_CONFIRMED;
+        if (rc == 0) release = r->release;
         g_ota.rec_dirty = true;
     }
     ota_unlock();
     ota_persist_record();
+    if (release) ota_raise_release_floor(release);
     ota_lock();
     if (conn != BLE_OTA_CONN_NONE) emit_simple(conn, BLE_OTA_OP_CONFIRM, rc == 0 ? BLE_OTA_OK : BLE_OTA_ERR_INTERNAL);
     ota_unlock();
@@ -251,6 +256,26 @@ static void do_rollback(ble_ota_conn_t conn)
     }
     emit_simple(conn, BLE_OTA_OP_ROLLBACK, err);
     ota_unlock();
+    ota_flush();
+}
+
+/* PROVISION accepted on the BLE side: store the session key (NVS device_key), then answer. */
+static void do_provision(ble_ota_conn_t conn)
+{
+    uint8_t key[32];
+    ota_lock();
+    memcpy(key, g_ota.provision_key, sizeof key);
+    ota_unlock();
+    int rc = P->kv_set(P->ctx, "device_key", key, sizeof key);
+    ota_lock();
+    if (rc == 0) {
+        memcpy(g_ota.key, key, sizeof key);
+        g_ota.has_key = true;
+    }
+    memset(g_ota.provision_key, 0, sizeof g_ota.provision_key);
+    emit_simple(conn, BLE_OTA_OP_PROVISION, rc == 0 ? BLE_OTA_OK : BLE_OTA_ERR_INTERNAL);
+    ota_unlock();
+    memset(key, 0, sizeof key);
     ota_flush();
 }
 
@@ -288,6 +313,7 @@ void ble_ota_core_writer_run(void)
             ble_ota_conn_t conn = g_ota.pending_conn;
             ota_unlock();
             if (op == BLE_OTA_OP_CONFIRM) do_confirm(conn);
+            else if (op == BLE_OTA_OP_PROVISION) do_provision(conn);
             else do_rollback(conn);
             ota_lock();
             g_ota.pending_cmd = 0;

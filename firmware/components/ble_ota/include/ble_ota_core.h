@@ -23,9 +23,9 @@ extern "C" {
 #endif
 
 #define BLE_OTA_PROTO_VERSION 2
-#define BLE_OTA_STATUS_LEN 232      /**< Status characteristic value, PROTOCOL.md §5 */
+#define BLE_OTA_STATUS_LEN 252      /**< Status characteristic value, format 2, PROTOCOL.md §5 */
 #define BLE_OTA_MFG_DATA_LEN 11     /**< manufacturer specific data, company id first, PROTOCOL.md §8 */
-#define BLE_OTA_CONTROL_MAX_LEN 128 /**< longest accepted Control value (long writes reassembled by the binding) */
+#define BLE_OTA_CONTROL_MAX_LEN 512 /**< longest accepted Control value (long writes reassembled by the binding) */
 #define BLE_OTA_MAX_CONNECTIONS 4   /**< connections tracked at once (more are answered BUSY) */
 
 /** Error codes, PROTOCOL.md §9 (one enum for responses, NAKs and the update record). */
@@ -63,6 +63,13 @@ typedef enum {
     BLE_OTA_ERR_ROLLED_BACK = 30,
     BLE_OTA_ERR_WRONG_CHIP_REVISION = 31, /**< image min/max_chip_rev_full exclude this chip (with the header) */
     BLE_OTA_ERR_NO_MEMORY = 32,           /**< BEGIN refused: the session's buffers could not be reserved */
+    BLE_OTA_ERR_NOT_PROVISIONED = 33,     /**< no session key, no release key, no opt-out */
+    BLE_OTA_ERR_MANIFEST_REQUIRED = 34,   /**< release keys provisioned and BEGIN carries no manifest */
+    BLE_OTA_ERR_MANIFEST_INVALID = 35,    /**< malformed manifest, unknown key_id or wrong signature */
+    BLE_OTA_ERR_MANIFEST_MISMATCH = 36,   /**< manifest does not describe this image / chip / device */
+    BLE_OTA_ERR_RELEASE_TOO_OLD = 37,     /**< manifest release below the device's release floor */
+    BLE_OTA_ERR_BASE_MISMATCH = 38,       /**< delta base is not the running image */
+    BLE_OTA_ERR_PATCH_INVALID = 39,       /**< malformed delta patch */
     BLE_OTA_ERR_INTERNAL = 0xFE,
 } ble_ota_err_t;
 
@@ -93,7 +100,15 @@ typedef struct {
     bool deflate;                 /**< CONFIG_BLE_OTA_DEFLATE */
     bool require_fleet_key;       /**< CONFIG_BLE_OTA_REQUIRE_FLEET_KEY: refuse BEGIN until a key exists */
     bool allow_downgrade;         /**< CONFIG_BLE_OTA_ALLOW_DOWNGRADE */
-    bool signed_images;           /**< caps bit5: CONFIG_SECURE_SIGNED_APPS_* / secure boot enabled */
+    bool signed_images;           /**< caps bit5: CONFIG_SECURE_SIGNED_ON_UPDATE (signed apps / secure boot) */
+    bool allow_unauthenticated;   /**< CONFIG_BLE_OTA_INSECURE_ALLOW_UNAUTHENTICATED: without any key, accept
+                                       updates and commands from anyone (development only; caps bit9) */
+    uint32_t provision_window_ms; /**< CONFIG_BLE_OTA_PROVISION_WINDOW_S * 1000: how long PROVISION is accepted
+                                       after a boot where port->provision_requested() said yes */
+    /** Release public keys built into the firmware (CONFIG_BLE_OTA_RELEASE_KEYS_FILE: n x 65 bytes,
+     *  key_id = index), used when NVS holds no rel_key0..3. Must outlive the core. */
+    const uint8_t *embedded_release_keys;
+    size_t embedded_release_keys_len;
 } ble_ota_config_t;
 
 /** Defaults of PROTOCOL.md §10 (auto policy, deflate on, no key required, no downgrade). */
@@ -151,7 +166,7 @@ int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size
 /** A write without response to Data: u32 offset + payload. Answers with DATA_ACK / DATA_NAK notifications. */
 void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t len);
 
-/** Fill the Status value (PROTOCOL.md §5). Returns BLE_OTA_STATUS_LEN. */
+/** Fill the Status value (PROTOCOL.md §5, format 2). Returns BLE_OTA_STATUS_LEN. */
 size_t ble_ota_core_read_status(uint8_t buf[BLE_OTA_STATUS_LEN]);
 
 /** Fill the manufacturer specific data of the scan response (PROTOCOL.md §8, company id 0x02E5 first).

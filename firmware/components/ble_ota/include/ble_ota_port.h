@@ -18,8 +18,9 @@
  *               the device never acknowledges bytes it could not queue for flash.
  *   Timer     — ble_ota_core_on_timer() after timer_arm() expires (esp_timer task / host virtual clock).
  * The core serialises these contexts with lock()/unlock() (not recursive). While holding the lock it
- * calls only now_ms, timer_arm, writer_kick, random, digest_*, inflate_start/inflate_free (memory only:
- * BEGIN reserves a session's buffers before it is accepted), ota_target and log; these must not call
+ * calls only now_ms, timer_arm, writer_kick, random, digest_*, ecdsa_p256_verify (BEGIN's manifest),
+ * inflate_start/inflate_free (memory only: BEGIN reserves a session's buffers before it is accepted),
+ * ota_target and log; these must not call
  * back into the core. Everything else (ota_*, app_*, kv_*, notify, restart) is called without the lock
  * and may block or take other locks. Flash and eFuse work (erase/write, esp_ota_end, set boot, confirm,
  * the rollback check, update record writes, the reboot) runs in the writer context only (and in
@@ -49,7 +50,7 @@ typedef uint16_t ble_ota_conn_t;
 /** Characteristics the core notifies on. */
 typedef enum {
     BLE_OTA_CHR_CONTROL = 0, /**< response/ACK/NAK to one connection (conn argument) */
-    BLE_OTA_CHR_STATUS = 1,  /**< the 232-byte status; conn = BLE_OTA_CONN_NONE: every subscriber.
+    BLE_OTA_CHR_STATUS = 1,  /**< the 252-byte status; conn = BLE_OTA_CONN_NONE: every subscriber.
                                   Also the hint to refresh the advertisement (ble_ota_core_build_mfg_data). */
 } ble_ota_chr_t;
 
@@ -83,6 +84,7 @@ typedef struct {
     uint8_t reset_reason;        /**< esp_reset_reason_t value */
     uint16_t chip_rev_full;      /**< efuse_hal_chip_revision(): major * 100 + minor */
     bool ignore_max_chip_rev;    /**< efuse_hal_get_disable_wafer_version_major(): max_chip_rev_full not enforced */
+    uint8_t device_id[6];        /**< esp_read_mac(ESP_MAC_BASE): identity for per-device keys and allow-lists */
 } ble_ota_app_info_t;
 
 /** esp_reset_reason_t ESP_RST_DEEPSLEEP: a wake from deep sleep is not counted as a boot. */
@@ -149,7 +151,9 @@ typedef struct ble_ota_port {
     void (*restart)(void *ctx);
 
     /* ---- persistent key/value (NVS namespace "ble_ota"). Keys used: "record" (update record, core's
-     *      own serialisation, < 128 bytes), "fleet_key" (32 bytes, provisioned by the application). ---- */
+     *      own serialisation, < 128 bytes), "device_key" (32 bytes, per-device session key: factory or
+     *      PROVISION), "fleet_key" (32 bytes, legacy shared key, read when device_key is absent),
+     *      "rel_key0".."rel_key3" (65-byte release public keys), "rel_floor" (u32 little-endian). ---- */
     /** Read up to *len bytes; sets *len to the stored size. Returns -1 when the key does not exist. */
     int (*kv_get)(void *ctx, const char *key, void *buf, size_t *len);
     /** Store and commit. */
@@ -163,6 +167,10 @@ typedef struct ble_ota_port {
     void (*digest_update)(void *ctx, void *handle, const uint8_t *data, size_t len);
     /** Write the 32-byte result to out (out == NULL: discard) and free the handle. */
     void (*digest_finish)(void *ctx, void *handle, uint8_t out[32]);
+    /** ECDSA P-256 verify: pubkey = uncompressed SEC1 point (65 bytes), hash = SHA-256 of the signed
+     *  bytes, sig = r || s (32 bytes each, big-endian). Returns 0 when the signature is valid. Memory
+     *  and CPU only (no flash): the core calls it with the lock held, from the BLE side. */
+    int (*ecdsa_p256_verify)(void *ctx, const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64]);
 
     /* ---- inflate (zlib stream, RFC 1950; tinfl-like streaming) ---- */
     /** New decoder (32 KiB dictionary). NULL when out of memory. */
@@ -187,6 +195,11 @@ typedef struct ble_ota_port {
      *  so it fits ATT MTU 23. Status: every subscriber (conn = BLE_OTA_CONN_NONE), the whole value; send
      *  each link its first ATT MTU - 3 bytes (clients read Status). Called without the core lock held. */
     void (*notify)(void *ctx, ble_ota_conn_t conn, ble_ota_chr_t chr, const uint8_t *data, size_t len);
+
+    /* ---- provisioning (may be NULL: never) ---- */
+    /** The documented physical action was done at this boot (ESP: CONFIG_BLE_OTA_PROVISION_GPIO held low at
+     *  reset). Read once by ble_ota_core_init: PROVISION is then accepted for cfg.provision_window_ms. */
+    bool (*provision_requested)(void *ctx);
 
     /* ---- optional diagnostics text (may be NULL) ---- */
     void (*log)(void *ctx, const char *msg);

@@ -34,6 +34,11 @@ static const char *TAG = "ble_ota";
 static ble_ota_port_t s_port;
 static bool s_started;
 
+#ifdef BLE_OTA_HAVE_EMBEDDED_RELEASE_KEYS
+extern const uint8_t s_release_keys_start[] asm("_binary_ble_ota_release_keys_start");
+extern const uint8_t s_release_keys_end[] asm("_binary_ble_ota_release_keys_end");
+#endif
+
 void ble_ota_config_from_kconfig(ble_ota_config_t *cfg)
 {
     ble_ota_config_default(cfg);
@@ -68,6 +73,16 @@ void ble_ota_config_from_kconfig(ble_ota_config_t *cfg)
     cfg->signed_images = true;
 #else
     cfg->signed_images = false;
+#endif
+#if CONFIG_BLE_OTA_INSECURE_ALLOW_UNAUTHENTICATED
+    cfg->allow_unauthenticated = true;
+#else
+    cfg->allow_unauthenticated = false;
+#endif
+    cfg->provision_window_ms = (uint32_t)CONFIG_BLE_OTA_PROVISION_WINDOW_S * 1000u;
+#ifdef BLE_OTA_HAVE_EMBEDDED_RELEASE_KEYS
+    cfg->embedded_release_keys = s_release_keys_start;
+    cfg->embedded_release_keys_len = (size_t)(s_release_keys_end - s_release_keys_start);
 #endif
 }
 
@@ -112,9 +127,9 @@ void ble_ota_set_diagnostics(ble_ota_diagnostics_fn fn, void *arg)
     ble_ota_core_set_diagnostics(fn != NULL ? diagnostics_with_timeout : NULL, NULL);
 }
 
-esp_err_t ble_ota_provision_fleet_key(const uint8_t key[32])
+static esp_err_t store_blob(const char *name, const uint8_t *value, size_t len)
 {
-    if (key == NULL) {
+    if (value == NULL) {
         return ESP_ERR_INVALID_ARG;
     }
     nvs_handle_t h;
@@ -122,12 +137,32 @@ esp_err_t ble_ota_provision_fleet_key(const uint8_t key[32])
     if (err != ESP_OK) {
         return err;
     }
-    err = nvs_set_blob(h, "fleet_key", key, 32);
+    err = nvs_set_blob(h, name, value, len);
     if (err == ESP_OK) {
         err = nvs_commit(h);
     }
     nvs_close(h);
     return err;
+}
+
+esp_err_t ble_ota_provision_fleet_key(const uint8_t key[32])
+{
+    return store_blob("fleet_key", key, 32);
+}
+
+esp_err_t ble_ota_provision_device_key(const uint8_t key[32])
+{
+    return store_blob("device_key", key, 32);
+}
+
+esp_err_t ble_ota_provision_release_key(unsigned key_id, const uint8_t public_key[65])
+{
+    char name[] = "rel_key0";
+    if (key_id > 3 || public_key == NULL || public_key[0] != 0x04) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    name[7] = (char)('0' + key_id);
+    return store_blob(name, public_key, 65);
 }
 
 /* ---- start-up ---- */

@@ -37,8 +37,15 @@ static subscriber_t s_subs[CONFIG_BT_NIMBLE_MAX_CONNECTIONS];
 /* Written in the host task, read by notify() from the writer and timer tasks too. */
 static portMUX_TYPE s_subs_lock = portMUX_INITIALIZER_UNLOCKED;
 
-/* Data payloads are flattened here; access callbacks all run in the one NimBLE host task. */
-static uint8_t s_rx[512]; /* the largest ATT attribute value */
+/* Data payloads and Control values are flattened here; access callbacks all run in the one NimBLE host
+ * task. 512 = BLE_ATT_ATTR_MAX_LEN, the longest value NimBLE accepts, also from a long (prepared) write:
+ * ble_att_svr_prep_validate refuses a queue longer than that with INVALID_ATTR_VALUE_LEN (esp-nimble
+ * 32b2124f nimble/host/include/host/ble_att.h:215, nimble/host/src/ble_att_svr.c:2581-2585). A 512-byte
+ * long write at ATT MTU 23 takes 29 Prepare Write requests of 18 bytes, within the 64 prepare entries
+ * (nimble/host/syscfg.yml:371-377, ESP-IDF esp_nimble_cfg.h:538-539 MYNEWT_VAL_BLE_ATT_SVR_MAX_PREP_ENTRIES),
+ * and NimBLE hands the access callback the reassembled value as one mbuf chain. */
+static uint8_t s_rx[512];
+_Static_assert(BLE_OTA_CONTROL_MAX_LEN <= sizeof(s_rx), "a Control value must fit the flat buffer");
 
 enum { DIS_MANUFACTURER, DIS_MODEL, DIS_FW_REV };
 
@@ -80,12 +87,12 @@ static int control_access(uint16_t conn, uint16_t attr, struct ble_gatt_access_c
     if (ctxt->op != BLE_GATT_ACCESS_OP_WRITE_CHR) {
         return BLE_ATT_ERR_UNLIKELY;
     }
-    uint8_t buf[BLE_OTA_CONTROL_MAX_LEN];
-    int len = flatten(ctxt->om, buf, sizeof(buf));
+    /* static, not on the host task's stack: up to 512 bytes (BEGIN with a manifest) */
+    int len = flatten(ctxt->om, s_rx, BLE_OTA_CONTROL_MAX_LEN);
     if (len < 0) {
         return BLE_ATT_ERR_INVALID_ATTR_VALUE_LEN; /* longer than any command (long writes are reassembled) */
     }
-    return ble_ota_core_on_control_write(conn, buf, (size_t)len);
+    return ble_ota_core_on_control_write(conn, s_rx, (size_t)len);
 }
 
 static int data_access(uint16_t conn, uint16_t attr, struct ble_gatt_access_ctxt *ctxt, void *arg)

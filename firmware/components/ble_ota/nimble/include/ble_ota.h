@@ -55,6 +55,15 @@ int ble_ota_gap_event(struct ble_gap_event *event, void *arg);
  *  an NVS partition image). Needs nvs_flash_init() first. */
 esp_err_t ble_ota_provision_fleet_key(const uint8_t key[32]);
 
+/** Store this device's own session key (NVS "device_key"; wins over fleet_key): the factory step for
+ *  per-device keys, HKDF-SHA256(plant master key, "BLEOTA2-DEVICE-KEY", esp_read_mac(ESP_MAC_BASE)).
+ *  Takes effect at the next ble_ota_init(). */
+esp_err_t ble_ota_provision_device_key(const uint8_t key[32]);
+
+/** Store release public key key_id (0..3; NVS "rel_key<id>", 65-byte uncompressed SEC1 point). NVS keys
+ *  replace the built-in ones (CONFIG_BLE_OTA_RELEASE_KEYS_FILE). Takes effect at the next ble_ota_init(). */
+esp_err_t ble_ota_provision_release_key(unsigned key_id, const uint8_t public_key[65]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,5 +119,6 @@ esp_err_t ble_ota_port_esp_idf_init(ble_ota_port_t *port, const ble_ota_esp_port
     ble_ota_esp_kv_fill(port);
     ble_ota_esp_crypto_fill(port);
     ble_ota_esp_inflate_fill(port);
+    ble_ota_esp_provision_fill(port);
     return ESP_OK;
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 #include "esp_app_desc.h"
 #include "esp_log.h"
+#include "esp_mac.h"
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
 #include "esp_system.h"
@@ -72,6 +73,10 @@ static void app_info(void *ctx, ble_ota_app_info_t *out)
      * (bootloader_common_loader.c:94-114) */
     out->chip_rev_full = (uint16_t)efuse_hal_chip_revision();
     out->ignore_max_chip_rev = efuse_hal_get_disable_wafer_version_major();
+    /* the identity per-device keys are derived from and manifests list (PROTOCOL.md §C device_id) */
+    if (esp_read_mac(out->device_id, ESP_MAC_BASE) != ESP_OK) {
+        memset(out->device_id, 0, sizeof(out->device_id));
+    }
     const esp_partition_t *running = esp_ota_get_running_partition();
     if (running != NULL) {
         copy_str(out->partition_label, sizeof(out->partition_label), running->label, sizeof(running->label));

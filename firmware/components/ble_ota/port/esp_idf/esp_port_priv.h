@@ -30,5 +30,6 @@ void ble_ota_esp_app_fill(ble_ota_port_t *port);
 void ble_ota_esp_kv_fill(ble_ota_port_t *port);
 void ble_ota_esp_crypto_fill(ble_ota_port_t *port);
 void ble_ota_esp_inflate_fill(ble_ota_port_t *port);
+void ble_ota_esp_provision_fill(ble_ota_port_t *port);
 
 #endif
