@@ -141,16 +141,4 @@ export interface SimDeviceConfig {
   flashSlowdown?: number;
   /** 'model' (TypeScript model, default) or 'twin' (the C firmware core over stdio). */
   implementation?: 'model' | 'twin';
-  /** 32-byte per-device session key (NVS device_key); wins over fleetKey. Tags are then required on every command. */
-  deviceKey?: Buffer;
-  /** Release public keys, 65-byte uncompressed SEC1 points; index = key_id (0..3). Any key makes a signed manifest required. */
-  releaseKeys?: Buffer[];
-  /** Development opt-out (Kconfig BLE_OTA_INSECURE_ALLOW_UNAUTHENTICATED): without keys, accept anyone. Default false. */
-  allowUnauthenticated?: boolean;
-  /** The provisioning action was done at boot: PROVISION (op 0x08) is accepted for this long after each boot (ms). */
-  provisioningWindowMs?: number;
-  /** Signed app verification on update (caps bit5): an image without a signature block is refused at END. */
-  signedImagesRequired?: boolean;
-  /** Initial release floor (NVS rel_floor): lowest manifest release accepted. Default 0. */
-  releaseFloor?: number;
 }
