@@ -15,7 +15,7 @@ const OPTIONAL_NUMBER = new Set(['sim']);
 const VALUE_OPTIONS = new Set([
   'attempts', 'device', 'duration', 'encoding', 'expect-chip', 'expect-sha256', 'expect-state', 'expect-version', 'find-timeout',
   'fault', 'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
-  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates',
+  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates', 'workers', 'concurrency',
 ]);
 /** Options that may be given more than once; their values are kept in order (repeatedOption). */
 const REPEATABLE = new Set(['fault']);

@@ -670,6 +670,14 @@ void host_device_tick(host_device_t *d, uint32_t ms)
     d->now = end;
 }
 
+bool host_device_next_timer(const host_device_t *d, uint32_t *in_ms)
+{
+    if (!d->timer_armed) return false;
+    int32_t left = (int32_t)(d->timer_deadline - d->now);
+    *in_ms = left > 0 ? (uint32_t)left : 0;
+    return true;
+}
+
 void host_device_power_loss(host_device_t *d)
 {
     d->f->power_lost = true;

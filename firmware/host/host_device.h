@@ -67,6 +67,8 @@ void host_device_data(host_device_t *d, ble_ota_conn_t conn, const uint8_t *data
 void host_device_run_writer(host_device_t *d);
 /** Let ms of device time pass: timers fire (resume timeout, delayed reboot). */
 void host_device_tick(host_device_t *d, uint32_t ms);
+/** Whether the core has a timer armed; *in_ms: device time until it fires (0: due now). */
+bool host_device_next_timer(const host_device_t *d, uint32_t *in_ms);
 /** Power cut now: RAM lost, flash + NVS kept; boots again. */
 void host_device_power_loss(host_device_t *d);
 /** Schedule a power cut after n more mutating flash/NVS operations (the device reboots after the event

@@ -59,22 +59,39 @@ static void on_event(void *arg, const host_event_t *ev)
     }
 }
 
-static void done_ok(void) { printf("{\"ev\":\"done\",\"ok\":true}\n"); }
+/* Ends a "done" line: with "timer" (ms until the core's armed timer fires) the simulator ticks the twin
+ * exactly then instead of polling (docs/TWIN.md). */
+static void done_end(void)
+{
+    uint32_t in_ms;
+    if (s_dev && host_device_next_timer(s_dev, &in_ms)) printf(",\"timer\":%u", in_ms);
+    printf("}\n");
+}
+
+static void done_ok(void)
+{
+    printf("{\"ev\":\"done\",\"ok\":true");
+    done_end();
+}
 
 static void done_error(const char *msg)
 {
     printf("{\"ev\":\"done\",\"ok\":false,\"error\":");
     json_string(msg);
-    printf("}\n");
+    done_end();
 }
 
-static void done_att(int att) { printf("{\"ev\":\"done\",\"ok\":false,\"att\":%d}\n", att); }
+static void done_att(int att)
+{
+    printf("{\"ev\":\"done\",\"ok\":false,\"att\":%d", att);
+    done_end();
+}
 
 static void done_data(const uint8_t *data, size_t len)
 {
     printf("{\"ev\":\"done\",\"ok\":true,\"data\":");
     print_hex(data, len);
-    printf("}\n");
+    done_end();
 }
 
 static const char *s_name = "ota-twin";
@@ -144,7 +161,8 @@ static void handle(const json_t *req)
         done_ok();
     } else if (!strcmp(op, "adv")) {
         if (s_connections >= BLE_OTA_MAX_CONNECTIONS) {
-            printf("{\"ev\":\"done\",\"ok\":true,\"advertising\":false}\n");
+            printf("{\"ev\":\"done\",\"ok\":true,\"advertising\":false");
+            done_end();
         } else {
             uint8_t mfg[BLE_OTA_MFG_DATA_LEN];
             ble_ota_core_build_mfg_data(mfg);
@@ -152,7 +170,7 @@ static void handle(const json_t *req)
             json_string(s_name);
             printf(",\"mfg\":");
             print_hex(mfg, sizeof mfg);
-            printf("}\n");
+            done_end();
         }
     } else if (!strcmp(op, "power_loss")) {
         s_connections = 0;
