@@ -11,6 +11,7 @@ import type { Output } from './commands';
 
 export async function campaignCommand(args: ParsedArgs, io: Output): Promise<number> {
   const { runCampaign } = await import('../../lib/sim/campaign/runner');
+  const { DEFAULT_PRIOR_UPDATES } = await import('../../lib/sim/campaign/schedule');
   let seed = numberOption(args, 'seed', 1);
   let replay: number | undefined;
   const replayText = stringOption(args, 'replay');
@@ -25,7 +26,7 @@ export async function campaignCommand(args: ParsedArgs, io: Output): Promise<num
   if (implementations && !implementations.every((i) => i === 'model' || i === 'twin')) throw new OtaError('BAD_ARGUMENT', '--implementations is a list of model and twin');
   const seconds = args.options.has('seconds') ? numberOption(args, 'seconds', 60) : undefined;
   const schedules = args.options.has('schedules') ? numberOption(args, 'schedules', 100) : undefined;
-  const priorUpdates = numberOption(args, 'prior-updates', 0);
+  const priorUpdates = numberOption(args, 'prior-updates', DEFAULT_PRIOR_UPDATES);
   // Both cores by default: schedules are independent (docs/FAULTS.md "Campaign").
   const workers = numberOption(args, 'workers', Math.min(2, os.availableParallelism()));
   const concurrency = numberOption(args, 'concurrency', 4);

@@ -18,7 +18,9 @@
  * task stalls for ms: the cache is off) | "verify" (esp_ota_end / set boot read the image: the writer is
  * busy, BLE is not) | "boot" (reset to application start: HOST_BOOT_MS + the boot's verification reads and
  * flash writes, which are not reported on their own). */
-typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG, HOST_EV_FLASH } host_event_type_t;
+/* HOST_EV_CUT: an armed power cut (host_flash_t app_cut_at) hit; the device stays off-line and does nothing
+ * more until host_device_power_loss (the simulator's power-off) reboots it. */
+typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG, HOST_EV_FLASH, HOST_EV_CUT } host_event_type_t;
 
 typedef struct {
     host_event_type_t type;

@@ -74,6 +74,15 @@ typedef struct {
     host_op_kind_t cut_op;     /* kind of the operation the power cut hit */
     host_op_fn on_op;
     void *op_arg;
+    /* Faults the simulator arms (twin "fault" request, docs/FAULTS.md), app-partition operations counted
+     * over both slots, one per host_flash_erase / host_flash_write call (0: not armed): */
+    unsigned long app_ops;     /* erase/program calls on the app partitions while powered */
+    unsigned long app_cut_at;  /* power is lost at this one: it does not land (a program: torn_bytes do) */
+    uint32_t torn_bytes;
+    bool cut_fired;            /* app_cut_at hit; cleared by whoever powers the device off */
+    unsigned long app_fail_at; /* this one returns an error, power stays on (ESP_ERR_FLASH_OP_FAIL) */
+    unsigned otadata_fail_in;  /* the n-th otadata write from now fails: its erase lands, the entry does not */
+    unsigned nvs_fail_in;      /* the n-th NVS write from now fails: nothing changes (NVS keeps the old value) */
 } host_flash_t;
 
 /** Open (or create) the storage. psize is used when creating; an existing flash.bin keeps its own. */

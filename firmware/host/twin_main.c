@@ -47,6 +47,8 @@ static void on_event(void *arg, const host_event_t *ev)
         printf("}\n");
     } else if (ev->type == HOST_EV_FLASH) {
         printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.6f}\n", ev->text, ev->ms);
+    } else if (ev->type == HOST_EV_CUT) {
+        printf("{\"ev\":\"cut\"}\n");
     } else if (ev->type == HOST_EV_REBOOT) {
         s_connections = 0;
         printf("{\"ev\":\"reboot\",\"reason\":");
@@ -171,6 +173,29 @@ static void handle(const json_t *req)
             printf(",\"mfg\":");
             print_hex(mfg, sizeof mfg);
             done_end();
+        }
+    } else if (!strcmp(op, "fault")) {
+        /* docs/TWIN.md "fault": counted from now over app-partition erase/program calls, or otadata / NVS writes */
+        host_flash_t *f = host_device_flash(s_dev);
+        const char *kind = json_get_string(req, "kind");
+        unsigned long n = json_get_number(req, "n", &num) && num >= 1 ? (unsigned long)num : 0;
+        if (!kind || n == 0) {
+            done_error("fault needs \"kind\" and \"n\" >= 1");
+        } else if (!strcmp(kind, "cut")) {
+            f->app_cut_at = f->app_ops + n;
+            f->torn_bytes = json_get_number(req, "bytes", &num) && num > 0 ? (uint32_t)num : 0;
+            done_ok();
+        } else if (!strcmp(kind, "flash_fail")) {
+            f->app_fail_at = f->app_ops + n;
+            done_ok();
+        } else if (!strcmp(kind, "otadata_fail")) {
+            f->otadata_fail_in = (unsigned)n;
+            done_ok();
+        } else if (!strcmp(kind, "nvs_fail")) {
+            f->nvs_fail_in = (unsigned)n;
+            done_ok();
+        } else {
+            done_error("unknown fault kind");
         }
     } else if (!strcmp(op, "power_loss")) {
         s_connections = 0;

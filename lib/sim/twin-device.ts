@@ -23,6 +23,7 @@ import { buildAppImage } from '../image';
 import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, FIRMWARE_REVISION_UUID, MANUFACTURER_NAME_UUID, MODEL_NUMBER_UUID, OTA_SERVICE_UUID, STATUS_CHAR_UUID } from '../protocol/constants';
 import { resolveSettings } from './device';
 import { advertisedName, v2Gatt } from './device/gatt-tables';
+import type { StorageFault, StorageFaultTarget } from './faults';
 import { AttError, type PeripheralHost, type SimDeviceConfig, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from './types';
 import { isVirtualClock } from './virtual-clock';
 
@@ -93,7 +94,7 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-class TwinDevice implements VirtualPeripheral {
+class TwinDevice implements VirtualPeripheral, StorageFaultTarget {
   readonly maxMtu: number;
   readonly address: string;
   readonly name: string;
@@ -117,6 +118,8 @@ class TwinDevice implements VirtualPeripheral {
   private tickTimer: { at: number; handle: TimerHandle } | null = null;
   /** The first boot is the power-on before the fleet's time starts: the device is running when added (as the model). */
   private poweredOn = false;
+  /** The armed storage cut's handler (fleet: power the device off through the radio). */
+  private onCut: (() => void) | null = null;
   private exited = false;
   private stderr = '';
   /** Reset-to-application time of the last boot the twin reported (its "boot" event), ms. */
@@ -198,6 +201,12 @@ class TwinDevice implements VirtualPeripheral {
     return sent;
   }
 
+  /** docs/TWIN.md "fault": counted by the twin from the moment the request reaches it (before any later one). */
+  armStorageFault(fault: StorageFault, onCut: () => void): void {
+    if (fault.kind === 'cut') this.onCut = onCut;
+    void this.request({ op: 'fault', ...fault }).catch(() => undefined);
+  }
+
   powerLoss(offMs: number): void {
     this.links.clear();
     this.offUntil = this.clock.now() + offMs;
@@ -275,6 +284,11 @@ class TwinDevice implements VirtualPeripheral {
       this.deliverNotification(NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'), typeof msg.conn === 'number' ? msg.conn : undefined);
     } else if (msg.ev === 'flash' && typeof msg.ms === 'number' && msg.ms > 0) {
       this.onFlash(msg.op ?? '', msg.ms);
+    } else if (msg.ev === 'cut') {
+      // The device is dead from here; the radio powers it off on the next clock step (as the model's flash-faults.ts).
+      const cut = this.onCut;
+      this.onCut = null;
+      if (cut) this.clock.setTimer(cut, 0);
     } else if (msg.ev === 'reboot') {
       this.bootGeneration += 1;
       this.busyUntil = Number.NEGATIVE_INFINITY;

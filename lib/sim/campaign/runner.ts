@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { findTwinBinary } from '../twin-device';
 import { runSchedule, MAX_ATTEMPTS, type ScheduleOutcome } from './run-schedule';
-import { drawSchedule, loadRealImages, FAULT_COUNT_WEIGHTS, type Implementation } from './schedule';
+import { drawSchedule, loadRealImages, DEFAULT_PRIOR_UPDATES, FAULT_COUNT_WEIGHTS, type Implementation } from './schedule';
 
 export interface CampaignOptions {
   seed: number;
@@ -21,7 +21,7 @@ export interface CampaignOptions {
   /** Run only this schedule index (a replay). */
   replay?: number;
   implementations?: Implementation[];
-  /** Share of schedules that first install an earlier update without reboot (default 0). */
+  /** Share of schedules that first install an earlier update without reboot (default DEFAULT_PRIOR_UPDATES). */
   priorUpdates?: number;
   /** Schedules run at once in each thread (default 4). */
   concurrency?: number;
@@ -105,6 +105,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
   const twinAvailable = findTwinBinary() !== null;
   const allowed = new Set<Implementation>((options.implementations ?? ['model', 'twin']).filter((i) => i !== 'twin' || twinAvailable));
   const vectorsDir = options.vectorsDir ?? defaultVectorsDir();
+  const priorUpdates = options.priorUpdates ?? DEFAULT_PRIOR_UPDATES;
   const summary: CampaignSummary = {
     seed: options.seed,
     schedules: 0,
@@ -147,17 +148,17 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
         errorCode: outcome.errorCode,
         faults: outcome.faults,
         violations: outcome.violations,
-        replay: `npm run campaign -- --replay ${options.seed}:${outcome.index}${options.priorUpdates ? ` --prior-updates ${options.priorUpdates}` : ''}`,
+        replay: `npm run campaign -- --replay ${options.seed}:${outcome.index}${priorUpdates !== DEFAULT_PRIOR_UPDATES ? ` --prior-updates ${priorUpdates}` : ''}`,
       });
     }
   };
   const concurrency = options.replay !== undefined ? 1 : (options.concurrency ?? 4);
   const workers = options.replay !== undefined ? 0 : (options.workers ?? 0);
   if (workers > 0) {
-    await Promise.all(Array.from({ length: workers }, () => runWorker({ seed: options.seed, priorUpdates: options.priorUpdates ?? 0, vectorsDir, concurrency }, () => source.take(), record)));
+    await Promise.all(Array.from({ length: workers }, () => runWorker({ seed: options.seed, priorUpdates, vectorsDir, concurrency }, () => source.take(), record)));
   } else {
     const real = loadRealImages(vectorsDir);
-    await runPool(concurrency, () => source.take(), (index) => runSchedule(drawSchedule(options.seed, index, real, options.priorUpdates ?? 0)), record);
+    await runPool(concurrency, () => source.take(), (index) => runSchedule(drawSchedule(options.seed, index, real, priorUpdates)), record);
   }
   summary.failing.sort((a, b) => a.index - b.index);
   summary.doneWithin3RetriesPercent = summary.schedules ? Math.round((within3 / summary.schedules) * 10000) / 100 : 0;
