@@ -462,6 +462,10 @@ static void p_log(void *ctx, const char *msg) { logf_(ctx, msg); }
 static bool diag_hook(void *arg, char *msg, size_t size)
 {
     host_device_t *d = arg;
+    if (d->f->diag_cut_in && --d->f->diag_cut_in == 0) { /* an armed cut while the diagnostics run */
+        d->f->power_lost = true;
+        d->f->cut_fired = true;
+    }
     snprintf(msg, size, "%s", d->o.diagnostics_fail ? "simulated diagnostics failure" : "simulated diagnostics ok");
     return !d->o.diagnostics_fail;
 }

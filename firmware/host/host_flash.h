@@ -83,6 +83,7 @@ typedef struct {
     unsigned long app_fail_at; /* this one returns an error, power stays on (ESP_ERR_FLASH_OP_FAIL) */
     unsigned otadata_fail_in;  /* the n-th otadata write from now fails: its erase lands, the entry does not */
     unsigned nvs_fail_in;      /* the n-th NVS write from now fails: nothing changes (NVS keeps the old value) */
+    unsigned diag_cut_in;      /* power is lost during the n-th first-boot diagnostics from now (host_device.c) */
 } host_flash_t;
 
 /** Open (or create) the storage. psize is used when creating; an existing flash.bin keeps its own. */

@@ -194,6 +194,9 @@ static void handle(const json_t *req)
         } else if (!strcmp(kind, "nvs_fail")) {
             f->nvs_fail_in = (unsigned)n;
             done_ok();
+        } else if (!strcmp(kind, "diag_cut")) {
+            f->diag_cut_in = (unsigned)n;
+            done_ok();
         } else {
             done_error("unknown fault kind");
         }

@@ -179,6 +179,8 @@ export type Fault =
   | { kind: 'otadataFail'; n?: number }
   /** The nth NVS write (default the next) fails: the previous value stays (twin). */
   | { kind: 'nvsFail'; n?: number }
+  /** Power is lost while the nth first-boot diagnostics from now (default the next) run. */
+  | { kind: 'diagnosticsCut'; n?: number; offMs?: number }
   /** The link is lost when the gateway's writes would pass `bytes` bytes. */
   | { kind: 'dropLink'; bytes: number }
   /** The nth write without response never reaches the device. */
@@ -205,6 +207,7 @@ const FAULT_PARAMS: Record<FaultKind, { required: string[]; optional: string[] }
   flashFail: { required: ['flashOp'], optional: [] },
   otadataFail: { required: [], optional: ['n'] },
   nvsFail: { required: [], optional: ['n'] },
+  diagnosticsCut: { required: [], optional: ['n', 'offMs'] },
   dropLink: { required: ['bytes'], optional: [] },
   loseWrite: { required: ['n'], optional: [] },
   flipWrite: { required: ['n'], optional: ['byte', 'bit'] },
@@ -273,7 +276,12 @@ export function faultSpec(fault: Fault): string {
  * "fault"): counted from now over the app-partition erase/program calls (cut, flash_fail) or the otadata /
  * NVS writes.
  */
-export type StorageFault = { kind: 'cut'; n: number; bytes: number } | { kind: 'flash_fail'; n: number } | { kind: 'otadata_fail'; n: number } | { kind: 'nvs_fail'; n: number };
+export type StorageFault =
+  | { kind: 'cut'; n: number; bytes: number }
+  | { kind: 'diag_cut'; n: number }
+  | { kind: 'flash_fail'; n: number }
+  | { kind: 'otadata_fail'; n: number }
+  | { kind: 'nvs_fail'; n: number };
 
 /** A device that takes storage faults itself (the twin); onCut: an armed cut hit, power the device off. */
 export interface StorageFaultTarget {

@@ -144,7 +144,7 @@ function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, Vi
       },
     };
   };
-  const offMs = fault.kind === 'powerCut' || fault.kind === 'tornWrite' ? (fault.offMs ?? DEFAULT_POWER_OFF_MS) : 0;
+  const offMs = fault.kind === 'powerCut' || fault.kind === 'tornWrite' || fault.kind === 'diagnosticsCut' ? (fault.offMs ?? DEFAULT_POWER_OFF_MS) : 0;
   switch (fault.kind) {
     case 'vanish':
       return later(fault.atMs, () => radio.injectFault(device.address, { kind: 'vanish', forMs: fault.forMs }));
@@ -159,6 +159,16 @@ function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, Vi
         return later(undefined, () => undefined);
       }
       return armTwinFault(device, { kind: 'flash_fail', n: fault.flashOp });
+    case 'diagnosticsCut': {
+      const powerOff = () => radio.injectFault(device.address, { kind: 'powerLoss', offMs });
+      if (!(device instanceof SimDevice)) return armTwinFault(device, { kind: 'diag_cut', n: fault.n ?? 1 }, powerOff);
+      let fired = false;
+      device.flash.faults?.armDiagnosticsCut(fault.n ?? 1, () => {
+        fired = true;
+        powerOff();
+      });
+      return { fault: { kind: 'powerLoss', offMs }, get fired() { return fired; }, cancel: () => undefined };
+    }
     case 'otadataFail':
     case 'nvsFail':
       return armTwinFault(device, { kind: fault.kind === 'otadataFail' ? 'otadata_fail' : 'nvs_fail', n: fault.n ?? 1 });

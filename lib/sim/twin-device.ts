@@ -203,7 +203,7 @@ class TwinDevice implements VirtualPeripheral, StorageFaultTarget {
 
   /** docs/TWIN.md "fault": counted by the twin from the moment the request reaches it (before any later one). */
   armStorageFault(fault: StorageFault, onCut: () => void): void {
-    if (fault.kind === 'cut') this.onCut = onCut;
+    if (fault.kind === 'cut' || fault.kind === 'diag_cut') this.onCut = onCut;
     void this.request({ op: 'fault', ...fault }).catch(() => undefined);
   }
 

@@ -1,7 +1,7 @@
 /**
  * Storage faults of the fault API (docs/FAULTS.md) on both device implementations (the twin when built):
- * power cut at a flash operation, torn write, a flash operation that fails with the power on, failing
- * otadata and NVS writes. After each the device boots a valid image (the campaign's invariants, read on
+ * power cut at a flash operation, torn write, a flash operation that fails with the power on, a power cut
+ * during the first-boot diagnostics, failing otadata and NVS writes. After each the device boots a valid image (the campaign's invariants, read on
  * the simulated flash) and the failure is reported where the firmware reports it.
  */
 import { strict as assert } from 'assert';
@@ -52,7 +52,7 @@ describe('storage faults on both implementations', function () {
       oldImages: [factory],
       newImage: NEXT,
       flashed: error === null,
-      committed: error === null && status.firmware.state === 'valid',
+      committed: error === null && status.firmware.version === '1.1.0' && status.firmware.state === 'valid',
       statusVersion: status.firmware.version,
       oldVersions: ['1.0.0'],
       newVersion: '1.1.0',
@@ -97,6 +97,18 @@ describe('storage faults on both implementations', function () {
       assert.deepEqual(r.violations, []);
       assert.equal(r.status.firmware.version, '1.0.0');
       assert.equal(r.status.status?.lastResultName, 'FLASH_ERROR');
+    });
+
+    it(`${implementation}: power cut during the first-boot diagnostics — the bootloader aborts the image (ESP-IDF), the old one boots, Status says rolled back`, async function () {
+      skipUnlessBuilt(this);
+      const r = await run(implementation, { kind: 'diagnosticsCut' }, 1);
+      assert.equal(r.fired, true);
+      assert.equal(r.error, null, 'END succeeded before the reboot into the new image');
+      assert.deepEqual(r.violations, []);
+      assert.equal(r.status.firmware.version, '1.0.0');
+      assert.equal(r.status.status?.lastResultName, 'ROLLED_BACK');
+      assert.equal(r.status.status?.last.rolledBack, true);
+      assert.match(r.status.status?.lastMessage ?? '', /diagnostics/);
     });
   }
 

@@ -35,12 +35,26 @@ export class FlashFaults {
   private armed: Array<FlashCut & { base: number }> = [];
   /** Operations (absolute counts) that fail with the power on. */
   private failing: number[] = [];
+  private diagnosticsCut: { left: number; onCut: () => void } | null = null;
   private frozen = false;
 
   constructor(private readonly defer: (fn: () => void) => void) {}
 
   arm(cut: FlashCut): void {
     this.armed.push({ ...cut, base: this.ops });
+  }
+
+  /** Power is lost while the nth first-boot diagnostics from now run (first-boot.ts calls diagnosticsStarted). */
+  armDiagnosticsCut(n: number, onCut: () => void): void {
+    this.diagnosticsCut = { left: n, onCut };
+  }
+
+  /** The first-boot diagnostics start (the "diagnosing" record landed); an armed cut hits on the next clock step. */
+  diagnosticsStarted(): void {
+    const cut = this.diagnosticsCut;
+    if (!cut || --cut.left > 0) return;
+    this.diagnosticsCut = null;
+    this.defer(cut.onCut);
   }
 
   /** The atOp-th operation from now returns an error (FlashOpError), the power stays on. */
