@@ -39,12 +39,13 @@ static char *path_in(const host_flash_t *f, const char *name)
 static void persist_range(host_flash_t *f, size_t offset, size_t len)
 {
     if (!f->dir) return;
-    char *p = path_in(f, "flash.bin");
-    int fd = open(p, O_WRONLY | O_CREAT, 0644);
-    free(p);
-    if (fd < 0) return;
-    if (pwrite(fd, f->mem + offset, len, (off_t)offset) != (ssize_t)len) perror("flash.bin");
-    close(fd);
+    if (f->fd < 0) { /* kept open: one write per flash operation (the campaign reads the file meanwhile) */
+        char *p = path_in(f, "flash.bin");
+        f->fd = open(p, O_WRONLY | O_CREAT, 0644);
+        free(p);
+        if (f->fd < 0) return;
+    }
+    if (pwrite(f->fd, f->mem + offset, len, (off_t)offset) != (ssize_t)len) perror("flash.bin");
 }
 
 static void load_nvs(host_flash_t *f)
@@ -70,6 +71,7 @@ host_flash_t *host_flash_open(const char *dir, uint32_t psize)
     host_flash_t *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->cut_after = -1;
+    f->fd = -1;
     f->psize = psize;
     if (dir) {
         f->dir = strdup(dir);
@@ -106,6 +108,7 @@ host_flash_t *host_flash_open(const char *dir, uint32_t psize)
 void host_flash_close(host_flash_t *f)
 {
     if (!f) return;
+    if (f->fd >= 0) close(f->fd);
     free(f->dir);
     free(f->mem);
     free(f);

@@ -59,6 +59,7 @@ typedef void (*host_op_fn)(void *arg, host_op_kind_t kind, uint32_t bytes, doubl
 
 typedef struct {
     char *dir;                 /* NULL: memory only */
+    int fd;                    /* flash.bin, opened at the first write (-1: not yet) */
     uint32_t psize;            /* bytes per app partition */
     uint8_t *mem;              /* header sector + 2 otadata sectors + ota_0 + ota_1 */
     host_nvs_entry_t nvs[HOST_NVS_MAX_KEYS];
