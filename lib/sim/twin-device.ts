@@ -24,7 +24,7 @@ import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, FIRMWARE_REVISION_UUID, MANUFACTURER
 import { resolveSettings } from './device';
 import { advertisedName, v2Gatt } from './device/gatt-tables';
 import type { StorageFault, StorageFaultTarget } from './faults';
-import { AttError, type PeripheralHost, type SimDeviceConfig, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from './types';
+import { AttError, type ChipName, type PeripheralHost, type SimDeviceConfig, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from './types';
 import { isVirtualClock } from './virtual-clock';
 
 const TWIN_RELATIVE_PATH = path.join('firmware', 'build', 'ble_ota_twin');
@@ -389,6 +389,14 @@ class TwinDevice implements VirtualPeripheral, StorageFaultTarget {
   }
 }
 
+/** The synthetic running image, kept for the next twin of the same settings (a fleet, a campaign). */
+let lastRunningImage: { key: string; image: Buffer } | null = null;
+function runningImage(chip: string, version: string, secureVersion: number | undefined): Buffer {
+  const key = `${chip}/${version}/${secureVersion ?? ''}`;
+  if (lastRunningImage?.key !== key) lastRunningImage = { key, image: buildAppImage({ chip: chip as ChipName, version, secureVersion, projectName: 'ble_ota_app', size: 128 * 1024 }) };
+  return lastRunningImage.image;
+}
+
 /** Starts the twin for a device config, with a synthetic running image in a fresh state directory. */
 export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): Promise<VirtualPeripheral> {
   const settings = resolveSettings(config);
@@ -397,7 +405,7 @@ export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): P
     throw new OtaError('TWIN_NOT_BUILT', 'the firmware twin (firmware/build/ble_ota_twin) is not built: run `make -C firmware/test twin`');
   }
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ble-ota-twin-'));
-  const image = buildAppImage({ chip: settings.chip, version: settings.version, secureVersion: settings.secureVersion, projectName: 'ble_ota_app', size: 128 * 1024 });
+  const image = runningImage(settings.chip, settings.version, settings.secureVersion);
   const imagePath = path.join(stateDir, 'running.bin');
   fs.writeFileSync(imagePath, image);
   const args = ['--state-dir', stateDir, '--chip', settings.chip, '--running-image', imagePath, '--name', settings.name];

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { findTwinBinary } from '../twin-device';
 import { runSchedule, MAX_ATTEMPTS, type ScheduleOutcome } from './run-schedule';
-import { drawSchedule, loadRealImages, DEFAULT_PRIOR_UPDATES, FAULT_COUNT_WEIGHTS, type Implementation } from './schedule';
+import { drawSchedule, implementationOf, loadRealImages, DEFAULT_PRIOR_UPDATES, FAULT_COUNT_WEIGHTS, type Implementation } from './schedule';
 
 export interface CampaignOptions {
   seed: number;
@@ -75,8 +75,7 @@ class IndexSource {
     for (;;) {
       if (this.started >= limit || Date.now() >= this.deadline) return null;
       const index = this.next++;
-      // The implementation is drawn from the index alone (schedule.ts): even model, odd twin.
-      const implementation: Implementation = index % 2 === 0 ? 'model' : 'twin';
+      const implementation = implementationOf(index);
       if (!this.allowed.has(implementation)) {
         if (this.options.replay !== undefined) throw new Error(`schedule ${index} runs on the ${implementation}, which is not available`);
         continue;

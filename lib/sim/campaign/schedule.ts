@@ -63,7 +63,7 @@ const SYNTHETIC_CHIPS: readonly ChipName[] = ['esp32', 'esp32c3', 'esp32s3'];
 /** priorUpdateChance: share of schedules that install an earlier update without reboot first (`--prior-updates p`). */
 export function drawSchedule(seed: number, index: number, realImages: ReadonlyArray<{ name: string; image: Buffer; chip: ChipName }>, priorUpdateChance = 0): Schedule {
   const rnd = scheduleRandom(seed, index);
-  const implementation: Implementation = index % 2 === 0 ? 'model' : 'twin';
+  const implementation = implementationOf(index);
   let chip: ChipName;
   let image: Buffer;
   let imageSource = 'synthetic';
@@ -85,6 +85,11 @@ export function drawSchedule(seed: number, index: number, realImages: ReadonlyAr
   // Drawn last, so the fields above are the same as in campaigns run before this draw existed.
   const priorUpdate = priorUpdateChance > 0 && rnd.chance(priorUpdateChance) ? buildAppImage({ chip, version: '1.0.5', size: rnd.int(24, 160) * 1024, seed: rnd.int(1, 1_000_000) }) : null;
   return { seed, index, implementation, chip, imageSource, image, policy, fleetKey, encoding, link, faults, priorUpdate };
+}
+
+/** Even schedules run on the TS model, odd ones on the firmware twin. */
+export function implementationOf(index: number): Implementation {
+  return index % 2 === 0 ? 'model' : 'twin';
 }
 
 function weightedCount(rnd: Random): number {
