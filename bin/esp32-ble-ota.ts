@@ -23,6 +23,7 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
   status --device <name|address>
   bench [--json]
   campaign [--seconds n] [--schedules n] [--seed s] [--replay seed:index] [--implementations model,twin]
+           [--workers n] [--concurrency n]
            [--prior-updates p]
                                        random fault schedules on the simulator (docs/FAULTS.md)
   keygen --out <dir> [--release-keys f] [--no-master-key] [--print]

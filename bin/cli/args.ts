@@ -15,7 +15,7 @@ const OPTIONAL_NUMBER = new Set(['sim']);
 const VALUE_OPTIONS = new Set([
   'attempts', 'device', 'duration', 'encoding', 'expect-chip', 'expect-sha256', 'expect-state', 'expect-version', 'find-timeout',
   'fault', 'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
-  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates',
+  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates', 'workers', 'concurrency',
   // keys and manifests (docs/SECURITY.md)
   'key', 'key-file', 'master-key-file', 'key-id', 'release', 'expires', 'base', 'manifest', 'pubkey', 'device-id', 'out', 'release-keys',
 ]);

@@ -41,6 +41,7 @@ struct host_device {
      * flash_time_is_device_time the core's clock reads it while it is ahead of now; lib/sim/twin-device.ts
      * delays notifications alike) */
     double busy_until;
+    bool cut_reported; /* HOST_EV_CUT sent for the armed cut that hit */
 };
 
 typedef struct {
@@ -534,6 +535,10 @@ static void p_log(void *ctx, const char *msg) { logf_(ctx, msg); }
 static bool diag_hook(void *arg, char *msg, size_t size)
 {
     host_device_t *d = arg;
+    if (d->f->diag_cut_in && --d->f->diag_cut_in == 0) { /* an armed cut while the diagnostics run */
+        d->f->power_lost = true;
+        d->f->cut_fired = true;
+    }
     snprintf(msg, size, "%s", d->o.diagnostics_fail ? "simulated diagnostics failure" : "simulated diagnostics ok");
     return !d->o.diagnostics_fail;
 }
@@ -637,6 +642,14 @@ static void settle(host_device_t *d)
 {
     for (int guard = 0; guard < 16; guard++) {
         while (!d->f->power_lost && !d->reboot_requested && ble_ota_core_writer_pending()) ble_ota_core_writer_run();
+        if (d->f->power_lost && d->f->cut_fired) { /* an armed cut: the simulator powers the device off */
+            if (!d->cut_reported) {
+                d->cut_reported = true;
+                host_event_t ev = {.type = HOST_EV_CUT, .text = "cut"};
+                emit(d, &ev);
+            }
+            return;
+        }
         if (d->f->power_lost) reboot_now(d, "power_loss", RESET_POWERON);
         else if (d->reboot_requested) reboot_now(d, d->reboot_reason, RESET_SW);
         else return;
@@ -761,8 +774,18 @@ void host_device_tick(host_device_t *d, uint32_t ms)
     }
 }
 
+bool host_device_next_timer(const host_device_t *d, uint32_t *in_ms)
+{
+    if (!d->timer_armed) return false;
+    int32_t left = (int32_t)(d->timer_deadline - d->now);
+    *in_ms = left > 0 ? (uint32_t)left : 0;
+    return true;
+}
+
 void host_device_power_loss(host_device_t *d)
 {
+    d->f->cut_fired = false;
+    d->cut_reported = false;
     d->f->power_lost = true;
     settle(d);
 }

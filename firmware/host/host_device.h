@@ -19,7 +19,9 @@
  * computed in the BLE host task, which is busy for ms) | "verify" (esp_ota_end / set boot read the image: the writer is
  * busy, BLE is not) | "boot" (reset to application start: HOST_BOOT_MS + the boot's verification reads and
  * flash writes, which are not reported on their own). */
-typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG, HOST_EV_FLASH } host_event_type_t;
+/* HOST_EV_CUT: an armed power cut (host_flash_t app_cut_at) hit; the device stays off-line and does nothing
+ * more until host_device_power_loss (the simulator's power-off) reboots it. */
+typedef enum { HOST_EV_NOTIFY, HOST_EV_REBOOT, HOST_EV_LOG, HOST_EV_FLASH, HOST_EV_CUT } host_event_type_t;
 
 typedef struct {
     host_event_type_t type;
@@ -76,6 +78,8 @@ void host_device_data(host_device_t *d, ble_ota_conn_t conn, const uint8_t *data
 void host_device_run_writer(host_device_t *d);
 /** Let ms of device time pass: timers fire (resume timeout, delayed reboot). */
 void host_device_tick(host_device_t *d, uint32_t ms);
+/** Whether the core has a timer armed; *in_ms: device time until it fires (0: due now). */
+bool host_device_next_timer(const host_device_t *d, uint32_t *in_ms);
 /** Power cut now: RAM lost, flash + NVS kept; boots again. */
 void host_device_power_loss(host_device_t *d);
 /** Schedule a power cut after n more mutating flash/NVS operations (the device reboots after the event

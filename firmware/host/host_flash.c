@@ -39,12 +39,13 @@ static char *path_in(const host_flash_t *f, const char *name)
 static void persist_range(host_flash_t *f, size_t offset, size_t len)
 {
     if (!f->dir) return;
-    char *p = path_in(f, "flash.bin");
-    int fd = open(p, O_WRONLY | O_CREAT, 0644);
-    free(p);
-    if (fd < 0) return;
-    if (pwrite(fd, f->mem + offset, len, (off_t)offset) != (ssize_t)len) perror("flash.bin");
-    close(fd);
+    if (f->fd < 0) { /* kept open: one write per flash operation (the campaign reads the file meanwhile) */
+        char *p = path_in(f, "flash.bin");
+        f->fd = open(p, O_WRONLY | O_CREAT, 0644);
+        free(p);
+        if (f->fd < 0) return;
+    }
+    if (pwrite(f->fd, f->mem + offset, len, (off_t)offset) != (ssize_t)len) perror("flash.bin");
 }
 
 static void load_nvs(host_flash_t *f)
@@ -70,6 +71,7 @@ host_flash_t *host_flash_open(const char *dir, uint32_t psize)
     host_flash_t *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->cut_after = -1;
+    f->fd = -1;
     f->psize = psize;
     if (dir) {
         f->dir = strdup(dir);
@@ -106,6 +108,7 @@ host_flash_t *host_flash_open(const char *dir, uint32_t psize)
 void host_flash_close(host_flash_t *f)
 {
     if (!f) return;
+    if (f->fd >= 0) close(f->fd);
     free(f->dir);
     free(f->mem);
     free(f);
@@ -155,11 +158,37 @@ static void report_program(host_flash_t *f, host_op_kind_t kind, size_t len)
 
 double host_verify_ms(size_t bytes) { return (double)bytes / HOST_VERIFY_BYTES_PER_MS; }
 
+/* The armed app-partition faults (host_flash.h): -1 the operation fails, power on; 0 power is lost at it
+ * (*land bytes of a program land); 1 it happens. */
+static int app_fault_gate(host_flash_t *f, size_t len, size_t *land)
+{
+    *land = 0;
+    if (f->power_lost) return 0;
+    f->app_ops++;
+    if (f->app_fail_at && f->app_ops == f->app_fail_at) {
+        f->app_fail_at = 0;
+        return -1;
+    }
+    if (f->app_cut_at && f->app_ops == f->app_cut_at) {
+        f->app_cut_at = 0;
+        f->power_lost = true;
+        f->cut_fired = true;
+        f->cut_op = f->attempt;
+        *land = f->torn_bytes < len ? f->torn_bytes : len;
+        return 0;
+    }
+    return 1;
+}
+
 int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
 {
     if (f->fail_writes) return -1;
     if (offset % HOST_SECTOR || len % HOST_SECTOR || offset + (uint64_t)len > f->psize) return -1;
     f->attempt = HOST_OP_ERASE;
+    size_t land;
+    int gate = app_fault_gate(f, 0, &land); /* an interrupted erase erases nothing (pessimistic, flash-faults.ts) */
+    if (gate < 0) return -1;
+    if (gate == 0) return 0;
     if (!host_flash_op(f)) return 0; /* power is gone: nothing happens, nobody is left to notice */
     f->erase_ops++;
     size_t at = APPS_AT + (size_t)index * f->psize + offset;
@@ -181,7 +210,12 @@ int host_flash_write(host_flash_t *f, int index, uint32_t offset, const uint8_t 
     if (f->fail_writes) return -1;
     if (offset + (uint64_t)len > f->psize) return -1;
     f->attempt = HOST_OP_PROGRAM;
-    if (!host_flash_op(f)) return 0;
+    size_t land;
+    int gate = app_fault_gate(f, len, &land);
+    if (gate < 0) return -1;
+    if (gate == 0) len = land; /* a torn write: its first bytes land, then the power is gone */
+    else if (!host_flash_op(f)) return 0;
+    if (len == 0) return 0;
     f->write_ops++;
     size_t at = APPS_AT + (size_t)index * f->psize + offset;
     for (size_t i = 0; i < len; i++) f->mem[at + i] &= data[i]; /* NOR: bits only go 1 -> 0 */
@@ -216,6 +250,8 @@ int host_otadata_write(host_flash_t *f, int i, const host_otadata_t *e)
     memset(o, 0xFF, HOST_SECTOR);
     persist_range(f, OTADATA_AT + (size_t)i * HOST_SECTOR, HOST_SECTOR);
     report(f, HOST_OP_OTADATA, HOST_SECTOR, HOST_SECTOR_ERASE_MS);
+    /* rewrite_ota_seq (esp_ota_ops.c:364-378) returns the error of the entry's esp_partition_write */
+    if (f->otadata_fail_in && --f->otadata_fail_in == 0) return -1;
     if (!host_flash_op(f)) return 0;
     uint8_t entry[32];
     memset(entry, 0xFF, sizeof entry);
@@ -262,6 +298,8 @@ int host_nvs_get(host_flash_t *f, const char *key, void *buf, size_t *len)
 int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len)
 {
     if (len > HOST_NVS_MAX_VALUE || strlen(key) >= sizeof f->nvs[0].key) return -1;
+    /* nvs_set_blob / nvs_commit return the flash error; the previous value stays (nvs_flash.rst:158) */
+    if (!f->power_lost && f->nvs_fail_in && --f->nvs_fail_in == 0) return -1;
     f->attempt = HOST_OP_NVS;
     if (!host_flash_op(f)) return 0;
     unsigned i = 0;

@@ -59,6 +59,7 @@ typedef void (*host_op_fn)(void *arg, host_op_kind_t kind, uint32_t bytes, doubl
 
 typedef struct {
     char *dir;                 /* NULL: memory only */
+    int fd;                    /* flash.bin, opened at the first write (-1: not yet) */
     uint32_t psize;            /* bytes per app partition */
     uint8_t *mem;              /* header sector + 2 otadata sectors + ota_0 + ota_1 */
     host_nvs_entry_t nvs[HOST_NVS_MAX_KEYS];
@@ -74,6 +75,16 @@ typedef struct {
     host_op_kind_t cut_op;     /* kind of the operation the power cut hit */
     host_op_fn on_op;
     void *op_arg;
+    /* Faults the simulator arms (twin "fault" request, docs/FAULTS.md), app-partition operations counted
+     * over both slots, one per host_flash_erase / host_flash_write call (0: not armed): */
+    unsigned long app_ops;     /* erase/program calls on the app partitions while powered */
+    unsigned long app_cut_at;  /* power is lost at this one: it does not land (a program: torn_bytes do) */
+    uint32_t torn_bytes;
+    bool cut_fired;            /* app_cut_at hit; cleared by whoever powers the device off */
+    unsigned long app_fail_at; /* this one returns an error, power stays on (ESP_ERR_FLASH_OP_FAIL) */
+    unsigned otadata_fail_in;  /* the n-th otadata write from now fails: its erase lands, the entry does not */
+    unsigned nvs_fail_in;      /* the n-th NVS write from now fails: nothing changes (NVS keeps the old value) */
+    unsigned diag_cut_in;      /* power is lost during the n-th first-boot diagnostics from now (host_device.c) */
 } host_flash_t;
 
 /** Open (or create) the storage. psize is used when creating; an existing flash.bin keeps its own. */

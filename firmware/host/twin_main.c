@@ -47,6 +47,8 @@ static void on_event(void *arg, const host_event_t *ev)
         printf("}\n");
     } else if (ev->type == HOST_EV_FLASH) {
         printf("{\"ev\":\"flash\",\"op\":\"%s\",\"ms\":%.6f}\n", ev->text, ev->ms);
+    } else if (ev->type == HOST_EV_CUT) {
+        printf("{\"ev\":\"cut\"}\n");
     } else if (ev->type == HOST_EV_REBOOT) {
         s_connections = 0;
         printf("{\"ev\":\"reboot\",\"reason\":");
@@ -59,22 +61,39 @@ static void on_event(void *arg, const host_event_t *ev)
     }
 }
 
-static void done_ok(void) { printf("{\"ev\":\"done\",\"ok\":true}\n"); }
+/* Ends a "done" line: with "timer" (ms until the core's armed timer fires) the simulator ticks the twin
+ * exactly then instead of polling (docs/TWIN.md). */
+static void done_end(void)
+{
+    uint32_t in_ms;
+    if (s_dev && host_device_next_timer(s_dev, &in_ms)) printf(",\"timer\":%u", in_ms);
+    printf("}\n");
+}
+
+static void done_ok(void)
+{
+    printf("{\"ev\":\"done\",\"ok\":true");
+    done_end();
+}
 
 static void done_error(const char *msg)
 {
     printf("{\"ev\":\"done\",\"ok\":false,\"error\":");
     json_string(msg);
-    printf("}\n");
+    done_end();
 }
 
-static void done_att(int att) { printf("{\"ev\":\"done\",\"ok\":false,\"att\":%d}\n", att); }
+static void done_att(int att)
+{
+    printf("{\"ev\":\"done\",\"ok\":false,\"att\":%d", att);
+    done_end();
+}
 
 static void done_data(const uint8_t *data, size_t len)
 {
     printf("{\"ev\":\"done\",\"ok\":true,\"data\":");
     print_hex(data, len);
-    printf("}\n");
+    done_end();
 }
 
 static const char *s_name = "ota-twin";
@@ -144,7 +163,8 @@ static void handle(const json_t *req)
         done_ok();
     } else if (!strcmp(op, "adv")) {
         if (s_connections >= BLE_OTA_MAX_CONNECTIONS) {
-            printf("{\"ev\":\"done\",\"ok\":true,\"advertising\":false}\n");
+            printf("{\"ev\":\"done\",\"ok\":true,\"advertising\":false");
+            done_end();
         } else {
             uint8_t mfg[BLE_OTA_MFG_DATA_LEN];
             ble_ota_core_build_mfg_data(mfg);
@@ -152,7 +172,33 @@ static void handle(const json_t *req)
             json_string(s_name);
             printf(",\"mfg\":");
             print_hex(mfg, sizeof mfg);
-            printf("}\n");
+            done_end();
+        }
+    } else if (!strcmp(op, "fault")) {
+        /* docs/TWIN.md "fault": counted from now over app-partition erase/program calls, or otadata / NVS writes */
+        host_flash_t *f = host_device_flash(s_dev);
+        const char *kind = json_get_string(req, "kind");
+        unsigned long n = json_get_number(req, "n", &num) && num >= 1 ? (unsigned long)num : 0;
+        if (!kind || n == 0) {
+            done_error("fault needs \"kind\" and \"n\" >= 1");
+        } else if (!strcmp(kind, "cut")) {
+            f->app_cut_at = f->app_ops + n;
+            f->torn_bytes = json_get_number(req, "bytes", &num) && num > 0 ? (uint32_t)num : 0;
+            done_ok();
+        } else if (!strcmp(kind, "flash_fail")) {
+            f->app_fail_at = f->app_ops + n;
+            done_ok();
+        } else if (!strcmp(kind, "otadata_fail")) {
+            f->otadata_fail_in = (unsigned)n;
+            done_ok();
+        } else if (!strcmp(kind, "nvs_fail")) {
+            f->nvs_fail_in = (unsigned)n;
+            done_ok();
+        } else if (!strcmp(kind, "diag_cut")) {
+            f->diag_cut_in = (unsigned)n;
+            done_ok();
+        } else {
+            done_error("unknown fault kind");
         }
     } else if (!strcmp(op, "power_loss")) {
         s_connections = 0;

@@ -169,10 +169,18 @@ export class WriteFaults {
  * fault is injected.
  */
 export type Fault =
-  /** Power is lost at the flashOp-th erase/program of an app partition (TS model), or atMs from now (both). */
+  /** Power is lost at the flashOp-th erase/program of an app partition, or atMs from now. */
   | { kind: 'powerCut'; flashOp?: number; atMs?: number; offMs?: number }
-  /** Power is lost during the flashOp-th operation; when it is a program, its first `bytes` bytes land (TS model). */
+  /** Power is lost during the flashOp-th operation; when it is a program, its first `bytes` bytes land. */
   | { kind: 'tornWrite'; flashOp: number; bytes: number; offMs?: number }
+  /** The flashOp-th erase/program of an app partition returns an error, the power stays on. */
+  | { kind: 'flashFail'; flashOp: number }
+  /** The nth otadata write (default the next) fails: its sector is erased, the entry is not written (twin). */
+  | { kind: 'otadataFail'; n?: number }
+  /** The nth NVS write (default the next) fails: the previous value stays (twin). */
+  | { kind: 'nvsFail'; n?: number }
+  /** Power is lost while the nth first-boot diagnostics from now (default the next) run. */
+  | { kind: 'diagnosticsCut'; n?: number; offMs?: number }
   /** The link is lost when the gateway's writes would pass `bytes` bytes. */
   | { kind: 'dropLink'; bytes: number }
   /** The nth write without response never reaches the device. */
@@ -196,6 +204,10 @@ export type FaultKind = Fault['kind'];
 const FAULT_PARAMS: Record<FaultKind, { required: string[]; optional: string[] }> = {
   powerCut: { required: [], optional: ['flashOp', 'atMs', 'offMs'] },
   tornWrite: { required: ['flashOp', 'bytes'], optional: ['offMs'] },
+  flashFail: { required: ['flashOp'], optional: [] },
+  otadataFail: { required: [], optional: ['n'] },
+  nvsFail: { required: [], optional: ['n'] },
+  diagnosticsCut: { required: [], optional: ['n', 'offMs'] },
   dropLink: { required: ['bytes'], optional: [] },
   loseWrite: { required: ['n'], optional: [] },
   flipWrite: { required: ['n'], optional: ['byte', 'bit'] },
@@ -257,6 +269,27 @@ export function parseFaultSpec(spec: string): Fault {
 export function faultSpec(fault: Fault): string {
   const params = Object.entries(fault).filter(([k, v]) => k !== 'kind' && v !== undefined);
   return params.length ? `${fault.kind}@${params.map(([k, v]) => `${k}=${String(v)}`).join(',')}` : fault.kind;
+}
+
+/**
+ * A fault of the device's storage, as the firmware twin's stdio protocol carries it (docs/TWIN.md
+ * "fault"): counted from now over the app-partition erase/program calls (cut, flash_fail) or the otadata /
+ * NVS writes.
+ */
+export type StorageFault =
+  | { kind: 'cut'; n: number; bytes: number }
+  | { kind: 'diag_cut'; n: number }
+  | { kind: 'flash_fail'; n: number }
+  | { kind: 'otadata_fail'; n: number }
+  | { kind: 'nvs_fail'; n: number };
+
+/** A device that takes storage faults itself (the twin); onCut: an armed cut hit, power the device off. */
+export interface StorageFaultTarget {
+  armStorageFault(fault: StorageFault, onCut: () => void): void;
+}
+
+export function takesStorageFaults(device: object): device is StorageFaultTarget {
+  return typeof (device as Partial<StorageFaultTarget>).armStorageFault === 'function';
 }
 
 /** Faults that are device settings rather than events, applied to a device's config before the fleet starts. */

@@ -11,7 +11,7 @@ import { OtaError } from '../errors';
 import { hkdfSync } from 'crypto';
 import { addressFromName, createSimDevice, SimDevice } from './device';
 import { deviceIdOf } from './device/contract-v21';
-import { checkFault, radioFaultOf, type Fault, type FaultHandle } from './faults';
+import { checkFault, radioFaultOf, takesStorageFaults, type Fault, type FaultHandle, type StorageFault } from './faults';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';
 import type { AclBufferConfig } from './hci/central-controller';
@@ -174,7 +174,7 @@ function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, Vi
       },
     };
   };
-  const offMs = fault.kind === 'powerCut' || fault.kind === 'tornWrite' ? (fault.offMs ?? DEFAULT_POWER_OFF_MS) : 0;
+  const offMs = fault.kind === 'powerCut' || fault.kind === 'tornWrite' || fault.kind === 'diagnosticsCut' ? (fault.offMs ?? DEFAULT_POWER_OFF_MS) : 0;
   switch (fault.kind) {
     case 'vanish':
       return later(fault.atMs, () => radio.injectFault(device.address, { kind: 'vanish', forMs: fault.forMs }));
@@ -183,6 +183,25 @@ function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, Vi
       return armFlashCut(radio, device, fault.flashOp ?? 1, 0, offMs);
     case 'tornWrite':
       return armFlashCut(radio, device, fault.flashOp, fault.bytes, offMs);
+    case 'flashFail':
+      if (device instanceof SimDevice && device.flash.faults) {
+        device.flash.faults.armFailure(fault.flashOp);
+        return later(undefined, () => undefined);
+      }
+      return armTwinFault(device, { kind: 'flash_fail', n: fault.flashOp });
+    case 'diagnosticsCut': {
+      const powerOff = () => radio.injectFault(device.address, { kind: 'powerLoss', offMs });
+      if (!(device instanceof SimDevice)) return armTwinFault(device, { kind: 'diag_cut', n: fault.n ?? 1 }, powerOff);
+      let fired = false;
+      device.flash.faults?.armDiagnosticsCut(fault.n ?? 1, () => {
+        fired = true;
+        powerOff();
+      });
+      return { fault: { kind: 'powerLoss', offMs }, get fired() { return fired; }, cancel: () => undefined };
+    }
+    case 'otadataFail':
+    case 'nvsFail':
+      return armTwinFault(device, { kind: fault.kind === 'otadataFail' ? 'otadata_fail' : 'nvs_fail', n: fault.n ?? 1 });
     case 'slowFlash':
       throw new OtaError('FAULT_INVALID', `fault slowFlash: a device setting, not an event; give it when the fleet is created (SimDeviceConfig.flashSlowdown or applyFaultToConfig)`);
     default:
@@ -193,10 +212,30 @@ function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, Vi
 /** Power off for this long after a cut when the fault does not say (a brown-out and the supply coming back). */
 const DEFAULT_POWER_OFF_MS = 200;
 
+/** A storage fault the twin carries out itself (docs/TWIN.md "fault"); a cut powers it off through the radio. */
+function armTwinFault(device: VirtualPeripheral, fault: StorageFault, onCut: () => void = () => undefined): FaultHandle {
+  if (!takesStorageFaults(device)) throw new OtaError('FAULT_INVALID', `fault ${fault.kind}: "${device.name}" cannot carry it out (the TypeScript model has no otadata or NVS write failures yet)`);
+  let fired = false;
+  let cancelled = false;
+  device.armStorageFault(fault, () => {
+    if (cancelled) return;
+    fired = true;
+    onCut();
+  });
+  return {
+    fault: { kind: 'powerLoss', offMs: 0 },
+    get fired() {
+      return fired;
+    },
+    cancel: () => {
+      cancelled = true;
+    },
+  };
+}
+
 function armFlashCut(radio: SimRadio, device: VirtualPeripheral, atOp: number, tornBytes: number, offMs: number): FaultHandle {
-  if (!(device instanceof SimDevice) || !device.flash.faults) {
-    throw new OtaError('FAULT_INVALID', `faults at a flash operation need the TypeScript device model; "${device.name}" is the firmware twin (use powerCut@atMs=...)`);
-  }
+  if (!(device instanceof SimDevice)) return armTwinFault(device, { kind: 'cut', n: atOp, bytes: tornBytes }, () => radio.injectFault(device.address, { kind: 'powerLoss', offMs }));
+  if (!device.flash.faults) throw new OtaError('FAULT_INVALID', `"${device.name}" was created without flash fault hooks`);
   let fired = false;
   let cancelled = false;
   device.flash.faults.arm({

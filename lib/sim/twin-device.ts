@@ -23,14 +23,11 @@ import { buildAppImage } from '../image';
 import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, FIRMWARE_REVISION_UUID, MANUFACTURER_NAME_UUID, MODEL_NUMBER_UUID, OTA_SERVICE_UUID, STATUS_CHAR_UUID } from '../protocol/constants';
 import { resolveSettings } from './device';
 import { advertisedName, v2Gatt } from './device/gatt-tables';
-import { AttError, type PeripheralHost, type SimDeviceConfig, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from './types';
+import type { StorageFault, StorageFaultTarget } from './faults';
+import { AttError, type ChipName, type PeripheralHost, type SimDeviceConfig, type VirtualAdvertisement, type VirtualPeripheral, type VirtualService } from './types';
 import { isVirtualClock } from './virtual-clock';
 
 const TWIN_RELATIVE_PATH = path.join('firmware', 'build', 'ble_ota_twin');
-const CONNECTED_TICK_MS = 2;
-const IDLE_TICK_MS = 100;
-/** After a disconnect, reboot or power loss, device time keeps flowing this long beyond the resume timeout. */
-const SETTLE_MS = 10000;
 
 const READ_NAMES: Record<string, string> = {
   [STATUS_CHAR_UUID]: 'status',
@@ -54,6 +51,8 @@ interface TwinLine {
   error?: string;
   op?: string;
   ms?: number;
+  /** On "done": ms of device time until the core's armed timer fires (absent: none armed). */
+  timer?: number;
 }
 
 /** The request field naming a connection (docs/TWIN.md "conn"; 0 is the twin's default). */
@@ -89,11 +88,13 @@ interface DoneLine {
 
 interface Pending {
   line: string;
+  /** Device time (on the clock's scale) once the twin has run this request: the ticks before it included. */
+  deviceTime: number;
   resolve: (d: DoneLine) => void;
   reject: (e: Error) => void;
 }
 
-class TwinDevice implements VirtualPeripheral {
+class TwinDevice implements VirtualPeripheral, StorageFaultTarget {
   readonly maxMtu: number;
   readonly address: string;
   readonly name: string;
@@ -103,18 +104,24 @@ class TwinDevice implements VirtualPeripheral {
   /** Counts boots: a notification delayed past a reboot is never sent. */
   private bootGeneration = 0;
   private readonly queue: Pending[] = [];
-  private current: Pending | null = null;
+  /** Requests written to the twin, answered in order (it runs them one after another). */
+  private readonly inflight: Pending[] = [];
+  private pumpQueued = false;
   private releaseHold: (() => void) | null = null;
   private lastTickAt: number;
   private adv: VirtualAdvertisement | null = null;
   /** Open links by connectionId. */
   private readonly links = new Set<number>();
   private offUntil = Number.NEGATIVE_INFINITY;
-  private flowUntil: number;
-  private tickTimer: TimerHandle | null = null;
+  /** When the core's armed timer fires (clock time), null: none armed. The twin is ticked then, not polled. */
+  private timerAt: number | null = null;
+  private tickTimer: { at: number; handle: TimerHandle } | null = null;
+  /** The first boot is the power-on before the fleet's time starts: the device is running when added (as the model). */
+  private poweredOn = false;
+  /** The armed storage cut's handler (fleet: power the device off through the radio). */
+  private onCut: (() => void) | null = null;
   private exited = false;
   private stderr = '';
-  private readonly settleMs: number;
   /** Reset-to-application time of the last boot the twin reported (its "boot" event), ms. */
   lastBootMs = 0;
 
@@ -122,14 +129,12 @@ class TwinDevice implements VirtualPeripheral {
     private readonly proc: ChildProcessWithoutNullStreams,
     private readonly clock: Clock,
     readonly stateDir: string,
-    settings: { name: string; address: string; maxMtu: number; resumeTimeoutMs: number },
+    settings: { name: string; address: string; maxMtu: number },
   ) {
     this.name = settings.name;
     this.address = settings.address;
     this.maxMtu = settings.maxMtu;
     this.lastTickAt = clock.now();
-    this.flowUntil = clock.now() + SETTLE_MS;
-    this.settleMs = settings.resumeTimeoutMs + SETTLE_MS;
     readline.createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
     proc.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
     proc.on('exit', (code, signal) => this.onExit(code, signal));
@@ -169,7 +174,6 @@ class TwinDevice implements VirtualPeripheral {
 
   onDisconnect(connectionId = 0): void {
     this.links.delete(connectionId);
-    if (this.links.size === 0) this.flowUntil = this.clock.now() + this.settleMs;
     void this.request({ op: 'disconnect', ...connField(connectionId) })
       .then(() => this.refreshAdvertisement())
       .catch(() => undefined);
@@ -197,10 +201,15 @@ class TwinDevice implements VirtualPeripheral {
     return sent;
   }
 
+  /** docs/TWIN.md "fault": counted by the twin from the moment the request reaches it (before any later one). */
+  armStorageFault(fault: StorageFault, onCut: () => void): void {
+    if (fault.kind === 'cut' || fault.kind === 'diag_cut') this.onCut = onCut;
+    void this.request({ op: 'fault', ...fault }).catch(() => undefined);
+  }
+
   powerLoss(offMs: number): void {
     this.links.clear();
     this.offUntil = this.clock.now() + offMs;
-    this.flowUntil = this.offUntil + this.settleMs;
     void this.request({ op: 'power_loss' }).catch(() => undefined);
     this.clock.setTimer(() => {
       void this.refreshAdvertisement().catch(() => undefined);
@@ -209,7 +218,7 @@ class TwinDevice implements VirtualPeripheral {
   }
 
   async shutdown(): Promise<void> {
-    this.tickTimer?.cancel();
+    this.tickTimer?.handle.cancel();
     this.tickTimer = null;
     if (!this.exited) {
       const gone = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
@@ -246,16 +255,22 @@ class TwinDevice implements VirtualPeripheral {
 
   private enqueue(line: string): Promise<DoneLine> {
     return new Promise<DoneLine>((resolve, reject) => {
-      this.queue.push({ line, resolve, reject });
-      this.pump();
+      this.queue.push({ line, deviceTime: this.lastTickAt, resolve, reject });
+      // Time stops until the twin has answered; the requests of one turn (a tick and what follows it) go in one write.
+      if (!this.releaseHold && isVirtualClock(this.clock)) this.releaseHold = this.clock.hold();
+      if (!this.pumpQueued) {
+        this.pumpQueued = true;
+        queueMicrotask(() => this.pump());
+      }
     });
   }
 
   private pump(): void {
-    if (this.current || this.queue.length === 0 || this.exited) return;
-    this.current = this.queue.shift() as Pending;
-    if (!this.releaseHold && isVirtualClock(this.clock)) this.releaseHold = this.clock.hold();
-    this.proc.stdin.write(`${this.current.line}\n`);
+    this.pumpQueued = false;
+    if (this.queue.length === 0 || this.exited) return;
+    const batch = this.queue.splice(0);
+    this.inflight.push(...batch);
+    this.proc.stdin.write(batch.map((p) => `${p.line}\n`).join(''));
   }
 
   private onLine(line: string): void {
@@ -269,23 +284,26 @@ class TwinDevice implements VirtualPeripheral {
       this.deliverNotification(NOTIFY_UUIDS[msg.char], Buffer.from(msg.data ?? '', 'hex'), typeof msg.conn === 'number' ? msg.conn : undefined);
     } else if (msg.ev === 'flash' && typeof msg.ms === 'number' && msg.ms > 0) {
       this.onFlash(msg.op ?? '', msg.ms);
+    } else if (msg.ev === 'cut') {
+      // The device is dead from here; the radio powers it off on the next clock step (as the model's flash-faults.ts).
+      const cut = this.onCut;
+      this.onCut = null;
+      if (cut) this.clock.setTimer(cut, 0);
     } else if (msg.ev === 'reboot') {
       this.bootGeneration += 1;
       this.busyUntil = Number.NEGATIVE_INFINITY;
       if (this.links.size > 0) this.host?.dropConnection(`reboot: ${msg.reason ?? ''}`);
       this.links.clear();
-      this.flowUntil = this.clock.now() + this.settleMs;
       void this.refreshAdvertisement().catch(() => undefined);
-      this.scheduleTick();
     } else if (msg.ev === 'done') {
-      const p = this.current;
-      this.current = null;
+      const p = this.inflight.shift();
       if (p) {
+        this.timerAt = typeof msg.timer === 'number' ? p.deviceTime + msg.timer : null;
+        this.scheduleTick();
         if (msg.ok === false && msg.error && msg.att === undefined) p.reject(new OtaError('TWIN_PROTOCOL', `the firmware twin rejected ${p.line}: ${msg.error}`));
         else p.resolve(msg as DoneLine);
       }
-      if (this.queue.length > 0) this.pump();
-      else this.release();
+      if (this.inflight.length === 0 && this.queue.length === 0 && !this.pumpQueued) this.release();
     }
   }
 
@@ -306,6 +324,10 @@ class TwinDevice implements VirtualPeripheral {
     const now = this.clock.now();
     if (op === 'boot') {
       this.lastBootMs = ms;
+      if (!this.poweredOn) {
+        this.poweredOn = true;
+        return;
+      }
       // Reset to advertising: off the air meanwhile (advertisement() is null until then).
       this.offUntil = Math.max(this.offUntil, now + ms);
       this.clock.setTimer(() => {
@@ -330,10 +352,9 @@ class TwinDevice implements VirtualPeripheral {
 
   private onExit(code: number | null, signal: string | null): void {
     this.exited = true;
-    this.tickTimer?.cancel();
+    this.tickTimer?.handle.cancel();
     const err = this.deadError(code, signal);
-    for (const p of [...(this.current ? [this.current] : []), ...this.queue.splice(0)]) p.reject(err);
-    this.current = null;
+    for (const p of [...this.inflight.splice(0), ...this.queue.splice(0)]) p.reject(err);
     this.release();
     if (this.links.size > 0) this.host?.dropConnection('twin exited');
     this.host?.advertisingChanged();
@@ -344,24 +365,28 @@ class TwinDevice implements VirtualPeripheral {
     return new OtaError('TWIN_EXITED', `the firmware twin of ${this.name} is not running (${how})${this.stderr ? `: ${this.stderr.trim()}` : ''}`);
   }
 
-  /** Periodic ticks while device time matters (connected, or settling after a disconnect). */
+  /**
+   * Device time reaches the twin with every request (a tick first); between requests only the core's
+   * timer (resume timeout, delayed reboot) needs it: one tick exactly when that timer is due.
+   */
   private scheduleTick(): void {
-    if (this.tickTimer || this.exited) return;
-    const now = this.clock.now();
-    if (this.links.size === 0 && now >= this.flowUntil) return;
-    this.tickTimer = this.clock.setTimer(
+    const at = this.exited ? null : this.timerAt;
+    if (this.tickTimer?.at === at) return;
+    this.tickTimer?.handle.cancel();
+    this.tickTimer = null;
+    if (at === null) return;
+    const handle = this.clock.setTimer(
       () => {
         this.tickTimer = null;
-        const elapsed = Math.floor(this.clock.now() - this.lastTickAt);
-        if (elapsed > 0 && !this.exited) {
-          this.lastTickAt += elapsed;
-          const tick = this.enqueue(JSON.stringify({ op: 'tick', ms: elapsed }));
-          (this.links.size > 0 ? tick : tick.then(() => this.refreshAdvertisement())).catch(() => undefined);
-        }
-        this.scheduleTick();
+        if (this.exited) return;
+        const elapsed = Math.max(0, Math.floor(this.clock.now() - this.lastTickAt + 1e-6));
+        this.lastTickAt += elapsed;
+        const tick = this.enqueue(JSON.stringify({ op: 'tick', ms: elapsed }));
+        (this.links.size > 0 ? tick : tick.then(() => this.refreshAdvertisement())).catch(() => undefined);
       },
-      this.links.size > 0 ? CONNECTED_TICK_MS : IDLE_TICK_MS,
+      Math.max(0, at - this.clock.now()),
     );
+    this.tickTimer = { at, handle };
   }
 }
 
@@ -395,6 +420,14 @@ export function securityArgs(config: SimDeviceConfig, address: string): string[]
   return args;
 }
 
+/** The synthetic running image, kept for the next twin of the same settings (a fleet, a campaign). */
+let lastRunningImage: { key: string; image: Buffer } | null = null;
+function runningImage(chip: string, version: string, secureVersion: number | undefined): Buffer {
+  const key = `${chip}/${version}/${secureVersion ?? ''}`;
+  if (lastRunningImage?.key !== key) lastRunningImage = { key, image: buildAppImage({ chip: chip as ChipName, version, secureVersion, projectName: 'ble_ota_app', size: 128 * 1024 }) };
+  return lastRunningImage.image;
+}
+
 /** Starts the twin for a device config, with a synthetic running image in a fresh state directory. */
 export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): Promise<VirtualPeripheral> {
   const settings = resolveSettings(config);
@@ -403,7 +436,7 @@ export async function createTwinDevice(config: SimDeviceConfig, clock: Clock): P
     throw new OtaError('TWIN_NOT_BUILT', 'the firmware twin (firmware/build/ble_ota_twin) is not built: run `make -C firmware/test twin`');
   }
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ble-ota-twin-'));
-  const image = buildAppImage({ chip: settings.chip, version: settings.version, secureVersion: settings.secureVersion, projectName: 'ble_ota_app', size: 128 * 1024 });
+  const image = runningImage(settings.chip, settings.version, settings.secureVersion);
   const imagePath = path.join(stateDir, 'running.bin');
   fs.writeFileSync(imagePath, image);
   const args = ['--state-dir', stateDir, '--chip', settings.chip, '--running-image', imagePath, '--name', settings.name];

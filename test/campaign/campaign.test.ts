@@ -43,14 +43,19 @@ describe('campaign', function () {
     assert.notDeepEqual({ ...a, image: null, index: 0 }, { ...c, image: null, index: 0 });
   });
 
-  it('the checker catches an active otadata entry naming a half-written slot and a failure reported for an installed image', () => {
+  it('the checker catches a VALID otadata entry naming a half-written slot and a failure reported for an installed image; a NEW one is what ESP-IDF leaves', () => {
     const oldImage = buildAppImage({ chip: 'esp32', version: '1.0.0', size: 32 * 1024, seed: 1 });
     const newImage = buildAppImage({ chip: 'esp32', version: '1.1.0', size: 32 * 1024, seed: 2 });
     const halfWritten = checkInvariants({
       view: { slots: [oldImage, newImage.subarray(0, 10000)], entries: [{ seq: 1, state: OtaStateCode.VALID, crcOk: true }, { seq: 2, state: OtaStateCode.NEW, crcOk: true }] },
       chip: 'esp32', oldImages: [oldImage], newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersions: ['1.0.0'], newVersion: '1.1.0',
     });
-    assert.deepEqual(halfWritten.map((v) => v.invariant), ['marked-valid']);
+    assert.deepEqual(halfWritten.map((v) => v.invariant), [], 'the bootloader verifies ota_1, fails and boots ota_0');
+    const confirmedHalfWritten = checkInvariants({
+      view: { slots: [oldImage, newImage.subarray(0, 10000)], entries: [{ seq: 1, state: OtaStateCode.VALID, crcOk: true }, { seq: 2, state: OtaStateCode.VALID, crcOk: true }] },
+      chip: 'esp32', oldImages: [oldImage], newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersions: ['1.0.0'], newVersion: '1.1.0',
+    });
+    assert.deepEqual(confirmedHalfWritten.map((v) => v.invariant), ['marked-valid']);
     const installed = checkInvariants({
       view: { slots: [oldImage, newImage], entries: [{ seq: 1, state: OtaStateCode.VALID, crcOk: true }, { seq: 2, state: OtaStateCode.VALID, crcOk: true }] },
       chip: 'esp32', oldImages: [oldImage], newImage, flashed: false, committed: false, statusVersion: '1.0.0', oldVersions: ['1.0.0'], newVersion: '1.1.0',

@@ -25,6 +25,12 @@ describe('cli flash --sim --fault', function () {
     assert.ok(result.attempts >= 2, `attempts ${result.attempts}`);
   });
 
+  it('a flash operation that fails with the power on is reported as DEVICE_FLASH_ERROR', () => {
+    const r = runCli(['flash', imagePath, '--sim', '--fast', '--no-progress', '--fault', 'flashFail@flashOp=3']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /DEVICE_FLASH_ERROR/);
+  });
+
   it('refuses an unknown fault, a bad parameter, and --fault without --sim', () => {
     const unknown = runCli(['flash', imagePath, '--sim', '--fast', '--fault', 'gremlins@n=1']);
     assert.equal(unknown.code, 1);

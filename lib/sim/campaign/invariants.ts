@@ -3,9 +3,15 @@
  * - bootable: the bootloader's selection (lib/sim/device/bootloader.ts, run on a copy of otadata) finds
  *   an image that verifies;
  * - old-or-new: the image that boots is the old image or the new one, byte for byte;
- * - marked-valid: the slot the active otadata entry names (esp_ota_get_boot_partition) holds an image
- *   that verifies, unless that entry is PENDING_VERIFY/NEW and the bootloader would fall back anyway
- *   (it is not: a slot marked bootable with an invalid image is a violation either way);
+ * - marked-valid: every otadata entry in state VALID (an image confirmed) names a slot holding an image
+ *   that verifies. An entry NEW or PENDING_VERIFY may name an invalid slot: ESP-IDF itself leaves one
+ *   when an update installed without reboot (esp_ota_set_boot_partition wrote the NEW entry) is followed
+ *   by another to the same slot, because esp_ota_begin erases the slot and writes no otadata
+ *   (esp-idf v5.3.2 components/app_update/esp_ota_ops.c:114-172). Such an entry is safe since the
+ *   bootloader loads (verifies) an image before it boots it and falls back to the other slot when it
+ *   does not verify (bootloader_support/src/bootloader_utility.c:496-520, try_load_partition :416-430);
+ *   it turns NEW into PENDING_VERIFY first (:388-394) and PENDING_VERIFY into ABORTED at the next boot
+ *   (:339-347). What must hold there is `bootable` and `old-or-new`;
  * - report: flashDevice's success, once the image was committed (VALID: confirmed by the host policy's
  *   verify, or by the device itself under the auto policy), means the new image boots at the next reset;
  *   its failure means the old image still boots;
@@ -13,7 +19,8 @@
  */
 import { chooseBootSlot } from '../device/bootloader';
 import { verifyAppImage } from '../device/image-slots';
-import type { SlotIndex } from '../device/ota-data';
+import { OtaStateCode } from '../../protocol/constants';
+import { ERASED_SEQ, slotOfSeq, type SlotIndex } from '../device/ota-data';
 import type { ChipName } from '../types';
 import { otadataOf, type FlashView } from './flash-view';
 
@@ -53,11 +60,13 @@ export function checkInvariants(input: CheckInput): Violation[] {
   const oldIndex = (slot: SlotIndex): number => input.oldImages.findIndex((image) => holds(view.slots[slot], image));
   const which = (slot: SlotIndex): 'old' | 'new' | 'other' => (holds(view.slots[slot], input.newImage) ? 'new' : oldIndex(slot) >= 0 ? 'old' : 'other');
   const otadata = otadataOf(view);
-  const marked = otadata.bootSlot();
-  if (marked !== null && !verifies(marked)) {
-    out.push({ invariant: 'marked-valid', detail: `otadata's active entry names ota_${marked} (${JSON.stringify(view.entries)}), which holds no valid image` });
+  for (const sector of [0, 1] as const) {
+    const e = view.entries[sector];
+    if (!e.crcOk || e.seq === ERASED_SEQ || e.state !== OtaStateCode.VALID) continue;
+    const slot = slotOfSeq(e.seq);
+    if (!verifies(slot)) out.push({ invariant: 'marked-valid', detail: `otadata sector ${sector} marks ota_${slot} VALID (${JSON.stringify(view.entries)}), which holds no valid image` });
   }
-  const running = marked ?? 0;
+  const running = otadata.bootSlot() ?? 0;
   const choice = chooseBootSlot(otadataOf(view), verifies);
   if (!choice) {
     out.push({ invariant: 'bootable', detail: `no slot boots (otadata ${JSON.stringify(view.entries)})` });

@@ -36,6 +36,12 @@ export interface Schedule {
 }
 
 
+/**
+ * Share of schedules that first install an earlier update without reboot (issue 9 finding 3): the second
+ * update then erases the slot otadata's NEW entry names, as ESP-IDF allows (invariants.ts marked-valid).
+ */
+export const DEFAULT_PRIOR_UPDATES = 0.1;
+
 /** Probability of 0, 1, 2, 3 faults per schedule. */
 export const FAULT_COUNT_WEIGHTS = [0.25, 0.4, 0.25, 0.1] as const;
 
@@ -54,13 +60,10 @@ export function loadRealImages(dir: string | undefined): Array<{ name: string; i
 
 const SYNTHETIC_CHIPS: readonly ChipName[] = ['esp32', 'esp32c3', 'esp32s3'];
 
-/**
- * priorUpdateChance: share of schedules that install an earlier update without reboot first (default 0:
- * opt-in, `--prior-updates p`, while the device side of issue 9 finding 3 is open: docs/FAULTS.md).
- */
+/** priorUpdateChance: share of schedules that install an earlier update without reboot first (`--prior-updates p`). */
 export function drawSchedule(seed: number, index: number, realImages: ReadonlyArray<{ name: string; image: Buffer; chip: ChipName }>, priorUpdateChance = 0): Schedule {
   const rnd = scheduleRandom(seed, index);
-  const implementation: Implementation = index % 2 === 0 ? 'model' : 'twin';
+  const implementation = implementationOf(index);
   let chip: ChipName;
   let image: Buffer;
   let imageSource = 'synthetic';
@@ -78,10 +81,15 @@ export function drawSchedule(seed: number, index: number, realImages: ReadonlyAr
   const link = rnd.pick(LINK_SCENARIO_NAMES);
   const faults: Fault[] = [];
   const count = weightedCount(rnd);
-  for (let i = 0; i < count; i++) faults.push(drawFault(rnd, implementation, image.length));
+  for (let i = 0; i < count; i++) faults.push(drawFault(rnd, image.length));
   // Drawn last, so the fields above are the same as in campaigns run before this draw existed.
   const priorUpdate = priorUpdateChance > 0 && rnd.chance(priorUpdateChance) ? buildAppImage({ chip, version: '1.0.5', size: rnd.int(24, 160) * 1024, seed: rnd.int(1, 1_000_000) }) : null;
   return { seed, index, implementation, chip, imageSource, image, policy, fleetKey, encoding, link, faults, priorUpdate };
+}
+
+/** Even schedules run on the TS model, odd ones on the firmware twin. */
+export function implementationOf(index: number): Implementation {
+  return index % 2 === 0 ? 'model' : 'twin';
 }
 
 function weightedCount(rnd: Random): number {
@@ -98,10 +106,10 @@ function flashOpsOf(bytes: number): number {
   return Math.ceil(bytes / 4096) * 2 + 4;
 }
 
-function drawFault(rnd: Random, implementation: Implementation, imageBytes: number): Fault {
-  const kinds = ['dropLink', 'loseWrite', 'flipWrite', 'loseNotification', 'corruptNotification', 'delayNotification', 'vanish', 'powerCutAt', 'slowFlash'] as const;
-  const modelOnly = ['powerCutOp', 'tornWrite'] as const;
-  const kind = rnd.pick<string>(implementation === 'model' ? [...kinds, ...modelOnly] : kinds);
+function drawFault(rnd: Random, imageBytes: number): Fault {
+  // Both implementations take every kind (the twin's flash-operation faults: docs/TWIN.md "fault").
+  const kinds = ['dropLink', 'loseWrite', 'flipWrite', 'loseNotification', 'corruptNotification', 'delayNotification', 'vanish', 'powerCutAt', 'slowFlash', 'powerCutOp', 'tornWrite'] as const;
+  const kind = rnd.pick<string>(kinds);
   const chunks = Math.max(1, Math.ceil(imageBytes / 240));
   switch (kind) {
     case 'dropLink':

@@ -142,7 +142,10 @@ export class FirstBoot {
     diagnosing.stage = 'diagnosing';
     diagnosing.bootCount = 1;
     if (ours) diagnosing.message = RECORD_MESSAGES.diagnosing;
-    this.write(diagnosing, () => this.work.after(this.settings.model.diagnosticsMs, () => this.diagnosed()));
+    this.write(diagnosing, () => {
+      this.machine.flash.faults?.diagnosticsStarted(); // fault injection: a power cut during the diagnostics
+      this.work.after(this.settings.model.diagnosticsMs, () => this.diagnosed());
+    });
   }
 
   private diagnosed(): void {

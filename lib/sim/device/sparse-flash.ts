@@ -3,7 +3,7 @@
  * bits (a write over unerased data corrupts it, as on the chip). Sectors are allocated on first program,
  * so a fleet of devices with 1.875 MiB partitions costs only the bytes actually written.
  */
-import type { FlashFaults } from './flash-faults';
+import { FlashOpError, type FlashFaults } from './flash-faults';
 import { SECTOR_SIZE } from './flash-timing';
 
 export class SparseFlash {
@@ -25,7 +25,9 @@ export class SparseFlash {
   erase(offset: number, length: number): void {
     this.checkRange(offset, length);
     this.erases++;
-    if (this.faults && this.faults.gate('erase', length).land !== 'all') return;
+    const verdict = this.faults?.gate('erase', length);
+    if (verdict?.land === 'fail') throw new FlashOpError('erase');
+    if (verdict && verdict.land !== 'all') return;
     const first = Math.floor(offset / SECTOR_SIZE);
     const last = Math.floor((offset + length - 1) / SECTOR_SIZE);
     for (let s = first; s <= last; s++) {
@@ -58,6 +60,7 @@ export class SparseFlash {
     this.programs++;
     if (this.faults) {
       const verdict = this.faults.gate('program', data.length);
+      if (verdict.land === 'fail') throw new FlashOpError('program');
       if (verdict.land === 'none') return;
       if (verdict.land === 'prefix') data = data.subarray(0, verdict.bytes);
     }

@@ -12,6 +12,7 @@
  */
 import { createHash, Hash } from 'crypto';
 import { ErrorCode } from '../../protocol/constants';
+import { FlashOpError } from './flash-faults';
 import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, alignUp, writeWindowsMs } from './flash-timing';
 import { EARLY_HEADER_SIZE, HeaderVerdict } from './header-check';
 import { DeviceFlash } from './image-slots';
@@ -136,13 +137,19 @@ export class UpdateWriter {
     for (;;) {
       if (this.stopped) return;
       let windows: number[] = [];
-      if (this.ringBytes > 0) {
-        // Never take past the next ACK point, so ACKs come at least every ack_interval bytes.
-        const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
-        if (!this.process(piece)) return;
-        windows = this.flushPages();
-      } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
-        windows = [this.eraseNext()];
+      try {
+        if (this.ringBytes > 0) {
+          // Never take past the next ACK point, so ACKs come at least every ack_interval bytes.
+          const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
+          if (!this.process(piece)) return;
+          windows = this.flushPages();
+        } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
+          windows = [this.eraseNext()];
+        }
+      } catch (err) {
+        // esp_ota_write / the erase ahead returned a flash error: the firmware ends the session (ble_ota_writer.c FLASH_ERROR).
+        if (err instanceof FlashOpError) return void this.fail(ErrorCode.FLASH_ERROR, 'flash erase/write failed');
+        throw err;
       }
       if (windows.length > 0) {
         this.busy = true;
