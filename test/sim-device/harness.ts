@@ -109,7 +109,7 @@ export interface Transfer {
   image: Buffer;
   /** Bytes written to Data (the zlib stream for deflate). */
   payload: Buffer;
-  encoding: 0 | 1;
+  encoding: 0 | 1 | 2;
   sha256: Buffer;
 }
 

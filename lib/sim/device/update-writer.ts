@@ -11,6 +11,7 @@
  * (the radio holds them, PeripheralHost.hostStall).
  */
 import { createHash, Hash } from 'crypto';
+import { PatchApplier, isPatchError } from '../../delta';
 import { ErrorCode } from '../../protocol/constants';
 import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, alignUp, writeWindowsMs } from './flash-timing';
 import { EARLY_HEADER_SIZE, HeaderVerdict } from './header-check';
@@ -31,7 +32,15 @@ export interface WriterOptions {
   slot: SlotIndex;
   imageSize: number;
   transferSize: number;
+  /** The transfer is a zlib stream (deflate, and delta: the stream of a patch). */
   deflate: boolean;
+  /** Delta (encoding 2): the running image's bytes the patch reads (base_len of them) and their read rate. */
+  delta?: { base: Buffer; readBytesPerMs: number };
+  /**
+   * A job the writer runs first, before it takes anything out of the ring (so before anything is erased or
+   * written): the manifest's signature check. It keeps the writer busy for `ms`; a failure ends the session.
+   */
+  firstJob?: { ms: number; run(): { err: number; message: string } | null };
   ackInterval: number;
   eraseAhead?: number;
   checkHeader(head: Buffer): HeaderVerdict;
@@ -57,6 +66,9 @@ export class UpdateWriter {
   decoded = 0;
   private readonly hash: Hash = createHash('sha256');
   private readonly inflater: StreamInflater | null;
+  private readonly applier: PatchApplier | null;
+  /** Base bytes read since the last flash step (their read time goes with it). */
+  private baseReadMs = 0;
   private head: Buffer[] = [];
   private headerOk = false;
   /** Decoded bytes to program next; a view valid until the next take (flushPages consumes it). */
@@ -73,9 +85,26 @@ export class UpdateWriter {
   private readonly eraseAhead: number;
 
   constructor(private readonly o: WriterOptions) {
-    this.inflater = o.deflate ? new StreamInflater() : null;
+    this.inflater = o.deflate || o.delta ? new StreamInflater() : null;
+    this.applier = o.delta ? new PatchApplier(o.delta.base, o.imageSize) : null;
     this.eraseLimit = alignUp(o.imageSize, SECTOR_SIZE);
     this.eraseAhead = o.eraseAhead ?? DEFAULT_ERASE_AHEAD;
+    if (o.firstJob) this.startFirstJob(o.firstJob);
+  }
+
+  /** The first job: the writer is busy (Data still lands in the ring, nothing is taken or ACKed) until it is done. */
+  private startFirstJob(job: NonNullable<WriterOptions['firstJob']>): void {
+    this.busy = true;
+    this.o.timers.set(() => {
+      if (this.stopped) return;
+      const failure = job.run();
+      if (failure) {
+        this.fail(failure.err, failure.message);
+        return;
+      }
+      this.busy = false;
+      this.run();
+    }, job.ms);
   }
 
   /** Bytes waiting in the ring. */
@@ -86,6 +115,17 @@ export class UpdateWriter {
   /** True when the deflate stream ended properly (raw: always). */
   get streamComplete(): boolean {
     return this.inflater ? this.inflater.finished : true;
+  }
+
+  /** Delta: the patch is not complete (it ended before its last record; SIZE_MISMATCH at END). Else false. */
+  get patchEndsEarly(): boolean {
+    if (!this.applier) return false;
+    try {
+      this.applier.finish();
+      return false;
+    } catch (err) {
+      return isPatchError(err) && err.reason === 'ends-early';
+    }
   }
 
   /** Decoded bytes programmed to flash. */
@@ -141,6 +181,8 @@ export class UpdateWriter {
         const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
         if (!this.process(piece)) return;
         windows = this.flushPages();
+        if (this.baseReadMs > 0) windows.unshift(this.baseReadMs);
+        this.baseReadMs = 0;
       } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
         windows = [this.eraseNext()];
       }
@@ -211,6 +253,16 @@ export class UpdateWriter {
     } catch (err) {
       const why = err instanceof InflateError ? err.message : String(err);
       return this.fail(ErrorCode.DECODE_FAILED, why);
+    }
+    if (this.applier && this.o.delta) {
+      const readBefore = this.applier.baseBytesRead;
+      try {
+        out = this.applier.push(out);
+      } catch (err) {
+        if (!isPatchError(err)) throw err;
+        return this.fail(ErrorCode.PATCH_INVALID, err.message);
+      }
+      this.baseReadMs += (this.applier.baseBytesRead - readBefore) / this.o.delta.readBytesPerMs;
     }
     if (this.decoded + out.length > this.o.imageSize) {
       return this.fail(ErrorCode.DECODE_FAILED, 'decodes to more than image_size');
