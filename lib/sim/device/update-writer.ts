@@ -22,6 +22,8 @@ import { TimerGroup } from './timers';
 
 /** Largest piece the writer takes out of the ring at once (its working buffer). */
 export const WRITER_TAKE_BYTES = 4096;
+/** esp_flash_read's MAX_READ_CHUNK: bytes read per cache-disabled window (ESP-IDF v5.3.2 components/spi_flash/esp_flash_api.c:37). */
+export const BASE_READ_CHUNK = 16384;
 /** Default of CONFIG_BLE_OTA_ERASE_AHEAD_BYTES (firmware/components/ble_ota/Kconfig). */
 export const DEFAULT_ERASE_AHEAD = 262144;
 
@@ -67,8 +69,8 @@ export class UpdateWriter {
   private readonly hash: Hash = createHash('sha256');
   private readonly inflater: StreamInflater | null;
   private readonly applier: PatchApplier | null;
-  /** Base bytes read since the last flash step (their read time goes with it). */
-  private baseReadMs = 0;
+  /** Base bytes read since the last flash step (their read windows go with it). */
+  private baseReadBytes = 0;
   private head: Buffer[] = [];
   private headerOk = false;
   /** Decoded bytes to program next; a view valid until the next take (flushPages consumes it). */
@@ -181,8 +183,7 @@ export class UpdateWriter {
         const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
         if (!this.process(piece)) return;
         windows = this.flushPages();
-        if (this.baseReadMs > 0) windows.unshift(this.baseReadMs);
-        this.baseReadMs = 0;
+        windows.unshift(...this.baseReadWindows());
       } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
         windows = [this.eraseNext()];
       }
@@ -221,6 +222,22 @@ export class UpdateWriter {
       this.busy = false;
       this.run();
     }, ms);
+  }
+
+  /**
+   * The base reads of the last step as cache-disabled windows: the applier reads the running partition
+   * with esp_partition_read, which for an unencrypted partition is esp_flash_read (ESP-IDF v5.3.2
+   * components/esp_partition/partition_target.c:37-38); that reads in chunks of at most MAX_READ_CHUNK
+   * (16 KiB), each between the os start()/end() that disable the cache and suspend the scheduler
+   * (components/spi_flash/esp_flash_api.c:37, :871, :887-914), so each chunk stalls the BLE host. Charged
+   * at the flash read rate of verification (flash-timing.ts VERIFY_READ_BYTES_PER_MS).
+   */
+  private baseReadWindows(): number[] {
+    const windows: number[] = [];
+    const rate = this.o.delta?.readBytesPerMs ?? 1;
+    for (let left = this.baseReadBytes; left > 0; left -= BASE_READ_CHUNK) windows.push(Math.min(left, BASE_READ_CHUNK) / rate);
+    this.baseReadBytes = 0;
+    return windows;
   }
 
   private growRing(need: number): void {
@@ -262,7 +279,7 @@ export class UpdateWriter {
         if (!isPatchError(err)) throw err;
         return this.fail(ErrorCode.PATCH_INVALID, err.message);
       }
-      this.baseReadMs += (this.applier.baseBytesRead - readBefore) / this.o.delta.readBytesPerMs;
+      this.baseReadBytes += this.applier.baseBytesRead - readBefore;
     }
     if (this.decoded + out.length > this.o.imageSize) {
       return this.fail(ErrorCode.DECODE_FAILED, 'decodes to more than image_size');
