@@ -9,9 +9,10 @@ import { deflateSync } from 'zlib';
 import { baseImageBytes, encodePatch, makeDeltaTransfer, type PatchRecord } from '../../lib/delta';
 import { appHash } from '../../lib/image';
 import { buildAppImage } from '../../lib/image/builder';
-import { Caps, ErrorCode, Op } from '../../lib/protocol/constants';
+import { CHIP_IDS, Caps, ErrorCode, Op } from '../../lib/protocol/constants';
 import { BLOCK_ERASE_MS, VERIFY_READ_BYTES_PER_MS } from '../../lib/sim/device/flash-timing';
 import type { SlotIndex } from '../../lib/sim/device/ota-data';
+import { buildManifest, generateReleaseKey } from '../helpers/v21-wire';
 import { Central, Rig, Transfer, afterReboot, makeRig, rawTransfer, sha256 } from './harness';
 
 const SIZE = 96 * 1024;
@@ -147,6 +148,22 @@ describe('sim-device v2.1: delta updates', () => {
       assert.equal((await c.readStatus()).lastResult, code, `${what}: recorded`);
       await assertOldImageBoots(r, c, what);
     }
+  });
+
+  it('a signed manifest bound to the base: the delta installs; bound to another base it is MANIFEST_MISMATCH at BEGIN', async () => {
+    const key = generateReleaseKey();
+    const manifest = (baseSha256: Buffer): Buffer =>
+      buildManifest({ imageSha256: sha256(newImage), imageSize: newImage.length, baseSha256, release: 1, secureVersion: 0, chipId: CHIP_IDS.esp32c3, projectName: 'ble_ota_app', appVersion: '1.1.0' }, key.privateKey);
+    const r = makeRig({ version: '1.0.0', releaseKeys: [key.publicPoint] }, { factoryImage: baseImage });
+    const c = new Central(r).connect();
+    const t = deltaTransfer(delta.transfer);
+    assert.equal((await c.begin(t, { baseSha256: delta.baseSha256, manifest: manifest(Buffer.alloc(32, 5)) })).err, ErrorCode.MANIFEST_MISMATCH);
+    assert.equal(r.device.flash.opCount, 0);
+    const b = await c.begin(t, { baseSha256: delta.baseSha256, manifest: manifest(delta.baseSha256) });
+    assert.equal(b.err, 0);
+    await c.send(t.payload, { chunkSize: b.chunkSize, window: b.window });
+    assert.equal((await c.end(0)).err, 0);
+    assert.ok(r.device.flash.imageBytes(OTA_1).subarray(0, newImage.length).equals(newImage));
   });
 
   it('resumes mid-patch: the applier keeps its state across the reconnect', async () => {
