@@ -10,7 +10,7 @@ import type { Clock } from '../clock';
 import { OtaError } from '../errors';
 import { hkdfSync } from 'crypto';
 import { addressFromName, createSimDevice, SimDevice } from './device';
-import { deviceIdOf } from './device/device-id';
+import { deviceIdOf } from './device/contract-v21';
 import { checkFault, radioFaultOf, type Fault, type FaultHandle } from './faults';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';

@@ -183,7 +183,6 @@ export class UpdateWriter {
         const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
         if (!this.process(piece)) return;
         windows = this.flushPages();
-        windows.unshift(...this.baseReadWindows());
       } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
         windows = [this.eraseNext()];
       }
@@ -320,7 +319,8 @@ export class UpdateWriter {
     const final = this.decoded === this.o.imageSize;
     const available = this.pageLen + data.length;
     const programBytes = final ? available : Math.floor(available / PAGE_SIZE) * PAGE_SIZE;
-    const windows: number[] = [];
+    // Delta: the base reads that decoded these bytes came first.
+    const windows: number[] = this.baseReadWindows();
     while (this.erasedEnd < this.writePos + programBytes) windows.push(this.eraseNext());
     const start = this.writePos;
     let used = 0;
