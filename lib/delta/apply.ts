@@ -41,6 +41,7 @@ export class PatchApplier {
   private remaining = 0;
   private basePos = 0;
   private produced = 0;
+  private baseRead = 0;
   /** Patch bytes consumed so far (for error messages). */
   private consumed = 0;
   private failure: PatchError | null = null;
@@ -56,6 +57,11 @@ export class PatchApplier {
   /** Output bytes produced so far. */
   get outputLength(): number {
     return this.produced;
+  }
+
+  /** Base bytes read so far (a device reads them from flash: what its read time is charged by). */
+  get baseBytesRead(): number {
+    return this.baseRead;
   }
 
   /** True once image_size bytes were produced and the last record is complete. */
@@ -78,6 +84,7 @@ export class PatchApplier {
             let pos = this.basePos;
             for (let k = 0; k < n; k++) out[written++] = (base[pos++] + chunk[i + k]) & 0xff;
             this.basePos = pos;
+            this.baseRead += n;
             this.advance(n);
             i += n;
             this.remaining -= n;

@@ -1,12 +1,14 @@
 /**
- * Test-side encoders of protocol v2.1 (PROTOCOL.md §B-§E), written from the contract independently of
- * the device model: the 93-byte BEGIN and its tag, signed manifests, PROVISION, Status format 2. Used to
- * drive devices at the GATT level.
+ * Test-side helpers for protocol v2.1 (PROTOCOL.md §2.1, §5, §7, §12) over the shared codec (lib/protocol):
+ * BEGIN with its tag, signed manifests, PROVISION, Status notifications cut to MTU - 3 bytes. The device
+ * model decodes on its own side (lib/sim/device/control-decode.ts), strictly, as the firmware does.
  */
-import { createHmac, createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'crypto';
-import { decodeStatus, type DeviceStatus } from '../../lib/protocol/status';
-
-export const BEGIN_V21_LENGTH = 93;
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'crypto';
+import { beginTag, commandTag } from '../../lib/protocol/auth';
+import { encodeCommand } from '../../lib/protocol/codec';
+import { BEGIN_TAG_OFFSET, BeginFlags, Op, STATUS_FORMAT_1, STATUS_FORMAT_1_SIZE, STATUS_SIZE, TAG_SIZE, type TaggedOp } from '../../lib/protocol/constants';
+import { signManifest } from '../../lib/protocol/manifest';
+import { decodeStatus, formatDeviceId, type DeviceStatus } from '../../lib/protocol/status';
 
 export interface BeginV21 {
   imageSize: number;
@@ -19,37 +21,29 @@ export interface BeginV21 {
   manifest?: Buffer;
 }
 
-/** BEGIN with a zero tag (the tag goes to bytes 77..92: beginTagV21). Flags bit1 is set when a manifest is given. */
+/** BEGIN with a zero tag (set it with withTag). Flags bit1 is set when a manifest is given. */
 export function encodeBeginV21(b: BeginV21): Buffer {
-  const buf = Buffer.alloc(BEGIN_V21_LENGTH);
-  buf[0] = 0x02;
-  buf.writeUInt32LE(b.imageSize, 1);
-  buf.writeUInt32LE(b.transferSize, 5);
-  buf[9] = b.encoding;
-  buf[10] = b.flags | (b.manifest ? 0x02 : 0);
-  buf.writeUInt16LE(b.chunkSize, 11);
-  b.sha256.copy(buf, 13);
-  (b.baseSha256 ?? Buffer.alloc(32)).copy(buf, 45);
-  return b.manifest ? Buffer.concat([buf, b.manifest]) : buf;
+  const flags = b.flags | (b.manifest ? BeginFlags.MANIFEST : 0);
+  return encodeCommand({ op: Op.BEGIN, ...b, flags, tag: Buffer.alloc(TAG_SIZE) });
 }
 
-/** HMAC-SHA256(key, "BLEOTA2-BEGIN" ‖ nonce ‖ begin[1..76]) cut to 16 bytes. */
+/** The BEGIN tag of a session key over begin[1..76] (§7). */
 export function beginTagV21(key: Buffer, nonce: Buffer, begin: Buffer): Buffer {
-  return createHmac('sha256', key).update('BLEOTA2-BEGIN').update(nonce).update(begin.subarray(1, 77)).digest().subarray(0, 16);
+  return beginTag(key, nonce, begin);
 }
 
 export function withTag(begin: Buffer, tag: Buffer): Buffer {
   const out = Buffer.from(begin);
-  tag.copy(out, 77);
+  tag.copy(out, BEGIN_TAG_OFFSET);
   return out;
 }
 
 export function commandTagV21(key: Buffer, nonce: Buffer, op: number): Buffer {
-  return createHmac('sha256', key).update('BLEOTA2-CMD').update(nonce).update(Buffer.from([op])).digest().subarray(0, 16);
+  return commandTag(key, nonce, op as TaggedOp);
 }
 
 export function encodeProvision(key: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([0x08]), key]);
+  return encodeCommand({ op: Op.PROVISION, key });
 }
 
 export interface ReleaseKey {
@@ -65,6 +59,7 @@ export function generateReleaseKey(): ReleaseKey {
   return { privateKey: createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' })), publicPoint: point };
 }
 
+/** Manifest fields with test defaults (key 0, any base, no expiry, any device); device ids as bytes. */
 export interface ManifestFields {
   keyId?: number;
   imageSha256: Buffer;
@@ -79,58 +74,29 @@ export interface ManifestFields {
   notAfter?: number;
 }
 
-function padded(value: string, size: number): Buffer {
-  const out = Buffer.alloc(size);
-  Buffer.from(value, 'utf8').copy(out, 0, 0, size);
-  return out;
-}
-
-/** A "BOM1" manifest signed with ECDSA P-256 over SHA-256 of bytes [0, 160+6n), signature r ‖ s. */
+/** A "BOM1" manifest signed with the shared codec (ECDSA P-256 over SHA-256, r ‖ s). */
 export function buildManifest(f: ManifestFields, key: KeyObject): Buffer {
-  const ids = f.deviceIds ?? [];
-  const body = Buffer.alloc(160 + 6 * ids.length);
-  body.write('BOM1', 0, 'ascii');
-  body[4] = 1;
-  body[5] = f.keyId ?? 0;
-  body.writeUInt16LE(224 + 6 * ids.length, 6);
-  f.imageSha256.copy(body, 8);
-  body.writeUInt32LE(f.imageSize, 40);
-  (f.baseSha256 ?? Buffer.alloc(32)).copy(body, 44);
-  body.writeUInt32LE(f.release, 76);
-  body.writeUInt32LE(f.secureVersion, 80);
-  body.writeUInt16LE(f.chipId, 84);
-  body.writeUInt16LE(ids.length, 86);
-  padded(f.projectName, 32).copy(body, 88);
-  padded(f.appVersion, 32).copy(body, 120);
-  body.writeUInt32LE(f.notAfter ?? 0, 152);
-  ids.forEach((id, i) => id.copy(body, 160 + 6 * i));
-  const signature = sign('sha256', body, { key, dsaEncoding: 'ieee-p1363' });
-  return Buffer.concat([body, signature]);
+  return signManifest(
+    {
+      ...f,
+      keyId: f.keyId ?? 0,
+      baseSha256: f.baseSha256 ?? Buffer.alloc(32),
+      notAfter: f.notAfter ?? 0,
+      deviceIds: (f.deviceIds ?? []).map(formatDeviceId),
+    },
+    key,
+  );
 }
 
-export interface StatusV2 extends DeviceStatus {
-  updatePartitionSize: number;
-  releaseFloor: number;
-  deviceId: string;
-  releaseKeyIds: number;
-}
+export type StatusV2 = DeviceStatus;
 
 /**
- * Status format 2 (252 bytes, or the first min(MTU-3, 252) of a notification): bytes 0..231 decoded as
- * format 1, then the v2.1 fields (undefined-free only when the whole value is there).
+ * A Status value: whole (format 2, 252 bytes) as the shared decoder reads it; a notification cut to
+ * MTU - 3 bytes (232..251) is read as its format-1 part, the format-2 fields then undefined.
  */
 export function decodeStatusV2(buf: Buffer): StatusV2 {
-  if (buf.length < 232 || buf[0] !== 2) throw new Error(`not a format-2 Status: ${buf.length} bytes, format ${buf[0]}`);
-  const v1 = Buffer.from(buf.subarray(0, 232));
-  v1[0] = 1;
-  const base = decodeStatus(v1);
-  const full = buf.length >= 252;
-  return {
-    ...base,
-    format: 2,
-    updatePartitionSize: full ? buf.readUInt32LE(232) : NaN,
-    releaseFloor: full ? buf.readUInt32LE(236) : NaN,
-    deviceId: full ? [...buf.subarray(240, 246)].map((b) => b.toString(16).padStart(2, '0')).join(':') : '',
-    releaseKeyIds: full ? buf[246] : NaN,
-  };
+  if (buf.length >= STATUS_SIZE || buf.length < STATUS_FORMAT_1_SIZE) return decodeStatus(buf);
+  const v1 = Buffer.from(buf.subarray(0, STATUS_FORMAT_1_SIZE));
+  v1[0] = STATUS_FORMAT_1;
+  return { ...decodeStatus(v1), format: buf[0] };
 }

@@ -60,7 +60,7 @@ export class FakeHost implements PeripheralHost {
   control(conn = 0): ControlNotification[] {
     return this.sent
       .filter((s) => s.characteristic === CONTROL_CHAR_UUID && (s.conn === undefined || s.conn === conn))
-      .map((s) => decodeControlNotification(s.data));
+      .map((s) => decodeNotification(s.data));
   }
 
   statusNotifications(): StatusV2[] {
@@ -68,11 +68,6 @@ export class FakeHost implements PeripheralHost {
   }
 }
 
-/** The shared codec does not know PROVISION (0x88) yet: its response is read here. */
-function decodeControlNotification(data: Buffer): ControlNotification {
-  if (data[0] === 0x88 && data.length === 2) return { op: 0x88, err: data[1] };
-  return decodeNotification(data);
-}
 
 export interface Rig {
   clock: VirtualClock;
@@ -109,7 +104,7 @@ export interface Transfer {
   image: Buffer;
   /** Bytes written to Data (the zlib stream for deflate). */
   payload: Buffer;
-  encoding: 0 | 1;
+  encoding: 0 | 1 | 2;
   sha256: Buffer;
 }
 

@@ -383,12 +383,12 @@ describe('sim-device v2: sessions, NAKs, authentication', () => {
     assert.equal((await c.command(c.beginRequest(t, { flags: 0x81 }))).err, ErrorCode.BAD_PARAMETER);
     assert.equal((await c.command(c.beginRequest(t, { baseSha256: Buffer.alloc(32, 1) }))).err, ErrorCode.BAD_PARAMETER, 'base_sha256 with encoding 0');
     assert.equal((await c.command(c.beginRequest(t, { transferSize: t.image.length - 1 }))).err, ErrorCode.BAD_ENCODING);
-    const delta = c.beginRequest(t);
-    delta[9] = 2; // delta: not offered yet (caps bit 7 clear)
-    assert.equal((await c.command(delta)).err, ErrorCode.BAD_ENCODING);
     const unknown = c.beginRequest(t);
     unknown[9] = 3;
     assert.equal((await c.command(unknown)).err, ErrorCode.BAD_ENCODING);
+    const unknownWithBase = c.beginRequest(t, { baseSha256: Buffer.alloc(32, 1) });
+    unknownWithBase[9] = 3;
+    assert.equal((await c.command(unknownWithBase)).err, ErrorCode.BAD_PARAMETER, 'parameters before encoding (§4.1): base_sha256 with an encoding other than 2');
     for (const value of [Buffer.alloc(513, 1), Buffer.alloc(0)]) {
       await assert.rejects(
         Promise.resolve().then(() => rig.device.onWrite(OTA, CONTROL, value, false)),

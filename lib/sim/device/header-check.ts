@@ -7,8 +7,7 @@
  */
 import { hasMaxChipRev } from '../../image/header';
 import { ErrorCode } from '../../protocol/constants';
-import { SecurityError } from './contract-v21';
-import { paddedString } from './manifest';
+import { readFixedString } from '../../protocol/status';
 
 /** Image header (24) + segment header (8) + esp_app_desc_t (256). */
 export const EARLY_HEADER_SIZE = 288;
@@ -57,11 +56,11 @@ export function checkEarlyHeader(head: Buffer, running: RunningFacts): HeaderVer
   }
   const m = running.manifest;
   if (m) {
-    const version = paddedString(head.subarray(APP_VERSION_OFFSET, APP_VERSION_OFFSET + DESC_STRING_SIZE));
-    const project = paddedString(head.subarray(PROJECT_NAME_OFFSET, PROJECT_NAME_OFFSET + DESC_STRING_SIZE));
-    if (secureVersion !== m.secureVersion) return { err: SecurityError.MANIFEST_MISMATCH, message: `image secure_version ${secureVersion}, manifest ${m.secureVersion}` };
-    if (project !== m.projectName) return { err: SecurityError.MANIFEST_MISMATCH, message: `image project ${project}, manifest ${m.projectName}` };
-    if (version !== m.appVersion) return { err: SecurityError.MANIFEST_MISMATCH, message: `image version ${version}, manifest ${m.appVersion}` };
+    const version = readFixedString(head, APP_VERSION_OFFSET, DESC_STRING_SIZE);
+    const project = readFixedString(head, PROJECT_NAME_OFFSET, DESC_STRING_SIZE);
+    if (secureVersion !== m.secureVersion) return { err: ErrorCode.MANIFEST_MISMATCH, message: `image secure_version ${secureVersion}, manifest ${m.secureVersion}` };
+    if (project !== m.projectName) return { err: ErrorCode.MANIFEST_MISMATCH, message: `image project ${project}, manifest ${m.projectName}` };
+    if (version !== m.appVersion) return { err: ErrorCode.MANIFEST_MISMATCH, message: `image version ${version}, manifest ${m.appVersion}` };
   }
   return { err: ErrorCode.OK, message: '' };
 }

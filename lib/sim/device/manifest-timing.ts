@@ -1,6 +1,7 @@
 /**
- * Modeled cost of the manifest check at BEGIN (PROTOCOL.md §D): one SHA-256 over the signed part
- * (at most 352 bytes) and one ECDSA P-256 verify. The figures are ESP-IDF's performance limits, the
+ * Modeled cost of the manifest's signature check (PROTOCOL.md §12.2): one SHA-256 over the signed part
+ * (at most 352 bytes) and one ECDSA P-256 verify, run by the writer as the session's first job (not at
+ * BEGIN: the BEGIN answer does not wait for it, and the BLE host keeps running). The figures are ESP-IDF's performance limits, the
  * slowest a passing test run may be (docs/DEVICE-MODEL.md "Manifest check time" has the table and the
  * sources); the firmware twin uses the same table.
  */

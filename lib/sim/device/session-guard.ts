@@ -5,22 +5,9 @@
  * most once. Secure by default: without any key and without the opt-out, BEGIN and every tagged command
  * get NOT_PROVISIONED.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'crypto';
-import { ErrorCode, NONCE_SIZE, TAG_SIZE, type TaggedOp } from '../../protocol/constants';
-import { BEGIN_TAG_INPUT, SecurityError } from './contract-v21';
-
-const BEGIN_LABEL = Buffer.from('BLEOTA2-BEGIN', 'ascii');
-const COMMAND_LABEL = Buffer.from('BLEOTA2-CMD', 'ascii');
-
-function tag(key: Buffer, parts: Buffer[]): Buffer {
-  const h = createHmac('sha256', key);
-  for (const p of parts) h.update(p);
-  return h.digest().subarray(0, TAG_SIZE);
-}
-
-function tagsEqual(a: Buffer, b: Buffer): boolean {
-  return a.length === TAG_SIZE && b.length === TAG_SIZE && timingSafeEqual(a, b);
-}
+import { randomBytes } from 'crypto';
+import { beginTag, commandTag, tagsEqual } from '../../protocol/auth';
+import { ErrorCode, NONCE_SIZE, type TaggedOp } from '../../protocol/constants';
 
 export interface GuardFacts {
   /** The session key now (PROVISION may set one while the device runs). */
@@ -63,14 +50,14 @@ export class SessionGuard {
    * manifest check (caps bit 6), the opt-out lets anything through, else NOT_PROVISIONED.
    */
   checkBegin(conn: number, request: Buffer, given: Buffer): number {
-    if (!this.keyRequired) return this.facts.hasReleaseKeys || this.facts.allowUnauthenticated ? ErrorCode.OK : SecurityError.NOT_PROVISIONED;
-    return this.check(conn, given, (key, nonce) => tag(key, [BEGIN_LABEL, nonce, request.subarray(...BEGIN_TAG_INPUT)]));
+    if (!this.keyRequired) return this.facts.hasReleaseKeys || this.facts.allowUnauthenticated ? ErrorCode.OK : ErrorCode.NOT_PROVISIONED;
+    return this.check(conn, given, (key, nonce) => beginTag(key, nonce, request));
   }
 
   /** ABORT, CONFIRM, ROLLBACK, REBOOT: without a session key only the opt-out lets them through. */
   checkCommand(conn: number, op: TaggedOp, given: Buffer): number {
-    if (!this.keyRequired) return this.facts.allowUnauthenticated ? ErrorCode.OK : SecurityError.NOT_PROVISIONED;
-    return this.check(conn, given, (key, nonce) => tag(key, [COMMAND_LABEL, nonce, Buffer.from([op])]));
+    if (!this.keyRequired) return this.facts.allowUnauthenticated ? ErrorCode.OK : ErrorCode.NOT_PROVISIONED;
+    return this.check(conn, given, (key, nonce) => commandTag(key, nonce, op));
   }
 
   private check(conn: number, given: Buffer, expected: (key: Buffer, nonce: Buffer) => Buffer): number {

@@ -5,7 +5,7 @@ import type { ChipName, SimDeviceConfig } from '../types';
 import { createHash } from 'crypto';
 import { FlashTiming, flashTiming } from './flash-timing';
 import { DEFAULT_OTA_PARTITION_SIZE } from './image-slots';
-import { RELEASE_KEY_SIZE, RELEASE_KEY_SLOTS, SESSION_KEY_SIZE } from './contract-v21';
+import { RELEASE_KEY_SLOTS, RELEASE_PUBLIC_KEY_SIZE as RELEASE_KEY_SIZE, SESSION_KEY_SIZE } from '../../protocol/constants';
 
 export const DEFAULT_MAX_MTU = 517;
 /**

@@ -11,6 +11,7 @@
  * (the radio holds them, PeripheralHost.hostStall).
  */
 import { createHash, Hash } from 'crypto';
+import { PatchApplier, isPatchError } from '../../delta';
 import { ErrorCode } from '../../protocol/constants';
 import { FlashOpError } from './flash-faults';
 import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, alignUp, writeWindowsMs } from './flash-timing';
@@ -22,6 +23,8 @@ import { TimerGroup } from './timers';
 
 /** Largest piece the writer takes out of the ring at once (its working buffer). */
 export const WRITER_TAKE_BYTES = 4096;
+/** esp_flash_read's MAX_READ_CHUNK: bytes read per cache-disabled window (ESP-IDF v5.3.2 components/spi_flash/esp_flash_api.c:37). */
+export const BASE_READ_CHUNK = 16384;
 /** Default of CONFIG_BLE_OTA_ERASE_AHEAD_BYTES (firmware/components/ble_ota/Kconfig). */
 export const DEFAULT_ERASE_AHEAD = 262144;
 
@@ -32,7 +35,15 @@ export interface WriterOptions {
   slot: SlotIndex;
   imageSize: number;
   transferSize: number;
+  /** The transfer is a zlib stream (deflate, and delta: the stream of a patch). */
   deflate: boolean;
+  /** Delta (encoding 2): the running image's bytes the patch reads (base_len of them) and their read rate. */
+  delta?: { base: Buffer; readBytesPerMs: number };
+  /**
+   * A job the writer runs first, before it takes anything out of the ring (so before anything is erased or
+   * written): the manifest's signature check. It keeps the writer busy for `ms`; a failure ends the session.
+   */
+  firstJob?: { ms: number; run(): { err: number; message: string } | null };
   ackInterval: number;
   eraseAhead?: number;
   checkHeader(head: Buffer): HeaderVerdict;
@@ -58,6 +69,9 @@ export class UpdateWriter {
   decoded = 0;
   private readonly hash: Hash = createHash('sha256');
   private readonly inflater: StreamInflater | null;
+  private readonly applier: PatchApplier | null;
+  /** Base bytes read since the last flash step (their read windows go with it). */
+  private baseReadBytes = 0;
   private head: Buffer[] = [];
   private headerOk = false;
   /** Decoded bytes to program next; a view valid until the next take (flushPages consumes it). */
@@ -74,9 +88,26 @@ export class UpdateWriter {
   private readonly eraseAhead: number;
 
   constructor(private readonly o: WriterOptions) {
-    this.inflater = o.deflate ? new StreamInflater() : null;
+    this.inflater = o.deflate || o.delta ? new StreamInflater() : null;
+    this.applier = o.delta ? new PatchApplier(o.delta.base, o.imageSize) : null;
     this.eraseLimit = alignUp(o.imageSize, SECTOR_SIZE);
     this.eraseAhead = o.eraseAhead ?? DEFAULT_ERASE_AHEAD;
+    if (o.firstJob) this.startFirstJob(o.firstJob);
+  }
+
+  /** The first job: the writer is busy (Data still lands in the ring, nothing is taken or ACKed) until it is done. */
+  private startFirstJob(job: NonNullable<WriterOptions['firstJob']>): void {
+    this.busy = true;
+    this.o.timers.set(() => {
+      if (this.stopped) return;
+      const failure = job.run();
+      if (failure) {
+        this.fail(failure.err, failure.message);
+        return;
+      }
+      this.busy = false;
+      this.run();
+    }, job.ms);
   }
 
   /** Bytes waiting in the ring. */
@@ -87,6 +118,17 @@ export class UpdateWriter {
   /** True when the deflate stream ended properly (raw: always). */
   get streamComplete(): boolean {
     return this.inflater ? this.inflater.finished : true;
+  }
+
+  /** Delta: the patch is not complete (it ended before its last record; SIZE_MISMATCH at END). Else false. */
+  get patchEndsEarly(): boolean {
+    if (!this.applier) return false;
+    try {
+      this.applier.finish();
+      return false;
+    } catch (err) {
+      return isPatchError(err) && err.reason === 'ends-early';
+    }
   }
 
   /** Decoded bytes programmed to flash. */
@@ -188,6 +230,22 @@ export class UpdateWriter {
     }, ms);
   }
 
+  /**
+   * The base reads of the last step as cache-disabled windows: the applier reads the running partition
+   * with esp_partition_read, which for an unencrypted partition is esp_flash_read (ESP-IDF v5.3.2
+   * components/esp_partition/partition_target.c:37-38); that reads in chunks of at most MAX_READ_CHUNK
+   * (16 KiB), each between the os start()/end() that disable the cache and suspend the scheduler
+   * (components/spi_flash/esp_flash_api.c:37, :871, :887-914), so each chunk stalls the BLE host. Charged
+   * at the flash read rate of verification (flash-timing.ts VERIFY_READ_BYTES_PER_MS).
+   */
+  private baseReadWindows(): number[] {
+    const windows: number[] = [];
+    const rate = this.o.delta?.readBytesPerMs ?? 1;
+    for (let left = this.baseReadBytes; left > 0; left -= BASE_READ_CHUNK) windows.push(Math.min(left, BASE_READ_CHUNK) / rate);
+    this.baseReadBytes = 0;
+    return windows;
+  }
+
   private growRing(need: number): void {
     const bigger = Buffer.allocUnsafe(Math.max(need, 2 * this.ring.length, WRITER_TAKE_BYTES));
     const first = Math.min(this.ringBytes, this.ring.length - this.ringStart);
@@ -218,6 +276,16 @@ export class UpdateWriter {
     } catch (err) {
       const why = err instanceof InflateError ? err.message : String(err);
       return this.fail(ErrorCode.DECODE_FAILED, why);
+    }
+    if (this.applier && this.o.delta) {
+      const readBefore = this.applier.baseBytesRead;
+      try {
+        out = this.applier.push(out);
+      } catch (err) {
+        if (!isPatchError(err)) throw err;
+        return this.fail(ErrorCode.PATCH_INVALID, err.message);
+      }
+      this.baseReadBytes += this.applier.baseBytesRead - readBefore;
     }
     if (this.decoded + out.length > this.o.imageSize) {
       return this.fail(ErrorCode.DECODE_FAILED, 'decodes to more than image_size');
@@ -258,7 +326,8 @@ export class UpdateWriter {
     const final = this.decoded === this.o.imageSize;
     const available = this.pageLen + data.length;
     const programBytes = final ? available : Math.floor(available / PAGE_SIZE) * PAGE_SIZE;
-    const windows: number[] = [];
+    // Delta: the base reads that decoded these bytes came first.
+    const windows: number[] = this.baseReadWindows();
     while (this.erasedEnd < this.writePos + programBytes) windows.push(this.eraseNext());
     const start = this.writePos;
     let used = 0;

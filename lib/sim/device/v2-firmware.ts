@@ -6,8 +6,10 @@
  */
 import type { TimerHandle } from '../../clock';
 import { ControlNotification, encodeNotification } from '../../protocol/codec';
+import { baseImageBytes } from '../../delta';
 import {
   ATT_HEADER_SIZE,
+  ATT_INVALID_ATTRIBUTE_VALUE_LENGTH,
   BeginFlags,
   CHIP_IDS,
   CONTROL_CHAR_UUID,
@@ -21,10 +23,12 @@ import {
   FIRMWARE_REVISION_UUID,
   LastFlags,
   MANUFACTURER_NAME_UUID,
+  MAX_CONTROL_VALUE,
   MODEL_NUMBER_UUID,
   OTA_SERVICE_UUID,
   Op,
   OtaStateCode,
+  RELEASE_KEY_SLOTS,
   STATUS_CHAR_UUID,
   SessionStateCode,
   TaggedOp,
@@ -33,19 +37,9 @@ import {
 import { parseImage } from '../../image/parse';
 import { detectSignature } from '../../image/signature';
 import { AttError, VirtualAdvertisement, VirtualService } from '../types';
-import {
-  ATT_INVALID_ATTRIBUTE_VALUE_LENGTH,
-  BeginFlagsV21,
-  CapsV21,
-  ENCODING_DELTA,
-  MAX_CONTROL_VALUE,
-  OP_PROVISION,
-  RELEASE_KEY_SLOTS,
-  SecurityError,
-  deviceIdOf,
-} from './contract-v21';
 import { BeginRequest, decodeControl } from './control-decode';
-import { MANIFEST_SIGNATURE, Manifest, checkManifest, isZero } from './manifest';
+import { deviceIdOf } from './contract-v21';
+import { AcceptedManifest, checkManifestAtBegin, isZero, manifestSignatureValid } from './manifest';
 import { manifestCheckMs } from './manifest-timing';
 import { SessionGuard } from './session-guard';
 import { deviceChunkSize } from './chunk-size';
@@ -70,9 +64,13 @@ const SESSION_OFFSET_FIELD = [16, 20] as const;
  */
 export const INFLATER_BYTES = 43_800;
 
-/** Heap a session reserves at BEGIN: the receive ring (the window), the writer's buffer, the inflater. */
-export function sessionBytes(window: number, deflate: boolean): number {
-  return window + WRITER_TAKE_BYTES + (deflate ? INFLATER_BYTES : 0);
+/** The patch applier's state (firmware/components/ble_ota/core/ble_ota_patch.h ble_ota_patch_t: 48 bytes with padding); it reads the base straight into the output buffer. */
+export const PATCH_APPLIER_BYTES = 48;
+
+/** Heap a session reserves at BEGIN: the receive ring (the window), the writer's buffer, the inflater (deflate and delta), the patch applier (delta). */
+export function sessionBytes(window: number, encoding: number): number {
+  const inflater = encoding === Encoding.DEFLATE || encoding === Encoding.DELTA ? INFLATER_BYTES : 0;
+  return window + WRITER_TAKE_BYTES + inflater + (encoding === Encoding.DELTA ? PATCH_APPLIER_BYTES : 0);
 }
 
 export class V2Firmware implements Application {
@@ -145,11 +143,12 @@ export class V2Firmware implements Application {
       (this.auth.keyRequired ? Caps.FLEET_KEY_REQUIRED : 0) |
       (this.settings.hostPolicy ? Caps.HOST_CONFIRM : 0) |
       (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE) |
-      (this.settings.signedImagesRequired ? CapsV21.SIGNED_IMAGES : 0) |
-      (this.settings.releaseKeys.length > 0 ? CapsV21.MANIFEST_REQUIRED : 0) |
-      (this.provisioningOpen ? CapsV21.PROVISIONING_OPEN : 0) |
-      (this.auth.unauthenticatedAllowed ? CapsV21.UNAUTHENTICATED_ALLOWED : 0) |
-      (this.auth.notProvisioned ? CapsV21.NOT_PROVISIONED : 0)
+      Caps.DELTA |
+      (this.settings.signedImagesRequired ? Caps.SIGNED_IMAGES : 0) |
+      (this.settings.releaseKeys.length > 0 ? Caps.MANIFEST_REQUIRED : 0) |
+      (this.provisioningOpen ? Caps.PROVISIONING_WINDOW : 0) |
+      (this.auth.unauthenticatedAllowed ? Caps.UNAUTHENTICATED_ALLOWED : 0) |
+      (this.auth.notProvisioned ? Caps.NOT_PROVISIONED : 0)
     );
   }
 
@@ -228,7 +227,7 @@ export class V2Firmware implements Application {
       case Op.END:
         this.onEnd(conn, cmd.flags);
         break;
-      case OP_PROVISION:
+      case Op.PROVISION:
         this.onProvision(conn, cmd.key);
         break;
       default:
@@ -243,7 +242,7 @@ export class V2Firmware implements Application {
    * (NVS device_key, effective at once); no tag, physical presence is the proof.
    */
   private onProvision(conn: number, key: Buffer): void {
-    const respond = (err: number): void => this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, Buffer.from([OP_PROVISION | 0x80, err]), conn);
+    const respond = (err: number): void => this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, encodeNotification({ op: Op.PROVISION | 0x80, err }), conn);
     if (!this.provisioningOpen) return respond(ErrorCode.INVALID_STATE);
     const nvs = this.machine.flash.nvs;
     this.work.nvsTime(nvs.usedEntries);
@@ -252,49 +251,42 @@ export class V2Firmware implements Application {
   }
 
   /**
-   * BEGIN in the §4.1 order: parameters, encoding, authentication, then the manifest (§D) before anything
-   * is erased. Checking a manifest's signature takes the modeled SHA-256 + ECDSA time (manifest-timing.ts),
-   * with the BLE host busy; the answer and the rest of BEGIN follow it.
+   * BEGIN in the §4.1 order: parameters, encoding, authentication, the manifest's BEGIN checks (§12.2: all
+   * but the signature), the delta base, then beginChecked. Answered at once: the manifest's signature is
+   * verified by the writer as the session's first job (startSession), before anything is erased.
    */
   private onBegin(conn: number, b: BeginRequest): void {
     const fail = (err: number): void => this.reply(conn, { op: 0x82, err });
-    if (b.imageSize === 0 || b.chunkSize === 0 || (b.flags & ~(BeginFlagsV21.RESUME | BeginFlagsV21.MANIFEST)) !== 0) return fail(ErrorCode.BAD_PARAMETER);
-    // Delta (encoding 2) is not offered yet (caps bit 7 clear).
-    if (b.encoding === ENCODING_DELTA || (b.encoding !== Encoding.RAW && b.encoding !== Encoding.DEFLATE)) return fail(ErrorCode.BAD_ENCODING);
-    if (!isZero(b.baseSha256)) return fail(ErrorCode.BAD_PARAMETER);
+    const delta = b.encoding === Encoding.DELTA;
+    if (b.imageSize === 0 || b.chunkSize === 0 || (b.flags & ~(BeginFlags.RESUME | BeginFlags.MANIFEST)) !== 0) return fail(ErrorCode.BAD_PARAMETER);
+    if (!delta && !isZero(b.baseSha256)) return fail(ErrorCode.BAD_PARAMETER);
+    if (b.encoding !== Encoding.RAW && b.encoding !== Encoding.DEFLATE && !delta) return fail(ErrorCode.BAD_ENCODING);
     if (b.transferSize === 0 || (b.encoding === Encoding.RAW && b.transferSize !== b.imageSize)) return fail(ErrorCode.BAD_ENCODING);
     const auth = this.auth.checkBegin(conn, b.raw, b.tag);
     if (auth !== ErrorCode.OK) return fail(auth);
+    let manifest: AcceptedManifest | null = null;
     if (!b.manifest) {
-      if (this.settings.releaseKeys.length > 0) return fail(SecurityError.MANIFEST_REQUIRED);
-      this.beginChecked(conn, b, null);
-      return;
+      if (this.settings.releaseKeys.length > 0) return fail(ErrorCode.MANIFEST_REQUIRED);
+    } else {
+      const verdict = checkManifestAtBegin(b.manifest, {
+        imageSha256: b.sha256,
+        imageSize: b.imageSize,
+        baseSha256: b.baseSha256,
+        chipId: CHIP_IDS[this.settings.chip],
+        deviceId: deviceIdOf(this.settings.address),
+        releaseFloor: this.machine.flash.nvs.releaseFloor,
+        releaseKeys: this.settings.releaseKeys,
+      });
+      if (!('accepted' in verdict)) return fail(verdict.err);
+      manifest = verdict.accepted;
     }
-    const verdict = checkManifest(b.manifest, {
-      imageSha256: b.sha256,
-      imageSize: b.imageSize,
-      baseSha256: b.baseSha256,
-      chipId: CHIP_IDS[this.settings.chip],
-      deviceId: deviceIdOf(this.settings.address),
-      releaseFloor: this.machine.flash.nvs.releaseFloor,
-      releaseKeys: this.settings.releaseKeys,
-    });
-    const answer = (): void => {
-      if (verdict.err !== ErrorCode.OK || !('manifest' in verdict)) return fail(verdict.err);
-      this.beginChecked(conn, b, verdict.manifest);
-    };
-    if (!verdict.verified) return answer();
-    const ms = manifestCheckMs(this.settings.chip, b.manifest.length - MANIFEST_SIGNATURE);
-    this.machine.stallHost(ms);
-    this.setTimer(() => {
-      if (!this.mtus.has(conn)) return; // the link went while the device was verifying
-      answer();
-      this.publish();
-    }, ms);
+    // The delta base is the image this boot runs: the digest Status running_sha256 reports.
+    if (delta && !b.baseSha256.equals(this.boot.app.sha256)) return fail(ErrorCode.BASE_MISMATCH);
+    this.beginChecked(conn, b, manifest);
   }
 
   /** The rest of BEGIN once the request is authenticated and its manifest (if any) verified. */
-  private beginChecked(conn: number, b: BeginRequest, manifest: Manifest | null): void {
+  private beginChecked(conn: number, b: BeginRequest, manifest: AcceptedManifest | null): void {
     const fail = (err: number): void => this.reply(conn, { op: 0x82, err });
     if (b.imageSize > this.settings.partitionSize) return fail(ErrorCode.IMAGE_TOO_LARGE);
     if (this.restartScheduled) return fail(ErrorCode.INVALID_STATE);
@@ -306,15 +298,20 @@ export class V2Firmware implements Application {
     if (kept) {
       if (kept.phase === 'finishing') return fail(kept.owner === conn ? ErrorCode.INVALID_STATE : ErrorCode.BUSY);
       if (kept.phase === 'receiving' && kept.owner !== conn) return fail(ErrorCode.BUSY);
-      if ((b.flags & BeginFlags.RESUME) !== 0 && sameImage(kept, b.imageSize, b.transferSize, b.encoding, b.sha256)) {
+      if ((b.flags & BeginFlags.RESUME) !== 0 && sameImage(kept, b)) {
         this.resume(conn, kept, chunkSize);
         return;
       }
       this.endSession(kept, ErrorCode.ABORTED, 'replaced by a new BEGIN', false);
     }
     // The session's buffers are reserved before anything is erased or recorded.
-    if (sessionBytes(this.settings.window, b.encoding === Encoding.DEFLATE) > this.settings.model.freeHeapBytes) return fail(ErrorCode.NO_MEMORY);
-    this.startSession(conn, b, chunkSize, manifest);
+    if (sessionBytes(this.settings.window, b.encoding) > this.settings.model.freeHeapBytes) return fail(ErrorCode.NO_MEMORY);
+    let base: Buffer | undefined;
+    if (b.encoding === Encoding.DELTA) {
+      base = this.runningImageBase();
+      if (!base) return fail(ErrorCode.BASE_MISMATCH);
+    }
+    this.startSession(conn, b, chunkSize, manifest, base);
   }
 
   private resume(conn: number, s: V2Session, chunkSize: number): void {
@@ -328,7 +325,21 @@ export class V2Firmware implements Application {
     this.reply(conn, { op: 0x82, err: 0, chunkSize, window: this.settings.window, ackInterval: this.settings.ackInterval, resumeOffset: offset });
   }
 
-  private startSession(conn: number, b: BeginRequest, chunkSize: number, manifest: Manifest | null): void {
+  /**
+   * The bytes a patch may read: the running slot's image as esp_image_verify measures it (header through
+   * the checksum, plus the appended SHA-256), read through esp_partition_read. Null when the running slot
+   * holds no valid image (then nothing can be its base).
+   */
+  private runningImageBase(): Buffer | undefined {
+    try {
+      return baseImageBytes(this.machine.flash.imageBytes(this.boot.slot));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private startSession(conn: number, b: BeginRequest, chunkSize: number, accepted: AcceptedManifest | null, base: Buffer | undefined): void {
+    const manifest = accepted?.manifest ?? null;
     const slot = otherSlot(this.boot.slot);
     const flash = this.machine.flash;
     // The record keeps the manifest's release: release_floor rises to it when the image is confirmed.
@@ -340,6 +351,7 @@ export class V2Firmware implements Application {
       transferSize: b.transferSize,
       encoding: b.encoding,
       sha256: Buffer.from(b.sha256),
+      baseSha256: Buffer.from(b.baseSha256),
       slot,
       window: new ReceiveWindow(b.transferSize, chunkSize, this.settings.window),
       resumeTimer: null,
@@ -351,6 +363,8 @@ export class V2Firmware implements Application {
         imageSize: b.imageSize,
         transferSize: b.transferSize,
         deflate: b.encoding === Encoding.DEFLATE,
+        delta: base ? { base, readBytesPerMs: this.settings.timing.verifyBytesPerMs } : undefined,
+        firstJob: accepted ? this.signatureJob(accepted) : undefined,
         ackInterval: this.settings.ackInterval,
         checkHeader: (head) =>
           checkEarlyHeader(head, {
@@ -372,6 +386,18 @@ export class V2Firmware implements Application {
     };
     this.session = session;
     this.reply(conn, { op: 0x82, err: 0, chunkSize, window: this.settings.window, ackInterval: this.settings.ackInterval, resumeOffset: 0 });
+  }
+
+  /**
+   * The manifest's ECDSA verify (§12.2) as the writer's first job: it runs in the writer task, not in the BLE
+   * host, for the SHA-256 + ECDSA time of manifest-timing.ts; nothing is erased or written before it
+   * passed, and a bad signature ends the session with SESSION_ABORTED MANIFEST_INVALID.
+   */
+  private signatureJob(accepted: AcceptedManifest): NonNullable<ConstructorParameters<typeof UpdateWriter>[0]['firstJob']> {
+    return {
+      ms: manifestCheckMs(this.settings.chip, accepted.manifest.signedBytes.length),
+      run: () => (manifestSignatureValid(accepted) ? null : { err: ErrorCode.MANIFEST_INVALID, message: 'manifest signature does not verify' }),
+    };
   }
 
   private onEnd(conn: number, flags: number): void {
@@ -400,6 +426,7 @@ export class V2Firmware implements Application {
       this.endSession(s, err, message);
     };
     if (s.writer.decoded !== s.imageSize) return fail(ErrorCode.SIZE_MISMATCH, `decoded ${s.writer.decoded} of ${s.imageSize} bytes`);
+    if (s.writer.patchEndsEarly) return fail(ErrorCode.SIZE_MISMATCH, 'patch ends before its last record');
     if (!s.writer.streamComplete) return fail(ErrorCode.DECODE_FAILED, 'deflate stream incomplete');
     if (!s.writer.digest().equals(s.sha256)) return fail(ErrorCode.HASH_MISMATCH, 'SHA-256 differs from BEGIN');
     s.writer.stop();

@@ -14,13 +14,15 @@ export interface V2Session {
   transferSize: number;
   encoding: number;
   sha256: Buffer;
+  /** Delta: running_sha256 of the base (zero otherwise). */
+  baseSha256: Buffer;
   slot: SlotIndex;
   window: ReceiveWindow;
   writer: UpdateWriter;
   resumeTimer: TimerHandle | null;
 }
 
-/** Same image as a kept session (the §4.2 resume condition apart from the flag). */
-export function sameImage(s: V2Session, imageSize: number, transferSize: number, encoding: number, sha256: Buffer): boolean {
-  return s.imageSize === imageSize && s.transferSize === transferSize && s.encoding === encoding && s.sha256.equals(sha256);
+/** Same image as a kept session (the §4.2 resume condition apart from the flag), the delta base included. */
+export function sameImage(s: V2Session, b: { imageSize: number; transferSize: number; encoding: number; sha256: Buffer; baseSha256: Buffer }): boolean {
+  return s.imageSize === b.imageSize && s.transferSize === b.transferSize && s.encoding === b.encoding && s.sha256.equals(b.sha256) && s.baseSha256.equals(b.baseSha256);
 }

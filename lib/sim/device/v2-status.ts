@@ -4,9 +4,8 @@
  */
 import { encodeAdvertisement } from '../../protocol/advertisement';
 import { LastFlags, PROTO_VERSION, STATUS_FORMAT } from '../../protocol/constants';
-import { encodeStatus } from '../../protocol/status';
+import { encodeStatus, formatDeviceId } from '../../protocol/status';
 import type { AppInfo } from './app-info';
-import { DEVICE_ID_SIZE, STATUS_FORMAT_2, STATUS_V1_SIZE, STATUS_V2_SIZE } from './contract-v21';
 import type { UpdateRecord } from './nvs';
 
 export interface StatusSnapshot {
@@ -40,17 +39,6 @@ export function fitUtf8(value: string, bytes: number): string {
  * update_partition_size, release_floor, device_id, release_key_ids and 5 reserved bytes.
  */
 export function buildStatus(s: StatusSnapshot): Buffer {
-  const tail = Buffer.alloc(STATUS_V2_SIZE - STATUS_V1_SIZE);
-  tail.writeUInt32LE(s.updatePartitionSize, 0);
-  tail.writeUInt32LE(s.releaseFloor, 4);
-  s.deviceId.copy(tail, 8, 0, DEVICE_ID_SIZE);
-  tail[14] = s.releaseKeyIds;
-  const status = Buffer.concat([buildFormat1(s).subarray(0, STATUS_V1_SIZE), tail]);
-  status[0] = STATUS_FORMAT_2;
-  return status;
-}
-
-function buildFormat1(s: StatusSnapshot): Buffer {
   return encodeStatus({
     format: STATUS_FORMAT,
     protoVersion: PROTO_VERSION,
@@ -72,6 +60,10 @@ function buildFormat1(s: StatusSnapshot): Buffer {
     lastFlags: s.record.flags,
     lastSha256: s.record.sha256.toString('hex'),
     lastMessage: fitUtf8(s.record.message, 32),
+    updatePartitionSize: s.updatePartitionSize,
+    releaseFloor: s.releaseFloor,
+    deviceId: formatDeviceId(s.deviceId),
+    releaseKeyIds: s.releaseKeyIds,
   });
 }
 
