@@ -18,7 +18,7 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
 
   it('produces the JSON shape of the issue with sane relations between the rows', async function () {
     skipWithoutVectors(this);
-    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true });
+    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true, security: 'session-key' });
     assert.deepEqual(Object.keys(report).sort(), ['host', 'rows']);
     assert.deepEqual(Object.keys(report.host).sort(), ['peakRssMB', 'throughputMBps']);
     assert.equal(report.rows.length, BENCH_PROTOCOLS.length);
