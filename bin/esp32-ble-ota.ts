@@ -16,9 +16,11 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
                                        or a manifest alone (JSON; exit 1 when invalid)
   scan [--duration s] [--name-prefix p] [--name-regex r] [--service uuid] [--min-rssi dBm]
        [--older-than version] [--protocol v2|legacy|unknown]
-  flash <file> --device <name|address> [--encoding auto|raw|deflate] [--protocol auto|v2|legacy]
+  flash <file> --device <name|address> [--encoding auto|raw|deflate|delta] [--protocol auto|v2|legacy]
        [--attempts n] [--allow-downgrade] [--no-reboot] [--expect-chip c] [--expect-version v]
        [--manifest f]                  (default: <file>.manifest when it exists)
+       [--base DIR]                    base images for delta updates: a patch against the image the device
+                                       runs when DIR holds it; every image flashed is added to DIR
   verify --device <name|address> [--expect-version v] [--expect-sha256 hex] [--confirm] [--rollback-on-fail]
   status --device <name|address>
   bench [--json]

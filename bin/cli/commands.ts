@@ -2,7 +2,7 @@
 import { promises as fs } from 'fs';
 import { OtaError, toOtaError } from '../../lib/errors';
 import { inspectImage, parseImage } from '../../lib/image';
-import type { OtaState } from '../../lib/ota/types';
+import type { FlashOptions, OtaState } from '../../lib/ota/types';
 import { flag, numberOption, stringOption, type ParsedArgs } from './args';
 import type { CliAdapter } from './adapter';
 import { ProgressBar } from './progress-bar';
@@ -158,7 +158,9 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
   const chip = parseImage(image).chip;
   const keys = sessionKeyOptions(args, io.err);
   const manifest = await manifestForFlash(args, args.positionals[0], image);
-  const encoding = (stringOption(args, 'encoding') ?? 'auto') as 'auto' | 'raw' | 'deflate';
+  const encoding = (stringOption(args, 'encoding') ?? 'auto') as FlashOptions['encoding'];
+  // `flash --base DIR`: base images of delta updates (for `sign`, --base is the manifest's base digest).
+  const baseImages = stringOption(args, 'base');
   const protocol = (stringOption(args, 'protocol') ?? 'auto') as 'auto' | 'v2' | 'legacy';
   const bar = new ProgressBar(io.stderr);
   const { flashDevice } = await ota();
@@ -170,6 +172,7 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
         ...keys,
         manifest,
         encoding,
+        baseImages,
         protocol,
         expectedChip: stringOption(args, 'expect-chip') as never,
         expectedVersion: stringOption(args, 'expect-version'),

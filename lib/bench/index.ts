@@ -12,16 +12,21 @@ import { flashDevice } from '../ota/flash';
 import { createSimFleet } from '../sim/fleet';
 import { resolveLinkProfile } from '../sim/link-model';
 import type { ChipName, SimDeviceConfig } from '../sim/types';
-import { loadBenchImages, type BenchImage } from './images';
+import { loadBenchImages, SYNTHETIC_PAIR_NAME, type BenchImage } from './images';
 import { ceilingSeconds, flashSeconds, type TransferStream } from './physics';
 import { prepareTransferPayload } from '../protocol/payload';
 import { Caps } from '../protocol/constants';
 import type { RssReport, RssRequest } from './rss-child';
+import type { ImageStore } from '../delta/image-store';
+import { deviceIdOf } from '../sim/device/contract-v21';
+import { clientSecurity, fleetSecurity, type BenchSecurity } from './security-setup';
+import { runDeltaBench, deltaNoteLines, fleetLines, type FleetRow } from './delta-rows';
 import { timeTransfers } from './transfer-timer';
 
 export const BENCH_SCENARIOS = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'real-gateway'] as const;
 export const BENCH_PROTOCOLS = ['seed', 'v2', 'v2-deflate'] as const;
-export type BenchProtocol = (typeof BENCH_PROTOCOLS)[number];
+/** 'v2-delta': a patch against the image the device runs (only for image pairs: delta-rows.ts). */
+export type BenchProtocol = (typeof BENCH_PROTOCOLS)[number] | 'v2-delta';
 
 export interface BenchRow {
   scenario: string;
@@ -53,6 +58,8 @@ export interface HostFigures {
 export interface BenchReport {
   rows: BenchRow[];
   host: HostFigures;
+  /** 8 devices on one adapter updated at once, full deflate vs delta (only when the synthetic pair runs). */
+  fleet?: FleetRow[];
 }
 
 export interface BenchOptions {
@@ -69,6 +76,16 @@ export interface BenchOptions {
   throughputRuns?: number;
   /** Skip the host measurements (tests). */
   skipHost?: boolean;
+  /**
+   * How the v2 devices are set up (security-setup.ts): 'keyed' (default: per-device session key and release
+   * keys, the client sends a signed manifest), 'session-key' (no release keys), 'open' (development opt-out).
+   * The seed rows are the seed firmware as it is.
+   */
+  security?: BenchSecurity;
+  /** Delta rows and the fleet row for the synthetic pair (default true; needs the image filter to allow it). */
+  delta?: boolean;
+  /** Devices of the fleet row (default 8); 0 leaves it out. */
+  fleetDevices?: number;
   onLog?: (line: string) => void;
 }
 
@@ -84,10 +101,11 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
  * noble always asks for ATT MTU 256: a scenario's MTU is what the device offers (its preferred MTU),
  * so that mtu-23 is a device built with MTU 23 and reference one that offers 247.
  */
-function deviceConfig(name: string, chip: ChipName, protocol: BenchProtocol, scenario: string, partitionSize?: number): SimDeviceConfig {
+export function deviceConfig(name: string, chip: ChipName, protocol: BenchProtocol, scenario: string, partitionSize?: number, security: BenchSecurity = 'keyed'): SimDeviceConfig {
   const maxMtu = resolveLinkProfile(scenario).attMtu;
-  // A development build (no keys): the bench measures the transfer, not the key set-up.
-  return { name, chip, version: '0.0.1', protocol: protocol === 'seed' ? 'legacy' : 'v2', confirmPolicy: 'auto', otaPartitionSize: partitionSize, maxMtu, allowUnauthenticated: true };
+  // The seed firmware has no keys; v2 devices as security-setup.ts says (keys come from the fleet's master key).
+  const allowUnauthenticated = protocol === 'seed' ? true : fleetSecurity(security).allowUnauthenticated;
+  return { name, chip, version: '0.0.1', protocol: protocol === 'seed' ? 'legacy' : 'v2', confirmPolicy: 'auto', otaPartitionSize: partitionSize, maxMtu, allowUnauthenticated };
 }
 
 /**
@@ -100,20 +118,34 @@ function seedPartitionFor(image: BenchImage, protocol: BenchProtocol): number | 
   return Math.ceil(image.data.length / 0x10000) * 0x10000;
 }
 
+/** Options of one flash beyond scenario, image and protocol. */
+export interface FlashRunOptions {
+  security?: BenchSecurity;
+  /** What the device runs at power-on (a delta's base); default the model's synthetic factory image. */
+  factoryImage?: Buffer;
+  /** Base images of a 'v2-delta' flash. */
+  baseImages?: ImageStore;
+}
+
 /** One flash through the whole stack: the FlashResult and the transfer's timing on the radio. */
-async function flashOnce(scenario: string, image: BenchImage, protocol: BenchProtocol) {
+export async function flashOnce(scenario: string, image: BenchImage, protocol: BenchProtocol, run: FlashRunOptions = {}) {
   const partitionSize = seedPartitionFor(image, protocol);
-  const fleet = await createSimFleet({ devices: [deviceConfig('bench-01', image.chip, protocol, scenario, partitionSize)], link: scenario, clock: 'virtual' });
+  const security = protocol === 'seed' ? 'open' : (run.security ?? 'keyed');
+  const { masterKey, releaseKeys } = fleetSecurity(security);
+  const fleet = await createSimFleet({ devices: [deviceConfig('bench-01', image.chip, protocol, scenario, partitionSize, security)], link: scenario, clock: 'virtual', masterKey, releaseKeys, factoryImage: run.factoryImage });
   const timing = timeTransfers(fleet.radio);
   const scheduler = new AdapterScheduler(fleet.central, { maxConnections: 1 });
   const startedAt = fleet.clock.now();
+  const address = (fleet.devices.get('bench-01') as { address: string }).address;
   try {
     const result = await flashDevice(scheduler, {
       // Seed devices all advertise "esp32": the address picks the one.
-      device: (fleet.devices.get('bench-01') as { address: string }).address,
+      device: address,
       image: image.data,
+      ...(protocol === 'seed' ? {} : clientSecurity(security, deviceIdOf(address), image.data)),
       protocol: protocol === 'seed' ? 'legacy' : 'v2',
-      encoding: protocol === 'v2-deflate' ? 'deflate' : 'raw',
+      encoding: ENCODING_OF[protocol],
+      baseImages: protocol === 'v2-delta' ? run.baseImages : undefined,
       preventDowngrade: false,
       maxAttempts: 1,
       findTimeoutMs: 10000,
@@ -132,18 +164,20 @@ async function flashOnce(scenario: string, image: BenchImage, protocol: BenchPro
   }
 }
 
+const ENCODING_OF: Record<BenchProtocol, 'raw' | 'deflate' | 'delta'> = { seed: 'raw', v2: 'raw', 'v2-deflate': 'deflate', 'v2-delta': 'delta' };
+
 /** What a row sends (the same payload the client prepares, so the pipeline bound sees its bytes). */
-function transferStream(image: BenchImage, protocol: BenchProtocol): TransferStream {
+export function transferStream(image: BenchImage, protocol: BenchProtocol): TransferStream {
   if (protocol !== 'v2-deflate') return { transfer: image.data, deflate: false };
   return { transfer: prepareTransferPayload(image.data, 'deflate', Caps.DEFLATE).transfer, deflate: true };
 }
 
 /** Host throughput: one warm-up flash, then the median of `runs` flashes on the zero link. */
-async function measureHostThroughput(image: BenchImage, runs: number): Promise<number[]> {
-  await flashOnce('zero', image, 'v2');
+async function measureHostThroughput(image: BenchImage, runs: number, security?: BenchSecurity): Promise<number[]> {
+  await flashOnce('zero', image, 'v2', { security });
   const rates: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const { wallSeconds } = await flashOnce('zero', image, 'v2');
+    const { wallSeconds } = await flashOnce('zero', image, 'v2', { security });
     rates.push(round3(image.data.length / 1e6 / wallSeconds));
   }
   return rates;
@@ -189,7 +223,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
     } catch (err) {
       rss = { error: err instanceof Error ? err.message : String(err) };
     }
-    const runs = await measureHostThroughput(largest, options.throughputRuns ?? 5);
+    const runs = await measureHostThroughput(largest, options.throughputRuns ?? 5, options.security);
     host = { throughputMBps: round3(median(runs)), peakRssMB: 'peakRssMB' in rss ? rss.peakRssMB : 0, throughputRuns: runs, rss };
     log(`host: ${host.throughputMBps} MB/s on the zero link (median of ${runs.join(', ')}), peak RSS ${host.peakRssMB} MB with ${sessions} sessions`);
   }
@@ -199,7 +233,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
       for (const protocol of options.protocols ?? BENCH_PROTOCOLS) {
         let run: Awaited<ReturnType<typeof flashOnce>>;
         try {
-          run = await flashOnce(scenario, image, protocol);
+          run = await flashOnce(scenario, image, protocol, { security: options.security });
         } catch (err) {
           // A combination the stack cannot do is a finding, not a reason to lose the other rows.
           const e = toOtaError(err);
@@ -224,6 +258,13 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
     }
   }
   const report: BenchReport = { rows, host };
+  if (options.delta !== false && (!options.images || options.images.includes(SYNTHETIC_PAIR_NAME))) {
+    const delta = await runDeltaBench({ scenarios: options.scenarios ?? BENCH_SCENARIOS, security: options.security, fleetDevices: options.fleetDevices ?? 8, log });
+    rows.push(...delta.rows);
+    for (const [row, air] of delta.bytesOnAir) extras.bytesOnAir.set(row, air);
+    extras.notes.push(...delta.notes);
+    if (delta.fleet.length) report.fleet = delta.fleet;
+  }
   lastExtras.set(report, extras);
   return report;
 }
@@ -253,6 +294,8 @@ export function formatBenchTable(report: BenchReport): string {
   lines.push(...targetLines(report));
   lines.push('');
   lines.push(...hostLines(report.host));
+  lines.push(...fleetLines(report.fleet ?? []));
+  lines.push(...deltaNoteLines());
   lines.push('modeled s: BEGIN written to END acknowledged (seed: packet-size write to DONE_ACK); setup s: advertising wait, connect, discovery, Status read, CHALLENGE before it.');
   for (const n of extras?.notes ?? []) lines.push(`note: ${n}`);
   const failed = new Map<string, string>();
@@ -292,12 +335,14 @@ function targetLines(report: BenchReport): string[] {
     const pct = (worst.ceilingSeconds / worst.modeledSeconds) * 100;
     out.push(`- ${protocol} in every scenario: worst row at ${fmt(pct, 1)} % of the ceiling (${worst.scenario}, ${worst.image}) (target >= 90 %): ${pct >= 90 ? 'met' : 'NOT met'}`);
   }
-  const big = report.rows.filter((r) => r.scenario === 'reference').reduce<BenchRow | null>((a, r) => (!a || r.bytes > a.bytes ? r : a), null);
+  // The largest image that has a seed row (the delta pair has none).
+  const seeded = new Set(report.rows.filter((r) => r.protocol === 'seed').map((r) => r.image));
+  const big = report.rows.filter((r) => r.scenario === 'reference' && seeded.has(r.image)).reduce<BenchRow | null>((a, r) => (!a || r.bytes > a.bytes ? r : a), null);
   if (big) {
     const s = find('reference', 'seed', big.image)[0];
     const d = find('reference', 'v2-deflate', big.image)[0];
     if (s && d) out.push(`- v2 deflate vs seed on reference, ${big.image} (${big.bytes} B): ${fmt(s.modeledSeconds / d.modeledSeconds, 1)}x faster (target >= 20x): ${s.modeledSeconds / d.modeledSeconds >= 20 ? 'met' : 'NOT met'}`);
   }
-  out.push(`- flash floor for the largest image: ${fmt(flashSeconds(big?.bytes ?? 0))} s (erase + program at the datasheet's typical times)`);
+  out.push(`- flash floor for the largest image: ${fmt(flashSeconds(big?.bytes ?? Math.max(0, ...report.rows.map((r) => r.bytes))))} s (erase + program at the datasheet's typical times)`);
   return out;
 }

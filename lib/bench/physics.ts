@@ -6,7 +6,9 @@
  *   until its RX buffers are full (docs/LINK-MODEL.md §4b), so each stall longer than the time the
  *   link needs to fill them loses the rest; and
  * - the image over the flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB
- *   sectors for the rest, 256-byte page programs; lib/sim/device/flash-timing.ts),
+ *   sectors for the rest, 256-byte page programs; lib/sim/device/flash-timing.ts); a delta (encoding 2)
+ *   sends only its patch on air but still erases and programs the whole new image, and reads the base
+ *   bytes its diff parts add to (baseReadSeconds),
  * plus the device's work at END, which cannot start before the last byte is written: esp_ota_set_boot_partition
  * reads and hashes the whole image (esp_ota_end too when it has a tail to flush) and then rewrites one
  * otadata sector (erase + a 32-byte entry). docs/LINK-MODEL.md §12.
@@ -15,7 +17,10 @@ import { ATT_WRITE_HEADER_BYTES, L2CAP_HEADER_BYTES, LinkProfile, bestPayloadRat
 import { DEFAULT_DEVICE_RX_BUFFERS } from '../sim/radio/sim-radio';
 import { DATA_HEADER_SIZE } from '../protocol/constants';
 import { StreamInflater } from '../sim/device/inflate';
-import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, WRITE_CHUNK_BYTES, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
+import { inflateSync } from 'zlib';
+import { PatchApplier } from '../delta/apply';
+import { baseImageBytes } from '../delta/patch';
+import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, VERIFY_READ_BYTES_PER_MS, WRITE_CHUNK_BYTES, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
 
 /** Erase + program time of `bytes` written from the start of a partition, in seconds. */
 export function flashSeconds(bytes: number): number {
@@ -101,6 +106,38 @@ function eraseLossSeconds(imageBytes: number, scenario: string): number {
 export interface TransferStream {
   transfer: Buffer;
   deflate: boolean;
+  /** A delta (encoding 2): the transfer inflates to a patch that the device applies to this base (its running image). */
+  delta?: { base: Buffer; imageSize: number };
+}
+
+/**
+ * Base bytes a delta patch reads (the sum of its diff parts): the device reads them from the running
+ * partition through the flash cache, which the erases and programs of the other slot stop, so they add to
+ * the flash's time; at the whole-image read rate (VERIFY_READ_BYTES_PER_MS, no hashing counted: a bound).
+ */
+export function baseReadSeconds(stream: TransferStream): number {
+  if (!stream.delta) return 0;
+  const patch = inflateSync(stream.transfer);
+  let at = 0;
+  let diffBytes = 0;
+  const uvarint = () => {
+    let value = 0;
+    for (let shift = 0; at < patch.length; shift += 7) {
+      const byte = patch[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) break;
+    }
+    return value;
+  };
+  while (at < patch.length) {
+    const diff = uvarint();
+    diffBytes += diff;
+    at += diff;
+    const extra = uvarint(); // (not `at += uvarint()`: that reads `at` before the call moves it)
+    at += extra;
+    uvarint();
+  }
+  return diffBytes / VERIFY_READ_BYTES_PER_MS / 1000;
 }
 
 /** Transfer bytes per step of the pipeline bound (one chunk at most, so no split point is missed by much). */
@@ -112,11 +149,13 @@ function decodedPrefixes(stream: TransferStream): number[] {
   const cached = decodedCache.get(stream.transfer);
   if (cached) return cached;
   const out = [0];
-  const inflater = stream.deflate ? new StreamInflater() : null;
+  const inflater = stream.deflate || stream.delta ? new StreamInflater() : null;
+  const applier = stream.delta ? new PatchApplier(baseImageBytes(stream.delta.base), stream.delta.imageSize) : null;
   let decoded = 0;
   for (let at = 0; at < stream.transfer.length; at += PIPELINE_STEP) {
     const piece = stream.transfer.subarray(at, Math.min(at + PIPELINE_STEP, stream.transfer.length));
-    decoded += inflater ? inflater.push(piece).length : piece.length;
+    const inflated = inflater ? inflater.push(piece) : piece;
+    decoded += applier ? applier.push(inflated).length : inflated.length;
     out.push(decoded);
   }
   decodedCache.set(stream.transfer, out);
@@ -154,5 +193,7 @@ export function pipelineSeconds(stream: TransferStream, imageBytes: number, scen
 export function ceilingSeconds(bytesOnAir: number, imageBytes: number, scenario: string, stream?: TransferStream): number {
   const link = linkSeconds(bytesOnAir, scenario) + stallLossSeconds(imageBytes, scenario);
   const pipeline = stream ? pipelineSeconds(stream, imageBytes, scenario) : 0;
-  return Math.max(link, flashSeconds(imageBytes), pipeline) + endVerifySeconds(imageBytes);
+  // A delta still erases and programs the whole new image, and reads the base besides.
+  const flash = flashSeconds(imageBytes) + (stream ? baseReadSeconds(stream) : 0);
+  return Math.max(link, flash, pipeline) + endVerifySeconds(imageBytes);
 }

@@ -12,8 +12,6 @@ import type { AdapterScheduler } from '../ble/scheduler';
 import { abortableSleep, abortError } from '../ble/abort';
 import type { Clock } from '../clock';
 import { OtaError, toOtaError } from '../errors';
-import { Caps } from '../protocol/constants';
-import { prepareTransferPayload } from '../protocol/payload';
 import { CountingConnection } from './counting-connection';
 import { deviceRef, labelOf } from './device-ref';
 import { checkAgainstDevice, planFlash, summaryOf, type FlashPlan } from './preflight';
@@ -22,13 +20,20 @@ import { checkLegacyImageSize } from '../protocol/legacy-client';
 import { checkLegacyOutcome } from './legacy-outcome';
 import { openProtocolSession } from './protocols';
 import { assertNameUnique } from './select-device';
-import type { ProtocolSession } from './protocol-session';
+import type { DeviceFacts, ProtocolSession } from './protocol-session';
 import { backoffDelay, isRetryable } from './retry';
 import type { FirmwareSummary, FlashOptions, FlashResult } from './types';
+import { chooseTransfer, isDeltaRefusal, wholeImageChoice, type DeltaFallback, type TransferChoice } from './transfer-choice';
+import { addFlashedBase, encodingFields } from './delta-result';
 
 interface AttemptState {
   protocol: 'v2' | 'legacy' | null;
-  encoding: 'raw' | 'deflate' | null;
+  /** What this flash sends, decided once (the same payload on every attempt: a resume resends the same BEGIN). */
+  choice: TransferChoice | null;
+  /** The device refused the patch; the whole image was sent instead. */
+  deltaFallback: DeltaFallback | null;
+  /** False after a fallback until the next BEGIN: the whole image starts fresh, it never resumes the patch's session. */
+  resumable: boolean;
   before: FirmwareSummary | null;
   bytesOnAir: number;
   transferStartedAt: number | null;
@@ -58,7 +63,7 @@ export async function flashDevice(scheduler: AdapterScheduler, options: FlashOpt
 async function runFlash(scheduler: AdapterScheduler, session: DeviceSession, plan: FlashPlan, tracker: ProgressTracker, options: FlashOptions): Promise<FlashResult> {
   const clock = session.clock;
   await assertNameUnique(scheduler, plan.device, session.device, session.signal);
-  const state: AttemptState = { protocol: null, encoding: null, before: null, bytesOnAir: 0, transferStartedAt: null, finishedAt: null, doneUnanswered: false };
+  const state: AttemptState = { protocol: null, choice: null, deltaFallback: null, resumable: true, before: null, bytesOnAir: 0, transferStartedAt: null, finishedAt: null, doneUnanswered: false };
   const startedAt = clock.now();
   let lastError: OtaError | null = null;
   // A link lost between DONE and its answer earns one more connection, to look, even past maxAttempts.
@@ -72,11 +77,12 @@ async function runFlash(scheduler: AdapterScheduler, session: DeviceSession, pla
       await runAttempt(session, plan, tracker, state, attempt, options);
       const seconds = ((state.finishedAt ?? clock.now()) - startedAt) / 1000;
       tracker.setPhase('done', attempt);
+      if (state.protocol === 'v2') addFlashedBase(plan.baseImages, plan.image);
       return {
         success: true,
         device: deviceRef(session.device),
         protocol: state.protocol ?? 'v2',
-        encoding: state.encoding ?? 'raw',
+        ...encodingFields(state.choice, state.deltaFallback),
         bytes: plan.image.length,
         bytesOnAir: state.bytesOnAir,
         seconds: Math.round(seconds * 1000) / 1000,
@@ -91,6 +97,15 @@ async function runFlash(scheduler: AdapterScheduler, session: DeviceSession, pla
       if (session.signal.aborted) throw abortError(session.signal);
       lastError = toOtaError(err);
       if (lastError.details?.doneSent === true) state.doneUnanswered = true;
+      if (state.choice?.encoding === 'delta' && !state.deltaFallback && isDeltaRefusal(lastError)) {
+        // The device refused the patch before anything was activated: send the whole image once, at once,
+        // without counting it as a failed attempt.
+        state.deltaFallback = { from: 'delta', to: 'deflate', code: lastError.code, message: lastError.message };
+        state.choice = null;
+        state.resumable = false;
+        attempt--;
+        continue;
+      }
       if (!isRetryable(lastError)) throw lastError;
     }
   }
@@ -148,15 +163,19 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       state.before = summaryOf(facts);
       checkAgainstDevice(plan, facts, options.partitionSize);
     }
-    state.encoding = state.encoding ?? chooseEncoding(plan, client.protocol, facts.deflate);
+    state.choice = state.choice ?? (await chooseFor(plan, client.protocol, facts, state.deltaFallback, session.clock));
+    if (state.deltaFallback) state.deltaFallback.to = state.choice.encoding === 'raw' ? 'raw' : 'deflate';
+    const choice = state.choice;
     let finishing = false;
     await client.transfer({
       image: plan.image,
-      encoding: state.encoding,
-      resume: attempt > 1,
+      encoding: choice.encoding,
+      payload: choice.payload ?? undefined,
+      resume: attempt > 1 && state.resumable,
       reboot: plan.reboot,
       signal: session.signal,
       onTransferStart: (resumedFrom) => {
+        state.resumable = true;
         tracker.update(resumedFrom);
         tracker.setPhase('transferring', attempt);
       },
@@ -197,13 +216,9 @@ function waitForDrop(link: CountingConnection, clock: Clock, ms: number): Promis
   });
 }
 
-function chooseEncoding(plan: FlashPlan, protocol: 'v2' | 'legacy', deviceDeflate: boolean): 'raw' | 'deflate' {
-  if (plan.encoding === 'raw') return 'raw';
-  const canDeflate = protocol === 'v2' && deviceDeflate;
-  if (plan.encoding === 'deflate') {
-    if (!canDeflate) throw new OtaError('DEFLATE_UNSUPPORTED', `the device (${protocol} protocol) does not accept deflate-compressed transfers; use raw or auto`);
-    return 'deflate';
-  }
-  // 'auto': deflate when the device takes it and it saves enough (lib/protocol's rule, result cached per image).
-  return canDeflate ? prepareTransferPayload(plan.image, 'auto', Caps.DEFLATE).encoding : 'raw';
+/** The transfer of this flash (transfer-choice.ts); after a refused patch, the whole image. */
+function chooseFor(plan: FlashPlan, protocol: 'v2' | 'legacy', facts: DeviceFacts, fallback: DeltaFallback | null, clock: Clock): Promise<TransferChoice> {
+  const input = { clock, image: plan.image, option: plan.encoding, protocol, deviceDeflate: facts.deflate, deviceDelta: facts.delta, runningSha256: facts.runningSha256, store: plan.baseImages };
+  if (fallback) return Promise.resolve(wholeImageChoice({ ...input, option: 'auto' }));
+  return chooseTransfer(input);
 }

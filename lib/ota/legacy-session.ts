@@ -39,6 +39,7 @@ export class LegacySession implements ProtocolSession {
       runningSha256: null,
       projectName: null,
       deflate: false,
+      delta: false,
       resume: false,
       fleetKeyRequired: false,
       raw: { ...info },

@@ -8,7 +8,9 @@ import type { ParsedImage } from '../image/types';
 import { isChipName } from '../image/chips';
 import { checkLegacyImageSize, SEED_PARTITION_SIZE } from '../protocol/legacy-client';
 import { checkDeviceSpec, type DeviceSpec } from './device-ref';
+import type { ImageStore } from '../delta/image-store';
 import type { DeviceFacts } from './protocol-session';
+import { openBaseImages, type EncodingOption } from './transfer-choice';
 import type { FirmwareSummary, FlashOptions } from './types';
 
 export interface FlashPlan {
@@ -18,7 +20,9 @@ export interface FlashPlan {
   fileSha256: string;
   appSha256: string;
   after: FirmwareSummary;
-  encoding: 'auto' | 'raw' | 'deflate';
+  encoding: EncodingOption;
+  /** FlashOptions.baseImages as a store (null: none, so no delta). */
+  baseImages: ImageStore | null;
   protocol: 'auto' | 'v2' | 'legacy';
   maxAttempts: number;
   reboot: boolean;
@@ -72,7 +76,8 @@ export function planFlash(options: FlashOptions): FlashPlan {
     fileSha256: fileSha256(image).toString('hex'),
     appSha256,
     after: { version: desc?.version ?? null, state: 'pending-verify', imageSha256: appSha256, projectName: desc?.projectName ?? null },
-    encoding: oneOf('encoding', options.encoding, ['auto', 'raw', 'deflate'] as const, 'auto'),
+    encoding: oneOf('encoding', options.encoding, ['auto', 'raw', 'deflate', 'delta'] as const, 'auto'),
+    baseImages: openBaseImages(options.baseImages),
     protocol,
     maxAttempts,
     reboot: options.reboot !== false,

@@ -4,6 +4,7 @@
  * the retry/resume/progress logic of flash.ts does not depend on a client's exact API.
  */
 import type { ChipName } from '../image/chips';
+import type { TransferPayload } from '../protocol/payload';
 import type { OtaState } from './types';
 
 export interface DeviceFacts {
@@ -15,6 +16,8 @@ export interface DeviceFacts {
   projectName: string | null;
   /** v2 capability bits as decoded by lib/protocol/status.ts. */
   deflate: boolean;
+  /** caps bit 7: takes delta patches (encoding 2). */
+  delta: boolean;
   resume: boolean;
   fleetKeyRequired: boolean;
   /** The full decoded Status (v2) or what the legacy device info says. */
@@ -24,7 +27,9 @@ export interface DeviceFacts {
 export interface TransferRequest {
   /** The decoded image (what lands in the partition). */
   image: Buffer;
-  encoding: 'raw' | 'deflate';
+  encoding: 'raw' | 'deflate' | 'delta';
+  /** A payload prepared before (a delta: transfer-choice.ts); the same object on every attempt. */
+  payload?: TransferPayload;
   /** Ask to continue a session the device kept (v2 BEGIN flag bit0). */
   resume: boolean;
   reboot: boolean;

@@ -6,8 +6,10 @@ import type { DeviceRef } from '../ble/central';
 import type { ChipName } from '../image/chips';
 import type { OtaState } from '../protocol/constants';
 import type { FlashPhase, TransferProgress } from '../protocol/progress';
+import type { ImageStore } from '../delta/image-store';
+import type { DeltaFallback } from './transfer-choice';
 
-export type { DeviceRef, FlashPhase, OtaState };
+export type { DeviceRef, DeltaFallback, FlashPhase, OtaState };
 
 export interface Progress extends Omit<TransferProgress, 'transferBytesAcked' | 'transferSize'> {
   device: string;
@@ -43,7 +45,18 @@ export interface FlashOptions {
    * release keys (caps bit 6, else MANIFEST_REQUIRED). Checked against image and device before BEGIN.
    */
   manifest?: Buffer;
-  encoding?: 'auto' | 'raw' | 'deflate';
+  /**
+   * 'auto' (default): a delta patch when the device supports it (caps bit 7), runs an image found in
+   * baseImages and the patch is below 0.9 × the deflated image; else deflate when it saves enough; else raw.
+   * 'delta': a patch or nothing (BASE_UNKNOWN / DELTA_UNSUPPORTED before BEGIN).
+   */
+  encoding?: 'auto' | 'raw' | 'deflate' | 'delta';
+  /**
+   * Base images for delta updates: an ImageStore, or a directory of app images found by the SHA-256 the
+   * device reports as running (lib/delta/image-store.ts). Every image flashed successfully is added, so it
+   * is the base of the next update.
+   */
+  baseImages?: ImageStore | string;
   protocol?: 'auto' | 'v2' | 'legacy';
   expectedChip?: ChipName;
   expectedVersion?: string;
@@ -72,7 +85,13 @@ export interface FlashResult {
   success: true;
   device: DeviceRef;
   protocol: 'v2' | 'legacy';
-  encoding: 'raw' | 'deflate';
+  encoding: 'raw' | 'deflate' | 'delta';
+  /** running_sha256 (hex) of the base image the delta patch was made against; null for a whole image. */
+  base: string | null;
+  /** Bytes of the patch's zlib stream when a patch was made (sent or, in 'auto', found not worth it); else null. */
+  patchBytes: number | null;
+  /** Set when the device refused the patch (base mismatch, invalid patch) and the whole image was sent instead. */
+  deltaFallback: DeltaFallback | null;
   /** Image size in bytes. */
   bytes: number;
   /** ATT value bytes the gateway wrote for this update (chunk headers and commands included). */

@@ -2,6 +2,7 @@
 import type { BleConnection } from '../ble/central';
 import { prepareTransferPayload } from '../protocol/payload';
 import { V2Client } from '../protocol/v2-client';
+import { OtaError } from '../errors';
 import type { DeviceFacts, ProtocolSession, TransferOutcome, TransferRequest } from './protocol-session';
 import type { SessionContext } from './protocols';
 
@@ -33,6 +34,7 @@ export class V2Session implements ProtocolSession {
       runningSha256: s.runningSha256,
       projectName: s.projectName || null,
       deflate: s.capabilities.deflate,
+      delta: s.capabilities.delta,
       resume: s.capabilities.resume,
       fleetKeyRequired: s.capabilities.fleetKeyRequired,
       raw: s as unknown as Record<string, unknown>,
@@ -41,7 +43,8 @@ export class V2Session implements ProtocolSession {
 
   async transfer(request: TransferRequest): Promise<TransferOutcome> {
     // Deflate output is cached per image by lib/protocol, so every attempt sends the same stream.
-    const payload = prepareTransferPayload(request.image, request.encoding, this.client.deviceCaps ?? 0xffff);
+    const payload = request.payload ?? prepareTransferPayload(request.image, request.encoding === 'delta' ? 'deflate' : request.encoding, this.client.deviceCaps ?? 0xffff);
+    if (request.encoding === 'delta' && payload.encoding !== 'delta') throw new OtaError('INTERNAL', 'a delta transfer was asked for without its prepared payload');
     this.progress = request.onProgress;
     try {
       const info = await this.client.begin({ image: request.image, payload, resume: request.resume });

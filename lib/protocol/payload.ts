@@ -46,12 +46,15 @@ export function encodingByte(encoding: TransferEncoding): number {
 }
 
 /**
- * A delta transfer (§13): `patch` is the uncompressed patch (records) that turns the base (whose
- * running_sha256 is `baseSha256`) into `image`; it is sent as one zlib stream. Needs caps bit7.
+ * A delta transfer (§13): `transfer` is the zlib stream of the patch that turns the base (whose
+ * running_sha256 is `baseSha256`) into `image`, as lib/delta's generator makes it (makeDeltaTransfer /
+ * ImageStore): the patch is generated and compressed there only, this just frames it for BEGIN.
+ * Needs caps bit7.
  */
-export function prepareDeltaPayload(image: Buffer, patch: Buffer, baseSha256: Buffer, deviceCaps: number): TransferPayload {
-  if (!Buffer.isBuffer(image) || !Buffer.isBuffer(patch)) throw new OtaError('NOT_A_BUFFER', 'The image and the patch must be Buffers.');
+export function prepareDeltaPayload(image: Buffer, transfer: Buffer, baseSha256: Buffer, deviceCaps: number): TransferPayload {
+  if (!Buffer.isBuffer(image) || !Buffer.isBuffer(transfer)) throw new OtaError('NOT_A_BUFFER', 'The image and the patch transfer must be Buffers.');
   if (image.length === 0) throw new OtaError('EMPTY_IMAGE', 'The image is empty.');
+  if (transfer.length === 0) throw new OtaError('BAD_PARAMETER', 'The patch transfer (zlib stream of the patch) is empty.');
   if (!Buffer.isBuffer(baseSha256) || baseSha256.length !== SHA256_SIZE || baseSha256.every((b) => b === 0)) {
     throw new OtaError('BAD_PARAMETER', `The base SHA-256 of a delta must be ${SHA256_SIZE} bytes and not all zero.`);
   }
@@ -59,7 +62,7 @@ export function prepareDeltaPayload(image: Buffer, patch: Buffer, baseSha256: Bu
     throw new OtaError('DELTA_UNSUPPORTED', 'The device does not support delta transfers (caps bit7); send the whole image.');
   }
   const sha256 = createHash('sha256').update(image).digest();
-  return { encoding: 'delta', image, transfer: deflateSync(patch, { level: 9 }), sha256, baseSha256 };
+  return { encoding: 'delta', image, transfer, sha256, baseSha256 };
 }
 
 /**

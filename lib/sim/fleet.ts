@@ -46,6 +46,8 @@ export interface SimFleetOptions {
   masterKey?: Buffer;
   /** Release public keys for every device that has none of its own (65-byte SEC1 points, index = key_id). */
   releaseKeys?: Buffer[];
+  /** The image every TS-model device runs at power-on (default: a synthetic one per chip and version); the bench's delta base. */
+  factoryImage?: Buffer;
 }
 
 const DEVICE_KEY_SALT = Buffer.from('BLEOTA2-DEVICE-KEY', 'ascii');
@@ -107,7 +109,7 @@ export async function createSimFleet(options: SimFleetOptions): Promise<SimFleet
   try {
     for (const given of options.devices) {
       const config = withFleetKeys(given, options);
-      const device = config.implementation === 'twin' ? await loadTwinDevice().createTwinDevice(config, clock) : createSimDevice(config, clock);
+      const device = config.implementation === 'twin' ? await loadTwinDevice().createTwinDevice(config, clock) : createSimDevice(config, clock, { factoryImage: options.factoryImage });
       devices.set(config.name, device);
       radio.addDevice(device);
     }

@@ -6,6 +6,7 @@
  * cancels on msg.cancel or when the HTTP client that asked goes away, and aborts promptly when the
  * flow is redeployed. The outcome stays on the status until the next job starts.
  */
+import * as path from 'path';
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { DiscoveredDevice } from '../../lib/ble/central';
 import type { DeviceRef, FlashOptions, FlashResult, Progress } from '../../lib/ota/types';
@@ -196,7 +197,8 @@ function startBleOtaFlash(RED: NodeAPI, node: Node, def: NodeDef): void {
           fleetKey: connection.settings.fleetKey,
           masterKey: connection.settings.masterKey,
           manifest,
-          encoding: (['raw', 'deflate'].includes(String(def.encoding)) ? def.encoding : 'auto') as 'auto' | 'raw' | 'deflate',
+          encoding: (['raw', 'deflate', 'delta'].includes(String(def.encoding)) ? def.encoding : 'auto') as FlashOptions['encoding'],
+          baseImages: baseImagesDir(withoutUnsetEnv(def.baseImagesDir), policy.firmwareDir),
           expectedChip: (stringSetting(msg.expectedChip) || stringSetting(def.expectedChip) || undefined) as FlashOptions['expectedChip'],
           expectedVersion: stringSetting(msg.expectedVersion) || configuredVersion(msg) || undefined,
           preventDowngrade: def.allowDowngrade !== true,
@@ -327,4 +329,15 @@ function withoutUnsetEnv(value: unknown): string {
 
 function stringSetting(value: unknown): string {
   return typeof value === 'string' ? value.trim() : '';
+}
+
+/**
+ * The base images directory of delta updates: an absolute path, or one relative to the firmware directory
+ * (else to the working directory); empty: no delta. Every image this node flashes successfully is added
+ * to it (lib/ota), so it is the base of the next update of the same devices.
+ */
+function baseImagesDir(setting: string, firmwareDir: string): string | undefined {
+  const dir = setting.trim();
+  if (!dir) return undefined;
+  return path.resolve(firmwareDir.trim() || '.', dir);
 }

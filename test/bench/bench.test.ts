@@ -18,7 +18,7 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
 
   it('produces the JSON shape of the issue with sane relations between the rows', async function () {
     skipWithoutVectors(this);
-    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true });
+    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true, security: 'session-key' });
     assert.deepEqual(Object.keys(report).sort(), ['host', 'rows']);
     assert.deepEqual(Object.keys(report.host).sort(), ['peakRssMB', 'throughputMBps']);
     assert.equal(report.rows.length, BENCH_PROTOCOLS.length);
@@ -47,7 +47,7 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
 
   it('measures host throughput and peak RSS with concurrent sessions', async function () {
     skipWithoutVectors(this);
-    const report = await runBenchmark({ scenarios: [], images: ['esp32-hello_world.bin'], concurrentSessions: 2, throughputRuns: 3 });
+    const report = await runBenchmark({ scenarios: [], images: ['esp32-hello_world.bin'], concurrentSessions: 2, throughputRuns: 3, security: 'session-key' });
     assert.equal(report.rows.length, 0);
     assert.ok(report.host.throughputMBps > 0);
     assert.equal(report.host.throughputRuns?.length, 3);

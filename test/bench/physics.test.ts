@@ -1,8 +1,10 @@
 import { strict as assert } from 'assert';
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
-import { ceilingSeconds, endVerifySeconds, flashSeconds, linkSeconds, pipelineSeconds, stallLossSeconds, valueBytesPerPdu } from '../../lib/bench/physics';
+import { baseReadSeconds, ceilingSeconds, endVerifySeconds, flashSeconds, linkSeconds, pipelineSeconds, stallLossSeconds, valueBytesPerPdu } from '../../lib/bench/physics';
 import { resolveLinkProfile } from '../../lib/sim/link-model';
+import { buildSyntheticPair } from '../../lib/bench/images';
+import { makeDeltaTransfer } from '../../lib/delta';
 
 describe('bench physics (the ceiling)', () => {
   it('counts what one PDU carries when the RX buffers fill: 20 value bytes at MTU 23, 244 at MTU 247 with DLE', () => {
@@ -39,5 +41,19 @@ describe('bench physics (the ceiling)', () => {
     const rawAir = image.length + 4 * Math.ceil(image.length / 240);
     const raw = ceilingSeconds(rawAir, image.length, 'reference', { transfer: image, deflate: false });
     assert.ok(Math.abs(raw - ceilingSeconds(rawAir, image.length, 'reference')) < 0.001);
+  });
+
+  it('a delta row: the patch on air, yet the whole new image erased and programmed, and the base read besides', () => {
+    const pair = buildSyntheticPair({ size: 256 * 1024 });
+    const delta = makeDeltaTransfer(pair.base, pair.image);
+    const stream = { transfer: delta.transfer, deflate: false, delta: { base: pair.base, imageSize: pair.image.length } };
+    const air = delta.transfer.length + 4 * Math.ceil(delta.transfer.length / 240);
+    const reads = baseReadSeconds(stream);
+    // A small change: nearly every byte comes from the base (diff parts), read at the whole-image rate.
+    assert.ok(reads > (0.95 * pair.image.length) / 6536 / 1000 && reads < pair.image.length / 6536 / 1000, String(reads));
+    const ceiling = ceilingSeconds(air, pair.image.length, 'reference', stream);
+    assert.ok(Math.abs(ceiling - (flashSeconds(pair.image.length) + reads + endVerifySeconds(pair.image.length))) < 1e-6, 'flash-bound');
+    assert.ok(linkSeconds(air, 'reference') < 0.1 * ceiling);
+    assert.equal(baseReadSeconds({ transfer: deflateSync(pair.image), deflate: true }), 0);
   });
 });

@@ -1,7 +1,7 @@
 /** Revision 2.1 of the codec: BEGIN with base_sha256 and manifest, PROVISION, Status format 2, caps names, codes 33..39. */
 import { strict as assert } from 'assert';
 import { createHmac, randomBytes } from 'crypto';
-import { inflateSync } from 'zlib';
+import { deflateSync, inflateSync } from 'zlib';
 import { decodeCommand, decodeNotification, encodeCommand, encodeNotification, malformedCommandResponse, BeginCommand } from '../../lib/protocol/codec';
 import { decodeStatus, encodeStatus, parseDeviceId, StatusFields } from '../../lib/protocol/status';
 import { beginTag, deriveDeviceKey } from '../../lib/protocol/auth';
@@ -217,13 +217,14 @@ describe('per-device keys and delta payloads', () => {
     throwsCode(() => deriveDeviceKey(master, Buffer.alloc(8)), 'BAD_PARAMETER');
   });
 
-  it('sends a patch as one zlib stream, only to devices with caps bit7 and with a real base', () => {
+  it('frames the patch zlib stream (made by lib/delta), only to devices with caps bit7 and with a real base', () => {
     const image = randomBytes(1000);
     const patch = randomBytes(300);
     const baseSha = randomBytes(32);
-    const p = prepareDeltaPayload(image, patch, baseSha, Caps.DELTA);
+    const p = prepareDeltaPayload(image, deflateSync(patch), baseSha, Caps.DELTA);
     assert.equal(p.encoding, 'delta');
     assert.ok(inflateSync(p.transfer).equals(patch));
+    throwsCode(() => prepareDeltaPayload(image, Buffer.alloc(0), baseSha, Caps.DELTA), 'BAD_PARAMETER');
     assert.ok(p.baseSha256?.equals(baseSha));
     throwsCode(() => prepareDeltaPayload(image, patch, baseSha, Caps.DEFLATE), 'DELTA_UNSUPPORTED');
     throwsCode(() => prepareDeltaPayload(image, patch, Buffer.alloc(32), Caps.DELTA), 'BAD_PARAMETER');

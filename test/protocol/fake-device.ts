@@ -22,6 +22,8 @@ import {
 import { BeginCommand, Command, decodeCommand, decodeDataChunk, encodeNotification, malformedCommandResponse } from '../../lib/protocol/codec';
 import { beginTag, commandTag, tagsEqual } from '../../lib/protocol/auth';
 import { encodeStatus } from '../../lib/protocol/status';
+import { applyPatchReference } from './patch-reference';
+import { appHash } from '../../lib/image';
 
 export interface FakeDeviceOptions {
   caps?: number;
@@ -45,6 +47,8 @@ export interface FakeDeviceOptions {
   provisioningWindow?: boolean;
   /** Status format to serve (default 2). */
   statusFormat?: 1 | 2;
+  /** The app image the device runs: Status running_sha256 = its app hash, the base of a delta (encoding 2, with caps bit7). */
+  runningImage?: Buffer;
 }
 
 interface Session {
@@ -123,7 +127,8 @@ export class FakeDevice {
       const s = this.session;
       if (!s) return respond(ErrorCode.NO_SESSION);
       if (s.expected < s.begin.transferSize) return respond(ErrorCode.INVALID_STATE);
-      const image = s.begin.encoding === 1 ? inflateSync(s.received) : s.received;
+      const decoded = s.begin.encoding === 0 ? s.received : inflateSync(s.received);
+      const image = s.begin.encoding === 2 ? applyPatchReference(this.opts.runningImage ?? Buffer.alloc(0), decoded, s.begin.imageSize) : decoded;
       if (!createHash('sha256').update(image).digest().equals(s.begin.sha256)) return respond(ErrorCode.HASH_MISMATCH);
       this.completedImage = image;
       this.session = null;
@@ -144,6 +149,7 @@ export class FakeDevice {
     if (cmd.op === Op.BEGIN) {
       this.lastBegin = cmd;
       if (this.opts.beginError) return respond(this.opts.beginError);
+      if (cmd.encoding === 2 && this.opts.runningImage && !cmd.baseSha256?.equals(this.runningSha256)) return respond(ErrorCode.BASE_MISMATCH);
       const mtuChunk = (this.conn?.mtu ?? 23) - 7;
       const chunkSize = Math.min(cmd.chunkSize, this.opts.maxChunk ?? 508, mtuChunk);
       const kept = this.session;
@@ -168,6 +174,11 @@ export class FakeDevice {
     }
     if (cmd.op === Op.ABORT) this.session = null;
     respond(ErrorCode.OK);
+  }
+
+  get runningSha256(): Buffer {
+    // ESP-IDF's running_sha256: through the checksum byte (the appended digest), not the file's SHA-256.
+    return this.opts.runningImage ? appHash(this.opts.runningImage) : Buffer.alloc(32);
   }
 
   get window(): number {
@@ -225,7 +236,7 @@ export class FakeDevice {
       format: this.opts.statusFormat ?? 2, protoVersion: 2, caps: this.caps, otaState: 2, confirmPolicy: 0, sessionState: this.session ? 1 : 0,
       resetReason: 1, bootCount: 0, chipId: 5, secureVersion: 0, sessionOffset: this.session?.lastAck ?? 0,
       runningPartition: 'ota_0', appVersion: '1.0.0', projectName: 'fake', idfVersion: 'v5.2',
-      runningSha256: '00'.repeat(32), lastResult: 0xff, lastFlags: 0, lastSha256: '00'.repeat(32), lastMessage: '',
+      runningSha256: this.runningSha256.toString('hex'), lastResult: 0xff, lastFlags: 0, lastSha256: '00'.repeat(32), lastMessage: '',
       updatePartitionSize: 0x1e0000, releaseFloor: 3, deviceId: '24:0a:c4:12:34:56', releaseKeyIds: 0b0101,
     });
   }
