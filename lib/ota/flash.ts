@@ -21,6 +21,7 @@ import { ProgressTracker } from './progress';
 import { checkLegacyImageSize } from '../protocol/legacy-client';
 import { checkLegacyOutcome } from './legacy-outcome';
 import { openProtocolSession } from './protocols';
+import { prepareSecureBegin } from './security-gate';
 import { assertNameUnique } from './select-device';
 import type { ProtocolSession } from './protocol-session';
 import { backoffDelay, isRetryable } from './retry';
@@ -148,6 +149,13 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       state.before = summaryOf(facts);
       checkAgainstDevice(plan, facts, options.partitionSize);
     }
+    // Every attempt: the key is set on this connection's client, and the manifest goes with every BEGIN (resumed too).
+    let manifest: Buffer | undefined;
+    if (facts.security) {
+      const secure = prepareSecureBegin(plan, facts.security, Date.now());
+      client.setSessionKey?.(secure.sessionKey);
+      manifest = secure.manifest;
+    }
     state.encoding = state.encoding ?? chooseEncoding(plan, client.protocol, facts.deflate);
     let finishing = false;
     await client.transfer({
@@ -155,6 +163,7 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       encoding: state.encoding,
       resume: attempt > 1,
       reboot: plan.reboot,
+      ...(manifest ? { manifest } : {}),
       signal: session.signal,
       onTransferStart: (resumedFrom) => {
         tracker.update(resumedFrom);

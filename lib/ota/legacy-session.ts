@@ -41,6 +41,7 @@ export class LegacySession implements ProtocolSession {
       deflate: false,
       resume: false,
       fleetKeyRequired: false,
+      security: null,
       raw: { ...info },
     };
   }

@@ -35,8 +35,20 @@ export class V2Session implements ProtocolSession {
       deflate: s.capabilities.deflate,
       resume: s.capabilities.resume,
       fleetKeyRequired: s.capabilities.fleetKeyRequired,
+      security: {
+        caps: s.caps,
+        chipId: s.chipId,
+        updatePartitionSize: s.updatePartitionSize,
+        releaseFloor: s.releaseFloor,
+        deviceId: s.deviceId ?? null,
+        releaseKeyIds: s.releaseKeyIds,
+      },
       raw: s as unknown as Record<string, unknown>,
     };
+  }
+
+  setSessionKey(key: Buffer | undefined): void {
+    this.client.setSessionKey(key);
   }
 
   async transfer(request: TransferRequest): Promise<TransferOutcome> {
@@ -44,7 +56,7 @@ export class V2Session implements ProtocolSession {
     const payload = prepareTransferPayload(request.image, request.encoding, this.client.deviceCaps ?? 0xffff);
     this.progress = request.onProgress;
     try {
-      const info = await this.client.begin({ image: request.image, payload, resume: request.resume });
+      const info = await this.client.begin({ image: request.image, payload, resume: request.resume, ...(request.manifest ? { manifest: request.manifest } : {}) });
       const resumedFrom = Math.round((info.resumeOffset * info.imageSize) / info.transferSize);
       request.onTransferStart?.(resumedFrom);
       await this.client.transfer();
