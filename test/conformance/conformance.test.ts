@@ -94,7 +94,14 @@ for (const impl of IMPLEMENTATIONS) {
     it('status read on a factory device (§4.5, §5) and its advertisement (§8)', async () => {
       const e = await open();
       const s = await e.client().readStatus();
-      assert.equal(s.format, 1);
+      // Status format 2 (PROTOCOL.md §5): the update partition, no release floor yet, the device id = its address, no release keys.
+      assert.equal(s.format, 2);
+      assert.equal(s.updatePartitionSize, 0x1e0000);
+      assert.equal(s.releaseFloor, 0);
+      assert.equal(s.deviceId, e.address.toLowerCase());
+      assert.equal(s.releaseKeyIds, 0);
+      // A development build (no keys, unauthenticated updates allowed): not "not provisioned".
+      assert.ok(s.capabilities.unauthenticatedAllowed && !s.capabilities.notProvisioned && !s.capabilities.manifestRequired);
       assert.equal(s.protoVersion, 2);
       assert.equal(s.chip, 'esp32c3');
       assert.equal(s.appVersion, '1.0.0');
