@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import { createPrivateKey } from 'crypto';
 import { buildAppImage } from '../../lib/image';
-import { flashDevice } from '../../lib/ota';
+import { flashDevice, verifyDevice } from '../../lib/ota';
 import { isRetryable } from '../../lib/ota/retry';
 import { OtaError } from '../../lib/errors';
 import { deriveDeviceKey, generateReleaseKeyPair, manifestForImage, type ManifestOptions } from '../../lib/security';
@@ -111,6 +111,17 @@ describe('ota/flashDevice with keys and signed manifests (simulated fleet)', fun
     env = await simEnv([provisioned({ deviceKey: deriveDeviceKey(Buffer.alloc(32, 1), ADDRESS) })]);
     assert.equal(await codeOf(flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest: manifestOf(IMAGE) })), 'DEVICE_AUTH_FAILED');
     assert.equal(env.radio.stats().devices[ADDRESS].connections, 1);
+  });
+
+  it('verifyDevice takes the master key (confirm with the derived key) and refuses it together with a fleet key', async () => {
+    env = await simEnv([provisioned({ confirmPolicy: 'host' })]);
+    assert.equal(await codeOf(verifyDevice(env.scheduler, { device: 'sim-01', expect: {}, masterKey: MASTER, fleetKey: MASTER })), 'BAD_OPTION');
+    await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest: manifestOf(IMAGE) });
+    const other = await verifyDevice(env.scheduler, { device: 'sim-01', expect: { version: '1.1.0' }, onPass: 'confirm', masterKey: Buffer.alloc(32, 1) }).catch((e: unknown) => e as OtaError);
+    assert.equal((other as OtaError).code, 'DEVICE_AUTH_FAILED', 'a key derived from another master key is refused');
+    const verified = await verifyDevice(env.scheduler, { device: 'sim-01', expect: { version: '1.1.0' }, onPass: 'confirm', masterKey: MASTER });
+    assert.equal(verified.action, 'confirmed');
+    assert.equal(verified.status.releaseFloor, 5);
   });
 
   it('treats every security refusal as final in the retry policy', () => {
