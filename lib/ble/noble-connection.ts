@@ -121,11 +121,25 @@ export class NobleConnection extends EventEmitter implements BleConnection {
     // Data chunks go to the same characteristic over and over: once the table is known the lookup
     // needs no await (and no UUID normalising) per chunk.
     const channel = (this.table && this.knownChannel(service, characteristic, property)) || (await this.channel(service, characteristic, property));
+    if (!withoutResponse && data.length > this.mtu - 3) this.clampNobleMtu();
     const done = new Promise<Buffer>((resolve, reject) => channel.writes.push({ resolve, reject }));
     channel.characteristic.write(data, withoutResponse);
     // A write without response completes when the stack has queued it; only a lost link can stop it,
     // and that rejects it, so it needs no timer (one timer per data chunk would cost throughput).
     await (withoutResponse ? done : this.timed(done, `writing ${characteristic}`));
+  }
+
+  /**
+   * A Write Request longer than the link's MTU - 3 must go as Prepare Writes + Execute (a BEGIN with its
+   * manifest, 317+ bytes). noble splits only when the value exceeds its stored `_mtu` - 3, and it stores the
+   * server's answer (517) instead of min(256, 517) (gatt.js:342-346, 568-576), so it would send one PDU the
+   * server drops as longer than its ATT MTU (NimBLE ble_l2cap_rx) and the write would never be answered. Its
+   * hci-socket gatt of this link gets the link's real MTU, as upstream PR stoprocent/noble#139 does.
+   */
+  private clampNobleMtu(): void {
+    const internals = this.peripheral as unknown as { _noble?: { _bindings?: { _gatts?: Record<string, { _mtu?: number } | undefined> } } };
+    const gatt = internals._noble?._bindings?._gatts?.[this.peripheral.id];
+    if (gatt && typeof gatt._mtu === 'number' && gatt._mtu > this.mtu) gatt._mtu = this.mtu;
   }
 
   /** The channel last used with exactly these arguments, if the link is up and it allows `property`. */

@@ -19,6 +19,7 @@ import { ProgressTracker } from './progress';
 import { checkLegacyImageSize } from '../protocol/legacy-client';
 import { checkLegacyOutcome } from './legacy-outcome';
 import { openProtocolSession } from './protocols';
+import { prepareSecureBegin } from './security-gate';
 import { assertNameUnique } from './select-device';
 import type { DeviceFacts, ProtocolSession } from './protocol-session';
 import { backoffDelay, isRetryable } from './retry';
@@ -163,6 +164,13 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       state.before = summaryOf(facts);
       checkAgainstDevice(plan, facts, options.partitionSize);
     }
+    // Every attempt: the key is set on this connection's client, and the manifest goes with every BEGIN (resumed too).
+    let manifest: Buffer | undefined;
+    if (facts.security) {
+      const secure = prepareSecureBegin(plan, facts.security, Date.now());
+      client.setSessionKey?.(secure.sessionKey);
+      manifest = secure.manifest;
+    }
     state.choice = state.choice ?? (await chooseFor(plan, client.protocol, facts, state.deltaFallback, session.clock));
     if (state.deltaFallback) state.deltaFallback.to = state.choice.encoding === 'raw' ? 'raw' : 'deflate';
     const choice = state.choice;
@@ -173,6 +181,7 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       payload: choice.payload ?? undefined,
       resume: attempt > 1 && state.resumable,
       reboot: plan.reboot,
+      ...(manifest ? { manifest } : {}),
       signal: session.signal,
       onTransferStart: (resumedFrom) => {
         state.resumable = true;

@@ -42,6 +42,7 @@ export class LegacySession implements ProtocolSession {
       delta: false,
       resume: false,
       fleetKeyRequired: false,
+      security: null,
       raw: { ...info },
     };
   }

@@ -7,6 +7,9 @@ import { appHash, checkImageForTarget, fileSha256, validateAppImage } from '../i
 import type { ParsedImage } from '../image/types';
 import { isChipName } from '../image/chips';
 import { checkLegacyImageSize, SEED_PARTITION_SIZE } from '../protocol/legacy-client';
+import { checkManifestMatchesImage } from '../security/check';
+import { MASTER_KEY_SIZE } from '../security/keys';
+import { decodeManifest, type Manifest } from '../security/manifest';
 import { checkDeviceSpec, type DeviceSpec } from './device-ref';
 import type { ImageStore } from '../delta/image-store';
 import type { DeviceFacts } from './protocol-session';
@@ -28,6 +31,10 @@ export interface FlashPlan {
   reboot: boolean;
   preventDowngrade: boolean;
   fleetKey?: Buffer;
+  /** Plant master key: the session key of each device is derived from it and the device id of its Status. */
+  masterKey?: Buffer;
+  /** The signed manifest as given (sent with BEGIN to devices that hold release keys) and decoded. */
+  manifest?: { bytes: Buffer; decoded: Manifest };
   /** OTA partition size of a seed-firmware device (FlashOptions.legacyPartitionSize). */
   legacyPartitionSize: number;
 }
@@ -44,6 +51,34 @@ export function checkFleetKey(key: unknown): Buffer | undefined {
     throw new OtaError('BAD_FLEET_KEY', `the fleet key must be 32 bytes; got ${Buffer.isBuffer(key) ? `${key.length} bytes` : typeof key}`);
   }
   return key;
+}
+
+export function checkMasterKey(key: unknown): Buffer | undefined {
+  if (key === undefined || key === null) return undefined;
+  if (!Buffer.isBuffer(key) || key.length !== MASTER_KEY_SIZE) {
+    throw new OtaError('BAD_KEY', `the plant master key must be ${MASTER_KEY_SIZE} bytes; got ${Buffer.isBuffer(key) ? `${key.length} bytes` : typeof key}`);
+  }
+  return key;
+}
+
+/** The session key options: at most one of masterKey (per-device keys) and fleetKey (one shared key). */
+export function checkKeyOptions(options: { fleetKey?: unknown; masterKey?: unknown }): { fleetKey?: Buffer; masterKey?: Buffer } {
+  const fleetKey = checkFleetKey(options.fleetKey);
+  const masterKey = checkMasterKey(options.masterKey);
+  if (fleetKey && masterKey) {
+    throw new OtaError('BAD_OPTION', 'masterKey and fleetKey are both set: give the plant master key (per-device keys, recommended) or the shared fleet key, not both');
+  }
+  return { ...(fleetKey ? { fleetKey } : {}), ...(masterKey ? { masterKey } : {}) };
+}
+
+/** The manifest against the image (MANIFEST_INVALID / MANIFEST_MISMATCH), before any BLE activity. */
+function checkManifestOption(manifest: unknown, image: Buffer): FlashPlan['manifest'] {
+  if (manifest === undefined || manifest === null) return undefined;
+  if (!Buffer.isBuffer(manifest)) throw new OtaError('BAD_OPTION', `manifest must be a Buffer (the "BOM1" file), got ${typeof manifest}`);
+  const decoded = decodeManifest(manifest);
+  const mismatch = checkManifestMatchesImage(decoded, image, null);
+  if (mismatch) throw mismatch;
+  return { bytes: manifest, decoded };
 }
 
 /** Image and option checks: throws before any BLE activity. */
@@ -69,6 +104,8 @@ export function planFlash(options: FlashOptions): FlashPlan {
   // Validates the option whatever the protocol; the size itself only binds a seed device.
   checkLegacyImageSize(protocol === 'legacy' ? image.length : 0, legacyPartitionSize);
   const appSha256 = appHash(image).toString('hex');
+  const keys = checkKeyOptions(options);
+  const manifest = checkManifestOption(options.manifest, image);
   return {
     device,
     image,
@@ -82,7 +119,8 @@ export function planFlash(options: FlashOptions): FlashPlan {
     maxAttempts,
     reboot: options.reboot !== false,
     preventDowngrade: options.preventDowngrade !== false,
-    fleetKey: checkFleetKey(options.fleetKey),
+    ...keys,
+    ...(manifest ? { manifest } : {}),
     legacyPartitionSize,
   };
 }

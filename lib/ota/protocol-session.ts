@@ -5,6 +5,7 @@
  */
 import type { ChipName } from '../image/chips';
 import type { TransferPayload } from '../protocol/payload';
+import type { DeviceSecurityState } from '../security/check';
 import type { OtaState } from './types';
 
 export interface DeviceFacts {
@@ -20,6 +21,8 @@ export interface DeviceFacts {
   delta: boolean;
   resume: boolean;
   fleetKeyRequired: boolean;
+  /** v2: caps and the Status fields the security checks before BEGIN read; null for the legacy protocol. */
+  security: DeviceSecurityState | null;
   /** The full decoded Status (v2) or what the legacy device info says. */
   raw: Record<string, unknown>;
 }
@@ -33,6 +36,8 @@ export interface TransferRequest {
   /** Ask to continue a session the device kept (v2 BEGIN flag bit0). */
   resume: boolean;
   reboot: boolean;
+  /** The signed manifest to send with BEGIN (v2, a device that holds release keys), on every attempt. */
+  manifest?: Buffer;
   /** Aborting it stops the transfer; the v2 client then sends ABORT itself before the link closes. */
   signal: AbortSignal;
   /** Image bytes the device has acknowledged (decoded bytes). */
@@ -51,6 +56,8 @@ export interface ProtocolSession {
   /** Subscriptions etc. */
   open(): Promise<void>;
   deviceFacts(): Promise<DeviceFacts>;
+  /** v2: the session key for BEGIN and tagged commands, once the device's id is known (Status). */
+  setSessionKey?(key: Buffer | undefined): void;
   transfer(request: TransferRequest): Promise<TransferOutcome>;
   /** v2 only: CONFIRM / ROLLBACK of a pending-verify image (with a fresh CHALLENGE when keyed). */
   confirm?(): Promise<void>;

@@ -37,8 +37,20 @@ export class V2Session implements ProtocolSession {
       delta: s.capabilities.delta,
       resume: s.capabilities.resume,
       fleetKeyRequired: s.capabilities.fleetKeyRequired,
+      security: {
+        caps: s.caps,
+        chipId: s.chipId,
+        updatePartitionSize: s.updatePartitionSize,
+        releaseFloor: s.releaseFloor,
+        deviceId: s.deviceId ?? null,
+        releaseKeyIds: s.releaseKeyIds,
+      },
       raw: s as unknown as Record<string, unknown>,
     };
+  }
+
+  setSessionKey(key: Buffer | undefined): void {
+    this.client.setSessionKey(key);
   }
 
   async transfer(request: TransferRequest): Promise<TransferOutcome> {
@@ -47,7 +59,7 @@ export class V2Session implements ProtocolSession {
     if (request.encoding === 'delta' && payload.encoding !== 'delta') throw new OtaError('INTERNAL', 'a delta transfer was asked for without its prepared payload');
     this.progress = request.onProgress;
     try {
-      const info = await this.client.begin({ image: request.image, payload, resume: request.resume });
+      const info = await this.client.begin({ image: request.image, payload, resume: request.resume, ...(request.manifest ? { manifest: request.manifest } : {}) });
       const resumedFrom = Math.round((info.resumeOffset * info.imageSize) / info.transferSize);
       request.onTransferStart?.(resumedFrom);
       await this.client.transfer();

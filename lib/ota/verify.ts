@@ -9,7 +9,8 @@ import { abortable, abortableSleep, abortError } from '../ble/abort';
 import { OtaError, toOtaError } from '../errors';
 import type { DeviceStatus } from '../protocol/status';
 import { checkDeviceSpec, deviceRef, type DeviceSpec } from './device-ref';
-import { checkFleetKey } from './preflight';
+import { checkKeyOptions } from './preflight';
+import { sessionKeyForDevice } from './security-gate';
 import { openProtocolSession, readDeviceInfo } from './protocols';
 import { isRetryable } from './retry';
 import type { DeviceRef, FirmwareSummary, OtaState, VerifyExpectations, VerifyOptions, VerifyResult } from './types';
@@ -84,7 +85,7 @@ export async function verifyDevice(scheduler: AdapterScheduler, options: VerifyO
   if (!options || typeof options !== 'object') throw new OtaError('BAD_OPTION', 'verifyDevice needs an options object with device and expect');
   const device = checkDeviceSpec(options.device);
   const expect = checkExpectations(options.expect);
-  const fleetKey = checkFleetKey(options.fleetKey);
+  const keys = checkKeyOptions(options);
   const waitMs = options.waitMs ?? 30000;
   if (!Number.isFinite(waitMs) || waitMs <= 0) throw new OtaError('BAD_OPTION', `waitMs must be a positive number of milliseconds, got ${String(waitMs)}`);
   const onPass = options.onPass ?? 'none';
@@ -103,6 +104,8 @@ export async function verifyDevice(scheduler: AdapterScheduler, options: VerifyO
       let finalStatus = status;
       const pending = status.otaStateName === 'pending-verify';
       if (pending && ((passed && onPass === 'confirm') || (!passed && onFail === 'rollback'))) {
+        // The session key of this device: the fleet key, or the master key's derivation for its Status device id.
+        const fleetKey = sessionKeyForDevice(keys, status.caps, status.deviceId);
         const client = await openProtocolSession(link, { requested: 'v2', fleetKey, clock, signal: session.signal });
         await client.open();
         if (passed) {

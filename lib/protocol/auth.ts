@@ -1,12 +1,12 @@
 /**
  * Session-key authentication tags (docs/PROTOCOL.md §7): truncated HMAC-SHA256 over a domain label, the
  * CHALLENGE nonce and the command's content, so a tag cannot be replayed for another nonce or command.
- * The session key is the device's own key (derived from a plant master key, deriveDeviceKey) or the
- * legacy fleet key shared by many devices.
+ * The session key is the device's own key (derived from a plant master key: lib/security deriveDeviceKey)
+ * or the legacy fleet key shared by many devices.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from 'crypto';
+import { createHmac, timingSafeEqual } from 'crypto';
 import { OtaError } from '../errors';
-import { DEVICE_ID_SIZE, FLEET_KEY_SIZE, NONCE_SIZE, SESSION_KEY_SIZE, TAG_SIZE, TaggedOp } from './constants';
+import { FLEET_KEY_SIZE, NONCE_SIZE, TAG_SIZE, TaggedOp } from './constants';
 import { beginTagInput } from './codec';
 
 const BEGIN_LABEL = Buffer.from('BLEOTA2-BEGIN', 'ascii');
@@ -38,22 +38,6 @@ export function beginTag(key: Buffer, nonce: Buffer, beginRequest: Buffer): Buff
 export function commandTag(key: Buffer, nonce: Buffer, op: TaggedOp): Buffer {
   checkKeyAndNonce(key, nonce);
   return truncatedHmac(key, [COMMAND_LABEL, nonce, Buffer.from([op])]);
-}
-
-const DEVICE_KEY_SALT = Buffer.from('BLEOTA2-DEVICE-KEY', 'ascii');
-
-/**
- * Per-device session key (§7): HKDF-SHA256(IKM = plant master key, salt = "BLEOTA2-DEVICE-KEY",
- * info = device_id (the 6 bytes of Status device_id), L = 32).
- */
-export function deriveDeviceKey(masterKey: Buffer, deviceId: Buffer): Buffer {
-  if (!Buffer.isBuffer(masterKey) || masterKey.length !== SESSION_KEY_SIZE) {
-    throw new OtaError('BAD_FLEET_KEY', `The master key must be ${SESSION_KEY_SIZE} bytes (64 hex digits).`);
-  }
-  if (!Buffer.isBuffer(deviceId) || deviceId.length !== DEVICE_ID_SIZE) {
-    throw new OtaError('BAD_PARAMETER', `The device id must be ${DEVICE_ID_SIZE} bytes.`);
-  }
-  return Buffer.from(hkdfSync('sha256', masterKey, DEVICE_KEY_SALT, deviceId, SESSION_KEY_SIZE));
 }
 
 /** Constant-time comparison for the device side. */

@@ -6,7 +6,6 @@ export * from './advertisement';
 export * from './auth';
 export * from './payload';
 export * from './detect';
-export * from './manifest';
 export { V2Client } from './v2-client';
 export type { V2ClientOptions, BeginOptions, SessionInfo, ChallengeInfo, TransferProgress } from './v2-client';
 export { LegacyClient, legacyPacketSize } from './legacy-client';

@@ -189,6 +189,17 @@ export class V2Client {
     return this.caps;
   }
 
+  /**
+   * Sets the session key after construction: a per-device key is derived from the device id that Status
+   * reports, so it is known only once Status has been read (before the CHALLENGE of BEGIN or a command).
+   */
+  setSessionKey(key: Buffer | undefined): void {
+    if (key !== undefined && (!Buffer.isBuffer(key) || key.length !== SESSION_KEY_SIZE)) {
+      throw new OtaError('BAD_FLEET_KEY', `The session key must be ${SESSION_KEY_SIZE} bytes (64 hex digits).`);
+    }
+    this.opts.fleetKey = key;
+  }
+
   /** The caps of the last CHALLENGE by name (§5), or null before the first one. */
   get deviceCapabilities(): Capabilities | null {
     return this.caps === null ? null : decodeCaps(this.caps);

@@ -7,19 +7,9 @@
 import type { KeyObject } from 'crypto';
 import { OtaError } from '../errors';
 import { chipNameFromId, fileSha256, parseImage } from '../image';
+import { Caps } from '../protocol/constants';
 import { formatDeviceId, parseDeviceId } from './device-id';
 import { decodeManifest, verifyManifest, type Manifest } from './manifest';
-
-/** caps bits of protocol v2.1 the checks read (same values as lib/protocol's Caps). */
-export const SecurityCaps = {
-  SESSION_KEY_REQUIRED: 1 << 1,
-  SIGNED_IMAGES_REQUIRED: 1 << 5,
-  MANIFEST_REQUIRED: 1 << 6,
-  DELTA: 1 << 7,
-  PROVISIONING_WINDOW_OPEN: 1 << 8,
-  UNAUTHENTICATED_ALLOWED: 1 << 9,
-  NOT_PROVISIONED: 1 << 10,
-} as const;
 
 /** What the device reports (Status format 2); fields a format-1 device lacks are undefined and skipped. */
 export interface DeviceSecurityState {
@@ -74,7 +64,7 @@ function chipLabel(id: number): string {
 }
 
 /** The manifest against the image it is sent with (the device checks the same with BEGIN and the header). */
-function checkManifestMatchesImage(m: Manifest, image: Buffer, baseSha256: Buffer | null | undefined): OtaError | null {
+export function checkManifestMatchesImage(m: Manifest, image: Buffer, baseSha256: Buffer | null | undefined): OtaError | null {
   const parsed = parseImage(image);
   if (m.imageSize !== image.length) return mismatch('image_size', m.imageSize, image.length);
   const sha = fileSha256(image);
@@ -129,17 +119,17 @@ export function checkBeforeBegin(input: BeginCheckInput): OtaError | null {
   if (device.updatePartitionSize && image.length > device.updatePartitionSize) {
     return new OtaError('IMAGE_TOO_LARGE', `the image is ${image.length} bytes, the device's update partition ${device.updatePartitionSize} bytes (${image.length - device.updatePartitionSize} too many)`, { imageSize: image.length, partitionSize: device.updatePartitionSize });
   }
-  if (caps & SecurityCaps.NOT_PROVISIONED) {
+  if (caps & Caps.NOT_PROVISIONED) {
     return new OtaError('DEVICE_NOT_PROVISIONED', 'the device has no session key and no release key, so it refuses every update: provision it (factory step, docs/SECURITY.md)');
   }
-  if (caps & SecurityCaps.SESSION_KEY_REQUIRED && !input.hasKey) {
+  if (caps & Caps.SESSION_KEY_REQUIRED && !input.hasKey) {
     return new OtaError('FLEET_KEY_REQUIRED', 'the device requires a session key for updates and commands, and none is configured (master key or fleet key)');
   }
-  if (caps & SecurityCaps.SIGNED_IMAGES_REQUIRED && !parseImage(image).signature) {
+  if (caps & Caps.SIGNED_IMAGES && !parseImage(image).signature) {
     return new OtaError('IMAGE_NOT_SIGNED', 'the device accepts only signed images (secure boot / signed app verification), and this image carries no signature block: send the signed build');
   }
   if (!input.manifest) {
-    if (caps & SecurityCaps.MANIFEST_REQUIRED) return new OtaError('MANIFEST_REQUIRED', 'the device accepts only updates with a signed manifest, and none was given (sign the image: esp32-ble-ota sign)');
+    if (caps & Caps.MANIFEST_REQUIRED) return new OtaError('MANIFEST_REQUIRED', 'the device accepts only updates with a signed manifest, and none was given (sign the image: esp32-ble-ota sign)');
     return null;
   }
   const m = decoded(input.manifest);

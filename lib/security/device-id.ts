@@ -3,8 +3,10 @@
  * `aa:bb:cc:dd:ee:ff`. It names the device in manifest allow-lists and is the HKDF info of its session key.
  */
 import { OtaError } from '../errors';
+import { DEVICE_ID_SIZE } from '../protocol/constants';
+import { formatDeviceId } from '../protocol/status';
 
-export const DEVICE_ID_SIZE = 6;
+export { DEVICE_ID_SIZE, formatDeviceId };
 
 /** Parses `aa:bb:cc:dd:ee:ff` (or `-` separated, or 12 hex digits) or a 6-byte Buffer; else BAD_DEVICE_ID. */
 export function parseDeviceId(value: string | Buffer): Buffer {
@@ -18,8 +20,4 @@ export function parseDeviceId(value: string | Buffer): Buffer {
   }
   const shown = Buffer.isBuffer(value) ? `${value.length} bytes` : `"${String(value)}"`;
   throw new OtaError('BAD_DEVICE_ID', `a device id is 6 bytes written aa:bb:cc:dd:ee:ff (the device's base MAC, Status device_id), got ${shown}`);
-}
-
-export function formatDeviceId(id: Buffer): string {
-  return [...id].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }

@@ -9,10 +9,11 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'crypto';
 import { readFileSync, statSync } from 'fs';
 import { OtaError } from '../errors';
+import { SESSION_KEY_SIZE } from '../protocol/constants';
 import { parseDeviceId } from './device-id';
 
-export const SESSION_KEY_SIZE = 32;
-export const MASTER_KEY_SIZE = 32;
+export { SESSION_KEY_SIZE };
+export const MASTER_KEY_SIZE = SESSION_KEY_SIZE;
 /** HKDF salt of per-device keys (CONTRACT §E); the info is the 6-byte device id. */
 export const DEVICE_KEY_SALT = Buffer.from('BLEOTA2-DEVICE-KEY', 'ascii');
 export const SEC1_PUBLIC_KEY_SIZE = 65;

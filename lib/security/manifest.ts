@@ -11,18 +11,26 @@
  */
 import { sign, verify, type KeyObject } from 'crypto';
 import { OtaError } from '../errors';
+import {
+  MANIFEST_FORMAT,
+  MANIFEST_HEADER_SIZE,
+  MANIFEST_MAGIC as MANIFEST_MAGIC_TEXT,
+  MANIFEST_MAX_DEVICES,
+  MANIFEST_MIN_SIZE,
+  MANIFEST_SIGNATURE_SIZE,
+  SHA256_SIZE,
+} from '../protocol/constants';
 import { DEVICE_ID_SIZE, formatDeviceId } from './device-id';
 import { MAX_RELEASE_KEYS } from './keys';
 
-export const MANIFEST_MAGIC = Buffer.from('BOM1', 'ascii');
-export const MANIFEST_FORMAT = 1;
-export const MANIFEST_BODY_HEADER_SIZE = 160;
-export const MANIFEST_SIGNATURE_SIZE = 64;
+// The wire sizes are lib/protocol's (PROTOCOL.md §12.1); this module is the one manifest codec.
+export { MANIFEST_FORMAT, MANIFEST_SIGNATURE_SIZE };
+export const MANIFEST_MAGIC = Buffer.from(MANIFEST_MAGIC_TEXT, 'ascii');
+export const MANIFEST_BODY_HEADER_SIZE = MANIFEST_HEADER_SIZE;
 /** The smallest manifest: no device list. */
-export const MIN_MANIFEST_SIZE = MANIFEST_BODY_HEADER_SIZE + MANIFEST_SIGNATURE_SIZE;
-export const MAX_MANIFEST_DEVICES = 32;
+export const MIN_MANIFEST_SIZE = MANIFEST_MIN_SIZE;
+export const MAX_MANIFEST_DEVICES = MANIFEST_MAX_DEVICES;
 export const MANIFEST_STRING_SIZE = 32;
-const SHA256_SIZE = 32;
 const U32_MAX = 0xffffffff;
 
 const Offset = {

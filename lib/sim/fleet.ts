@@ -8,7 +8,7 @@ import type { AdapterState } from '../ble/central';
 import { createNobleCentral, type NobleBleCentral } from '../ble/noble-central';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
-import { hkdfSync } from 'crypto';
+import { deriveDeviceKey } from '../security/keys';
 import { addressFromName, createSimDevice, SimDevice } from './device';
 import { deviceIdOf } from './device/contract-v21';
 import { checkFault, radioFaultOf, takesStorageFaults, type Fault, type FaultHandle, type StorageFault } from './faults';
@@ -50,12 +50,8 @@ export interface SimFleetOptions {
   factoryImage?: Buffer;
 }
 
-const DEVICE_KEY_SALT = Buffer.from('BLEOTA2-DEVICE-KEY', 'ascii');
-
-/** The per-device session key a plant master key gives the device with this device_id (6 bytes). */
-export function deriveDeviceKey(masterKey: Buffer, deviceId: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', masterKey, DEVICE_KEY_SALT, deviceId, 32));
-}
+/** The per-device session key a plant master key gives the device with this device_id (lib/security, one derivation). */
+export { deriveDeviceKey };
 
 /** A device's config with the fleet-level keys applied (its own keys win). */
 function withFleetKeys(config: SimDeviceConfig, options: SimFleetOptions): SimDeviceConfig {

@@ -5,11 +5,15 @@
  * A missing twin binary FAILS the twin half (issue 3 is not resolved without it).
  */
 import { strict as assert } from 'assert';
-import { createHash, randomBytes } from 'crypto';
-import { appHash, buildAppImage } from '../../lib/image';
+import { createHash, createPrivateKey, randomBytes } from 'crypto';
+import { AdapterScheduler } from '../../lib/ble/scheduler';
+import { appHash, buildAppImage, fileSha256 } from '../../lib/image';
+import { CHIP_IDS } from '../../lib/image/chips';
+import { flashDevice, verifyDevice } from '../../lib/ota';
+import { deriveDeviceKey, generateReleaseKeyPair, manifestForImage, signManifest, type Manifest, type ManifestOptions } from '../../lib/security';
 import { OtaError } from '../../lib/errors';
 import { decodeNotification, encodeCommand } from '../../lib/protocol/codec';
-import { Caps, ErrorCode, LAST_RESULT_NONE, OTA_SERVICE_UUID, Op, STATUS_CHAR_UUID } from '../../lib/protocol/constants';
+import { CONTROL_CHAR_UUID, Caps, ErrorCode, LAST_RESULT_NONE, OTA_SERVICE_UUID, Op, STATUS_CHAR_UUID } from '../../lib/protocol/constants';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LegacyClient } from '../../lib/protocol/legacy-client';
@@ -17,6 +21,7 @@ import { prepareTransferPayload } from '../../lib/protocol/payload';
 import { V2Client } from '../../lib/protocol/v2-client';
 import { SimDevice } from '../../lib/sim/device';
 import type { ChipName } from '../../lib/sim/types';
+import { sleep } from '../../lib/clock';
 import { loadVectors } from '../protocol/vectors';
 import { ConformanceEnv, Implementation, twinAvailable, twinTargetExists } from './env';
 
@@ -46,6 +51,29 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<OtaError>
   assert.fail(`expected ${code}`);
 }
 
+
+/** One release key pair for the suite (key_id 0): devices hold the public point, manifests are signed with the private key. */
+const RELEASE = generateReleaseKeyPair();
+const RELEASE_PRIVATE = createPrivateKey(RELEASE.privateKeyPem);
+const signFor = (img: Buffer, options: ManifestOptions = {}): Manifest => manifestForImage(img, { release: 10, ...options }, RELEASE_PRIVATE);
+/** A command response or SESSION_ABORTED notification carries its error code in byte 1 (PROTOCOL.md §6). */
+const errOf = (notification: Buffer): number => notification[1];
+
+/** A raw BEGIN for `img` (encoding raw, chunk 200) with an optional manifest and a given tag (default zero). */
+function rawBegin(img: Buffer, manifest?: Buffer, tag: Buffer = Buffer.alloc(16)): Buffer {
+  return encodeCommand({
+    op: Op.BEGIN,
+    imageSize: img.length,
+    transferSize: img.length,
+    encoding: 0,
+    flags: manifest ? 0x02 : 0,
+    chunkSize: 200,
+    sha256: fileSha256(img),
+    tag,
+    ...(manifest ? { manifest } : {}),
+  });
+}
+
 for (const impl of IMPLEMENTATIONS) {
   describe(`conformance: ${impl}`, function () {
     this.timeout(60000);
@@ -66,7 +94,14 @@ for (const impl of IMPLEMENTATIONS) {
     it('status read on a factory device (§4.5, §5) and its advertisement (§8)', async () => {
       const e = await open();
       const s = await e.client().readStatus();
-      assert.equal(s.format, 1);
+      // Status format 2 (PROTOCOL.md §5): the update partition, no release floor yet, the device id = its address, no release keys.
+      assert.equal(s.format, 2);
+      assert.equal(s.updatePartitionSize, 0x1e0000);
+      assert.equal(s.releaseFloor, 0);
+      assert.equal(s.deviceId, e.address.toLowerCase());
+      assert.equal(s.releaseKeyIds, 0);
+      // A development build (no keys, unauthenticated updates allowed): not "not provisioned".
+      assert.ok(s.capabilities.unauthenticatedAllowed && !s.capabilities.notProvisioned && !s.capabilities.manifestRequired);
       assert.equal(s.protoVersion, 2);
       assert.equal(s.chip, 'esp32c3');
       assert.equal(s.appVersion, '1.0.0');
@@ -375,6 +410,187 @@ for (const impl of IMPLEMENTATIONS) {
       assert.equal(s.runningSha256, appHash(img).toString('hex'));
       assert.equal(s.lastSha256, sha256(img));
       assert.equal(s.lastResultName, 'OK');
+    });
+
+
+    describe('security (PROTOCOL.md §7, §12; issue 10)', () => {
+      const releaseKeys = [RELEASE.publicKeySec1];
+
+      /**
+       * The device must refuse: through a client (closed afterwards) the error is `code`, whether at BEGIN or
+       * as SESSION_ABORTED; no flash erase/program, the old image runs.
+       */
+      async function refusedBeforeFlash(e: ConformanceEnv, run: (client: V2Client) => Promise<unknown>, code: string, fleetKey?: Buffer): Promise<void> {
+        const ops = e.flashOps();
+        const client = e.client(fleetKey ? { fleetKey } : {});
+        try {
+          await rejectsWith(run(client), code);
+        } finally {
+          client.close();
+        }
+        assert.equal(e.flashOps(), ops, 'no flash erase/program for a refused update');
+        const status = e.client();
+        assert.equal((await status.readStatus()).appVersion, '1.0.0');
+        status.close();
+      }
+
+      it('unsigned, forged and mismatched manifests are refused before any flash write', async () => {
+        const e = await open({ releaseKeys });
+        const img = image();
+        assert.ok((await e.client().readStatus()).capabilities.manifestRequired);
+        // No manifest: the client sends none (it leaves the judgement to lib/ota), the device refuses at BEGIN.
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw' }), 'DEVICE_MANIFEST_REQUIRED');
+        assert.equal(errOf(await e.rawControl(rawBegin(img))), ErrorCode.MANIFEST_REQUIRED);
+        // Forged: one bit of the signature changed. Refused at BEGIN, or by the writer before its first flash write
+        // (SESSION_ABORTED MANIFEST_INVALID): either way nothing is erased or written.
+        const forged = Buffer.from(signFor(img).bytes);
+        forged[forged.length - 1] ^= 1;
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw', manifest: forged }), 'DEVICE_MANIFEST_INVALID');
+        // A validly signed manifest of another image (digest and size differ).
+        const other = image('2.0.1');
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw', manifest: signFor(other).bytes }), 'DEVICE_MANIFEST_MISMATCH');
+        // Signed by a key the device does not hold (key_id 1 is not provisioned).
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw', manifest: signFor(img, { keyId: 1 }).bytes }), 'DEVICE_MANIFEST_INVALID');
+        assert.equal((await e.client().readStatus()).sessionStateName, 'idle');
+      });
+
+      it('a manifest for another chip and a release below the floor are refused before any flash write', async () => {
+        const e = await open({ releaseKeys, releaseFloor: 20 });
+        const img = image();
+        const good = signFor(img, { release: 30 });
+        const otherChip = signManifest({ ...good, chipId: CHIP_IDS.esp32s3 }, RELEASE_PRIVATE);
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw', manifest: otherChip.bytes }), 'DEVICE_MANIFEST_MISMATCH');
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw', manifest: signFor(img, { release: 19 }).bytes }), 'DEVICE_RELEASE_TOO_OLD');
+        const s = await e.client().readStatus();
+        assert.equal(s.releaseFloor, 20);
+        // The right manifest, at or above the floor, is taken.
+        await e.client().update({ image: img, encoding: 'raw', manifest: good.bytes });
+        await e.reconnectAfterReboot();
+        assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+      });
+
+      it("a key derived for device A is refused by device B; B's own key works", async () => {
+        const master = randomBytes(32);
+        const idB = 'a4:cf:12:00:00:0b';
+        const e = await open({ address: idB, deviceKey: deriveDeviceKey(master, idB) });
+        const s = await e.client().readStatus();
+        assert.equal(s.deviceId, idB);
+        assert.ok(s.capabilities.sessionKeyRequired);
+        const keyA = deriveDeviceKey(master, 'a4:cf:12:00:00:0a');
+        const img = image();
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw' }), 'DEVICE_AUTH_FAILED', keyA);
+        await rejectsWith(e.client({ fleetKey: keyA }).reboot(), 'DEVICE_AUTH_FAILED');
+        assert.ok(e.conn.connected, 'the refused REBOOT did not restart the device');
+        await e.client({ fleetKey: deriveDeviceKey(master, idB) }).update({ image: img, encoding: 'raw' });
+        await e.reconnectAfterReboot();
+        assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+      });
+
+      it('an unprovisioned default device refuses a stranger: BEGIN, REBOOT and ABORT with zero tags', async () => {
+        const e = await open({ allowUnauthenticated: false });
+        const s = await e.client().readStatus();
+        assert.ok(s.capabilities.notProvisioned, `caps 0x${s.caps.toString(16)}`);
+        const ops = e.flashOps();
+        await e.rawControl(Buffer.from([Op.CHALLENGE]));
+        const zero = Buffer.alloc(16);
+        for (const [what, value] of [
+          ['BEGIN', rawBegin(image())],
+          ['REBOOT', encodeCommand({ op: Op.REBOOT, tag: zero })],
+          ['ABORT', encodeCommand({ op: Op.ABORT, tag: zero })],
+          ['CONFIRM', encodeCommand({ op: Op.CONFIRM, tag: zero })],
+        ] as const) {
+          const answer = await e.rawControl(value);
+          assert.equal(answer[0], value[0] | 0x80, `${what} answered by its own response`);
+          assert.equal(errOf(answer), ErrorCode.NOT_PROVISIONED, `${what}: ${answer.toString('hex')}`);
+        }
+        assert.ok(e.conn.connected, 'REBOOT was refused: the device did not restart');
+        assert.equal(e.flashOps(), ops);
+        // Through the client: the host refuses before BEGIN from the Status caps is lib/ota's job; lib/protocol reports the device's answer.
+        await rejectsWith(e.client().update({ image: image(), encoding: 'raw' }), 'DEVICE_NOT_PROVISIONED');
+      });
+
+      it('REBOOT and ABORT without a valid tag are refused when a key is required', async () => {
+        const key = randomBytes(32);
+        const e = await open({ deviceKey: key });
+        const zero = Buffer.alloc(16);
+        for (const op of [Op.REBOOT, Op.ABORT] as const) {
+          // No CHALLENGE: AUTH_REQUIRED; after a CHALLENGE a zero (or any wrong) tag: AUTH_FAILED.
+          assert.equal(errOf(await e.rawControl(encodeCommand({ op, tag: zero }))), ErrorCode.AUTH_REQUIRED, `op ${op} without challenge`);
+          await e.rawControl(Buffer.from([Op.CHALLENGE]));
+          assert.equal(errOf(await e.rawControl(encodeCommand({ op, tag: zero }))), ErrorCode.AUTH_FAILED, `op ${op} with a zero tag`);
+        }
+        assert.ok(e.conn.connected, 'the device did not restart');
+        await rejectsWith(e.client().reboot(), 'FLEET_KEY_REQUIRED');
+        await rejectsWith(e.client({ fleetKey: randomBytes(32) }).abort(), 'DEVICE_AUTH_FAILED');
+        await e.client({ fleetKey: key }).abort();
+      });
+
+      it("a stranger's replay of a captured BEGIN is refused (the nonce was spent), nothing written", async () => {
+        const key = randomBytes(32);
+        const e = await open({ deviceKey: key });
+        const img = image();
+        const owner = e.client({ fleetKey: key });
+        await owner.begin({ image: img, encoding: 'raw' });
+        await owner.abort();
+        const captured = e.recorder.controlWrites.find((w) => w[0] === Op.BEGIN);
+        assert.ok(captured, 'the real session wrote a BEGIN');
+        const ops = e.flashOps();
+        // Another central, as a stranger in radio range: replay as captured, then after its own CHALLENGE.
+        const stranger = await e.connectSecondCentral();
+        await stranger.conn.subscribe(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, () => undefined);
+        const exchange = async (value: Buffer) => {
+          const before = stranger.recorder.control.length;
+          await stranger.conn.write(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, value, false);
+          const deadline = e.clock.now() + 3000;
+          while (stranger.recorder.control.length === before && e.clock.now() < deadline) await sleep(e.clock, 5);
+          assert.ok(stranger.recorder.control.length > before, `no answer to ${value.toString('hex').slice(0, 16)}…`);
+          return stranger.recorder.control[before];
+        };
+        assert.equal(errOf(await exchange(captured)), ErrorCode.AUTH_REQUIRED);
+        await exchange(Buffer.from([Op.CHALLENGE]));
+        assert.equal(errOf(await exchange(captured)), ErrorCode.AUTH_FAILED);
+        assert.equal(e.flashOps(), ops, 'the replays wrote nothing');
+        await stranger.conn.disconnect();
+        const s = await e.client().readStatus();
+        assert.equal(s.sessionStateName, 'idle');
+        assert.equal(s.appVersion, '1.0.0');
+      });
+
+      it('per-device keys happy path (fleet master key + release keys) through flashDevice and verifyDevice; the release floor rises on confirm', async () => {
+        const master = randomBytes(32);
+        const e = await ConformanceEnv.create(impl, { confirmPolicy: 'host' }, 'reference', { masterKey: master, releaseKeys });
+        env = e;
+        const before = await e.client().readStatus();
+        assert.ok(before.capabilities.sessionKeyRequired && before.capabilities.manifestRequired);
+        assert.equal(before.releaseFloor, 0);
+        await e.conn.disconnect();
+        const scheduler = new AdapterScheduler(e.fleet.central, { readyTimeoutMs: 2000 });
+        try {
+          const img = image();
+          const manifest = signFor(img, { release: 42 }).bytes;
+          const opsBefore = e.flashOps();
+          const result = await flashDevice(scheduler, { device: 'dut', image: img, masterKey: master, manifest, encoding: 'raw' });
+          assert.equal(result.success, true);
+          assert.ok(e.flashOps() > opsBefore, 'the flash counter sees the accepted update');
+          const verified = await verifyDevice(scheduler, { device: 'dut', expect: { version: '2.0.0' }, onPass: 'confirm', masterKey: master });
+          assert.equal(verified.action, 'confirmed');
+          assert.equal(verified.status.releaseFloor, 42);
+          assert.equal(verified.status.otaStateName, 'valid');
+          // An older release (its own, correctly signed manifest) is now refused by the host, before BEGIN...
+          const older = image('2.0.1');
+          const olderManifest = signFor(older, { release: 41 }).bytes;
+          await rejectsWith(flashDevice(scheduler, { device: 'dut', image: older, masterKey: master, manifest: olderManifest }), 'RELEASE_TOO_OLD');
+          // ...and by the device when a client sends it anyway.
+          await e.connect();
+          const s = await e.client().readStatus();
+          const key = deriveDeviceKey(master, s.deviceId as string);
+          const ops = e.flashOps();
+          await rejectsWith(e.client({ fleetKey: key }).update({ image: older, encoding: 'raw', manifest: olderManifest }), 'DEVICE_RELEASE_TOO_OLD');
+          assert.equal(e.flashOps(), ops);
+        } finally {
+          await scheduler.close();
+        }
+      });
     });
 
     if (impl === 'model') {

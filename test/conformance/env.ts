@@ -7,7 +7,8 @@
 import * as fs from 'fs';
 import type { BleCentral, BleConnection, DiscoveredDevice, GattServiceInfo } from '../../lib/ble/central';
 import { sleep } from '../../lib/clock';
-import { createSimFleet, type SimFleet } from '../../lib/sim/fleet';
+import { SimDevice } from '../../lib/sim/device';
+import { createSimFleet, type SimFleet, type SimFleetOptions } from '../../lib/sim/fleet';
 import { findTwinBinary } from '../../lib/sim/twin-device';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { CONTROL_CHAR_UUID, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
@@ -27,9 +28,10 @@ export function twinAvailable(): boolean {
   return findTwinBinary() !== null;
 }
 
-/** A BleConnection wrapper that records every Control notification (hex) it passes on. */
+/** A BleConnection wrapper that records every Control notification it passes on and every Control value written. */
 export class RecordingConnection {
   readonly control: Buffer[] = [];
+  readonly controlWrites: Buffer[] = [];
 
   static wrap(inner: BleConnection, record: RecordingConnection): BleConnection {
     return new Proxy(inner, {
@@ -40,6 +42,12 @@ export class RecordingConnection {
               if (characteristic === CONTROL_CHAR_UUID) record.control.push(Buffer.from(data));
               onValue(data);
             });
+        }
+        if (prop === 'write') {
+          return (service: string, characteristic: string, data: Buffer, withoutResponse: boolean) => {
+            if (characteristic === CONTROL_CHAR_UUID) record.controlWrites.push(Buffer.from(data));
+            return target.write(service, characteristic, data, withoutResponse);
+          };
         }
         const value = Reflect.get(target, prop, receiver) as unknown;
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
@@ -59,13 +67,40 @@ export class ConformanceEnv {
     readonly config: SimDeviceConfig,
   ) {}
 
-  static async create(impl: Implementation, config: Partial<SimDeviceConfig> = {}, link = 'reference'): Promise<ConformanceEnv> {
-    const full: SimDeviceConfig = devBuild({ name: 'dut', chip: 'esp32c3', version: '1.0.0', implementation: impl, ...config });
-    const fleet = await createSimFleet({ devices: [full], link, clock: 'virtual' });
+  /** `fleetKeys`: the fleet-level masterKey / releaseKeys of createSimFleet (a device's own keys win). */
+  static async create(impl: Implementation, config: Partial<SimDeviceConfig> = {}, link = 'reference', fleetKeys: Pick<SimFleetOptions, 'masterKey' | 'releaseKeys'> = {}): Promise<ConformanceEnv> {
+    const keyed = fleetKeys.masterKey !== undefined || (fleetKeys.releaseKeys?.length ?? 0) > 0;
+    const base = { name: 'dut', chip: 'esp32c3' as const, version: '1.0.0', implementation: impl, ...config };
+    const full: SimDeviceConfig = keyed ? { allowUnauthenticated: false, ...base } : devBuild(base);
+    const fleet = await createSimFleet({ devices: [full], link, clock: 'virtual', ...fleetKeys });
     const env = new ConformanceEnv(fleet, full);
+    const device = fleet.devices.get(full.name);
+    if (device && !(device instanceof SimDevice)) env.countTwinFlashOps(device);
     await fleet.central.waitReady(2000);
     await env.connect();
     return env;
+  }
+
+  private twinFlashOps = 0;
+
+  /**
+   * The twin reports each flash operation as a line ("flash" event, docs/TWIN.md) that lib/sim's
+   * TwinDevice turns into timing; this counts the erase and program ones on their way there.
+   */
+  private countTwinFlashOps(device: object): void {
+    const twin = device as { onFlash?: (op: string, ms: number) => void };
+    const original = twin.onFlash;
+    if (typeof original !== 'function') throw new Error('the twin device has no flash event handler to count');
+    twin.onFlash = (op: string, ms: number) => {
+      if (op === 'erase' || op === 'program') this.twinFlashOps += 1;
+      original.call(device, op, ms);
+    };
+  }
+
+  /** Flash erase/program operations so far: the model's flash counter, or the twin's reported operations. */
+  flashOps(): number {
+    const device = this.device;
+    return device instanceof SimDevice ? device.flash.opCount : this.twinFlashOps;
   }
 
   get clock() {

@@ -7,8 +7,8 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'crypto';
 import { beginTag, commandTag } from '../../lib/protocol/auth';
 import { encodeCommand } from '../../lib/protocol/codec';
 import { BEGIN_TAG_OFFSET, BeginFlags, Op, STATUS_FORMAT_1, STATUS_FORMAT_1_SIZE, STATUS_SIZE, TAG_SIZE, type TaggedOp } from '../../lib/protocol/constants';
-import { signManifest } from '../../lib/protocol/manifest';
-import { decodeStatus, formatDeviceId, type DeviceStatus } from '../../lib/protocol/status';
+import { signManifest } from '../../lib/security/manifest';
+import { decodeStatus, type DeviceStatus } from '../../lib/protocol/status';
 
 export interface BeginV21 {
   imageSize: number;
@@ -82,10 +82,10 @@ export function buildManifest(f: ManifestFields, key: KeyObject): Buffer {
       keyId: f.keyId ?? 0,
       baseSha256: f.baseSha256 ?? Buffer.alloc(32),
       notAfter: f.notAfter ?? 0,
-      deviceIds: (f.deviceIds ?? []).map(formatDeviceId),
+      deviceIds: f.deviceIds ?? [],
     },
     key,
-  );
+  ).bytes;
 }
 
 export type StatusV2 = DeviceStatus;

@@ -4,12 +4,15 @@ import { OtaError } from '../../lib/errors';
 import { buildAppImage } from '../../lib/image';
 import { flashDevice, readDeviceStatus } from '../../lib/ota';
 import type { Progress } from '../../lib/ota/types';
+import { SimDevice } from '../../lib/sim/device';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { simEnv, type SimEnv } from './sim-env';
 import { vectorPath } from '../helpers/paths';
 import { codeOf } from '../helpers/errors';
 
 const KEY = Buffer.alloc(32, 7);
+/** A BEGIN without manifest is 93 bytes (PROTOCOL.md §2.1): fewer bytes to the device mean none was sent. */
+const BEGIN_SIZE = 93;
 
 function device(overrides: Partial<SimDeviceConfig> = {}): SimDeviceConfig {
   return { name: 'sim-01', chip: 'esp32', version: '1.0.0', ...overrides };
@@ -154,8 +157,18 @@ describe('ota/flashDevice on the simulated fleet (virtual clock)', function () {
       assert.equal(await codeOf(flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE })), 'DOWNGRADE');
       assert.equal(await codeOf(flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, preventDowngrade: false, partitionSize: 64 * 1024 })), 'IMAGE_TOO_LARGE');
       assert.ok(env.bytesToDevice(env.devices[0].address) < 61);
+    });
+
+    it('refuses an image larger than the update partition the device reports before BEGIN (IMAGE_TOO_LARGE, nothing erased)', async () => {
+      env = await simEnv([device({ otaPartitionSize: 160 * 1024 })]);
       const big = buildAppImage({ chip: 'esp32', version: '1.1.0', size: 200 * 1024, seed: 4 });
-      assert.equal(await codeOf(flashDevice(env.scheduler, { device: 'sim-02', image: big })), 'DEVICE_IMAGE_TOO_LARGE');
+      const err = await flashDevice(env.scheduler, { device: 'sim-01', image: big }).catch((e: unknown) => e as OtaError);
+      assert.ok(err instanceof OtaError);
+      // Status update_partition_size is read before BEGIN: the device never sees one (it would answer DEVICE_IMAGE_TOO_LARGE).
+      assert.equal(err.code, 'IMAGE_TOO_LARGE');
+      assert.deepEqual([err.details?.imageSize, err.details?.partitionSize], [big.length, 160 * 1024]);
+      assert.ok(env.bytesToDevice(env.devices[0].address) < BEGIN_SIZE, 'only the CCCD write went out, no BEGIN');
+      assert.equal((env.devices[0] as SimDevice).flash.opCount, 0, 'nothing erased or written');
     });
 
     it('reports an unknown device, a bad device reference, bad options and a bad fleet key', async () => {

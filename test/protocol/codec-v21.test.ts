@@ -4,7 +4,8 @@ import { createHmac, randomBytes } from 'crypto';
 import { deflateSync, inflateSync } from 'zlib';
 import { decodeCommand, decodeNotification, encodeCommand, encodeNotification, malformedCommandResponse, BeginCommand } from '../../lib/protocol/codec';
 import { decodeStatus, encodeStatus, parseDeviceId, StatusFields } from '../../lib/protocol/status';
-import { beginTag, deriveDeviceKey } from '../../lib/protocol/auth';
+import { beginTag } from '../../lib/protocol/auth';
+import { deriveDeviceKey } from '../../lib/security/keys';
 import { prepareDeltaPayload } from '../../lib/protocol/payload';
 import { Caps, ErrorCode, MAX_CONTROL_VALUE, Op, STATUS_SIZE, decodeCaps, deviceErrorCode, errorName, errorSentence } from '../../lib/protocol/constants';
 import { OtaError } from '../../lib/errors';
@@ -213,8 +214,8 @@ describe('per-device keys and delta payloads', () => {
     assert.equal(a.length, 32);
     assert.ok(!a.equals(b));
     assert.ok(a.equals(deriveDeviceKey(master, Buffer.from('a4cf1200fe01', 'hex'))));
-    throwsCode(() => deriveDeviceKey(randomBytes(16), Buffer.alloc(6)), 'BAD_FLEET_KEY');
-    throwsCode(() => deriveDeviceKey(master, Buffer.alloc(8)), 'BAD_PARAMETER');
+    throwsCode(() => deriveDeviceKey(randomBytes(16), Buffer.alloc(6)), 'BAD_KEY');
+    throwsCode(() => deriveDeviceKey(master, Buffer.alloc(8)), 'BAD_DEVICE_ID');
   });
 
   it('frames the patch zlib stream (made by lib/delta), only to devices with caps bit7 and with a real base', () => {

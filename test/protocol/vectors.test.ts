@@ -15,7 +15,8 @@ import {
 import { StatusFields, decodeStatus, encodeStatus } from '../../lib/protocol/status';
 import { applyPatchReference, PatchError } from './patch-reference';
 import { decodeAdvertisement, encodeAdvertisement, versionBytes } from '../../lib/protocol/advertisement';
-import { beginTag, commandTag, deriveDeviceKey } from '../../lib/protocol/auth';
+import { beginTag, commandTag } from '../../lib/protocol/auth';
+import { deriveDeviceKey } from '../../lib/security/keys';
 import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, MAX_NOTIFICATION_AT_MIN_MTU, Op, TaggedOp } from '../../lib/protocol/constants';
 import { Vector, camelToSnake, fieldsToMessage, loadVectors, messageToFields } from './vectors';
 

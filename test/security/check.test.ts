@@ -2,7 +2,8 @@
 import { strict as assert } from 'assert';
 import { createPrivateKey, createPublicKey, randomBytes } from 'crypto';
 import { buildAppImage, fileSha256 } from '../../lib/image';
-import { SecurityCaps, checkBeforeBegin, generateReleaseKeyPair, manifestForImage, signManifest, type BeginCheckInput, type DeviceSecurityState } from '../../lib/security';
+import { Caps } from '../../lib/protocol/constants';
+import { checkBeforeBegin, generateReleaseKeyPair, manifestForImage, signManifest, type BeginCheckInput, type DeviceSecurityState } from '../../lib/security';
 
 const pair = generateReleaseKeyPair();
 const PRIV = createPrivateKey(pair.privateKeyPem);
@@ -12,7 +13,7 @@ const DEVICE_ID = Buffer.from('a4cf12345678', 'hex');
 const NOW = Date.parse('2027-01-01T00:00:00Z');
 /** A provisioned ESP32-C3 that requires a session key and a manifest. */
 const DEVICE: DeviceSecurityState = {
-  caps: SecurityCaps.SESSION_KEY_REQUIRED | SecurityCaps.MANIFEST_REQUIRED,
+  caps: Caps.SESSION_KEY_REQUIRED | Caps.MANIFEST_REQUIRED,
   chipId: 5,
   updatePartitionSize: 0x1e0000,
   releaseFloor: 2004000,
@@ -39,7 +40,7 @@ describe('security checks before BEGIN', () => {
   });
 
   it('passes without manifest on a device that does not require one, and on a format-1 Status', () => {
-    assert.equal(check({ manifest: null }, { caps: SecurityCaps.SESSION_KEY_REQUIRED, releaseKeyIds: 0 }), null);
+    assert.equal(check({ manifest: null }, { caps: Caps.SESSION_KEY_REQUIRED, releaseKeyIds: 0 }), null);
     assert.equal(checkBeforeBegin({ device: { caps: 0 }, image: IMAGE, hasKey: false, now: NOW }), null);
   });
 
@@ -50,16 +51,16 @@ describe('security checks before BEGIN', () => {
   });
 
   it('DEVICE_NOT_PROVISIONED when the device has no key at all (caps bit 10)', () => {
-    assert.equal(check({}, { caps: SecurityCaps.NOT_PROVISIONED }), 'DEVICE_NOT_PROVISIONED');
+    assert.equal(check({}, { caps: Caps.NOT_PROVISIONED }), 'DEVICE_NOT_PROVISIONED');
   });
 
   it('FLEET_KEY_REQUIRED when the device needs a session key and none is configured', () => {
     assert.equal(check({ hasKey: false }), 'FLEET_KEY_REQUIRED');
-    assert.equal(check({ hasKey: false }, { caps: SecurityCaps.MANIFEST_REQUIRED }), null);
+    assert.equal(check({ hasKey: false }, { caps: Caps.MANIFEST_REQUIRED }), null);
   });
 
   it('IMAGE_NOT_SIGNED when the device requires signed images and the image has no signature block', () => {
-    const caps = DEVICE.caps | SecurityCaps.SIGNED_IMAGES_REQUIRED;
+    const caps = DEVICE.caps | Caps.SIGNED_IMAGES;
     assert.equal(check({}, { caps }), 'IMAGE_NOT_SIGNED');
     const signed = signedImage();
     assert.equal(check({ image: signed, manifest: manifestForImage(signed, {}, PRIV) }, { caps }), null);

@@ -4,13 +4,13 @@
  * what it binds (MANIFEST_MISMATCH), the release floor (RELEASE_TOO_OLD). The ECDSA P-256 signature is
  * verified by the writer as the session's first job, before anything is erased or written
  * (manifestSignatureValid; Node's crypto verifies, as the firmware does with mbedTLS). The layout is the
- * shared codec's (lib/protocol decodeManifest); which field must match what is the device's policy, here.
+ * shared codec's (lib/security decodeManifest); which field must match what is the device's policy, here.
  */
-import type { KeyObject } from 'crypto';
+import { verify, type KeyObject } from 'crypto';
 import { OtaError } from '../../errors';
 import { ErrorCode } from '../../protocol/constants';
-import { decodeManifest, releasePublicKey, verifyManifestSignature, type Manifest } from '../../protocol/manifest';
-import { formatDeviceId } from '../../protocol/status';
+import { publicKeyFromSec1 } from '../../security/keys';
+import { decodeManifest, type Manifest } from '../../security/manifest';
 
 export type { Manifest };
 
@@ -37,7 +37,7 @@ export type ManifestVerdict = { err: 0; accepted: AcceptedManifest } | { err: nu
 function publicKey(point: Buffer | undefined): KeyObject | null {
   if (!point) return null;
   try {
-    return releasePublicKey(point);
+    return publicKeyFromSec1(point);
   } catch {
     return null;
   }
@@ -58,7 +58,7 @@ export function checkManifestAtBegin(raw: Buffer, ctx: ManifestContext): Manifes
   if (m.imageSize !== ctx.imageSize) return mismatch(`manifest image_size ${m.imageSize} differs from BEGIN`);
   if (!isZero(m.baseSha256) && !m.baseSha256.equals(ctx.baseSha256)) return mismatch('manifest base_sha256 differs from BEGIN');
   if (m.chipId !== ctx.chipId) return mismatch(`manifest chip id ${m.chipId}`);
-  if (m.deviceIds.length > 0 && !m.deviceIds.includes(formatDeviceId(ctx.deviceId))) return mismatch('device not in the manifest allow-list');
+  if (m.deviceIds.length > 0 && !m.deviceIds.some((id) => id.equals(ctx.deviceId))) return mismatch('device not in the manifest allow-list');
   if (m.release < ctx.releaseFloor) return { err: ErrorCode.RELEASE_TOO_OLD, message: `release ${m.release} < floor ${ctx.releaseFloor}` };
   return { err: ErrorCode.OK, accepted: { manifest: m, key } };
 }
@@ -66,7 +66,7 @@ export function checkManifestAtBegin(raw: Buffer, ctx: ManifestContext): Manifes
 /** The writer's first job: the ECDSA P-256 signature over SHA-256 of the signed bytes. */
 export function manifestSignatureValid(accepted: AcceptedManifest): boolean {
   try {
-    return verifyManifestSignature(accepted.manifest, accepted.key);
+    return verify('sha256', accepted.manifest.body, { key: accepted.key, dsaEncoding: 'ieee-p1363' }, accepted.manifest.signature);
   } catch {
     return false;
   }

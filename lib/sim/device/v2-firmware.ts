@@ -395,7 +395,7 @@ export class V2Firmware implements Application {
    */
   private signatureJob(accepted: AcceptedManifest): NonNullable<ConstructorParameters<typeof UpdateWriter>[0]['firstJob']> {
     return {
-      ms: manifestCheckMs(this.settings.chip, accepted.manifest.signedBytes.length),
+      ms: manifestCheckMs(this.settings.chip, accepted.manifest.body.length),
       run: () => (manifestSignatureValid(accepted) ? null : { err: ErrorCode.MANIFEST_INVALID, message: 'manifest signature does not verify' }),
     };
   }
