@@ -154,6 +154,7 @@ static void report_program(host_flash_t *f, host_op_kind_t kind, size_t len)
 }
 
 double host_verify_ms(size_t bytes) { return (double)bytes / HOST_VERIFY_BYTES_PER_MS; }
+double host_read_ms(size_t bytes) { return HOST_READ_CALL_MS + (double)bytes / HOST_VERIFY_BYTES_PER_MS; }
 
 int host_flash_erase(host_flash_t *f, int index, uint32_t offset, uint32_t len)
 {
