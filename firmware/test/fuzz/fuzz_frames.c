@@ -18,13 +18,65 @@ static fuzz_image_t s_running;
 /* Images of about 9 KB: several flash sectors and ACK intervals, yet quick to send whole. */
 #define FUZZ_IMAGE_SIZE 9000
 
+static bool zlib_of(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len)
+{
+    uLongf n = compressBound(len);
+    *out = malloc(n);
+    if (!*out || compress2(*out, &n, data, len, 9) != Z_OK) return false;
+    *out_len = n;
+    return true;
+}
+
+static size_t put_uvarint(uint8_t *p, uint32_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* The patch of im against the running image (variant: see FUZZ_DELTA_*) into out; its length. */
+static size_t make_patch(const fuzz_image_t *im, int variant, uint8_t *out)
+{
+    const uint8_t *base = s_running.image;
+    size_t base_len = s_running.image_len, len = im->image_len, at = 0;
+    for (size_t j = 0, rec = 0; j < len; rec++) {
+        size_t n = len - j < 1024 ? len - j : 1024;
+        size_t diff = j < base_len ? (base_len - j < n ? base_len - j : n) : 0;
+        if (variant == FUZZ_DELTA_OUTSIDE && rec == 1) { /* seek so that this record's diff passes the base end */
+            at += put_uvarint(out + at, 0);
+            at += put_uvarint(out + at, 0);
+            at += put_uvarint(out + at, (uint32_t)(base_len - j - 8) << 1);
+        }
+        at += put_uvarint(out + at, (uint32_t)diff);
+        for (size_t k = 0; k < diff; k++) out[at++] = (uint8_t)(im->image[j + k] - base[j + k]);
+        at += put_uvarint(out + at, (uint32_t)(n - diff));
+        memcpy(out + at, im->image + j + diff, n - diff);
+        at += n - diff;
+        out[at++] = 0; /* seek 0 */
+        j += n;
+    }
+    return variant == FUZZ_DELTA_SHORT && at > 7 ? at - 7 : at;
+}
+
 static bool finish(fuzz_image_t *im)
 {
     sha256(im->image, im->image_len, im->sha256);
-    uLongf n = compressBound(im->image_len);
-    im->deflated = malloc(n);
-    if (!im->deflated || compress2(im->deflated, &n, im->image, im->image_len, 9) != Z_OK) return false;
-    im->deflated_len = n;
+    if (!zlib_of(im->image, im->image_len, &im->deflated, &im->deflated_len)) return false;
+    if (im == &s_running) return true;
+    uint8_t *patch = malloc(im->image_len * 2 + 64);
+    if (!patch) return false;
+    for (int v = 0; v < FUZZ_DELTA_VARIANTS; v++) {
+        size_t n = make_patch(im, v, patch);
+        if (!zlib_of(patch, n, &im->delta[v], &im->delta_len[v])) {
+            free(patch);
+            return false;
+        }
+    }
+    free(patch);
     return true;
 }
 

@@ -16,6 +16,10 @@
 #define FUZZ_PARTITION_SIZE 65536  /* small slots keep one execution fast */
 #define FUZZ_RUNNING_SECURE_VERSION 1
 
+/* Delta transfers of each image: the patch, the patch cut short (SIZE_MISMATCH at END), a patch whose
+ * second record reads past the base (PATCH_INVALID in the transfer). */
+enum { FUZZ_DELTA_GOOD = 0, FUZZ_DELTA_SHORT, FUZZ_DELTA_OUTSIDE, FUZZ_DELTA_VARIANTS };
+
 /* What each image is built to exercise. */
 typedef enum {
     FUZZ_IMG_GOOD = 0,        /* v2.0.0, secure_version 1: installs */
@@ -35,6 +39,10 @@ typedef struct {
     uint8_t sha256[32]; /* of image: what BEGIN declares */
     uint8_t *deflated;  /* zlib stream of image */
     size_t deflated_len;
+    /* encoding 2: zlib streams of patches against the running image (records of up to 1 KiB: diff bytes
+     * where the base reaches, extra bytes beyond, seek 0) */
+    uint8_t *delta[FUZZ_DELTA_VARIANTS];
+    size_t delta_len[FUZZ_DELTA_VARIANTS];
 } fuzz_image_t;
 
 /** Build every image once (process start). false when memory or zlib fails. */

@@ -156,14 +156,31 @@ static void op_begin(reader_t *r, bool whole_update)
     uint8_t a = rd8(r), b = rd8(r);
     const fuzz_image_t *im = fuzz_image(a & 7);
     bool deflate = a & 8;
+    /* b bit7: a delta transfer; bits 5-6: the good patch, another base digest (BASE_MISMATCH), the patch
+     * cut short, a patch reading past the base */
+    bool delta = b & 0x80;
+    unsigned variant = (b >> 5) & 3;
     uint8_t tag_mode = (a >> 4) & 3;
     ble_ota_conn_t conn = conn_of(b);
+    const uint8_t *transfer = deflate ? im->deflated : im->image;
+    size_t transfer_len = deflate ? im->deflated_len : im->image_len;
+    if (delta) {
+        unsigned v = variant == 2 ? FUZZ_DELTA_SHORT : variant == 3 ? FUZZ_DELTA_OUTSIDE : FUZZ_DELTA_GOOD;
+        transfer = im->delta[v];
+        transfer_len = im->delta_len[v];
+    }
     ble_ota_begin_req_t req = {.image_size = (uint32_t)im->image_len,
-                               .transfer_size = (uint32_t)(deflate ? im->deflated_len : im->image_len),
-                               .encoding = deflate ? BLE_OTA_ENCODING_DEFLATE : BLE_OTA_ENCODING_RAW,
+                               .transfer_size = (uint32_t)transfer_len,
+                               .encoding = delta ? BLE_OTA_ENCODING_DELTA : deflate ? BLE_OTA_ENCODING_DEFLATE : BLE_OTA_ENCODING_RAW,
                                .flags = (a & 0x40) ? BLE_OTA_BEGIN_FLAG_RESUME : 0,
                                .chunk_size = 512};
     memcpy(req.sha256, im->sha256, 32);
+    if (delta) { /* the base is the running image as the device reports it */
+        uint8_t raw[BLE_OTA_STATUS_LEN];
+        ble_ota_status_t st;
+        if (ble_ota_decode_status(raw, ble_ota_core_read_status(raw), &st)) memcpy(req.base_sha256, st.running_sha256, 32);
+        if (variant == 1) req.base_sha256[0] ^= 1;
+    }
     uint8_t frame[BLE_OTA_BEGIN_LEN];
     if (!whole_update) {
         uint8_t c = rd8(r);
@@ -183,7 +200,7 @@ static void op_begin(reader_t *r, bool whole_update)
     R.chunk = 0;
     send_control(conn, frame, sizeof frame);
     if (R.chunk == 0) return; /* refused */
-    R.transfer = deflate ? im->deflated : im->image;
+    R.transfer = transfer;
     R.transfer_len = req.transfer_size;
     if (!whole_update) return;
     for (int guard = 0; guard < 4096 && R.next < R.transfer_len && !R.aborted && R.chunk; guard++) {
