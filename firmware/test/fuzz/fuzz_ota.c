@@ -201,7 +201,8 @@ static void op_begin(reader_t *r, bool whole_update)
     send_control(conn, frame, sizeof frame);
     if (R.chunk == 0) return; /* refused */
     R.transfer = transfer;
-    R.transfer_len = req.transfer_size;
+    /* an edited transfer_size may exceed the bytes there are: send what exists (END then finds it short) */
+    R.transfer_len = req.transfer_size < transfer_len ? req.transfer_size : (uint32_t)transfer_len;
     if (!whole_update) return;
     for (int guard = 0; guard < 4096 && R.next < R.transfer_len && !R.aborted && R.chunk; guard++) {
         uint32_t n = R.transfer_len - R.next < R.chunk ? R.transfer_len - R.next : R.chunk;
