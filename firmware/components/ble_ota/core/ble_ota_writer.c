@@ -91,7 +91,10 @@ static uint8_t apply_patch(const uint8_t *in, size_t len)
             uint8_t err = consume_decoded(w->patch_out, made);
             if (err) return err;
         }
-        if (r == BLE_OTA_PATCH_INVALID) return BLE_OTA_ERR_PATCH_INVALID;
+        if (r == BLE_OTA_PATCH_INVALID) { /* which rule the patch broke: for the device log */
+            ota_log(ble_ota_patch_reason_str(ble_ota_patch_reason(&w->patch)));
+            return BLE_OTA_ERR_PATCH_INVALID;
+        }
         if (r == BLE_OTA_PATCH_READ_FAILED) return BLE_OTA_ERR_FLASH_ERROR;
         in += used;
         len -= used;
