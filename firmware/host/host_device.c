@@ -236,6 +236,17 @@ static int p_ota_end(void *ctx)
     return BLE_OTA_END_OK;
 }
 
+/* The ESP-IDF port's base_read (esp_port_flash.c): esp_partition_read of the running slot, with the cache
+ * off for the read (the host is held as for a program), at the flash read rate (host_flash.h). */
+static int p_base_read(void *ctx, uint32_t offset, uint8_t *dst, size_t len)
+{
+    host_device_t *d = ctx;
+    if ((uint64_t)offset + len > d->f->psize) return -1;
+    flash_event(d, "read", host_read_ms(len));
+    memcpy(dst, host_flash_partition(d->f, d->running) + offset, len);
+    return 0;
+}
+
 static void p_ota_abort(void *ctx) { ((host_device_t *)ctx)->ota_open = false; }
 
 /* esp_ota_set_boot_partition -> esp_rewrite_ota_data (esp_ota_ops.c:390-478): validate the image, then
@@ -246,6 +257,13 @@ static int set_boot_slot(host_device_t *d, int slot)
     flash_event(d, "verify", verify_ms(d->ota_written));
     if (!slot_image_ok(d, slot, &info)) {
         logf_(d, "esp_ota_set_boot_partition: image invalid (ESP_ERR_OTA_VALIDATE_FAILED)");
+        return BLE_OTA_END_INVALID_IMAGE;
+    }
+    /* esp_ota_set_boot_partition verifies through esp_image_verify like esp_ota_end (esp_ota_ops.c
+     * v5.3.2 :443 image_validate -> :97 esp_image_verify), which checks the signature block when signed apps
+     * are required (esp_image_format.c :957-981): an unsigned image is refused here as well. */
+    if (d->o.signed_required && !esp_image_has_signature_block(host_flash_partition(d->f, slot), d->f->psize, &info)) {
+        logf_(d, "esp_ota_set_boot_partition: no secure boot signature block (ESP_ERR_OTA_VALIDATE_FAILED)");
         return BLE_OTA_END_INVALID_IMAGE;
     }
     host_otadata_t e[2];
@@ -305,6 +323,7 @@ static void p_app_info(void *ctx, ble_ota_app_info_t *out)
     out->reset_reason = d->reset_reason;
     out->chip_rev_full = d->o.chip_rev;
     memcpy(out->device_id, d->o.device_id, sizeof out->device_id);
+    out->running_image_len = (uint32_t)info.total_len; /* esp_image_get_metadata image_len (esp_port_app.c) */
 }
 
 /* esp_ota_get_state_partition (esp_ota_ops.c:837-869): the first entry with a good CRC that maps to
@@ -443,10 +462,8 @@ double host_manifest_check_ms(uint16_t chip_id)
 }
 
 /* ECDSA P-256 verify with mbedTLS (the ESP-IDF port does the same with its mbedTLS 3.x). */
-static int p_ecdsa_p256_verify(void *ctx, const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64])
+int host_ecdsa_p256_verify(const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64])
 {
-    host_device_t *d = ctx;
-    flash_event(d, "crypto", host_manifest_check_ms(d->o.chip_id));
     mbedtls_ecp_group grp;
     mbedtls_ecp_point q;
     mbedtls_mpi r, s;
@@ -465,6 +482,13 @@ static int p_ecdsa_p256_verify(void *ctx, const uint8_t pubkey[65], const uint8_
     mbedtls_ecp_point_free(&q);
     mbedtls_ecp_group_free(&grp);
     return rc == 0 ? 0 : -1;
+}
+
+static int p_ecdsa_p256_verify(void *ctx, const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64])
+{
+    host_device_t *d = ctx;
+    flash_event(d, "crypto", host_manifest_check_ms(d->o.chip_id));
+    return host_ecdsa_p256_verify(pubkey, hash, sig);
 }
 
 static bool p_provision_requested(void *ctx) { return ((host_device_t *)ctx)->o.provision_button; }
@@ -703,7 +727,7 @@ host_device_t *host_device_create(const host_device_opts_t *opts)
     d->port = (ble_ota_port_t){
         .ctx = d, .lock = p_lock, .unlock = p_unlock, .writer_kick = p_writer_kick,
         .ota_target = p_ota_target, .ota_begin = p_ota_begin, .ota_write = p_ota_write, .ota_end = p_ota_end,
-        .ota_abort = p_ota_abort, .ota_erase_ahead = p_ota_erase_ahead, .ota_set_boot = p_ota_set_boot, .app_info = p_app_info, .app_state = p_app_state,
+        .ota_abort = p_ota_abort, .base_read = p_base_read, .ota_erase_ahead = p_ota_erase_ahead, .ota_set_boot = p_ota_set_boot, .app_info = p_app_info, .app_state = p_app_state,
         .app_mark_valid = p_app_mark_valid, .app_rollback_possible = p_app_rollback_possible,
         .app_rollback_and_reboot = p_app_rollback_and_reboot, .restart = p_restart, .kv_get = p_kv_get,
         .kv_set = p_kv_set, .random = p_random, .digest_start = p_digest_start, .digest_update = p_digest_update,

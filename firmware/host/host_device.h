@@ -100,6 +100,8 @@ host_flash_t *host_device_flash(host_device_t *d);
 void host_device_set_provision_button(host_device_t *d, bool pressed);
 /** Modeled duration of BEGIN's manifest check (SHA-256 + ECDSA P-256 verify) on chip_id, ms. */
 double host_manifest_check_ms(uint16_t chip_id);
+/** The host port's ECDSA P-256 verify (mbedTLS): 0 when sig (r || s) is valid for hash under pubkey (SEC1). */
+int host_ecdsa_p256_verify(const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64]);
 /** The host port table (tests call its esp_ota_*-like functions directly). */
 const ble_ota_port_t *host_device_port(const host_device_t *d);
 /** Index (0/1) of the partition running now. */

@@ -157,6 +157,7 @@ static void report_program(host_flash_t *f, host_op_kind_t kind, size_t len)
 }
 
 double host_verify_ms(size_t bytes) { return (double)bytes / HOST_VERIFY_BYTES_PER_MS; }
+double host_read_ms(size_t bytes) { return HOST_READ_CALL_MS + (double)bytes / HOST_VERIFY_BYTES_PER_MS; }
 
 /* The armed app-partition faults (host_flash.h): -1 the operation fails, power on; 0 power is lost at it
  * (*land bytes of a program land); 1 it happens. */

@@ -116,5 +116,12 @@ int host_nvs_set(host_flash_t *f, const char *key, const void *buf, size_t len);
 void host_nvs_erase_all(host_flash_t *f);
 /** Time of a whole-image verification read of bytes. */
 double host_verify_ms(size_t bytes);
+/* One esp_partition_read call (delta base bytes): a fixed cost per call, taken pessimistically from the
+ * slowest CI floor for 4-byte reads, ESP32 35200 B/s (RD_4B, v4.4 components/idf_test/include/esp32/
+ * idf_performance_target.h:68; ESP32-C3 179000 B/s, LEGACY_RD_4B, v4.4 .../esp32c3/...:44), i.e. 4 / 35.2
+ * ms per call, plus the bytes at the 2 KB read rate above. The cache is off meanwhile (esp_flash_read). */
+#define HOST_READ_CALL_MS (4.0 / 35.2)
+/** Time of one base read of bytes. */
+double host_read_ms(size_t bytes);
 
 #endif

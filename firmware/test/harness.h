@@ -90,4 +90,8 @@ uint8_t *h_start_with_image(host_device_opts_t *o, size_t size, size_t *len);
 /** Path of a shared vector file relative to the test's working dir; NULL when shared/ is missing. */
 const char *h_vector_path(const char *name);
 
+/** HKDF-SHA256 (RFC 5869) with the host's HMAC (test_security.c). */
+void hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len, const uint8_t *info,
+                 size_t info_len, uint8_t *okm, size_t okm_len);
+
 #endif

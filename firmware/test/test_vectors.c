@@ -1,10 +1,15 @@
-/* docs/protocol-vectors.json (PROTOCOL.md §11): decode each vector and compare with its fields, encode
- * the fields and compare with its hex; tags recomputed with the vector's fleet key and nonce. */
+/* docs/protocol-vectors.json (PROTOCOL.md §11), version 2: decode each vector and compare with its fields,
+ * encode the fields and compare with its hex; tags recomputed with the vector's fleet key and nonce;
+ * manifests decoded and their signatures checked with the host port's ECDSA; device keys derived with
+ * HKDF; patches applied with ble_ota_patch (and their zlib transfer inflated). */
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "app_image.h"
 #include "ble_ota_codec.h"
+#include "ble_ota_patch.h"
+#include "harness.h"
 #include "json.h"
 #include "sha256.h"
 #include "test.h"
@@ -32,6 +37,14 @@ static json_t *load_vectors(void)
 static long num(const json_t *f, const char *key)
 {
     double v = -1;
+    json_get_number(f, key, &v);
+    return (long)v;
+}
+
+/* a field the vector may leave out (format 1 Status): 0 then */
+static long num0(const json_t *f, const char *key)
+{
+    double v = 0;
     json_get_number(f, key, &v);
     return (long)v;
 }
@@ -69,10 +82,17 @@ static size_t encode(const char *kind, const json_t *f, uint8_t *out)
             hex_field(f, "sha256", r.sha256, 32);
             hex_field(f, "base_sha256", r.base_sha256, 32);
             hex_field(f, "tag", r.tag, 16);
-            return ble_ota_encode_begin(&r, out);
+            size_t n = ble_ota_encode_begin(&r, out);
+            const char *m = json_get_string(f, "manifest");
+            long ml = m ? hex_decode(m, out + n, 512 - n) : 0;
+            return ml < 0 ? 0 : n + (size_t)ml;
         }
         out[0] = (uint8_t)op;
         if (op == BLE_OTA_OP_CHALLENGE) return 1;
+        if (op == BLE_OTA_OP_PROVISION) {
+            hex_field(f, "key", out + 1, 32);
+            return BLE_OTA_PROVISION_LEN;
+        }
         if (op == BLE_OTA_OP_END) {
             out[1] = (uint8_t)num(f, "flags");
             return 2;
@@ -125,7 +145,12 @@ static size_t encode(const char *kind, const json_t *f, uint8_t *out)
         str_field(f, "last_message", st.last_message, sizeof st.last_message);
         hex_field(f, "running_sha256", st.running_sha256, 32);
         hex_field(f, "last_sha256", st.last_sha256, 32);
-        return ble_ota_encode_status(&st, out);
+        st.update_partition_size = (uint32_t)num0(f, "update_partition_size");
+        st.release_floor = (uint32_t)num0(f, "release_floor");
+        hex_field(f, "device_id", st.device_id, 6);
+        st.release_key_ids = (uint8_t)num0(f, "release_key_ids");
+        size_t n = ble_ota_encode_status(&st, out);
+        return st.format == 1 ? BLE_OTA_STATUS_V1_LEN : n; /* format 1: the first 232 bytes */
     }
     if (!strcmp(kind, "advertisement")) {
         ble_ota_adv_t adv = {.flags = (uint8_t)(num(f, "ota_state") & 7)};
@@ -148,20 +173,126 @@ static bool decode_matches(const char *kind, const json_t *f, const uint8_t *b, 
 {
     if (!strcmp(kind, "command") && b[0] == BLE_OTA_OP_BEGIN) {
         ble_ota_begin_req_t r;
-        uint8_t sha[32], tag[16];
+        uint8_t sha[32], base[32], tag[16];
         hex_field(f, "sha256", sha, 32);
+        hex_field(f, "base_sha256", base, 32);
         hex_field(f, "tag", tag, 16);
+        bool manifest = json_get_string(f, "manifest") != NULL;
         return ble_ota_decode_begin(b, n, &r) && r.image_size == (uint32_t)num(f, "image_size") &&
                r.transfer_size == (uint32_t)num(f, "transfer_size") && r.encoding == num(f, "encoding") &&
                r.flags == num(f, "flags") && r.chunk_size == num(f, "chunk_size") && !memcmp(r.sha256, sha, 32) &&
-               !memcmp(r.tag, tag, 16);
+               !memcmp(r.base_sha256, base, 32) && !memcmp(r.tag, tag, 16) &&
+               (r.manifest != NULL) == manifest && (!manifest || r.manifest_len == n - BLE_OTA_BEGIN_LEN);
     }
     if (!strcmp(kind, "status")) {
         ble_ota_status_t st;
         uint8_t again[BLE_OTA_STATUS_V2_LEN];
-        return ble_ota_decode_status(b, n, &st) && ble_ota_encode_status(&st, again) == n && !memcmp(again, b, n) &&
-               st.caps == num(f, "caps") && st.session_offset == (uint32_t)num(f, "session_offset") &&
+        uint8_t id[6];
+        hex_field(f, "device_id", id, 6);
+        return ble_ota_decode_status(b, n, &st) && ble_ota_encode_status(&st, again) >= n && !memcmp(again, b, n) &&
+               st.format == num(f, "format") && st.update_partition_size == (uint32_t)num0(f, "update_partition_size") &&
+               st.release_floor == (uint32_t)num0(f, "release_floor") && !memcmp(st.device_id, id, 6) &&
+               st.release_key_ids == (uint8_t)num0(f, "release_key_ids") && st.caps == num(f, "caps") && st.session_offset == (uint32_t)num(f, "session_offset") &&
                !strcmp(st.app_version, json_get_string(f, "app_version"));
+    }
+    return true;
+}
+
+/* kind "manifest": decode, fields, and the signature with the host port's ECDSA (releasePublicKey). */
+static bool manifest_matches(const json_t *root, const json_t *f, const uint8_t *b, size_t n)
+{
+    ble_ota_manifest_t m;
+    uint8_t pub[65], sha[32], base[32], sig[64], hash[32];
+    const char *pub_hex = json_get_string(root, "releasePublicKey");
+    if (!pub_hex || hex_decode(pub_hex, pub, 65) != 65 || !ble_ota_decode_manifest(b, n, &m)) return false;
+    hex_field(f, "image_sha256", sha, 32);
+    hex_field(f, "base_sha256", base, 32);
+    hex_field(f, "signature", sig, 64);
+    const json_t *ids = json_get(f, "device_ids");
+    bool ok = m.key_id == num(f, "key_id") && m.length == num(f, "length") && m.length == n &&
+              !memcmp(m.image_sha256, sha, 32) && m.image_size == (uint32_t)num(f, "image_size") &&
+              !memcmp(m.base_sha256, base, 32) && m.release == (uint32_t)num(f, "release") &&
+              m.secure_version == (uint32_t)num(f, "secure_version") && m.chip_id == num(f, "chip_id") &&
+              m.device_count == num(f, "device_count") && json_array_len(ids) == m.device_count &&
+              !strcmp(m.project_name, json_get_string(f, "project_name")) &&
+              !strcmp(m.app_version, json_get_string(f, "app_version")) &&
+              m.not_after == (uint32_t)num(f, "not_after") && !memcmp(m.signature, sig, 64);
+    unsigned i = 0;
+    for (const json_t *id = ids ? ids->child : NULL; ok && id; id = id->next, i++) {
+        uint8_t want[6];
+        ok = id->type == JSON_STRING && hex_decode(id->string, want, 6) == 6 && !memcmp(m.device_ids + 6 * i, want, 6);
+    }
+    sha256(b, ble_ota_manifest_signed_len(&m), hash);
+    bool valid = host_ecdsa_p256_verify(pub, hash, m.signature) == 0;
+    return ok && valid == boolean(f, "signature_valid");
+}
+
+/* kind "device_key": HKDF-SHA256(master_key, "BLEOTA2-DEVICE-KEY", device_id) == hex. */
+static bool device_key_matches(const json_t *f, const uint8_t *b, size_t n)
+{
+    static const char salt[] = "BLEOTA2-DEVICE-KEY";
+    uint8_t master[32], id[6], key[32];
+    hex_field(f, "master_key", master, 32);
+    hex_field(f, "device_id", id, 6);
+    hkdf_sha256(master, 32, (const uint8_t *)salt, strlen(salt), id, 6, key, 32);
+    return n == 32 && !memcmp(key, b, 32);
+}
+
+static int vector_read_base(void *ctx, uint32_t offset, uint8_t *dst, size_t len)
+{
+    memcpy(dst, (const uint8_t *)ctx + offset, len);
+    return 0;
+}
+
+/* kind "patch": hex = the patch; its zlib transfer inflates to it; ble_ota_patch gives the image (or the
+ * error the vector names: PATCH_INVALID, or SIZE_MISMATCH for a patch that ends early). Fed one byte at a
+ * time as well as whole. */
+static bool patch_matches(const json_t *f, const uint8_t *b, size_t n)
+{
+    static uint8_t base[4096], image[4096], want[4096], transfer[4096], inflated[4096];
+    const char *base_hex = json_get_string(f, "base"), *image_hex = json_get_string(f, "image");
+    const char *transfer_hex = json_get_string(f, "transfer"), *error = json_get_string(f, "error");
+    long base_len = base_hex ? hex_decode(base_hex, base, sizeof base) : -1;
+    long want_len = image_hex ? hex_decode(image_hex, want, sizeof want) : 0;
+    uint32_t image_size = (uint32_t)num(f, "image_size");
+    if (base_len < 0 || want_len < 0 || image_size > sizeof image) return false;
+    if (base_hex && json_get_string(f, "base_sha256")) {
+        uint8_t d[32], w[32];
+        sha256(base, (size_t)base_len, d);
+        hex_field(f, "base_sha256", w, 32);
+        if (memcmp(d, w, 32)) return false;
+    }
+    if (transfer_hex) {
+        long t = hex_decode(transfer_hex, transfer, sizeof transfer);
+        uLongf out_len = sizeof inflated;
+        if (t < 0 || uncompress(inflated, &out_len, transfer, (uLong)t) != Z_OK || out_len != n ||
+            memcmp(inflated, b, n))
+            return false;
+    }
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        ble_ota_patch_t st;
+        ble_ota_patch_init(&st, (uint32_t)base_len, image_size);
+        ble_ota_patch_result_t r = BLE_OTA_PATCH_MORE;
+        size_t at = 0, out = 0;
+        while (at < n && (r == BLE_OTA_PATCH_MORE || r == BLE_OTA_PATCH_OK || r == BLE_OTA_PATCH_DONE)) {
+            size_t step = bytewise ? 1 : n - at, used = 0, made = 0;
+            r = ble_ota_patch_feed(&st, b + at, step, &used, image + out, sizeof image - out, &made, vector_read_base, base);
+            at += used;
+            out += made;
+            if (r == BLE_OTA_PATCH_DONE && at < n && used == 0) break;
+        }
+        bool finished = ble_ota_patch_finished(&st);
+        if (!error) {
+            if (r != BLE_OTA_PATCH_DONE || !finished || at != n || out != image_size ||
+                (image_hex && (out != (size_t)want_len || memcmp(image, want, out))))
+                return false;
+        } else if (!strcmp(error, "PATCH_INVALID")) {
+            if (r != BLE_OTA_PATCH_INVALID) return false;
+        } else if (!strcmp(error, "SIZE_MISMATCH")) {
+            if (r == BLE_OTA_PATCH_INVALID || finished) return false;
+        } else {
+            return false;
+        }
     }
     return true;
 }
@@ -192,7 +323,7 @@ TEST(protocol_vectors_round_trip)
     if (!root) fprintf(stderr, "    docs/protocol-vectors.json missing or unparsable\n");
     CHECK(root != NULL);
     double version = 0;
-    CHECK(json_get_number(root, "version", &version) && version == 1);
+    CHECK(json_get_number(root, "version", &version) && version == 2);
     const json_t *vectors = json_get(root, "vectors");
     CHECK(vectors && vectors->type == JSON_ARRAY);
     unsigned checked = 0, bad = 0;
@@ -201,8 +332,17 @@ TEST(protocol_vectors_round_trip)
         const json_t *f = json_get(v, "fields");
         uint8_t want[512], got[512];
         long n = hex ? hex_decode(hex, want, sizeof want) : -1;
-        size_t m = kind && f ? encode(kind, f, got) : 0;
-        bool ok = n > 0 && m == (size_t)n && !memcmp(want, got, m) && decode_matches(kind, f, want, (size_t)n);
+        bool ok;
+        if (kind && f && !strcmp(kind, "manifest")) {
+            ok = n > 0 && manifest_matches(root, f, want, (size_t)n);
+        } else if (kind && f && !strcmp(kind, "device_key")) {
+            ok = n > 0 && device_key_matches(f, want, (size_t)n);
+        } else if (kind && f && !strcmp(kind, "patch")) {
+            ok = n > 0 && patch_matches(f, want, (size_t)n);
+        } else {
+            size_t m = kind && f ? encode(kind, f, got) : 0;
+            ok = n > 0 && m == (size_t)n && !memcmp(want, got, m) && decode_matches(kind, f, want, (size_t)n);
+        }
         if (ok && !strcmp(kind, "command")) ok = tag_matches(root, v, want, (size_t)n);
         if (ok && !strcmp(kind, "advertisement")) {
             /* the version string of the note goes through the firmware's parser */
@@ -226,5 +366,5 @@ TEST(protocol_vectors_round_trip)
     }
     json_free(root);
     CHECK_EQ(bad, 0);
-    CHECK(checked >= 60);
+    CHECK(checked >= 100);
 }

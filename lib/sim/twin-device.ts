@@ -8,8 +8,9 @@
  * its "conn" field (left out for connection 0, the twin's default).
  *
  * Flash timing (docs/TWIN.md "flash"): the twin reports every flash operation with its modeled duration.
- * An erase or program stops the device's BLE host for that long (the cache is off: host.hostStall); every
- * operation, and the image verification of esp_ota_end / set boot, keeps the device's writer busy, so the
+ * An erase, program or delta base read stops the device's BLE host for that long (the cache is off:
+ * host.hostStall); every operation, the image verification of esp_ota_end / set boot and the manifest's
+ * signature verify keep the device's writer busy, so the
  * notifications it produces after them go out when it is done; a boot keeps the device off the air.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
@@ -339,9 +340,10 @@ class TwinDevice implements VirtualPeripheral, StorageFaultTarget {
     // The bootloader's otadata writes and the first-boot record writes are part of the boot time.
     if (now < this.offUntil) return;
     this.busyUntil = Math.max(this.busyUntil, now) + ms;
-    // Erase and program run with the flash cache disabled: the NimBLE host task cannot run meanwhile. The
-    // manifest check ("crypto": SHA-256 + ECDSA P-256 verify) runs inside the host task's access callback.
-    if (op === 'erase' || op === 'program' || op === 'crypto') this.host?.hostStall?.(ms);
+    // Erase, program and the delta base reads (esp_flash_read) run with the flash cache disabled: the NimBLE
+    // host task cannot run meanwhile. The manifest's ECDSA verify ("crypto") runs in the writer task, below
+    // the host task's priority: writer-busy time only (docs/TWIN.md "Manifest check time").
+    if (op === 'erase' || op === 'program' || op === 'read') this.host?.hostStall?.(ms);
   }
 
   private release(): void {

@@ -16,6 +16,16 @@
 #define FUZZ_PARTITION_SIZE 65536  /* small slots keep one execution fast */
 #define FUZZ_RUNNING_SECURE_VERSION 1
 
+/* Delta transfers of each image: the patch, the patch cut short (SIZE_MISMATCH at END), a patch whose
+ * second record reads past the base (PATCH_INVALID in the transfer). */
+enum { FUZZ_DELTA_GOOD = 0, FUZZ_DELTA_SHORT, FUZZ_DELTA_OUTSIDE, FUZZ_DELTA_VARIANTS };
+
+/* Signed manifests (PROTOCOL.md §12, no allow-list, release 1) of each image with the fuzz release key:
+ * good, its signature broken (SESSION_ABORTED MANIFEST_INVALID from the writer's verify), and signed for
+ * another app_version (MANIFEST_MISMATCH at the header check). */
+enum { FUZZ_MANIFEST_GOOD = 0, FUZZ_MANIFEST_BAD_SIGNATURE, FUZZ_MANIFEST_OTHER_VERSION, FUZZ_MANIFEST_VARIANTS };
+#define FUZZ_MANIFEST_LEN 224
+
 /* What each image is built to exercise. */
 typedef enum {
     FUZZ_IMG_GOOD = 0,        /* v2.0.0, secure_version 1: installs */
@@ -35,6 +45,11 @@ typedef struct {
     uint8_t sha256[32]; /* of image: what BEGIN declares */
     uint8_t *deflated;  /* zlib stream of image */
     size_t deflated_len;
+    /* encoding 2: zlib streams of patches against the running image (records of up to 1 KiB: diff bytes
+     * where the base reaches, extra bytes beyond, seek 0) */
+    uint8_t *delta[FUZZ_DELTA_VARIANTS];
+    size_t delta_len[FUZZ_DELTA_VARIANTS];
+    uint8_t manifest[FUZZ_MANIFEST_VARIANTS][FUZZ_MANIFEST_LEN];
 } fuzz_image_t;
 
 /** Build every image once (process start). false when memory or zlib fails. */
@@ -42,6 +57,9 @@ bool fuzz_images_init(void);
 const fuzz_image_t *fuzz_image(unsigned id);
 /** The image the simulated device runs from its first start (v1.0.0, secure_version 1). */
 const fuzz_image_t *fuzz_running_image(void);
+
+/** The release public key (SEC1, 65 bytes) that signs the manifests; NVS rel_key0 when the input asks. */
+extern uint8_t FUZZ_RELEASE_KEY[65];
 
 /** The fleet key the device is provisioned with when the input asks for one. */
 extern const uint8_t FUZZ_FLEET_KEY[32];

@@ -156,15 +156,37 @@ static void op_begin(reader_t *r, bool whole_update)
     uint8_t a = rd8(r), b = rd8(r);
     const fuzz_image_t *im = fuzz_image(a & 7);
     bool deflate = a & 8;
+    /* b bit7: a delta transfer; bits 5-6: the good patch, another base digest (BASE_MISMATCH), the patch
+     * cut short, a patch reading past the base. Without bit7, bits 5-6: no manifest, the good manifest, its
+     * signature broken, signed for another app_version */
+    bool delta = b & 0x80;
+    unsigned variant = (b >> 5) & 3;
+    const uint8_t *manifest = !delta && variant ? im->manifest[variant - 1] : NULL;
     uint8_t tag_mode = (a >> 4) & 3;
     ble_ota_conn_t conn = conn_of(b);
+    const uint8_t *transfer = deflate ? im->deflated : im->image;
+    size_t transfer_len = deflate ? im->deflated_len : im->image_len;
+    if (delta) {
+        unsigned v = variant == 2 ? FUZZ_DELTA_SHORT : variant == 3 ? FUZZ_DELTA_OUTSIDE : FUZZ_DELTA_GOOD;
+        transfer = im->delta[v];
+        transfer_len = im->delta_len[v];
+    }
     ble_ota_begin_req_t req = {.image_size = (uint32_t)im->image_len,
-                               .transfer_size = (uint32_t)(deflate ? im->deflated_len : im->image_len),
-                               .encoding = deflate ? BLE_OTA_ENCODING_DEFLATE : BLE_OTA_ENCODING_RAW,
-                               .flags = (a & 0x40) ? BLE_OTA_BEGIN_FLAG_RESUME : 0,
+                               .transfer_size = (uint32_t)transfer_len,
+                               .encoding = delta ? BLE_OTA_ENCODING_DELTA : deflate ? BLE_OTA_ENCODING_DEFLATE : BLE_OTA_ENCODING_RAW,
+                               .flags = (uint8_t)(((a & 0x40) ? BLE_OTA_BEGIN_FLAG_RESUME : 0) |
+                                                  (manifest ? BLE_OTA_BEGIN_FLAG_MANIFEST : 0)),
                                .chunk_size = 512};
     memcpy(req.sha256, im->sha256, 32);
-    uint8_t frame[BLE_OTA_BEGIN_LEN];
+    if (delta) { /* the base is the running image as the device reports it */
+        uint8_t raw[BLE_OTA_STATUS_LEN];
+        ble_ota_status_t st;
+        if (ble_ota_decode_status(raw, ble_ota_core_read_status(raw), &st)) memcpy(req.base_sha256, st.running_sha256, 32);
+        if (variant == 1) req.base_sha256[0] ^= 1;
+    }
+    uint8_t frame[BLE_OTA_BEGIN_LEN + FUZZ_MANIFEST_LEN];
+    size_t frame_len = BLE_OTA_BEGIN_LEN + (manifest ? FUZZ_MANIFEST_LEN : 0);
+    if (manifest) memcpy(frame + BLE_OTA_BEGIN_LEN, manifest, FUZZ_MANIFEST_LEN);
     if (!whole_update) {
         uint8_t c = rd8(r);
         req.chunk_size = (uint16_t)(c ? c * 2 : 512);
@@ -172,7 +194,7 @@ static void op_begin(reader_t *r, bool whole_update)
             uint8_t at = rd8(r), v = rd8(r);
             ble_ota_encode_begin(&req, frame);
             frame[1 + at % BLE_OTA_BEGIN_MAC_LEN] = v;
-            ble_ota_decode_begin(frame, sizeof frame, &req);
+            ble_ota_decode_begin(frame, frame_len, &req);
         }
     } else {
         tag_mode = 0; /* a whole update authenticates properly; bit 4 of a is END's reboot flag */
@@ -181,10 +203,11 @@ static void op_begin(reader_t *r, bool whole_update)
     if (prepare_tag(conn, tag_mode)) fuzz_begin_tag(R.links[conn].nonce, frame);
     else if ((tag_mode & 3) == 2) memset(frame + BLE_OTA_BEGIN_TAG_OFFSET, 0xA5, 16);
     R.chunk = 0;
-    send_control(conn, frame, sizeof frame);
+    send_control(conn, frame, frame_len);
     if (R.chunk == 0) return; /* refused */
-    R.transfer = deflate ? im->deflated : im->image;
-    R.transfer_len = req.transfer_size;
+    R.transfer = transfer;
+    /* an edited transfer_size may exceed the bytes there are: send what exists (END then finds it short) */
+    R.transfer_len = req.transfer_size < transfer_len ? req.transfer_size : (uint32_t)transfer_len;
     if (!whole_update) return;
     for (int guard = 0; guard < 4096 && R.next < R.transfer_len && !R.aborted && R.chunk; guard++) {
         uint32_t n = R.transfer_len - R.next < R.chunk ? R.transfer_len - R.next : R.chunk;
@@ -387,7 +410,12 @@ static void run_op(reader_t *r)
     case 19: op_begin(r, true); break;
     case 20: ble_ota_core_on_ble_ready(); host_device_run_writer(R.dev); break;
     case 21: ble_ota_core_on_timer(); host_device_run_writer(R.dev); break; /* a timer firing early / late */
-    default: op_send(r); break; /* the most useful operation gets the spare codes */
+    case 22: { /* release key 0 provisioned in NVS, then a restart: manifests required from now */
+        host_nvs_set(f, "rel_key0", FUZZ_RELEASE_KEY, sizeof FUZZ_RELEASE_KEY);
+        host_device_power_loss(R.dev);
+        break;
+    }
+    default: op_send(r); break; /* the most useful operation gets the spare code */
     }
     check_device();
     if (getenv("FUZZ_TRACE"))

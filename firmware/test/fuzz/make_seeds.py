@@ -7,12 +7,18 @@ import sys
 # operations (fuzz_ota.c run_op)
 CONNECT, DISCONNECT, MTU, DATA_LEN, CHALLENGE, BEGIN, SEND, DATA, END, TAGGED, RAW, TICK = range(12)
 POWER_LOSS, CUT_AFTER, INSTALL_OTHER, ERASE_NVS, FAULTS, STATUS, RUN_WRITER, UPDATE, BLE_READY, TIMER = range(12, 22)
+RELEASE_KEY = 22
 # images (fuzz_frames.h)
 GOOD, NEWER, DOWNGRADE, BAD_CHECKSUM, WRONG_CHIP, WRONG_REV, NOT_APP, TINY = range(8)
 DEFLATE, REBOOT, RESUME, EDIT = 8, 16, 0x40, 0x80
 # configuration byte f
 HOST_POLICY, NO_DEFLATE, REQUIRE_KEY, ALLOW_DOWNGRADE, KEY, DIAG_FAIL, BLE_FAILS, SIGNED = 1, 2, 4, 8, 16, 32, 64, 128
 ABORT, CONFIRM, ROLLBACK, REBOOT_CMD = range(4)
+# the connection byte of BEGIN / UPDATE: bit7 delta, bits 5-6 the variant (fuzz_ota.c op_begin); these
+# values keep conn_of() == 1 (b % 6 == 0)
+DELTA_C1, DELTA_BASE_C1, DELTA_SHORT_C1, DELTA_OUTSIDE_C1 = 0x84, 0xA2, 0xC0, 0xE4
+# without bit7, bits 5-6 attach a manifest: good, broken signature, signed for another app_version
+MANIFEST_C1, MANIFEST_BAD_SIG_C1, MANIFEST_OTHER_VERSION_C1 = 0x24, 0x42, 0x60
 C1 = 0  # conn_of(0) == 1
 C2 = 1
 
@@ -69,6 +75,21 @@ SEEDS = {
     "diagnostics-fail": cfg(DIAG_FAIL) + connect() + update(GOOD | REBOOT) + tick(10) + connect() + status(),
     "ble-fails": cfg(BLE_FAILS) + connect() + update(GOOD | REBOOT) + tick(10) + [BLE_READY] + tick(10) + status(),
     "no-reboot-then-reboot-cmd": cfg(KEY) + connect() + update(GOOD) + tagged(REBOOT_CMD) + tick(10) + connect() + status(),
+    "delta-update": cfg() + connect() + update(GOOD | REBOOT, DELTA_C1) + tick(10) + connect() + status(),
+    "delta-longer-image": cfg(KEY) + connect() + update(NEWER | REBOOT, DELTA_C1) + tick(10) + connect() + status(),
+    "delta-base-mismatch": cfg() + connect() + update(GOOD, DELTA_BASE_C1) + status(),
+    "delta-patch-short": cfg() + connect() + update(GOOD | REBOOT, DELTA_SHORT_C1) + status(),
+    "delta-patch-outside-base": cfg() + connect() + update(GOOD, DELTA_OUTSIDE_C1) + status(),
+    "delta-wrong-chip": cfg() + connect() + update(WRONG_CHIP, DELTA_C1) + status(),
+    "delta-without-deflate": cfg(NO_DEFLATE) + connect() + update(GOOD, DELTA_C1) + status(),
+    "delta-resume": cfg() + connect() + begin(GOOD | RESUME, DELTA_C1) + send(C1, 3) + [DISCONNECT, C1] + tick(16)
+    + connect() + begin(GOOD | RESUME, DELTA_C1) + send() + end() + tick(10) + status(),
+    "manifest-update": cfg() + [RELEASE_KEY] + connect() + update(GOOD | REBOOT, MANIFEST_C1) + tick(10) + connect()
+    + status(),
+    "manifest-bad-signature": cfg() + [RELEASE_KEY] + connect() + update(GOOD, MANIFEST_BAD_SIG_C1) + status(),
+    "manifest-other-version": cfg() + [RELEASE_KEY] + connect() + update(GOOD, MANIFEST_OTHER_VERSION_C1) + status(),
+    "manifest-required": cfg() + [RELEASE_KEY] + connect() + update(GOOD) + status(),
+    "manifest-delta": cfg() + [RELEASE_KEY] + connect() + update(GOOD, DELTA_C1) + status(),
     "resume": cfg() + connect() + begin(GOOD | RESUME) + send(C1, 5) + [DISCONNECT, C1] + tick(16) + connect()
     + begin(GOOD | RESUME) + send() + end() + tick(10) + status(),
     "resume-timeout": cfg(0, 2) + connect() + begin(GOOD | DEFLATE | RESUME) + send(C1, 3) + [DISCONNECT, C1]

@@ -206,11 +206,19 @@ void ota_raise_release_floor(uint32_t release)
     if (P->kv_set(P->ctx, "rel_floor", buf, sizeof buf) != 0) ota_log("ble_ota: could not persist the release floor");
 }
 
+/* Delta needs the inflater (the patch is a zlib stream), a port that reads the running image and its
+ * length as esp_image_verify reports it (the bounds of every base read). */
+bool ota_delta_supported(void)
+{
+    return g_ota.cfg.deflate && g_ota.port->base_read && g_ota.app.running_image_len > 0;
+}
+
 uint16_t ble_ota_core_caps(void)
 {
     const ble_ota_config_t *c = &g_ota.cfg;
     uint16_t caps = BLE_OTA_CAP_RESUME;
     if (c->deflate) caps |= BLE_OTA_CAP_DEFLATE;
+    if (ota_delta_supported()) caps |= BLE_OTA_CAP_DELTA;
     if (g_ota.has_key || c->require_fleet_key) caps |= BLE_OTA_CAP_FLEET_KEY;
     if (c->resume_timeout_ms == 0) caps &= (uint16_t)~BLE_OTA_CAP_RESUME;
     if (c->policy == BLE_OTA_POLICY_HOST) caps |= BLE_OTA_CAP_HOST_CONFIRM;

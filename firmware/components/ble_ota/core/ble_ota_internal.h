@@ -4,12 +4,14 @@
 
 #include "ble_ota_codec.h"
 #include "ble_ota_core.h"
+#include "ble_ota_patch.h"
 
 /* Decoded bytes needed for the early checks: image header (24) + first segment header (8) + app
  * descriptor (256). PROTOCOL.md §4.1 step 3. */
 #define BLE_OTA_HEADER_CHECK_LEN 288
 #define BLE_OTA_WORK_LEN 1024 /* transfer bytes the writer takes out of the ring at a time */
 #define BLE_OTA_OUTBOX_LEN 32
+#define BLE_OTA_PATCH_OUT_LEN 512 /* new-image bytes the delta applier produces per call (base reads land here) */
 
 /* Persisted update record (PROTOCOL.md §6). Each stage is written BEFORE the step it announces, so a
  * restart in the middle finds the stage and tells "interrupted" (flags bit6) from "not confirmed". */
@@ -46,6 +48,12 @@ bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r);
 /** What a verified manifest promises about the image; checked again with the 288-byte header. */
 typedef struct {
     bool present;
+    /* BEGIN checked everything but the signature (cheap checks only); the writer verifies it as the
+     * session's first job, before the first flash write (SESSION_ABORTED MANIFEST_INVALID). */
+    bool verify_pending;
+    uint8_t key_id;
+    uint8_t hash[32];      /* SHA-256 of the signed bytes */
+    uint8_t signature[64];
     uint32_t release;
     uint32_t secure_version;
     char project_name[33];
@@ -57,8 +65,13 @@ typedef struct {
 uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade,
                                const manifest_expect_t *manifest);
 
-/** BEGIN's manifest checks (PROTOCOL.md §D order) with the lock held; fills *expect. ble_ota_err_t. */
+/** BEGIN's cheap manifest checks (PROTOCOL.md §D order, all but the signature) with the lock held; fills
+ *  *expect, whose signature the writer then verifies (ota_verify_manifest). ble_ota_err_t. */
 uint8_t ota_check_manifest(const ble_ota_begin_req_t *req, manifest_expect_t *expect);
+/** ECDSA verify of a manifest BEGIN accepted (writer context, lock NOT held). True when valid. */
+bool ota_verify_manifest(const manifest_expect_t *expect);
+/** The device takes delta transfers (caps bit7). */
+bool ota_delta_supported(void);
 
 typedef struct {
     bool used;
@@ -109,11 +122,13 @@ typedef struct {
     void *sha;
     void *inflate;
     bool inflate_done;
+    ble_ota_patch_t patch;         /* encoding 2: applier state between the inflater and the writes (kept on resume) */
     bool ota_open;
     bool header_done;
     uint32_t decoded;
     uint8_t header[BLE_OTA_HEADER_CHECK_LEN];
     uint8_t work[BLE_OTA_WORK_LEN];
+    uint8_t patch_out[BLE_OTA_PATCH_OUT_LEN];
 } writer_t;
 
 typedef struct {

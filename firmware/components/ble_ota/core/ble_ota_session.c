@@ -153,15 +153,19 @@ static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_b
     if (req->image_size == 0 || req->chunk_size == 0 || (req->flags & (uint8_t)~known_flags))
         return BLE_OTA_ERR_BAD_PARAMETER;
     if (req->encoding != BLE_OTA_ENCODING_DELTA && !is_zero(req->base_sha256, 32)) return BLE_OTA_ERR_BAD_PARAMETER;
-    /* encoding 2 (delta) is not supported by this build: caps bit7 stays 0 */
-    if (req->encoding != BLE_OTA_ENCODING_RAW && (req->encoding != BLE_OTA_ENCODING_DEFLATE || !g_ota.cfg.deflate))
-        return BLE_OTA_ERR_BAD_ENCODING;
+    bool known_encoding = req->encoding == BLE_OTA_ENCODING_RAW ||
+                          (req->encoding == BLE_OTA_ENCODING_DEFLATE && g_ota.cfg.deflate) ||
+                          (req->encoding == BLE_OTA_ENCODING_DELTA && ota_delta_supported());
+    if (!known_encoding) return BLE_OTA_ERR_BAD_ENCODING;
     if (req->transfer_size == 0 || (req->encoding == BLE_OTA_ENCODING_RAW && req->transfer_size != req->image_size))
         return BLE_OTA_ERR_BAD_ENCODING;
     uint8_t err = check_tag(c, true, data + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN, req->tag);
     if (err) return err;
     err = ota_check_manifest(req, man);
     if (err) return err;
+    /* a patch applies to exactly one image: the one running (PROTOCOL.md §13.3) */
+    if (req->encoding == BLE_OTA_ENCODING_DELTA && memcmp(req->base_sha256, g_ota.app.running_sha256, 32) != 0)
+        return BLE_OTA_ERR_BASE_MISMATCH;
     uint32_t partition_size = 0;
     char label[17];
     if (P->ota_target(P->ctx, &partition_size, label) != 0) return BLE_OTA_ERR_INTERNAL;
@@ -184,8 +188,9 @@ static bool reserve_session(const ble_ota_begin_req_t *req, uint8_t **ring, void
 {
     *ring = g_ota.s.ring ? g_ota.s.ring : malloc(g_ota.cfg.window);
     *sha = P->digest_start(P->ctx, NULL, 0);
-    *inflate = req->encoding == BLE_OTA_ENCODING_DEFLATE ? P->inflate_start(P->ctx) : NULL;
-    if (*ring && *sha && (*inflate || req->encoding != BLE_OTA_ENCODING_DEFLATE)) return true;
+    bool inflated = req->encoding == BLE_OTA_ENCODING_DEFLATE || req->encoding == BLE_OTA_ENCODING_DELTA;
+    *inflate = inflated ? P->inflate_start(P->ctx) : NULL;
+    if (*ring && *sha && (*inflate || !inflated)) return true;
     if (*ring && *ring != g_ota.s.ring) free(*ring);
     if (*sha) P->digest_finish(P->ctx, *sha, NULL);
     if (*inflate) P->inflate_free(P->ctx, *inflate);

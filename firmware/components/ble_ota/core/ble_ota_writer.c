@@ -1,6 +1,7 @@
 /*
- * Writer context: takes transfer bytes out of the ring, inflates, hashes the decoded image, runs the early
- * header checks, writes flash through the port and finishes END. Flash work never runs on the BLE side.
+ * Writer context: verifies the manifest signature (a session's first job), takes transfer bytes out of the
+ * ring, inflates, applies a delta patch, hashes the decoded image, runs the early header checks, writes
+ * flash through the port and finishes END. Flash work never runs on the BLE side.
  */
 #include <string.h>
 
@@ -34,7 +35,10 @@ static uint8_t writer_setup(void)
     w->sha = s->reserved_sha;
     w->inflate = s->reserved_inflate;
     s->reserved_sha = s->reserved_inflate = NULL;
-    if (!w->sha || (w->req.encoding == BLE_OTA_ENCODING_DEFLATE && !w->inflate)) return BLE_OTA_ERR_INTERNAL;
+    bool inflated = w->req.encoding == BLE_OTA_ENCODING_DEFLATE || w->req.encoding == BLE_OTA_ENCODING_DELTA;
+    if (!w->sha || (inflated && !w->inflate)) return BLE_OTA_ERR_INTERNAL;
+    if (w->req.encoding == BLE_OTA_ENCODING_DELTA)
+        ble_ota_patch_init(&w->patch, g_ota.app.running_image_len, w->req.image_size);
     return BLE_OTA_OK;
 }
 
@@ -68,10 +72,41 @@ static uint8_t consume_decoded(const uint8_t *p, size_t len)
     return BLE_OTA_OK;
 }
 
+static int read_base(void *ctx, uint32_t offset, uint8_t *dst, size_t len)
+{
+    (void)ctx;
+    return P->base_read(P->ctx, offset, dst, len);
+}
+
+/* Inflated patch bytes through the applier (base bytes read from the running image), its output on to the
+ * hash, the header checks and flash. */
+static uint8_t apply_patch(const uint8_t *in, size_t len)
+{
+    writer_t *w = &g_ota.w;
+    for (;;) {
+        size_t used = 0, made = 0;
+        ble_ota_patch_result_t r = ble_ota_patch_feed(&w->patch, in, len, &used, w->patch_out, sizeof w->patch_out,
+                                                      &made, read_base, NULL);
+        if (made) {
+            uint8_t err = consume_decoded(w->patch_out, made);
+            if (err) return err;
+        }
+        if (r == BLE_OTA_PATCH_INVALID) { /* which rule the patch broke: for the device log */
+            ota_log(ble_ota_patch_reason_str(ble_ota_patch_reason(&w->patch)));
+            return BLE_OTA_ERR_PATCH_INVALID;
+        }
+        if (r == BLE_OTA_PATCH_READ_FAILED) return BLE_OTA_ERR_FLASH_ERROR;
+        in += used;
+        len -= used;
+        if (r != BLE_OTA_PATCH_OK) return BLE_OTA_OK; /* MORE or DONE: every input byte taken */
+    }
+}
+
 static uint8_t process_transfer(const uint8_t *in, size_t len)
 {
     writer_t *w = &g_ota.w;
     if (w->req.encoding == BLE_OTA_ENCODING_RAW) return consume_decoded(in, len);
+    bool delta = w->req.encoding == BLE_OTA_ENCODING_DELTA;
     for (;;) {
         if (w->inflate_done) return len ? BLE_OTA_ERR_DECODE_FAILED : BLE_OTA_OK; /* bytes after the stream end */
         size_t consumed = 0, out_len = 0;
@@ -79,7 +114,7 @@ static uint8_t process_transfer(const uint8_t *in, size_t len)
         int rc = P->inflate_step(P->ctx, w->inflate, in, len, &consumed, &out, &out_len);
         if (rc == BLE_OTA_INFLATE_ERROR || consumed > len) return BLE_OTA_ERR_DECODE_FAILED;
         if (out_len) {
-            uint8_t err = consume_decoded(out, out_len);
+            uint8_t err = delta ? apply_patch(out, out_len) : consume_decoded(out, out_len);
             if (err) return err;
         }
         in += consumed;
@@ -94,13 +129,17 @@ static uint8_t finish(void)
 {
     writer_t *w = &g_ota.w;
     uint8_t digest[32];
-    if (w->req.encoding == BLE_OTA_ENCODING_DEFLATE && !w->inflate_done && w->decoded == w->req.image_size) {
+    bool delta = w->req.encoding == BLE_OTA_ENCODING_DELTA;
+    bool inflated = w->req.encoding == BLE_OTA_ENCODING_DEFLATE || delta;
+    if (inflated && !w->inflate_done) {
         /* flush a stream whose final block has been fed but not yet reported */
         uint8_t err = process_transfer(NULL, 0);
         if (err) return err;
     }
-    if (w->decoded != w->req.image_size) return BLE_OTA_ERR_SIZE_MISMATCH;
-    if (w->req.encoding == BLE_OTA_ENCODING_DEFLATE && !w->inflate_done) return BLE_OTA_ERR_DECODE_FAILED;
+    /* a patch that ends early (the image incomplete, or its last record's seek missing): SIZE_MISMATCH */
+    if (w->decoded != w->req.image_size || (delta && !ble_ota_patch_finished(&w->patch)))
+        return BLE_OTA_ERR_SIZE_MISMATCH;
+    if (inflated && !w->inflate_done) return BLE_OTA_ERR_DECODE_FAILED;
     P->digest_finish(P->ctx, w->sha, digest);
     w->sha = NULL;
     if (memcmp(digest, w->req.sha256, 32) != 0) return BLE_OTA_ERR_HASH_MISMATCH;
@@ -143,6 +182,8 @@ static const char *error_message(uint8_t err)
     case BLE_OTA_ERR_FLASH_ERROR: return "flash erase/write failed";
     case BLE_OTA_ERR_SET_BOOT_FAILED: return "set boot partition failed";
     case BLE_OTA_ERR_MANIFEST_MISMATCH: return "image differs from its manifest";
+    case BLE_OTA_ERR_MANIFEST_INVALID: return "manifest signature invalid";
+    case BLE_OTA_ERR_PATCH_INVALID: return "delta patch invalid";
     case BLE_OTA_OK: return "installed";
     default: return "internal error";
     }
@@ -191,7 +232,8 @@ bool ble_ota_core_writer_pending(void)
     const writer_t *w = &g_ota.w;
     bool pending = g_ota.rec_dirty || g_ota.reboot_due || g_ota.pending_cmd || g_ota.auto_confirm_due ||
                    (w->active && (!s->live || w->gen != s->gen)) || (s->live && !w->active) ||
-                   (s->live && s->expected != s->acked) || (s->live && s->state == BLE_OTA_SESSION_FINISHING);
+                   (s->live && s->expected != s->acked) || (s->live && s->state == BLE_OTA_SESSION_FINISHING) ||
+                   (s->live && w->active && w->gen == s->gen && w->manifest.verify_pending);
     ota_unlock();
     return pending;
 }
@@ -344,6 +386,20 @@ void ble_ota_core_writer_run(void)
             w->req = s->req;
             uint8_t err = writer_setup();
             if (err) fail_session(w->gen, err);
+            ota_unlock();
+            ota_flush();
+            continue;
+        }
+        if (s->live && w->active && w->gen == s->gen && w->manifest.verify_pending) {
+            /* The session's first job, before any ring byte can lead to a flash write: the ECDSA verify
+             * BEGIN left out (the BLE side keeps filling the ring meanwhile; ACKs wait for the writer). */
+            uint32_t gen = w->gen;
+            manifest_expect_t expect = w->manifest;
+            ota_unlock();
+            bool valid = ota_verify_manifest(&expect);
+            ota_lock();
+            w->manifest.verify_pending = false;
+            if (!valid) fail_session(gen, BLE_OTA_ERR_MANIFEST_INVALID);
             ota_unlock();
             ota_flush();
             continue;

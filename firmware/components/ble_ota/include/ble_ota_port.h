@@ -18,7 +18,7 @@
  *               the device never acknowledges bytes it could not queue for flash.
  *   Timer     — ble_ota_core_on_timer() after timer_arm() expires (esp_timer task / host virtual clock).
  * The core serialises these contexts with lock()/unlock() (not recursive). While holding the lock it
- * calls only now_ms, timer_arm, writer_kick, random, digest_*, ecdsa_p256_verify (BEGIN's manifest),
+ * calls only now_ms, timer_arm, writer_kick, random, digest_* (BEGIN's manifest hash),
  * inflate_start/inflate_free (memory only: BEGIN reserves a session's buffers before it is accepted),
  * ota_target and log; these must not call
  * back into the core. Everything else (ota_*, app_*, kv_*, notify, restart) is called without the lock
@@ -85,6 +85,9 @@ typedef struct {
     uint16_t chip_rev_full;      /**< efuse_hal_chip_revision(): major * 100 + minor */
     bool ignore_max_chip_rev;    /**< efuse_hal_get_disable_wafer_version_major(): max_chip_rev_full not enforced */
     uint8_t device_id[6];        /**< esp_read_mac(ESP_MAC_BASE): identity for per-device keys and allow-lists */
+    uint32_t running_image_len;  /**< length of the running image as esp_image_verify reports it (header through
+                                      the checksum, plus the appended SHA-256 when hash_appended): the base
+                                      of a delta patch (0: unknown, no delta) */
 } ble_ota_app_info_t;
 
 /** esp_reset_reason_t ESP_RST_DEEPSLEEP: a wake from deep sleep is not counted as a boot. */
@@ -129,6 +132,10 @@ typedef struct ble_ota_port {
      *  A port with nothing to flush may close the handle without validating (esp_ota_abort): ota_set_boot
      *  validates the same way before it switches. */
     int (*ota_end)(void *ctx);
+    /** Optional (NULL: no delta updates, caps bit7 clear). Read len (>= 1) bytes of the running image at
+     *  offset into dst (offset + len <= app_info.running_image_len): the base of a delta patch
+     *  (esp_partition_read of the running partition). Writer context, lock not held. */
+    int (*base_read)(void *ctx, uint32_t offset, uint8_t *dst, size_t len);
     /** esp_ota_abort: drop the handle of a begun update (no-op when none). */
     void (*ota_abort)(void *ctx);
     /** esp_ota_set_boot_partition(target): validates the image (BLE_OTA_END_INVALID_IMAGE when it does not),
@@ -169,7 +176,8 @@ typedef struct ble_ota_port {
     void (*digest_finish)(void *ctx, void *handle, uint8_t out[32]);
     /** ECDSA P-256 verify: pubkey = uncompressed SEC1 point (65 bytes), hash = SHA-256 of the signed
      *  bytes, sig = r || s (32 bytes each, big-endian). Returns 0 when the signature is valid. Memory
-     *  and CPU only (no flash): the core calls it with the lock held, from the BLE side. */
+     *  and CPU only (no flash): the core calls it in the writer context, lock not held, as a session's
+     *  first job (tens to ~134 ms on chips without ECC hardware: never on the BLE side). */
     int (*ecdsa_p256_verify)(void *ctx, const uint8_t pubkey[65], const uint8_t hash[32], const uint8_t sig[64]);
 
     /* ---- inflate (zlib stream, RFC 1950; tinfl-like streaming) ---- */

@@ -1,6 +1,7 @@
 /* The running app: description, OTA state, confirm / rollback, restart. */
 #include <string.h>
 #include "esp_app_desc.h"
+#include "esp_image_format.h"
 #include "esp_log.h"
 #include "esp_mac.h"
 #include "esp_ota_ops.h"
@@ -58,6 +59,22 @@ static void running_hash(ble_ota_esp_port_state_t *st, const esp_app_desc_t *des
     }
 }
 
+/* The base length of a delta patch: the running image's length as esp_image_verify counts it, header
+ * through the checksum byte plus the appended SHA-256 when hash_appended, no signature block
+ * (ESP-IDF v5.3.2 esp_image_format.c:297-312 esp_image_get_metadata: header, segments, checksum and appended
+ * hash without verifying them; :507, :532 image_len through the segments; :864-866 + HASH_LEN). Reads the
+ * segment headers only (no hashing). 0 (no delta) when it fails. */
+static uint32_t running_image_len(const esp_partition_t *running)
+{
+    esp_partition_pos_t pos = {.offset = running->address, .size = running->size};
+    esp_image_metadata_t md;
+    if (esp_image_get_metadata(&pos, &md) != ESP_OK) {
+        ESP_LOGW(TAG, "esp_image_get_metadata(running) failed: no delta updates");
+        return 0;
+    }
+    return md.image_len;
+}
+
 static void app_info(void *ctx, ble_ota_app_info_t *out)
 {
     ble_ota_esp_port_state_t *st = ctx;
@@ -81,6 +98,7 @@ static void app_info(void *ctx, ble_ota_app_info_t *out)
     if (running != NULL) {
         copy_str(out->partition_label, sizeof(out->partition_label), running->label, sizeof(running->label));
         running_hash(st, desc, running, out->running_sha256);
+        out->running_image_len = running_image_len(running);
     }
 }
 

@@ -163,6 +163,27 @@ static int ota_end(void *ctx)
     return err == ESP_ERR_INVALID_STATE ? BLE_OTA_END_FLASH_ERROR : BLE_OTA_END_INVALID_IMAGE;
 }
 
+/* Delta base bytes: the running image, read in the writer task (esp_partition_read -> esp_flash_read,
+ * v5.3.2 components/esp_partition/partition_target.c:26-38). Unencrypted flash reads run with the cache
+ * disabled (esp_flash_api.c:888 start -> spi_flash_os_func_app.c:104-122 spi1_start -> cache_disable), in
+ * chunks (esp_flash_api.c:871 MAX_READ_CHUNK): the NimBLE host is held for each chunk as for a program.
+ * dst is the core's static buffer (DRAM: read directly, esp_flash_api.c:863-866). */
+static int base_read(void *ctx, uint32_t offset, uint8_t *dst, size_t len)
+{
+    (void)ctx;
+    const esp_partition_t *running = esp_ota_get_running_partition();
+    if (running == NULL) {
+        return -1;
+    }
+    esp_err_t err = esp_partition_read(running, offset, dst, len);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_partition_read(running, %u, %u) failed: %s", (unsigned)offset, (unsigned)len,
+                 esp_err_to_name(err));
+        return -1;
+    }
+    return 0;
+}
+
 /* esp_ota_set_boot_partition: validates the image (ESP_ERR_OTA_VALIDATE_FAILED: BLE_OTA_END_INVALID_IMAGE),
  * then rewrites otadata (any other error: BLE_OTA_END_FLASH_ERROR). */
 static int ota_set_boot(void *ctx)
@@ -187,5 +208,6 @@ void ble_ota_esp_flash_fill(ble_ota_port_t *port)
     port->ota_erase_ahead = ota_erase_ahead;
     port->ota_end = ota_end;
     port->ota_abort = ota_abort;
+    port->base_read = base_read;
     port->ota_set_boot = ota_set_boot;
 }
