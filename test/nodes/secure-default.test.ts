@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import { createPrivateKey } from 'crypto';
 import { generateReleaseKeyPair, manifestForImage } from '../../lib/security';
-import { helper, helperNode, image, keyedCredentials, loadFlow, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
+import { collect, helper, helperNode, image, keyedCredentials, loadFlow, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'secure by default' };
 
@@ -29,12 +29,24 @@ function warnings(): string[] {
     .map((e) => String(e.msg));
 }
 
-/** The outcome of one flash: the result or the caught error's code. */
-async function flashOnce(msg: Record<string, unknown>): Promise<{ result?: Json; code?: string }> {
-  const out = nextInput(helper.getNode('out')).then((m) => ({ result: m.payload as Json }));
-  const caught = nextInput(helper.getNode('caught')).then((m) => ({ code: String((m.error as Json).code) }));
-  helper.getNode('flash')?.receive(msg);
-  return Promise.race([out, caught]);
+/**
+ * The outcome of one flash: the result or the caught error's code. One listener per helper node for the
+ * whole test (collect), so a flash that is refused leaves no waiting listener behind.
+ */
+function flasher(): (msg: Record<string, unknown>) => Promise<{ result?: Json; code?: string }> {
+  const outs = collect(helper.getNode('out'));
+  const errors = collect(helper.getNode('caught'));
+  return async (msg) => {
+    const [seenOuts, seenErrors] = [outs.length, errors.length];
+    helper.getNode('flash')?.receive(msg);
+    const deadline = Date.now() + 15000;
+    while (outs.length === seenOuts && errors.length === seenErrors) {
+      if (Date.now() > deadline) throw new Error('no result and no error within 15 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (outs.length > seenOuts) return { result: outs[outs.length - 1].payload as Json };
+    return { code: String((errors[errors.length - 1].error as Json).code) };
+  };
 }
 
 describe('secure by default through the nodes', function () {
@@ -47,20 +59,21 @@ describe('secure by default through the nodes', function () {
   it('a simulated fleet without keys is unprovisioned: the adapter warns, every update is refused', async () => {
     await loadFlow(otaNodes, flow({}), {});
     assert.ok(warnings().some((w) => /has no keys: its devices are unprovisioned/.test(w)), warnings().join('\n'));
-    const outcome = await flashOnce({ payload: image('1.1.0'), device: 'esp32-line-01' });
+    const outcome = await flasher()({ payload: image('1.1.0'), device: 'esp32-line-01' });
     assert.equal(outcome.code, 'DEVICE_NOT_PROVISIONED', JSON.stringify(outcome));
   });
 
   it('development build (the documented opt-out): devices without keys accept an update, and the log says so', async () => {
     await loadFlow(otaNodes, flow({ simDevelopment: true }), {});
     assert.ok(warnings().some((w) => /is a development build/.test(w)), warnings().join('\n'));
-    const outcome = await flashOnce({ payload: image('1.1.0'), device: 'esp32-line-01' });
+    const outcome = await flasher()({ payload: image('1.1.0'), device: 'esp32-line-01' });
     assert.equal(outcome.result?.after.version, '1.1.0', JSON.stringify(outcome));
   });
 
   it('devices with release keys need the signed manifest: refused without it, installed with msg.manifest', async () => {
     const f = flow({ simReleaseKeys: release.publicKeyPem });
     await loadFlow(otaNodes, f, keyedCredentials(f));
+    const flashOnce = flasher();
     const img = image('1.1.0');
     const without = await flashOnce({ payload: img, device: 'esp32-line-02' });
     assert.equal(without.code, 'MANIFEST_REQUIRED', JSON.stringify(without));
@@ -74,7 +87,7 @@ describe('secure by default through the nodes', function () {
     await loadFlow(otaNodes, f, keyedCredentials(f));
     const img = image('1.1.0');
     const forged = manifestForImage(img, {}, createPrivateKey(generateReleaseKeyPair().privateKeyPem)).bytes;
-    const outcome = await flashOnce({ payload: img, device: 'esp32-line-03', manifest: forged });
+    const outcome = await flasher()({ payload: img, device: 'esp32-line-03', manifest: forged });
     assert.equal(outcome.code, 'DEVICE_MANIFEST_INVALID', JSON.stringify(outcome));
   });
 
