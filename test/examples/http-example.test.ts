@@ -112,13 +112,17 @@ describe('example "Update via HTTP"', function () {
     assert.equal(connect.callCount, 0);
   });
 
-  it('answers 400 for an image without its manifest, a manifest of another image, or a header that is not base64', async () => {
-    const missing = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, {});
-    assert.deepEqual([missing.status, missing.body.error.code], [400, 'MANIFEST_REQUIRED'], JSON.stringify(missing.body));
+  it('refuses an image without its manifest, with a manifest of another image or a garbled one (docs/ERRORS.md: 502), before any BLE activity', async () => {
+    const backend = await backendOf(ADAPTER);
+    const connect = sinon.spy(backend.central, 'connect');
     const foreign = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, manifestHeader(image('1.2.0')));
-    assert.deepEqual([foreign.status, foreign.body.error.code], [400, 'MANIFEST_MISMATCH'], JSON.stringify(foreign.body));
-    const garbled = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, { 'x-ota-manifest': 'not base64!' });
-    assert.deepEqual([garbled.status, garbled.body.error.code], [400, 'MANIFEST_INVALID'], JSON.stringify(garbled.body));
+    assert.deepEqual([foreign.status, foreign.body.error.code], [502, 'MANIFEST_MISMATCH'], JSON.stringify(foreign.body));
+    const garbled = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, { 'x-ota-manifest': 'not a manifest' });
+    assert.deepEqual([garbled.status, garbled.body.error.code], [502, 'MANIFEST_INVALID'], JSON.stringify(garbled.body));
+    assert.equal(connect.callCount, 0, 'the manifest is checked against the image before the radio');
+    // Whether the device needs one is known only from its Status: the refusal comes before BEGIN.
+    const missing = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, {});
+    assert.deepEqual([missing.status, missing.body.error.code], [502, 'MANIFEST_REQUIRED'], JSON.stringify(missing.body));
   });
 
   it('answers 400 WRONG_CHIP for an ESP32-C3 image sent to an ESP32', async () => {
