@@ -58,6 +58,7 @@ export = function (RED: NodeAPI) {
       fleetKey,
       masterKey,
       simulated: mode === 'sim',
+      keyless: mode === 'hci' && !fleetKey && !masterKey,
     };
     let open: () => Promise<AdapterBackend>;
     if (mode === 'hci') {

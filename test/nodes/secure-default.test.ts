@@ -6,6 +6,7 @@
 import { strict as assert } from 'assert';
 import { createPrivateKey } from 'crypto';
 import { generateReleaseKeyPair, manifestForImage } from '../../lib/security';
+import { NO_KEY_DETAIL, adapterStatus } from '../../nodes/shared/adapter-user';
 import { collect, helper, helperNode, image, keyedCredentials, loadFlow, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'secure by default' };
@@ -98,5 +99,13 @@ describe('secure by default through the nodes', function () {
     await helper.unload();
     await loadFlow(otaNodes, [TAB, { id: 'real', type: 'ble-ota-adapter', mode: 'hci', hciDevice: '0' }]);
     assert.equal(noKey(), 0, 'no warning with a master key');
+  });
+});
+
+describe('adapter status of a real adapter without a key', () => {
+  it('is ready, in yellow, saying there is no key', () => {
+    const t = (key: string) => key;
+    assert.deepEqual(adapterStatus(t, 'ready', NO_KEY_DETAIL), { fill: 'yellow', shape: 'dot', text: 'status.ready-no-key' });
+    assert.deepEqual(adapterStatus(t, 'ready', ''), { fill: 'green', shape: 'dot', text: 'status.ready' });
   });
 });
