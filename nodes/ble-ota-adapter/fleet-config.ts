@@ -157,7 +157,8 @@ export function parseReleaseKeys(text: string | undefined): Buffer[] | undefined
   }
   const rest = value.replace(/-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g, ' ');
   for (const word of rest.split(/[\s,;]+/).filter(Boolean)) {
-    if (!/^04[0-9a-fA-F]{128}$/.test(word)) throw new OtaError('BAD_KEY', `release keys: "${word.slice(0, 16)}${word.length > 16 ? '…' : ''}" is neither a PEM public key nor a 65-byte SEC1 point in hex (130 digits starting 04)`);
+    // The value is not echoed: a secret pasted into the wrong field must not reach the log.
+    if (!/^04[0-9a-fA-F]{128}$/.test(word)) throw new OtaError('BAD_KEY', `release keys: a value of ${word.length} characters is neither a PEM public key nor a 65-byte SEC1 point in hex (130 digits starting 04)`);
     const point = Buffer.from(word, 'hex');
     publicKeyFromSec1(point);
     keys.push(point);
