@@ -2,12 +2,14 @@
 /**
  * esp32-ble-ota: inspect ESP application images, and scan, flash, verify and query ESP32 devices over
  * BLE, on a real adapter or on a simulated fleet (--sim); `bench` runs the transfer benchmark; `keygen`,
- * `sign` and `derive-key` handle release keys, manifests and per-device keys (docs/SECURITY.md).
+ * `sign` and `derive-key` handle release keys, manifests and per-device keys, `provision` stores a device's key
+ * in its provisioning window (docs/SECURITY.md).
  */
 import { toOtaError } from '../lib/errors';
 import { parseArgs } from './cli/args';
 import { campaignCommand } from './cli/campaign';
 import { deriveKeyCommand, keygenCommand, signCommand } from './cli/security-commands';
+import { provisionCommand } from './cli/provision';
 import { benchCommand, flashCommand, inspectCommand, scanCommand, statusCommand, verifyCommand, type Output } from './cli/commands';
 
 const USAGE = `usage: esp32-ble-ota <command> [options]
@@ -35,12 +37,18 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
   derive-key --device-id <aa:bb:cc:dd:ee:ff> [--master-key-file f] [--nvs-csv]
                                        the device's session key (hex, or a CSV for nvs_partition_gen.py)
                                        for factory provisioning
+  provision --device <name|address> (--master-key-file f | --key-file f)
+                                       store the device's session key (PROVISION) while its provisioning window
+                                       is open; the master key gives the key derived for the id the device reports
 keys:   --master-key-file f (per-device keys) or --key-file f (fleet key), else the environment
         BLE_OTA_MASTER_KEY / BLE_OTA_FLEET_KEY (64 hex); --fleet-key <hex> works but shows the key in ps
 common: --json  --hci <n>
         --sim [N]  virtual fleet sim-01..sim-N (real time; --fast: virtual clock), --sim-chip <chip>,
         --sim-version <v>, --sim-protocol v2|legacy, --sim-confirm auto|host, --link <scenario>,
-        --fault <spec> (repeatable, with --sim: e.g. powerCut@flashOp=120, dropLink@bytes=40000)`;
+        --fault <spec> (repeatable, with --sim: e.g. powerCut@flashOp=120, dropLink@bytes=40000)
+        secure by default: simulated devices hold the key derived from the given master key (or the fleet key);
+        --sim-release-key f  release public key(s) they hold (PEM or release_keys.bin: BEGIN needs a manifest),
+        --sim-dev  development build (no key needed), --sim-window s  provisioning window open for s seconds`;
 
 const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) => Promise<number>> = {
   inspect: inspectCommand,
@@ -53,6 +61,7 @@ const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) 
   keygen: keygenCommand,
   sign: signCommand,
   'derive-key': deriveKeyCommand,
+  provision: provisionCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -3,7 +3,13 @@
 // has this package installed, an embedded MQTT broker (aedes on MQTT_PORT, default 1883; MQTT_URL
 // points the flows at an existing broker instead), and the example flows deployed on a simulated
 // fleet of five ESP32s (esp32-line-01..05).
+// Secure by default, as on a real line: the first start generates a plant master key and a release key
+// pair in <user dir>/keys (the file names `esp32-ble-ota keygen` uses; secrets 0600, never printed). The
+// simulated devices hold their per-device keys (derived from the master key) and the release public key,
+// the adapter's Master key credential holds the master key (flows_cred.json, encrypted), and every demo
+// image is served with its signed manifest next to it (<image>.manifest).
 'use strict';
+const crypto = require('crypto');
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
@@ -12,6 +18,15 @@ const { URL } = require('url');
 
 const root = path.join(__dirname, '..');
 const userDir = path.join(root, '.node-red-user');
+const keysDir = path.join(userDir, 'keys');
+/** The same names as `esp32-ble-ota keygen --out <dir>` writes. */
+const KEY_FILES = {
+  master: path.join(keysDir, 'master.key'),
+  releasePrivate: path.join(keysDir, 'release-key.pem'),
+  releasePublic: path.join(keysDir, 'release-key.pub.pem'),
+  releaseKeysBin: path.join(keysDir, 'release_keys.bin'),
+  credentialSecret: path.join(keysDir, 'credential-secret'),
+};
 const pkg = require(path.join(root, 'package.json'));
 const port = Number(process.env.PORT || 1880);
 const host = process.env.HOST || '127.0.0.1';
@@ -36,8 +51,64 @@ function installPackage() {
   fs.writeFileSync(path.join(userDir, 'package.json'), `${JSON.stringify(userPkg, null, 2)}\n`);
 }
 
+function security() {
+  return require(path.join(root, 'dist', 'lib', 'security'));
+}
+
+/** Writes a file only when it does not exist yet (the keys are generated once), with the given mode. */
+function writeOnce(file, content, mode) {
+  if (fs.existsSync(file)) return false;
+  fs.writeFileSync(file, content, { mode, flag: 'wx' });
+  return true;
+}
+
+/**
+ * The demo's keys, generated at the first start and kept: the plant master key (32 bytes, hex), the release
+ * key pair (PKCS#8 / SPKI PEM, release_keys.bin for firmware builds) and the secret Node-RED encrypts the
+ * credentials with. A secret file others can read is tightened to 0600.
+ */
+function demoKeys() {
+  fs.mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(keysDir, 0o700);
+  let created = writeOnce(KEY_FILES.master, `${crypto.randomBytes(32).toString('hex')}\n`, 0o600);
+  if (!fs.existsSync(KEY_FILES.releasePrivate)) {
+    const pair = security().generateReleaseKeyPair();
+    fs.writeFileSync(KEY_FILES.releasePrivate, pair.privateKeyPem, { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(KEY_FILES.releasePublic, pair.publicKeyPem, { mode: 0o644 });
+    fs.writeFileSync(KEY_FILES.releaseKeysBin, pair.publicKeySec1, { mode: 0o644 });
+    created = true;
+  }
+  writeOnce(KEY_FILES.credentialSecret, `${crypto.randomBytes(32).toString('hex')}\n`, 0o600);
+  for (const secret of [KEY_FILES.master, KEY_FILES.releasePrivate, KEY_FILES.credentialSecret]) fs.chmodSync(secret, 0o600);
+  const releasePrivateKey = crypto.createPrivateKey(fs.readFileSync(KEY_FILES.releasePrivate));
+  const releasePublicPem = crypto.createPublicKey(releasePrivateKey).export({ type: 'spki', format: 'pem' }).toString();
+  return {
+    created,
+    masterKeyHex: fs.readFileSync(KEY_FILES.master, 'utf8').trim(),
+    releasePrivateKey,
+    releasePublicPem,
+    credentialSecret: fs.readFileSync(KEY_FILES.credentialSecret, 'utf8').trim(),
+  };
+}
+
+/** Node-RED's credentials file format (@node-red/runtime credentials.js): aes-256-ctr, key = sha256(credentialSecret). */
+function encryptCredentials(credentials, secret) {
+  const key = crypto.createHash('sha256').update(secret).digest();
+  const iv = crypto.randomBytes(16);
+  const cipher = crypto.createCipheriv('aes-256-ctr', key, iv);
+  return { $: iv.toString('hex') + cipher.update(JSON.stringify(credentials), 'utf8', 'base64') + cipher.final('base64') };
+}
+
+/** Every adapter of the demo gets the master key as its credential; written 0600. */
+function writeCredentials(flows, keys) {
+  const credentials = {};
+  for (const node of flows.filter((n) => n.type === 'ble-ota-adapter')) credentials[node.id] = { masterKey: keys.masterKeyHex };
+  fs.writeFileSync(path.join(userDir, 'flows_cred.json'), `${JSON.stringify(encryptCredentials(credentials, keys.credentialSecret), null, 2)}\n`, { mode: 0o600 });
+  fs.chmodSync(path.join(userDir, 'flows_cred.json'), 0o600);
+}
+
 /** One tab per example, config nodes shared by id (every example uses the same simulated line). */
-function buildFlows(broker) {
+function buildFlows(broker, keys) {
   const examplesDir = path.join(root, 'examples');
   const flows = [];
   const configIds = new Set();
@@ -49,6 +120,8 @@ function buildFlows(broker) {
       // The examples ship with localhost:1883; the demo points them at its own broker.
       // aedes speaks MQTT 3.1.1 only: with the embedded broker the example runs without MQTT 5 response topics.
       if (node.type === 'mqtt-broker') Object.assign(node, { broker: broker.host, port: String(broker.port) }, broker.embedded ? { protocolVersion: '4' } : {});
+      // The simulated devices hold the demo's release public key: every update needs its signed manifest.
+      if (node.type === 'ble-ota-adapter') Object.assign(node, { simReleaseKeys: keys.releasePublicPem, simDevelopment: false });
       if (node.z) flows.push(node);
       else if (!configIds.has(node.id)) {
         configIds.add(node.id);
@@ -59,14 +132,25 @@ function buildFlows(broker) {
   return flows;
 }
 
-/** A 1.1.0 image for the "scan and update" and "test-then-confirm" examples, when the library can build one. */
-function demoFirmware() {
-  if (process.env.OTA_FIRMWARE_FILE) return process.env.OTA_FIRMWARE_FILE;
+/**
+ * A 1.1.0 image for the "scan and update" and "test-then-confirm" examples, when the library can build one,
+ * with its manifest signed by the demo's release key next to it. A file of your own (OTA_FIRMWARE_FILE)
+ * needs its own manifest: `esp32-ble-ota sign <file> --key <keys>/release-key.pem`.
+ */
+function demoFirmware(keys) {
+  if (process.env.OTA_FIRMWARE_FILE) {
+    if (!fs.existsSync(`${process.env.OTA_FIRMWARE_FILE}.manifest`)) {
+      log(`${process.env.OTA_FIRMWARE_FILE} has no manifest next to it: sign it with npx esp32-ble-ota sign ${process.env.OTA_FIRMWARE_FILE} --key ${KEY_FILES.releasePrivate}`);
+    }
+    return process.env.OTA_FIRMWARE_FILE;
+  }
   const file = path.join(userDir, 'firmware', 'demo-esp32-1.1.0.bin');
   try {
     const { buildAppImage } = require(path.join(root, 'dist', 'lib', 'image'));
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, buildAppImage({ chip: 'esp32', version: '1.1.0', projectName: 'line-demo', secureVersion: 0, size: 300 * 1024, seed: 1 }));
+    const image = buildAppImage({ chip: 'esp32', version: '1.1.0', projectName: 'line-demo', secureVersion: 0, size: 300 * 1024, seed: 1 });
+    fs.writeFileSync(file, image);
+    fs.writeFileSync(`${file}.manifest`, security().manifestForImage(image, {}, keys.releasePrivateKey).bytes);
     return file;
   } catch (err) {
     log(`no demo firmware generated (${err.message}); set OTA_FIRMWARE_FILE for the scan and confirm examples`);
@@ -121,6 +205,8 @@ module.exports = {
   telemetry: { enabled: false },
   editorTheme: { projects: { enabled: false }, tours: false },
   logging: { console: { level: 'info', metrics: false, audit: false } },
+  // flows_cred.json (the adapter's Master key) is encrypted with the secret generated next to the demo's keys.
+  credentialSecret: require('fs').readFileSync(require('path').join(__dirname, 'keys', 'credential-secret'), 'utf8').trim(),
 };
 `;
   fs.writeFileSync(path.join(userDir, 'settings.js'), settings);
@@ -132,10 +218,15 @@ async function main() {
   }
   if (!(await freePort(port))) throw new Error(`port ${port} is taken: set PORT to a free port`);
   installPackage();
+  const keys = demoKeys();
   writeSettings();
   const broker = await startBroker();
-  fs.writeFileSync(path.join(userDir, 'flows.json'), `${JSON.stringify(buildFlows(broker), null, 2)}\n`);
-  const firmware = demoFirmware();
+  const flows = buildFlows(broker, keys);
+  fs.writeFileSync(path.join(userDir, 'flows.json'), `${JSON.stringify(flows, null, 2)}\n`);
+  writeCredentials(flows, keys);
+  const firmware = demoFirmware(keys);
+  log(`keys ${keys.created ? 'generated' : 'kept'} in ${keysDir} (secrets 0600, never printed): master.key (plant master key: the simulated devices hold keys derived from it, the adapters' Master key credential), release-key.pem (signs manifests), release-key.pub.pem / release_keys.bin (the devices' release key)`);
+  if (firmware) log(`demo firmware ${firmware} with its signed manifest ${firmware}.manifest`);
   const token = process.env.OTA_HTTP_TOKEN || require('crypto').randomBytes(16).toString('hex');
   const env = {
     ...process.env,
@@ -150,7 +241,8 @@ async function main() {
   });
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   log(`Node-RED editor: ${url}/  (flows regenerated from examples/ at every start)`);
-  log(`try: curl -X POST -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/octet-stream' --data-binary @app.bin '${url}/ota?device=esp32-line-01'`);
+  log(`sign an image: npx esp32-ble-ota sign app.bin --key ${KEY_FILES.releasePrivate}  (writes app.bin.manifest)`);
+  log(`try: curl -X POST -H 'Authorization: Bearer ${token}' -H "X-OTA-Manifest: $(base64 -w0 app.bin.manifest)" -H 'Content-Type: application/octet-stream' --data-binary @app.bin '${url}/ota?device=esp32-line-01'`);
   let stopping = false;
   const stop = (signal) => {
     if (stopping) return;

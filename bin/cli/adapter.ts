@@ -2,6 +2,9 @@
  * Opens what the CLI talks to: a real HCI adapter (noble loaded lazily, so a machine without
  * Bluetooth gets ADAPTER_MISSING) or, with --sim, a virtual fleet of devices named sim-01.. on the
  * simulator's radio (real time, or the virtual clock with --fast).
+ * The simulated devices are secure by default, as real ones: each holds the session key derived from the
+ * given master key (or the fleet key), the release public keys of --sim-release-key (then BEGIN needs a
+ * signed manifest); without any key they refuse updates unless --sim-dev makes them a development build.
  */
 import { createHciCentral } from '../../lib/ble/noble-central';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
@@ -11,7 +14,7 @@ import { applyFaultToConfig, parseFaultSpec } from '../../lib/sim/faults';
 import { createSimFleet } from '../../lib/sim/fleet';
 import type { ChipName, SimDeviceConfig } from '../../lib/sim/types';
 import { addressFromName } from '../../lib/sim/device';
-import { deriveDeviceKey } from '../../lib/security/keys';
+import { deriveDeviceKey, loadReleasePublicKeys, publicKeyToSec1 } from '../../lib/security/keys';
 import { flag, numberOption, repeatedOption, stringOption, type ParsedArgs } from './args';
 import { sessionKeyOptions } from './key-options';
 
@@ -21,24 +24,47 @@ export interface CliAdapter {
   close(): Promise<void>;
 }
 
+export interface OpenAdapterOptions {
+  /** Provision the simulated devices with the session key of the command line (default true; `provision` says false). */
+  provisionSimKeys?: boolean;
+  /** Where warnings go (a real adapter without a key, simulated devices without keys). */
+  warn?: (text: string) => void;
+}
+
 /**
- * The session key each simulated device holds: its own key derived from the master key (as the factory
- * provisions it, lib/security deriveDeviceKey of the device id = its BLE address), or the shared fleet key.
- * The commands report key warnings themselves.
+ * What a simulated device holds, as the factory provisions it: its own session key derived from the master
+ * key (lib/security deriveDeviceKey of the device id = its BLE address) or the shared fleet key, and the
+ * release public keys. The commands report key warnings themselves.
  */
-function simSessionKey(args: ParsedArgs, name: string, address: string | undefined): Buffer | undefined {
-  const keys = sessionKeyOptions(args, () => undefined);
-  return keys.masterKey ? deriveDeviceKey(keys.masterKey, address ?? addressFromName(name)) : keys.fleetKey;
+function simSecurity(args: ParsedArgs, name: string, provisionKeys: boolean): Partial<SimDeviceConfig> {
+  const security: Partial<SimDeviceConfig> = {};
+  if (provisionKeys) {
+    const keys = sessionKeyOptions(args, () => undefined);
+    if (keys.masterKey) security.deviceKey = deriveDeviceKey(keys.masterKey, addressFromName(name));
+    else if (keys.fleetKey) security.fleetKey = keys.fleetKey;
+  }
+  const releaseKeyFile = stringOption(args, 'sim-release-key');
+  if (releaseKeyFile) security.releaseKeys = loadReleasePublicKeys(releaseKeyFile).map(publicKeyToSec1);
+  if (flag(args, 'sim-dev')) security.allowUnauthenticated = true;
+  if (args.options.has('sim-window')) {
+    const seconds = numberOption(args, 'sim-window', 120);
+    if (!(seconds > 0 && seconds <= 3600)) throw new OtaError('BAD_ARGUMENT', '--sim-window takes the provisioning window in seconds, 1 to 3600');
+    security.provisioningWindowMs = seconds * 1000;
+  }
+  return security;
 }
 
 export function simDeviceNames(count: number): string[] {
   return Array.from({ length: count }, (_v, i) => `sim-${String(i + 1).padStart(2, '0')}`);
 }
 
-export async function openAdapter(args: ParsedArgs, imageChip?: ChipName | null): Promise<CliAdapter> {
+export async function openAdapter(args: ParsedArgs, imageChip?: ChipName | null, options: OpenAdapterOptions = {}): Promise<CliAdapter> {
   const maxConnections = numberOption(args, 'max-connections', 4);
   if (!flag(args, 'sim')) {
     if (args.options.has('fault')) throw new OtaError('BAD_ARGUMENT', '--fault injects faults into a simulated fleet; it needs --sim');
+    for (const simOnly of ['sim-dev', 'sim-release-key', 'sim-window']) {
+      if (args.options.has(simOnly)) throw new OtaError('BAD_ARGUMENT', `--${simOnly} configures the simulated devices; it needs --sim`);
+    }
     const hci = stringOption(args, 'hci');
     const central = createHciCentral({ deviceId: hci === undefined ? undefined : Number(hci) });
     const scheduler = new AdapterScheduler(central, { maxConnections, pauseScanWhileConnecting: true });
@@ -67,8 +93,12 @@ export async function openAdapter(args: ParsedArgs, imageChip?: ChipName | null)
     version: stringOption(args, 'sim-version') ?? '1.0.0',
     protocol,
     confirmPolicy: confirm,
-    fleetKey: simSessionKey(args, name, undefined),
+    ...simSecurity(args, name, options.provisionSimKeys !== false),
   } as SimDeviceConfig));
+  const d = devices[0];
+  if (!d.deviceKey && !d.fleetKey && !d.releaseKeys && !d.allowUnauthenticated && options.warn) {
+    options.warn('warning: the simulated devices hold no key: secure by default, they refuse updates (NOT_PROVISIONED); give --master-key-file (or BLE_OTA_MASTER_KEY), or --sim-dev for a development build');
+  }
   const fleet = await createSimFleet({ devices, link: stringOption(args, 'link') ?? 'reference', clock: flag(args, 'fast') ? 'virtual' : 'real' });
   // --fault: injected into the device the command addresses (default sim-01) as the fleet starts.
   const target = stringOption(args, 'device') ?? devices[0].name;

@@ -8,14 +8,14 @@ export interface ParsedArgs {
 }
 
 /** Options that never take a value (so `--json file.bin` keeps file.bin positional). */
-const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate', 'print', 'no-master-key', 'nvs-csv']);
+const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate', 'print', 'no-master-key', 'nvs-csv', 'sim-dev']);
 /** Options whose value is optional and numeric. */
 const OPTIONAL_NUMBER = new Set(['sim']);
 /** Options that take a value. Anything not listed here or above is refused (a typo must not be ignored). */
 const VALUE_OPTIONS = new Set([
   'attempts', 'device', 'duration', 'encoding', 'expect-chip', 'expect-sha256', 'expect-state', 'expect-version', 'find-timeout',
   'fault', 'fleet-key', 'hci', 'link', 'max-connections', 'min-rssi', 'name-prefix', 'name-regex', 'older-than', 'protocol', 'service',
-  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates', 'workers', 'concurrency',
+  'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'sim-release-key', 'sim-window', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates', 'workers', 'concurrency',
   // keys and manifests (docs/SECURITY.md)
   'key', 'key-file', 'master-key-file', 'key-id', 'release', 'expires', 'base', 'manifest', 'pubkey', 'device-id', 'out', 'release-keys',
 ]);

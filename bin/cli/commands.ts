@@ -108,17 +108,24 @@ async function manifestForFlash(args: ParsedArgs, imagePath: string, image: Buff
 }
 
 /** Runs fn on an adapter that is closed afterwards; Ctrl-C aborts through the signal. */
-async function onAdapter<T>(args: ParsedArgs, chip: Parameters<Awaited<ReturnType<typeof adapters>>['openAdapter']>[1], fn: (a: CliAdapter, signal: AbortSignal) => Promise<T>): Promise<T> {
+async function onAdapter<T>(args: ParsedArgs, chip: Parameters<Awaited<ReturnType<typeof adapters>>['openAdapter']>[1], fn: (a: CliAdapter, signal: AbortSignal) => Promise<T>, warn?: (text: string) => void): Promise<T> {
   const { openAdapter } = await adapters();
   const controller = new AbortController();
   const onSigint = () => controller.abort(new OtaError('CANCELLED', 'interrupted by the user (Ctrl-C)'));
   process.once('SIGINT', onSigint);
-  const adapter = await openAdapter(args, chip);
+  const adapter = await openAdapter(args, chip, { warn });
   try {
     return await fn(adapter, controller.signal);
   } finally {
     process.removeListener('SIGINT', onSigint);
     await adapter.close();
+  }
+}
+
+/** Secure by default: provisioned devices refuse a gateway without their key; say so before the radio is used. */
+function warnWithoutKey(args: ParsedArgs, keys: { masterKey?: Buffer; fleetKey?: Buffer }, io: Output): void {
+  if (!flag(args, 'sim') && !keys.masterKey && !keys.fleetKey) {
+    io.err('warning: no session key (--master-key-file, --key-file, BLE_OTA_MASTER_KEY): provisioned devices refuse updates and commands without it');
   }
 }
 
@@ -157,6 +164,7 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
   const image = await readFile(args.positionals[0]);
   const chip = parseImage(image).chip;
   const keys = sessionKeyOptions(args, io.err);
+  warnWithoutKey(args, keys, io);
   const manifest = await manifestForFlash(args, args.positionals[0], image);
   const encoding = (stringOption(args, 'encoding') ?? 'auto') as FlashOptions['encoding'];
   // `flash --base DIR`: base images of delta updates (for `sign`, --base is the manifest's base digest).
@@ -183,6 +191,7 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
         signal,
         onProgress: flag(args, 'no-progress') ? undefined : (p) => bar.update(p),
       }),
+      io.err,
     );
     bar.finish();
     io.out(json(result));
@@ -196,6 +205,7 @@ export async function flashCommand(args: ParsedArgs, io: Output): Promise<number
 export async function verifyCommand(args: ParsedArgs, io: Output): Promise<number> {
   const states = stringOption(args, 'expect-state')?.split(',') as OtaState[] | undefined;
   const keys = sessionKeyOptions(args, io.err);
+  warnWithoutKey(args, keys, io);
   const { verifyDevice } = await ota();
   const result = await onAdapter(args, null, (a, signal) =>
     verifyDevice(a.scheduler, {
@@ -207,6 +217,7 @@ export async function verifyCommand(args: ParsedArgs, io: Output): Promise<numbe
       ...keys,
       signal,
     }),
+    io.err,
   );
   io.out(json(result));
   if (!result.passed) io.err(`verification failed: ${result.reasons.join('; ')}`);

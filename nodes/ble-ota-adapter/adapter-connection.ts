@@ -7,7 +7,7 @@
 import { EventEmitter } from 'events';
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { AdapterBackend } from '../shared/library';
-import { forNodeRed } from '../shared/adapter-user';
+import { NO_KEY_DETAIL, forNodeRed } from '../shared/adapter-user';
 
 export type AdapterState = 'idle' | 'starting' | 'ready' | 'off' | 'missing' | 'error' | 'closed';
 
@@ -29,6 +29,8 @@ export interface AdapterSettings {
   masterKey?: Buffer;
   /** A simulated fleet: every status, result and log line says so. */
   simulated: boolean;
+  /** A real adapter without master or fleet key: provisioned devices refuse it, the nodes' status says so. */
+  keyless?: boolean;
 }
 
 /** Who holds a device: the node and its label, for "busy" messages. */
@@ -170,7 +172,7 @@ export class AdapterConnection extends EventEmitter {
         throw new OtaError('ADAPTER_CLOSED', `adapter ${this.settings.label} closed while opening`);
       }
       this.backend = backend;
-      this.setState('ready', '');
+      this.setState('ready', this.readyDetail());
       return backend;
     } catch (err) {
       const e = forNodeRed(toOtaError(err, 'ADAPTER_MISSING'));
@@ -183,9 +185,13 @@ export class AdapterConnection extends EventEmitter {
 
   private onCentralState(state: string): void {
     if (this.currentState === 'closed' || this.currentState === 'starting') return;
-    if (state === 'poweredOn') this.setState('ready', '');
+    if (state === 'poweredOn') this.setState('ready', this.readyDetail());
     else if (state === 'poweredOff') this.setState('off', 'adapter powered off');
     else if (state === 'unsupported' || state === 'unauthorized') this.setState('missing', `adapter ${state}`);
+  }
+
+  private readyDetail(): string {
+    return this.settings.keyless ? NO_KEY_DETAIL : '';
   }
 
   private setState(state: AdapterState, detail: string): void {

@@ -7,7 +7,7 @@
 import type { NodeAPI, NodeDef } from '../shared/node-red';
 import type { AdapterNode } from './adapter-node';
 import { AdapterConnection, type AdapterSettings } from './adapter-connection';
-import { buildFleet, parseFleetKey, parseMasterKey } from './fleet-config';
+import { buildFleet, fleetSecurity, parseFleetKey, parseMasterKey, parseReleaseKeys } from './fleet-config';
 import { openHciAdapter, openSimAdapter, type AdapterBackend } from '../shared/library';
 import { OtaError } from '../../lib/errors';
 import { translator } from '../shared/i18n';
@@ -58,13 +58,20 @@ export = function (RED: NodeAPI) {
       fleetKey,
       masterKey,
       simulated: mode === 'sim',
+      keyless: mode === 'hci' && !fleetKey && !masterKey,
     };
     let open: () => Promise<AdapterBackend>;
     if (mode === 'hci') {
       open = () => openHciAdapter(hciDevice, settings.maxConnections);
+      // Secure by default: provisioned devices refuse a gateway without their key; say so at start, not per failure.
+      if (!fleetKey && !masterKey && !this.configError) this.warn(t('log.noKey', { label: settings.label }));
     } else {
       let devices: ReturnType<typeof buildFleet> = [];
+      let security: ReturnType<typeof fleetSecurity> = 'unprovisioned';
       try {
+        const releaseKeys = parseReleaseKeys(typeof def.simReleaseKeys === 'string' ? def.simReleaseKeys : '');
+        const development = def.simDevelopment === true || def.simDevelopment === 'true';
+        security = fleetSecurity({ fleetKey, masterKey, releaseKeys, development });
         devices = buildFleet(String(def.simDevices ?? ''), {
           size: positiveNumber(def.simSize, 5, 1, 100),
           namePrefix: String(def.simNamePrefix ?? 'esp32-line-'),
@@ -74,10 +81,13 @@ export = function (RED: NodeAPI) {
           confirmPolicy: String(def.simConfirmPolicy || 'auto'),
           fleetKey,
           masterKey,
+          releaseKeys,
+          development,
         });
       } catch (err) {
         this.configError = this.configError ?? (err as Error);
       }
+      if (!this.configError && security !== 'keyed') this.warn(t(security === 'development' ? 'log.simDevelopment' : 'log.simUnprovisioned', { label: settings.label }));
       const link = String(def.simLink || 'reference');
       const clock = def.simClock === 'virtual' ? 'virtual' : 'real';
       open = () => openSimAdapter({ devices, link, clock, maxConnections: settings.maxConnections });

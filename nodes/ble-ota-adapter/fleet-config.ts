@@ -2,11 +2,16 @@
  * Turns the adapter's "simulated fleet" settings into SimDeviceConfig[]: either a generated fleet
  * (name prefix + size, one chip/version for all) or an explicit device list, written as JSON or as
  * "name:chip:version[:diagnostics[:confirm[:protocol]]]" lines so a test station can mix chips.
+ * Security as a factory would provision it (docs/SECURITY.md): each device gets its own session key derived
+ * from the master key (or the shared fleet key), the release public keys (BEGIN then needs a signed
+ * manifest); without any key a device is unprovisioned and refuses every update, unless the fleet is a
+ * development build (`allowUnauthenticated`, the documented opt-out).
  */
+import { createPublicKey } from 'crypto';
 import { OtaError } from '../../lib/errors';
 import type { ChipName, SimDeviceConfig } from '../../lib/sim/types';
 import { addressFromName } from '../../lib/sim/device/settings';
-import { deriveDeviceKey } from '../../lib/security/keys';
+import { MAX_RELEASE_KEYS, deriveDeviceKey, publicKeyFromSec1, publicKeyToSec1 } from '../../lib/security/keys';
 
 export const CHIP_NAMES: readonly ChipName[] = ['esp32', 'esp32s2', 'esp32c3', 'esp32s3', 'esp32c2', 'esp32c6', 'esp32h2', 'esp32p4'];
 
@@ -20,6 +25,10 @@ export interface FleetDefaults {
   fleetKey?: Buffer;
   /** Each simulated device is provisioned with its own key derived from this (as a factory would). */
   masterKey?: Buffer;
+  /** Release public keys (65-byte SEC1 points, key_id = index) every device holds: BEGIN needs a signed manifest. */
+  releaseKeys?: Buffer[];
+  /** A development build (allowUnauthenticated): devices without keys accept updates from anyone. */
+  development?: boolean;
 }
 
 function badFleet(message: string): OtaError {
@@ -54,8 +63,11 @@ function deviceFrom(fields: Partial<Record<keyof SimDeviceConfig, unknown>>, def
   };
   if (typeof fields.address === 'string' && fields.address) device.address = fields.address;
   if (typeof fields.secureVersion === 'number') device.secureVersion = fields.secureVersion;
-  if (defaults.masterKey) device.fleetKey = deriveDeviceKey(defaults.masterKey, device.address ?? addressFromName(device.name));
+  // The device id of a simulated device is its BLE address (PROTOCOL.md Status device_id).
+  if (defaults.masterKey) device.deviceKey = deriveDeviceKey(defaults.masterKey, device.address ?? addressFromName(device.name));
   else if (defaults.fleetKey) device.fleetKey = defaults.fleetKey;
+  if (defaults.releaseKeys?.length) device.releaseKeys = defaults.releaseKeys.map((k) => Buffer.from(k));
+  if (defaults.development) device.allowUnauthenticated = true;
   return device;
 }
 
@@ -123,4 +135,40 @@ export function parseMasterKey(hex: string | undefined): Buffer | undefined {
   if (!text) return undefined;
   if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new OtaError('BAD_KEY', 'the master key must be 64 hex digits (32 bytes)');
   return Buffer.from(text, 'hex');
+}
+
+/**
+ * Release public keys for the simulated devices: PEM public keys (SPKI, as `esp32-ble-ota keygen` writes
+ * release-key.pub.pem) and/or uncompressed SEC1 points in hex (130 digits), at most 4, key_id in order.
+ * They are public: they may sit in the flow. Empty means none.
+ */
+export function parseReleaseKeys(text: string | undefined): Buffer[] | undefined {
+  const value = (text ?? '').trim();
+  if (!value) return undefined;
+  const keys: Buffer[] = [];
+  const pemBlocks = value.match(/-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g) ?? [];
+  for (const pem of pemBlocks) {
+    if (!/-----BEGIN PUBLIC KEY-----/.test(pem)) throw new OtaError('BAD_KEY', 'release keys: give the public key (BEGIN PUBLIC KEY), never the private one');
+    try {
+      keys.push(publicKeyToSec1(createPublicKey(pem)));
+    } catch (err) {
+      throw new OtaError('BAD_KEY', `release keys: a PEM block is not a P-256 public key: ${(err as Error).message}`);
+    }
+  }
+  const rest = value.replace(/-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g, ' ');
+  for (const word of rest.split(/[\s,;]+/).filter(Boolean)) {
+    // The value is not echoed: a secret pasted into the wrong field must not reach the log.
+    if (!/^04[0-9a-fA-F]{128}$/.test(word)) throw new OtaError('BAD_KEY', `release keys: a value of ${word.length} characters is neither a PEM public key nor a 65-byte SEC1 point in hex (130 digits starting 04)`);
+    const point = Buffer.from(word, 'hex');
+    publicKeyFromSec1(point);
+    keys.push(point);
+  }
+  if (keys.length > MAX_RELEASE_KEYS) throw new OtaError('BAD_KEY', `release keys: at most ${MAX_RELEASE_KEYS}, got ${keys.length}`);
+  return keys.length ? keys : undefined;
+}
+
+/** How the simulated fleet is secured, for the adapter's start-up log line. */
+export function fleetSecurity(defaults: Pick<FleetDefaults, 'masterKey' | 'fleetKey' | 'releaseKeys' | 'development'>): 'keyed' | 'development' | 'unprovisioned' {
+  if (defaults.masterKey || defaults.fleetKey || defaults.releaseKeys?.length) return 'keyed';
+  return defaults.development ? 'development' : 'unprovisioned';
 }

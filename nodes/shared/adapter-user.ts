@@ -18,12 +18,17 @@ export function missingAdapterError(): OtaError {
   return new OtaError('NO_ADAPTER', 'no BLE adapter is configured for this node: pick a ble-ota-adapter in its settings');
 }
 
+/** The detail of the ready state of a real adapter without a key (shown as a warning). */
+export const NO_KEY_DETAIL = 'no key';
+
 /** The status a user node shows while idle, from its adapter's state. */
 export function adapterStatus(t: Translate, state: AdapterState | 'none', detail = ''): NodeStatus {
   switch (state) {
     case 'none':
       return { fill: 'red', shape: 'ring', text: t('status.none') };
     case 'ready':
+      // Secure by default: a real adapter without a key is ready, but provisioned devices will refuse it.
+      if (detail === NO_KEY_DETAIL) return { fill: 'yellow', shape: 'dot', text: t('status.ready-no-key') };
       return { fill: 'green', shape: 'dot', text: t('status.ready') };
     case 'starting':
       return { fill: 'yellow', shape: 'ring', text: t('status.starting') };

@@ -132,6 +132,11 @@ describe('editor in Chromium', function () {
     assert.equal(await page.locator('#node-config-input-fleetKey').getAttribute('type'), 'password');
     // A new adapter is the real one: the simulator is an explicit choice.
     assert.equal(await page.locator('#node-config-input-mode').inputValue(), 'hci');
+    assert.equal(await page.locator('#node-config-input-masterKey').getAttribute('type'), 'password');
+    // The simulated fleet's release keys and development switch: secure by default (switch off).
+    await page.selectOption('#node-config-input-mode', 'sim');
+    await page.waitForSelector('#node-config-input-simReleaseKeys', { state: 'visible' });
+    assert.equal(await page.locator('#node-config-input-simDevelopment').isChecked(), false);
     await page.click('#node-config-dialog-cancel');
   });
 
@@ -206,6 +211,9 @@ describe('editor in Chromium', function () {
     // The editor keeps the example's safety settings (they are node defaults, not dropped on deploy).
     const flash = deployed.find((n) => n.type === 'ble-ota-flash') as unknown as Json;
     assert.deepEqual([flash.skipSameImage, String(flash.maxImageKB), flash.firmwareDir, flash.allowedHosts], [true, '16384', '', '']);
+    // Secure by default survives the import: the example's simulated line is not a development build.
+    const adapterNode = deployed.find((n) => n.type === 'ble-ota-adapter') as unknown as Json;
+    assert.deepEqual([adapterNode.simDevelopment, adapterNode.simReleaseKeys], [false, '']);
     // The deployed flow answers: a bad image is refused with 400 before any BLE activity.
     const reply = await fetch(`${base}/ota?device=esp32-line-01`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` }, body: Buffer.from('definitely not firmware') });
     assert.equal(reply.status, 400);

@@ -18,7 +18,8 @@ describe('cli flash --sim --fault', function () {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('a power cut at a flash operation costs an attempt and the update completes', () => {
-    const r = runCli(['flash', imagePath, '--sim', '--fast', '--no-progress', '--fault', 'powerCut@flashOp=10', '--fault', 'loseNotification@n=2']);
+    // About faults, not about who may update: a development build of the simulated device (--sim-dev).
+    const r = runCli(['flash', imagePath, '--sim', '--fast', '--sim-dev', '--no-progress', '--fault', 'powerCut@flashOp=10', '--fault', 'loseNotification@n=2']);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout);
     assert.equal(result.success, true);

@@ -1,12 +1,15 @@
 /**
  * "Update via HTTP" through real HTTP requests on 127.0.0.1: 200 with the result, 400 for bad images
- * before any BLE activity, 404 unknown device, 409 busy, 502 when the device fails its checks.
+ * before any BLE activity, 404 unknown device, 409 busy, 502 when the device fails its checks. The
+ * devices are keyed (per-device keys, release keys): the station sends the signed manifest as base64 in
+ * the X-OTA-Manifest header.
  */
 import { strict as assert } from 'assert';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as sinon from 'sinon';
-import { coreNodes, grabHttpNode, helper, httpNodeApp, otaNodes, testFlow } from './support';
+import { KEYED, coreNodes, grabHttpNode, helper, httpNodeApp, loadFlow, otaNodes, signImage, testFlow } from './support';
+import { validateAppImage } from '../../lib/image';
 import { backendOf, image, type Json } from '../nodes/support';
 
 const ADAPTER = 'ble-ota-adapter-demo';
@@ -33,7 +36,7 @@ describe('example "Update via HTTP"', function () {
   beforeEach(async function () {
     // The client-gone test needs transfers that take real time.
     const clock = this.currentTest?.title.includes('goes away') ? 'real' : 'virtual';
-    await helper.load([...otaNodes, ...coreNodes, grabHttpNode], testFlow('Update via HTTP', { simDevices: FLEET, simClock: clock }));
+    await loadFlow([...otaNodes, ...coreNodes, grabHttpNode], testFlow('Update via HTTP', { simDevices: FLEET, simClock: clock, ...KEYED }));
     server = http.createServer((req, res) => httpNodeApp.app?.(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -45,8 +48,19 @@ describe('example "Update via HTTP"', function () {
     await helper.unload();
   });
 
-  async function post(query: string, body: Buffer | string, contentType = 'application/octet-stream', token: string | null = TOKEN): Promise<Reply> {
-    const headers: Record<string, string> = { 'content-type': contentType };
+  /** The manifest header of a body: its signed manifest when the body is an application image (as a station would send it). */
+  function manifestHeader(body: Buffer | string): Record<string, string> {
+    if (!Buffer.isBuffer(body)) return {};
+    try {
+      validateAppImage(body);
+    } catch {
+      return {};
+    }
+    return { 'x-ota-manifest': signImage(body).toString('base64') };
+  }
+
+  async function post(query: string, body: Buffer | string, contentType = 'application/octet-stream', token: string | null = TOKEN, manifest: Record<string, string> = manifestHeader(body)): Promise<Reply> {
+    const headers: Record<string, string> = { 'content-type': contentType, ...manifest };
     if (token !== null) headers.authorization = `Bearer ${token}`;
     const res = await fetch(`${base}/ota${query}`, { method: 'POST', headers, body });
     assert.match(res.headers.get('content-type') ?? '', /application\/json/);
@@ -64,7 +78,8 @@ describe('example "Update via HTTP"', function () {
   it('cancels the transfer when the HTTP client goes away; the device keeps its image', async () => {
     const backend = await backendOf(ADAPTER);
     const client = new AbortController();
-    const pending = fetch(`${base}/ota?device=esp32-line-03`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` }, body: image('1.1.0'), signal: client.signal }).catch(() => null);
+    const headers = { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}`, ...manifestHeader(image('1.1.0')) };
+    const pending = fetch(`${base}/ota?device=esp32-line-03`, { method: 'POST', headers, body: image('1.1.0'), signal: client.signal }).catch(() => null);
     await new Promise((r) => setTimeout(r, 1500));
     client.abort();
     await pending;
@@ -95,6 +110,19 @@ describe('example "Update via HTTP"', function () {
     assert.match(reply.body.error.code, /NOT_ESP_IMAGE|TRUNCATED_IMAGE/);
     assert.ok(reply.body.error.message.length > 10);
     assert.equal(connect.callCount, 0);
+  });
+
+  it('refuses an image without its manifest, with a manifest of another image or a garbled one (docs/ERRORS.md: 502), before any BLE activity', async () => {
+    const backend = await backendOf(ADAPTER);
+    const connect = sinon.spy(backend.central, 'connect');
+    const foreign = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, manifestHeader(image('1.2.0')));
+    assert.deepEqual([foreign.status, foreign.body.error.code], [502, 'MANIFEST_MISMATCH'], JSON.stringify(foreign.body));
+    const garbled = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, { 'x-ota-manifest': 'not a manifest' });
+    assert.deepEqual([garbled.status, garbled.body.error.code], [502, 'MANIFEST_INVALID'], JSON.stringify(garbled.body));
+    assert.equal(connect.callCount, 0, 'the manifest is checked against the image before the radio');
+    // Whether the device needs one is known only from its Status: the refusal comes before BEGIN.
+    const missing = await post('?device=esp32-line-01', image('1.1.0'), 'application/octet-stream', TOKEN, {});
+    assert.deepEqual([missing.status, missing.body.error.code], [502, 'MANIFEST_REQUIRED'], JSON.stringify(missing.body));
   });
 
   it('answers 400 WRONG_CHIP for an ESP32-C3 image sent to an ESP32', async () => {

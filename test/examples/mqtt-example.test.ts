@@ -1,6 +1,8 @@
 /**
  * "Update on MQTT request" against a real broker: aedes in-process on 127.0.0.1, or the broker at
- * MQTT_URL when set (.ci/run runs this file again against Debian's mosquitto).
+ * MQTT_URL when set (.ci/run runs this file again against Debian's mosquitto). The devices are keyed
+ * (per-device keys, release keys): a `file` brings `<file>.manifest` from the firmware directory, `url`
+ * and `base64` requests carry the manifest as base64 in `manifest`.
  */
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
@@ -9,7 +11,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import * as mqtt from 'mqtt';
-import { coreNodes, helper, otaNodes, testFlow } from './support';
+import { KEYED, coreNodes, helper, loadFlow, otaNodes, signImage, testFlow } from './support';
 import { image, type Json } from '../nodes/support';
 
 interface Broker {
@@ -60,6 +62,7 @@ describe(`example "Update on MQTT request" (${process.env.MQTT_URL ? `broker ${p
     process.env.OTA_FIRMWARE_DIR = firmwareDir;
     process.env.OTA_ALLOWED_HOSTS = fileHost;
     fs.writeFileSync(path.join(firmwareDir, 'app-1.2.0.bin'), image('1.2.0'));
+    fs.writeFileSync(path.join(firmwareDir, 'app-1.2.0.bin.manifest'), signImage(image('1.2.0')));
     fs.symlinkSync('/etc/passwd', path.join(firmwareDir, 'passwd.bin'));
     client = await mqtt.connectAsync(`mqtt://${broker.host}:${broker.port}`, { protocolVersion: broker.protocolVersion });
     await client.subscribeAsync([`factory/${line}/ota/#`, `reply/${line}/#`], { qos: 1 });
@@ -81,7 +84,7 @@ describe(`example "Update on MQTT request" (${process.env.MQTT_URL ? `broker ${p
 
   beforeEach(async () => {
     received.length = 0;
-    await helper.load([...otaNodes, ...coreNodes], testFlow('Update on MQTT request', {}, broker).map((n) => (n.type === 'mqtt-broker' ? { ...n, protocolVersion: String(broker.protocolVersion) } : n)));
+    await loadFlow([...otaNodes, ...coreNodes], testFlow('Update on MQTT request', KEYED, broker).map((n) => (n.type === 'mqtt-broker' ? { ...n, protocolVersion: String(broker.protocolVersion) } : n)));
     await waitForSubscription();
   });
 
@@ -127,8 +130,10 @@ describe(`example "Update on MQTT request" (${process.env.MQTT_URL ? `broker ${p
     return result.payload;
   }
 
-  it('updates a device from a base64 request, publishing progress and the result', async () => {
-    await request({ device: 'esp32-line-01', base64: image('1.1.0').toString('base64') });
+  const signed = (img: Buffer) => signImage(img).toString('base64');
+
+  it('updates a device from a base64 request with its manifest, publishing progress and the result', async () => {
+    await request({ device: 'esp32-line-01', base64: image('1.1.0').toString('base64'), manifest: signed(image('1.1.0')) });
     const result = await waitFor((m) => m.topic === `factory/${line}/ota/result/esp32-line-01`);
     assert.equal(result.payload.success, true, JSON.stringify(result.payload));
     assert.equal(result.payload.after.version, '1.1.0');
@@ -140,7 +145,7 @@ describe(`example "Update on MQTT request" (${process.env.MQTT_URL ? `broker ${p
 
   it('updates from a file in the firmware directory and from a URL of an allowed host, echoing the request id', async () => {
     await request({ id: 'job-file', device: 'esp32-line-02', file: 'app-1.2.0.bin' });
-    await request({ id: 'job-url', device: 'esp32-line-03', url: `http://${fileHost}/app-1.3.0.bin` });
+    await request({ id: 'job-url', device: 'esp32-line-03', url: `http://${fileHost}/app-1.3.0.bin`, manifest: signed(image('1.3.0')) });
     const fromFile = await onlyResult('esp32-line-02');
     const fromUrl = await onlyResult('esp32-line-03');
     assert.deepEqual([fromFile.id, fromFile.success, fromFile.after.version], ['job-file', true, '1.2.0'], JSON.stringify(fromFile));
@@ -178,12 +183,22 @@ describe(`example "Update on MQTT request" (${process.env.MQTT_URL ? `broker ${p
       console.log('    skipped: MQTT 5 response topic: aedes speaks MQTT 3.1.1 only; .ci/run runs this against mosquitto (MQTT_URL)');
       this.skip();
     }
-    await request({ id: 'v5', device: 'esp32-line-01', base64: image('1.1.0').toString('base64') }, { responseTopic: `reply/${line}/mes-7`, correlationData: Buffer.from('corr-42') });
+    await request({ id: 'v5', device: 'esp32-line-01', base64: image('1.1.0').toString('base64'), manifest: signed(image('1.1.0')) }, { responseTopic: `reply/${line}/mes-7`, correlationData: Buffer.from('corr-42') });
     const reply = await waitFor((m) => m.topic === `reply/${line}/mes-7`);
     assert.equal(reply.payload.id, 'v5');
     assert.equal(reply.payload.success, true, JSON.stringify(reply.payload));
     assert.equal(reply.correlationData, 'corr-42');
     assert.equal(received.filter((m) => m.topic.startsWith(`factory/${line}/ota/result/`)).length, 0, 'no second result on the result topic');
+  });
+
+  it('publishes MANIFEST_REQUIRED for an image without its manifest, MANIFEST_INVALID for a manifest that is not base64', async () => {
+    await request({ id: 'unsigned', device: 'esp32-line-05', base64: image('1.1.0').toString('base64') });
+    const unsigned = await onlyResult('esp32-line-05');
+    assert.deepEqual([unsigned.id, unsigned.success, unsigned.error.code], ['unsigned', false, 'MANIFEST_REQUIRED'], JSON.stringify(unsigned));
+    received.length = 0;
+    await request({ id: 'garbled', device: 'esp32-line-05', base64: image('1.1.0').toString('base64'), manifest: 'not base64!' });
+    const garbled = await onlyResult('esp32-line-05');
+    assert.deepEqual([garbled.id, garbled.success, garbled.error.code], ['garbled', false, 'MANIFEST_INVALID'], JSON.stringify(garbled));
   });
 
   it('publishes an error result for a bad request and for an image of the wrong chip', async () => {

@@ -2,9 +2,11 @@
  * Loading an examples/*.json file into the test runtime: the core nodes it uses, its adapter on the
  * virtual clock, debug nodes swapped for helper nodes so the test can read what they would show.
  */
+import { createPrivateKey } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { helper, otaNodes, type FlowNode } from '../nodes/support';
+import { generateReleaseKeyPair, manifestForImage } from '../../lib/security';
+import { helper, keyedCredentials, loadFlow, otaNodes, type FlowNode } from '../nodes/support';
 import { repoPath } from '../helpers/paths';
 import { nodeRedModule } from '../helpers/node-red-under-test';
 
@@ -18,6 +20,23 @@ export const examplesDir = repoPath('examples');
 export function readExample(name: string): FlowNode[] {
   return JSON.parse(fs.readFileSync(path.join(examplesDir, `${name}.json`), 'utf8')) as FlowNode[];
 }
+
+/**
+ * The release key of the example tests: the simulated devices hold its public key (adapter setting Release
+ * keys), so every image needs the manifest signed with it; the adapters' Master key credential is
+ * nodes/support TEST_MASTER_KEY (per-device keys), as `npm start` sets both up.
+ */
+const release = generateReleaseKeyPair();
+const releasePrivateKey = createPrivateKey(release.privateKeyPem);
+export const RELEASE_PUBLIC_KEY_PEM = release.publicKeyPem;
+
+/** The signed manifest of an image (what `esp32-ble-ota sign` writes next to it). */
+export function signImage(image: Buffer): Buffer {
+  return manifestForImage(image, {}, releasePrivateKey).bytes;
+}
+
+/** Keyed adapters: release public key in the flow, master key as the credential. */
+export const KEYED = { simReleaseKeys: RELEASE_PUBLIC_KEY_PEM };
 
 /** The example as a test flow: its tab, virtual-clock adapters, debug nodes as helper nodes. */
 export function testFlow(name: string, adapterSettings: Record<string, unknown> = {}, broker?: { host: string; port: number }): FlowNode[] {
@@ -39,4 +58,4 @@ export function grabHttpNode(RED: { httpNode: (req: unknown, res: unknown) => vo
   httpNodeApp.app = RED.httpNode;
 }
 
-export { helper, otaNodes };
+export { helper, keyedCredentials, loadFlow, otaNodes };

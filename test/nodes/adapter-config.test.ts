@@ -2,8 +2,8 @@
  * The adapter's fleet settings and fleet key parsing, and the node's own work queue.
  */
 import { strict as assert } from 'assert';
-import { buildFleet, parseFleetKey, parseMasterKey, type FleetDefaults } from '../../nodes/ble-ota-adapter/fleet-config';
-import { deriveDeviceKey } from '../../lib/security/keys';
+import { buildFleet, fleetSecurity, parseFleetKey, parseMasterKey, parseReleaseKeys, type FleetDefaults } from '../../nodes/ble-ota-adapter/fleet-config';
+import { deriveDeviceKey, generateReleaseKeyPair } from '../../lib/security/keys';
 import { addressFromName } from '../../lib/sim/device/settings';
 import { JobQueue } from '../../nodes/shared/job-queue';
 import { OtaError } from '../../lib/errors';
@@ -61,12 +61,39 @@ describe('adapter fleet settings', () => {
     const master = Buffer.alloc(32, 3);
     const fleet = buildFleet('press-1', { ...DEFAULTS, masterKey: master });
     const explicit = buildFleet('[{"name": "press-2", "address": "a4:cf:12:34:56:78"}]', { ...DEFAULTS, masterKey: master });
-    assert.deepEqual(explicit[0].fleetKey, deriveDeviceKey(master, 'a4:cf:12:34:56:78'));
-    assert.deepEqual(fleet[0].fleetKey, deriveDeviceKey(master, addressFromName('press-1')));
+    // The derived key is the device's own (NVS device_key), not a shared fleet key.
+    assert.deepEqual(explicit[0].deviceKey, deriveDeviceKey(master, 'a4:cf:12:34:56:78'));
+    assert.deepEqual(fleet[0].deviceKey, deriveDeviceKey(master, addressFromName('press-1')));
+    assert.equal(fleet[0].fleetKey, undefined);
     const generated = buildFleet('', { ...DEFAULTS, masterKey: master });
-    assert.equal(new Set(generated.map((d) => d.fleetKey?.toString('hex'))).size, generated.length, 'one key per device');
+    assert.equal(new Set(generated.map((d) => d.deviceKey?.toString('hex'))).size, generated.length, 'one key per device');
     assert.equal(parseMasterKey(''), undefined);
     assert.equal(codeOf(() => parseMasterKey('00'.repeat(31))), 'BAD_KEY');
+  });
+
+  it('secure by default: without keys the devices are unprovisioned; the development switch is explicit', () => {
+    const plain = buildFleet('', DEFAULTS);
+    assert.ok(plain.every((d) => !d.deviceKey && !d.fleetKey && !d.releaseKeys && !d.allowUnauthenticated));
+    assert.equal(fleetSecurity(DEFAULTS), 'unprovisioned');
+    const dev = buildFleet('', { ...DEFAULTS, development: true });
+    assert.ok(dev.every((d) => d.allowUnauthenticated === true));
+    assert.equal(fleetSecurity({ development: true }), 'development');
+    assert.equal(fleetSecurity({ masterKey: Buffer.alloc(32, 1), development: true }), 'keyed');
+  });
+
+  it('gives every simulated device the release public keys, from PEM or SEC1 hex; refuses a private key', () => {
+    const a = generateReleaseKeyPair();
+    const b = generateReleaseKeyPair();
+    const keys = parseReleaseKeys(`${a.publicKeyPem}\n${b.publicKeySec1.toString('hex')}`);
+    assert.deepEqual(keys, [a.publicKeySec1, b.publicKeySec1]);
+    const fleet = buildFleet('', { ...DEFAULTS, releaseKeys: keys });
+    assert.ok(fleet.every((d) => d.releaseKeys?.length === 2 && d.releaseKeys[0].equals(a.publicKeySec1)));
+    assert.equal(fleetSecurity({ releaseKeys: keys }), 'keyed');
+    assert.equal(parseReleaseKeys('  '), undefined);
+    assert.equal(codeOf(() => parseReleaseKeys(a.privateKeyPem)), 'BAD_KEY');
+    assert.equal(codeOf(() => parseReleaseKeys('04abcd')), 'BAD_KEY');
+    assert.equal(codeOf(() => parseReleaseKeys(`04${'00'.repeat(64)}`)), 'BAD_KEY');
+    assert.equal(codeOf(() => parseReleaseKeys(Array(5).fill(a.publicKeySec1.toString('hex')).join(' '))), 'BAD_KEY');
   });
 
   it('accepts a fleet key of 64 hex digits only', () => {

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import * as sinon from 'sinon';
-import { adapterNode, backendOf, collect, expectNoInput, helper, helperNode, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
+import { adapterNode, backendOf, collect, expectNoInput, helper, helperNode, image, keyedCredentials, loadFlow, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 import { readDeviceStatus } from '../../lib/ota';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'flash tests' };
@@ -60,7 +60,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('flashes a device and puts the result on the same msg; Complete sees it', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const result = nextInput(helper.getNode('out'));
     const completed = nextInput(helper.getNode('completed'));
     flashNode().receive({ _msgid: 'req-1', payload: image('1.1.0'), device: 'esp32-line-01', topic: 'factory/line1/ota/request', keep: 'me' });
@@ -82,7 +82,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('sends progress as fresh messages on output 2 and shows phase / percent / KB/s in the status', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const progress = collect(helper.getNode('progress'));
     const statuses = collect(helper.getNode('statuses'));
     const done = nextInput(helper.getNode('out'));
@@ -113,7 +113,7 @@ describe('ble-ota-flash node', function () {
   ];
   for (const [what, input, code] of badInputs) {
     it(`refuses ${what} with ${code} before any BLE activity`, async () => {
-      await helper.load(otaNodes, flashFlow());
+      await loadFlow(otaNodes, flashFlow());
       const backend = await backendOf('adapter');
       const connect = sinon.spy(backend.central, 'connect');
       const caught = nextInput(helper.getNode('caught'));
@@ -127,7 +127,7 @@ describe('ble-ota-flash node', function () {
   }
 
   it('refuses bytes that are not an ESP image before any BLE activity', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const backend = await backendOf('adapter');
     const connect = sinon.spy(backend.central, 'connect');
     const caught = nextInput(helper.getNode('caught'));
@@ -138,7 +138,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('refuses an image for the wrong chip with WRONG_CHIP and leaves the device as it was', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const caught = nextInput(helper.getNode('caught'));
     flashNode().receive({ payload: image('1.1.0', 'esp32c3'), device: 'esp32-line-01' });
     const error = (await caught).error as Record<string, unknown>;
@@ -147,7 +147,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('checks the configured chip and version from the file alone', async () => {
-    await helper.load(otaNodes, flashFlow({ expectedChip: 'esp32', expectedVersion: '2.0.0' }));
+    await loadFlow(otaNodes, flashFlow({ expectedChip: 'esp32', expectedVersion: '2.0.0' }));
     const backend = await backendOf('adapter');
     const connect = sinon.spy(backend.central, 'connect');
     const caught = nextInput(helper.getNode('caught'));
@@ -160,7 +160,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('reports an unknown device as DEVICE_NOT_FOUND', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const caught = nextInput(helper.getNode('caught'));
     flashNode().receive({ payload: image('1.1.0'), device: 'esp32-line-99' });
     assert.equal(((await caught).error as Record<string, unknown>).code, 'DEVICE_NOT_FOUND');
@@ -168,14 +168,14 @@ describe('ble-ota-flash node', function () {
 
   it('reports a missing adapter configuration as NO_ADAPTER', async () => {
     const flow = flashFlow({ adapter: '' }).filter((n) => n.type !== 'ble-ota-adapter');
-    await helper.load(otaNodes, flow);
+    await loadFlow(otaNodes, flow);
     const caught = nextInput(helper.getNode('caught'));
     flashNode().receive({ payload: image('1.1.0'), device: 'esp32-line-01' });
     assert.equal(((await caught).error as Record<string, unknown>).code, 'NO_ADAPTER');
   });
 
   it('reports a broken fleet configuration with its own code', async () => {
-    await helper.load(otaNodes, flashFlow({}, { simDevices: 'esp32-line-01:esp8266:1.0.0' }));
+    await loadFlow(otaNodes, flashFlow({}, { simDevices: 'esp32-line-01:esp8266:1.0.0' }));
     const caught = nextInput(helper.getNode('caught'));
     flashNode().receive({ payload: image('1.1.0'), device: 'esp32-line-01' });
     const error = (await caught).error as Record<string, unknown>;
@@ -184,7 +184,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('reports an adapter that is powered off as ADAPTER_OFF', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const backend = await backendOf('adapter');
     const statuses = collect(helper.getNode('statuses'));
     backend.fleet?.radio.setPowered(false);
@@ -196,7 +196,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('queues a second message for the same device and runs it after the first', async () => {
-    await helper.load(otaNodes, flashFlow());
+    await loadFlow(otaNodes, flashFlow());
     const results = collect(helper.getNode('out'));
     const both = new Promise<void>((resolve) => helper.getNode('out')?.on('input', () => results.length === 2 && resolve()));
     flashNode().receive({ _msgid: 'first', payload: image('1.1.0'), device: 'esp32-line-03' });
@@ -211,7 +211,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('runs different devices in parallel up to the adapter limit', async () => {
-    await helper.load(otaNodes, flashFlow({}, { maxConnections: 2 }));
+    await loadFlow(otaNodes, flashFlow({}, { maxConnections: 2 }));
     const results = collect(helper.getNode('out'));
     const all = new Promise<void>((resolve) => helper.getNode('out')?.on('input', () => results.length === 3 && resolve()));
     for (const device of ['esp32-line-01', 'esp32-line-02', 'esp32-line-03']) flashNode().receive({ payload: image('1.1.0'), device });
@@ -220,7 +220,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('rejects a request for a busy device with DEVICE_BUSY when set to reject', async () => {
-    await helper.load(otaNodes, flashFlow({ whenBusy: 'reject' }));
+    await loadFlow(otaNodes, flashFlow({ whenBusy: 'reject' }));
     const caught = nextInput(helper.getNode('caught'));
     const result = nextInput(helper.getNode('out'));
     flashNode().receive({ _msgid: 'first', payload: image('1.1.0'), device: 'esp32-line-04' });
@@ -233,7 +233,7 @@ describe('ble-ota-flash node', function () {
 
   // These two run on the real-time link model so that the cancel lands mid-transfer.
   it('cancels a running transfer with msg.cancel; the device keeps its image', async () => {
-    await helper.load(otaNodes, flashFlow({}, { simClock: 'real' }));
+    await loadFlow(otaNodes, flashFlow({}, { simClock: 'real' }));
     const caught = nextInput(helper.getNode('caught'));
     const progress = helper.getNode('progress');
     progress?.on('input', (p: Json) => {
@@ -247,7 +247,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('drops queued messages on msg.cancel without a device', async () => {
-    await helper.load(otaNodes, flashFlow({}, { maxConnections: 1, simClock: 'real' }));
+    await loadFlow(otaNodes, flashFlow({}, { maxConnections: 1, simClock: 'real' }));
     const caught = collect(helper.getNode('caught'));
     flashNode().receive({ _msgid: 'a', payload: image('1.1.0'), device: 'esp32-line-01' });
     flashNode().receive({ _msgid: 'b', payload: image('1.1.0'), device: 'esp32-line-02' });
@@ -260,7 +260,7 @@ describe('ble-ota-flash node', function () {
 
   it('aborts a transfer on redeploy within the close timeout; the device still boots and can be updated', async () => {
     const flow = flashFlow();
-    await helper.load(otaNodes, flow);
+    await loadFlow(otaNodes, flow);
     const transferring = new Promise<void>((resolve) => {
       helper.getNode('progress')?.on('input', (p: Json) => p.payload.phase === 'transferring' && resolve());
     });
@@ -269,7 +269,7 @@ describe('ble-ota-flash node', function () {
     const adapterBefore = adapterNode('adapter');
     const started = Date.now();
     const changed = flow.map((n) => (n.id === 'flash' ? { ...n, name: 'redeployed' } : n));
-    await helper.setFlows(changed, 'nodes');
+    await helper.setFlows(changed, 'nodes', keyedCredentials(changed));
     assert.ok(Date.now() - started < 15000, 'close took too long');
     // Only the flash node was redeployed: the adapter and its simulated devices carry on.
     assert.equal(adapterNode('adapter'), adapterBefore);
@@ -280,7 +280,7 @@ describe('ble-ota-flash node', function () {
   });
 
   it('finishes closing quickly with a queue of transfers when the flow stops', async () => {
-    await helper.load(otaNodes, flashFlow({}, { maxConnections: 1 }));
+    await loadFlow(otaNodes, flashFlow({}, { maxConnections: 1 }));
     for (const device of ['esp32-line-01', 'esp32-line-02', 'esp32-line-03']) {
       flashNode().receive({ payload: image('1.1.0', 'esp32', 1024 * 1024), device });
     }

@@ -11,7 +11,7 @@ import adapterModule from '../../nodes/ble-ota-adapter/ble-ota-adapter';
 import scanModule from '../../nodes/ble-ota-scan/ble-ota-scan';
 import flashModule from '../../nodes/ble-ota-flash/ble-ota-flash';
 import verifyModule from '../../nodes/ble-ota-verify/ble-ota-verify';
-import { adapterNode, backendOf, collect, helper, helperNode, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
+import { adapterNode, backendOf, collect, helper, helperNode, loadFlow, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 import { repoPath } from '../helpers/paths';
 import { forNodeRed } from '../../nodes/shared/adapter-user';
 import { OtaError } from '../../lib/errors';
@@ -77,14 +77,14 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     it('treats an adapter saved without a mode as the real HCI adapter, never the simulator', async () => {
       const adapter = simAdapter('adapter');
       delete adapter.mode;
-      await helper.load(otaNodes, [TAB, adapter]);
+      await loadFlow(otaNodes, [TAB, adapter]);
       const node = adapterNode('adapter');
       assert.equal(node.connection.settings.simulated, false);
       assert.equal(node.connection.settings.label, 'hci0');
     });
 
     it('refuses an unknown mode as a configuration error', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter', { mode: 'simulator' })]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter', { mode: 'simulator' })]);
       const node = adapterNode('adapter');
       assert.match(String(node.configError?.message), /adapter mode must be "hci".*"sim"/);
       await assert.rejects(node.connection.acquire(), (err: Error & { code?: string }) => err.code === 'BAD_OPTION');
@@ -97,7 +97,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     });
 
     it('says SIMULATED in the log when a simulated adapter starts', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter')]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter')]);
       const warnings = helper.log().args.map((a) => a[0] as Json).filter((e) => e.level === 30 && e.type === 'ble-ota-adapter');
       assert.ok(warnings.some((e) => /^SIMULATED adapter simulated fleet "test fleet": no real device/.test(String(e.msg))), JSON.stringify(warnings));
     });
@@ -116,7 +116,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
         ...watch('verify'),
         ...catchAll(['flash', 'scan', 'verify']),
       ];
-      await helper.load(otaNodes, flow);
+      await loadFlow(otaNodes, flow);
       const statuses = { flash: statusesOf('flash'), scan: statusesOf('scan'), verify: statusesOf('verify') };
       const scanned = nextInput(helper.getNode('scan-out'));
       helper.getNode('scan')?.receive({});
@@ -138,7 +138,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     });
 
     it('reports secondsKind "simulated" on a real-time simulated fleet too (never "measured")', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter', { simClock: 'real', simLink: 'zero' }), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter', { simClock: 'real', simLink: 'zero' }), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
       const flashed = nextInput(helper.getNode('flash-out'));
       helper.getNode('flash')?.receive({ payload: image('1.1.0', 'esp32', 16 * 1024), device: 'esp32-line-01' });
       const payload = (await flashed).payload as Json;
@@ -149,7 +149,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
 
   describe('outcomes on the status', () => {
     it('keeps the outcome until the next job starts, and shows a refusal made before any BLE activity', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
       const statuses = statusesOf('flash');
       const flashed = nextInput(helper.getNode('flash-out'));
       helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'esp32-line-01' });
@@ -181,7 +181,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
 
     it('shows statuses in the runtime language (de)', async () => {
       const modules = [adapterModule, scanModule, flashModule, verifyModule].map((m) => germanRed(m as never));
-      await helper.load(modules, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
+      await loadFlow(modules, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
       const statuses = statusesOf('flash');
       const flashed = nextInput(helper.getNode('flash-out'));
       helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'esp32-line-01' });
@@ -217,7 +217,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     }
 
     it('rejects a request for the same device by its address while another node updates it by name', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('a', { whenBusy: 'reject' }), ...watch('a'), flashNodeDef('b', { whenBusy: 'reject' }), ...watch('b'), ...catchAll(['a', 'b'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('a', { whenBusy: 'reject' }), ...watch('a'), flashNodeDef('b', { whenBusy: 'reject' }), ...watch('b'), ...catchAll(['a', 'b'])]);
       const address = await addressOf('esp32-line-02');
       const done = nextInput(helper.getNode('a-out'));
       const refused = nextError('b');
@@ -232,7 +232,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     });
 
     it('queues a second node behind the first and says so on its status', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('a'), ...watch('a'), flashNodeDef('b'), ...watch('b'), ...catchAll(['a', 'b'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('a'), ...watch('a'), flashNodeDef('b'), ...watch('b'), ...catchAll(['a', 'b'])]);
       const address = await addressOf('esp32-line-03');
       const statuses = statusesOf('b');
       const statusesA = statusesOf('a');
@@ -253,7 +253,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
   it('reads device, file and version from typedInput settings (env, msg)', async () => {
     process.env.OTA_TEST_DEVICE = 'esp32-line-05';
     try {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash', { device: 'OTA_TEST_DEVICE', deviceType: 'env', expectedVersion: 'wanted', expectedVersionType: 'msg' }), ...watch('flash'), ...catchAll(['flash'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash', { device: 'OTA_TEST_DEVICE', deviceType: 'env', expectedVersion: 'wanted', expectedVersionType: 'msg' }), ...watch('flash'), ...catchAll(['flash'])]);
       const refused = nextError('flash');
       helper.getNode('flash')?.receive({ payload: image('1.1.0'), wanted: '9.9.9' });
       assert.equal((await refused).code, 'VERSION_MISMATCH');
@@ -267,7 +267,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
 
   describe('skip if the device already runs this image', () => {
     it('is on by default: the second request for the same image sends nothing', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash'), ...watch('flash'), ...catchAll(['flash'])]);
       const results = collect(helper.getNode('flash-out'));
       helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'esp32-line-04' });
       await until('first result', () => results.length === 1);
@@ -283,7 +283,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
     });
 
     it('flashes again when the option is off', async () => {
-      await helper.load(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash', { skipSameImage: false }), ...watch('flash'), ...catchAll(['flash'])]);
+      await loadFlow(otaNodes, [TAB, simAdapter('adapter'), flashNodeDef('flash', { skipSameImage: false }), ...watch('flash'), ...catchAll(['flash'])]);
       const results = collect(helper.getNode('flash-out'));
       helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'esp32-line-04' });
       await until('first result', () => results.length === 1);
@@ -296,7 +296,7 @@ describe(`production safety of the nodes (Node-RED ${nodeRedVersion}, Node.js ${
   it('queues more than ten sessions without a MaxListenersExceededWarning (one node, and twelve nodes waiting for one device)', async () => {
     const devices = Array.from({ length: 14 }, (_, i) => `node-${String(i + 1).padStart(2, '0')}`);
     const waiters = Array.from({ length: 12 }, (_, i) => `w${i + 1}`);
-    await helper.load(otaNodes, [
+    await loadFlow(otaNodes, [
       TAB,
       simAdapter('adapter', { simDevices: devices.join('\n'), maxConnections: 1 }),
       flashNodeDef('flash'),

@@ -3,7 +3,7 @@
  * mode reporting changes, and errors for Catch nodes.
  */
 import { strict as assert } from 'assert';
-import { collect, helper, helperNode, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
+import { collect, helper, helperNode, loadFlow, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 import { buildFilter, matches } from '../../nodes/ble-ota-scan/scan-filter';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'scan tests' };
@@ -26,7 +26,7 @@ describe('ble-ota-scan node', function () {
   afterEach(() => helper.unload());
 
   it('sends the device list with firmware and protocol from the advertisements', async () => {
-    await helper.load(otaNodes, scanFlow({ output: 'list' }));
+    await loadFlow(otaNodes, scanFlow({ output: 'list' }));
     const out = nextInput(helper.getNode('out'));
     helper.getNode('scan')?.receive({ topic: 'scan-request' });
     const msg = await out;
@@ -45,7 +45,7 @@ describe('ble-ota-scan node', function () {
   });
 
   it('sends one message per device, filtered by name prefix and "older than"', async () => {
-    await helper.load(otaNodes, scanFlow({ namePrefix: 'esp32-line-', olderThan: '1.1.0' }));
+    await loadFlow(otaNodes, scanFlow({ namePrefix: 'esp32-line-', olderThan: '1.1.0' }));
     const seen = collect(helper.getNode('out'));
     const done = new Promise<void>((resolve) => helper.getNode('scan')?.on('call:status', (call: { args: Array<Record<string, string>> }) => /device/.test(call.args[0]?.text ?? '') && resolve()));
     helper.getNode('scan')?.receive({});
@@ -56,7 +56,7 @@ describe('ble-ota-scan node', function () {
   });
 
   it('filters by regular expression', async () => {
-    await helper.load(otaNodes, scanFlow({ output: 'list', nameRegex: '^(press-|esp32$)' }));
+    await loadFlow(otaNodes, scanFlow({ output: 'list', nameRegex: '^(press-|esp32$)' }));
     const out = nextInput(helper.getNode('out'));
     helper.getNode('scan')?.receive({});
     const list = (await out).payload as Array<Json>;
@@ -74,14 +74,14 @@ describe('ble-ota-scan node', function () {
   });
 
   it('refuses a bad filter with a clear error', async () => {
-    await helper.load(otaNodes, scanFlow({ nameRegex: '([' }));
+    await loadFlow(otaNodes, scanFlow({ nameRegex: '([' }));
     const caught = nextInput(helper.getNode('caught'));
     helper.getNode('scan')?.receive({});
     assert.equal(((await caught).error as Record<string, unknown>).code, 'BAD_FILTER');
   });
 
   it('scans continuously from deploy on and reports each device once while nothing changes', async () => {
-    await helper.load(otaNodes, scanFlow({ mode: 'continuous', duration: 1 }));
+    await loadFlow(otaNodes, scanFlow({ mode: 'continuous', duration: 1 }));
     const seen = collect(helper.getNode('out'));
     await new Promise((r) => setTimeout(r, 1500));
     const names = seen.map((m) => m.device as string);
@@ -90,7 +90,7 @@ describe('ble-ota-scan node', function () {
   });
 
   it('reports a missing adapter as NO_ADAPTER', async () => {
-    await helper.load(otaNodes, scanFlow({ adapter: '' }).filter((n) => n.type !== 'ble-ota-adapter'));
+    await loadFlow(otaNodes, scanFlow({ adapter: '' }).filter((n) => n.type !== 'ble-ota-adapter'));
     const caught = nextInput(helper.getNode('caught'));
     helper.getNode('scan')?.receive({});
     assert.equal(((await caught).error as Record<string, unknown>).code, 'NO_ADAPTER');

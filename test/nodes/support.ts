@@ -45,6 +45,23 @@ export const otaNodes = [adapterModule, scanModule, flashModule, verifyModule];
 
 export const FIVE_LINE_DEVICES = ['esp32-line-01', 'esp32-line-02', 'esp32-line-03', 'esp32-line-04', 'esp32-line-05'];
 
+/**
+ * The plant master key of the test fleets. Devices are secure by default: a simulated adapter provisions
+ * each of its devices with the key derived from its Master key credential, and the nodes use the same
+ * credential, as in production. Tests about who may update use their own credentials.
+ */
+export const TEST_MASTER_KEY = '5e'.repeat(32);
+
+/** The Master key credential for every adapter config node of a flow. */
+export function keyedCredentials(flow: FlowNode[]): Record<string, Record<string, string>> {
+  return Object.fromEntries(flow.filter((n) => n.type === 'ble-ota-adapter').map((n) => [n.id, { masterKey: TEST_MASTER_KEY }]));
+}
+
+/** helper.load with the adapters keyed (keyedCredentials) unless credentials are given. */
+export function loadFlow(nodes: unknown[], flow: FlowNode[], credentials: Record<string, Record<string, string>> = keyedCredentials(flow)): Promise<void> {
+  return helper.load(nodes, flow, credentials);
+}
+
 /** A simulated-fleet adapter on the virtual clock (transfers take no wall time). */
 export function simAdapter(id: string, settings: Record<string, unknown> = {}): FlowNode {
   return {

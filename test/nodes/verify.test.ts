@@ -4,7 +4,7 @@
  * host confirm policy confirms or rolls back as configured.
  */
 import { strict as assert } from 'assert';
-import { backendOf, helper, helperNode, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
+import { backendOf, helper, helperNode, loadFlow, image, nextInput, otaNodes, simAdapter, type FlowNode, type Json } from './support';
 import { readDeviceStatus } from '../../lib/ota';
 
 const TAB: FlowNode = { id: 'tab', type: 'tab', label: 'verify tests' };
@@ -39,7 +39,7 @@ describe('ble-ota-verify node', function () {
   afterEach(() => helper.unload());
 
   it('passes a good update after the reboot, with the full status and the flash result', async () => {
-    await helper.load(otaNodes, verifyFlow());
+    await loadFlow(otaNodes, verifyFlow());
     const passed = nextInput(helper.getNode('passed'));
     helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'good-auto' });
     const msg = await passed;
@@ -52,7 +52,7 @@ describe('ble-ota-verify node', function () {
   });
 
   it('fails a device whose diagnostics fail and that rolls back, naming the reasons', async () => {
-    await helper.load(otaNodes, verifyFlow());
+    await loadFlow(otaNodes, verifyFlow());
     const failed = nextInput(helper.getNode('failed'));
     helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'bad-auto' });
     const result = (await failed).payload as Json;
@@ -63,7 +63,7 @@ describe('ble-ota-verify node', function () {
   });
 
   it('confirms a pending image under the host policy when the checks pass', async () => {
-    await helper.load(otaNodes, verifyFlow({ states: 'pending-verify', onPass: 'confirm', onFail: 'rollback' }));
+    await loadFlow(otaNodes, verifyFlow({ states: 'pending-verify', onPass: 'confirm', onFail: 'rollback' }));
     const passed = nextInput(helper.getNode('passed'));
     helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'good-host' });
     const result = (await passed).payload as Json;
@@ -74,7 +74,7 @@ describe('ble-ota-verify node', function () {
   });
 
   it('rolls a pending image back under the host policy when its diagnostics failed', async () => {
-    await helper.load(otaNodes, verifyFlow({ states: 'pending-verify', onPass: 'confirm', onFail: 'rollback' }));
+    await loadFlow(otaNodes, verifyFlow({ states: 'pending-verify', onPass: 'confirm', onFail: 'rollback' }));
     const failed = nextInput(helper.getNode('failed'));
     helper.getNode('flash')?.receive({ payload: image('1.1.0'), device: 'bad-host' });
     const result = (await failed).payload as Json;
@@ -96,7 +96,7 @@ describe('ble-ota-verify node', function () {
   });
 
   it('fails verification when the device runs another version than expected', async () => {
-    await helper.load(otaNodes, verifyFlow({ expectedVersion: '9.9.9' }));
+    await loadFlow(otaNodes, verifyFlow({ expectedVersion: '9.9.9' }));
     const failed = nextInput(helper.getNode('failed'));
     helper.getNode('verify')?.receive({ device: 'good-auto' });
     const result = (await failed).payload as Json;
@@ -105,7 +105,7 @@ describe('ble-ota-verify node', function () {
   });
 
   it('reports a device that never comes back as an error for Catch nodes', async () => {
-    await helper.load(otaNodes, verifyFlow({ waitSeconds: 2 }));
+    await loadFlow(otaNodes, verifyFlow({ waitSeconds: 2 }));
     const caught = nextInput(helper.getNode('caught'));
     helper.getNode('verify')?.receive({ device: 'not-there' });
     assert.match(String(((await caught).error as Record<string, unknown>).code), /DEVICE_NOT_FOUND|TIMEOUT/);
@@ -113,7 +113,7 @@ describe('ble-ota-verify node', function () {
 
   it('reports a missing adapter configuration as NO_ADAPTER', async () => {
     const flow = verifyFlow({ adapter: '' }).filter((n) => n.type !== 'ble-ota-adapter' && n.type !== 'ble-ota-flash');
-    await helper.load(otaNodes, flow);
+    await loadFlow(otaNodes, flow);
     const caught = nextInput(helper.getNode('caught'));
     helper.getNode('verify')?.receive({ device: 'good-auto' });
     assert.equal(((await caught).error as Record<string, unknown>).code, 'NO_ADAPTER');
