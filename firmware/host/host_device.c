@@ -82,7 +82,11 @@ static void flash_event(host_device_t *d, const char *kind, double ms)
 static void on_flash_op(void *arg, host_op_kind_t kind, uint32_t bytes, double ms)
 {
     (void)bytes;
-    flash_event(arg, kind == HOST_OP_ERASE || (kind == HOST_OP_OTADATA && ms >= HOST_SECTOR_ERASE_MS) ? "erase" : "program", ms);
+    /* NVS writes are reported apart: they are the update record's bookkeeping, not the update's slot. */
+    const char *name = kind == HOST_OP_NVS ? "nvs"
+                       : (kind == HOST_OP_ERASE || (kind == HOST_OP_OTADATA && ms >= HOST_SECTOR_ERASE_MS)) ? "erase"
+                                                                                                           : "program";
+    flash_event(arg, name, ms);
 }
 
 /* esp_image_verify as ESP_IMAGE_VERIFY does it for an app in a partition, chip revision included. */

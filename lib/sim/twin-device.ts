@@ -343,7 +343,7 @@ class TwinDevice implements VirtualPeripheral, StorageFaultTarget {
     // Erase, program and the delta base reads (esp_flash_read) run with the flash cache disabled: the NimBLE
     // host task cannot run meanwhile. The manifest's ECDSA verify ("crypto") runs in the writer task, below
     // the host task's priority: writer-busy time only (docs/TWIN.md "Manifest check time").
-    if (op === 'erase' || op === 'program' || op === 'read') this.host?.hostStall?.(ms);
+    if (op === 'erase' || op === 'program' || op === 'nvs' || op === 'read') this.host?.hostStall?.(ms);
   }
 
   private release(): void {

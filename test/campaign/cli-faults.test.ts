@@ -27,7 +27,7 @@ describe('cli flash --sim --fault', function () {
   });
 
   it('a flash operation that fails with the power on is reported as DEVICE_FLASH_ERROR', () => {
-    const r = runCli(['flash', imagePath, '--sim', '--fast', '--no-progress', '--fault', 'flashFail@flashOp=3']);
+    const r = runCli(['flash', imagePath, '--sim', '--fast', '--sim-dev', '--no-progress', '--fault', 'flashFail@flashOp=3']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /DEVICE_FLASH_ERROR/);
   });

@@ -28,7 +28,7 @@ describe('campaign regressions', function () {
   });
 
   async function start(implementation: 'model' | 'twin', name: string): Promise<{ fleet: SimFleet; scheduler: AdapterScheduler }> {
-    fleet = await createSimFleet({ devices: [{ name, chip: 'esp32', version: '1.0.0', implementation, otaPartitionSize: PARTITION, confirmPolicy: 'auto' }], clock: 'virtual' });
+    fleet = await createSimFleet({ devices: [{ name, chip: 'esp32', version: '1.0.0', implementation, otaPartitionSize: PARTITION, confirmPolicy: 'auto', allowUnauthenticated: true }], clock: 'virtual' });
     scheduler = new AdapterScheduler(fleet.central, { readyTimeoutMs: 2000 });
     return { fleet, scheduler };
   }

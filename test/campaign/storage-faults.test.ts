@@ -32,7 +32,7 @@ describe('storage faults on both implementations', function () {
 
   /** One update with the fault injected as it starts; then the device settles and its flash is checked. */
   async function run(implementation: 'model' | 'twin', fault: Fault, maxAttempts: number) {
-    fleet = await createSimFleet({ devices: [{ name: 'd', chip: 'esp32', version: '1.0.0', implementation, otaPartitionSize: PARTITION, confirmPolicy: 'auto' }], clock: 'virtual' });
+    fleet = await createSimFleet({ devices: [{ name: 'd', chip: 'esp32', version: '1.0.0', implementation, otaPartitionSize: PARTITION, confirmPolicy: 'auto', allowUnauthenticated: true }], clock: 'virtual' });
     scheduler = new AdapterScheduler(fleet.central, { readyTimeoutMs: 2000 });
     const device = fleet.devices.get('d');
     assert.ok(device);
@@ -130,7 +130,7 @@ describe('storage faults on both implementations', function () {
   });
 
   it('model: otadata and NVS write failures are refused with FAULT_INVALID (not modeled yet)', async () => {
-    fleet = await createSimFleet({ devices: [{ name: 'd', chip: 'esp32', version: '1.0.0' }], clock: 'virtual' });
+    fleet = await createSimFleet({ devices: [{ name: 'd', chip: 'esp32', version: '1.0.0', allowUnauthenticated: true }], clock: 'virtual' });
     for (const fault of [{ kind: 'otadataFail' }, { kind: 'nvsFail', n: 2 }] as Fault[]) {
       assert.throws(() => fleet?.injectFault('d', fault), (err: unknown) => codeOf(err) === 'FAULT_INVALID' && /TypeScript model/.test((err as Error).message));
     }

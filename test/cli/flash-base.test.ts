@@ -11,7 +11,7 @@ describe('cli flash --base DIR (delta base images)', function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('sends the whole image when DIR holds no image the device runs, and adds the flashed image to DIR', () => {
-    const r = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '--fast', '--base', dir]);
+    const r = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '--fast', '--sim-dev', '--base', dir]);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout);
     assert.equal(result.encoding, 'deflate');
@@ -23,7 +23,7 @@ describe('cli flash --base DIR (delta base images)', function () {
   });
 
   it('--encoding delta without a matching base fails before BEGIN with a clear code', () => {
-    const r = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '--fast', '--encoding', 'delta', '--base', dir]);
+    const r = runCli(['flash', vectorPath('esp32c3-hello_world.bin'), '--sim', '--fast', '--sim-dev', '--encoding', 'delta', '--base', dir]);
     assert.equal(r.code, 1);
     // BASE_UNKNOWN on a device that takes patches; DELTA_UNSUPPORTED on one without caps bit 7.
     assert.match(JSON.parse(r.stdout).error.code, /^(BASE_UNKNOWN|DELTA_UNSUPPORTED)$/);
