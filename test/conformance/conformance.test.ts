@@ -6,9 +6,15 @@
  */
 import { strict as assert } from 'assert';
 import { createHash, createPrivateKey, randomBytes } from 'crypto';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { deflateSync } from 'zlib';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
 import { appHash, buildAppImage, fileSha256 } from '../../lib/image';
 import { CHIP_IDS } from '../../lib/image/chips';
+import { seedFromText } from '../../lib/image/prng';
+import { baseImageBytes, encodePatch, ImageStore, type PatchRecord } from '../../lib/delta';
 import { flashDevice, verifyDevice } from '../../lib/ota';
 import { deriveDeviceKey, generateReleaseKeyPair, manifestForImage, signManifest, type Manifest, type ManifestOptions } from '../../lib/security';
 import { OtaError } from '../../lib/errors';
@@ -17,8 +23,9 @@ import { CONTROL_CHAR_UUID, Caps, ErrorCode, LAST_RESULT_NONE, OTA_SERVICE_UUID,
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LegacyClient } from '../../lib/protocol/legacy-client';
-import { prepareTransferPayload } from '../../lib/protocol/payload';
+import { prepareDeltaPayload, prepareTransferPayload } from '../../lib/protocol/payload';
 import { V2Client } from '../../lib/protocol/v2-client';
+import { readFlash } from '../../lib/sim/campaign/flash-view';
 import { SimDevice } from '../../lib/sim/device';
 import type { ChipName } from '../../lib/sim/types';
 import { sleep } from '../../lib/clock';
@@ -73,6 +80,43 @@ function rawBegin(img: Buffer, manifest?: Buffer, tag: Buffer = Buffer.alloc(16)
     ...(manifest ? { manifest } : {}),
   });
 }
+
+/**
+ * Delta (§13): both implementations start from the same synthetic running image (chip, version 1.0.0,
+ * project ble_ota_app, 128 KiB, lib/sim); the new image is the same app (same content seed) at 1.1.0.
+ */
+const DELTA_BASE = buildAppImage({ chip: 'esp32c3', version: '1.0.0', secureVersion: 0, projectName: 'ble_ota_app', size: 128 * 1024 });
+const DELTA_NEW = buildAppImage({ chip: 'esp32c3', version: '1.1.0', secureVersion: 0, projectName: 'ble_ota_app', size: 128 * 1024, seed: seedFromText('esp32c3/1.0.0/ble_ota_app/0') });
+const DELTA_BASE_LEN = baseImageBytes(DELTA_BASE).length;
+
+/** diff[i] = new[at + i] - base[at + i] (mod 256). */
+const diffAgainstBase = (at: number, len: number): Uint8Array => Uint8Array.from(DELTA_NEW.subarray(at, at + len), (b, i) => (b - DELTA_BASE[at + i]) & 0xff);
+
+/**
+ * A patch of 2 KiB steps, half diff against the base and half extra bytes, so its stream is long (extra
+ * bytes compress like the image) and base reads run on both sides of a resume.
+ */
+const RESUME_PATCH = (() => {
+  const records: PatchRecord[] = [];
+  for (let at = 0; at < DELTA_NEW.length; at += 2048) {
+    const diffLen = Math.max(0, Math.min(1024, DELTA_BASE_LEN - at, DELTA_NEW.length - at));
+    const extraEnd = Math.min(at + 2048, DELTA_NEW.length);
+    records.push({ diff: diffAgainstBase(at, diffLen), extra: DELTA_NEW.subarray(at + diffLen, extraEnd), seek: extraEnd - at - diffLen });
+  }
+  return encodePatch(records);
+})();
+
+/** The first 40 KiB of the new image as extra bytes: the header passes and flash is written before the bad part. */
+const HEAD = 40 * 1024;
+const head = (seek = 0): PatchRecord => ({ diff: new Uint8Array(0), extra: DELTA_NEW.subarray(0, HEAD), seek });
+const BAD_PATCHES: { what: string; patch: Buffer; sizeMismatch?: boolean }[] = [
+  { what: 'a diff read past the end of the base', patch: encodePatch([head(DELTA_BASE_LEN - 8), { diff: new Uint8Array(16), extra: new Uint8Array(0), seek: 0 }]) },
+  { what: 'a diff read below the base', patch: encodePatch([head(-1), { diff: new Uint8Array(16), extra: new Uint8Array(0), seek: 0 }]) },
+  { what: 'output past image_size', patch: encodePatch([head(), { diff: new Uint8Array(0), extra: Buffer.alloc(DELTA_NEW.length - HEAD + 1), seek: 0 }]) },
+  { what: 'bytes after the record that completes image_size', patch: Buffer.concat([RESUME_PATCH, Buffer.from([0])]) },
+  { what: 'a uvarint of 6 bytes', patch: Buffer.concat([encodePatch([head()]), Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x00])]) },
+  { what: 'a patch that ends before image_size', patch: encodePatch([head()]), sizeMismatch: true },
+];
 
 for (const impl of IMPLEMENTATIONS) {
   describe(`conformance: ${impl}`, function () {
@@ -589,6 +633,121 @@ for (const impl of IMPLEMENTATIONS) {
           assert.equal(e.flashOps(), ops);
         } finally {
           await scheduler.close();
+        }
+      });
+    });
+
+    describe('delta (PROTOCOL.md §13; issue 13)', () => {
+      /** The device's running image, and a patch source against it (asserted against Status in each case). */
+      const base = DELTA_BASE;
+      const baseSha = appHash(base);
+
+      /** The device runs DELTA_BASE (both implementations build it the same way): else the case cannot mean anything. */
+      async function assertRunsBase(e: ConformanceEnv, what: string): Promise<void> {
+        const s = await e.client().readStatus();
+        assert.equal(s.runningSha256, baseSha.toString('hex'), `${what}: the device runs the base image`);
+        assert.equal(s.appVersion, '1.0.0', what);
+      }
+
+      /** A delta payload for the client around a hand-made patch stream (the client sends it as it is). */
+      const deltaPayload = (img: Buffer, transfer: Buffer, baseSha256: Buffer = baseSha) => prepareDeltaPayload(img, transfer, baseSha256, Caps.DELTA);
+
+      it('end to end through flashDevice with base images: encoding delta, few bytes on air, the new image boots byte for byte', async () => {
+        const e = await open();
+        await assertRunsBase(e, 'before');
+        const status = await e.client().readStatus();
+        assert.ok(status.caps & Caps.DELTA, 'caps bit7');
+        await e.conn.disconnect();
+        const dir = mkdtempSync(join(tmpdir(), 'conformance-delta-'));
+        const scheduler = new AdapterScheduler(e.fleet.central, { readyTimeoutMs: 2000 });
+        try {
+          const store = new ImageStore(dir);
+          store.add(base);
+          const result = await flashDevice(scheduler, { device: 'dut', image: DELTA_NEW, encoding: 'delta', baseImages: store });
+          assert.equal(result.encoding, 'delta');
+          assert.equal(result.base, baseSha.toString('hex'));
+          assert.equal(result.deltaFallback, null);
+          assert.ok(result.bytesOnAir * 10 < DELTA_NEW.length, `${result.bytesOnAir} bytes on air for a ${DELTA_NEW.length}-byte image`);
+        } finally {
+          await scheduler.close();
+          rmSync(dir, { recursive: true, force: true });
+        }
+        await e.reconnectAfterReboot();
+        const s = await e.client().readStatus();
+        assert.equal(s.appVersion, '1.1.0');
+        assert.equal(s.runningSha256, appHash(DELTA_NEW).toString('hex'));
+        // END's SHA-256 covers all image_size bytes of the slot: the same bytes a full update leaves.
+        assert.equal(s.lastSha256, sha256(DELTA_NEW));
+        assert.equal(s.lastResultName, 'OK');
+        const device = e.device;
+        assert.ok(device, 'the device');
+        const slot = readFlash(device, s.updatePartitionSize ?? 0x1e0000).slots[1];
+        assert.ok(slot.subarray(0, DELTA_NEW.length).equals(DELTA_NEW), 'ota_1 holds the new image byte for byte');
+      });
+
+      it('resume mid-patch (§4.2, §13.3): the continuation from resume_offset rebuilds the new image', async () => {
+        const e = await open();
+        await assertRunsBase(e, 'before');
+        const transfer = deflateSync(RESUME_PATCH);
+        assert.ok(transfer.length > 20000, `the patch stream is long enough to cut (${transfer.length} bytes)`);
+        const payload = deltaPayload(DELTA_NEW, transfer);
+        const first = e.client();
+        await first.open();
+        await first.begin({ image: DELTA_NEW, payload, resume: true });
+        const cut = Math.floor(transfer.length / 2);
+        e.fleet.radio.injectFault(e.address, { kind: 'disconnectAfterBytes', bytes: cut });
+        await rejectsWith(first.transfer(), 'DISCONNECTED');
+        await e.connect();
+        const kept = await e.client().readStatus();
+        assert.equal(kept.sessionStateName, 'suspended');
+        assert.ok(kept.sessionOffset > 0 && kept.sessionOffset <= cut, `kept ${kept.sessionOffset} of ${transfer.length}`);
+        const second = e.client();
+        await second.open();
+        const info = await second.begin({ image: DELTA_NEW, payload, resume: true });
+        assert.equal(info.resumeOffset, kept.sessionOffset);
+        await second.transfer();
+        await second.end();
+        assert.ok(second.bytesOnAir < transfer.length, 'the second connection did not resend everything');
+        await e.reconnectAfterReboot();
+        const s = await e.client().readStatus();
+        assert.equal(s.runningSha256, appHash(DELTA_NEW).toString('hex'));
+        assert.equal(s.lastSha256, sha256(DELTA_NEW));
+      });
+
+      it('BASE_MISMATCH (38) at BEGIN: nothing erased or written, the old image still boots', async () => {
+        const e = await open();
+        await assertRunsBase(e, 'before');
+        const ops = e.flashOps();
+        const wrongBase = appHash(DELTA_NEW);
+        const client = e.client();
+        await rejectsWith(client.update({ image: DELTA_NEW, payload: deltaPayload(DELTA_NEW, deflateSync(RESUME_PATCH), wrongBase) }), 'DEVICE_BASE_MISMATCH');
+        assert.ok(e.controlHex().includes(`82${ErrorCode.BASE_MISMATCH.toString(16)}`), `BEGIN answered 82 26: ${e.controlHex().join(' ')}`);
+        assert.equal(e.flashOps(), ops, 'nothing erased or written');
+        const s = await e.client().readStatus();
+        assert.equal(s.sessionStateName, 'idle');
+        await e.client().reboot();
+        await e.reconnectAfterReboot();
+        await assertRunsBase(e, 'after the reboot');
+      });
+
+      it('every malformed patch ends the session with PATCH_INVALID (39), a short one gets SIZE_MISMATCH (19) at END; the old image keeps booting', async () => {
+        const e = await open();
+        await assertRunsBase(e, 'before');
+        for (const bad of BAD_PATCHES) {
+          const ops = e.flashOps();
+          const client = e.client();
+          const session = client.update({ image: DELTA_NEW, payload: deltaPayload(DELTA_NEW, deflateSync(bad.patch)) });
+          await rejectsWith(session, bad.sizeMismatch ? 'DEVICE_SIZE_MISMATCH' : 'DEVICE_PATCH_INVALID');
+          const hex = e.controlHex();
+          if (bad.sizeMismatch) assert.ok(hex.includes(`83${ErrorCode.SIZE_MISMATCH.toString(16)}`), `${bad.what}: END answered 83 13: ${hex.slice(-3).join(' ')}`);
+          else assert.ok(hex.includes(`a2${ErrorCode.PATCH_INVALID.toString(16)}`), `${bad.what}: SESSION_ABORTED 27 expected; got ${hex.slice(-3).join(' ')}`);
+          assert.ok(e.flashOps() > ops, `${bad.what}: the good head was written to flash before the refusal`);
+          const s = await e.client().readStatus();
+          assert.equal(s.sessionStateName, 'idle', bad.what);
+          assert.equal(s.lastResultName, bad.sizeMismatch ? 'SIZE_MISMATCH' : 'PATCH_INVALID', `${bad.what}: the update record`);
+          await e.client().reboot();
+          await e.reconnectAfterReboot();
+          await assertRunsBase(e, `after ${bad.what} and a reboot`);
         }
       });
     });
