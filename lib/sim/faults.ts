@@ -175,9 +175,9 @@ export type Fault =
   | { kind: 'tornWrite'; flashOp: number; bytes: number; offMs?: number }
   /** The flashOp-th erase/program of an app partition returns an error, the power stays on. */
   | { kind: 'flashFail'; flashOp: number }
-  /** The nth otadata write (default the next) fails: its sector is erased, the entry is not written (twin). */
+  /** The nth otadata write (default the next) fails: its sector is erased, the entry is not written. */
   | { kind: 'otadataFail'; n?: number }
-  /** The nth NVS write (default the next) fails: the previous value stays (twin). */
+  /** The nth NVS write (default the next) fails: the previous value stays. */
   | { kind: 'nvsFail'; n?: number }
   /** Power is lost while the nth first-boot diagnostics from now (default the next) run. */
   | { kind: 'diagnosticsCut'; n?: number; offMs?: number }

@@ -77,8 +77,8 @@ export interface SimFleet {
   addCentral(): Promise<NobleBleCentral>;
   /**
    * Injects a fault (docs/FAULTS.md) into the named device or its link; throws OtaError FAULT_INVALID
-   * for a malformed fault or one the device's implementation cannot carry out (flash-operation faults
-   * need the TypeScript model; slowFlash is a device setting, applyFaultToConfig).
+   * for a malformed fault or one the device's implementation cannot carry out (slowFlash is a device
+   * setting, applyFaultToConfig).
    */
   injectFault(deviceName: string, fault: Fault): FaultHandle;
   close(): Promise<void>;
@@ -199,6 +199,11 @@ function injectFleetFault(radio: SimRadio, clock: Clock, devices: Map<string, Vi
     }
     case 'otadataFail':
     case 'nvsFail':
+      if (device instanceof SimDevice) {
+        const storage = fault.kind === 'otadataFail' ? device.flash.otadata : device.flash.nvs;
+        storage.armWriteFailure(fault.n ?? 1);
+        return later(undefined, () => undefined);
+      }
       return armTwinFault(device, { kind: fault.kind === 'otadataFail' ? 'otadata_fail' : 'nvs_fail', n: fault.n ?? 1 });
     case 'slowFlash':
       throw new OtaError('FAULT_INVALID', `fault slowFlash: a device setting, not an event; give it when the fleet is created (SimDeviceConfig.flashSlowdown or applyFaultToConfig)`);
@@ -212,7 +217,7 @@ const DEFAULT_POWER_OFF_MS = 200;
 
 /** A storage fault the twin carries out itself (docs/TWIN.md "fault"); a cut powers it off through the radio. */
 function armTwinFault(device: VirtualPeripheral, fault: StorageFault, onCut: () => void = () => undefined): FaultHandle {
-  if (!takesStorageFaults(device)) throw new OtaError('FAULT_INVALID', `fault ${fault.kind}: "${device.name}" cannot carry it out (the TypeScript model has no otadata or NVS write failures yet)`);
+  if (!takesStorageFaults(device)) throw new OtaError('FAULT_INVALID', `fault ${fault.kind}: "${device.name}" cannot carry it out (neither the TypeScript model nor the firmware twin)`);
   let fired = false;
   let cancelled = false;
   device.armStorageFault(fault, () => {

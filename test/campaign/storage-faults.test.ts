@@ -110,29 +110,22 @@ describe('storage faults on both implementations', function () {
       assert.equal(r.status.status?.last.rolledBack, true);
       assert.match(r.status.status?.lastMessage ?? '', /diagnostics/);
     });
+
+    it(`${implementation}: the otadata write of esp_ota_set_boot_partition fails — DEVICE_SET_BOOT_FAILED, the old image boots`, async function () {
+      skipUnlessBuilt(this);
+      const r = await run(implementation, { kind: 'otadataFail' }, 1);
+      assert.equal(r.error, 'DEVICE_SET_BOOT_FAILED');
+      assert.deepEqual(r.violations, []);
+      assert.equal(r.status.firmware.version, '1.0.0');
+      assert.equal(r.status.status?.lastResultName, 'SET_BOOT_FAILED');
+    });
+
+    it(`${implementation}: an NVS write fails (the BEGIN record) — the firmware only logs it; the update completes and boots`, async function () {
+      skipUnlessBuilt(this);
+      const r = await run(implementation, { kind: 'nvsFail' }, 1);
+      assert.equal(r.error, null);
+      assert.deepEqual(r.violations, []);
+      assert.equal(r.status.firmware.version, '1.1.0');
+    });
   }
-
-  it('twin: the otadata write of esp_ota_set_boot_partition fails — DEVICE_SET_BOOT_FAILED, the old image boots', async function () {
-    if (!findTwinBinary()) this.skip();
-    const r = await run('twin', { kind: 'otadataFail' }, 1);
-    assert.equal(r.error, 'DEVICE_SET_BOOT_FAILED');
-    assert.deepEqual(r.violations, []);
-    assert.equal(r.status.firmware.version, '1.0.0');
-    assert.equal(r.status.status?.lastResultName, 'SET_BOOT_FAILED');
-  });
-
-  it('twin: an NVS write fails (the BEGIN record) — the firmware only logs it; the update completes and boots', async function () {
-    if (!findTwinBinary()) this.skip();
-    const r = await run('twin', { kind: 'nvsFail' }, 1);
-    assert.equal(r.error, null);
-    assert.deepEqual(r.violations, []);
-    assert.equal(r.status.firmware.version, '1.1.0');
-  });
-
-  it('model: otadata and NVS write failures are refused with FAULT_INVALID (not modeled yet)', async () => {
-    fleet = await createSimFleet({ devices: [{ name: 'd', chip: 'esp32', version: '1.0.0', allowUnauthenticated: true }], clock: 'virtual' });
-    for (const fault of [{ kind: 'otadataFail' }, { kind: 'nvsFail', n: 2 }] as Fault[]) {
-      assert.throws(() => fleet?.injectFault('d', fault), (err: unknown) => codeOf(err) === 'FAULT_INVALID' && /TypeScript model/.test((err as Error).message));
-    }
-  });
 });

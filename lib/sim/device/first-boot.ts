@@ -176,7 +176,8 @@ export class FirstBoot {
       });
     if (plan === 'none') return this.settled();
     if (plan === null) confirmed();
-    else this.work.otadata(otadata, plan, confirmed);
+    // A failed otadata write (fault injection) confirms nothing (firmware/components/ble_ota/core/ble_ota_writer.c do_confirm).
+    else this.work.otadata(otadata, plan, (ok) => (ok ? confirmed() : this.settled()));
   }
 
   /** esp_ota_mark_app_invalid_rollback_and_reboot: check (reads the other image), mark invalid, restart. */

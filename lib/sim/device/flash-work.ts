@@ -59,12 +59,16 @@ export class FlashWork {
     return this.timing.sectorEraseMs;
   }
 
-  /** One otadata sector write: the sector is erased now, the entry programmed after the erase time; then `then`. */
-  otadata(otadata: OtaData, plan: OtadataWritePlan, then: () => void): void {
+  /**
+   * One otadata sector write: the sector is erased now, the entry programmed after the erase time; then
+   * `then(true)`. A failing program (fault injection) takes no program time and gives `then(false)`,
+   * the sector left erased (the twin reports no program either: firmware/host/host_flash.c).
+   */
+  otadata(otadata: OtaData, plan: OtadataWritePlan, then: (ok: boolean) => void): void {
     otadata.eraseSector(plan.sector);
     this.after(this.eraseSector(), () => {
-      otadata.apply(plan);
-      this.after(this.program(0, OTADATA_ENTRY_BYTES), then);
+      if (!otadata.apply(plan)) return then(false);
+      this.after(this.program(0, OTADATA_ENTRY_BYTES), () => then(true));
     });
   }
 

@@ -223,6 +223,7 @@ export class Machine {
   }
 
   private runBootloader(resetReason: number): number {
+    this.flash.nvs.reloadRecord();
     const work: BootWork = { verified: [], otadataWrites: 0 };
     const choice = chooseBootSlot(this.flash.otadata, (slot) => this.flash.verifyImage(slot) === null, work);
     this.pending = { choice, resetReason };

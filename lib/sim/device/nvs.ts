@@ -71,6 +71,10 @@ export function emptyRecord(): UpdateRecord {
   };
 }
 
+function copyRecord(r: UpdateRecord): UpdateRecord {
+  return { ...r, sha256: Buffer.from(r.sha256) };
+}
+
 export class Nvs {
   record: UpdateRecord = emptyRecord();
   /** NVS entries the namespace has written (a full page costs an erase: flash-work.ts). */
@@ -83,6 +87,35 @@ export class Nvs {
   fleetKey: Buffer | null = null;
   /** `rel_floor`: lowest manifest release accepted (0: none yet). */
   releaseFloor = 0;
+  /** The record as it is in flash (`record` is the firmware's RAM copy; they differ after a failed write). */
+  private persisted: UpdateRecord = emptyRecord();
+  /** A record write failed since the last one that landed: flash holds `persisted`, not `record`. */
+  private diverged = false;
+  /** Fault injection: the n-th NVS write from now fails; 0 none. */
+  private failIn = 0;
+
+  /**
+   * The n-th NVS write from now (record, app_sha, rel_floor, device_key) fails: nvs_set_blob /
+   * nvs_commit return the flash error and the previous value stays (nvs_flash.rst:158). The firmware
+   * only logs a failed record write (firmware/components/ble_ota/core/ble_ota_core.c ota_persist_record)
+   * and keeps its RAM copy; a reboot reads the old one. Counted as the firmware twin counts
+   * (firmware/host/host_flash.c host_nvs_set).
+   */
+  armWriteFailure(n: number): void {
+    this.failIn = n;
+  }
+
+  /** The next write fails (fault injection); it consumes the count. */
+  private writeFails(): boolean {
+    return this.failIn > 0 && --this.failIn === 0;
+  }
+
+  /** A reset: the firmware reads its record from flash again (what a failed write left there). */
+  reloadRecord(): void {
+    if (!this.diverged) return;
+    this.record = copyRecord(this.persisted);
+    this.diverged = false;
+  }
 
   /** The key tags are checked with: device_key, else fleet_key, else none. */
   get sessionKey(): Buffer | null {
@@ -91,13 +124,14 @@ export class Nvs {
 
   /** PROVISION: the device_key write landed. */
   storeDeviceKey(key: Buffer): void {
+    if (this.writeFails()) return;
     this.deviceKey = Buffer.from(key);
     this.usedEntries += nvsBlobEntries(key.length);
   }
 
   /** Confirm of an image installed with a manifest: rel_floor = max(rel_floor, release) (one u32 entry when it changes). */
   raiseReleaseFloor(release: number): void {
-    if (release <= this.releaseFloor) return;
+    if (release <= this.releaseFloor || this.writeFails()) return;
     this.releaseFloor = release;
     this.usedEntries += 1;
   }
@@ -105,11 +139,15 @@ export class Nvs {
   /** A record write landed: the new record and the NVS entries it used. */
   commit(next: UpdateRecord = this.record): void {
     this.record = next;
+    this.diverged = this.writeFails();
+    if (this.diverged) return;
+    this.persisted = copyRecord(next);
     this.usedEntries += NVS_RECORD_ENTRIES;
   }
 
   /** The app_sha write landed. */
   commitAppHash(cache: AppHashCache): void {
+    if (this.writeFails()) return;
     this.appHash = { ...cache };
     this.usedEntries += nvsBlobEntries(NVS_APP_HASH_BLOB_BYTES);
   }
@@ -155,6 +193,8 @@ export class Nvs {
   /** `nvs_flash_erase` (factory reset): no record, no hash cache, no keys, no floor, empty pages. */
   erase(): void {
     this.record = emptyRecord();
+    this.persisted = emptyRecord();
+    this.diverged = false;
     this.appHash = null;
     this.deviceKey = null;
     this.fleetKey = null;

@@ -41,6 +41,17 @@ export function slotOfSeq(seq: number): SlotIndex {
 
 export class OtaData {
   private readonly sectors: [OtaSelectEntry, OtaSelectEntry] = [ERASED, ERASED];
+  /** Fault injection: the n-th sector write from now (application or bootloader) fails after its erase; 0 none. */
+  private failIn = 0;
+
+  /**
+   * The n-th otadata write from now fails: its erase lands, the entry's program returns an error
+   * (rewrite_ota_seq returns the error of its esp_partition_write, esp_ota_ops.c:364-378), so the sector
+   * reads erased. Counted as the firmware twin counts (firmware/host/host_flash.c host_otadata_write).
+   */
+  armWriteFailure(n: number): void {
+    this.failIn = n;
+  }
 
   entry(sector: SectorIndex): OtaSelectEntry {
     return this.sectors[sector];
@@ -50,8 +61,13 @@ export class OtaData {
    * rewrite_ota_seq / write_otadata: erase the sector, program the entry. The crc is recomputed by
    * rewrite_ota_seq; the bootloader writes the entry back with the crc it read (crcOk kept).
    */
-  writeSector(sector: SectorIndex, entry: Omit<OtaSelectEntry, 'crcOk'> & { crcOk?: boolean }): void {
+  writeSector(sector: SectorIndex, entry: Omit<OtaSelectEntry, 'crcOk'> & { crcOk?: boolean }): boolean {
+    if (this.failIn > 0 && --this.failIn === 0) {
+      this.sectors[sector] = ERASED;
+      return false;
+    }
     this.sectors[sector] = { seq: entry.seq >>> 0, state: entry.state, crcOk: entry.crcOk ?? true };
+    return true;
   }
 
   /** A power cut after the erase of a sector write and before its program (fault injection). */
@@ -111,8 +127,8 @@ export class OtaData {
     return { sector: active === 0 ? 1 : 0, entry: { seq: ((slot + 1) % 2) + i * 2, state: OtaStateCode.NEW } };
   }
 
-  setBoot(slot: SlotIndex): void {
-    this.apply(this.planSetBoot(slot));
+  setBoot(slot: SlotIndex): boolean {
+    return this.apply(this.planSetBoot(slot));
   }
 
   /**
@@ -129,8 +145,9 @@ export class OtaData {
     return { sector: active, entry: { seq: e.seq, state } };
   }
 
-  apply(plan: OtadataWritePlan): void {
-    this.writeSector(plan.sector, plan.entry);
+  /** False when the write failed (fault injection): the sector is left erased. */
+  apply(plan: OtadataWritePlan): boolean {
+    return this.writeSector(plan.sector, plan.entry);
   }
 
   /** Slots named by a written entry, the highest seq first (for tests; the bootloader uses activeSector). */

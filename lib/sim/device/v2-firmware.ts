@@ -442,7 +442,10 @@ export class V2Firmware implements Application {
       const installing: UpdateRecord = { ...flash.nvs.record, stage: 'installed', targetSlot: s.slot, result: ErrorCode.OK, message: 'installing' };
       this.work.nvs(flash.nvs.usedEntries, () => flash.nvs.commit(installing), () =>
         validate(() =>
-          this.work.otadata(flash.otadata, flash.otadata.planSetBoot(s.slot), () => {
+          this.work.otadata(flash.otadata, flash.otadata.planSetBoot(s.slot), (switched) => {
+            // esp_ota_set_boot_partition failed (its otadata write): the core answers SET_BOOT_FAILED
+            // (firmware/components/ble_ota/core/ble_ota_writer.c finish_image), the old image stays the boot one.
+            if (!switched) return fail(ErrorCode.SET_BOOT_FAILED, 'set boot partition failed');
             const installed: UpdateRecord = {
               ...flash.nvs.record,
               flags: flash.nvs.record.flags | LastFlags.INSTALLED,
@@ -486,7 +489,14 @@ export class V2Firmware implements Application {
         if (flash.otadata.state(running) !== OtaStateCode.PENDING_VERIFY) return respond(ErrorCode.NOT_PENDING);
         const plan = flash.otadata.planMarkActive(OtaStateCode.VALID);
         if (plan === 'none') return respond(ErrorCode.INTERNAL);
-        const confirmed = (): void => {
+        const confirmed = (marked = true): void => {
+          // The otadata write failed (fault injection): the core answers INTERNAL, nothing confirmed
+          // (firmware/components/ble_ota/core/ble_ota_writer.c do_confirm).
+          if (!marked) {
+            respond(ErrorCode.INTERNAL);
+            this.publish();
+            return;
+          }
           this.recordNow(() => {
             flash.nvs.addFlags(LastFlags.CONFIRMED);
             raiseFloorAtConfirm(flash.nvs, running);
@@ -495,7 +505,7 @@ export class V2Firmware implements Application {
           this.publish();
         };
         if (plan === null) confirmed();
-        else this.work.otadata(flash.otadata, plan, confirmed);
+        else this.work.otadata(flash.otadata, plan, (ok) => confirmed(ok));
         return;
       }
       case Op.ROLLBACK: {
