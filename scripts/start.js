@@ -105,6 +105,21 @@ function writeCredentials(flows, keys) {
   for (const node of flows.filter((n) => n.type === 'ble-ota-adapter')) credentials[node.id] = { masterKey: keys.masterKeyHex };
   fs.writeFileSync(path.join(userDir, 'flows_cred.json'), `${JSON.stringify(encryptCredentials(credentials, keys.credentialSecret), null, 2)}\n`, { mode: 0o600 });
   fs.chmodSync(path.join(userDir, 'flows_cred.json'), 0o600);
+  forgetOldCredentialSecret();
+}
+
+/**
+ * A user directory from an earlier demo run may hold Node-RED's own generated secret (`_credentialSecret` in
+ * .config.runtime.json). With it and settings.credentialSecret both set, Node-RED decrypts with the old one to
+ * migrate (@node-red/runtime credentials.js "Case 3") and fails on the file written above: drop it.
+ */
+function forgetOldCredentialSecret() {
+  const file = path.join(userDir, '.config.runtime.json');
+  if (!fs.existsSync(file)) return;
+  const runtime = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (!('_credentialSecret' in runtime)) return;
+  delete runtime._credentialSecret;
+  fs.writeFileSync(file, `${JSON.stringify(runtime, null, 4)}\n`);
 }
 
 /** One tab per example, config nodes shared by id (every example uses the same simulated line). */
