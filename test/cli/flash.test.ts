@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { generateReleaseKeyPair, manifestForImage } from '../../lib/security';
-import { runCli, vectorPath } from './run-cli';
+import { runCli, skipWithoutVectors, vectorPath } from './run-cli';
 
 const NO_KEY_ENV = { BLE_OTA_MASTER_KEY: undefined, BLE_OTA_FLEET_KEY: undefined };
 
@@ -16,7 +16,8 @@ describe('cli flash/scan/status --sim --fast', function () {
   let releasePub = '';
   let image = '';
 
-  before(() => {
+  before(function () {
+    skipWithoutVectors(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ble-ota-cli-flash-'));
     masterKeyFile = path.join(dir, 'master.key');
     fs.writeFileSync(masterKeyFile, `${'5a'.repeat(32)}\n`, { mode: 0o600 });
