@@ -15,7 +15,7 @@ import { appHash } from '../image';
 import { flashDevice } from '../ota/flash';
 import { prepareTransferPayload } from '../protocol/payload';
 import { Caps } from '../protocol/constants';
-import { deviceIdOf } from '../sim/device/contract-v21';
+import { deviceIdOf } from '../sim/device/device-id';
 import { createSimFleet } from '../sim/fleet';
 import { buildSyntheticPair, SYNTHETIC_PAIR_NAME, type BenchImage } from './images';
 import { deviceConfig, flashOnce, type BenchRow } from './index';

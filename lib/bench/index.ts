@@ -18,7 +18,7 @@ import { prepareTransferPayload } from '../protocol/payload';
 import { Caps } from '../protocol/constants';
 import type { RssReport, RssRequest } from './rss-child';
 import type { ImageStore } from '../delta/image-store';
-import { deviceIdOf } from '../sim/device/contract-v21';
+import { deviceIdOf } from '../sim/device/device-id';
 import { clientSecurity, fleetSecurity, type BenchSecurity } from './security-setup';
 import { runDeltaBench, deltaNoteLines, fleetLines, type FleetRow } from './delta-rows';
 import { timeTransfers } from './transfer-timer';

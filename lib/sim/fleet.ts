@@ -10,7 +10,7 @@ import type { Clock } from '../clock';
 import { OtaError } from '../errors';
 import { deriveDeviceKey } from '../security/keys';
 import { addressFromName, createSimDevice, SimDevice } from './device';
-import { deviceIdOf } from './device/contract-v21';
+import { deviceIdOf } from './device/device-id';
 import { checkFault, radioFaultOf, takesStorageFaults, type Fault, type FaultHandle, type StorageFault } from './faults';
 import { resolveLinkProfile, type LinkProfile, type LinkScenarioName } from './link-model';
 import { createSimRadio, type SimRadio } from './radio';

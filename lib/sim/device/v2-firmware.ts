@@ -38,7 +38,7 @@ import { parseImage } from '../../image/parse';
 import { detectSignature } from '../../image/signature';
 import { AttError, VirtualAdvertisement, VirtualService } from '../types';
 import { BeginRequest, decodeControl } from './control-decode';
-import { deviceIdOf } from './contract-v21';
+import { deviceIdOf } from './device-id';
 import { AcceptedManifest, checkManifestAtBegin, isZero, manifestSignatureValid } from './manifest';
 import { manifestCheckMs } from './manifest-timing';
 import { SessionGuard } from './session-guard';
