@@ -150,10 +150,10 @@ const campaignSpec = (): Schema =>
 const deviceStates = ['pending', 'assigned', 'in-progress', 'succeeded', 'skipped', 'failed', 'rolled-back', 'cancelled'];
 const runStates = ['running', 'paused', 'completed', 'aborted', 'cancelled'];
 
-const SCHEMA_ID_BASE = 'https://esp32-ble-ota.github.io/schemas/plant/v1/';
+const SCHEMA_ID_BASE = 'urn:esp32-ble-ota:plant:v1:';
 
 function schema(kind: PlantMessageKind, title: string, body: Schema): Schema {
-  return { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: `${SCHEMA_ID_BASE}${kind}.json`, title, ...body };
+  return { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: `${SCHEMA_ID_BASE}${kind}`, title, ...body };
 }
 
 export const PLANT_SCHEMAS: Record<PlantMessageKind, Schema> = {
