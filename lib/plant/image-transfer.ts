@@ -270,6 +270,7 @@ export class ImageCache {
     let lastProblem = '';
     let timer: TimerHandle | undefined;
     let unsubscribe: Unsubscribe | undefined;
+    let askAgain: (() => void) | undefined;
     try {
       return await new Promise<Buffer>((resolve, reject) => {
         let settled = false;
@@ -312,19 +313,26 @@ export class ImageCache {
           if (actual === sha256) finish(undefined, image);
           else finish(new OtaError('IMAGE_HASH_MISMATCH', `image ${sha256} arrived with SHA-256 ${actual}`, { expected: sha256, actual }));
         };
+        const request = encodePlantMessage('imageRequest', { v: 1, gateway: this.gatewayId, sha256 });
+        const ask = () => this.bus.publish(this.topics.imageRequest(sha256), request, { qos: 1 });
+        // Frames sent while the connection was down are lost: ask again after a reconnect (frames
+        // already here are kept; the server ignores a request while it is still sending).
+        askAgain = () => {
+          if (!settled) ask().catch((err: Error) => this.log('warn', `image ${sha256}: asking again after a reconnect failed: ${err.message}`));
+        };
+        this.bus.on('connect', askAgain);
         armTimeout();
         this.bus
           .subscribe(this.topics.imageChunks(sha256, this.gatewayId), onFrame)
           .then((u) => {
             unsubscribe = u;
-            if (settled) return undefined;
-            const request: ImageRequest = { v: 1, gateway: this.gatewayId, sha256 };
-            return this.bus.publish(this.topics.imageRequest(sha256), encodePlantMessage('imageRequest', request), { qos: 1 });
+            return settled ? undefined : ask();
           })
           .catch((err: Error) => finish(new OtaError('IMAGE_UNAVAILABLE', `cannot ask for image ${sha256}: ${err.message}`, { sha256 })));
       });
     } finally {
       timer?.cancel();
+      if (askAgain) this.bus.off('connect', askAgain);
       // The subscription may still be on its way: drop it as soon as it exists.
       const drop = async () => {
         const u = unsubscribe;

@@ -1,7 +1,7 @@
 /**
  * The plant bus over a real MQTT broker (mqtt.js v5; MQTT 3.1.1 by default, which every plant broker speaks).
- * Clean session, QoS 1. After the first connection it reconnects forever (every reconnectPeriodMs) and
- * mqtt.js subscribes again to every filter; handlers are dispatched here by matching each received topic
+ * Clean session, QoS 1. After the first connection it reconnects forever (every reconnectPeriodMs), subscribes
+ * again to every filter and only then emits 'connect'; handlers are dispatched here by matching each received topic
  * against their filters (topic-filter.ts), so overlapping subscriptions on one connection each get what
  * matches them. Messages larger than maxPayloadBytes are dropped with a PAYLOAD_TOO_LARGE 'error' event.
  */
@@ -18,10 +18,13 @@ export interface MqttBusOptions extends BusConnectOptions {
   protocolVersion?: 4 | 5;
   /** Pause between reconnect attempts (ms, default 1000). */
   reconnectPeriodMs?: number;
+  /** Publishes waiting for the broker while offline before publish() rejects BROKER_UNAVAILABLE (default 1000). */
+  maxQueuedPublishes?: number;
 }
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
+export const DEFAULT_MAX_QUEUED_PUBLISHES = 1000;
 
 interface Subscription {
   filter: string;
@@ -36,6 +39,8 @@ export function connectMqttBus(options: MqttBusOptions): Promise<PlantBus> {
     protocolVersion: options.protocolVersion ?? 4,
     keepalive: options.keepaliveS ?? 10,
     clean: true,
+    // The bus subscribes again itself, so that 'connect' means "subscriptions restored" (bus.ts).
+    resubscribe: false,
     reconnectPeriod: options.reconnectPeriodMs ?? 1000,
     connectTimeout: Math.max(1000, Math.min(timeoutMs, 30000)),
     username: options.username,
@@ -81,8 +86,13 @@ class MqttBus extends EventEmitter implements PlantBus {
   readonly clientId: string;
   private readonly subscriptions = new Set<Subscription>();
   private readonly maxPayloadBytes: number;
+  private readonly maxQueued: number;
   private closed = false;
   private up = true;
+  /** Publishes not yet acknowledged (mqtt.js keeps them while offline and sends them on reconnect). */
+  private unacknowledged = 0;
+  /** Connection errors are reported once per outage, not at every reconnect attempt. */
+  private errorReported = false;
 
   constructor(
     private readonly client: mqtt.MqttClient,
@@ -91,17 +101,19 @@ class MqttBus extends EventEmitter implements PlantBus {
     super();
     this.clientId = options.clientId;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.maxQueued = options.maxQueuedPublishes ?? DEFAULT_MAX_QUEUED_PUBLISHES;
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet.retain));
-    client.on('connect', () => {
-      this.up = true;
-      this.emit('connect');
-    });
+    client.on('connect', () => this.restore());
     client.on('close', () => {
       if (!this.up) return;
       this.up = false;
       if (!this.closed) this.emit('offline');
     });
-    client.on('error', (err) => this.report(new OtaError('BROKER_UNAVAILABLE', `MQTT connection of ${this.clientId}: ${err.message}`)));
+    client.on('error', (err) => {
+      if (this.errorReported) return;
+      this.errorReported = true;
+      this.report(new OtaError('BROKER_UNAVAILABLE', `MQTT connection of ${this.clientId} to ${redact(options.url)}: ${err.message} (reconnecting)`));
+    });
   }
 
   /** PlantBus declares listeners loosely (never[]) so that every event's listener fits. */
@@ -120,8 +132,13 @@ class MqttBus extends EventEmitter implements PlantBus {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (!this.client.connected && this.unacknowledged >= this.maxQueued) {
+      return Promise.reject(new OtaError('BROKER_UNAVAILABLE', `cannot publish to ${topic}: the broker is unreachable and ${this.unacknowledged} messages already wait for it`));
+    }
+    this.unacknowledged++;
     return new Promise((resolve, reject) => {
       this.client.publish(topic, Buffer.from(payload), { qos: options.qos ?? 1, retain: options.retain === true }, (err) => {
+        this.unacknowledged--;
         if (err) reject(new OtaError('BROKER_UNAVAILABLE', `the broker did not take the message to ${topic}: ${err.message}`));
         else resolve();
       });
@@ -158,6 +175,23 @@ class MqttBus extends EventEmitter implements PlantBus {
     this.subscriptions.clear();
     // A DISCONNECT first: the broker then drops the will.
     await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
+  }
+
+  /** After a reconnect (clean session: the broker forgot everything): subscribe again, then say 'connect'. */
+  private restore(): void {
+    this.up = true;
+    this.errorReported = false;
+    const filters = [...new Set([...this.subscriptions].map((s) => s.filter))];
+    if (filters.length === 0) {
+      this.emit('connect');
+      return;
+    }
+    this.client.subscribe(filters, { qos: 1 }, (err, granted) => {
+      const refused = granted?.filter((g) => g.qos === 128).map((g) => g.topic) ?? [];
+      if (err) this.report(new OtaError('BROKER_UNAVAILABLE', `could not subscribe again to ${filters.join(', ')} after a reconnect: ${err.message}`));
+      else if (refused.length > 0) this.report(new OtaError('BROKER_UNAVAILABLE', `the broker refused the subscriptions to ${refused.join(', ')} after a reconnect`));
+      if (!this.closed) this.emit('connect');
+    });
   }
 
   private dispatch(topic: string, payload: Buffer, retain: boolean): void {

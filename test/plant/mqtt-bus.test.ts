@@ -127,17 +127,39 @@ describe('connectMqttBus (mqtt.js against an in-process aedes broker)', function
     await eventually(() => events.includes('offline'), 'offline');
     broker = await startAedes(port);
     await back;
-    // The resubscription races the publisher's connection: retry until both filters deliver.
+    // 'connect' comes once the subscriptions are back: a message published now arrives.
     const pub = await connect('pub');
-    await eventually(
-      () => {
-        void pub.publish('r/1', 'r').catch(() => undefined);
-        void pub.publish('s/1/2', 's').catch(() => undefined);
-        return got.includes('r') && got.includes('s');
-      },
-      'messages on both restored subscriptions',
-    );
-    assert.deepEqual(events.slice(0, 2), ['offline', 'connect']);
+    await pub.publish('r/1', 'r');
+    await pub.publish('s/1/2', 's');
+    await eventually(() => got.includes('r') && got.includes('s'), 'messages on both restored subscriptions');
+    assert.deepEqual(events, ['offline', 'connect']);
+    assert.deepEqual(got, ['r', 's']);
+  });
+
+  it('queues publishes while the broker is away up to maxQueuedPublishes, sends them on reconnect, and closes while away', async () => {
+    const port = broker.port;
+    const bus = await connect('q', { maxQueuedPublishes: 2 });
+    const errors: Error[] = [];
+    bus.on('error', (e) => errors.push(e));
+    const offline = once(bus, 'offline');
+    await broker.close();
+    await offline;
+    const queued = [bus.publish('q/1', '1', { retain: true }), bus.publish('q/2', '2', { retain: true })];
+    assert.equal(await codeOf(bus.publish('q/3', '3')), 'BROKER_UNAVAILABLE');
+    broker = await startAedes(port);
+    await Promise.all(queued);
+    const watcher = await connect('w');
+    const got: string[] = [];
+    await watcher.subscribe('q/+', (m) => got.push(m.payload.toString()));
+    await eventually(() => got.length === 2, 'the two queued messages, retained');
+    assert.ok(errors.length <= 1, `one error report per outage, got ${errors.length}`);
+
+    const offlineAgain = once(bus, 'offline');
+    await broker.close();
+    await offlineAgain;
+    await bus.close();
+    assert.equal(bus.connected, false);
+    broker = await startAedes(port);
   });
 
   it('rejects BROKER_UNAVAILABLE within connectTimeoutMs when nothing listens, naming the URL and the cause', async () => {
