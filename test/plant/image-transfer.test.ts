@@ -325,6 +325,31 @@ describe('image transfer over MQTT (aedes on loopback)', function () {
     server.stop();
   });
 
+  it('a gateway whose connection drops while its frames are sent asks again after the reconnect', async () => {
+    let asked = 0;
+    const server = new ImageServer(await bus('coordinator-r'), topics, async (s) => {
+      asked++;
+      // Long enough for the gateway to be offline when the frames go out.
+      await new Promise((r) => setTimeout(r, 300));
+      return s === IMAGE_SHA ? IMAGE : null;
+    });
+    await server.start();
+    const gwBus = await bus('gw-r');
+    const cache = new ImageCache(gwBus, topics, 'gw-r', realClock, { timeoutMs: 8000 });
+    const events: string[] = [];
+    gwBus.on('offline', () => events.push('offline'));
+    gwBus.on('connect', () => events.push('connect'));
+    const pending = cache.get(IMAGE_SHA, IMAGE.length);
+    const until = Date.now() + 3000;
+    while (asked === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    broker.cut('gw-r');
+    const image = await pending;
+    assert.ok(image.equals(IMAGE));
+    assert.deepEqual(events, ['offline', 'connect']);
+    assert.equal(asked, 2, 'asked once, and again after the reconnect');
+    server.stop();
+  });
+
   it('an image nobody serves fails IMAGE_UNAVAILABLE after the timeout', async () => {
     const a = new ImageCache(await bus('gw-c'), topics, 'gw-c', realClock, { timeoutMs: 500 });
     const started = Date.now();
