@@ -183,7 +183,8 @@ export const PLANT_SCHEMAS: Record<PlantMessageKind, Schema> = {
         items: object({
           address: address(),
           name: name(),
-          rssi: { type: 'integer', minimum: -127, maximum: 20 },
+          // An HCI LE Advertising Report's RSSI is an int8 (127: not available), as noble passes it on.
+          rssi: { type: 'integer', minimum: -128, maximum: 127 },
           version: nullableText(64),
           hashPrefix: { type: ['string', 'null'], pattern: '^[0-9a-f]{2,64}$' },
           protocol: { enum: ['v2', 'legacy', 'unknown'] },
