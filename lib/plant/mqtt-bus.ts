@@ -25,6 +25,7 @@ export interface MqttBusOptions extends BusConnectOptions {
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
 export const DEFAULT_MAX_QUEUED_PUBLISHES = 1000;
+const CLOSE_WAIT_MS = 3000;
 
 interface Subscription {
   filter: string;
@@ -90,7 +91,7 @@ class MqttBus extends EventEmitter implements PlantBus {
   private closed = false;
   private up = true;
   /** Publishes not yet acknowledged (mqtt.js keeps them while offline and sends them on reconnect). */
-  private unacknowledged = 0;
+  private readonly unacknowledged = new Set<(err: Error) => void>();
   /** Connection errors are reported once per outage, not at every reconnect attempt. */
   private errorReported = false;
 
@@ -132,13 +133,13 @@ class MqttBus extends EventEmitter implements PlantBus {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!this.client.connected && this.unacknowledged >= this.maxQueued) {
-      return Promise.reject(new OtaError('BROKER_UNAVAILABLE', `cannot publish to ${topic}: the broker is unreachable and ${this.unacknowledged} messages already wait for it`));
+    if (!this.client.connected && this.unacknowledged.size >= this.maxQueued) {
+      return Promise.reject(new OtaError('BROKER_UNAVAILABLE', `cannot publish to ${topic}: the broker is unreachable and ${this.unacknowledged.size} messages already wait for it`));
     }
-    this.unacknowledged++;
     return new Promise((resolve, reject) => {
+      this.unacknowledged.add(reject);
       this.client.publish(topic, Buffer.from(payload), { qos: options.qos ?? 1, retain: options.retain === true }, (err) => {
-        this.unacknowledged--;
+        this.unacknowledged.delete(reject);
         if (err) reject(new OtaError('BROKER_UNAVAILABLE', `the broker did not take the message to ${topic}: ${err.message}`));
         else resolve();
       });
@@ -173,8 +174,24 @@ class MqttBus extends EventEmitter implements PlantBus {
     if (this.closed) return;
     this.closed = true;
     this.subscriptions.clear();
-    // A DISCONNECT first: the broker then drops the will.
-    await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
+    // A DISCONNECT first (the broker then drops the will) when connected; offline there is nobody to tell,
+    // and mqtt.js would wait for the broker to take the queued messages first.
+    // Connected, mqtt.js first waits for the PUBACKs of messages in flight: a broker that never sends them
+    // gets its socket closed after CLOSE_WAIT_MS (it then publishes the will, as for any lost client).
+    const force = !this.client.connected;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        (this.client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+        resolve();
+      }, CLOSE_WAIT_MS);
+      this.client.end(force, {}, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    const pending = [...this.unacknowledged];
+    this.unacknowledged.clear();
+    for (const reject of pending) reject(new OtaError('BROKER_UNAVAILABLE', `the MQTT connection of ${this.clientId} was closed before the broker took the message`));
   }
 
   /** After a reconnect (clean session: the broker forgot everything): subscribe again, then say 'connect'. */

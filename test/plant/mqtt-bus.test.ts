@@ -136,7 +136,7 @@ describe('connectMqttBus (mqtt.js against an in-process aedes broker)', function
     assert.deepEqual(got, ['r', 's']);
   });
 
-  it('queues publishes while the broker is away up to maxQueuedPublishes, sends them on reconnect, and closes while away', async () => {
+  it('queues publishes while the broker is away up to maxQueuedPublishes, sends them on reconnect, and closes while away (refusing what is still queued)', async () => {
     const port = broker.port;
     const bus = await connect('q', { maxQueuedPublishes: 2 });
     const errors: Error[] = [];
@@ -157,7 +157,9 @@ describe('connectMqttBus (mqtt.js against an in-process aedes broker)', function
     const offlineAgain = once(bus, 'offline');
     await broker.close();
     await offlineAgain;
+    const stranded = bus.publish('q/4', '4');
     await bus.close();
+    assert.equal(await codeOf(stranded), 'BROKER_UNAVAILABLE', 'a message the broker never took is refused on close');
     assert.equal(bus.connected, false);
     broker = await startAedes(port);
   });
