@@ -61,32 +61,33 @@ export const PLANT_MAX_IMAGE_BYTES = 16 * 1024 * 1024;
 
 // ---- building blocks (each schema is self-contained, so docs/FLEET.md shows it whole) -------------------
 
-type Schema = Record<string, unknown>;
+/** A JSON Schema as a plain object. */
+export type JsonSchema = Record<string, unknown>;
 
-const v1 = (): Schema => ({ const: 1 });
-const topicId = (): Schema => ({ type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' });
-const sha256 = (): Schema => ({ type: 'string', pattern: '^[0-9a-f]{64}$' });
-const address = (): Schema => ({ type: 'string', pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' });
-const text = (maxLength: number): Schema => ({ type: 'string', maxLength });
-const name = (): Schema => text(PLANT_NAME_CHARS);
-const nullableText = (maxLength: number): Schema => ({ type: ['string', 'null'], maxLength });
-const time = (): Schema => ({ type: 'number', minimum: 0 });
-const nullableTime = (): Schema => ({ type: ['number', 'null'], minimum: 0 });
-const count = (maximum = 4294967295): Schema => ({ type: 'integer', minimum: 0, maximum });
-const base64 = (maxLength: number): Schema => ({ type: 'string', maxLength, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
-const encoding = (): Schema => ({ enum: ['auto', 'raw', 'deflate', 'delta'] });
-const errorCode = (): Schema => ({ type: 'string', pattern: '^[A-Za-z0-9_.]{1,64}$' });
+const v1 = (): JsonSchema => ({ const: 1 });
+const topicId = (): JsonSchema => ({ type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' });
+const sha256 = (): JsonSchema => ({ type: 'string', pattern: '^[0-9a-f]{64}$' });
+const address = (): JsonSchema => ({ type: 'string', pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' });
+const text = (maxLength: number): JsonSchema => ({ type: 'string', maxLength });
+const name = (): JsonSchema => text(PLANT_NAME_CHARS);
+const nullableText = (maxLength: number): JsonSchema => ({ type: ['string', 'null'], maxLength });
+const time = (): JsonSchema => ({ type: 'number', minimum: 0 });
+const nullableTime = (): JsonSchema => ({ type: ['number', 'null'], minimum: 0 });
+const count = (maximum = 4294967295): JsonSchema => ({ type: 'integer', minimum: 0, maximum });
+const base64 = (maxLength: number): JsonSchema => ({ type: 'string', maxLength, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
+const encoding = (): JsonSchema => ({ enum: ['auto', 'raw', 'deflate', 'delta'] });
+const errorCode = (): JsonSchema => ({ type: 'string', pattern: '^[A-Za-z0-9_.]{1,64}$' });
 
-function object(properties: Record<string, Schema>, required: string[] = Object.keys(properties)): Schema {
+function object(properties: Record<string, JsonSchema>, required: string[] = Object.keys(properties)): JsonSchema {
   return { type: 'object', properties, required, additionalProperties: false };
 }
 
-const deviceRef = (): Schema => object({ address: address(), name: name() });
-const versionAndSha = (): Schema => object({ version: nullableText(64), sha256: { type: ['string', 'null'], pattern: '^[0-9a-f]{64}$' } });
-const nullableVersionAndSha = (): Schema => ({ ...versionAndSha(), type: ['object', 'null'] });
-const errorInfo = (): Schema => object({ code: errorCode(), message: text(PLANT_MESSAGE_CHARS) });
+const deviceRef = (): JsonSchema => object({ address: address(), name: name() });
+const versionAndSha = (): JsonSchema => object({ version: nullableText(64), sha256: { type: ['string', 'null'], pattern: '^[0-9a-f]{64}$' } });
+const nullableVersionAndSha = (): JsonSchema => ({ ...versionAndSha(), type: ['object', 'null'] });
+const errorInfo = (): JsonSchema => object({ code: errorCode(), message: text(PLANT_MESSAGE_CHARS) });
 
-const imageRef = (): Schema =>
+const imageRef = (): JsonSchema =>
   object(
     {
       sha256: sha256(),
@@ -99,7 +100,7 @@ const imageRef = (): Schema =>
     ['sha256', 'size', 'version', 'chip'],
   );
 
-const campaignSpec = (): Schema =>
+const campaignSpec = (): JsonSchema =>
   object(
     {
       id: topicId(),
@@ -152,11 +153,11 @@ const runStates = ['running', 'paused', 'completed', 'aborted', 'cancelled'];
 
 const SCHEMA_ID_BASE = 'urn:esp32-ble-ota:plant:v1:';
 
-function schema(kind: PlantMessageKind, title: string, body: Schema): Schema {
+function schema(kind: PlantMessageKind, title: string, body: JsonSchema): JsonSchema {
   return { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: `${SCHEMA_ID_BASE}${kind}`, title, ...body };
 }
 
-export const PLANT_SCHEMAS: Record<PlantMessageKind, Schema> = {
+export const PLANT_SCHEMAS: Record<PlantMessageKind, JsonSchema> = {
   presence: schema(
     'presence',
     'GatewayPresence',
@@ -357,7 +358,7 @@ function invalid(kind: PlantMessageKind, path: string, what: string): OtaError {
   return new OtaError('PAYLOAD_INVALID', `${kind} message: ${path} ${what}`, { kind, path });
 }
 
-/** Rules JSON Schema cannot say readably: exactly one of two fields. */
+/** Rules JSON JsonSchema cannot say readably: exactly one of two fields. */
 function checkSpecRules(kind: PlantMessageKind, spec: CampaignSpec, at: string): void {
   const hasFile = spec.image.file !== undefined;
   const hasBase64 = spec.image.base64 !== undefined;
