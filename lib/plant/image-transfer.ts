@@ -271,6 +271,7 @@ export class ImageCache {
     let timer: TimerHandle | undefined;
     let unsubscribe: Unsubscribe | undefined;
     let askAgain: (() => void) | undefined;
+    let cleanedUp = false;
     try {
       return await new Promise<Buffer>((resolve, reject) => {
         let settled = false;
@@ -325,21 +326,21 @@ export class ImageCache {
         this.bus
           .subscribe(this.topics.imageChunks(sha256, this.gatewayId), onFrame)
           .then((u) => {
+            if (cleanedUp) {
+              // The fetch ended (timeout) before the subscription existed: drop it now.
+              u().catch(() => undefined);
+              return undefined;
+            }
             unsubscribe = u;
             return settled ? undefined : ask();
           })
           .catch((err: Error) => finish(new OtaError('IMAGE_UNAVAILABLE', `cannot ask for image ${sha256}: ${err.message}`, { sha256 })));
       });
     } finally {
+      cleanedUp = true;
       timer?.cancel();
       if (askAgain) this.bus.off('connect', askAgain);
-      // The subscription may still be on its way: drop it as soon as it exists.
-      const drop = async () => {
-        const u = unsubscribe;
-        unsubscribe = undefined;
-        await u?.().catch(() => undefined);
-      };
-      await drop();
+      await unsubscribe?.().catch(() => undefined);
     }
   }
 }

@@ -90,7 +90,7 @@ class MqttBus extends EventEmitter implements PlantBus {
   private readonly maxQueued: number;
   private closed = false;
   private up = true;
-  /** Publishes not yet acknowledged (mqtt.js keeps them while offline and sends them on reconnect). */
+  /** Publishes and subscriptions not yet acknowledged (mqtt.js keeps them while offline, sends them on reconnect). */
   private readonly unacknowledged = new Set<(err: Error) => void>();
   /** Connection errors are reported once per outage, not at every reconnect attempt. */
   private errorReported = false;
@@ -153,7 +153,9 @@ class MqttBus extends EventEmitter implements PlantBus {
     this.subscriptions.add(subscription);
     try {
       await new Promise<void>((resolve, reject) => {
+        this.unacknowledged.add(reject);
         this.client.subscribe(filter, { qos: 1 }, (err, granted) => {
+          this.unacknowledged.delete(reject);
           if (err) reject(new OtaError('BROKER_UNAVAILABLE', `cannot subscribe to ${filter}: ${err.message}`));
           else if (granted?.some((g) => g.qos === 128)) reject(new OtaError('BROKER_UNAVAILABLE', `the broker refused the subscription to ${filter} (not authorised?)`));
           else resolve();
@@ -191,7 +193,7 @@ class MqttBus extends EventEmitter implements PlantBus {
     });
     const pending = [...this.unacknowledged];
     this.unacknowledged.clear();
-    for (const reject of pending) reject(new OtaError('BROKER_UNAVAILABLE', `the MQTT connection of ${this.clientId} was closed before the broker took the message`));
+    for (const reject of pending) reject(new OtaError('BROKER_UNAVAILABLE', `the MQTT connection of ${this.clientId} was closed before the broker acknowledged the request`));
   }
 
   /** After a reconnect (clean session: the broker forgot everything): subscribe again, then say 'connect'. */

@@ -30,6 +30,8 @@ const IMAGE_SHA = sha(IMAGE);
 class TestBus implements PlantBus {
   live = 0;
   alter: ((topic: string, payload: Buffer) => Buffer) | undefined;
+  /** Awaited before each subscription reaches the broker (a slow SUBACK). */
+  beforeSubscribe: (() => Promise<void>) | undefined;
   constructor(private readonly inner: PlantBus) {}
   get clientId(): string {
     return this.inner.clientId;
@@ -42,6 +44,7 @@ class TestBus implements PlantBus {
     return this.inner.publish(topic, this.alter ? this.alter(topic, bytes) : bytes, options);
   }
   async subscribe(filter: string, onMessage: (message: BusMessage) => void): Promise<Unsubscribe> {
+    await this.beforeSubscribe?.();
     const unsubscribe = await this.inner.subscribe(filter, onMessage);
     this.live++;
     let done = false;
@@ -209,6 +212,16 @@ describe('image transfer over the in-process broker', () => {
     // A shorter timeout, and the clock keeps counting from the last chunk that arrived.
     const b = cacheOf('gw-b', { timeoutMs: 5000 });
     assert.equal(await codeOf(clock.runUntil(b.cache.get(unknown, 1000))), 'IMAGE_UNAVAILABLE');
+  });
+
+  it('drops a subscription that arrives after its fetch timed out, and asks nobody', async () => {
+    const watch = await clock.runUntil(spy(broker.connect('watch')));
+    const a = cacheOf('gw-a', { timeoutMs: 1000 });
+    a.bus.beforeSubscribe = () => new Promise((r) => clock.setTimer(r, 5000));
+    assert.equal(await codeOf(clock.runUntil(a.cache.get(IMAGE_SHA, IMAGE.length))), 'IMAGE_UNAVAILABLE');
+    await settle(clock, 10000);
+    assert.equal(a.bus.live, 0);
+    assert.equal(watch.requests.length, 0);
   });
 
   it('ignores garbage frames on its topic and names the last one when it times out', async () => {

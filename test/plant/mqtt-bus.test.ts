@@ -158,8 +158,10 @@ describe('connectMqttBus (mqtt.js against an in-process aedes broker)', function
     await broker.close();
     await offlineAgain;
     const stranded = bus.publish('q/4', '4');
+    const strandedSubscription = bus.subscribe('q/#', () => undefined);
     await bus.close();
     assert.equal(await codeOf(stranded), 'BROKER_UNAVAILABLE', 'a message the broker never took is refused on close');
+    assert.equal(await codeOf(strandedSubscription), 'BROKER_UNAVAILABLE', 'so is a subscription');
     assert.equal(bus.connected, false);
     broker = await startAedes(port);
   });
