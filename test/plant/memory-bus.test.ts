@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import { realClock } from '../../lib/clock';
 import { OtaError } from '../../lib/errors';
 import type { BusMessage, PlantBus } from '../../lib/plant/bus';
 import { MemoryBroker } from '../../lib/plant/memory-bus';
@@ -244,6 +245,20 @@ describe('MemoryBroker', () => {
     assert.equal(await codeOf(c.subscribe('a/#/b', () => undefined)), 'PLANT_BAD_ID');
     assert.throws(() => broker.connect(''), (e: OtaError) => e.code === 'PLANT_BAD_ID');
     assert.throws(() => new MemoryBroker(clock, { latencyMs: -1 }), (e: OtaError) => e.code === 'PLANT_BAD_ID');
+  });
+
+  it('runs on the real clock too, in order', async () => {
+    const real = new MemoryBroker(realClock, { latencyMs: 1 });
+    const got: string[] = [];
+    const sub = real.connect('sub');
+    await sub.subscribe('t/#', (m) => got.push(m.payload.toString()));
+    const pub = real.connect('pub');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish(`t/${i % 4}`, String(i))));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 20 }, (_, i) => String(i)),
+    );
   });
 
   it('does not deliver to a killed client what was in flight to it', async () => {
