@@ -127,7 +127,7 @@ export class GatewayAgent extends EventEmitter {
     this.codec = options.codec ?? jsonGatewayCodec;
     this.publisher = new RetainedPublisher(this.bus, this.log);
     this.sightings = new SightingsTable(this.o.forgetAfterMs);
-    this.scan = new ScanLoop(options.scheduler, { windowMs: this.o.scanWindowMs, everyMs: this.o.scanEveryMs, onDevice: (d) => this.sightings.add(d), log: this.log });
+    this.scan = new ScanLoop(options.scheduler, { clock: options.clock, windowMs: this.o.scanWindowMs, everyMs: this.o.scanEveryMs, onDevice: (d) => this.sightings.add(d), log: this.log });
   }
 
   status(): { running: number; queued: number; sightings: number } {

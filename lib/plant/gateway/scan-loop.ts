@@ -7,10 +7,12 @@
 import { abortableSleep } from '../../ble/abort';
 import type { DiscoveredDevice } from '../../ble/central';
 import type { AdapterScheduler } from '../../ble/scheduler';
+import type { Clock } from '../../clock';
 import { toOtaError } from '../../errors';
 import type { GatewayLog } from './ports';
 
 export interface ScanLoopOptions {
+  clock: Clock;
   windowMs: number;
   everyMs: number;
   onDevice: (device: DiscoveredDevice) => void;
@@ -37,9 +39,8 @@ export class ScanLoop {
   }
 
   private async run(): Promise<void> {
-    const { windowMs, everyMs, onDevice, log } = this.options;
+    const { clock, windowMs, everyMs, onDevice, log } = this.options;
     const signal = this.stopping.signal;
-    const clock = this.scheduler.clock;
     let lastProblem = '';
     while (!signal.aborted) {
       const startedAt = clock.now();
