@@ -24,6 +24,11 @@ export interface RollbackOptions {
   device: string | DeviceRef;
   /** The image to undo (hex SHA-256 the device reports as running, esp_partition_get_sha256); omitted: any pending image. */
   imageSha256?: string;
+  /**
+   * SHA-256 of the image file as sent with BEGIN (FlashResult.fileSha256; Status last_sha256 records it):
+   * a device whose last update installed this file and has not restarted yet is waited for. Default imageSha256.
+   */
+  fileSha256?: string;
   fleetKey?: Buffer;
   masterKey?: Buffer;
   /** How long to wait for the device to be readable and settled (ms, default 30000); then ROLLBACK_TIMEOUT. */
@@ -42,13 +47,14 @@ export interface RollbackResult {
 type Decision = 'rollback' | 'wait' | 'none';
 
 /** What the Status says about the image: pending (roll back), about to boot (wait), or nothing to undo. */
-export function rollbackDecision(status: DeviceStatus, imageSha256: string | undefined): Decision {
+export function rollbackDecision(status: DeviceStatus, imageSha256: string | undefined, fileSha256: string | undefined = imageSha256): Decision {
   const wanted = imageSha256?.toLowerCase();
+  const file = fileSha256?.toLowerCase();
   if (status.sessionStateName === 'finishing') return 'wait';
   const isImage = (sha: string) => wanted === undefined || sha === wanted;
   if (status.otaStateName === 'pending-verify' && isImage(status.runningSha256)) return 'rollback';
   const installedNotBooted = status.last.recordValid && (status.lastFlags & LastFlags.INSTALLED) !== 0 && !status.last.rolledBack && status.bootCount === 0;
-  if (installedNotBooted && wanted !== undefined && status.lastSha256 === wanted && status.runningSha256 !== wanted) return 'wait';
+  if (installedNotBooted && file !== undefined && status.lastSha256 === file && status.runningSha256 !== wanted) return 'wait';
   return 'none';
 }
 
@@ -68,7 +74,10 @@ export async function rollbackDevice(scheduler: AdapterScheduler, options: Rollb
   if (!options || typeof options !== 'object') throw new OtaError('BAD_OPTION', 'rollbackDevice needs an options object with device');
   const device = checkDeviceSpec(options.device);
   const keys = checkKeyOptions(options);
-  if (options.imageSha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.imageSha256)) throw new OtaError('BAD_OPTION', 'imageSha256 must be 64 hex digits');
+  for (const key of ['imageSha256', 'fileSha256'] as const) {
+    const value = options[key];
+    if (value !== undefined && !/^[0-9a-fA-F]{64}$/.test(value)) throw new OtaError('BAD_OPTION', `${key} must be 64 hex digits`);
+  }
   const waitMs = options.waitMs ?? 30000;
   if (!Number.isFinite(waitMs) || waitMs <= 0) throw new OtaError('BAD_OPTION', `waitMs must be a positive number of milliseconds, got ${String(waitMs)}`);
   const clock = scheduler.clock;
@@ -85,7 +94,7 @@ export async function rollbackDevice(scheduler: AdapterScheduler, options: Rollb
           link = read.link;
           const status = read.status;
           if (!status) return { device: deviceRef(session.device), action: 'none', status: null };
-          const decision = rollbackDecision(status, options.imageSha256);
+          const decision = rollbackDecision(status, options.imageSha256, options.fileSha256 ?? options.imageSha256);
           if (decision === 'none') return { device: deviceRef(session.device), action: 'none', status };
           if (decision === 'rollback') {
             const fleetKey = sessionKeyForDevice(keys, status.caps, status.deviceId);

@@ -125,7 +125,7 @@ async function undoWrite(task: InstallTask, ctx: InstallContext, appSha256: stri
   const address = task.device.address;
   try {
     // Its own wait, not the aborted task's signal: the rollback is the cancel's last step.
-    const undo = await rollbackDevice(ctx.scheduler, { device: address, imageSha256: appSha256, ...ctx.keys, waitMs: ctx.verifyWaitMs });
+    const undo = await rollbackDevice(ctx.scheduler, { device: address, imageSha256: appSha256, fileSha256: task.image.sha256, ...ctx.keys, waitMs: ctx.verifyWaitMs });
     if (undo.action === 'rolled-back') {
       ctx.log('info', `${address}: the image written before the task ended (${failure.code}) was pending verify and is rolled back`);
       return { ...ended, error: { code: failure.code, message: `${failure.message}; the image already written was rolled back, the device returns to its previous image` } };
