@@ -171,6 +171,19 @@ describe('plant/GatewayAgent: install tasks', function () {
     assert.equal(env.devices[0].installs, 1);
   });
 
+  it('a seed-firmware (legacy) device is flashed and reported succeeded without a verify (it has no Status)', async () => {
+    env = await gatewayEnv([device('seed-1', A, { protocol: 'legacy', confirmPolicy: undefined })], { images: [image] });
+    await env.agent.start();
+    const task = installTask(A, image, { timeoutMs: 600000 }, { confirm: false });
+    await env.send(task);
+    const end = await env.end(task.taskId);
+    assert.equal(end.state, 'succeeded', JSON.stringify(end.error));
+    assert.equal(end.installed, true);
+    assert.deepEqual(end.before, { version: null, sha256: null });
+    assert.deepEqual(end.after, { version: '1.1.0', sha256: image.appSha256 });
+    assert.equal(env.devices[0].installs, 1);
+  });
+
   it('an image whose bytes do not match the task fails IMAGE_HASH_MISMATCH before anything is written', async () => {
     const other = testImage('1.1.0', 64 * 1024, 99);
     env = await gatewayEnv([device('dev-a', A)]);

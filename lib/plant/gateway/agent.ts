@@ -138,7 +138,13 @@ export class GatewayAgent extends EventEmitter {
     if (this.phase !== 'new') return;
     this.phase = 'started';
     this.bus.on('connect', this.onConnect);
-    this.unsubscribe = await this.bus.subscribe(this.options.topics.tasks(this.gatewayId), (m) => this.onTaskPayload(m.payload));
+    try {
+      this.unsubscribe = await this.bus.subscribe(this.options.topics.tasks(this.gatewayId), (m) => this.onTaskPayload(m.payload));
+    } catch (err) {
+      this.phase = 'new';
+      this.bus.off('connect', this.onConnect);
+      throw toOtaError(err);
+    }
     this.publishPresence('online');
     this.scan.start();
     this.scheduleSightings();
@@ -262,7 +268,8 @@ export class GatewayAgent extends EventEmitter {
         this.running--;
         this.finish(entry, outcome);
         this.pump();
-      });
+      })
+      .catch((err: unknown) => this.log('error', `task ${entry.task.taskId}: ${toOtaError(err).message}`));
   }
 
   private finish(entry: TaskEntry, outcome: TaskOutcome): void {
@@ -298,11 +305,27 @@ export class GatewayAgent extends EventEmitter {
     };
     entry.last = status;
     this.publishRaw(entry.topic, status);
-    this.emit('execution', status);
+    try {
+      this.emit('execution', status);
+    } catch (err) {
+      this.log('error', `an 'execution' listener threw: ${toOtaError(err).message}`);
+    }
   }
 
   private publishRaw(topic: string, status: ExecutionStatus): void {
-    this.publisher.publish(topic, this.codec.encode('execution', status));
+    this.publishEncoded(topic, () => this.codec.encode('execution', status));
+  }
+
+  /** A message the codec refuses is a defect of this gateway: logged, never thrown into a timer or the bus. */
+  private publishEncoded(topic: string, encode: () => Buffer): void {
+    let payload: Buffer;
+    try {
+      payload = encode();
+    } catch (err) {
+      this.log('error', `not published to ${topic}: ${toOtaError(err).message}`);
+      return;
+    }
+    this.publisher.publish(topic, payload);
   }
 
   private freeSlots(): number {
@@ -317,7 +340,7 @@ export class GatewayAgent extends EventEmitter {
     const free = state === 'online' ? this.freeSlots() : 0;
     this.lastFree = free;
     const message = presenceMessage(state, { gateway: this.gatewayId, adapter: this.options.adapter, slots: { total: this.slots, free }, at: this.clock.now(), software: this.options.software });
-    this.publisher.publish(this.options.topics.presence(this.gatewayId), this.codec.encode('presence', message));
+    this.publishEncoded(this.options.topics.presence(this.gatewayId), () => this.codec.encode('presence', message));
   }
 
   /** After a (re)connect: the broker may have published our will meanwhile, and states may have waited. */
@@ -338,7 +361,7 @@ export class GatewayAgent extends EventEmitter {
   private publishSightings(): void {
     const at = this.clock.now();
     const message: GatewaySightings = { v: PLANT_MESSAGE_VERSION, gateway: this.gatewayId, at, devices: this.sightings.current(at) };
-    this.publisher.publish(this.options.topics.sightings(this.gatewayId), this.codec.encode('sightings', message));
+    this.publishEncoded(this.options.topics.sightings(this.gatewayId), () => this.codec.encode('sightings', message));
   }
 
   private warn(text: string): void {

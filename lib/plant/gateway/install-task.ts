@@ -106,9 +106,14 @@ export async function runInstallTask(task: InstallTask, ctx: InstallContext, sig
       signal,
       onProgress: (p) => ctx.onProgress({ phase: p.phase, percent: p.percent, bytesSent: p.bytesDone, bytesTotal: p.totalBytes }),
     });
+    const transfer = { bytesOnAir: flash.bytesOnAir, encoding: flash.encoding };
+    if (report.protocol === 'legacy') {
+      // The seed firmware has no Status to verify and no confirm: its DONE_ACK is all there is to know.
+      return { state: 'succeeded', before, after: { version: flash.after.version, sha256: flash.after.imageSha256 ?? null }, installed: true, ...transfer };
+    }
     ctx.onProgress({ phase: 'verifying', percent: 100, bytesSent: image.length, bytesTotal: image.length });
     const verify = await verifyDevice(ctx.scheduler, { ...verifyOptions, expect: { imageSha256: appSha256 } });
-    return { ...verifyOutcome(verify, appSha256, before, true), bytesOnAir: flash.bytesOnAir, encoding: flash.encoding };
+    return { ...verifyOutcome(verify, appSha256, before, true), ...transfer };
   } catch (err) {
     const stop = signal.aborted ? toOtaError(signal.reason) : null;
     const failure = stop ?? toOtaError(err);
