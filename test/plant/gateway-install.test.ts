@@ -153,6 +153,38 @@ describe('plant/GatewayAgent: install tasks', function () {
     assert.deepEqual(env.devices.map((d) => d.installs), [1, 1, 1]);
   });
 
+  it('a queued task can be cancelled, and times out while it waits for the slot; neither touches its device', async () => {
+    const big = testImage('1.2.0', 400 * 1024, 9);
+    env = await gatewayEnv([device('dev-a', A), device('dev-b', B), device('dev-c', C)], { images: [big] });
+    await env.agent.start();
+    const first = installTask(A, big);
+    const cancelled = installTask(B, big);
+    const late = installTask(C, big, { timeoutMs: 2000 });
+    for (const t of [first, cancelled, late]) await env.send(t);
+    await env.sleep(20);
+    await env.send({ v: 1, type: 'cancel', taskId: cancelled.taskId, campaign: CAMPAIGN, reason: 'not needed' });
+    const c = await env.end(cancelled.taskId);
+    assert.equal(c.state, 'cancelled');
+    assert.equal(c.error?.code, 'TASK_CANCELLED');
+    const t = await env.end(late.taskId);
+    assert.equal(t.state, 'failed');
+    assert.equal(t.error?.code, 'TASK_TIMEOUT');
+    for (const id of [cancelled.taskId, late.taskId]) assert.deepEqual(states(env.of(id)), ['queued', id === cancelled.taskId ? 'cancelled' : 'failed'], 'never in progress');
+    assert.equal((await env.end(first.taskId)).state, 'succeeded');
+    assert.deepEqual(env.devices.map((d) => d.installs), [1, 0, 0]);
+    assert.equal(env.devices[1].flash.opCount + env.devices[2].flash.opCount, 0);
+  });
+
+  it('a task for a device this gateway cannot find fails DEVICE_NOT_FOUND', async () => {
+    env = await gatewayEnv([device('dev-a', A)], { images: [image], agent: { findTimeoutMs: 3000 } });
+    await env.agent.start();
+    const task = installTask('a4:cf:12:00:00:99', image);
+    await env.send(task);
+    const end = await env.end(task.taskId);
+    assert.equal(end.state, 'failed');
+    assert.equal(end.error?.code, 'DEVICE_NOT_FOUND');
+  });
+
   it('a repeated task id is ignored; a second task for a device with a task here fails DEVICE_BUSY_IN_PLANT and the first one completes', async () => {
     env = await gatewayEnv([device('dev-a', A)], { images: [image] });
     await env.agent.start();
@@ -164,8 +196,16 @@ describe('plant/GatewayAgent: install tasks', function () {
     const busy = await env.end(rival.taskId);
     assert.equal(busy.state, 'failed');
     assert.equal(busy.error?.code, 'DEVICE_BUSY_IN_PLANT');
+    // A rival of the same campaign shares the retained topic: after its refusal the topic shows the running task again.
+    const sameCampaign = installTask(A, image);
+    await env.send(sameCampaign);
+    assert.equal((await env.end(sameCampaign.taskId)).error?.code, 'DEVICE_BUSY_IN_PLANT');
+    await env.sleep(5);
+    const onRecord = env.retained<ExecutionStatus>(env.topics.execution(CAMPAIGN, A));
+    assert.equal(onRecord?.taskId, task.taskId);
     const end = await env.end(task.taskId);
     assert.equal(end.state, 'succeeded');
+    assert.equal(env.retained<ExecutionStatus>(env.topics.execution(CAMPAIGN, A))?.state, 'succeeded');
     assert.equal(env.of(task.taskId).filter((s) => s.state === 'queued').length, 1, 'queued once');
     assert.equal(env.warnings.filter((w) => /arrived again/.test(w)).length, 1);
     assert.equal(env.devices[0].installs, 1);
