@@ -138,6 +138,39 @@ describe('plant/GatewayAgent: presence, sightings, bad input, outage, stop', fun
     assert.equal(env.statuses.length, statusCount, 'a stopped agent takes no task');
   });
 
+  it('runs on the real clock too: sightings come, and stop() leaves no timer', async () => {
+    env = await gatewayEnv([device('dev-a', A)], { clock: 'real', agent: { scanWindowMs: 150, scanEveryMs: 200, sightingsEveryMs: 250 } });
+    await env.agent.start();
+    const topic = env.topics.sightings(GATEWAY);
+    for (let i = 0; i < 200 && env.retained<GatewaySightings>(topic)?.devices[0]?.address !== A; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(env.retained<GatewaySightings>(topic)?.devices[0]?.address, A);
+    await env.agent.stop();
+    assert.equal(env.liveAgentTimers(), 0);
+  });
+
+  it('a message its codec refuses to encode is logged, and the agent goes on', async () => {
+    const errors: string[] = [];
+    env = await gatewayEnv([device('dev-a', A)], {
+      agent: {
+        sightingsEveryMs: 1000,
+        log: (level, text) => level === 'error' && errors.push(text),
+        codec: {
+          decodeTask: () => {
+            throw new Error('unused');
+          },
+          encode: (kind, message) => {
+            if (kind === 'sightings') throw new Error('sightings refused');
+            return Buffer.from(JSON.stringify(message));
+          },
+        },
+      },
+    });
+    await env.agent.start();
+    await env.sleep(3500);
+    assert.ok(errors.filter((e) => /sightings refused/.test(e)).length >= 3, errors.join('\n'));
+    assert.equal(env.retained<GatewayPresence>(env.topics.presence(GATEWAY))?.state, 'online');
+  });
+
   it('refuses bad options with typed errors', () => {
     const base = { bus: {} as never, topics: {} as never, scheduler: {} as never, clock: {} as never, adapter: { label: 'a', simulated: true }, keys: {} };
     assert.throws(() => new GatewayAgent({ ...base, gatewayId: 'gw/1', slots: 1 }), /PLANT_BAD_ID|1 to 64/);

@@ -81,10 +81,12 @@ export interface GatewayEnvOptions {
   agent?: Partial<GatewayAgentOptions>;
   images?: TestImage[];
   factoryImage?: Buffer;
+  /** 'virtual' (default) or 'real' time. */
+  clock?: 'virtual' | 'real';
 }
 
 export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnvOptions = {}) {
-  const fleet = await createSimFleet({ devices, clock: 'virtual', masterKey: MASTER, releaseKeys: [RELEASE.publicKeySec1], factoryImage: options.factoryImage });
+  const fleet = await createSimFleet({ devices, clock: options.clock ?? 'virtual', masterKey: MASTER, releaseKeys: [RELEASE.publicKeySec1], factoryImage: options.factoryImage });
   const scheduler = new AdapterScheduler(fleet.central, { readyTimeoutMs: 2000 });
   const counted = countingClock(fleet.clock);
   const topics = new PlantTopics();
