@@ -124,7 +124,7 @@ describe('plant/GatewayAgent: presence, sightings, bad input, outage, stop', fun
     const task = installTask(A, image);
     await env.send(task);
     await env.until(() => env!.of(task.taskId).some((s) => s.progress?.phase === 'transferring'), 'transferring');
-    await env.agent.stop();
+    await Promise.all([env.agent.stop(), env.agent.stop()]);
     const end = env.of(task.taskId).pop();
     assert.equal(end?.state, 'cancelled');
     assert.equal(end?.error?.code, 'TASK_CANCELLED');

@@ -102,6 +102,7 @@ export class GatewayAgent extends EventEmitter {
   private sightingsTimer: TimerHandle | null = null;
   private unsubscribe: Unsubscribe | null = null;
   private phase: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
+  private stopping: Promise<void> | null = null;
   private readonly onConnect = () => this.republish();
 
   constructor(private readonly options: GatewayAgentOptions) {
@@ -152,11 +153,17 @@ export class GatewayAgent extends EventEmitter {
   }
 
   /** Cancels queued and running tasks (each reports cancelled), stops scanning, publishes presence offline. */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
     if (this.phase !== 'started') {
       this.phase = 'stopped';
-      return;
+      return Promise.resolve();
     }
+    this.stopping = this.windDown();
+    return this.stopping;
+  }
+
+  private async windDown(): Promise<void> {
     this.phase = 'stopping';
     this.sightingsTimer?.cancel();
     this.sightingsTimer = null;

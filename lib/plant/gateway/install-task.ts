@@ -81,6 +81,8 @@ export async function runInstallTask(task: InstallTask, ctx: InstallContext, sig
   let before: Firmware | undefined;
   let appSha256: string | null = null;
   let writing = false;
+  /** Every byte acknowledged: END is sent or about to be, so the device may install the image. */
+  let endReached = false;
   let flash: FlashResult | null = null;
   try {
     const image = await abortable(ctx.images.get(task.image.sha256, task.image.size), signal);
@@ -104,7 +106,10 @@ export async function runInstallTask(task: InstallTask, ctx: InstallContext, sig
       maxAttempts: task.options.maxAttempts,
       findTimeoutMs: ctx.findTimeoutMs,
       signal,
-      onProgress: (p) => ctx.onProgress({ phase: p.phase, percent: p.percent, bytesSent: p.bytesDone, bytesTotal: p.totalBytes }),
+      onProgress: (p) => {
+        if (p.phase === 'finishing' || p.phase === 'rebooting' || p.phase === 'done') endReached = true;
+        ctx.onProgress({ phase: p.phase, percent: p.percent, bytesSent: p.bytesDone, bytesTotal: p.totalBytes });
+      },
     });
     const transfer = { bytesOnAir: flash.bytesOnAir, encoding: flash.encoding };
     if (report.protocol === 'legacy') {
@@ -119,8 +124,10 @@ export async function runInstallTask(task: InstallTask, ctx: InstallContext, sig
     const failure = stop ?? toOtaError(err);
     const transfer = flash ? { bytesOnAir: flash.bytesOnAir, encoding: flash.encoding } : {};
     const ended: TaskOutcome = { state: stop?.code === 'TASK_CANCELLED' ? 'cancelled' : 'failed', error: errorOf(failure), ...(before ? { before, after: before } : {}), ...transfer };
-    // Nothing was written (or the host leaves confirming to the device): nothing to undo.
-    if (!writing || appSha256 === null || (!stop && !task.options.confirm)) return ended;
+    // A stop after the transfer began looks at the device; a failure only when END may have installed the
+    // image and the host is the one that confirms. Otherwise nothing can be pending.
+    const look = stop ? writing : endReached && task.options.confirm;
+    if (!look || appSha256 === null) return ended;
     return { ...(await undoWrite(task, ctx, appSha256, ended, failure)), ...transfer };
   }
 }
@@ -144,6 +151,8 @@ async function undoWrite(task: InstallTask, ctx: InstallContext, appSha256: stri
     return { ...ended, ...(now ? { after: now } : {}) };
   } catch (err) {
     const e = toOtaError(err);
-    return { ...ended, state: 'failed', error: { code: e.code, message: `${failure.code}: ${failure.message}; then the rollback of the written image failed: ${e.message}` } };
+    // A stopped task is reported by what went wrong in its rollback; a failed one keeps its own code.
+    const code = failure.code === 'TASK_CANCELLED' || failure.code === 'TASK_TIMEOUT' ? e.code : failure.code;
+    return { ...ended, state: 'failed', error: { code, message: `${failure.code}: ${failure.message}; then the rollback of the written image failed (${e.code}): ${e.message}` } };
   }
 }
