@@ -24,6 +24,7 @@ export class DeviceFlash {
   readonly nvs = new Nvs();
   /** Fault injection on the app partitions' erase/program operations (null until defer is given). */
   readonly faults: FlashFaults | null;
+  private bootSwitches = 0;
 
   constructor(
     readonly partitionSize: number,
@@ -55,6 +56,19 @@ export class DeviceFlash {
   /** Erase + program operations on the app partitions since power-on (the factory image not counted). */
   get opCount(): number {
     return this.slots.reduce((sum, f) => sum + f.erases + f.programs, 0);
+  }
+
+  /**
+   * Installs since power-on: successful esp_ota_set_boot_partition calls at the end of an update (the boot
+   * partition switched to a newly written image). Read by tests that count how often a device was updated.
+   */
+  get installs(): number {
+    return this.bootSwitches;
+  }
+
+  /** The firmware switched the boot partition to the image it just wrote. */
+  noteInstall(): void {
+    this.bootSwitches++;
   }
 
   program(slot: SlotIndex, offset: number, data: Buffer): void {

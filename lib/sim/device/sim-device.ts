@@ -38,6 +38,11 @@ export class SimDevice implements VirtualPeripheral {
     return this.machine.application;
   }
 
+  /** Updates installed since power-on (boot partition switched to a new image; DeviceFlash.installs). */
+  get installs(): number {
+    return this.flash.installs;
+  }
+
   attach(host: PeripheralHost): void {
     this.machine.attach(host);
   }
