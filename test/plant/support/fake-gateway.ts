@@ -86,6 +86,8 @@ export class FakeGateway {
   readonly cancels: CancelTask[] = [];
   /** Max of this gateway's installs running at once. */
   maxRunning = 0;
+  /** Max of this gateway's tasks given and not finished (running and waiting for a slot). */
+  maxOutstanding = 0;
   private bus: PlantBus | null = null;
   private readonly sees: Map<string, number>;
   private readonly running = new Map<string, RunningTask>();
@@ -191,6 +193,7 @@ export class FakeGateway {
     const r: RunningTask = { task: message, behaviour, timers: [], started: false };
     this.status(message, 'queued');
     this.queue.push(r);
+    this.maxOutstanding = Math.max(this.maxOutstanding, this.queue.length + this.running.size);
     this.next();
   }
 
