@@ -60,6 +60,8 @@ export const CANCEL_ANSWER_MS = 30_000;
 /** At most one retained state and one progress publish per campaign per this interval. */
 export const PUBLISH_INTERVAL_MS = 200;
 const HOUSEKEEPING_MS = 1000;
+/** After a resume, how long retained execution statuses have to arrive before lost gateways' devices move on. */
+export const RESUME_SETTLE_MS = 2000;
 
 type ControlAction = CampaignControl['action'];
 
@@ -97,6 +99,7 @@ export class RolloutCoordinator extends EventEmitter {
   private unsubscribes: Unsubscribe[] = [];
   private imageServer: ImageServing | null = null;
   private housekeeping: TimerHandle | null = null;
+  private readonly timers = new Set<TimerHandle>();
   private started = false;
   private stopped = false;
 
@@ -219,6 +222,8 @@ export class RolloutCoordinator extends EventEmitter {
     this.stopped = true;
     this.housekeeping?.cancel();
     this.housekeeping = null;
+    for (const timer of this.timers) timer.cancel();
+    this.timers.clear();
     for (const run of this.runs.values()) {
       for (const rt of run.runtime.values()) {
         rt.timer?.cancel();
@@ -409,10 +414,20 @@ export class RolloutCoordinator extends EventEmitter {
       } else {
         rt.timer = this.clock.setTimer(() => this.onTaskTimeout(run, device), spec.deviceTimeoutMs + TASK_TIMEOUT_GRACE_MS);
       }
-      if (device.gateway && this.view.presenceOf(device.gateway)?.state === 'offline') {
-        this.gatewayLost(run, device, 'gateway-offline', `gateway ${device.gateway} is offline`);
-      }
     }
+    // A gateway offline now may have finished the device before it died: its retained status, delivered after
+    // the subscription below, says so. Only what is still in flight after that goes to another gateway.
+    const settle = this.clock.setTimer(() => {
+      this.timers.delete(settle);
+      if (this.stopped || run.ended) return;
+      for (const device of record.devices) {
+        if (isInFlight(device) && device.gateway && this.view.presenceOf(device.gateway)?.state === 'offline') {
+          this.gatewayLost(run, device, 'gateway-offline', `gateway ${device.gateway} is offline`);
+        }
+      }
+      this.pumpAll();
+    }, RESUME_SETTLE_MS);
+    this.timers.add(settle);
     // Retained execution statuses of in-flight tasks catch the record up once the subscription delivers them.
     this.subscribeExecutions(run).catch((err: unknown) => this.warn(`campaign ${record.id}: cannot subscribe to its executions: ${(err as Error).message}`));
     this.advance(run);
