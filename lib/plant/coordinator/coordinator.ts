@@ -22,7 +22,7 @@ import type {
 } from '../messages';
 import { addressLevel, type PlantTopics } from '../topics';
 import { chooseGateway, isSeen } from './assignment';
-import { ADDRESS, buildCampaignState, currentAssignment, deviceResult, isInFlight, type CampaignRun, type DeviceRuntime } from './campaign-record';
+import { ADDRESS, buildCampaignState, resumeProblem, currentAssignment, deviceResult, isInFlight, type CampaignRun, type DeviceRuntime } from './campaign-record';
 import { Coalescer } from './coalescer';
 import { loadCampaignImage } from './image-source';
 import { basicPlantCodec, type CoordinatorMessageKind, type CoordinatorMessages, type ImageServerFactory, type ImageServing, type PlantCodec } from './ports';
@@ -75,6 +75,22 @@ interface OtherCampaign {
 function clone<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
+
+/** A status's before/after, when well-formed (a gateway's garbage never enters the record). */
+function versionPair(value: unknown): { version: string | null; sha256: string | null } | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { version, sha256 } = value as Record<string, unknown>;
+  const ok = (v: unknown) => v === null || (typeof v === 'string' && v.length <= 128);
+  return ok(version) && ok(sha256) ? { version: version as string | null, sha256: sha256 as string | null } : null;
+}
+
+function errorOf(value: unknown): { code: string; message: string } | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { code, message } = value as Record<string, unknown>;
+  return typeof code === 'string' && typeof message === 'string' ? { code: code.slice(0, 64), message: message.slice(0, 1000) } : null;
+}
+
+const EXECUTION_STATES: ReadonlySet<string> = new Set(['queued', 'in-progress', 'succeeded', 'failed', 'rolled-back', 'cancelled']);
 
 function isActive(state: CampaignRunState): boolean {
   return state === 'running' || state === 'paused';
@@ -169,7 +185,7 @@ export class RolloutCoordinator extends EventEmitter {
     this.runs.set(spec.id, run);
     await Promise.all(record.devices.filter((d) => d.state === 'pending').map((d) => this.publishClaim(d.address, spec.id)));
     this.log('info', `campaign ${spec.id}: ${selection.install.length} devices in ${record.waves.length} waves, ${selection.skipped.length} skipped, image ${image.ref.version} (${image.ref.sha256.slice(0, 12)})`);
-    for (const device of record.devices.filter((d) => isFinal(d.state))) this.emit('device', deviceResult(run, device));
+    for (const device of record.devices.filter((d) => isFinal(d.state))) this.emitSafe('device', deviceResult(run, device));
     await this.subscribeExecutions(run);
     this.advance(run);
     this.changed(run);
@@ -329,6 +345,10 @@ export class RolloutCoordinator extends EventEmitter {
       this.warn(`an execution status on campaign ${run.record.id}'s topic names campaign ${status.campaign}; ignored`);
       return;
     }
+    if (!EXECUTION_STATES.has(status.state)) {
+      this.warn(`campaign ${run.record.id}: ignored an execution status with the unknown state ${JSON.stringify(status.state).slice(0, 40)} from ${status.gateway}`);
+      return;
+    }
     const device = run.record.devices.find((d) => d.address === String(status.device.address).toLowerCase());
     const assignment = device?.assignments.find((a) => a.taskId === status.taskId);
     if (!device || !assignment || assignment.gateway !== status.gateway) {
@@ -345,42 +365,43 @@ export class RolloutCoordinator extends EventEmitter {
       return;
     }
     const rt = this.runtimeOf(run, device);
-    if (status.before) device.before = status.before;
+    const before = versionPair(status.before);
+    if (before) device.before = before;
     switch (status.state) {
       case 'queued':
       case 'in-progress':
         device.state = 'in-progress';
-        if (status.progress && Number.isFinite(status.progress.percent)) device.progress = status.progress.percent;
+        if (typeof status.progress === 'object' && status.progress !== null && Number.isFinite(status.progress.percent)) {
+          device.progress = Math.max(0, Math.min(100, status.progress.percent));
+        }
         this.changed(run);
         return;
       case 'succeeded':
-        rt.installed = status.installed ?? true;
-        device.after = status.after ?? { version: run.record.image.version, sha256: run.record.image.sha256 };
+        rt.installed = status.installed !== false;
+        device.after = versionPair(status.after) ?? { version: run.record.image.version, sha256: run.record.image.sha256 };
         device.progress = 100;
         this.finish(run, device, 'succeeded', null, 'succeeded');
         return;
       case 'rolled-back':
-        this.finish(run, device, 'rolled-back', status.error ?? { code: 'ROLLED_BACK', message: 'the device rolled back to its previous image' }, 'rolled-back');
+        this.finish(run, device, 'rolled-back', errorOf(status.error) ?? { code: 'ROLLED_BACK', message: 'the device rolled back to its previous image' }, 'rolled-back');
         return;
       case 'failed':
         if (rt.cancel === 'reassign') {
           this.gatewayLost(run, device, 'failed', `gateway ${status.gateway} failed the task after a timeout`);
           this.pumpAll();
         } else {
-          this.finish(run, device, 'failed', status.error ?? { code: 'TASK_FAILED', message: 'the gateway reported a failure without a code' }, 'failed');
+          this.finish(run, device, 'failed', errorOf(status.error) ?? { code: 'TASK_FAILED', message: 'the gateway reported a failure without a code' }, 'failed');
         }
         return;
       case 'cancelled':
         if (rt.cancel === 'campaign') {
-          this.finish(run, device, 'cancelled', status.error ?? null, 'cancelled');
+          this.finish(run, device, 'cancelled', errorOf(status.error), 'cancelled');
         } else {
           if (rt.cancel === null) this.warn(`campaign ${run.record.id}: gateway ${status.gateway} cancelled task ${status.taskId} by itself; the device goes to another gateway`);
           this.gatewayLost(run, device, 'cancelled', `gateway ${status.gateway} cancelled the task`);
           this.pumpAll();
         }
         return;
-      default:
-        this.warn(`campaign ${run.record.id}: unknown execution state ${JSON.stringify(status.state)} from ${status.gateway}`);
     }
   }
 
@@ -392,6 +413,11 @@ export class RolloutCoordinator extends EventEmitter {
       spec = normalizeSpec(state.spec, this.clock.now());
     } catch (err) {
       this.warn(`the retained campaign on ${topic} cannot be resumed: ${(err as Error).message}`);
+      return;
+    }
+    const problem = resumeProblem(state);
+    if (problem) {
+      this.warn(`the retained campaign on ${topic} cannot be resumed: ${problem}`);
       return;
     }
     const record = clone(state);
@@ -412,12 +438,12 @@ export class RolloutCoordinator extends EventEmitter {
       if (stopping) {
         this.sendCancel(run, device, 'campaign', record.reason ?? 'campaign ended');
       } else {
-        rt.timer = this.clock.setTimer(() => this.onTaskTimeout(run, device), spec.deviceTimeoutMs + TASK_TIMEOUT_GRACE_MS);
+        rt.timer = this.after(() => this.onTaskTimeout(run, device), spec.deviceTimeoutMs + TASK_TIMEOUT_GRACE_MS);
       }
     }
     // A gateway offline now may have finished the device before it died: its retained status, delivered after
     // the subscription below, says so. Only what is still in flight after that goes to another gateway.
-    const settle = this.clock.setTimer(() => {
+    const settle = this.after(() => {
       this.timers.delete(settle);
       if (this.stopped || run.ended) return;
       for (const device of record.devices) {
@@ -519,7 +545,7 @@ export class RolloutCoordinator extends EventEmitter {
     const rt = this.runtimeOf(run, device);
     rt.cancel = null;
     rt.timer?.cancel();
-    rt.timer = this.clock.setTimer(() => this.onTaskTimeout(run, device), run.spec.deviceTimeoutMs + TASK_TIMEOUT_GRACE_MS);
+    rt.timer = this.after(() => this.onTaskTimeout(run, device), run.spec.deviceTimeoutMs + TASK_TIMEOUT_GRACE_MS);
     const task: InstallTask = {
       v: 1,
       type: 'install',
@@ -531,7 +557,7 @@ export class RolloutCoordinator extends EventEmitter {
       options: { encoding: run.spec.encoding, confirm: run.spec.confirm, maxAttempts: run.spec.maxAttempts },
     };
     this.log('info', `campaign ${run.record.id}: ${device.address} -> ${gateway} (task ${taskId})`);
-    this.send(this.topics.tasks(gateway), this.codec.encode('task', task), `task ${taskId} to ${gateway}`);
+    this.send(this.topics.tasks(gateway), () => this.codec.encode('task', task), `task ${taskId} to ${gateway}`);
     this.changed(run);
   }
 
@@ -539,10 +565,10 @@ export class RolloutCoordinator extends EventEmitter {
     const rt = this.runtimeOf(run, device);
     rt.cancel = purpose;
     rt.timer?.cancel();
-    rt.timer = this.clock.setTimer(() => this.onCancelUnanswered(run, device), CANCEL_ANSWER_MS);
+    rt.timer = this.after(() => this.onCancelUnanswered(run, device), CANCEL_ANSWER_MS);
     if (!device.gateway || !device.taskId) return;
     const cancel = { v: 1 as const, type: 'cancel' as const, taskId: device.taskId, campaign: run.record.id, reason };
-    this.send(this.topics.tasks(device.gateway), this.codec.encode('task', cancel), `cancel of task ${device.taskId} to ${device.gateway}`);
+    this.send(this.topics.tasks(device.gateway), () => this.codec.encode('task', cancel), `cancel of task ${device.taskId} to ${device.gateway}`);
   }
 
   private onTaskTimeout(run: CampaignRun, device: CampaignDevice): void {
@@ -604,7 +630,7 @@ export class RolloutCoordinator extends EventEmitter {
       if (state === 'succeeded') wave.succeeded++;
       if (countsAsFailure(device)) wave.failed++;
     }
-    this.emit('device', deviceResult(run, device));
+    this.emitSafe('device', deviceResult(run, device));
     this.changed(run);
     if (wave && isActive(run.record.state) && countsAsFailure(device)) {
       const reason = abortReason(run.spec.waves[device.wave], device.wave, wave.size, wave.failed);
@@ -627,7 +653,7 @@ export class RolloutCoordinator extends EventEmitter {
       if (device.state === 'pending') {
         device.state = 'cancelled';
         device.endedAt = this.clock.now();
-        this.emit('device', deviceResult(run, device));
+        this.emitSafe('device', deviceResult(run, device));
       } else if (isInFlight(device) && this.runtimeOf(run, device).cancel !== 'campaign') {
         this.sendCancel(run, device, 'campaign', `campaign ${state}: ${reason}`);
       }
@@ -652,7 +678,7 @@ export class RolloutCoordinator extends EventEmitter {
     const unsubscribe = run.unsubscribe;
     run.unsubscribe = null;
     unsubscribe?.().catch(() => undefined);
-    this.emit('campaign', clone(record));
+    this.emitSafe('campaign', clone(record));
   }
 
   // ---- publishing --------------------------------------------------------------------------------
@@ -663,7 +689,7 @@ export class RolloutCoordinator extends EventEmitter {
     run.record.updatedAt = this.clock.now();
     const id = run.record.id;
     this.stateOut.schedule(id, async () => {
-      await this.publishSafe(this.topics.campaignState(id), this.codec.encode('campaignState', run.record), `state of ${id}`, true);
+      await this.publishSafe(this.topics.campaignState(id), () => this.codec.encode('campaignState', run.record), `state of ${id}`, true);
     });
     this.progressOut.schedule(id, async () => this.publishProgress(run));
   }
@@ -671,24 +697,24 @@ export class RolloutCoordinator extends EventEmitter {
   private async publishProgress(run: CampaignRun): Promise<void> {
     const progress = computeProgress(run.record, this.clock.now());
     this.lastProgressAt.set(run.record.id, this.clock.now());
-    this.emit('progress', progress);
-    await this.publishSafe(this.topics.campaignProgress(run.record.id), this.codec.encode('campaignProgress', progress), `progress of ${run.record.id}`, false);
+    this.emitSafe('progress', progress);
+    await this.publishSafe(this.topics.campaignProgress(run.record.id), () => this.codec.encode('campaignProgress', progress), `progress of ${run.record.id}`, false);
   }
 
   private async publishClaim(address: string, campaign: string): Promise<void> {
     const claim: DeviceClaim = { v: 1, campaign, address, at: this.clock.now() };
     this.claims.set(address, claim);
     this.runs.get(campaign)?.claimed.add(address);
-    await this.publishSafe(this.topics.deviceClaim(address), this.codec.encode('claim', claim), `claim of ${address}`, true);
+    await this.publishSafe(this.topics.deviceClaim(address), () => this.codec.encode('claim', claim), `claim of ${address}`, true);
   }
 
-  private send(topic: string, payload: Buffer, what: string, retain = false): void {
+  private send(topic: string, payload: Buffer | (() => Buffer), what: string, retain = false): void {
     void this.publishSafe(topic, payload, what, retain);
   }
 
-  private async publishSafe(topic: string, payload: Buffer, what: string, retain: boolean): Promise<void> {
+  private async publishSafe(topic: string, payload: Buffer | (() => Buffer), what: string, retain: boolean): Promise<void> {
     try {
-      await this.bus.publish(topic, payload, { retain, qos: 1 });
+      await this.bus.publish(topic, typeof payload === 'function' ? payload() : payload, { retain, qos: 1 });
     } catch (err) {
       const e = toOtaError(err, 'BROKER_UNAVAILABLE');
       this.warn(`could not publish the ${what}: ${e.code}: ${e.message}`);
@@ -698,7 +724,7 @@ export class RolloutCoordinator extends EventEmitter {
   /** Every second while a campaign is live: devices waiting unseen, progress at least every progressEveryMs. */
   private ensureHousekeeping(): void {
     if (this.housekeeping || this.stopped) return;
-    this.housekeeping = this.clock.setTimer(() => {
+    this.housekeeping = this.after(() => {
       this.housekeeping = null;
       if (this.stopped) return;
       const live = [...this.runs.values()].filter((r) => !r.ended);
@@ -762,9 +788,33 @@ export class RolloutCoordinator extends EventEmitter {
     return rt;
   }
 
+  /** A clock timer whose callback never throws out of the timer (a bug becomes a warning, not a crash). */
+  private after(fn: () => void, ms: number): TimerHandle {
+    return this.clock.setTimer(() => {
+      try {
+        fn();
+      } catch (err) {
+        this.warn(`internal error in a coordinator timer: ${(err as Error).stack ?? String(err)}`);
+      }
+    }, ms);
+  }
+
   private warn(text: string): void {
     this.log('warn', text);
-    this.emit('warning', text);
+    try {
+      this.emit('warning', text);
+    } catch {
+      // a listener's own failure is not the coordinator's
+    }
+  }
+
+  /** A listener that throws does not stop the coordinator: its failure becomes a warning. */
+  private emitSafe(event: 'device' | 'progress' | 'campaign', value: unknown): void {
+    try {
+      this.emit(event, value);
+    } catch (err) {
+      this.warn(`a '${event}' listener threw: ${(err as Error).message}`);
+    }
   }
 
   private log(level: CoordinatorLogLevel, text: string): void {

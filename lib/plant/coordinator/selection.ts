@@ -17,8 +17,12 @@ export class PlantView {
   /** Tasks sent to a gateway since its last presence (its free slots do not count them yet). */
   private readonly sentSincePresence = new Map<string, number>();
 
+  /** Keeps the well-formed entries only (a gateway's garbage must not break every later look-up). */
   setSightings(message: GatewaySightings): void {
-    this.sightings.set(message.gateway, message);
+    const devices = message.devices.filter(
+      (d) => typeof d === 'object' && d !== null && typeof d.address === 'string' && typeof d.name === 'string' && Number.isFinite(d.rssi) && Number.isFinite(d.lastSeen),
+    );
+    this.sightings.set(message.gateway, { ...message, devices });
   }
 
   setPresence(message: GatewayPresence): void {
@@ -105,7 +109,7 @@ function matches(target: TargetSelector, d: DeviceSighting, regex: RegExp | null
 
 /** True when the advertised hash prefix is a prefix of the file's or the app's SHA-256. */
 export function runsImage(d: DeviceSighting, fileSha256: string, appSha256: string): boolean {
-  const prefix = d.hashPrefix?.toLowerCase();
+  const prefix = typeof d.hashPrefix === 'string' ? d.hashPrefix.toLowerCase() : null;
   if (!prefix || !/^[0-9a-f]{4,64}$/.test(prefix)) return false;
   return fileSha256.startsWith(prefix) || appSha256.startsWith(prefix);
 }
