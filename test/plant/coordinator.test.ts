@@ -45,6 +45,7 @@ describe('plant coordinator: selection and refusals', () => {
     assert.equal(h.results.filter((r) => r.state === 'skipped').length, 1);
     assert.equal(h.gateway('gw-a').tasks.length, 4);
     // The retained record is the final one; claims are cleared.
+    await h.run(300);
     const retained = JSON.parse(h.broker.retained(h.topics.campaignState(state.id))!.toString());
     assert.equal(retained.state, 'completed');
     for (const a of addresses) assert.equal(h.broker.retained(h.topics.deviceClaim(a)), undefined);

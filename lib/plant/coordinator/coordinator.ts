@@ -157,7 +157,7 @@ export class RolloutCoordinator extends EventEmitter {
     if (this.runs.has(spec.id) || this.others.has(spec.id)) {
       throw new OtaError('CAMPAIGN_INVALID', `campaign spec: a campaign with id "${spec.id}" exists already; give a new id or none`);
     }
-    const image = await loadCampaignImage(spec.image, this.options.images.firmwareDir);
+    const image = await this.whileClockHeld(() => loadCampaignImage(spec.image, this.options.images.firmwareDir));
     if (spec.target.chip !== undefined && spec.target.chip !== image.ref.chip) {
       throw new OtaError('CHIP_MISMATCH', `the selector asks for ${spec.target.chip} devices but the image is built for ${image.ref.chip}`);
     }
@@ -219,7 +219,6 @@ export class RolloutCoordinator extends EventEmitter {
       throw new OtaError('CAMPAIGN_INVALID', `unknown control action ${JSON.stringify(action)}: use pause, resume or cancel`);
     }
     this.changed(run);
-    await this.stateOut.flush(campaignId);
     return clone(run.record);
   }
 
@@ -425,7 +424,7 @@ export class RolloutCoordinator extends EventEmitter {
     for (const device of record.devices) run.runtime.set(device.address, this.newRuntime());
     this.runs.set(record.id, run);
     this.log('info', `campaign ${record.id}: resumed from its retained state (${record.state})`);
-    loadCampaignImage(spec.image, this.options.images.firmwareDir).then(
+    this.whileClockHeld(() => loadCampaignImage(spec.image, this.options.images.firmwareDir)).then(
       (image) => {
         run.image = image;
       },
@@ -673,8 +672,6 @@ export class RolloutCoordinator extends EventEmitter {
       }
     }
     this.changed(run);
-    void this.stateOut.flush(record.id);
-    void this.progressOut.flush(record.id);
     const unsubscribe = run.unsubscribe;
     run.unsubscribe = null;
     unsubscribe?.().catch(() => undefined);
@@ -786,6 +783,19 @@ export class RolloutCoordinator extends EventEmitter {
       run.runtime.set(device.address, rt);
     }
     return rt;
+  }
+
+  /**
+   * Runs file I/O with a simulated clock's time held (a clock that has hold(), as the virtual one): modeled
+   * time must not run on while the coordinator waits for the disk. A real clock has no hold.
+   */
+  private async whileClockHeld<T>(work: () => Promise<T>): Promise<T> {
+    const release = (this.clock as Clock & { hold?: () => () => void }).hold?.();
+    try {
+      return await work();
+    } finally {
+      release?.();
+    }
   }
 
   /** A clock timer whose callback never throws out of the timer (a bug becomes a warning, not a crash). */
