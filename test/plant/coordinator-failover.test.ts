@@ -185,4 +185,68 @@ describe('plant coordinator: failover and restart', () => {
     assert.ok(end.devices.filter((d) => !inFlightAtStop.includes(d.address)).some((d) => d.assignments[0].gateway === 'gw-a' && d.assignments[0].at > before.updatedAt), 'the second coordinator assigned work');
     assert.deepEqual(h.plant.doubleRuns, []);
   });
+
+  it('a resumed coordinator hands on the unfinished devices of a gateway that died while it was down', async () => {
+    const addresses = h.addDevices(2);
+    await h.addGateway('gw-a', seeAll(addresses, -40), { slots: 2, script: slow(60_000) });
+    await h.addGateway('gw-b', seeAll(addresses, -70), { slots: 2, script: slow(10_000) });
+    const first = await h.coordinator();
+    await h.run(10);
+    const state = await first.startCampaign(h.spec());
+    await h.run(5000);
+    await first.stop();
+    await h.run(5000);
+    h.gateway('gw-a').kill();
+    await h.run(5000);
+    const second = await h.coordinator();
+    const end = await h.ended(second, state.id);
+    assert.equal(end.state, 'completed');
+    for (const d of end.devices) assert.deepEqual(d.assignments.map((a) => [a.gateway, a.ended]), [['gw-a', 'gateway-offline'], ['gw-b', 'succeeded']]);
+    assert.deepEqual(h.plant.doubleRuns, []);
+  });
+
+  it('a resumed coordinator finishes a cancel that was under way: it cancels the tasks again and ends the campaign', async () => {
+    const [d0] = h.addDevices(1);
+    await h.addGateway('gw-a', { [d0]: -40 }, { script: slow(60_000) });
+    const first = await h.coordinator();
+    await h.run(10);
+    const state = await first.startCampaign(h.spec());
+    await h.run(1000);
+    h.gateway('gw-a').kill(); // gone before the cancel
+    await first.control(state.id, 'cancel', 'stop');
+    await first.stop();
+    await h.addGateway('gw-a2', { [d0]: -40 });
+    const second = await h.coordinator();
+    const end = await h.ended(second, state.id);
+    assert.equal(end.state, 'cancelled');
+    assert.equal(end.devices[0].state, 'cancelled');
+    assert.equal(end.devices[0].error?.code, 'GATEWAY_LOST');
+    assert.equal(h.gateway('gw-a2').tasks.length, 0);
+  });
+
+  it('fails a selected device DEVICE_NOT_SEEN when no gateway sees it for deviceTimeoutMs', async () => {
+    const addresses = h.addDevices(2);
+    const gw = await h.addGateway('gw-a', seeAll(addresses), { slots: 1, script: slow(5000) });
+    const c = await h.coordinator();
+    await h.run(10);
+    const state = await c.startCampaign(h.spec({ waves: [{ count: 1 }, { percent: 100 }], deviceTimeoutMs: 20_000 }));
+    gw.see(addresses[1], null);
+    const end = await h.ended(c, state.id);
+    assert.equal(end.devices[1].state, 'failed');
+    assert.equal(end.devices[1].error?.code, 'DEVICE_NOT_SEEN');
+    const waited = (end.devices[1].endedAt as number) - state.createdAt;
+    assert.ok(waited >= 20_000 && waited <= 20_000 + 5000 + 2000, `failed after ${waited} ms`);
+    assert.equal(gw.tasks.length, 1);
+  });
+
+  it('gives a device back to the gateway it was taken from when no other gateway sees it', async () => {
+    const [d0] = h.addDevices(1);
+    let calls = 0;
+    await h.addGateway('gw-a', { [d0]: -40 }, { script: () => (++calls === 1 ? { kind: 'succeed', afterMs: 600_000 } : { kind: 'succeed', afterMs: 5000 }) });
+    const c = await h.coordinator();
+    await h.run(10);
+    const state = await c.startCampaign(h.spec({ deviceTimeoutMs: 10_000 }));
+    const end = await h.ended(c, state.id);
+    assert.deepEqual(end.devices[0].assignments.map((a) => [a.gateway, a.ended]), [['gw-a', 'cancelled'], ['gw-a', 'succeeded']]);
+  });
 });
