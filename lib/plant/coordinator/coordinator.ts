@@ -265,7 +265,7 @@ export class RolloutCoordinator extends EventEmitter {
       try {
         message = this.codec.decode(kind, raw.payload);
       } catch (err) {
-        const e = toOtaError(err, 'PAYLOAD_INVALID');
+        const e = toOtaError(err);
         this.warn(`dropped a ${kind} message on ${raw.topic}: ${e.code}: ${e.message}`);
         return;
       }
@@ -306,7 +306,7 @@ export class RolloutCoordinator extends EventEmitter {
       const claim = this.codec.decode('claim', raw.payload);
       this.claims.set(claim.address.toLowerCase(), claim);
     } catch (err) {
-      const e = toOtaError(err, 'PAYLOAD_INVALID');
+      const e = toOtaError(err);
       this.warn(`dropped a claim message on ${raw.topic}: ${e.code}: ${e.message}`);
     }
   }
@@ -713,7 +713,7 @@ export class RolloutCoordinator extends EventEmitter {
     try {
       await this.bus.publish(topic, typeof payload === 'function' ? payload() : payload, { retain, qos: 1 });
     } catch (err) {
-      const e = toOtaError(err, 'BROKER_UNAVAILABLE');
+      const e = toOtaError(err);
       this.warn(`could not publish the ${what}: ${e.code}: ${e.message}`);
     }
   }
