@@ -170,4 +170,26 @@ describe('plant coordinator: selection and refusals', () => {
     await c.stop();
     assert.equal(await codeOf(c.startCampaign(h.spec())), 'COORDINATOR_NOT_RUNNING');
   });
+
+  it('gives its image server a lookup that answers with the bytes of its campaigns\' images only', async () => {
+    const addresses = h.addDevices(1);
+    await h.addGateway('gw-a', seeAll(addresses));
+    let lookup: ((sha: string) => Promise<Buffer | null>) | null = null;
+    let stopped = false;
+    const c = await h.coordinator({
+      imageServer: (_bus, _topics, l) => {
+        lookup = l;
+        return { start: () => Promise.resolve(), stop: () => (stopped = true) };
+      },
+    });
+    await h.run(10);
+    assert.ok(lookup, 'the server was built on start');
+    const find = lookup as (sha: string) => Promise<Buffer | null>;
+    assert.equal(await find(h.sha), null, 'no campaign yet');
+    await c.startCampaign(h.spec());
+    assert.ok((await find(h.sha))?.equals(h.image));
+    assert.equal(await find('00'.repeat(32)), null);
+    await c.stop();
+    assert.ok(stopped);
+  });
 });
