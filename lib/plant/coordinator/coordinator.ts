@@ -504,13 +504,15 @@ export class RolloutCoordinator extends EventEmitter {
     if (this.stopped || record.state !== 'running') return;
     const now = this.clock.now();
     let inFlight = record.devices.filter(isInFlight).length;
+    const perGateway = this.inFlightPerGateway();
     for (const device of record.devices) {
       if (device.state !== 'pending' || device.wave !== record.currentWave) continue;
       if (inFlight >= run.spec.maxConcurrent) break;
       const tried = new Set(device.assignments.map((a) => a.gateway));
-      const choice = chooseGateway(this.view, { address: device.address, now, freshMs: this.assignFreshMs, triedBefore: tried, inFlight: (g) => this.inFlightOn(g) });
+      const choice = chooseGateway(this.view, { address: device.address, now, freshMs: this.assignFreshMs, triedBefore: tried, inFlight: (g) => perGateway.get(g) ?? 0 });
       if (choice) {
         this.assign(run, device, choice.gateway);
+        perGateway.set(choice.gateway, (perGateway.get(choice.gateway) ?? 0) + 1);
         inFlight++;
         continue;
       }
@@ -525,10 +527,13 @@ export class RolloutCoordinator extends EventEmitter {
     }
   }
 
-  private inFlightOn(gateway: string): number {
-    let n = 0;
-    for (const run of this.runs.values()) for (const d of run.record.devices) if (isInFlight(d) && d.gateway === gateway) n++;
-    return n;
+  /** This coordinator's tasks in flight per gateway, over all its campaigns. */
+  private inFlightPerGateway(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const run of this.runs.values()) {
+      for (const d of run.record.devices) if (isInFlight(d) && d.gateway) counts.set(d.gateway, (counts.get(d.gateway) ?? 0) + 1);
+    }
+    return counts;
   }
 
   private assign(run: CampaignRun, device: CampaignDevice, gateway: string): void {
@@ -666,7 +671,9 @@ export class RolloutCoordinator extends EventEmitter {
     if (run.ended || isActive(record.state) || record.devices.some(isInFlight)) return;
     run.ended = true;
     for (const device of record.devices) {
-      if (this.claims.get(device.address)?.campaign === record.id || run.claimed.has(device.address)) {
+      // Only our own claim: a campaign that took over a device this one finished holds it now.
+      const claim = this.claims.get(device.address);
+      if (claim ? claim.campaign === record.id : run.claimed.has(device.address)) {
         this.claims.delete(device.address);
         this.send(this.topics.deviceClaim(device.address), Buffer.alloc(0), `claim clear of ${device.address}`, true);
       }
@@ -746,7 +753,7 @@ export class RolloutCoordinator extends EventEmitter {
     return out;
   }
 
-  /** The other live campaign holding the device: ours, a retained one, or a retained claim of an unfinished campaign. */
+  /** The other campaign holding the device: it is unfinished in one of ours or in another's retained state, or claimed by an unknown one. */
   private holderOf(address: string, campaignId: string): string | null {
     for (const run of this.runs.values()) {
       if (run.ended || run.record.id === campaignId) continue;
@@ -755,13 +762,9 @@ export class RolloutCoordinator extends EventEmitter {
     for (const [id, other] of this.others) {
       if (id !== campaignId && other.active.has(address)) return id;
     }
+    // A claim speaks for a campaign whose record is unknown here (its state not retained, or not yet received).
     const claim = this.claims.get(address);
-    if (claim && claim.campaign !== campaignId) {
-      const run = this.runs.get(claim.campaign);
-      const other = this.others.get(claim.campaign);
-      const ended = run ? run.ended : other ? !isActive(other.state) && other.active.size === 0 : false;
-      if (!ended) return claim.campaign;
-    }
+    if (claim && claim.campaign !== campaignId && !this.runs.has(claim.campaign) && !this.others.has(claim.campaign)) return claim.campaign;
     return null;
   }
 

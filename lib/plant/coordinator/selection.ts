@@ -12,7 +12,8 @@ export interface GatewaySeen {
 
 /** The latest sightings list and presence of every gateway. */
 export class PlantView {
-  private readonly sightings = new Map<string, GatewaySightings>();
+  /** Gateway -> address (lower case) -> its latest sighting there. */
+  private readonly sightings = new Map<string, Map<string, DeviceSighting>>();
   private readonly presence = new Map<string, GatewayPresence>();
   /** Tasks sent to a gateway since its last presence (its free slots do not count them yet). */
   private readonly sentSincePresence = new Map<string, number>();
@@ -22,7 +23,7 @@ export class PlantView {
     const devices = message.devices.filter(
       (d) => typeof d === 'object' && d !== null && typeof d.address === 'string' && typeof d.name === 'string' && Number.isFinite(d.rssi) && Number.isFinite(d.lastSeen),
     );
-    this.sightings.set(message.gateway, { ...message, devices });
+    this.sightings.set(message.gateway, new Map(devices.map((d) => [d.address.toLowerCase(), d])));
   }
 
   setPresence(message: GatewayPresence): void {
@@ -55,8 +56,8 @@ export class PlantView {
   seenBy(address: string, since: number): GatewaySeen[] {
     const key = address.toLowerCase();
     const out: GatewaySeen[] = [];
-    for (const [gateway, list] of this.sightings) {
-      const sighting = list.devices.find((d) => d.address.toLowerCase() === key);
+    for (const [gateway, byAddress] of this.sightings) {
+      const sighting = byAddress.get(key);
       if (sighting && sighting.lastSeen >= since) out.push({ gateway, sighting });
     }
     return out;
@@ -65,8 +66,8 @@ export class PlantView {
   /** The latest sighting of every device seen at or after `since`, across gateways. */
   latestDevices(since: number): DeviceSighting[] {
     const latest = new Map<string, DeviceSighting>();
-    for (const list of this.sightings.values()) {
-      for (const d of list.devices) {
+    for (const byAddress of this.sightings.values()) {
+      for (const d of byAddress.values()) {
         if (d.lastSeen < since) continue;
         const key = d.address.toLowerCase();
         const known = latest.get(key);
