@@ -1,7 +1,9 @@
 /** RolloutCoordinator: device selection, image loading and the refusals of startCampaign / control. */
 import { strict as assert } from 'assert';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { buildAppImage } from '../../lib/image';
 import { RolloutCoordinator } from '../../lib/plant/coordinator/coordinator';
 import { codeOf } from '../helpers/errors';
 import { CoordHarness, IMAGE_FILE, seeAll } from './support/coord-harness';
@@ -98,6 +100,8 @@ describe('plant coordinator: selection and refusals', () => {
 
   it('refuses invalid specs with CAMPAIGN_INVALID naming the field', async () => {
     const { c } = await plantWith(2);
+    const big = buildAppImage({ chip: 'esp32c3', version: '2.0.0', size: 3 * 1024 * 1024 + 512 * 1024 });
+    const bigSha = createHash('sha256').update(big).digest('hex');
     const cases: Array<[string, object]> = [
       ['nameRegex', { target: { nameRegex: '(' } }],
       ['waves', { waves: [] }],
@@ -110,6 +114,7 @@ describe('plant coordinator: selection and refusals', () => {
       ['sha256', { image: { sha256: 'abc', file: IMAGE_FILE } }],
       ['maxConcurrent', { maxConcurrent: 0 }],
       ['base64', { image: { sha256: h.sha, base64: 'not base64!' } }],
+      ['base64 image is part of it', { image: { sha256: bigSha, base64: big.toString('base64') } }],
     ];
     for (const [field, override] of cases) {
       const err = await c.startCampaign(h.spec(override)).then(

@@ -60,6 +60,9 @@ export const CANCEL_ANSWER_MS = 30_000;
 /** At most one retained state and one progress publish per campaign per this interval. */
 export const PUBLISH_INTERVAL_MS = 200;
 const HOUSEKEEPING_MS = 1000;
+/** A retained campaign state is at most 4 MiB (docs/FLEET.md); each assignment adds about this much to it. */
+const MAX_STATE_BYTES = 4 * 1024 * 1024;
+const STATE_BYTES_PER_ASSIGNMENT = 200;
 /** After a resume, how long retained execution statuses have to arrive before lost gateways' devices move on. */
 export const RESUME_SETTLE_MS = 2000;
 
@@ -177,9 +180,17 @@ export class RolloutCoordinator extends EventEmitter {
     if (conflicts.length > 0) {
       throw new OtaError('CAMPAIGN_CONFLICT', `devices held by another running campaign: ${conflicts.map((c) => `${c.address} (${c.campaign})`).join(', ')}`, { conflicts });
     }
-    // Selection may have awaited: a campaign started meanwhile for the same id wins.
+    // Loading the image awaited: the coordinator may have stopped, or a campaign with this id started, meanwhile.
+    if (this.stopped) throw new OtaError('COORDINATOR_NOT_RUNNING', 'the rollout coordinator was stopped while the campaign was being prepared');
     if (this.runs.has(spec.id)) throw new OtaError('CAMPAIGN_INVALID', `campaign spec: a campaign with id "${spec.id}" exists already`);
     const record = buildCampaignState(spec, image.ref, this.id, selection, missingAddresses, this.clock.now());
+    const expected = Buffer.byteLength(JSON.stringify(record)) + record.devices.length * (spec.maxReassignments + 2) * STATE_BYTES_PER_ASSIGNMENT;
+    if (expected > MAX_STATE_BYTES) {
+      throw new OtaError(
+        'CAMPAIGN_INVALID',
+        `campaign spec: its retained record could grow to ${expected} bytes, over the ${MAX_STATE_BYTES}-byte limit of a campaign state${spec.image.base64 !== undefined ? ' (the base64 image is part of it: give the image as a file in the firmware directory)' : ': split the devices over several campaigns'}`,
+      );
+    }
     const run: CampaignRun = { record, spec, image, runtime: new Map(), claimed: new Set(), unsubscribe: null, ended: false };
     for (const device of record.devices) run.runtime.set(device.address, this.newRuntime());
     this.runs.set(spec.id, run);
