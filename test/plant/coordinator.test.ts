@@ -197,4 +197,14 @@ describe('plant coordinator: selection and refusals', () => {
     await c.stop();
     assert.ok(stopped);
   });
+
+  it('records the spec with its defaults and without unknown fields', async () => {
+    const { c } = await plantWith(1);
+    const spec = { ...h.spec({ id: 'clean', waves: [{ percent: 100, colour: 'red' } as never] }), extra: true, target: { namePrefix: 'line1-', other: 1 } as never };
+    const state = await c.startCampaign(spec);
+    assert.deepEqual(state.spec, {
+      id: 'clean', name: 'clean', image: { file: IMAGE_FILE, sha256: h.sha }, target: { namePrefix: 'line1-' }, waves: [{ percent: 100 }],
+      deviceTimeoutMs: 300_000, maxConcurrent: 20, encoding: 'auto', confirm: true, maxAttempts: 3, maxReassignments: 2,
+    });
+  });
 });

@@ -56,7 +56,14 @@ function checkWave(wave: unknown, index: number): WaveSpec {
   if (wave.maxFailurePercent !== undefined && (typeof wave.maxFailurePercent !== 'number' || !(wave.maxFailurePercent >= 0) || wave.maxFailurePercent > 100)) {
     throw invalid(`${where}.maxFailurePercent must be a number from 0 to 100, got ${JSON.stringify(wave.maxFailurePercent)}`);
   }
-  return wave as WaveSpec;
+  // Only the known fields: the spec is part of the retained record, which the schema checks strictly.
+  return pick(wave, ['count', 'percent', 'maxFailures', 'maxFailurePercent']) as WaveSpec;
+}
+
+function pick(source: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+  return out;
 }
 
 function checkSelector(target: unknown): void {
@@ -98,7 +105,7 @@ export function normalizeSpec(input: unknown, nowMs: number): NormalizedSpec {
   const spec = input as unknown as CampaignSpec;
   const id = spec.id === undefined ? generateCampaignId(nowMs) : checkIdField(spec.id);
   if (spec.name !== undefined && (typeof spec.name !== 'string' || spec.name.length > 200)) throw invalid('name must be a string of at most 200 characters');
-  if (!isObject(spec.image)) throw invalid('image must be an object with sha256 and file or base64');
+  if (!isObject(spec.image as unknown)) throw invalid('image must be an object with sha256 and file or base64');
   if (typeof spec.image.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(spec.image.sha256)) throw invalid('image.sha256 must be 64 hexadecimal digits');
   for (const field of ['file', 'base64', 'manifest'] as const) {
     if (spec.image[field] !== undefined && typeof spec.image[field] !== 'string') throw invalid(`image.${field} must be a string`);
@@ -109,10 +116,10 @@ export function normalizeSpec(input: unknown, nowMs: number): NormalizedSpec {
   if (spec.encoding !== undefined && !['auto', 'raw', 'deflate', 'delta'].includes(spec.encoding)) throw invalid('encoding must be auto, raw, deflate or delta');
   if (spec.confirm !== undefined && typeof spec.confirm !== 'boolean') throw invalid('confirm must be true or false');
   return {
-    ...spec,
     id,
     name: spec.name ?? id,
-    image: { ...spec.image, sha256: spec.image.sha256.toLowerCase() },
+    image: { ...(pick(spec.image, ['file', 'base64', 'manifest']) as CampaignSpec['image']), sha256: spec.image.sha256.toLowerCase() },
+    target: pick(spec.target as unknown as Record<string, unknown>, ['namePrefix', 'nameRegex', 'chip', 'versionOlderThan', 'devices']) as CampaignSpec['target'],
     waves,
     deviceTimeoutMs: checkInteger(spec.deviceTimeoutMs, 'deviceTimeoutMs', 1000, 24 * 3600_000) ?? DEFAULT_DEVICE_TIMEOUT_MS,
     maxConcurrent: checkInteger(spec.maxConcurrent, 'maxConcurrent', 1, 10_000) ?? DEFAULT_MAX_CONCURRENT,
