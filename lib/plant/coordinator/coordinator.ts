@@ -196,11 +196,12 @@ export class RolloutCoordinator extends EventEmitter {
     this.runs.set(spec.id, run);
     await Promise.all(record.devices.filter((d) => d.state === 'pending').map((d) => this.publishClaim(d.address, spec.id)));
     this.log('info', `campaign ${spec.id}: ${selection.install.length} devices in ${record.waves.length} waves, ${selection.skipped.length} skipped, image ${image.ref.version} (${image.ref.sha256.slice(0, 12)})`);
-    for (const device of record.devices.filter((d) => isFinal(d.state))) this.emitSafe('device', deviceResult(run, device));
     await this.subscribeExecutions(run);
-    this.advance(run);
+    // The record is in the broker before any task goes out: a coordinator restarted from here knows every task.
     this.changed(run);
     await this.stateOut.flush(run.record.id);
+    for (const device of record.devices.filter((d) => isFinal(d.state))) this.emitSafe('device', deviceResult(run, device));
+    this.advance(run);
     this.ensureHousekeeping();
     return clone(run.record);
   }
