@@ -170,6 +170,14 @@ export class LinkLayer {
   readonly totals = emptyLinkStats();
   /** Loss draws in [0, 1), deterministic per profile (lossSeed). */
   private readonly random: () => number;
+  /** Clock interval of the exchange on air last (other airs test their exchanges against it). */
+  readonly lastExchange = { start: Number.NEGATIVE_INFINITY, end: Number.NEGATIVE_INFINITY };
+  /**
+   * Optional: extra loss probability of each PDU of an exchange that was on air from start to end, on top
+   * of the profile's pduLossRate (another gateway's radio on the same channel; docs/LINK-MODEL.md
+   * "Several gateways"). Null or 0: the profile alone decides, exactly as without it.
+   */
+  interference: ((start: number, end: number) => number) | null = null;
 
   constructor(
     private readonly clock: Clock,
@@ -356,11 +364,13 @@ export class LinkLayer {
     // More-data bits as sent in the two PDUs: each side has something queued behind this PDU.
     const moreData = conn.pending('toPeripheral') > 1 || conn.pending('toCentral') > 1;
     this.busyUntil = now + step;
+    this.lastExchange.start = now;
+    this.lastExchange.end = now + step;
     this.onExchange?.({ connection: conn.id, start: now, end: now + step, toPeripheral: c?.bytes ?? 0, toCentral: p?.bytes ?? 0, index });
     // Both PDUs are in once the peripheral's PDU ends; the trailing T_IFS leads to the next exchange.
     const timer = this.clock.setTimer(() => {
       if (conn.closed) return;
-      const heard = this.airExchange(conn, c, p);
+      const heard = this.airExchange(conn, c, p, this.lossFor(now, now + step));
       const exchanges = dataExchanges + (carriesData ? 1 : 0);
       const capped = this.profile.maxPdusPerEvent !== null && exchanges >= this.profile.maxPdusPerEvent;
       if (!heard || !moreData || capped) {
@@ -384,8 +394,7 @@ export class LinkLayer {
    * - a loss closes the connection event (the central does not go on without a valid packet).
    * Returns whether both PDUs were heard (the event may go on).
    */
-  private airExchange(conn: LinkConnection, c: Pdu | undefined, p: Pdu | undefined): boolean {
-    const loss = this.profile.pduLossRate ?? 0;
+  private airExchange(conn: LinkConnection, c: Pdu | undefined, p: Pdu | undefined, loss: number): boolean {
     const centralLost = loss > 0 && this.random() < loss;
     this.count(conn, 'toPeripheral', c?.bytes ?? 0, false, c?.sent === true);
     if (c) c.sent = true;
@@ -417,6 +426,13 @@ export class LinkLayer {
       c.onAcked?.();
     }
     return true;
+  }
+
+  /** Per-PDU loss of an exchange on air from start to end: the profile's, combined with interference. */
+  private lossFor(start: number, end: number): number {
+    const base = this.profile.pduLossRate ?? 0;
+    const extra = this.interference?.(start, end) ?? 0;
+    return extra > 0 ? 1 - (1 - base) * (1 - extra) : base;
   }
 
   private lostOne(conn: LinkConnection, dir: Direction): void {
