@@ -178,7 +178,7 @@ export class LegacyFirmware implements Application {
       this.log.push(`Image validation failed, image is corrupted! (${invalid.message})`);
       return false;
     }
-    this.machine.flash.otadata.setBoot(handle.slot);
+    if (this.machine.flash.otadata.setBoot(handle.slot)) this.machine.installs++;
     return true;
   }
 

@@ -38,6 +38,11 @@ export class SimDevice implements VirtualPeripheral {
     return this.machine.application;
   }
 
+  /** Successful boot switches into a newly written image since power-on of the model (Machine.installs). */
+  get installs(): number {
+    return this.machine.installs;
+  }
+
   attach(host: PeripheralHost): void {
     this.machine.attach(host);
   }

@@ -446,6 +446,7 @@ export class V2Firmware implements Application {
             // esp_ota_set_boot_partition failed (its otadata write): the core answers SET_BOOT_FAILED
             // (firmware/components/ble_ota/core/ble_ota_writer.c finish_image), the old image stays the boot one.
             if (!switched) return fail(ErrorCode.SET_BOOT_FAILED, 'set boot partition failed');
+            this.machine.installs++;
             const installed: UpdateRecord = {
               ...flash.nvs.record,
               flags: flash.nvs.record.flags | LastFlags.INSTALLED,
