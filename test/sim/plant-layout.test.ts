@@ -1,0 +1,136 @@
+/**
+ * The plant simulator's layout file and control server: every malformed layout is refused with
+ * BAD_PLANT_LAYOUT naming what is wrong; the control server lists devices and gateways, injects faults,
+ * changes a gateway's range and refuses bad commands with a typed error, over JSON lines on loopback.
+ */
+import { strict as assert } from 'assert';
+import { OtaError } from '../../lib/errors';
+import { PlantControlClient, PlantSim, parsePlantLayout } from '../../lib/sim/plant';
+
+const MASTER_HEX = '5a'.repeat(32);
+
+function layout(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    gateways: ['gw-a', 'gw-b'],
+    devices: [
+      { name: 'line-01', chip: 'esp32', version: '1.0.0', rssi: { 'gw-a': -50, 'gw-b': -72 } },
+      { name: 'line-02', chip: 'esp32c3', version: '1.0.0', diagnostics: 'fail', confirmPolicy: 'host', rssi: { 'gw-a': -61 } },
+    ],
+    keys: { masterKey: MASTER_HEX },
+    link: 'reference',
+    clock: 'real',
+    ...overrides,
+  };
+}
+
+function refused(value: unknown, pattern: RegExp): void {
+  assert.throws(
+    () => parsePlantLayout(value),
+    (err: unknown) => {
+      assert.ok(err instanceof OtaError, String(err));
+      assert.equal(err.code, 'BAD_PLANT_LAYOUT');
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe('sim/plant: layout', () => {
+  it('reads a good layout with defaults (diagnostics pass, confirm auto, link reference)', () => {
+    const parsed = parsePlantLayout(JSON.stringify(layout({ link: undefined })));
+    assert.deepEqual(parsed.gateways, ['gw-a', 'gw-b']);
+    assert.equal(parsed.devices[0].diagnostics, 'pass');
+    assert.equal(parsed.devices[0].confirmPolicy, 'auto');
+    assert.equal(parsed.devices[1].diagnostics, 'fail');
+    assert.deepEqual(parsed.devices[1].rssi, { 'gw-a': -61 });
+    assert.equal(parsed.link, 'reference');
+    assert.equal(parsed.keys.masterKey?.toString('hex'), MASTER_HEX);
+  });
+
+  it('refuses malformed layouts with BAD_PLANT_LAYOUT naming the problem', () => {
+    refused('{not json', /not valid JSON/);
+    refused([], /must be a JSON object/);
+    refused(layout({ gateways: [] }), /"gateways" must be a non-empty list/);
+    refused(layout({ gateways: ['gw a'] }), /gateways\[0\]: a gateway id/);
+    refused(layout({ gateways: ['gw-a', 'gw-a'] }), /listed twice/);
+    refused(layout({ devices: [] }), /"devices" must be a non-empty list/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp8266', version: '1', rssi: {} }] }), /devices\[0\] "x": chip must be one of/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1', rssi: { 'gw-z': -50 } }] }), /rssi names gateway "gw-z"/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1', rssi: { 'gw-a': -500 } }] }), /integer dBm in -127..20/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1' }] }), /"rssi" must be an object/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1', rssi: {}, colour: 'red' }] }), /unknown field "colour"/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1', rssi: {}, faults: ['explode@now'] }] }), /faults\[0\]/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1', rssi: {}, vanishAtMs: -1 }] }), /vanishAtMs/);
+    refused(layout({ devices: [{ name: 'x', chip: 'esp32', version: '1', rssi: {} }, { name: 'x', chip: 'esp32', version: '1', rssi: {} }] }), /"x" appears twice/);
+    refused(layout({ keys: { masterKey: 'abcd' } }), /masterKey must be 64 hex digits/);
+    refused(layout({ keys: { releaseKeys: ['04' + '00'.repeat(64)] } }), /releaseKeys\[0\] is not a point on P-256/);
+    refused(layout({ keys: {} }), /devices without keys refuse every update/);
+    refused(layout({ link: 'moon' }), /link must be one of/);
+    refused(layout({ clock: 'virtual' }), /clock must be "real"/);
+  });
+
+  it('the PlantSim constructor checks the layout too', () => {
+    assert.throws(() => new PlantSim(layout({ gateways: 'gw-a' })), (err: unknown) => err instanceof OtaError && err.code === 'BAD_PLANT_LAYOUT');
+  });
+});
+
+describe('sim/plant: control server', function () {
+  this.timeout(20000);
+  let plant: PlantSim;
+  let control: PlantControlClient;
+
+  beforeEach(async () => {
+    plant = new PlantSim(layout());
+    const ports = await plant.start();
+    control = new PlantControlClient('127.0.0.1', ports.controlPort);
+  });
+  afterEach(async () => {
+    control.close();
+    await plant.stop();
+  });
+
+  it('lists devices (running version and sha256, installs, range) and gateways', async () => {
+    const answer = await control.command({ cmd: 'devices' });
+    const devices = answer.devices as Array<Record<string, unknown>>;
+    assert.deepEqual(devices.map((d) => d.name), ['line-01', 'line-02']);
+    assert.equal(devices[0].version, '1.0.0');
+    assert.match(String(devices[0].sha256), /^[0-9a-f]{64}$/);
+    assert.equal(devices[0].installs, 0);
+    assert.deepEqual(devices[0].connectedTo, []);
+    assert.deepEqual(devices[1].rssi, { 'gw-a': -61 });
+    const gateways = (await control.command({ cmd: 'gateways' })).gateways;
+    assert.deepEqual(gateways, [
+      { id: 'gw-a', connected: false, sessions: 0 },
+      { id: 'gw-b', connected: false, sessions: 0 },
+    ]);
+  });
+
+  it('changes a gateway range and injects faults; refuses bad commands with a typed error', async () => {
+    await control.command({ cmd: 'range', gateway: 'gw-b', device: 'line-02', rssi: -80 });
+    await control.command({ cmd: 'range', gateway: 'gw-a', device: 'line-01', rssi: null });
+    const devices = (await control.command({ cmd: 'devices' })).devices as Array<{ rssi: Record<string, number> }>;
+    assert.deepEqual(devices[0].rssi, { 'gw-b': -72 });
+    assert.deepEqual(devices[1].rssi, { 'gw-a': -61, 'gw-b': -80 });
+
+    await control.command({ cmd: 'fault', device: 'line-01', fault: 'powerCut@atMs=0' });
+    const afterCut = (await control.command({ cmd: 'devices' })).devices as Array<{ power: string; version: string | null }>;
+    assert.notEqual(afterCut[0].power, 'running', 'the device lost power');
+    assert.equal(afterCut[0].version, null);
+
+    const error = async (request: Record<string, unknown>) => {
+      const answer = await control.request({ ...request, id: 7 });
+      assert.equal(answer.ok, false);
+      assert.equal(answer.id, 7);
+      return (answer.error as { code: string }).code;
+    };
+    assert.equal(await error({ cmd: 'launch' }), 'PLANT_BAD_COMMAND');
+    assert.equal(await error({ cmd: 'range', gateway: 'gw-q', rssi: -50 }), 'PLANT_UNKNOWN_GATEWAY');
+    assert.equal(await error({ cmd: 'range', gateway: 'gw-a', rssi: 'loud' }), 'PLANT_BAD_COMMAND');
+    assert.equal(await error({ cmd: 'fault', device: 'line-09', fault: 'vanish' }), 'FAULT_INVALID');
+    assert.equal(await error({ cmd: 'fault', device: 'line-01', fault: 'explode' }), 'FAULT_INVALID');
+    assert.equal(await error({ cmd: 'dropGateway', gateway: 'gw-z' }), 'PLANT_UNKNOWN_GATEWAY');
+    assert.deepEqual(await control.command({ cmd: 'dropGateway', gateway: 'gw-a' }), { ok: true, dropped: false });
+    const raw = await control.request({ cmd: 'devices', id: 'x' });
+    assert.equal(raw.id, 'x');
+  });
+});
