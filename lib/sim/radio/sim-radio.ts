@@ -188,6 +188,8 @@ export class SimRadio implements CentralAir {
   private readonly linkLayer: LinkLayer;
   /** Every link layer: the radio's, then one per central with its own air. */
   private readonly airs: LinkLayer[] = [];
+  /** Link counts of the airs of removed centrals. */
+  private readonly retiredTotals = emptyLinkStats();
   private readonly slots = new Map<string, DeviceSlot>();
   private readonly faults = new WriteFaults();
   private readonly centrals: Central[] = [];
@@ -240,6 +242,11 @@ export class SimRadio implements CentralAir {
     this.setAdapterState('poweredOff', centralIndex);
     central.removed = true;
     central.controller.shutdown();
+    if (central.layer !== this.linkLayer) {
+      // Its own air goes with it (its links are closed); its counts stay in the radio's totals.
+      addLinkStats(this.retiredTotals, central.layer.totals);
+      this.airs.splice(this.airs.indexOf(central.layer), 1);
+    }
     this.scanChanged();
   }
 
@@ -369,6 +376,7 @@ export class SimRadio implements CentralAir {
       devices[slot.address] = { connections: slot.connections, connected, link, gatt, bytesOnAir: this.bytesOnAir(link), maxRxInUse, stalledMs: slot.stalledMs };
     }
     for (const air of this.airs) addLinkStats(totals, air.totals);
+    addLinkStats(totals, this.retiredTotals);
     return { link: this.profile.name, adapterState: this.adapterState, totals, bytesOnAir: this.bytesOnAir(totals), devices, faults: [...this.faults.log] };
   }
 
