@@ -90,40 +90,54 @@ describe('sim/radio: per-central range and own air', () => {
     assert.equal(device.disconnects, 1);
   });
 
-  async function twoTransfers(ownAir: boolean): Promise<{ ms: number; lost: number }> {
-    const d1 = new TinyPeripheral('aa:bb:cc:00:00:11', 'one');
-    const d2 = new TinyPeripheral('aa:bb:cc:00:00:12', 'two');
-    radio.addDevice(d1);
-    radio.addDevice(d2);
-    const g1 = await central({ ownAir });
-    const g2 = await central({ ownAir });
-    const c1 = await g1.connect((await scanAll(g1, clock)).get('one')!.id);
-    const c2 = await g2.connect((await scanAll(g2, clock)).get('two')!.id);
-    await Promise.all([c1.discover(), c2.discover()]);
-    await sleep(clock, 200);
-    const writes = 300;
-    const start = clock.now();
-    const value = Buffer.alloc(200, 0x33);
-    for (let i = 0; i < writes; i++) {
-      void c1.write(TINY_SERVICE, CHAR_SINK, value, true);
-      void c2.write(TINY_SERVICE, CHAR_SINK, value, true);
+  /** n centrals, each with one device in its range, each writing the same bulk data to it at once. */
+  async function transfers(n: number, ownAir: boolean, writes = 300, size = 200): Promise<{ ms: number; lost: number }> {
+    const devices: TinyPeripheral[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = new TinyPeripheral(`aa:bb:cc:00:00:${(0x11 + i).toString(16)}`, `dev-${i}`);
+      radio.addDevice(d);
+      devices.push(d);
     }
-    while (d1.writes.length < writes || d2.writes.length < writes) await sleep(clock, 5);
+    const links = [];
+    for (const d of devices) {
+      const g = await central({ ownAir, hears: (address) => (address === d.address ? -50 : null) });
+      const link = await g.connect((await scanAll(g, clock)).get(d.name)!.id);
+      await link.discover();
+      links.push(link);
+    }
+    await sleep(clock, 200);
+    const start = clock.now();
+    const value = Buffer.alloc(size, 0x33);
+    for (let i = 0; i < writes; i++) for (const link of links) void link.write(TINY_SERVICE, CHAR_SINK, value, true);
+    while (devices.some((d) => d.writes.length < writes)) await sleep(clock, 5);
     const totals = radio.stats().totals;
     return { ms: clock.now() - start, lost: totals.toPeripheral.lost + totals.toCentral.lost };
   }
 
-  it('centrals with their own air transfer at once (co-channel losses on overlap); sharing one air they take turns, lossless', async () => {
-    const own = await twoTransfers(true);
+  async function freshRadio(): Promise<void> {
     for (const c of centrals.splice(0)) await c.close();
     radio.close();
     clock.stop();
     clock = new VirtualClock();
     radio = createSimRadio({ clock, link: 'reference' });
-    const shared = await twoTransfers(false);
+  }
+
+  it('centrals with their own air transfer at once (co-channel losses on overlap); sharing one air they take turns, lossless', async () => {
+    const own = await transfers(2, true, 1000, 240);
+    await freshRadio();
+    const shared = await transfers(2, false, 1000, 240);
     assert.equal(shared.lost, 0, 'one air: no collisions');
     assert.ok(own.lost > 0, 'own airs: overlapping exchanges collide now and then');
     assert.ok(own.lost < 200, `a few losses only (${own.lost})`);
     assert.ok(own.ms < shared.ms * 0.75, `own airs ${own.ms.toFixed(0)} ms vs shared ${shared.ms.toFixed(0)} ms`);
+  });
+
+  it('four gateways on their own airs move at least 3.5 x the bytes per second of one', async () => {
+    const one = await transfers(1, true, 1000, 240);
+    await freshRadio();
+    const four = await transfers(4, true, 1000, 240);
+    const speedup = (4 * one.ms) / four.ms;
+    assert.ok(speedup >= 3.5, `4 gateways: ${speedup.toFixed(2)} x one (${one.ms.toFixed(0)} ms vs ${four.ms.toFixed(0)} ms for 4 x the data)`);
+    assert.ok(four.lost > 0, 'their overlapping exchanges collide now and then');
   });
 });

@@ -165,11 +165,7 @@ export interface AddCentralOptions {
   ownAir?: boolean;
 }
 
-/**
- * Data channels a connection hops over (BLE_PHY_NUM_DATA_CHANS, esp-nimble
- * nimble/controller/include/controller/ble_phy.h:34), all of them in the channel map.
- */
-const DATA_CHANNELS = 37;
+
 
 /** LL_TERMINATE_IND control PDU payload: opcode + error code (Core Vol 6 Part B 2.4.2.2). */
 const LL_TERMINATE_IND_BYTES = 2;
@@ -225,7 +221,7 @@ export class SimRadio implements CentralAir {
     if (options.ownAir) {
       layer = new LinkLayer(this.clock, this.profile);
       this.airs.push(layer);
-      for (const air of this.airs) air.interference = (start, end) => this.interferenceOn(air, start, end);
+      for (const air of this.airs) air.interference = (start, end, channel) => this.interferenceOn(air, start, end, channel);
     }
     return this.newCentral(options.adapterState ?? 'poweredOn', address, options.aclBuffers ?? this.aclBuffers, layer, options.hears).controller;
   }
@@ -606,16 +602,17 @@ export class SimRadio implements CentralAir {
   }
 
   /**
-   * LinkLayer.interference of one air: every other air with an exchange on air during [start, end] is on
-   * the same data channel with probability 1/37 (each connection hops on its own, CSA #2 seeded by its
-   * access address; a collision loses the PDU (capture ignored: pessimistic). docs/LINK-MODEL.md "Several gateways".
+   * LinkLayer.interference of one air: an exchange collides (both its PDUs lost; capture ignored, which is
+   * pessimistic) when another air had an exchange on air during [start, end] on the same data channel.
+   * Each connection hops on its own (CSA #2 from its access address), so two events share a channel
+   * about once in 37. docs/LINK-MODEL.md §10a.
    */
-  private interferenceOn(air: LinkLayer, start: number, end: number): number {
-    let overlapping = 0;
+  private interferenceOn(air: LinkLayer, start: number, end: number, channel: number): number {
     for (const other of this.airs) {
-      if (other !== air && other.lastExchange.start < end && other.lastExchange.end > start) overlapping++;
+      const x = other.lastExchange;
+      if (other !== air && x.channel === channel && x.start < end && x.end > start) return 1;
     }
-    return overlapping === 0 ? 0 : 1 - Math.pow(1 - 1 / DATA_CHANNELS, overlapping);
+    return 0;
   }
 
   private wantsAdvertising(slot: DeviceSlot): boolean {
