@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import { OtaError } from '../../lib/errors';
-import { PlantControlClient, PlantSim, parsePlantLayout } from '../../lib/sim/plant';
+import { PlantControlClient, PlantSim, generatePlantLayout, parsePlantLayout } from '../../lib/sim/plant';
 
 const MASTER_HEX = '5a'.repeat(32);
 
@@ -67,6 +67,20 @@ describe('sim/plant: layout', () => {
     refused(layout({ keys: {} }), /devices without keys refuse every update/);
     refused(layout({ link: 'moon' }), /link must be one of/);
     refused(layout({ clock: 'virtual' }), /clock must be "real"/);
+  });
+
+  it('generates a valid layout of a line of gateways with overlapping ranges', () => {
+    const generated = parsePlantLayout(
+      generatePlantLayout({ gateways: ['gw-1', 'gw-2', 'gw-3'], devices: 30, masterKey: MASTER_HEX, failingDiagnostics: ['plant-05'], vanish: { 'plant-30': 1000 } }),
+    );
+    assert.equal(generated.devices.length, 30);
+    assert.equal(generated.devices[4].diagnostics, 'fail');
+    assert.equal(generated.devices[29].vanishAtMs, 1000);
+    for (const d of generated.devices) assert.ok(Object.keys(d.rssi).length >= 1, `${d.name} is heard by a gateway`);
+    const heardBy = (gw: string) => new Set(generated.devices.filter((d) => d.rssi[gw] !== undefined).map((d) => d.name));
+    const overlap = [...heardBy('gw-1')].filter((n) => heardBy('gw-2').has(n));
+    assert.ok(overlap.length >= 10, 'neighbouring gateways see overlapping sets');
+    assert.ok(!heardBy('gw-1').has('plant-25'), 'a gateway does not hear the far end of the line');
   });
 
   it('the PlantSim constructor checks the layout too', () => {

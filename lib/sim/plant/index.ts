@@ -4,3 +4,4 @@ export { parsePlantLayout, type PlantLayout, type PlantDeviceLayout } from './la
 export { createRemotePlantCentral, RemoteHciTransport, type RemotePlantCentral, type RemotePlantOptions } from './remote-hci';
 export { PlantControlClient, runPlantCommand, type PlantCommand } from './control-server';
 export { parsePlantAddress } from './wire';
+export { generatePlantLayout, type GeneratePlantLayoutOptions } from './generate';
