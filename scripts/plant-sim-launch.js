@@ -1,6 +1,6 @@
 // Starts the plant simulator (`esp32-ble-ota plant-sim`, docs/PLANT-SIM.md) as a child process for the
 // demo and tests: resolves once it printed its ready line, with its ports and a stop() that ends it
-// (SIGTERM) and waits for it to exit.
+// (SIGTERM) and waits for it to exit. writePlantLayout writes a generated layout file for it.
 'use strict';
 const path = require('path');
 const readline = require('readline');
@@ -52,4 +52,17 @@ function launchPlantSim(options) {
   });
 }
 
-module.exports = { launchPlantSim };
+/**
+ * Writes a generated plant layout (lib/sim/plant generatePlantLayout: a line of gateways with overlapping
+ * ranges) to `file` for launchPlantSim; needs the build (dist). Returns the layout.
+ * @param {string} file
+ * @param {import('../dist/lib/sim/plant').GeneratePlantLayoutOptions} options
+ */
+function writePlantLayout(file, options) {
+  const { generatePlantLayout } = require(path.join(root, 'dist', 'lib', 'sim', 'plant'));
+  const layout = generatePlantLayout(options);
+  require('fs').writeFileSync(file, `${JSON.stringify(layout, null, 2)}\n`);
+  return layout;
+}
+
+module.exports = { launchPlantSim, writePlantLayout };

@@ -18,7 +18,10 @@ interface Launched {
   stop(): Promise<void>;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { launchPlantSim } = require(repoPath('scripts', 'plant-sim-launch.js')) as { launchPlantSim(o: { layoutFile: string }): Promise<Launched> };
+const { launchPlantSim, writePlantLayout } = require(repoPath('scripts', 'plant-sim-launch.js')) as {
+  launchPlantSim(o: { layoutFile: string }): Promise<Launched>;
+  writePlantLayout(file: string, o: Record<string, unknown>): Record<string, unknown>;
+};
 
 describe('sim/plant: the plant-sim command', function () {
   this.timeout(30000);
@@ -30,10 +33,7 @@ describe('sim/plant: the plant-sim command', function () {
 
   it('runs a layout: ready line with the ports, a gateway connects and scans, SIGTERM stops it', async () => {
     const layoutFile = path.join(dir, 'plant.json');
-    fs.writeFileSync(
-      layoutFile,
-      JSON.stringify({ gateways: ['gw-a'], devices: [{ name: 'cli-01', chip: 'esp32', version: '1.0.0', rssi: { 'gw-a': -50 } }], keys: { development: true }, clock: 'real' }),
-    );
+    writePlantLayout(layoutFile, { gateways: ['gw-a'], devices: 1, namePrefix: 'cli-', development: true });
     const plant = await launchPlantSim({ layoutFile });
     try {
       assert.ok(plant.hciPort > 0 && plant.controlPort > 0);
