@@ -42,7 +42,9 @@ describe('sim/plant: the install counter of a simulated device', function () {
     env = await simEnv([{ name: 'count-02', chip: 'esp32', version: '1.0.0', diagnostics: 'fail' }]);
     const device = env.devices[0] as SimDevice;
     await flashDevice(env.scheduler, { device: 'count-02', image: V11 });
-    await bootInto(device, '1.0.0');
+    // The reboot into 1.1.0, then the rollback's reboot into 1.0.0.
+    for (let i = 0; i < 100 && !(device.machine.restarts.length >= 2 && device.machine.state === 'running'); i++) await new Promise((r) => env.clock.setTimer(() => r(undefined), 100));
+    assert.ok(device.machine.restarts.length >= 2, `restarts: ${device.machine.restarts.map((r) => r.reason).join(', ')}`);
     assert.equal(device.machine.runningApp?.version, '1.0.0', 'rolled back');
     assert.equal(device.installs, 1);
   });
