@@ -41,7 +41,7 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
   provision --device <name|address> (--master-key-file f | --key-file f)
                                        store the device's session key (PROVISION) while its provisioning window
                                        is open; the master key gives the key derived for the id the device reports
-  plant-sim --layout <file> [--hci-port n] [--control-port n]
+  plant-sim --layout <file> [--hci-port n | --port n] [--control-port n]
                                        simulated plant for several gateway processes (docs/PLANT-SIM.md): prints one
                                        JSON line with the ports when ready, runs until SIGTERM
 keys:   --master-key-file f (per-device keys) or --key-file f (fleet key), else the environment

@@ -19,7 +19,7 @@ const VALUE_OPTIONS = new Set([
   // keys and manifests (docs/SECURITY.md)
   'key', 'key-file', 'master-key-file', 'key-id', 'release', 'expires', 'base', 'manifest', 'pubkey', 'device-id', 'out', 'release-keys',
   // plant simulator (docs/PLANT-SIM.md)
-  'layout', 'hci-port', 'control-port',
+  'layout', 'hci-port', 'port', 'control-port',
 ]);
 /** Options that may be given more than once; their values are kept in order (repeatedOption). */
 const REPEATABLE = new Set(['fault', 'device']);

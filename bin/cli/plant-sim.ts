@@ -1,5 +1,5 @@
 /**
- * `esp32-ble-ota plant-sim --layout FILE [--hci-port N] [--control-port N]`: runs the plant simulator
+ * `esp32-ble-ota plant-sim --layout FILE [--hci-port N | --port N] [--control-port N]`: runs the plant simulator
  * (lib/sim/plant, docs/PLANT-SIM.md) until SIGTERM or SIGINT. When it is ready it prints one JSON line
  * {"plantSim":"ready","hciPort","controlPort","gateways","devices"} on stdout; both servers listen on
  * 127.0.0.1 only.
@@ -19,7 +19,8 @@ function port(args: ParsedArgs, name: string): number {
 export async function plantSimCommand(args: ParsedArgs, io: Output): Promise<number> {
   const file = stringOption(args, 'layout');
   if (!file) throw new OtaError('BAD_ARGUMENT', 'plant-sim needs --layout FILE (a plant layout, docs/PLANT-SIM.md)');
-  const hciPort = port(args, 'hci-port');
+  if (args.options.has('port') && args.options.has('hci-port')) throw new OtaError('BAD_ARGUMENT', '--port is another name for --hci-port: give one of them');
+  const hciPort = port(args, args.options.has('port') ? 'port' : 'hci-port');
   const controlPort = port(args, 'control-port');
   let text: string;
   try {

@@ -58,6 +58,17 @@ describe('sim/plant: the plant-sim command', function () {
     }
   });
 
+  it('takes --port as the HCI port and refuses a port out of range', async () => {
+    const layoutFile = path.join(dir, 'one.json');
+    writePlantLayout(layoutFile, { gateways: ['gw-a'], devices: 1, development: true });
+    const cli = repoPath('dist', 'bin', 'esp32-ble-ota.js');
+    const r = spawnSync(process.execPath, [cli, 'plant-sim', '--layout', layoutFile, '--port', '70000'], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /BAD_ARGUMENT: --port must be a TCP port 0\.\.65535/);
+    const both = spawnSync(process.execPath, [cli, 'plant-sim', '--layout', layoutFile, '--port', '1', '--hci-port', '2'], { encoding: 'utf8' });
+    assert.match(both.stderr, /--port is another name for --hci-port/);
+  });
+
   it('refuses a bad layout file with exit code 1 and BAD_PLANT_LAYOUT', () => {
     const layoutFile = path.join(dir, 'bad.json');
     fs.writeFileSync(layoutFile, JSON.stringify({ gateways: ['gw-a'], devices: [] }));
