@@ -1,9 +1,11 @@
 /**
  * The plant simulator's layout file and control server: every malformed layout is refused with
  * BAD_PLANT_LAYOUT naming what is wrong; the control server lists devices and gateways, injects faults,
- * changes a gateway's range and refuses bad commands with a typed error, over JSON lines on loopback.
+ * changes a gateway's range and refuses bad commands with a typed error, over JSON lines on loopback; the
+ * HCI port refuses a bad hello and a port in use is a typed error.
  */
 import { strict as assert } from 'assert';
+import * as net from 'net';
 import { OtaError } from '../../lib/errors';
 import { PlantControlClient, PlantSim, generatePlantLayout, parsePlantLayout } from '../../lib/sim/plant';
 
@@ -92,10 +94,11 @@ describe('sim/plant: control server', function () {
   this.timeout(20000);
   let plant: PlantSim;
   let control: PlantControlClient;
+  let ports: { hciPort: number; controlPort: number };
 
   beforeEach(async () => {
     plant = new PlantSim(layout());
-    const ports = await plant.start();
+    ports = await plant.start();
     control = new PlantControlClient('127.0.0.1', ports.controlPort);
   });
   afterEach(async () => {
@@ -117,6 +120,31 @@ describe('sim/plant: control server', function () {
       { id: 'gw-a', connected: false, sessions: 0 },
       { id: 'gw-b', connected: false, sessions: 0 },
     ]);
+  });
+
+  it('the HCI port refuses a connection whose hello line is not {"gateway": id} (PLANT_PROTOCOL) or names no gateway of the layout', async () => {
+    const answer = (hello: string) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const socket = net.connect(ports.hciPort, '127.0.0.1', () => socket.write(hello));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('close', () => resolve(JSON.parse(text.split('\n')[0]) as Record<string, unknown>));
+        socket.on('error', reject);
+      });
+    assert.equal(((await answer('hello\n')).error as { code: string }).code, 'PLANT_PROTOCOL');
+    assert.equal(((await answer('{"gw":"gw-a"}\n')).error as { code: string }).code, 'PLANT_PROTOCOL');
+    assert.equal(((await answer('{"gateway":"gw-q"}\n')).error as { code: string }).code, 'PLANT_UNKNOWN_GATEWAY');
+    assert.deepEqual(plant.gateways().map((g) => g.sessions), [0, 0]);
+  });
+
+  it('a port in use is refused with PLANT_PORT_UNAVAILABLE', async () => {
+    const second = new PlantSim(layout());
+    try {
+      await assert.rejects(second.start({ controlPort: ports.controlPort }), (err: unknown) => err instanceof OtaError && err.code === 'PLANT_PORT_UNAVAILABLE' && /127\.0\.0\.1:\d+/.test(err.message));
+    } finally {
+      await second.stop();
+    }
   });
 
   it('changes a gateway range and injects faults; refuses bad commands with a typed error', async () => {
