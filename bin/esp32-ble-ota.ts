@@ -3,13 +3,14 @@
  * esp32-ble-ota: inspect ESP application images, and scan, flash, verify and query ESP32 devices over
  * BLE, on a real adapter or on a simulated fleet (--sim); `bench` runs the transfer benchmark; `keygen`,
  * `sign` and `derive-key` handle release keys, manifests and per-device keys, `provision` stores a device's key
- * in its provisioning window (docs/SECURITY.md).
+ * in its provisioning window (docs/SECURITY.md); `plant-sim` runs the simulated plant several gateways share.
  */
 import { toOtaError } from '../lib/errors';
 import { parseArgs } from './cli/args';
 import { campaignCommand } from './cli/campaign';
 import { deriveKeyCommand, keygenCommand, signCommand } from './cli/security-commands';
 import { provisionCommand } from './cli/provision';
+import { plantSimCommand } from './cli/plant-sim';
 import { benchCommand, flashCommand, inspectCommand, scanCommand, statusCommand, verifyCommand, type Output } from './cli/commands';
 
 const USAGE = `usage: esp32-ble-ota <command> [options]
@@ -40,6 +41,9 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
   provision --device <name|address> (--master-key-file f | --key-file f)
                                        store the device's session key (PROVISION) while its provisioning window
                                        is open; the master key gives the key derived for the id the device reports
+  plant-sim --layout <file> [--hci-port n | --port n] [--control-port n]
+                                       simulated plant for several gateway processes (docs/PLANT-SIM.md): prints one
+                                       JSON line with the ports when ready, runs until SIGTERM
 keys:   --master-key-file f (per-device keys) or --key-file f (fleet key), else the environment
         BLE_OTA_MASTER_KEY / BLE_OTA_FLEET_KEY (64 hex); --fleet-key <hex> works but shows the key in ps
 common: --json  --hci <n>
@@ -62,6 +66,7 @@ const COMMANDS: Record<string, (args: ReturnType<typeof parseArgs>, io: Output) 
   sign: signCommand,
   'derive-key': deriveKeyCommand,
   provision: provisionCommand,
+  'plant-sim': plantSimCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

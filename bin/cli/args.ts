@@ -18,6 +18,8 @@ const VALUE_OPTIONS = new Set([
   'sim-chip', 'sim-confirm', 'sim-protocol', 'sim-version', 'sim-release-key', 'sim-window', 'wait', 'seconds', 'seed', 'replay', 'schedules', 'implementations', 'prior-updates', 'workers', 'concurrency',
   // keys and manifests (docs/SECURITY.md)
   'key', 'key-file', 'master-key-file', 'key-id', 'release', 'expires', 'base', 'manifest', 'pubkey', 'device-id', 'out', 'release-keys',
+  // plant simulator (docs/PLANT-SIM.md)
+  'layout', 'hci-port', 'port', 'control-port',
 ]);
 /** Options that may be given more than once; their values are kept in order (repeatedOption). */
 const REPEATABLE = new Set(['fault', 'device']);

@@ -1,6 +1,6 @@
 /**
- * ble-ota-adapter (config node): which BLE adapter the OTA nodes share (an HCI device or a simulated
- * fleet), its concurrency and scan parameters, and the session keys: the plant master key (per-device
+ * ble-ota-adapter (config node): which BLE adapter the OTA nodes share (an HCI device, a simulated
+ * fleet or a gateway of the simulated plant), its concurrency and scan parameters, and the session keys: the plant master key (per-device
  * keys, recommended) or the fleet key (credentials: never in the flow JSON, never logged). Owns the
  * adapter's central and scheduler through an AdapterConnection.
  */
@@ -8,7 +8,7 @@ import type { NodeAPI, NodeDef } from '../shared/node-red';
 import type { AdapterNode } from './adapter-node';
 import { AdapterConnection, type AdapterSettings } from './adapter-connection';
 import { buildFleet, fleetSecurity, parseFleetKey, parseMasterKey, parseReleaseKeys } from './fleet-config';
-import { openHciAdapter, openSimAdapter, type AdapterBackend } from '../shared/library';
+import { openHciAdapter, openPlantAdapter, openSimAdapter, parsePlantAddress, type AdapterBackend } from '../shared/library';
 import { OtaError } from '../../lib/errors';
 import { translator } from '../shared/i18n';
 
@@ -16,10 +16,12 @@ import { translator } from '../shared/i18n';
  * The adapter mode is never guessed towards the simulator: an adapter saved without a mode (older
  * flows, hand-written JSON) is the real HCI adapter, an unknown mode is a configuration error.
  */
-function adapterMode(value: unknown): 'hci' | 'sim' | null {
+function adapterMode(value: unknown): 'hci' | 'sim' | 'plant' | null {
   if (value === undefined || value === null || value === '' || value === 'hci') return 'hci';
-  return value === 'sim' ? 'sim' : null;
+  return value === 'sim' || value === 'plant' ? value : null;
 }
+
+const GATEWAY_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 function positiveNumber(value: unknown, fallback: number, min: number, max: number): number {
   const n = Number(value);
@@ -37,7 +39,7 @@ export = function (RED: NodeAPI) {
     let masterKey: Buffer | undefined;
     this.configError = null;
     if (adapterMode(def.mode) === null) {
-      this.configError = new OtaError('BAD_OPTION', `adapter mode must be "hci" (a real adapter) or "sim" (a simulated fleet), got "${String(def.mode)}"`);
+      this.configError = new OtaError('BAD_OPTION', `adapter mode must be "hci" (a real adapter), "sim" (a simulated fleet) or "plant" (a gateway of the simulated plant), got "${String(def.mode)}"`);
     }
     try {
       fleetKey = parseFleetKey(this.credentials?.fleetKey);
@@ -49,7 +51,7 @@ export = function (RED: NodeAPI) {
       this.configError = this.configError ?? (err as Error);
     }
     const settings: AdapterSettings = {
-      label: mode === 'hci' ? `hci${hciDevice}` : `simulated fleet${def.name ? ` "${def.name}"` : ''}`,
+      label: mode === 'hci' ? `hci${hciDevice}` : mode === 'plant' ? `simulated plant gateway "${String(def.simGateway ?? '')}"` : `simulated fleet${def.name ? ` "${def.name}"` : ''}`,
       maxConnections: Math.floor(positiveNumber(def.maxConnections, 3, 1, 20)),
       scanMs: positiveNumber(def.scanSeconds, 5, 0.5, 600) * 1000,
       findTimeoutMs: positiveNumber(def.findSeconds, 10, 1, 600) * 1000,
@@ -57,7 +59,7 @@ export = function (RED: NodeAPI) {
       idleCloseMs: 2000,
       fleetKey,
       masterKey,
-      simulated: mode === 'sim',
+      simulated: mode !== 'hci',
       keyless: mode === 'hci' && !fleetKey && !masterKey,
     };
     let open: () => Promise<AdapterBackend>;
@@ -65,6 +67,16 @@ export = function (RED: NodeAPI) {
       open = () => openHciAdapter(hciDevice, settings.maxConnections);
       // Secure by default: provisioned devices refuse a gateway without their key; say so at start, not per failure.
       if (!fleetKey && !masterKey && !this.configError) this.warn(t('log.noKey', { label: settings.label }));
+    } else if (mode === 'plant') {
+      const plant = String(def.simPlant ?? '');
+      const gateway = String(def.simGateway ?? '').trim();
+      try {
+        parsePlantAddress(plant);
+        if (!GATEWAY_ID.test(gateway)) throw new OtaError('BAD_OPTION', `the plant gateway id must be 1..64 letters, digits, "_", "." or "-", got "${gateway}"`);
+      } catch (err) {
+        this.configError = this.configError ?? (err as Error);
+      }
+      open = () => openPlantAdapter({ plant, gateway, maxConnections: settings.maxConnections });
     } else {
       let devices: ReturnType<typeof buildFleet> = [];
       let security: ReturnType<typeof fleetSecurity> = 'unprovisioned';

@@ -1,12 +1,13 @@
 /**
  * The one place where the nodes reach into the core library: opening an adapter (a real HCI
- * adapter through noble, or the simulated fleet) and the OTA operations. Keeps the node files free
+ * adapter through noble, the simulated fleet, or a gateway of the simulated plant) and the OTA operations. Keeps the node files free
  * of library wiring details.
  */
 import type { BleCentral } from '../../lib/ble/central';
 import { createHciCentral } from '../../lib/ble/noble-central';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
 import { createSimFleet } from '../../lib/sim/fleet';
+import { createRemotePlantCentral, parsePlantAddress } from '../../lib/sim/plant';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 
 export { flashDevice, verifyDevice, scanDevices, readDeviceStatus } from '../../lib/ota';
@@ -42,6 +43,36 @@ export async function openSimAdapter(options: SimAdapterOptions): Promise<Adapte
     async close() {
       await scheduler.close();
       await fleet.close();
+    },
+  };
+}
+
+export interface PlantAdapterOptions {
+  /** The plant simulator's HCI server, "127.0.0.1:PORT" (loopback only). */
+  plant: string;
+  /** This gateway's id in the plant layout. */
+  gateway: string;
+  maxConnections: number;
+}
+
+/** The plant's address as "127.0.0.1:PORT"; throws BAD_OPTION naming what is wrong. */
+export { parsePlantAddress };
+
+/**
+ * A gateway of the simulated plant (esp32-ble-ota plant-sim): noble's HCI layer over TCP to the plant,
+ * which owns the devices (no fleet here). Fails PLANT_UNAVAILABLE when the plant is not running,
+ * PLANT_UNKNOWN_GATEWAY / PLANT_GATEWAY_CONNECTED when it refuses the id.
+ */
+export async function openPlantAdapter(options: PlantAdapterOptions): Promise<AdapterBackend> {
+  const { host, port } = parsePlantAddress(options.plant);
+  const central = await createRemotePlantCentral({ host, port, gateway: options.gateway });
+  const scheduler = new AdapterScheduler(central, { maxConnections: options.maxConnections });
+  return {
+    central,
+    scheduler,
+    async close() {
+      await scheduler.close();
+      await central.close();
     },
   };
 }

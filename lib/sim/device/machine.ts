@@ -90,6 +90,8 @@ export class Machine {
   readonly restarts: Array<{ reason: string; at: number }> = [];
   /** Reset-to-advertising time of the last boot (ms). */
   lastBootMs = 0;
+  /** The app image running now, as the last boot described it (null before the first boot or when bricked). */
+  runningApp: AppInfo | null = null;
   private pending: { choice: BootChoice | null; resetReason: number } | null = null;
 
   constructor(
@@ -254,6 +256,7 @@ export class Machine {
       return;
     }
     const app = describeApp(this.flash.imageBytes(choice.slot), SLOT_LABELS[choice.slot]);
+    this.runningApp = app;
     this.power = 'running';
     this.app = this.factory(this, { ...choice, app, resetReason });
     this.app.start();

@@ -98,6 +98,8 @@ export class LinkConnection {
   skipped = 0;
   /** Anchors missed in total (stats/tests). */
   missedAnchors = 0;
+  /** Data channel (0..36) of the current connection event (only other airs look at it: interference). */
+  channel = 0;
   closed = false;
   /**
    * Whether the receiving controller of `dir` has a free RX buffer now; without one it NAKs the PDU
@@ -170,6 +172,14 @@ export class LinkLayer {
   readonly totals = emptyLinkStats();
   /** Loss draws in [0, 1), deterministic per profile (lossSeed). */
   private readonly random: () => number;
+  /** Clock interval of the exchange on air last (other airs test their exchanges against it). */
+  readonly lastExchange = { start: Number.NEGATIVE_INFINITY, end: Number.NEGATIVE_INFINITY, channel: -1 };
+  /**
+   * Optional: extra loss probability of each PDU of an exchange that was on air from start to end on this
+   * data channel, on top of the profile's pduLossRate (another gateway's radio on the same channel;
+   * docs/LINK-MODEL.md §10a). Null or 0: the profile alone decides, exactly as without it.
+   */
+  interference: ((start: number, end: number, channel: number) => number) | null = null;
 
   constructor(
     private readonly clock: Clock,
@@ -298,6 +308,7 @@ export class LinkLayer {
     this.owner = conn;
     conn.stats.connectionEvents++;
     this.totals.connectionEvents++;
+    if (this.interference) conn.channel = eventChannel(conn.id, conn.stats.connectionEvents);
     this.exchange(conn, anchor, 0, 0);
   }
 
@@ -356,11 +367,14 @@ export class LinkLayer {
     // More-data bits as sent in the two PDUs: each side has something queued behind this PDU.
     const moreData = conn.pending('toPeripheral') > 1 || conn.pending('toCentral') > 1;
     this.busyUntil = now + step;
+    this.lastExchange.start = now;
+    this.lastExchange.end = now + step;
+    this.lastExchange.channel = conn.channel;
     this.onExchange?.({ connection: conn.id, start: now, end: now + step, toPeripheral: c?.bytes ?? 0, toCentral: p?.bytes ?? 0, index });
     // Both PDUs are in once the peripheral's PDU ends; the trailing T_IFS leads to the next exchange.
     const timer = this.clock.setTimer(() => {
       if (conn.closed) return;
-      const heard = this.airExchange(conn, c, p);
+      const heard = this.airExchange(conn, c, p, this.lossFor(now, now + step, conn.channel));
       const exchanges = dataExchanges + (carriesData ? 1 : 0);
       const capped = this.profile.maxPdusPerEvent !== null && exchanges >= this.profile.maxPdusPerEvent;
       if (!heard || !moreData || capped) {
@@ -384,8 +398,7 @@ export class LinkLayer {
    * - a loss closes the connection event (the central does not go on without a valid packet).
    * Returns whether both PDUs were heard (the event may go on).
    */
-  private airExchange(conn: LinkConnection, c: Pdu | undefined, p: Pdu | undefined): boolean {
-    const loss = this.profile.pduLossRate ?? 0;
+  private airExchange(conn: LinkConnection, c: Pdu | undefined, p: Pdu | undefined, loss: number): boolean {
     const centralLost = loss > 0 && this.random() < loss;
     this.count(conn, 'toPeripheral', c?.bytes ?? 0, false, c?.sent === true);
     if (c) c.sent = true;
@@ -417,6 +430,13 @@ export class LinkLayer {
       c.onAcked?.();
     }
     return true;
+  }
+
+  /** Per-PDU loss of an exchange on air from start to end: the profile's, combined with interference. */
+  private lossFor(start: number, end: number, channel: number): number {
+    const base = this.profile.pduLossRate ?? 0;
+    const extra = this.interference?.(start, end, channel) ?? 0;
+    return extra > 0 ? 1 - (1 - base) * (1 - extra) : base;
   }
 
   private lostOne(conn: LinkConnection, dir: Direction): void {
@@ -455,6 +475,23 @@ export class LinkLayer {
     }
   }
 }
+
+/**
+ * The data channel of a connection's event: a stable pseudo-random function of the connection and its
+ * event counter over the 37 data channels, as channel selection algorithm #2 is (docs/LINK-MODEL.md §10a).
+ */
+function eventChannel(id: string, counter: number): number {
+  let h = 2166136261;
+  const key = `${id}#${counter}`;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619) >>> 0;
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d) >>> 0;
+  h ^= h >>> 12;
+  return h % DATA_CHANNELS;
+}
+
+/** Data channels of a connection with every channel in its map (esp-nimble controller/ble_phy.h:34). */
+export const DATA_CHANNELS = 37;
 
 function mod(a: number, m: number): number {
   return ((a % m) + m) % m;

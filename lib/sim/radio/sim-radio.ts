@@ -81,6 +81,8 @@ export interface RadioStats {
 
 interface Connection {
   link: LinkConnection;
+  /** The link layer (air) the link's PDUs go through: the radio's, or its central's own. */
+  layer: LinkLayer;
   end: PeripheralLinkEnd;
   server: AttServer | null;
   /** 'lost': the air link is dead, the supervision timeout has not fired yet. */
@@ -97,6 +99,12 @@ interface Central {
   readonly controller: CentralController;
   /** Peripheral id the controller is initiating a connection to (until CONNECT_IND goes out). */
   pendingConnect: string | null;
+  /** AddCentralOptions.hears; undefined: every device, at its own rssi. */
+  hears?: (address: string) => number | null;
+  /** The link layer its links use (the radio's shared one unless the central has its own air). */
+  layer: LinkLayer;
+  /** Taken off the air for good (removeCentral): it hears nothing and is never listed again. */
+  removed: boolean;
 }
 
 interface DeviceSlot {
@@ -142,7 +150,22 @@ export interface AddCentralOptions {
   adapterState?: AdapterState;
   adapterAddress?: string;
   aclBuffers?: AclBufferConfig;
+  /**
+   * The RSSI (dBm) this central hears a device with, or null: out of range (no advertising reports; a
+   * connect attempt never sees the device advertise, so no CONNECT_IND goes out and the initiator waits
+   * until its host cancels; a link to it is lost). Asked at every advertising event and RSSI read, so it
+   * may change over time (call rangeChanged() after a change). Default: every device at its own rssi.
+   */
+  hears?: (address: string) => number | null;
+  /**
+   * The central's links get a link layer of their own (another gateway's controller schedules its own
+   * connection events; docs/LINK-MODEL.md "Several gateways"). Default false: they share the radio's air
+   * time with every other link (a second adapter on the same host).
+   */
+  ownAir?: boolean;
 }
+
+
 
 /** LL_TERMINATE_IND control PDU payload: opcode + error code (Core Vol 6 Part B 2.4.2.2). */
 const LL_TERMINATE_IND_BYTES = 2;
@@ -159,6 +182,10 @@ export class SimRadio implements CentralAir {
   readonly profile: LinkProfile;
   readonly clock: Clock;
   private readonly linkLayer: LinkLayer;
+  /** Every link layer: the radio's, then one per central with its own air. */
+  private readonly airs: LinkLayer[] = [];
+  /** Link counts of the airs of removed centrals. */
+  private readonly retiredTotals = emptyLinkStats();
   private readonly slots = new Map<string, DeviceSlot>();
   private readonly faults = new WriteFaults();
   private readonly centrals: Central[] = [];
@@ -171,10 +198,11 @@ export class SimRadio implements CentralAir {
     this.clock = options.clock;
     this.profile = resolveLinkProfile(options.link);
     this.linkLayer = new LinkLayer(this.clock, this.profile);
+    this.airs.push(this.linkLayer);
     this.maxConnections = options.maxConnections ?? 10;
     this.aclBuffers = options.aclBuffers;
     this.adapterAddress = options.adapterAddress ?? '00:1a:7d:da:71:0a';
-    this.controller = this.newCentral(options.adapterState ?? 'poweredOn', this.adapterAddress, options.aclBuffers).controller;
+    this.controller = this.newCentral(options.adapterState ?? 'poweredOn', this.adapterAddress, options.aclBuffers, this.linkLayer, undefined).controller;
   }
 
   get adapterState(): AdapterState {
@@ -189,7 +217,46 @@ export class SimRadio implements CentralAir {
   addCentral(options: AddCentralOptions = {}): CentralController {
     const index = this.centrals.length;
     const address = options.adapterAddress ?? this.adapterAddress.replace(/[0-9a-f]{2}$/, (b) => ((parseInt(b, 16) + index) & 0xff).toString(16).padStart(2, '0'));
-    return this.newCentral(options.adapterState ?? 'poweredOn', address, options.aclBuffers ?? this.aclBuffers).controller;
+    let layer = this.linkLayer;
+    if (options.ownAir) {
+      layer = new LinkLayer(this.clock, this.profile);
+      this.airs.push(layer);
+      for (const air of this.airs) air.interference = (start, end, channel) => this.interferenceOn(air, start, end, channel);
+    }
+    return this.newCentral(options.adapterState ?? 'poweredOn', address, options.aclBuffers ?? this.aclBuffers, layer, options.hears).controller;
+  }
+
+  /**
+   * The central leaves the air for good (its gateway died): the adapter goes down as a powered-off one
+   * does (the central's side of every link ends at once, each device notices by its supervision timeout),
+   * its controller stops. Its index is never reused (it is the connectionId its links had at the devices).
+   */
+  removeCentral(centralIndex: number): void {
+    if (centralIndex === 0) throw new OtaError('BAD_PARAMETER', "the radio's own adapter (central 0) cannot be removed");
+    const central = this.central(centralIndex);
+    if (central.removed) return;
+    this.setAdapterState('poweredOff', centralIndex);
+    central.removed = true;
+    central.controller.shutdown();
+    if (central.layer !== this.linkLayer) {
+      // Its own air goes with it (its links are closed); its counts stay in the radio's totals.
+      addLinkStats(this.retiredTotals, central.layer.totals);
+      this.airs.splice(this.airs.indexOf(central.layer), 1);
+    }
+    this.scanChanged();
+  }
+
+  /**
+   * A central's range changed (its hears function answers differently now): links to devices it no longer
+   * hears are lost (both ends notice by their supervision timeouts), advertising follows who listens.
+   */
+  rangeChanged(): void {
+    for (const slot of this.slots.values()) {
+      for (const index of [...slot.links.keys()]) {
+        if (this.heardAt(this.centrals[index], slot) === null) this.loseLink(slot, this.centrals[index], true);
+      }
+      this.ensureAdvertising(slot);
+    }
   }
 
   addDevice(device: VirtualPeripheral, options: DeviceRadioOptions = {}): void {
@@ -304,7 +371,8 @@ export class SimRadio implements CentralAir {
       const connected = [...slot.links.values()].some((c) => c.state === 'up');
       devices[slot.address] = { connections: slot.connections, connected, link, gatt, bytesOnAir: this.bytesOnAir(link), maxRxInUse, stalledMs: slot.stalledMs };
     }
-    addLinkStats(totals, this.linkLayer.totals);
+    for (const air of this.airs) addLinkStats(totals, air.totals);
+    addLinkStats(totals, this.retiredTotals);
     return { link: this.profile.name, adapterState: this.adapterState, totals, bytesOnAir: this.bytesOnAir(totals), devices, faults: [...this.faults.log] };
   }
 
@@ -361,7 +429,7 @@ export class SimRadio implements CentralAir {
     }
     if (c.state !== 'up') return;
     c.state = 'closing';
-    this.linkLayer.send(c.link, 'toPeripheral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, reason, true), true);
+    c.layer.send(c.link, 'toPeripheral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, reason, true), true);
   }
 
   sendPdus(controller: CentralController, peerId: string, pdus: Pdu[]): void {
@@ -369,11 +437,12 @@ export class SimRadio implements CentralAir {
     const c = this.slots.get(peerId)?.links.get(central.index);
     if (!c || c.state === 'lost') return;
     for (const pdu of pdus) pdu.onDelivered = () => c.end.receivePdu(pdu);
-    this.linkLayer.sendPdus(c.link, 'toPeripheral', pdus);
+    c.layer.sendPdus(c.link, 'toPeripheral', pdus);
   }
 
-  rssi(_controller: CentralController, peerId: string): number | undefined {
-    return this.slots.get(peerId)?.rssi;
+  rssi(controller: CentralController, peerId: string): number | undefined {
+    const slot = this.slots.get(peerId);
+    return slot ? (this.heardAt(this.ofController(controller), slot) ?? undefined) : undefined;
   }
 
   get observing(): boolean {
@@ -399,7 +468,7 @@ export class SimRadio implements CentralAir {
 
   // ---- internals ----
 
-  private newCentral(state: AdapterState, address: string, aclBuffers: AclBufferConfig | undefined): Central {
+  private newCentral(state: AdapterState, address: string, aclBuffers: AclBufferConfig | undefined, layer: LinkLayer, hears: Central['hears']): Central {
     const index = this.centrals.length;
     const controller = new CentralController({
       index,
@@ -413,7 +482,7 @@ export class SimRadio implements CentralAir {
       supervisionTimeoutMs: this.profile.supervisionTimeoutMs,
     });
     controller.dataLength = this.profile.dataLength;
-    const central: Central = { index, controller, pendingConnect: null };
+    const central: Central = { index, controller, pendingConnect: null, hears, layer, removed: false };
     this.centrals.push(central);
     this.byController.set(controller, central);
     return central;
@@ -469,7 +538,7 @@ export class SimRadio implements CentralAir {
           if (c.state !== 'up' || (connectionId !== undefined && index !== connectionId)) continue;
           const central = this.centrals[index];
           c.state = 'closing';
-          this.linkLayer.send(c.link, 'toCentral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, HCI_REASON.remoteUserTerminated, false), true);
+          c.layer.send(c.link, 'toCentral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, HCI_REASON.remoteUserTerminated, false), true);
         }
       },
       // A reset without LL_TERMINATE_IND (the seed's esp_restart inside a callback): the air link dies
@@ -502,7 +571,7 @@ export class SimRadio implements CentralAir {
     slot.stalledUntil = 0;
     for (const c of slot.links.values()) {
       c.end.hostResumed();
-      this.linkLayer.resume(c.link);
+      c.layer.resume(c.link);
     }
   }
 
@@ -523,7 +592,27 @@ export class SimRadio implements CentralAir {
    */
   private listens(central: Central, slot: DeviceSlot): boolean {
     const ctrl = central.controller;
-    return ctrl.state !== 'poweredOff' && !slot.links.has(central.index) && (ctrl.scanning !== null || central.pendingConnect === slot.id);
+    if (central.removed || ctrl.state === 'poweredOff' || slot.links.has(central.index)) return false;
+    return (ctrl.scanning !== null || central.pendingConnect === slot.id) && this.heardAt(central, slot) !== null;
+  }
+
+  /** The RSSI a central hears the device with; null: out of its range. */
+  private heardAt(central: Central, slot: DeviceSlot): number | null {
+    return central.hears ? central.hears(slot.address) : slot.rssi;
+  }
+
+  /**
+   * LinkLayer.interference of one air: an exchange collides (both its PDUs lost; capture ignored, which is
+   * pessimistic) when another air had an exchange on air during [start, end] on the same data channel.
+   * Each connection hops on its own (CSA #2 from its access address), so two events share a channel
+   * about once in 37. docs/LINK-MODEL.md §10a.
+   */
+  private interferenceOn(air: LinkLayer, start: number, end: number, channel: number): number {
+    for (const other of this.airs) {
+      const x = other.lastExchange;
+      if (other !== air && x.channel === channel && x.start < end && x.end > start) return 1;
+    }
+    return 0;
   }
 
   private wantsAdvertising(slot: DeviceSlot): boolean {
@@ -538,7 +627,7 @@ export class SimRadio implements CentralAir {
       const payload = encodeAdvertising(adv);
       for (const central of this.centrals) {
         if (!this.listens(central, slot)) continue;
-        if (central.controller.scanning) central.controller.advertisingReport(slot.address, payload.advData, payload.scanResponse, slot.rssi);
+        if (central.controller.scanning) central.controller.advertisingReport(slot.address, payload.advData, payload.scanResponse, this.heardAt(central, slot) ?? slot.rssi);
         if (central.pendingConnect === slot.id) this.establish(slot, central);
       }
       if (!this.wantsAdvertising(slot)) return;
@@ -551,19 +640,20 @@ export class SimRadio implements CentralAir {
     central.pendingConnect = null;
     const earliest = this.clock.now() + (this.profile.zeroLatency ? 0 : TRANSMIT_WINDOW_DELAY_MS);
     // Every central's links share this link layer (one radio's air time); trace ids stay distinct.
-    const link = this.linkLayer.open(central.index === 0 ? slot.id : `${slot.id}/${central.index}`, earliest);
+    const layer = central.layer;
+    const link = layer.open(central.index === 0 ? slot.id : `${slot.id}/${central.index}`, earliest);
     const end = new PeripheralLinkEnd({
       dataLength: this.profile.dataLength,
       rxBuffers: slot.rxBuffers,
       sendPdus: (pdus) => {
         for (const pdu of pdus) pdu.onDelivered = () => central.controller.pduToHost(slot.id, pdu);
-        this.linkLayer.sendPdus(link, 'toCentral', pdus);
+        layer.sendPdus(link, 'toCentral', pdus);
       },
       hostStalled: () => this.clock.now() < slot.stalledUntil,
     });
     link.canReceive = (dir) => dir === 'toCentral' || end.canReceive();
     // Reserve the device so that its advertising stops for this central.
-    const c: Connection = { link, end, server: null, state: 'connecting' };
+    const c: Connection = { link, layer, end, server: null, state: 'connecting' };
     slot.links.set(central.index, c);
     slot.connections++;
     this.clock.setTimer(() => {
@@ -581,11 +671,11 @@ export class SimRadio implements CentralAir {
         sendFrame: (frame) => end.sendFrame(frame),
         filterWrite: (data, withoutResponse, characteristic) => this.faults.onWrite(slot.address, data, withoutResponse, characteristic),
         onLinkLost: () => this.loseLink(slot, central, true),
-        onFrameConsumed: () => this.linkLayer.resume(link),
+        onFrameConsumed: () => layer.resume(link),
         terminate: (reason) => {
           if (c.state !== 'up') return;
           c.state = 'closing';
-          this.linkLayer.send(link, 'toCentral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, reason, false), true);
+          layer.send(link, 'toCentral', LL_TERMINATE_IND_BYTES, () => this.endConnection(slot, central, reason, false), true);
         },
       });
       end.server = c.server;
@@ -598,7 +688,7 @@ export class SimRadio implements CentralAir {
     if (!c || c.state === 'lost') return;
     const wasConnecting = c.state === 'connecting';
     c.state = 'lost';
-    this.linkLayer.close(c.link);
+    c.layer.close(c.link);
     if (wasConnecting) {
       // Before the first anchor: the attempt fails (0x3E) when the first anchor passes unheard.
       slot.links.delete(central.index);
@@ -621,7 +711,7 @@ export class SimRadio implements CentralAir {
 
   /** The central's side of a link ends (Disconnection Complete unless reason is null). */
   private endLink(slot: DeviceSlot, central: Central, c: Connection, reason: number | null): void {
-    this.linkLayer.close(c.link);
+    c.layer.close(c.link);
     addLinkStats(slot.link, c.link.stats);
     slot.links.delete(central.index);
     if (reason !== null) central.controller.disconnected(slot.id, reason);
