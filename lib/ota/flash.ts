@@ -171,6 +171,9 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       client.setSessionKey?.(secure.sessionKey);
       manifest = secure.manifest;
     }
+    // A session this device kept for the same file (another gateway, or an earlier flash, lost its link mid-transfer)
+    // is continued from the device's offset on the first attempt too; the device checks digest, sizes and encoding.
+    const keptSession = facts.raw.sessionStateName === 'suspended' && facts.raw.lastSha256 === plan.fileSha256;
     state.choice = state.choice ?? (await chooseFor(plan, client.protocol, facts, state.deltaFallback, session.clock));
     if (state.deltaFallback) state.deltaFallback.to = state.choice.encoding === 'raw' ? 'raw' : 'deflate';
     const choice = state.choice;
@@ -179,7 +182,7 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       image: plan.image,
       encoding: choice.encoding,
       payload: choice.payload ?? undefined,
-      resume: attempt > 1 && state.resumable,
+      resume: state.resumable && (attempt > 1 || keptSession),
       reboot: plan.reboot,
       ...(manifest ? { manifest } : {}),
       signal: session.signal,

@@ -155,8 +155,22 @@ describe('sim/plant: gateways over TCP on one air', function () {
     const status = await readDeviceStatus(b.scheduler, { device: 'both-01', findTimeoutMs: 10000 });
     assert.equal(status.status?.sessionStateName, 'suspended');
     assert.ok((status.status?.sessionOffset ?? 0) > IMAGE.length / 3, `the device kept ${status.status?.sessionOffset} bytes`);
-    const result = await flashDevice(b.scheduler, { device: 'both-01', image: IMAGE, masterKey: MASTER, encoding: 'raw', findTimeoutMs: 10000 });
+    const kept = status.status?.sessionOffset ?? 0;
+    let resumedFrom = -1;
+    const result = await flashDevice(b.scheduler, {
+      device: 'both-01',
+      image: IMAGE,
+      masterKey: MASTER,
+      encoding: 'raw',
+      findTimeoutMs: 10000,
+      onProgress: (p) => {
+        if (resumedFrom < 0 && p.phase === 'transferring') resumedFrom = p.bytesDone;
+      },
+    });
     assert.equal(result.success, true);
+    // gw-b continues the kept session (its first attempt): only the rest of the image goes on air.
+    assert.equal(resumedFrom, kept, 'the second gateway resumed at the offset the device kept');
+    assert.ok(result.bytesOnAir < IMAGE.length - kept / 2, `${result.bytesOnAir} bytes on air for a ${IMAGE.length}-byte image`);
     let after = await device('both-01');
     for (let i = 0; i < 50 && after.installs === 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
