@@ -113,6 +113,8 @@ describe('sim/plant: control server', function () {
     assert.equal(devices[0].version, '1.0.0');
     assert.match(String(devices[0].sha256), /^[0-9a-f]{64}$/);
     assert.equal(devices[0].installs, 0);
+    // The factory image: otadata names no state for it (esp_ota_get_state_partition gives UNDEFINED or VALID).
+    assert.ok(['valid', 'undefined'].includes(String(devices[0].otaState)), String(devices[0].otaState));
     assert.deepEqual(devices[0].connectedTo, []);
     assert.deepEqual(devices[1].rssi, { 'gw-a': -61 });
     const gateways = (await control.command({ cmd: 'gateways' })).gateways;

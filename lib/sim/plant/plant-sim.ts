@@ -18,6 +18,8 @@ import { isPlantLayout, parsePlantLayout, type PlantLayout } from './layout';
 import { PlantHciServer } from './hci-server';
 import { PlantControlServer } from './control-server';
 import type { CentralController } from '../hci/central-controller';
+import { SLOT_LABELS } from '../device/ota-data';
+import { OTA_STATE_NAMES, type OtaState } from '../../protocol/constants';
 
 /** What the control server and tests see of a device. */
 export interface PlantDeviceInfo {
@@ -31,6 +33,11 @@ export interface PlantDeviceInfo {
   power: string;
   /** Successful boot switches into a newly written image (SimDevice.installs). */
   installs: number;
+  /**
+   * The otadata state of the running slot as esp_ota_get_state_partition reports it ('valid', 'pending-verify',
+   * 'undefined' for a factory image ...); null while rebooting, off or bricked.
+   */
+  otaState: OtaState | null;
   /** Gateways with a link up to it now. */
   connectedTo: string[];
   /** RSSI per gateway that hears it now. */
@@ -175,6 +182,7 @@ export class PlantSim {
       sha256: app ? app.sha256.toString('hex') : null,
       power: device.machine.state,
       installs: device.installs,
+      otaState: app ? runningOtaState(device, app.partitionLabel) : null,
       connectedTo,
       rssi,
     };
@@ -215,4 +223,11 @@ export class PlantSim {
 
 function isParsed(layout: unknown): layout is PlantLayout {
   return typeof layout === 'object' && layout !== null && isPlantLayout(layout);
+}
+
+/** The otadata state of the slot the device runs (lib/sim/device/ota-data.ts, as esp_ota_get_state_partition). */
+function runningOtaState(device: SimDevice, partitionLabel: string): OtaState | null {
+  const slot = SLOT_LABELS.indexOf(partitionLabel);
+  if (slot !== 0 && slot !== 1) return null;
+  return OTA_STATE_NAMES[device.flash.otadata.state(slot)] ?? null;
 }
