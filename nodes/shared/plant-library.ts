@@ -1,0 +1,11 @@
+/**
+ * The one place where the plant nodes reach into the plant library (lib/plant): the MQTT bus, the gateway
+ * agent and the rollout coordinator. Keeps the node files free of library wiring details.
+ */
+export { connectMqttBus } from '../../lib/plant/mqtt-bus';
+export { GatewayAgent, presenceWill, type GatewayAgentOptions } from '../../lib/plant/gateway/agent';
+export { RolloutCoordinator, type CoordinatorOptions } from '../../lib/plant/coordinator/coordinator';
+export { PlantTopics, checkPrefix, checkTopicId, DEFAULT_PLANT_PREFIX } from '../../lib/plant/topics';
+export type { BusConnectOptions, BusWill, PlantBus } from '../../lib/plant/bus';
+export type { CampaignProgress, CampaignRunState, CampaignSpec, CampaignState, DeviceCampaignState, DeviceResult, WaveSpec } from '../../lib/plant/messages';
+export { realClock } from '../../lib/clock';
