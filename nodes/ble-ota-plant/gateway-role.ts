@@ -6,7 +6,7 @@
  */
 import { toOtaError } from '../../lib/errors';
 import type { AdapterConnection, AdapterState } from '../ble-ota-adapter/adapter-connection';
-import { GatewayAgent, PlantTopics, realClock, type BusWill, presenceWill } from '../shared/plant-library';
+import { GatewayAgent, PlantTopics, wallClock, type BusWill, presenceWill } from '../shared/plant-library';
 import type { PlantConnection, PlantState } from './plant-connection';
 import type { PlantSettings } from './plant-config';
 
@@ -78,7 +78,7 @@ export class GatewayRole {
         topics: this.topics,
         gatewayId: this.settings.gatewayId,
         scheduler: backend.scheduler,
-        clock: realClock,
+        clock: wallClock,
         slots: this.slots,
         adapter: { label: this.adapter.settings.label, simulated: this.adapter.settings.simulated },
         keys: { masterKey: this.adapter.settings.masterKey, fleetKey: this.adapter.settings.fleetKey },

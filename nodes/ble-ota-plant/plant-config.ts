@@ -75,7 +75,7 @@ function seconds(value: unknown, fallback: number, min: number, max: number, wha
 /** A PEM given inline, or a file holding one. */
 function pemOrFile(value: string, what: string): Buffer | undefined {
   if (!value) return undefined;
-  if (value.startsWith(PEM_START)) return Buffer.from(value);
+  if (value.startsWith(PEM_START)) return Buffer.from(value.endsWith('\n') ? value : `${value}\n`);
   try {
     return fs.readFileSync(value);
   } catch (err) {

@@ -8,4 +8,10 @@ export { RolloutCoordinator, type CoordinatorOptions } from '../../lib/plant/coo
 export { PlantTopics, checkPrefix, checkTopicId, DEFAULT_PLANT_PREFIX } from '../../lib/plant/topics';
 export type { BusConnectOptions, BusWill, PlantBus } from '../../lib/plant/bus';
 export type { CampaignProgress, CampaignRunState, CampaignSpec, CampaignState, DeviceCampaignState, DeviceResult, WaveSpec } from '../../lib/plant/messages';
-export { realClock } from '../../lib/clock';
+import { realClock, type Clock } from '../../lib/clock';
+
+/**
+ * The clock of a plant runtime: plant messages carry times in milliseconds since the Unix epoch and are
+ * compared across processes (sighting freshness, presence), so now() is Date.now(); timers are realClock's.
+ */
+export const wallClock: Clock = { now: () => Date.now(), setTimer: (fn, ms) => realClock.setTimer(fn, ms), virtual: false };
