@@ -177,7 +177,8 @@ export class PlantConnection extends EventEmitter {
     this.users.clear();
     this.detach(bus);
     if (bus) await bus.close();
-    // A connection still being opened closes itself when it sees the closed state (openNow).
-    else if (opening) await opening.catch(() => undefined);
+    // A connection still being opened closes itself when it sees the closed state (openNow); a redeploy does
+    // not wait for a broker that does not answer.
+    else if (opening) opening.catch(() => undefined);
   }
 }

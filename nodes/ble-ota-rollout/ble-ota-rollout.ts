@@ -233,8 +233,10 @@ function startRollout(RED: NodeAPI, node: Node, def: NodeDef): void {
     closing = true;
     const running = coordinator;
     coordinator = null;
-    // A coordinator still starting stops itself when it sees `closing` (ensureCoordinator).
-    const stopped = running ? running.stop() : starting ? starting.then(() => undefined, () => undefined) : Promise.resolve();
+    // A coordinator still starting stops itself when it sees `closing` (ensureCoordinator): no waiting here for
+    // a broker that does not answer.
+    starting?.catch(() => undefined);
+    const stopped = running ? running.stop() : Promise.resolve();
     stopped
       .catch((err) => node.warn(t('errors.close', { message: toOtaError(err).message })))
       .finally(() => {
