@@ -376,6 +376,10 @@ async function mainPlant() {
     OTA_FIRMWARE_SHA256: firmware ? sha256File(firmware) : '',
     OTA_HTTP_TOKEN: token,
   };
+  // Before any Node-RED starts: npm runs synchronously, and the children's output waits on this process.
+  const mainDir = path.join(plantDir, 'main');
+  fs.mkdirSync(mainDir, { recursive: true });
+  const dashboard = installDashboard(mainDir);
   const children = [];
   PLANT_GATEWAYS.forEach((gatewayId, i) => {
     const dir = path.join(plantDir, gatewayId);
@@ -387,9 +391,6 @@ async function mainPlant() {
     children.push(spawnNodeRed(dir, env, gatewayId));
     log(`gateway ${gatewayId}: Node-RED on http://${host}:${port + 1 + i}/`);
   });
-  const mainDir = path.join(plantDir, 'main');
-  fs.mkdirSync(mainDir, { recursive: true });
-  const dashboard = installDashboard(mainDir);
   installPackage(mainDir, dashboard ? { [DASHBOARD_PACKAGE]: '^1' } : {});
   writeSettings(mainDir, port, keysPath);
   const flows = buildFlows(broker, keys, (file) => file === 'Plant rollout.json' || (dashboard && file === 'Plant dashboard.json'));
