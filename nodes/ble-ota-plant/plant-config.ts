@@ -36,7 +36,8 @@ export function parseBrokerUrl(value: unknown): string {
   try {
     url = new URL(text);
   } catch {
-    throw new OtaError('PLANT_BAD_URL', `the plant broker URL is not a URL: ${JSON.stringify(text.slice(0, 100))}`);
+    // Never repeat what could be a password ("user:secret@") in an error or a log line.
+    throw new OtaError('PLANT_BAD_URL', `the plant broker URL is not a URL: ${JSON.stringify(text.replace(/[^/@\s]*@/g, '***@').slice(0, 100))}`);
   }
   if (!BROKER_PROTOCOLS.includes(url.protocol)) throw new OtaError('PLANT_BAD_URL', `the plant broker URL must start with mqtt://, mqtts://, ws:// or wss://, got ${url.protocol}//`);
   if (!url.hostname) throw new OtaError('PLANT_BAD_URL', 'the plant broker URL names no host');

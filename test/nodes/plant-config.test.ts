@@ -28,6 +28,7 @@ describe('ble-ota-plant settings', () => {
     for (const url of ['mqtt://broker:1883', 'mqtts://broker.example:8883', 'ws://10.0.0.5:8080/mqtt', 'wss://broker/mqtt']) assert.equal(parseBrokerUrl(url), url);
     for (const url of ['', 'http://broker', 'broker:1883', 'mqtt://', 'tcp://broker:1883']) assert.equal(codeOf(() => parseBrokerUrl(url)), 'PLANT_BAD_URL', url);
     assert.throws(() => parseBrokerUrl('mqtt://user:secret@broker'), (err: OtaError) => err.code === 'PLANT_BAD_URL' && !err.message.includes('secret'));
+    assert.throws(() => parseBrokerUrl('mqtt//user:secret@broker'), (err: OtaError) => err.code === 'PLANT_BAD_URL' && !err.message.includes('secret'));
   });
 
   it('checks the prefix and the gateway id with the topic rules, and derives the default id from the host name', () => {
