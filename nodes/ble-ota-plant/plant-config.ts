@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import { OtaError } from '../../lib/errors';
 import { checkPrefix, checkTopicId, type BusConnectOptions } from '../shared/plant-library';
+import { settingOrEmpty } from '../shared/env-setting';
 
 export interface PlantSettings {
   url: string;
@@ -60,12 +61,6 @@ function text(value: unknown): string {
   return typeof value === 'string' ? value.trim() : value === undefined || value === null ? '' : String(value).trim();
 }
 
-/** Node-RED leaves "${VAR}" as it is when VAR is unset: that means "not configured". */
-function unsetEnvAsEmpty(value: unknown): string {
-  const t = text(value);
-  return /^\$\{\S+\}$/.test(t) ? '' : t;
-}
-
 function seconds(value: unknown, fallback: number, min: number, max: number, what: string): number {
   if (value === undefined || value === null || value === '') return fallback * 1000;
   const n = Number(value);
@@ -85,9 +80,9 @@ function pemOrFile(value: string, what: string): Buffer | undefined {
 }
 
 function tlsOptions(def: Record<string, unknown>): PlantSettings['tls'] {
-  const ca = pemOrFile(unsetEnvAsEmpty(def.tlsCa), 'CA certificate');
-  const cert = pemOrFile(unsetEnvAsEmpty(def.tlsCert), 'client certificate');
-  const key = pemOrFile(unsetEnvAsEmpty(def.tlsKey), 'client key');
+  const ca = pemOrFile(settingOrEmpty(def.tlsCa), 'CA certificate');
+  const cert = pemOrFile(settingOrEmpty(def.tlsCert), 'client certificate');
+  const key = pemOrFile(settingOrEmpty(def.tlsKey), 'client key');
   if (Boolean(cert) !== Boolean(key)) throw new OtaError('PLANT_TLS_UNREADABLE', 'a client certificate needs its key and a key needs its certificate: give both or neither');
   const rejectUnauthorized = def.tlsRejectUnauthorized !== false && def.tlsRejectUnauthorized !== 'false';
   if (!ca && !cert && rejectUnauthorized) return undefined;
@@ -119,6 +114,6 @@ export function parsePlantSettings(def: Record<string, unknown>, credentials: Re
     scanWindowMs,
     scanEveryMs,
     sightingsEveryMs: seconds(def.sightingsEvery, 5, 1, 600, "the gateway's sightings period"),
-    imageDir: unsetEnvAsEmpty(def.imageDir),
+    imageDir: settingOrEmpty(def.imageDir),
   };
 }

@@ -6,7 +6,9 @@
  * request (msg.campaign = the CampaignState) and the campaign's end. Refusals go to the catch node with
  * msg.error.code (an HTTP flow answers 400 with it).
  */
+import * as fs from 'fs';
 import * as path from 'path';
+import { settingOrEmpty } from '../shared/env-setting';
 import { OtaError, toOtaError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus, SendFn } from '../shared/node-red';
 import type { PlantNode } from '../ble-ota-plant/plant-node';
@@ -29,11 +31,10 @@ function bounded(value: unknown, fallback: number, min: number, max: number, wha
   return n;
 }
 
-/** Node-RED leaves "${VAR}" as it is when VAR is unset: no firmware directory then. */
+/** Image files come only from inside this directory (the coordinator resolves them); unset: files are refused. */
 function firmwareDirectory(value: unknown): string | undefined {
-  const text = typeof value === 'string' ? value.trim() : '';
-  if (!text || /^\$\{\S+\}$/.test(text)) return undefined;
-  return path.resolve(text);
+  const text = settingOrEmpty(value);
+  return text ? path.resolve(text) : undefined;
 }
 
 function nodeDefaults(def: NodeDef): RolloutDefaults {
@@ -71,6 +72,7 @@ function startRollout(RED: NodeAPI, node: Node, def: NodeDef): void {
     node.error(t('errors.config', { message: configError.message }));
   }
   const firmwareDir = firmwareDirectory(def.firmwareDir);
+  if (firmwareDir && !fs.existsSync(firmwareDir)) node.warn(t('log.noFirmwareDir', { dir: firmwareDir }));
   let closing = false;
   let plantState: PlantState | 'none' = connection ? connection.state : 'none';
   let plantDetail = '';
