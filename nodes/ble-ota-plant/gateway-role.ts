@@ -6,7 +6,7 @@
  */
 import { toOtaError } from '../../lib/errors';
 import type { AdapterConnection, AdapterState } from '../ble-ota-adapter/adapter-connection';
-import { GatewayAgent, PlantTopics, wallClock, type BusWill, presenceWill } from '../shared/plant-library';
+import { GatewayAgent, PlantTopics, gatewayPorts, wallClock, type BusWill, presenceWill } from '../shared/plant-library';
 import type { PlantConnection, PlantState } from './plant-connection';
 import type { PlantSettings } from './plant-config';
 
@@ -85,7 +85,7 @@ export class GatewayRole {
         scanWindowMs: this.settings.scanWindowMs,
         scanEveryMs: this.settings.scanEveryMs,
         sightingsEveryMs: this.settings.sightingsEveryMs,
-        ...(this.settings.imageDir ? { imageDir: this.settings.imageDir } : {}),
+        ...gatewayPorts(bus, this.topics, this.settings.gatewayId, this.settings.imageDir, this.log),
         log: this.log,
       });
       await agent.start();

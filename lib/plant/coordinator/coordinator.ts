@@ -3,7 +3,7 @@
 import { EventEmitter } from 'events';
 import type { Clock } from '../../clock';
 import type { PlantBus } from '../bus';
-import type { CampaignSpec, CampaignState } from '../messages';
+import type { CampaignControl, CampaignProgress, CampaignSpec, CampaignState, DeviceClaim, ExecutionStatus, GatewayPresence, GatewaySightings, TaskMessage } from '../messages';
 import type { PlantTopics } from '../topics';
 
 export interface CoordinatorOptions {
@@ -15,7 +15,24 @@ export interface CoordinatorOptions {
   progressEveryMs?: number;
   sightingFreshMs?: number;
   log?: (level: 'info' | 'warn' | 'error', text: string) => void;
+  codec?: {
+    decode<K extends CoordinatorMessageKind>(kind: K, payload: Buffer): CoordinatorMessages[K];
+    encode<K extends CoordinatorMessageKind>(kind: K, message: CoordinatorMessages[K]): Buffer;
+  };
+  imageServer?: (bus: PlantBus, topics: PlantTopics, lookup: (sha256: string) => Promise<Buffer | null>, log: (level: 'info' | 'warn' | 'error', text: string) => void) => { start(): Promise<void>; stop(): void };
 }
+
+interface CoordinatorMessages {
+  presence: GatewayPresence;
+  sightings: GatewaySightings;
+  task: TaskMessage;
+  execution: ExecutionStatus;
+  claim: DeviceClaim;
+  control: CampaignControl;
+  campaignState: CampaignState;
+  campaignProgress: CampaignProgress;
+}
+type CoordinatorMessageKind = keyof CoordinatorMessages;
 
 export class RolloutCoordinator extends EventEmitter {
   constructor(readonly options: CoordinatorOptions) {

@@ -4,6 +4,7 @@ import { EventEmitter } from 'events';
 import type { AdapterScheduler } from '../../ble/scheduler';
 import type { Clock } from '../../clock';
 import type { BusWill, PlantBus } from '../bus';
+import type { ExecutionStatus, GatewayPresence, GatewaySightings, TaskMessage } from '../messages';
 import type { PlantTopics } from '../topics';
 
 export interface GatewayAgentOptions {
@@ -21,6 +22,11 @@ export interface GatewayAgentOptions {
   forgetAfterMs?: number;
   imageDir?: string;
   log?: (level: 'info' | 'warn' | 'error', text: string) => void;
+  images?: { get(sha256: string, size: number): Promise<Buffer> };
+  codec?: {
+    decodeTask(payload: Buffer): TaskMessage;
+    encode<K extends 'presence' | 'sightings' | 'execution'>(kind: K, message: { presence: GatewayPresence; sightings: GatewaySightings; execution: ExecutionStatus }[K]): Buffer;
+  };
 }
 
 export class GatewayAgent extends EventEmitter {
