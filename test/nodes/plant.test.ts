@@ -117,10 +117,15 @@ describe('plant nodes in Node-RED', function () {
       const secured = await startBroker({ username: 'line-3', password: 'pw-Secret-123' });
       try {
         await helper.load(plantNodes, [TAB, plantConfig({ broker: secured.url }), rolloutNode(), ...WATCH], { plant: { username: 'line-3', password: 'pw-Secret-123' } });
-        const statuses = statusesOf('rollout');
-        await until('the rollout node ready', () => statuses.includes('ready'));
+        // The coordinator answers only once it runs on the broker connection.
+        const answer = nextEvent('status');
+        helper.getNode('rollout')?.receive({ topic: 'status' });
+        assert.deepEqual((await answer).payload, []);
+        assert.equal((helper.getNode('plant') as unknown as Json).connection.state, 'connected');
         assert.ok(!JSON.stringify(helper.log().args).includes('pw-Secret-123'));
       } finally {
+        // The broker's server closes once its clients are gone.
+        await helper.unload();
         await secured.close();
       }
     });
@@ -176,8 +181,9 @@ describe('plant nodes in Node-RED', function () {
       await gateway.start();
       try {
         await helper.load(plantNodes, [TAB, plantConfig({ broker: broker.url }), rolloutNode(), ...WATCH]);
-        const statuses = statusesOf('rollout');
-        await until('the rollout node ready', () => statuses.includes('ready'));
+        const ready = nextEvent('status');
+        helper.getNode('rollout')?.receive({ topic: 'status' });
+        await ready;
         const devices = collect(helper.getNode('devices'));
         const started = nextEvent('started');
         helper.getNode('rollout')?.receive({ topic: 'start', payload: { id: 'camp-1', image: { sha256: fileSha256(img).toString('hex'), base64: img.toString('base64') }, target: { namePrefix: 'esp32-line-' }, maxConcurrent: 1 } });
