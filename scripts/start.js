@@ -287,25 +287,36 @@ const PLANT_GATEWAYS = ['gw-a', 'gw-b'];
 const DASHBOARD_PACKAGE = '@flowfuse/node-red-dashboard';
 
 /**
- * The plant simulator (one simulated air, devices both gateways see with their own RSSI), when this build has
- * its launcher (scripts/plant-sim-launch.js): { port, close }. Without it each gateway falls back to its own
- * simulated fleet (same device names and addresses, but not the same devices), and the log says so.
+ * The plant simulator (scripts/plant-sim-launch.js: one simulated air, ten devices esp32-line-01..10 along a line
+ * that both gateways see, each with its own signal strength, provisioned with the demo's keys), when this build
+ * has it: { port, close }. Without it each gateway falls back to its own simulated fleet (same device names and
+ * addresses, but not the same devices), and the log says so.
  */
-async function startPlantSim(keys) {
+async function startPlantSim() {
   let launcher;
   try {
-    const mod = require('./plant-sim-launch');
-    launcher = typeof mod === 'function' ? mod : mod.launchPlantSim || mod.launch;
+    launcher = require('./plant-sim-launch');
   } catch (err) {
     if (err.code !== 'MODULE_NOT_FOUND') throw err;
   }
-  if (typeof launcher !== 'function') {
+  if (!launcher || typeof launcher.launchPlantSim !== 'function' || typeof launcher.writePlantLayout !== 'function') {
     log('plant simulator: not in this build (scripts/plant-sim-launch.js); each gateway simulates its own line instead');
     return null;
   }
-  const sim = await launcher({ root, gateways: PLANT_GATEWAYS, masterKeyHex: keys.masterKeyHex, releasePublicPem: keys.releasePublicPem, log });
-  log(`plant simulator on 127.0.0.1:${sim.port}`);
-  return sim;
+  fs.mkdirSync(plantDir, { recursive: true });
+  const layoutFile = path.join(plantDir, 'plant-layout.json');
+  launcher.writePlantLayout(layoutFile, {
+    gateways: PLANT_GATEWAYS,
+    devices: 10,
+    namePrefix: 'esp32-line-',
+    chip: 'esp32',
+    version: '1.0.0',
+    masterKey: fs.readFileSync(KEY_FILES.master, 'utf8').trim(),
+    releaseKeys: [fs.readFileSync(KEY_FILES.releaseKeysBin).toString('hex')],
+  });
+  const sim = await launcher.launchPlantSim({ layoutFile, onLog: (line) => log(`plant-sim: ${line}`) });
+  log(`plant simulator: gateways ${PLANT_GATEWAYS.join(', ')} on 127.0.0.1:${sim.hciPort} (layout ${path.relative(root, layoutFile)})`);
+  return { port: sim.hciPort, close: sim.stop };
 }
 
 /**
@@ -366,7 +377,7 @@ async function mainPlant() {
   const keys = demoKeys();
   const keysPath = JSON.stringify(KEY_FILES.credentialSecret);
   const broker = await startBroker();
-  const sim = await startPlantSim(keys);
+  const sim = await startPlantSim();
   const firmware = demoFirmware(keys);
   const token = process.env.OTA_HTTP_TOKEN || crypto.randomBytes(16).toString('hex');
   const env = {
