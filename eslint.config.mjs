@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.node-red-user/**', 'firmware/**', 'nodes/**/*.html'] },
+  { ignores: ['dist/**', 'node_modules/**', '.node-red-user/**', '.node-red-user-plant/**', 'firmware/**', 'nodes/**/*.html'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

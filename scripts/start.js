@@ -8,6 +8,10 @@
 // simulated devices hold their per-device keys (derived from the master key) and the release public key,
 // the adapter's Master key credential holds the master key (flows_cred.json, encrypted), and every demo
 // image is served with its signed manifest next to it (<image>.manifest).
+// `npm start -- --plant` (or PLANT=1): the plant demo instead. The plant simulator, two gateway Node-REDs
+// (gw-a on PORT+1, gw-b on PORT+2, user directories in .node-red-user-plant/) and the coordinator's Node-RED
+// on PORT with the "Plant rollout" and "Plant dashboard" examples (FlowFuse Dashboard 2.0 installed into its
+// user directory from the registry; left out, with the reason, when that fails), all on one broker.
 'use strict';
 const crypto = require('crypto');
 const fs = require('fs');
@@ -36,9 +40,9 @@ function log(text) {
 }
 
 /** Installs this package into the user directory the way npm would for a local path: a symlink. */
-function installPackage() {
-  fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });
-  const link = path.join(userDir, 'node_modules', pkg.name);
+function installPackage(dir = userDir, extraDependencies = {}) {
+  fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
+  const link = path.join(dir, 'node_modules', pkg.name);
   try {
     const current = fs.readlinkSync(link);
     if (path.resolve(path.dirname(link), current) === root) return;
@@ -47,8 +51,8 @@ function installPackage() {
     // no link yet
   }
   fs.symlinkSync(path.relative(path.dirname(link), root), link, 'dir');
-  const userPkg = { name: 'node-red-project', description: 'Node-RED user directory of the demo', version: '0.0.1', private: true, dependencies: { [pkg.name]: 'file:..' } };
-  fs.writeFileSync(path.join(userDir, 'package.json'), `${JSON.stringify(userPkg, null, 2)}\n`);
+  const userPkg = { name: 'node-red-project', description: 'Node-RED user directory of the demo', version: '0.0.1', private: true, dependencies: { [pkg.name]: `file:${path.relative(dir, root)}`, ...extraDependencies } };
+  fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify(userPkg, null, 2)}\n`);
 }
 
 function security() {
@@ -100,12 +104,12 @@ function encryptCredentials(credentials, secret) {
 }
 
 /** Every adapter of the demo gets the master key as its credential; written 0600. */
-function writeCredentials(flows, keys) {
+function writeCredentials(flows, keys, dir = userDir) {
   const credentials = {};
   for (const node of flows.filter((n) => n.type === 'ble-ota-adapter')) credentials[node.id] = { masterKey: keys.masterKeyHex };
-  fs.writeFileSync(path.join(userDir, 'flows_cred.json'), `${JSON.stringify(encryptCredentials(credentials, keys.credentialSecret), null, 2)}\n`, { mode: 0o600 });
-  fs.chmodSync(path.join(userDir, 'flows_cred.json'), 0o600);
-  forgetOldCredentialSecret();
+  fs.writeFileSync(path.join(dir, 'flows_cred.json'), `${JSON.stringify(encryptCredentials(credentials, keys.credentialSecret), null, 2)}\n`, { mode: 0o600 });
+  fs.chmodSync(path.join(dir, 'flows_cred.json'), 0o600);
+  forgetOldCredentialSecret(dir);
 }
 
 /**
@@ -113,8 +117,8 @@ function writeCredentials(flows, keys) {
  * .config.runtime.json). With it and settings.credentialSecret both set, Node-RED decrypts with the old one to
  * migrate (@node-red/runtime credentials.js "Case 3") and fails on the file written above: drop it.
  */
-function forgetOldCredentialSecret() {
-  const file = path.join(userDir, '.config.runtime.json');
+function forgetOldCredentialSecret(dir = userDir) {
+  const file = path.join(dir, '.config.runtime.json');
   if (!fs.existsSync(file)) return;
   const runtime = JSON.parse(fs.readFileSync(file, 'utf8'));
   if (!('_credentialSecret' in runtime)) return;
@@ -122,12 +126,15 @@ function forgetOldCredentialSecret() {
   fs.writeFileSync(file, `${JSON.stringify(runtime, null, 4)}\n`);
 }
 
+/** The plant examples run only in the plant demo (`npm start -- --plant`). */
+const isPlantExample = (file) => file.startsWith('Plant ');
+
 /** One tab per example, config nodes shared by id (every example uses the same simulated line). */
-function buildFlows(broker, keys) {
+function buildFlows(broker, keys, wanted = (file) => !isPlantExample(file)) {
   const examplesDir = path.join(root, 'examples');
   const flows = [];
   const configIds = new Set();
-  for (const file of fs.readdirSync(examplesDir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of fs.readdirSync(examplesDir).filter((f) => f.endsWith('.json') && wanted(f)).sort()) {
     const nodes = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
     const tabs = new Set(nodes.filter((n) => n.z).map((n) => n.z));
     for (const z of tabs) flows.push({ id: z, type: 'tab', label: path.basename(file, '.json'), disabled: false, info: '' });
@@ -137,6 +144,7 @@ function buildFlows(broker, keys) {
       if (node.type === 'mqtt-broker') Object.assign(node, { broker: broker.host, port: String(broker.port) }, broker.embedded ? { protocolVersion: '4' } : {});
       // The simulated devices hold the demo's release public key: every update needs its signed manifest.
       if (node.type === 'ble-ota-adapter') Object.assign(node, { simReleaseKeys: keys.releasePublicPem, simDevelopment: false });
+      if (node.type === 'ble-ota-plant') node.broker = `mqtt://${broker.host}:${broker.port}`;
       if (node.z) flows.push(node);
       else if (!configIds.has(node.id)) {
         configIds.add(node.id);
@@ -207,12 +215,12 @@ async function startBroker() {
   };
 }
 
-function writeSettings() {
+function writeSettings(dir = userDir, uiPort = port, keysPath = "require('path').join(__dirname, 'keys', 'credential-secret')") {
   const settings = `// Generated by scripts/start.js for the demo; edit scripts/start.js instead.
 module.exports = {
   flowFile: 'flows.json',
   uiHost: ${JSON.stringify(host)},
-  uiPort: ${port},
+  uiPort: ${uiPort},
   httpNodeRoot: '/',
   httpAdminRoot: '/',
   diagnostics: { enabled: false },
@@ -221,10 +229,10 @@ module.exports = {
   editorTheme: { projects: { enabled: false }, tours: false },
   logging: { console: { level: 'info', metrics: false, audit: false } },
   // flows_cred.json (the adapter's Master key) is encrypted with the secret generated next to the demo's keys.
-  credentialSecret: require('fs').readFileSync(require('path').join(__dirname, 'keys', 'credential-secret'), 'utf8').trim(),
+  credentialSecret: require('fs').readFileSync(${keysPath}, 'utf8').trim(),
 };
 `;
-  fs.writeFileSync(path.join(userDir, 'settings.js'), settings);
+  fs.writeFileSync(path.join(dir, 'settings.js'), settings);
 }
 
 async function main() {
@@ -272,7 +280,155 @@ async function main() {
   });
 }
 
-main().catch((err) => {
+// ---- `npm start -- --plant` (or PLANT=1): the two-gateway plant demo -------------------------------------
+
+const plantDir = path.join(root, '.node-red-user-plant');
+const PLANT_GATEWAYS = ['gw-a', 'gw-b'];
+const DASHBOARD_PACKAGE = '@flowfuse/node-red-dashboard';
+
+/**
+ * The plant simulator (scripts/plant-sim-launch.js: one simulated air, ten devices esp32-line-01..10 along a line
+ * that both gateways see, each with its own signal strength, provisioned with the demo's keys), when this build
+ * has it: { port, close }. Without it each gateway falls back to its own simulated fleet (same device names and
+ * addresses, but not the same devices), and the log says so.
+ */
+async function startPlantSim() {
+  let launcher;
+  try {
+    launcher = require('./plant-sim-launch');
+  } catch (err) {
+    if (err.code !== 'MODULE_NOT_FOUND') throw err;
+  }
+  if (!launcher || typeof launcher.launchPlantSim !== 'function' || typeof launcher.writePlantLayout !== 'function') {
+    log('plant simulator: not in this build (scripts/plant-sim-launch.js); each gateway simulates its own line instead');
+    return null;
+  }
+  fs.mkdirSync(plantDir, { recursive: true });
+  const layoutFile = path.join(plantDir, 'plant-layout.json');
+  launcher.writePlantLayout(layoutFile, {
+    gateways: PLANT_GATEWAYS,
+    devices: 10,
+    namePrefix: 'esp32-line-',
+    chip: 'esp32',
+    version: '1.0.0',
+    masterKey: fs.readFileSync(KEY_FILES.master, 'utf8').trim(),
+    releaseKeys: [fs.readFileSync(KEY_FILES.releaseKeysBin).toString('hex')],
+  });
+  const sim = await launcher.launchPlantSim({ layoutFile, onLog: (line) => log(`plant-sim: ${line}`) });
+  log(`plant simulator: gateways ${PLANT_GATEWAYS.join(', ')} on 127.0.0.1:${sim.hciPort} (layout ${path.relative(root, layoutFile)})`);
+  return { port: sim.hciPort, close: sim.stop };
+}
+
+/**
+ * @flowfuse/node-red-dashboard in the main user directory, from the registry (once; kept afterwards). False,
+ * with the reason printed, when it cannot be installed (offline): the dashboard flow is then left out.
+ */
+function installDashboard(dir) {
+  if (fs.existsSync(path.join(dir, 'node_modules', DASHBOARD_PACKAGE, 'package.json'))) return true;
+  log(`installing ${DASHBOARD_PACKAGE} into ${path.relative(root, dir)} (npm, from the registry) ...`);
+  const { spawnSync } = require('child_process');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  // npm installs into the nearest directory with a package.json: the user directory needs its own first, or
+  // the package would land in this project's node_modules.
+  const manifest = path.join(dir, 'package.json');
+  if (!fs.existsSync(manifest)) fs.writeFileSync(manifest, `${JSON.stringify({ name: 'node-red-project', version: '0.0.1', private: true }, null, 2)}\n`);
+  const result = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--no-save', '--ignore-scripts', `${DASHBOARD_PACKAGE}@^1`], { cwd: dir, encoding: 'utf8', timeout: 180000 });
+  if (result.status === 0 && fs.existsSync(path.join(dir, 'node_modules', DASHBOARD_PACKAGE, 'package.json'))) return true;
+  const reason = (result.error ? result.error.message : `${result.stderr || ''}`.split('\n').find((l) => /ERR|error/i.test(l)) || `npm exited with ${result.status}`).trim();
+  log(`dashboard skipped: ${DASHBOARD_PACKAGE} could not be installed (${reason}); offline? The "Plant dashboard" flow is left out`);
+  return false;
+}
+
+function sha256File(file) {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** One gateway runtime's flows: the "Plant gateway" example with its id, and the plant simulator's adapter if there is one. */
+function gatewayFlows(broker, keys, gatewayId, sim) {
+  return buildFlows(broker, keys, (file) => file === 'Plant gateway.json').map((node) => {
+    if (node.type === 'ble-ota-plant') return { ...node, gatewayId, name: `plant broker (${gatewayId})` };
+    if (node.type === 'ble-ota-adapter' && sim) return { ...node, mode: 'plant', simPlant: `127.0.0.1:${sim.port}`, simGateway: gatewayId, name: `${gatewayId} (simulated plant)` };
+    return node;
+  });
+}
+
+function spawnNodeRed(dir, env, label) {
+  const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', dir, '--settings', path.join(dir, 'settings.js')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = (stream, out) => {
+    let rest = '';
+    stream.on('data', (chunk) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop();
+      for (const line of lines) out.write(`[${label}] ${line}\n`);
+    });
+  };
+  prefix(red.stdout, process.stdout);
+  prefix(red.stderr, process.stderr);
+  return red;
+}
+
+async function mainPlant() {
+  if (!fs.existsSync(path.join(root, 'dist', 'nodes', 'ble-ota-rollout', 'ble-ota-rollout.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first (npm start does)');
+  }
+  const ports = [port, ...PLANT_GATEWAYS.map((_, i) => port + 1 + i)];
+  for (const p of ports) if (!(await freePort(p))) throw new Error(`port ${p} is taken: set PORT (the plant demo uses PORT to PORT+${PLANT_GATEWAYS.length})`);
+  // The keys of the single-line demo are the plant's keys too (master key, release key, credential secret).
+  const keys = demoKeys();
+  const keysPath = JSON.stringify(KEY_FILES.credentialSecret);
+  const broker = await startBroker();
+  const sim = await startPlantSim();
+  const firmware = demoFirmware(keys);
+  const token = process.env.OTA_HTTP_TOKEN || crypto.randomBytes(16).toString('hex');
+  const env = {
+    ...process.env,
+    OTA_FIRMWARE_FILE: firmware,
+    OTA_FIRMWARE_DIR: process.env.OTA_FIRMWARE_DIR || (firmware ? path.dirname(firmware) : ''),
+    OTA_FIRMWARE_SHA256: firmware ? sha256File(firmware) : '',
+    OTA_HTTP_TOKEN: token,
+  };
+  // Before any Node-RED starts: npm runs synchronously, and the children's output waits on this process.
+  const mainDir = path.join(plantDir, 'main');
+  fs.mkdirSync(mainDir, { recursive: true });
+  const dashboard = installDashboard(mainDir);
+  const children = [];
+  PLANT_GATEWAYS.forEach((gatewayId, i) => {
+    const dir = path.join(plantDir, gatewayId);
+    installPackage(dir);
+    writeSettings(dir, port + 1 + i, keysPath);
+    const flows = gatewayFlows(broker, keys, gatewayId, sim);
+    fs.writeFileSync(path.join(dir, 'flows.json'), `${JSON.stringify(flows, null, 2)}\n`);
+    writeCredentials(flows, keys, dir);
+    children.push(spawnNodeRed(dir, env, gatewayId));
+    log(`gateway ${gatewayId}: Node-RED on http://${host}:${port + 1 + i}/`);
+  });
+  installPackage(mainDir, dashboard ? { [DASHBOARD_PACKAGE]: '^1' } : {});
+  writeSettings(mainDir, port, keysPath);
+  const flows = buildFlows(broker, keys, (file) => file === 'Plant rollout.json' || (dashboard && file === 'Plant dashboard.json'));
+  fs.writeFileSync(path.join(mainDir, 'flows.json'), `${JSON.stringify(flows, null, 2)}\n`);
+  writeCredentials(flows, keys, mainDir);
+  children.push(spawnNodeRed(mainDir, env, 'main'));
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  log(`coordinator: Node-RED editor ${url}/ ("Plant rollout"${dashboard ? `; dashboard ${url}/dashboard/rollouts` : ''})`);
+  log(`try: curl -X POST -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' -d '{"image": {"file": "${path.basename(firmware || 'app.bin')}", "sha256": "${env.OTA_FIRMWARE_SHA256 || '<sha256>'}"}, "target": {"namePrefix": "esp32-line-"}}' ${url}/rollout/start`);
+  let stopping = false;
+  const stop = (signal) => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of children) if (child.exitCode === null) child.kill(signal);
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
+  stop('SIGTERM');
+  if (sim && typeof sim.close === 'function') await sim.close();
+  await broker.close();
+  process.exit(0);
+}
+
+const plantMode = process.argv.includes('--plant') || /^(1|true|yes)$/i.test(process.env.PLANT || '');
+
+(plantMode ? mainPlant() : main()).catch((err) => {
   console.error(`[start] ${err.message}`);
   process.exit(1);
 });

@@ -110,6 +110,7 @@ describe('editor in Chromium', function () {
     ['ble-ota-flash', '#node-input-adapter'],
     ['ble-ota-verify', '#node-input-onPass'],
     ['ble-ota-scan', '#node-input-olderThan'],
+    ['ble-ota-rollout', '#node-input-waves-container'],
   ]) {
     it(`opens the edit dialog of ${type} with its help`, async () => {
       await page.evaluate((t) => {
@@ -137,6 +138,37 @@ describe('editor in Chromium', function () {
     await page.selectOption('#node-config-input-mode', 'sim');
     await page.waitForSelector('#node-config-input-simReleaseKeys', { state: 'visible' });
     assert.equal(await page.locator('#node-config-input-simDevelopment').isChecked(), false);
+    await page.click('#node-config-dialog-cancel');
+  });
+
+  it('edits the rollout waves as a list: canary of one, then 100 %, saved back as [{count}, {percent}]', async () => {
+    await page.evaluate(() => {
+      const RED = (globalThis as unknown as { RED: Json }).RED;
+      RED.view.importNodes([{ id: 'waves-rollout', type: 'ble-ota-rollout', x: 300, y: 400, z: RED.workspaces.active(), wires: [[], []] }], { generateIds: false, addFlow: false });
+      RED.editor.edit(RED.nodes.node('waves-rollout'));
+    });
+    await page.waitForSelector('#node-input-waves-container', { state: 'visible' });
+    assert.equal(await page.locator('#node-input-waves-container > li').count(), 2);
+    assert.deepEqual(await page.locator('#node-input-waves-container select').evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value)), ['count', 'percent']);
+    await page.click('#node-dialog-ok');
+    const waves = await page.evaluate(() => (globalThis as unknown as { RED: Json }).RED.nodes.node('waves-rollout').waves);
+    assert.deepEqual(waves, [{ count: 1 }, { percent: 100 }]);
+  });
+
+  it('opens the edit dialog of the ble-ota-plant config node: password as a password field, verify server on', async () => {
+    await page.evaluate(() => {
+      const RED = (globalThis as unknown as { RED: Json }).RED;
+      RED.editor.editConfig('', 'ble-ota-plant', '_ADD_', 'node-input-plant');
+    });
+    await page.waitForSelector('#node-config-input-broker', { state: 'visible' });
+    assert.equal(await page.locator('#node-config-input-password').getAttribute('type'), 'password');
+    assert.equal(await page.locator('#node-config-input-tlsRejectUnauthorized').isChecked(), true);
+    const checks = await page.evaluate(() => {
+      const def = (globalThis as unknown as { RED: Json }).RED.nodes.getType('ble-ota-plant');
+      const ok = (field: string, value: unknown) => def.defaults[field].validate.call({}, value) as boolean;
+      return [ok('broker', 'mqtts://broker:8883'), ok('broker', 'http://broker'), ok('broker', 'mqtt://u:p@broker'), ok('prefix', 'a/+/b'), ok('gatewayId', 'gw/1'), ok('gatewayId', 'gw-a')];
+    });
+    assert.deepEqual(checks, [true, false, false, false, false, true]);
     await page.click('#node-config-dialog-cancel');
   });
 
