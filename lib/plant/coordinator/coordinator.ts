@@ -406,7 +406,7 @@ export class RolloutCoordinator extends EventEmitter {
         return;
       case 'cancelled':
         if (rt.cancel === 'campaign') {
-          this.finish(run, device, 'cancelled', errorOf(status.error), 'cancelled');
+          this.finish(run, device, 'cancelled', errorOf(status.error) ?? { code: 'TASK_CANCELLED', message: `cancelled by the campaign (${run.record.state}): ${run.record.reason ?? ''}` }, 'cancelled');
         } else {
           if (rt.cancel === null) this.warn(`campaign ${run.record.id}: gateway ${status.gateway} cancelled task ${status.taskId} by itself; the device goes to another gateway`);
           this.gatewayLost(run, device, 'cancelled', `gateway ${status.gateway} cancelled the task`);
@@ -668,6 +668,8 @@ export class RolloutCoordinator extends EventEmitter {
     for (const device of record.devices) {
       if (device.state === 'pending') {
         device.state = 'cancelled';
+        // A pending device ends with the campaign's reason, so every device that was not updated says why.
+        device.error = { code: state === 'aborted' ? 'CAMPAIGN_ABORTED' : 'CAMPAIGN_CANCELLED', message: `campaign ${state} before this device was started: ${reason}` };
         device.endedAt = this.clock.now();
         this.emitSafe('device', deviceResult(run, device));
       } else if (isInFlight(device) && this.runtimeOf(run, device).cancel !== 'campaign') {
