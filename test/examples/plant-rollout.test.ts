@@ -28,7 +28,8 @@ const { launchPlantSim } = require(repoPath('scripts', 'plant-sim-launch.js')) a
   launchPlantSim(options: { layoutFile: string; onLog?: (line: string) => void }): Promise<{ hciPort: number; controlPort: number; stop(): Promise<void> }>;
 };
 
-const PREFIX = 'ble-ota/plant';
+// A prefix of this run's own: a shared broker (mosquitto in CI) may still hold an earlier run's retained records.
+const PREFIX = `ble-ota/plant-test-${randomBytes(4).toString('hex')}`;
 const ROOT = `${PREFIX}/v1`;
 const GATEWAYS = ['gw-a', 'gw-b', 'gw-c'] as const;
 const TOKEN = randomBytes(12).toString('hex');
