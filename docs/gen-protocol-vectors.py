@@ -661,8 +661,8 @@ def build():
     for cmd, err in errors:
         add(f"{cmd}-err-{err.lower().replace('_', '-')}", "response",
             {"op": OP[cmd.upper()] | 0x80, "err": ERR[err]}, f"{cmd.upper()} refused with {err}: only op|0x80 and err.")
-    add("unknown-opcode", "response", {"op": 0xFF, "err": ERR["UNKNOWN_OPCODE"], "unknown_op": 0x09},
-        "Answer to a Control write starting with 0x09.")
+    add("unknown-opcode", "response", {"op": 0xFF, "err": ERR["UNKNOWN_OPCODE"], "unknown_op": 0x0A},
+        "Answer to a Control write starting with 0x0A.")
 
     # notifications
     add("data-ack", "notification", {"op": 0xA0, "next_offset": 4096}, "Every transfer byte below 4096 is queued.")

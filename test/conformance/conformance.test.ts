@@ -393,7 +393,7 @@ for (const impl of IMPLEMENTATIONS) {
     it('device-side vectors: malformed commands, END and data without a session, CONFIRM when not pending', async () => {
       const e = await open();
       const hex = async (v: Buffer) => (await e.rawControl(v)).toString('hex');
-      assert.equal(await hex(Buffer.from([0x09])), vectorHex('unknown-opcode'));
+      assert.equal(await hex(Buffer.from([0x0a])), vectorHex('unknown-opcode'));
       assert.equal(await hex(Buffer.from(vectorHex('begin-raw-no-key'), 'hex').subarray(0, 60)), vectorHex('begin-err-bad-length'));
       assert.equal(await hex(Buffer.from([Op.CHALLENGE, 0])), vectorHex('challenge-err-bad-length'));
       assert.equal(await hex(Buffer.from(vectorHex('end-reboot'), 'hex')), vectorHex('end-err-no-session'));
