@@ -216,9 +216,6 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
     }
     session_t *s = &g_ota.s;
     uint16_t chunk = negotiated_chunk(c, req.chunk_size);
-    /* BEGIN took the connection's staged manifest over (or carried its own): the slot is free again. A
-     * verify of it still running in the writer reaches the session's copy (ota_verify_staged_manifest). */
-    ota_unstage_manifest(c->conn);
     if (s->live && (req.flags & BLE_OTA_BEGIN_FLAG_RESUME) && same_image(&s->req, &req)) {
         /* §4.2 resume: bytes queued but not yet taken by the writer are dropped; the client resends them. */
         s->state = BLE_OTA_SESSION_RECEIVING;
@@ -227,6 +224,7 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
         s->expected = s->acked;
         s->last_ack_sent = s->acked;
         s->dup_nak_sent = s->gap_nak_sent = false;
+        ota_unstage_manifest(c->conn); /* the kept session keeps the manifest it verified */
         ota_rearm_timer();
         ota_emit(c->conn, out,
                  ble_ota_encode_begin_rsp(0, chunk, g_ota.cfg.window, g_ota.cfg.ack_interval, s->acked, out));
@@ -238,6 +236,9 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
         emit_simple(c->conn, BLE_OTA_OP_BEGIN, BLE_OTA_ERR_NO_MEMORY);
         return;
     }
+    /* BEGIN took the connection's staged manifest over (or carried its own): the slot is free again. A
+     * verify of it still running in the writer reaches the session's copy (ota_verify_staged_manifest). */
+    ota_unstage_manifest(c->conn);
     s->ring = NULL; /* kept for the new session, not freed with the old one */
     if (s->live) ota_session_end(BLE_OTA_ERR_ABORTED, "replaced by a new session");
     ota_session_release();
