@@ -168,8 +168,11 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
     let manifest: Buffer | undefined;
     if (facts.security) {
       const secure = prepareSecureBegin(plan, facts.security, Date.now());
-      client.setSessionKey?.(secure.sessionKey);
       manifest = secure.manifest;
+      // Right after Status (its caps say whether the device takes MANIFEST): the device verifies the
+      // signature while the key, the transfer choice, CHALLENGE and BEGIN follow (PROTOCOL.md §2.4).
+      if (manifest) await client.stageManifest?.(manifest);
+      client.setSessionKey?.(secure.sessionKey);
     }
     state.choice = state.choice ?? (await chooseFor(plan, client.protocol, facts, state.deltaFallback, session.clock));
     if (state.deltaFallback) state.deltaFallback.to = state.choice.encoding === 'raw' ? 'raw' : 'deflate';

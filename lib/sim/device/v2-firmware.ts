@@ -144,6 +144,7 @@ export class V2Firmware implements Application {
     return (
       Caps.DEFLATE |
       Caps.RESUME |
+      Caps.MANIFEST_COMMAND |
       (this.auth.keyRequired ? Caps.FLEET_KEY_REQUIRED : 0) |
       (this.settings.hostPolicy ? Caps.HOST_CONFIRM : 0) |
       (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE) |
