@@ -11,6 +11,7 @@ import { isRetryable } from '../../lib/ota/retry';
 import { OtaError } from '../../lib/errors';
 import { deriveDeviceKey, generateReleaseKeyPair, manifestForImage, type ManifestOptions } from '../../lib/security';
 import { SimDevice } from '../../lib/sim/device';
+import { CONTROL_CHAR_UUID, Op } from '../../lib/protocol/constants';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { codeOf } from '../helpers/errors';
 import { simEnv, type SimEnv } from './sim-env';
@@ -76,6 +77,39 @@ describe('ota/flashDevice with keys and signed manifests (simulated fleet)', fun
     assert.equal(result.attempts, 2);
     // A resume, not a restart: the device kept the session because the second BEGIN carried the same manifest.
     assert.ok(result.bytesOnAir < IMAGE.length * 1.25, `bytesOnAir ${result.bytesOnAir}`);
+  });
+
+  /** Control writes the device receives, in order (a spy on the model's GATT write entry). */
+  function controlWrites(): Buffer[] {
+    const model = env.devices[0] as SimDevice;
+    const writes: Buffer[] = [];
+    const original = model.onWrite.bind(model);
+    model.onWrite = (service, characteristic, data, withoutResponse, connectionId) => {
+      if (characteristic.toLowerCase() === CONTROL_CHAR_UUID) writes.push(Buffer.from(data));
+      return original(service, characteristic, data, withoutResponse, connectionId);
+    };
+    return writes;
+  }
+
+  it('sends the manifest with MANIFEST right after Status (before CHALLENGE), then a plain BEGIN (revision 2.2)', async () => {
+    env = await simEnv([provisioned()]);
+    const writes = controlWrites();
+    const manifest = manifestOf(IMAGE);
+    await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'raw' });
+    const ops = writes.map((w) => w[0]);
+    assert.deepEqual(ops.slice(0, 3), [Op.MANIFEST, Op.CHALLENGE, Op.BEGIN], ops.join(','));
+    assert.ok(writes[0].subarray(1).equals(manifest));
+    assert.equal(writes[2].length, BEGIN_SIZE, 'BEGIN without the manifest');
+  });
+
+  it('sends the manifest with BEGIN when MANIFEST would not fit one write (MTU 23)', async () => {
+    env = await simEnv([provisioned({ maxMtu: 23 })], { link: 'mtu-23' });
+    const writes = controlWrites();
+    const manifest = manifestOf(IMAGE);
+    await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'deflate' });
+    assert.ok(!writes.some((w) => w[0] === Op.MANIFEST));
+    const begin = writes.find((w) => w[0] === Op.BEGIN);
+    assert.equal(begin?.length, BEGIN_SIZE + manifest.length);
   });
 
   it('refuses before BEGIN what the device would refuse: no key, no manifest, not provisioned, unsigned image, too old, expired, not allowed', async () => {
