@@ -34,8 +34,8 @@ export interface BenchRow {
   bytes: number;
   protocol: BenchProtocol;
   /**
-   * The modeled transfer time: v2 from BEGIN written to END acknowledged, seed from the packet-size
-   * write to DONE_ACK. null when the stack could not do this combination (then `error` says why).
+   * The modeled transfer time: v2 from the update request's first write (MANIFEST, else BEGIN) to END
+   * acknowledged, seed from the packet-size write to DONE_ACK. null when the stack could not do this combination (then `error` says why).
    */
   modeledSeconds: number | null;
   ceilingSeconds: number;
@@ -296,7 +296,7 @@ export function formatBenchTable(report: BenchReport): string {
   lines.push(...hostLines(report.host));
   lines.push(...fleetLines(report.fleet ?? []));
   lines.push(...deltaNoteLines());
-  lines.push('modeled s: BEGIN written to END acknowledged (seed: packet-size write to DONE_ACK); setup s: advertising wait, connect, discovery, Status read, CHALLENGE before it.');
+  lines.push('modeled s: the update request\'s first write (MANIFEST when sent ahead, else BEGIN) to END acknowledged (seed: packet-size write to DONE_ACK); setup s: advertising wait, connect, discovery, Status read, and CHALLENGE when it comes before the request.');
   for (const n of extras?.notes ?? []) lines.push(`note: ${n}`);
   const failed = new Map<string, string>();
   for (const row of report.rows) if (row.error) failed.set(`${row.scenario} ${row.protocol}`, row.error);
