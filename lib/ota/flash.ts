@@ -170,8 +170,9 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       const secure = prepareSecureBegin(plan, facts.security, Date.now());
       manifest = secure.manifest;
       // Right after Status (its caps say whether the device takes MANIFEST): the device verifies the
-      // signature while the key, the transfer choice, CHALLENGE and BEGIN follow (PROTOCOL.md §2.4).
-      if (manifest) await client.stageManifest?.(manifest);
+      // signature while the key, the transfer choice, CHALLENGE and BEGIN follow (PROTOCOL.md §2.4). Not
+      // for a resume: the kept session keeps the manifest it verified, a MANIFEST would only cost a verify.
+      if (manifest && !(attempt > 1 && state.resumable)) await client.stageManifest?.(manifest);
       client.setSessionKey?.(secure.sessionKey);
     }
     state.choice = state.choice ?? (await chooseFor(plan, client.protocol, facts, state.deltaFallback, session.clock));

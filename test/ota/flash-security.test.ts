@@ -73,10 +73,17 @@ describe('ota/flashDevice with keys and signed manifests (simulated fleet)', fun
   it('updates a provisioned device with the master key and the manifest, resuming after a dropped link (manifest on the resumed BEGIN)', async () => {
     env = await simEnv([provisioned()]);
     env.radio.injectFault(ADDRESS, { kind: 'disconnectAfterBytes', bytes: Math.floor(IMAGE.length / 2) });
-    const result = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest: manifestOf(IMAGE), encoding: 'raw' });
+    const writes = controlWrites();
+    const manifest = manifestOf(IMAGE);
+    const result = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'raw' });
     assert.equal(result.attempts, 2);
     // A resume, not a restart: the device kept the session because the second BEGIN carried the same manifest.
     assert.ok(result.bytesOnAir < IMAGE.length * 1.25, `bytesOnAir ${result.bytesOnAir}`);
+    // MANIFEST ahead of the first BEGIN only; the resumed BEGIN carries the manifest (no verify again on the device).
+    assert.equal(writes.filter((w) => w[0] === Op.MANIFEST).length, 1);
+    const begins = writes.filter((w) => w[0] === Op.BEGIN);
+    assert.deepEqual(begins.map((b) => b.length), [BEGIN_SIZE, BEGIN_SIZE + manifest.length]);
+    assert.equal(begins[1][10], 0x03, 'resume and manifest flags');
   });
 
   /** Control writes the device receives, in order (a spy on the model's GATT write entry). */
