@@ -1,7 +1,8 @@
 /*
  * Writer context: verifies manifest signatures (a staged one at once, BEGIN's own as the session's first
- * job), takes transfer bytes out of the ring, inflates, applies a delta patch, hashes the decoded image, runs the early header checks, writes
- * flash through the port and finishes END. Flash work never runs on the BLE side.
+ * job), takes transfer bytes out of the ring, inflates, applies a delta patch, hashes the decoded image,
+ * runs the early header checks, writes flash through the port and finishes END. Flash work never runs on
+ * the BLE side.
  */
 #include <string.h>
 
