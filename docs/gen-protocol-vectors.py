@@ -24,7 +24,7 @@ OUT = os.path.join(HERE, "protocol-vectors.json")
 
 # §2 opcodes, §9 error codes
 OP = {"CHALLENGE": 0x01, "BEGIN": 0x02, "END": 0x03, "ABORT": 0x04, "CONFIRM": 0x05, "ROLLBACK": 0x06, "REBOOT": 0x07,
-      "PROVISION": 0x08}
+      "PROVISION": 0x08, "MANIFEST": 0x09}
 OP_DATA_ACK, OP_DATA_NAK, OP_SESSION_ABORTED, OP_UNKNOWN = 0xA0, 0xA1, 0xA2, 0xFF
 ERR = {
     "OK": 0, "INVALID_STATE": 1, "BUSY": 2, "AUTH_REQUIRED": 3, "AUTH_FAILED": 4, "BAD_LENGTH": 5,
@@ -79,6 +79,8 @@ def encode_command(f):
                            f["chunk_size"], unhex(f["sha256"]), unhex(f["base_sha256"]), unhex(f["tag"])) + manifest
     if op == OP["END"]:
         return struct.pack("<BB", op, f["flags"])
+    if op == OP["MANIFEST"]:
+        return bytes([op]) + unhex(f["manifest"])
     if op == OP["PROVISION"]:
         key = unhex(f["key"])
         assert len(key) == 32
@@ -88,8 +90,12 @@ def encode_command(f):
 
 def decode_command(b):
     op = b[0]
-    lengths = {0x01: 1, 0x02: BEGIN_FIXED, 0x03: 2, 0x04: 17, 0x05: 17, 0x06: 17, 0x07: 17, 0x08: 33}
+    lengths = {0x01: 1, 0x02: BEGIN_FIXED, 0x03: 2, 0x04: 17, 0x05: 17, 0x06: 17, 0x07: 17, 0x08: 33, 0x09: None}
     assert op in lengths, "unknown opcode"
+    if op == OP["MANIFEST"]:
+        # the manifest alone: at least 1 + 8 and exactly 1 + the manifest's own length field (§2.4)
+        assert len(b) >= 1 + 8 and len(b) == 1 + struct.unpack_from("<H", b, 1 + 6)[0], "BAD_LENGTH"
+        return {"op": op, "manifest": h(b[1:])}
     if op == OP["BEGIN"] and len(b) >= BEGIN_FIXED and b[10] & 2:
         # flags bit1: at least 93 + 8 and exactly 93 + the manifest's own length field
         assert len(b) >= BEGIN_FIXED + 8 and len(b) == BEGIN_FIXED + struct.unpack_from("<H", b, BEGIN_FIXED + 6)[0], \
@@ -605,6 +611,17 @@ def build():
     add("begin-delta-manifest-resume-tagged", "command", listed_fields,
         "Delta BEGIN with resume and manifest (flags 0x03): 93 + 236 = 329 bytes, manifest 'manifest-allow-list-delta'. "
         "The tag covers bytes 1..76 only: the manifest carries its own signature.", nonce=h(listed_nonce))
+    add("manifest-command", "command", {"op": 9, "manifest": m_any},
+        "MANIFEST (revision 2.2, caps bit11): the manifest vector 'manifest-any-device' alone, 1 + 224 = 225 bytes, "
+        "one Write Request at MTU >= 228; no tag. A later BEGIN without flags bit1 ('begin-raw-after-manifest') uses it.")
+    add("manifest-command-allow-list", "command", {"op": 9, "manifest": h(encode_manifest(manifest_listed))},
+        "MANIFEST carrying 'manifest-allow-list-delta': 1 + 236 = 237 bytes.")
+    add("begin-raw-after-manifest", "command",
+        {"op": 2, "image_size": manifest_any["image_size"], "transfer_size": manifest_any["image_size"],
+         "encoding": 0, "flags": 0, "chunk_size": 240, "sha256": manifest_any["image_sha256"],
+         "base_sha256": zero_sha, "tag": zero_tag},
+        "The plain 93-byte BEGIN that follows 'manifest-command' on the same connection: flags bit1 clear, its "
+        "image_size and sha256 are checked against the stored manifest (MANIFEST_MISMATCH otherwise).")
     add("provision", "command", {"op": 8, "key": h(device_key(MASTER_KEY, DEVICE_IDS[0]))},
         "PROVISION (33 bytes): stores the device key (here the per-device key of 'device-key-1') while the "
         "provisioning window is open. No tag.")
@@ -633,7 +650,13 @@ def build():
     add("challenge-ok-unauthenticated", "response",
         {"op": 0x81, "err": 0, "nonce": h(nonce_of(0x90)), "caps": 0b01000000101},
         "CHALLENGE response of a development build without keys (bit9: unauthenticated updates allowed).")
+    add("challenge-ok-manifest-command", "response",
+        {"op": 0x81, "err": 0, "nonce": h(nonce_of(0xA0)), "caps": 0b100011000111},
+        "CHALLENGE response of a revision-2.2 device: deflate, session key, resume, manifest required (bit6), delta "
+        "(bit7), MANIFEST command supported (bit11).")
     add("provision-ok", "response", {"op": 0x88, "err": 0}, "PROVISION accepted: the device key is stored.")
+    add("manifest-ok", "response", {"op": 0x89, "err": 0},
+        "MANIFEST stored for this connection; sent when the write is handled, before the signature is verified.")
     add("begin-ok-fresh", "response",
         {"op": 0x82, "err": 0, "chunk_size": 240, "window": 16384, "ack_interval": 4096, "resume_offset": 0},
         "BEGIN accepted, MTU 247 caps the chunk at 247-3-4 = 240.")
@@ -657,12 +680,14 @@ def build():
         ("abort", "NOT_PROVISIONED"), ("confirm", "NOT_PROVISIONED"), ("rollback", "NOT_PROVISIONED"),
         ("reboot", "NOT_PROVISIONED"), ("reboot", "AUTH_REQUIRED"), ("provision", "INVALID_STATE"),
         ("provision", "BAD_LENGTH"), ("end", "PATCH_INVALID"),
+        ("manifest", "BAD_LENGTH"), ("manifest", "MANIFEST_INVALID"), ("manifest", "MANIFEST_MISMATCH"),
+        ("manifest", "RELEASE_TOO_OLD"), ("manifest", "BUSY"), ("manifest", "INVALID_STATE"),
     ]
     for cmd, err in errors:
         add(f"{cmd}-err-{err.lower().replace('_', '-')}", "response",
             {"op": OP[cmd.upper()] | 0x80, "err": ERR[err]}, f"{cmd.upper()} refused with {err}: only op|0x80 and err.")
-    add("unknown-opcode", "response", {"op": 0xFF, "err": ERR["UNKNOWN_OPCODE"], "unknown_op": 0x09},
-        "Answer to a Control write starting with 0x09.")
+    add("unknown-opcode", "response", {"op": 0xFF, "err": ERR["UNKNOWN_OPCODE"], "unknown_op": 0x0A},
+        "Answer to a Control write starting with 0x0A.")
 
     # notifications
     add("data-ack", "notification", {"op": 0xA0, "next_offset": 4096}, "Every transfer byte below 4096 is queued.")
@@ -674,7 +699,7 @@ def build():
         add(f"data-nak-{err.lower().replace('_', '-')}", "notification",
             {"op": 0xA1, "err": ERR[err], "expected_offset": expected}, f"DATA_NAK {err}: {why}.")
     for err in ("WRONG_CHIP", "WRONG_CHIP_REVISION", "NOT_APP_IMAGE", "DOWNGRADE", "DECODE_FAILED", "FLASH_ERROR",
-                "SESSION_TIMEOUT", "MANIFEST_MISMATCH", "PATCH_INVALID"):
+                "SESSION_TIMEOUT", "MANIFEST_INVALID", "MANIFEST_MISMATCH", "PATCH_INVALID"):
         add(f"session-aborted-{err.lower().replace('_', '-')}", "notification", {"op": 0xA2, "err": ERR[err]},
             f"The device gave up the session: {err}.")
 

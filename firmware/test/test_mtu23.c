@@ -43,7 +43,7 @@ TEST(every_control_notification_fits_mtu_23)
     uint8_t raw[64] = {0};
 
     /* error responses, the unknown-opcode response and the NAKs */
-    uint8_t unknown = 0x09, short_begin[2] = {BLE_OTA_OP_BEGIN, 0};
+    uint8_t unknown = 0x0a, short_begin[2] = {BLE_OTA_OP_BEGIN, 0};
     h_control(1, &unknown, 1);
     h_control(1, short_begin, 2);
     h_data(1, 0, raw, 8);

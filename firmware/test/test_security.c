@@ -516,6 +516,124 @@ TEST(manifest_on_a_device_without_release_keys_is_invalid)
     h_stop();
 }
 
+/* ---------------- MANIFEST (op 0x09, revision 2.2): the manifest alone, before BEGIN ---------------- */
+
+static uint8_t send_manifest(ble_ota_conn_t conn, const uint8_t *man, size_t n)
+{
+    uint8_t cmd[1 + BLE_OTA_MANIFEST_MAX_LEN + 8];
+    cmd[0] = BLE_OTA_OP_MANIFEST;
+    memcpy(cmd + 1, man, n);
+    h_control(conn, cmd, 1 + n);
+    return h_rsp_err(conn, BLE_OTA_OP_MANIFEST);
+}
+
+TEST(manifest_command_then_plain_begin_installs)
+{
+    CHECK(keys());
+    host_device_opts_t o = manifest_opts();
+    size_t len;
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    CHECK(img);
+    CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_CMD);
+    manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 3);
+    uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
+    size_t n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK);
+    CHECK_EQ(flash_work(), 0); /* the verify ran in the writer; nothing erased before BEGIN */
+    uint16_t chunk = 0;
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK); /* no flags bit1 */
+    CHECK_EQ(h_send(1, img, 0, (uint32_t)len, chunk), BLE_OTA_OK);
+    CHECK_EQ(h_end(1, 0), BLE_OTA_OK);
+    ble_ota_status_t st;
+    h_status(&st);
+    CHECK_EQ(st.last_result, BLE_OTA_OK);
+    /* BEGIN took it over: the next BEGIN needs a new one */
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED);
+    free(img);
+    h_stop();
+}
+
+TEST(manifest_command_bad_signature_aborts_after_begin_before_flash)
+{
+    CHECK(keys());
+    host_device_opts_t o = manifest_opts();
+    size_t len;
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    CHECK(img);
+    manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 3);
+    uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
+    size_t n = manifest_build(&m, &s_forger, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK); /* answered before the verify */
+    uint16_t chunk = 0;
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK);
+    CHECK_EQ(h_send(1, img, 0, 8192, chunk), BLE_OTA_ERR_MANIFEST_INVALID);
+    CHECK_EQ(flash_work(), 0);
+    ble_ota_status_t st;
+    h_status(&st);
+    CHECK_EQ(st.last_result, BLE_OTA_ERR_MANIFEST_INVALID);
+    CHECK_EQ(st.session_state, BLE_OTA_SESSION_IDLE);
+    free(img);
+    h_stop();
+}
+
+TEST(manifest_command_checks_and_clearing)
+{
+    CHECK(keys());
+    host_device_opts_t o = manifest_opts();
+    o.release_floor = 5;
+    size_t len;
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    CHECK(img);
+    manifest_spec_t good = spec_for(img, len, "2.0.0", 1, 6), m;
+    uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
+    size_t n = manifest_build(&good, &s_release, man);
+    /* checks that need no BEGIN, with BEGIN's codes */
+    CHECK_EQ(send_manifest(1, man, n - 1), BLE_OTA_ERR_BAD_LENGTH);
+    CHECK_EQ(send_manifest(1, man, 7), BLE_OTA_ERR_BAD_LENGTH);
+    m = good;
+    m.key_id = 1;
+    n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_ERR_MANIFEST_INVALID);
+    m = good;
+    m.chip_id = 9;
+    n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_ERR_MANIFEST_MISMATCH);
+    m = good;
+    m.device_count = 1;
+    memcpy(m.device_ids[0], DEVICE_B, 6);
+    n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_ERR_MANIFEST_MISMATCH);
+    m = good;
+    m.release = 4;
+    n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_ERR_RELEASE_TOO_OLD);
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED); /* refused: not kept */
+
+    /* BEGIN's fields are checked against the stored one at BEGIN */
+    m = good;
+    m.image_size++;
+    n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK);
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_MISMATCH);
+
+    /* one slot: another connection's MANIFEST waits (BUSY), its BEGIN does not get this one */
+    n = manifest_build(&good, &s_release, man);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK);
+    host_device_connect(H.dev, 2, 247);
+    CHECK_EQ(send_manifest(2, man, n), BLE_OTA_ERR_BUSY);
+    begin_t b = h_begin_for(img, len, img, len, 0);
+    CHECK_EQ(h_begin(2, &b, true, NULL, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED);
+
+    /* the link drops: the manifest goes with it */
+    host_device_disconnect(H.dev, 1);
+    host_device_connect(H.dev, 1, 247);
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED);
+    CHECK_EQ(send_manifest(2, man, n), BLE_OTA_OK); /* the slot is free again */
+    CHECK_EQ(flash_work(), 0);
+    free(img);
+    h_stop();
+}
+
 /* Signed update, host policy: the floor rises at CONFIRM; an update rolled back leaves it. */
 TEST(release_floor_raised_at_confirm_not_at_rollback)
 {

@@ -34,7 +34,7 @@ TEST(twin_speaks_the_documented_line_protocol)
     fputs("{\"op\":\"connect\",\"mtu\":247}\n"
           "{\"op\":\"write\",\"char\":\"control\",\"data\":\"01\"}\n"
           "{\"op\":\"write\",\"char\":\"data\",\"data\":\"00000000aabb\"}\n"
-          "{\"op\":\"write\",\"char\":\"control\",\"data\":\"09\"}\n"
+          "{\"op\":\"write\",\"char\":\"control\",\"data\":\"0a\"}\n"
           "{\"op\":\"read\",\"char\":\"model\"}\n"
           "{\"op\":\"read\",\"char\":\"status\"}\n"
           "{\"op\":\"adv\"}\n"
@@ -68,7 +68,7 @@ TEST(twin_speaks_the_documented_line_protocol)
             notifies++;
             if (data && !strncmp(data, "8100", 4) && strlen(data) == 40) saw_challenge = true; /* 20 bytes */
             if (data && !strcmp(data, "a10c00000000")) saw_nak = true;
-            if (data && !strcmp(data, "ff0609")) saw_unknown = true;
+            if (data && !strcmp(data, "ff060a")) saw_unknown = true;
         } else if (ev && !strcmp(ev, "reboot")) {
             reboots++;
         }

@@ -89,6 +89,11 @@ static size_t encode(const char *kind, const json_t *f, uint8_t *out)
         }
         out[0] = (uint8_t)op;
         if (op == BLE_OTA_OP_CHALLENGE) return 1;
+        if (op == BLE_OTA_OP_MANIFEST) {
+            const char *m = json_get_string(f, "manifest");
+            long ml = m ? hex_decode(m, out + 1, 511) : -1;
+            return ml < 0 ? 0 : 1 + (size_t)ml;
+        }
         if (op == BLE_OTA_OP_PROVISION) {
             hex_field(f, "key", out + 1, 32);
             return BLE_OTA_PROVISION_LEN;
@@ -183,6 +188,15 @@ static bool decode_matches(const char *kind, const json_t *f, const uint8_t *b, 
                r.flags == num(f, "flags") && r.chunk_size == num(f, "chunk_size") && !memcmp(r.sha256, sha, 32) &&
                !memcmp(r.base_sha256, base, 32) && !memcmp(r.tag, tag, 16) &&
                (r.manifest != NULL) == manifest && (!manifest || r.manifest_len == n - BLE_OTA_BEGIN_LEN);
+    }
+    if (!strcmp(kind, "command") && b[0] == BLE_OTA_OP_MANIFEST) {
+        const uint8_t *m;
+        uint16_t ml;
+        uint8_t want[512];
+        const char *hex = json_get_string(f, "manifest");
+        long wl = hex ? hex_decode(hex, want, sizeof want) : -1;
+        return ble_ota_decode_manifest_cmd(b, n, &m, &ml) && wl == ml && !memcmp(m, want, ml) &&
+               !ble_ota_decode_manifest_cmd(b, n - 1, &m, &ml); /* the length rule */
     }
     if (!strcmp(kind, "status")) {
         ble_ota_status_t st;

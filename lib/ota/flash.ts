@@ -168,8 +168,12 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
     let manifest: Buffer | undefined;
     if (facts.security) {
       const secure = prepareSecureBegin(plan, facts.security, Date.now());
-      client.setSessionKey?.(secure.sessionKey);
       manifest = secure.manifest;
+      // Right after Status (its caps say whether the device takes MANIFEST): the device verifies the
+      // signature while the key, the transfer choice, CHALLENGE and BEGIN follow (PROTOCOL.md §2.4). Not
+      // for a resume: the kept session keeps the manifest it verified, a MANIFEST would only cost a verify.
+      if (manifest && !(attempt > 1 && state.resumable)) await client.stageManifest?.(manifest);
+      client.setSessionKey?.(secure.sessionKey);
     }
     // A session this device kept for the same file (another gateway, or an earlier flash, lost its link mid-transfer)
     // is continued from the device's offset on the first attempt too; the device checks digest, sizes and encoding.

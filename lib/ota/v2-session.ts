@@ -53,6 +53,10 @@ export class V2Session implements ProtocolSession {
     this.client.setSessionKey(key);
   }
 
+  stageManifest(manifest: Buffer): Promise<boolean> {
+    return this.client.sendManifest(manifest);
+  }
+
   async transfer(request: TransferRequest): Promise<TransferOutcome> {
     // Deflate output is cached per image by lib/protocol, so every attempt sends the same stream.
     const payload = request.payload ?? prepareTransferPayload(request.image, request.encoding === 'delta' ? 'deflate' : request.encoding, this.client.deviceCaps ?? 0xffff);

@@ -64,7 +64,12 @@ export interface TaggedCommand {
   op: TaggedOp;
   tag: Buffer;
 }
-export type Command = ChallengeCommand | BeginCommand | EndCommand | TaggedCommand | ProvisionCommand;
+/** MANIFEST (§2.4, revision 2.2): the signed manifest alone, before BEGIN; untagged (it proves itself). */
+export interface ManifestCommand {
+  op: typeof Op.MANIFEST;
+  manifest: Buffer;
+}
+export type Command = ChallengeCommand | BeginCommand | EndCommand | TaggedCommand | ProvisionCommand | ManifestCommand;
 
 // ---------- notifications (device → client, Control) ----------
 
@@ -140,7 +145,7 @@ function checkUint(name: string, value: number, bits: 8 | 16 | 32): void {
 }
 
 function isCommandOp(op: number): op is CommandOp {
-  return op >= Op.CHALLENGE && op <= Op.PROVISION;
+  return op >= Op.CHALLENGE && op <= Op.MANIFEST;
 }
 
 /** The manifest's own `length` field (u16 at manifest offset 6). */
@@ -183,6 +188,8 @@ export function encodeCommand(cmd: Command): Buffer {
     case Op.PROVISION:
       checkBytes('key', cmd.key, SESSION_KEY_SIZE);
       return Buffer.concat([Buffer.from([Op.PROVISION]), cmd.key]);
+    case Op.MANIFEST:
+      return Buffer.concat([Buffer.from([Op.MANIFEST]), checkManifestBytes(cmd.manifest, 1, 'MANIFEST')]);
     case Op.END:
       checkUint('flags', cmd.flags, 8);
       return Buffer.from([Op.END, cmd.flags]);
@@ -207,15 +214,21 @@ function checkBeginManifest(cmd: BeginCommand): Buffer {
   }
   if (!Buffer.isBuffer(cmd.manifest)) throw new OtaError('BAD_PARAMETER', 'The manifest must be a Buffer.');
   if (!announced) throw new OtaError('BAD_PARAMETER', 'A manifest was given but BEGIN flags bit1 (manifest follows) is clear.');
-  if (cmd.manifest.length < 8) throw new OtaError('BAD_PARAMETER', `The manifest is ${cmd.manifest.length} bytes; it needs at least its 8-byte head (magic, format, key_id, length).`);
-  const field = manifestLengthField(cmd.manifest);
-  if (field !== cmd.manifest.length) {
-    throw new OtaError('BAD_PARAMETER', `The manifest is ${cmd.manifest.length} bytes but its length field says ${field}.`);
+  return checkManifestBytes(cmd.manifest, BEGIN_FIXED_LENGTH, 'BEGIN');
+}
+
+/** A manifest carried `before` bytes into a Control value: its head, its length field, the 512-byte limit. */
+function checkManifestBytes(manifest: Buffer, before: number, command: string): Buffer {
+  if (!Buffer.isBuffer(manifest)) throw new OtaError('BAD_PARAMETER', 'The manifest must be a Buffer.');
+  if (manifest.length < 8) throw new OtaError('BAD_PARAMETER', `The manifest is ${manifest.length} bytes; it needs at least its 8-byte head (magic, format, key_id, length).`);
+  const field = manifestLengthField(manifest);
+  if (field !== manifest.length) {
+    throw new OtaError('BAD_PARAMETER', `The manifest is ${manifest.length} bytes but its length field says ${field}.`);
   }
-  if (BEGIN_FIXED_LENGTH + field > MAX_CONTROL_VALUE) {
-    throw new OtaError('BAD_PARAMETER', `A BEGIN with this ${field}-byte manifest would be ${BEGIN_FIXED_LENGTH + field} bytes; Control values are at most ${MAX_CONTROL_VALUE}.`);
+  if (before + field > MAX_CONTROL_VALUE) {
+    throw new OtaError('BAD_PARAMETER', `A ${command} with this ${field}-byte manifest would be ${before + field} bytes; Control values are at most ${MAX_CONTROL_VALUE}.`);
   }
-  return cmd.manifest;
+  return manifest;
 }
 
 /**
@@ -223,6 +236,11 @@ function checkBeginManifest(cmd: BeginCommand): Buffer {
  * 93 + the manifest's length field, or null when the write is too short to say (then BAD_LENGTH).
  */
 function expectedCommandLength(op: CommandOp, buf: Buffer): number | null {
+  if (op === Op.MANIFEST) {
+    if (buf.length < COMMAND_LENGTH[Op.MANIFEST]) return null;
+    const field = buf.readUInt16LE(1 + 6);
+    return field >= 8 ? 1 + field : null;
+  }
   if (op !== Op.BEGIN) return COMMAND_LENGTH[op];
   if (buf.length < BEGIN_FIXED_LENGTH) return BEGIN_FIXED_LENGTH;
   if ((buf[10] & BeginFlags.MANIFEST) === 0) return BEGIN_FIXED_LENGTH;
@@ -249,7 +267,7 @@ export function decodeCommand(buf: Buffer): Command {
   if (buf.length !== expected) {
     const why =
       expected === null
-        ? 'BEGIN command (flags bit1: the manifest is too short to carry its length field, or the field is below 8)'
+        ? `${COMMAND_NAMES[op]} command (${op === Op.MANIFEST ? '' : 'flags bit1: '}the manifest is too short to carry its length field, or the field is below 8)`
         : op === Op.BEGIN && buf.length >= BEGIN_FIXED_LENGTH && (buf[10] & BeginFlags.MANIFEST) !== 0
           ? `BEGIN command (flags bit1: expected ${BEGIN_FIXED_LENGTH} + the manifest's length field ${expected - BEGIN_FIXED_LENGTH} = ${expected} bytes)`
           : `${COMMAND_NAMES[op]} command (expected ${expected} bytes)`;
@@ -275,6 +293,8 @@ export function decodeCommand(buf: Buffer): Command {
       return { op, flags: buf[1] };
     case Op.PROVISION:
       return { op, key: Buffer.from(buf.subarray(1, 1 + SESSION_KEY_SIZE)) };
+    case Op.MANIFEST:
+      return { op, manifest: Buffer.from(buf.subarray(1)) };
     default:
       return { op, tag: Buffer.from(buf.subarray(1, 17)) };
   }

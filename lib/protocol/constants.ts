@@ -36,12 +36,14 @@ export const Op = {
   ROLLBACK: 0x06,
   REBOOT: 0x07,
   PROVISION: 0x08,
+  /** Revision 2.2: the signed manifest alone, before BEGIN (§2.4; caps bit11). */
+  MANIFEST: 0x09,
   DATA_ACK: 0xa0,
   DATA_NAK: 0xa1,
   SESSION_ABORTED: 0xa2,
   UNKNOWN_OPCODE_RESPONSE: 0xff,
 } as const;
-export type CommandOp = (typeof Op)['CHALLENGE' | 'BEGIN' | 'END' | 'ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT' | 'PROVISION'];
+export type CommandOp = (typeof Op)['CHALLENGE' | 'BEGIN' | 'END' | 'ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT' | 'PROVISION' | 'MANIFEST'];
 /** Commands that carry only a `tag[16]`. */
 export type TaggedOp = (typeof Op)['ABORT' | 'CONFIRM' | 'ROLLBACK' | 'REBOOT'];
 export const RESPONSE_BIT = 0x80;
@@ -54,6 +56,7 @@ export const COMMAND_NAMES: Readonly<Record<number, string>> = {
   0x06: 'ROLLBACK',
   0x07: 'REBOOT',
   0x08: 'PROVISION',
+  0x09: 'MANIFEST',
 };
 
 /**
@@ -69,6 +72,8 @@ export const COMMAND_LENGTH: Readonly<Record<CommandOp, number>> = {
   0x06: 17,
   0x07: 17,
   0x08: 33,
+  /** MANIFEST: 1 + the manifest's own `length` field (§2.4); this is the shortest (opcode + 8-byte head). */
+  0x09: 9,
 };
 /** BEGIN without manifest; the manifest (flags bit1) starts at this offset. */
 export const BEGIN_FIXED_LENGTH = 93;
@@ -88,6 +93,7 @@ export const RESPONSE_LENGTH: Readonly<Record<CommandOp, number>> = {
   0x06: 2,
   0x07: 2,
   0x08: 2,
+  0x09: 2,
 };
 /** The default (smallest) ATT MTU; a notification carries at most MTU - 3 value bytes. */
 export const DEFAULT_ATT_MTU = 23;
@@ -245,6 +251,8 @@ export const Caps = {
   UNAUTHENTICATED_ALLOWED: 1 << 9,
   /** No session key and no release key (and not bit9): BEGIN and tagged commands get NOT_PROVISIONED. */
   NOT_PROVISIONED: 1 << 10,
+  /** Revision 2.2: the MANIFEST command (op 0x09) is understood (§2.4). */
+  MANIFEST_COMMAND: 1 << 11,
 } as const;
 
 /** The caps bits by name (§5); `fleetKeyRequired` is the earlier name of `sessionKeyRequired`. */
@@ -261,6 +269,7 @@ export interface Capabilities {
   provisioningWindow: boolean;
   unauthenticatedAllowed: boolean;
   notProvisioned: boolean;
+  manifestCommand: boolean;
 }
 
 export function decodeCaps(caps: number): Capabilities {
@@ -278,6 +287,7 @@ export function decodeCaps(caps: number): Capabilities {
     provisioningWindow: bit(Caps.PROVISIONING_WINDOW),
     unauthenticatedAllowed: bit(Caps.UNAUTHENTICATED_ALLOWED),
     notProvisioned: bit(Caps.NOT_PROVISIONED),
+    manifestCommand: bit(Caps.MANIFEST_COMMAND),
   };
 }
 

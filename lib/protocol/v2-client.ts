@@ -148,6 +148,10 @@ export class V2Client {
   private caps: number | null = null;
   /** proto_version from the last Status read (the CHALLENGE response does not carry it). */
   private statusProtoVersion: number | null = null;
+  /** caps from the last Status read (before any CHALLENGE). */
+  private statusCaps: number | null = null;
+  /** The manifest the device stored for this connection with MANIFEST (§2.4); the next BEGIN goes without it. */
+  private stagedManifest: Buffer | null = null;
   private nonce: Buffer | null = null;
   private payload: TransferPayload | null = null;
   private sessionInfo: SessionInfo | null = null;
@@ -217,7 +221,36 @@ export class V2Client {
   async readStatus(): Promise<DeviceStatus> {
     const status = decodeStatus(await this.connection.read(OTA_SERVICE_UUID, STATUS_CHAR_UUID));
     this.statusProtoVersion = status.protoVersion;
+    this.statusCaps = status.caps;
     return status;
+  }
+
+  /**
+   * MANIFEST (§2.4, revision 2.2): sends the signed manifest alone, before BEGIN, so the device verifies
+   * its signature while CHALLENGE and BEGIN travel instead of after BEGIN (and BEGIN is one plain write).
+   * Returns true when the device stored it: begin() with the same manifest then sends a 93-byte BEGIN.
+   * Returns false, sending nothing, when the device's caps (Status or CHALLENGE, read before) do not have
+   * bit11 or the command would not fit one Write Request at this MTU; false too when the device answers
+   * BUSY (another connection's manifest holds its one slot). begin() then sends the manifest with BEGIN
+   * (flags bit1), which every revision-2.1 device takes. Any other refusal (DEVICE_MANIFEST_INVALID,
+   * DEVICE_MANIFEST_MISMATCH, DEVICE_RELEASE_TOO_OLD, ...) is what BEGIN would have got: thrown.
+   */
+  async sendManifest(manifest: Buffer): Promise<boolean> {
+    return this.cancellable(async () => {
+      this.stagedManifest = null;
+      const caps = this.caps ?? this.statusCaps;
+      if (caps === null || (caps & Caps.MANIFEST_COMMAND) === 0) return false;
+      const request = encodeCommand({ op: Op.MANIFEST, manifest });
+      if (request.length > this.connection.mtu - ATT_HEADER_SIZE) return false;
+      try {
+        await this.command(request, Op.MANIFEST);
+      } catch (e) {
+        if (e instanceof OtaError && e.code === deviceErrorCode(ErrorCode.BUSY)) return false;
+        throw e;
+      }
+      this.stagedManifest = manifest;
+      return true;
+    });
   }
 
   async challenge(): Promise<ChallengeInfo> {
@@ -263,21 +296,24 @@ export class V2Client {
       const payload = options.payload ?? prepareTransferPayload(options.image, options.encoding ?? 'auto', caps);
       const baseSha256 = beginBaseSha256(payload, options.baseSha256);
       if (options.resume && (caps & Caps.RESUME) === 0) options = { ...options, resume: false };
+      // A manifest the device stored with MANIFEST is not sent again (§2.4): a plain BEGIN uses it.
+      const manifest = options.manifest && !(this.stagedManifest && this.stagedManifest.equals(options.manifest)) ? options.manifest : undefined;
       const request = encodeCommand({
         op: Op.BEGIN,
         imageSize: payload.image.length,
         transferSize: payload.transfer.length,
         encoding: encodingByte(payload.encoding),
-        flags: (options.resume ? BeginFlags.RESUME : 0) | (options.manifest ? BeginFlags.MANIFEST : 0),
+        flags: (options.resume ? BeginFlags.RESUME : 0) | (manifest ? BeginFlags.MANIFEST : 0),
         chunkSize: requested,
         sha256: payload.sha256,
         baseSha256,
         tag: ZERO_TAG,
-        ...(options.manifest ? { manifest: options.manifest } : {}),
+        ...(manifest ? { manifest } : {}),
       });
       this.tagInto(request, BEGIN_TAG_OFFSET, (key, nonce) => beginTag(key, nonce, request));
       const res = (await this.command(request, Op.BEGIN)) as BeginResponse;
       this.checkBeginResponse(res, requested, payload, !!options.resume);
+      this.stagedManifest = null; // the session took it over
       this.payload = payload;
       this.sessionInfo = {
         encoding: payload.encoding,

@@ -393,7 +393,7 @@ for (const impl of IMPLEMENTATIONS) {
     it('device-side vectors: malformed commands, END and data without a session, CONFIRM when not pending', async () => {
       const e = await open();
       const hex = async (v: Buffer) => (await e.rawControl(v)).toString('hex');
-      assert.equal(await hex(Buffer.from([0x09])), vectorHex('unknown-opcode'));
+      assert.equal(await hex(Buffer.from([0x0a])), vectorHex('unknown-opcode'));
       assert.equal(await hex(Buffer.from(vectorHex('begin-raw-no-key'), 'hex').subarray(0, 60)), vectorHex('begin-err-bad-length'));
       assert.equal(await hex(Buffer.from([Op.CHALLENGE, 0])), vectorHex('challenge-err-bad-length'));
       assert.equal(await hex(Buffer.from(vectorHex('end-reboot'), 'hex')), vectorHex('end-err-no-session'));
@@ -507,10 +507,68 @@ for (const impl of IMPLEMENTATIONS) {
         await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw', manifest: signFor(img, { release: 19 }).bytes }), 'DEVICE_RELEASE_TOO_OLD');
         const s = await e.client().readStatus();
         assert.equal(s.releaseFloor, 20);
-        // The right manifest, at or above the floor, is taken.
+        // The right manifest, at or above the floor, is taken — carried by BEGIN (flags bit1, the revision-2.1 path).
         await e.client().update({ image: img, encoding: 'raw', manifest: good.bytes });
+        assert.ok(e.recorder.controlWrites.some((w) => w[0] === Op.BEGIN && w.length === 93 + good.bytes.length && (w[10] & 0x02) !== 0), 'BEGIN carried the manifest');
         await e.reconnectAfterReboot();
         assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+      });
+
+      const manifestCommand = (manifest: Buffer): Buffer => encodeCommand({ op: Op.MANIFEST, manifest });
+
+      it('MANIFEST then a plain 93-byte BEGIN installs; the BEGIN takes the stored manifest over (§2.4)', async () => {
+        const e = await open({ releaseKeys });
+        const img = image();
+        const good = signFor(img);
+        const client = e.client();
+        assert.ok((await client.readStatus()).capabilities.manifestCommand, 'caps bit11');
+        assert.equal(await client.sendManifest(good.bytes), true);
+        await client.update({ image: img, encoding: 'raw', manifest: good.bytes });
+        const writes = e.recorder.controlWrites;
+        assert.deepEqual(writes.find((w) => w[0] === Op.MANIFEST), manifestCommand(good.bytes));
+        const begin = writes.find((w) => w[0] === Op.BEGIN);
+        assert.ok(begin && begin.length === 93 && (begin[10] & 0x02) === 0, `BEGIN of ${begin?.length} bytes`);
+        assert.ok(e.controlHex().includes(vectorHex('manifest-ok')));
+        await e.reconnectAfterReboot();
+        assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+      });
+
+      it('MANIFEST with a bad signature is answered OK; after BEGIN the writer ends the session with MANIFEST_INVALID before any flash write', async () => {
+        const e = await open({ releaseKeys });
+        const img = image();
+        const forged = Buffer.from(signFor(img).bytes);
+        forged[forged.length - 1] ^= 1;
+        assert.equal((await e.rawControl(manifestCommand(forged))).toString('hex'), vectorHex('manifest-ok'));
+        // a plain BEGIN on the same link uses it: accepted, then SESSION_ABORTED MANIFEST_INVALID
+        await refusedBeforeFlash(e, (c) => c.update({ image: img, encoding: 'raw' }), 'DEVICE_MANIFEST_INVALID');
+        assert.ok(e.controlHex().includes(vectorHex('session-aborted-manifest-invalid')));
+        const s = await e.client().readStatus();
+        assert.equal(s.lastResultName, 'MANIFEST_INVALID');
+        assert.equal(s.sessionStateName, 'idle');
+      });
+
+      it("MANIFEST's own checks answer with BEGIN's codes; a BEGIN that differs from the stored manifest gets MANIFEST_MISMATCH; a link drop clears it", async () => {
+        const e = await open({ releaseKeys, releaseFloor: 5 });
+        const img = image();
+        const good = signFor(img);
+        const answer = async (manifest: Buffer) => (await e.rawControl(manifestCommand(manifest))).toString('hex');
+        assert.equal(await answer(signManifest({ ...good, chipId: CHIP_IDS.esp32s3 }, RELEASE_PRIVATE).bytes), vectorHex('manifest-err-manifest-mismatch'));
+        assert.equal(await answer(signFor(img, { keyId: 1 }).bytes), vectorHex('manifest-err-manifest-invalid'));
+        assert.equal(await answer(signFor(img, { release: 4 }).bytes), vectorHex('manifest-err-release-too-old'));
+        assert.equal((await e.rawControl(manifestCommand(good.bytes).subarray(0, 100))).toString('hex'), vectorHex('manifest-err-bad-length'));
+        // stored for another image: BEGIN's digest and size differ
+        assert.equal(await answer(signFor(image('2.0.1')).bytes), vectorHex('manifest-ok'));
+        assert.equal((await e.rawControl(rawBegin(img))).toString('hex'), vectorHex('begin-err-manifest-mismatch'));
+        // the right one, then the link drops: the next link's plain BEGIN has no manifest
+        assert.equal(await answer(good.bytes), vectorHex('manifest-ok'));
+        const ops = e.flashOps();
+        await e.conn.disconnect();
+        await sleep(e.clock, 200);
+        await e.connect();
+        const client = e.client();
+        await rejectsWith(client.update({ image: img, encoding: 'raw' }), 'DEVICE_MANIFEST_REQUIRED');
+        client.close();
+        assert.equal(e.flashOps(), ops);
       });
 
       it("a key derived for device A is refused by device B; B's own key works", async () => {

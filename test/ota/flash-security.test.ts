@@ -11,6 +11,7 @@ import { isRetryable } from '../../lib/ota/retry';
 import { OtaError } from '../../lib/errors';
 import { deriveDeviceKey, generateReleaseKeyPair, manifestForImage, type ManifestOptions } from '../../lib/security';
 import { SimDevice } from '../../lib/sim/device';
+import { CONTROL_CHAR_UUID, Op } from '../../lib/protocol/constants';
 import type { SimDeviceConfig } from '../../lib/sim/types';
 import { codeOf } from '../helpers/errors';
 import { simEnv, type SimEnv } from './sim-env';
@@ -72,10 +73,50 @@ describe('ota/flashDevice with keys and signed manifests (simulated fleet)', fun
   it('updates a provisioned device with the master key and the manifest, resuming after a dropped link (manifest on the resumed BEGIN)', async () => {
     env = await simEnv([provisioned()]);
     env.radio.injectFault(ADDRESS, { kind: 'disconnectAfterBytes', bytes: Math.floor(IMAGE.length / 2) });
-    const result = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest: manifestOf(IMAGE), encoding: 'raw' });
+    const writes = controlWrites();
+    const manifest = manifestOf(IMAGE);
+    const result = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'raw' });
     assert.equal(result.attempts, 2);
     // A resume, not a restart: the device kept the session because the second BEGIN carried the same manifest.
     assert.ok(result.bytesOnAir < IMAGE.length * 1.25, `bytesOnAir ${result.bytesOnAir}`);
+    // MANIFEST ahead of the first BEGIN only; the resumed BEGIN carries the manifest (no verify again on the device).
+    assert.equal(writes.filter((w) => w[0] === Op.MANIFEST).length, 1);
+    const begins = writes.filter((w) => w[0] === Op.BEGIN);
+    assert.deepEqual(begins.map((b) => b.length), [BEGIN_SIZE, BEGIN_SIZE + manifest.length]);
+    assert.equal(begins[1][10], 0x03, 'resume and manifest flags');
+  });
+
+  /** Control writes the device receives, in order (a spy on the model's GATT write entry). */
+  function controlWrites(): Buffer[] {
+    const model = env.devices[0] as SimDevice;
+    const writes: Buffer[] = [];
+    const original = model.onWrite.bind(model);
+    model.onWrite = (service, characteristic, data, withoutResponse, connectionId) => {
+      if (characteristic.toLowerCase() === CONTROL_CHAR_UUID) writes.push(Buffer.from(data));
+      return original(service, characteristic, data, withoutResponse, connectionId);
+    };
+    return writes;
+  }
+
+  it('sends the manifest with MANIFEST right after Status (before CHALLENGE), then a plain BEGIN (revision 2.2)', async () => {
+    env = await simEnv([provisioned()]);
+    const writes = controlWrites();
+    const manifest = manifestOf(IMAGE);
+    await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'raw' });
+    const ops = writes.map((w) => w[0]);
+    assert.deepEqual(ops.slice(0, 3), [Op.MANIFEST, Op.CHALLENGE, Op.BEGIN], ops.join(','));
+    assert.ok(writes[0].subarray(1).equals(manifest));
+    assert.equal(writes[2].length, BEGIN_SIZE, 'BEGIN without the manifest');
+  });
+
+  it('sends the manifest with BEGIN when MANIFEST would not fit one write (MTU 23)', async () => {
+    env = await simEnv([provisioned({ maxMtu: 23 })], { link: 'mtu-23' });
+    const writes = controlWrites();
+    const manifest = manifestOf(IMAGE);
+    await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'deflate' });
+    assert.ok(!writes.some((w) => w[0] === Op.MANIFEST));
+    const begin = writes.find((w) => w[0] === Op.BEGIN);
+    assert.equal(begin?.length, BEGIN_SIZE + manifest.length);
   });
 
   it('refuses before BEGIN what the device would refuse: no key, no manifest, not provisioned, unsigned image, too old, expired, not allowed', async () => {

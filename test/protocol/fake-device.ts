@@ -39,6 +39,8 @@ export interface FakeDeviceOptions {
   abortWith?: number;
   /** Answer BEGIN with this error code. */
   beginError?: number;
+  /** Answer MANIFEST with this error code (default OK: stored). */
+  manifestError?: number;
   /** Drop the link (session kept) right after acknowledging this offset or more, once. */
   dropLinkAtAck?: number;
   /** Called when END arrives, before the device answers it. */
@@ -73,6 +75,8 @@ export class FakeDevice {
   lastBegin: BeginCommand | null = null;
   /** Key stored by PROVISION. */
   provisionedKey: Buffer | null = null;
+  /** Manifests received with MANIFEST (op 0x09), in order. */
+  readonly manifestCommands: Buffer[] = [];
   private nonce: Buffer | null = null;
   private readonly lost = new Set<number>();
   private conn: FakeConnection | null = null;
@@ -133,6 +137,10 @@ export class FakeDevice {
       this.completedImage = image;
       this.session = null;
       return this.notify({ op: 0x83, err: 0, imageSize: image.length });
+    }
+    if (cmd.op === Op.MANIFEST) {
+      this.manifestCommands.push(cmd.manifest);
+      return respond(this.opts.manifestError ?? ErrorCode.OK);
     }
     if (cmd.op === Op.PROVISION) {
       if (!this.opts.provisioningWindow) return respond(ErrorCode.INVALID_STATE);

@@ -17,7 +17,8 @@ import { applyPatchReference, PatchError } from './patch-reference';
 import { decodeAdvertisement, encodeAdvertisement, versionBytes } from '../../lib/protocol/advertisement';
 import { beginTag, commandTag } from '../../lib/protocol/auth';
 import { deriveDeviceKey } from '../../lib/security/keys';
-import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, MAX_NOTIFICATION_AT_MIN_MTU, Op, TaggedOp } from '../../lib/protocol/constants';
+import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, ErrorCode, MAX_NOTIFICATION_AT_MIN_MTU, Op, TaggedOp, decodeCaps } from '../../lib/protocol/constants';
+import type { OtaError } from '../../lib/errors';
 import { Vector, camelToSnake, fieldsToMessage, loadVectors, messageToFields } from './vectors';
 
 const file = loadVectors();
@@ -143,6 +144,26 @@ describe('protocol vectors (docs/protocol-vectors.json)', () => {
     for (let code = 33; code <= 39; code++) assert.ok(errs.has(code), `error ${code}`);
     const formats = new Set(file.vectors.filter((v) => v.kind === 'status').map((v) => v.fields.format));
     assert.deepEqual([...formats].sort(), [1, 2]);
+  });
+
+  it('has the MANIFEST command of revision 2.2: the manifest alone, its length rule, the plain BEGIN after it and caps bit11', () => {
+    const byName = (name: string) => {
+      const v = file.vectors.find((x) => x.name === name);
+      assert.ok(v, name);
+      return v;
+    };
+    const cmd = byName('manifest-command');
+    const manifest = byName('manifest-any-device');
+    assert.equal(cmd.hex, '09' + manifest.hex);
+    assert.deepEqual(decodeCommand(Buffer.from(cmd.hex, 'hex')), { op: Op.MANIFEST, manifest: Buffer.from(manifest.hex, 'hex') });
+    // one byte short of the manifest's length field: BAD_LENGTH, as BEGIN's manifest
+    assert.throws(() => decodeCommand(Buffer.from(cmd.hex, 'hex').subarray(0, -1)), (e: OtaError) => e.details?.err === ErrorCode.BAD_LENGTH);
+    const begin = byName('begin-raw-after-manifest');
+    assert.equal(begin.fields.flags, 0);
+    assert.equal(begin.hex.length / 2, 93);
+    assert.equal(begin.fields.sha256, manifest.fields.image_sha256);
+    assert.ok(decodeCaps(byName('challenge-ok-manifest-command').fields.caps as number).manifestCommand);
+    assert.equal(byName('manifest-ok').hex, '8900');
   });
 
   for (const v of file.vectors.filter((x) => x.kind === 'manifest')) {

@@ -378,7 +378,7 @@ describe('sim-device v2: sessions, NAKs, authentication', () => {
     const shortManifest = Buffer.alloc(8);
     shortManifest.writeUInt16LE(9, 6);
     assert.deepEqual(await c.command(Buffer.concat([withBit1, shortManifest])), { op: 0x82, err: ErrorCode.BAD_LENGTH });
-    assert.deepEqual(await c.command(Buffer.from([0x09, 1, 2])), { op: 0xff, err: ErrorCode.UNKNOWN_OPCODE, unknownOp: 0x09 });
+    assert.deepEqual(await c.command(Buffer.from([0x0a, 1, 2])), { op: 0xff, err: ErrorCode.UNKNOWN_OPCODE, unknownOp: 0x0a });
     assert.equal((await c.command(c.beginRequest(t, { chunkSize: 0 }))).err, ErrorCode.BAD_PARAMETER);
     assert.equal((await c.command(c.beginRequest(t, { flags: 0x81 }))).err, ErrorCode.BAD_PARAMETER);
     assert.equal((await c.command(c.beginRequest(t, { baseSha256: Buffer.alloc(32, 1) }))).err, ErrorCode.BAD_PARAMETER, 'base_sha256 with encoding 0');

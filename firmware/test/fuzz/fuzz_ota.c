@@ -162,6 +162,10 @@ static void op_begin(reader_t *r, bool whole_update)
     bool delta = b & 0x80;
     unsigned variant = (b >> 5) & 3;
     const uint8_t *manifest = !delta && variant ? im->manifest[variant - 1] : NULL;
+    /* a whole update with a bit7 (free there: no edit) sends the manifest ahead with MANIFEST (op 0x09) and
+     * then a BEGIN without it, which uses the stored one */
+    const uint8_t *ahead = whole_update && (a & 0x80) ? manifest : NULL;
+    if (ahead) manifest = NULL;
     uint8_t tag_mode = (a >> 4) & 3;
     ble_ota_conn_t conn = conn_of(b);
     const uint8_t *transfer = deflate ? im->deflated : im->image;
@@ -198,6 +202,11 @@ static void op_begin(reader_t *r, bool whole_update)
         }
     } else {
         tag_mode = 0; /* a whole update authenticates properly; bit 4 of a is END's reboot flag */
+    }
+    if (ahead) {
+        uint8_t cmd[1 + FUZZ_MANIFEST_LEN] = {BLE_OTA_OP_MANIFEST};
+        memcpy(cmd + 1, ahead, FUZZ_MANIFEST_LEN);
+        send_control(conn, cmd, sizeof cmd);
     }
     ble_ota_encode_begin(&req, frame);
     if (prepare_tag(conn, tag_mode)) fuzz_begin_tag(R.links[conn].nonce, frame);

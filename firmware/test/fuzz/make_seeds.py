@@ -89,6 +89,12 @@ SEEDS = {
     "manifest-bad-signature": cfg() + [RELEASE_KEY] + connect() + update(GOOD, MANIFEST_BAD_SIG_C1) + status(),
     "manifest-other-version": cfg() + [RELEASE_KEY] + connect() + update(GOOD, MANIFEST_OTHER_VERSION_C1) + status(),
     "manifest-required": cfg() + [RELEASE_KEY] + connect() + update(GOOD) + status(),
+    # MANIFEST (op 0x09) ahead of a plain BEGIN: a whole update with bit7 of its image byte
+    "manifest-command-update": cfg() + [RELEASE_KEY] + connect() + update(GOOD | REBOOT | 0x80, MANIFEST_C1) + tick(10)
+    + connect() + status(),
+    "manifest-command-bad-signature": cfg() + [RELEASE_KEY] + connect() + update(GOOD | 0x80, MANIFEST_BAD_SIG_C1) + status(),
+    "manifest-command-bad-length": cfg() + [RELEASE_KEY] + connect() + [RAW, C1, 9, 0x09, 0x42, 0x4F, 0x4D, 0x31, 1, 0, 9, 0]
+    + update(GOOD) + status(),
     "manifest-delta": cfg() + [RELEASE_KEY] + connect() + update(GOOD, DELTA_C1) + status(),
     "resume": cfg() + connect() + begin(GOOD | RESUME) + send(C1, 5) + [DISCONNECT, C1] + tick(16) + connect()
     + begin(GOOD | RESUME) + send() + end() + tick(10) + status(),

@@ -5,7 +5,7 @@
  * BAD_LENGTH for a known opcode, UNKNOWN_OPCODE otherwise.
  */
 import { OtaError } from '../../errors';
-import { decodeCommand, encodeNotification, type BeginCommand, type EndCommand, type ProvisionCommand, type TaggedCommand } from '../../protocol/codec';
+import { decodeCommand, encodeNotification, type BeginCommand, type EndCommand, type ManifestCommand, type ProvisionCommand, type TaggedCommand } from '../../protocol/codec';
 import { ErrorCode, Op, RESPONSE_BIT, SHA256_SIZE } from '../../protocol/constants';
 
 export interface BeginRequest extends BeginCommand {
@@ -22,6 +22,7 @@ export type ControlRequest =
   | EndCommand
   | TaggedCommand
   | ProvisionCommand
+  | ManifestCommand
   | { op: 'malformed'; response: Buffer };
 
 export function decodeControl(buf: Buffer): ControlRequest {

@@ -39,7 +39,8 @@ import { detectSignature } from '../../image/signature';
 import { AttError, VirtualAdvertisement, VirtualService } from '../types';
 import { BeginRequest, decodeControl } from './control-decode';
 import { deviceIdOf } from './device-id';
-import { AcceptedManifest, checkManifestAtBegin, isZero, manifestSignatureValid } from './manifest';
+import { AcceptedManifest, beginMismatch, checkManifestAtBegin, isZero, manifestSignatureValid, releaseTooOld, type DeviceManifestContext } from './manifest';
+import { ManifestStage, type StagedManifest, type WriterJob } from './staged-manifest';
 import { manifestCheckMs } from './manifest-timing';
 import { SessionGuard } from './session-guard';
 import { deviceChunkSize } from './chunk-size';
@@ -83,6 +84,8 @@ export class V2Firmware implements Application {
   private lastAdv: Buffer | null = null;
   private restartScheduled = false;
   private readonly work: FlashWork;
+  /** MANIFEST sent before BEGIN (§2.4). */
+  private readonly stagedManifests: ManifestStage;
   /** The boot's record work (first-boot diagnostics, confirm) is over. */
   bootSettled = false;
   /** The BLE stack runs (on a first boot only after the diagnostics passed, or under host policy). */
@@ -100,6 +103,7 @@ export class V2Firmware implements Application {
     });
     this.work = new FlashWork(machine, settings.timing);
     this.bootAt = machine.clock.now();
+    this.stagedManifests = new ManifestStage(() => machine.clock.now(), settings.chip);
   }
 
   /** The provisioning window this boot opened (physical action at reset) is still open. */
@@ -140,6 +144,7 @@ export class V2Firmware implements Application {
     return (
       Caps.DEFLATE |
       Caps.RESUME |
+      Caps.MANIFEST_COMMAND |
       (this.auth.keyRequired ? Caps.FLEET_KEY_REQUIRED : 0) |
       (this.settings.hostPolicy ? Caps.HOST_CONFIRM : 0) |
       (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE) |
@@ -165,6 +170,7 @@ export class V2Firmware implements Application {
   onDisconnect(conn: number): void {
     this.mtus.delete(conn);
     this.auth.forget(conn);
+    this.stagedManifests.forget(conn); // a manifest staged with MANIFEST belongs to its link
     const s = this.session;
     if (!s || s.owner !== conn) return;
     s.owner = null;
@@ -216,6 +222,7 @@ export class V2Firmware implements Application {
     const cmd = decodeControl(data);
     switch (cmd.op) {
       case 'malformed':
+        if (data[0] === Op.MANIFEST) this.stagedManifests.forget(conn); // replaced by a refused one
         this.machine.notify(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, cmd.response, conn);
         return;
       case Op.CHALLENGE:
@@ -230,6 +237,10 @@ export class V2Firmware implements Application {
       case Op.PROVISION:
         this.onProvision(conn, cmd.key);
         break;
+      case Op.MANIFEST:
+        // Answered as the write is handled; the verify runs in the writer meanwhile (ManifestStage).
+        this.reply(conn, { op: Op.MANIFEST | 0x80, err: this.stagedManifests.stage(conn, cmd.manifest, this.manifestDevice(), this.session) });
+        return;
       default:
         this.onTagged(conn, cmd.op, cmd.tag);
         break;
@@ -265,28 +276,37 @@ export class V2Firmware implements Application {
     const auth = this.auth.checkBegin(conn, b.raw, b.tag);
     if (auth !== ErrorCode.OK) return fail(auth);
     let manifest: AcceptedManifest | null = null;
-    if (!b.manifest) {
-      if (this.settings.releaseKeys.length > 0) return fail(ErrorCode.MANIFEST_REQUIRED);
-    } else {
-      const verdict = checkManifestAtBegin(b.manifest, {
-        imageSha256: b.sha256,
-        imageSize: b.imageSize,
-        baseSha256: b.baseSha256,
-        chipId: CHIP_IDS[this.settings.chip],
-        deviceId: deviceIdOf(this.settings.address),
-        releaseFloor: this.machine.flash.nvs.releaseFloor,
-        releaseKeys: this.settings.releaseKeys,
-      });
+    const staged = b.manifest ? null : this.stagedManifests.of(conn);
+    if (b.manifest) {
+      const verdict = checkManifestAtBegin(b.manifest, { imageSha256: b.sha256, imageSize: b.imageSize, baseSha256: b.baseSha256, ...this.manifestDevice() });
       if (!('accepted' in verdict)) return fail(verdict.err);
       manifest = verdict.accepted;
+    } else if (staged) {
+      // MANIFEST checked the rest; BEGIN's fields must be what it signed.
+      if (beginMismatch(staged.accepted.manifest, { imageSha256: b.sha256, imageSize: b.imageSize, baseSha256: b.baseSha256 })) return fail(ErrorCode.MANIFEST_MISMATCH);
+      const old = releaseTooOld(staged.accepted.manifest, this.machine.flash.nvs.releaseFloor);
+      if (old) return fail(old.err);
+      manifest = staged.accepted;
+    } else if (this.settings.releaseKeys.length > 0) {
+      return fail(ErrorCode.MANIFEST_REQUIRED);
     }
     // The delta base is the image this boot runs: the digest Status running_sha256 reports.
     if (delta && !b.baseSha256.equals(this.boot.app.sha256)) return fail(ErrorCode.BASE_MISMATCH);
-    this.beginChecked(conn, b, manifest);
+    this.beginChecked(conn, b, manifest, staged);
   }
 
-  /** The rest of BEGIN once the request is authenticated and its manifest (if any) verified. */
-  private beginChecked(conn: number, b: BeginRequest, manifest: AcceptedManifest | null): void {
+  /** What a manifest is checked against on this device. */
+  private manifestDevice(): DeviceManifestContext {
+    return {
+      chipId: CHIP_IDS[this.settings.chip],
+      deviceId: deviceIdOf(this.settings.address),
+      releaseFloor: this.machine.flash.nvs.releaseFloor,
+      releaseKeys: this.settings.releaseKeys,
+    };
+  }
+
+  /** The rest of BEGIN once the request is authenticated and its manifest (if any) checked. */
+  private beginChecked(conn: number, b: BeginRequest, manifest: AcceptedManifest | null, staged: StagedManifest | null): void {
     const fail = (err: number): void => this.reply(conn, { op: 0x82, err });
     if (b.imageSize > this.settings.partitionSize) return fail(ErrorCode.IMAGE_TOO_LARGE);
     if (this.restartScheduled) return fail(ErrorCode.INVALID_STATE);
@@ -299,6 +319,7 @@ export class V2Firmware implements Application {
       if (kept.phase === 'finishing') return fail(kept.owner === conn ? ErrorCode.INVALID_STATE : ErrorCode.BUSY);
       if (kept.phase === 'receiving' && kept.owner !== conn) return fail(ErrorCode.BUSY);
       if ((b.flags & BeginFlags.RESUME) !== 0 && sameImage(kept, b)) {
+        this.stagedManifests.forget(conn); // the kept session keeps the manifest it verified
         this.resume(conn, kept, chunkSize);
         return;
       }
@@ -311,7 +332,10 @@ export class V2Firmware implements Application {
       base = this.runningImageBase();
       if (!base) return fail(ErrorCode.BASE_MISMATCH);
     }
-    this.startSession(conn, b, chunkSize, manifest, base);
+    // BEGIN takes the staged manifest over: its verify's remainder and verdict become the writer's first job.
+    this.stagedManifests.forget(conn);
+    const firstJob = staged ? this.stagedManifests.writerJob(staged) : manifest ? this.signatureJob(manifest) : undefined;
+    this.startSession(conn, b, chunkSize, manifest, base, firstJob);
   }
 
   private resume(conn: number, s: V2Session, chunkSize: number): void {
@@ -338,7 +362,7 @@ export class V2Firmware implements Application {
     }
   }
 
-  private startSession(conn: number, b: BeginRequest, chunkSize: number, accepted: AcceptedManifest | null, base: Buffer | undefined): void {
+  private startSession(conn: number, b: BeginRequest, chunkSize: number, accepted: AcceptedManifest | null, base: Buffer | undefined, firstJob: WriterJob | undefined): void {
     const manifest = accepted?.manifest ?? null;
     const slot = otherSlot(this.boot.slot);
     const flash = this.machine.flash;
@@ -364,7 +388,7 @@ export class V2Firmware implements Application {
         transferSize: b.transferSize,
         deflate: b.encoding === Encoding.DEFLATE,
         delta: base ? { base, readBytesPerMs: this.settings.timing.verifyBytesPerMs } : undefined,
-        firstJob: accepted ? this.signatureJob(accepted) : undefined,
+        firstJob,
         ackInterval: this.settings.ackInterval,
         checkHeader: (head) =>
           checkEarlyHeader(head, {
@@ -393,7 +417,7 @@ export class V2Firmware implements Application {
    * host, for the SHA-256 + ECDSA time of manifest-timing.ts; nothing is erased or written before it
    * passed, and a bad signature ends the session with SESSION_ABORTED MANIFEST_INVALID.
    */
-  private signatureJob(accepted: AcceptedManifest): NonNullable<ConstructorParameters<typeof UpdateWriter>[0]['firstJob']> {
+  private signatureJob(accepted: AcceptedManifest): WriterJob {
     return {
       ms: manifestCheckMs(this.settings.chip, accepted.manifest.body.length),
       run: () => (manifestSignatureValid(accepted) ? null : { err: ErrorCode.MANIFEST_INVALID, message: 'manifest signature does not verify' }),

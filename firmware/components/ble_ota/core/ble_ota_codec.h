@@ -17,6 +17,7 @@
 #define BLE_OTA_OP_ROLLBACK 0x06
 #define BLE_OTA_OP_REBOOT 0x07
 #define BLE_OTA_OP_PROVISION 0x08
+#define BLE_OTA_OP_MANIFEST 0x09   /* revision 2.2: the signed manifest alone, before BEGIN (§2.4) */
 #define BLE_OTA_OP_RESPONSE_FLAG 0x80
 #define BLE_OTA_OP_UNKNOWN_RSP 0xFF
 #define BLE_OTA_OP_DATA_ACK 0xA0
@@ -60,6 +61,7 @@
 #define BLE_OTA_CAP_PROVISION_WINDOW 0x0100  /* PROVISION accepted now */
 #define BLE_OTA_CAP_UNAUTHENTICATED 0x0200   /* development opt-out: no key, no manifest needed */
 #define BLE_OTA_CAP_NOT_PROVISIONED 0x0400   /* no session key, no release key, no opt-out */
+#define BLE_OTA_CAP_MANIFEST_CMD 0x0800      /* MANIFEST (op 0x09) understood (revision 2.2) */
 
 /* Signed update manifest "BOM1" (§D) */
 #define BLE_OTA_MANIFEST_MAGIC "BOM1"
@@ -167,6 +169,9 @@ void ble_ota_put_u32(uint8_t *p, uint32_t v);
 /** Decode a BEGIN command (op included). False (BAD_LENGTH) unless len is 93 without flags bit1, or
  *  93 + the manifest's own length field (>= 8 bytes of manifest) with bit1. */
 bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *out);
+/** MANIFEST (op 0x09): true when len is 1 + the manifest's own length field (>= 8 bytes of manifest);
+ *  *manifest / *manifest_len then point into buf. */
+bool ble_ota_decode_manifest_cmd(const uint8_t *buf, size_t len, const uint8_t **manifest, uint16_t *manifest_len);
 /** Encodes the 93 fixed bytes (a manifest, if any, is appended by the caller). */
 size_t ble_ota_encode_begin(const ble_ota_begin_req_t *req, uint8_t out[BLE_OTA_BEGIN_LEN]);
 /** Decode the manifest structure: magic, format, length == len, device_count <= 32. No signature check. */

@@ -48,9 +48,12 @@ bool ota_record_parse(const uint8_t *buf, size_t len, ota_record_t *r);
 /** What a verified manifest promises about the image; checked again with the 288-byte header. */
 typedef struct {
     bool present;
-    /* BEGIN checked everything but the signature (cheap checks only); the writer verifies it as the
-     * session's first job, before the first flash write (SESSION_ABORTED MANIFEST_INVALID). */
+    /* BEGIN (or MANIFEST) checked everything but the signature (cheap checks only); the writer verifies
+     * it: a staged manifest's at once, BEGIN's own as the session's first job; either way before the
+     * session's first flash write (SESSION_ABORTED MANIFEST_INVALID). */
     bool verify_pending;
+    bool signature_invalid; /* verified, and it did not verify (a staged manifest verified before BEGIN) */
+    uint32_t verify_id;     /* which MANIFEST's verify this is (0: BEGIN's own manifest) */
     uint8_t key_id;
     uint8_t hash[32];      /* SHA-256 of the signed bytes */
     uint8_t signature[64];
@@ -60,14 +63,34 @@ typedef struct {
     char app_version[33];
 } manifest_expect_t;
 
+/** A manifest sent alone with MANIFEST (op 0x09, PROTOCOL.md §2.4), waiting for its connection's BEGIN:
+ *  what BEGIN must match, and the expectation the session then takes over. One slot for the device. */
+typedef struct {
+    bool present;
+    ble_ota_conn_t conn;
+    uint32_t image_size;
+    uint8_t image_sha256[32];
+    uint8_t base_sha256[32];
+    manifest_expect_t expect;
+} staged_manifest_t;
+
 /** Early image checks on the first 288 decoded bytes against the running app and, when present, the
  *  manifest (MANIFEST_MISMATCH); returns a ble_ota_err_t. */
 uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade,
                                const manifest_expect_t *manifest);
 
-/** BEGIN's cheap manifest checks (PROTOCOL.md §D order, all but the signature) with the lock held; fills
- *  *expect, whose signature the writer then verifies (ota_verify_manifest). ble_ota_err_t. */
-uint8_t ota_check_manifest(const ble_ota_begin_req_t *req, manifest_expect_t *expect);
+/** BEGIN's cheap manifest checks (PROTOCOL.md §D order, all but the signature) with the lock held, on the
+ *  manifest BEGIN carries or else on the one conn staged with MANIFEST; fills *expect, whose signature the
+ *  writer verifies (ota_verify_manifest) unless a staged verify already did. ble_ota_err_t. */
+uint8_t ota_check_manifest(ble_ota_conn_t conn, const ble_ota_begin_req_t *req, manifest_expect_t *expect);
+/** MANIFEST (lock held): the checks that need no BEGIN, then stores it for conn and queues its verify on
+ *  the writer. ble_ota_err_t (the response's err). */
+uint8_t ota_stage_manifest(ble_ota_conn_t conn, const uint8_t *raw, size_t len);
+/** Drop conn's staged manifest (any connection's with BLE_OTA_CONN_NONE); lock held. */
+void ota_unstage_manifest(ble_ota_conn_t conn);
+/** Writer context, lock NOT held: verify a staged manifest whose verify is pending (true when it did);
+ *  the verdict goes to the staged slot and to a session that took the manifest over meanwhile. */
+bool ota_verify_staged_manifest(void);
 /** ECDSA verify of a manifest BEGIN accepted (writer context, lock NOT held). True when valid. */
 bool ota_verify_manifest(const manifest_expect_t *expect);
 /** The device takes delta transfers (caps bit7). */
@@ -150,6 +173,8 @@ typedef struct {
     conn_slot_t conns[BLE_OTA_MAX_CONNECTIONS];
     session_t s;
     uint32_t gen_counter;
+    staged_manifest_t staged;      /* MANIFEST sent before BEGIN (§2.4) */
+    uint32_t manifest_counter;     /* verify_id of the next staged manifest */
     writer_t w;
     reboot_action_t reboot;
     uint32_t reboot_deadline;

@@ -58,6 +58,7 @@ void ble_ota_core_on_disconnect(ble_ota_conn_t conn)
     ota_lock();
     conn_slot_t *c = ota_conn_find(conn);
     if (c) memset(c, 0, sizeof *c);
+    ota_unstage_manifest(conn); /* a manifest staged with MANIFEST belongs to its link */
     session_t *s = &g_ota.s;
     if (s->live && s->owner == conn) {
         s->owner = BLE_OTA_CONN_NONE;
@@ -161,7 +162,7 @@ static uint8_t begin_checks(conn_slot_t *c, const uint8_t *data, const ble_ota_b
         return BLE_OTA_ERR_BAD_ENCODING;
     uint8_t err = check_tag(c, true, data + BLE_OTA_BEGIN_MAC_OFFSET, BLE_OTA_BEGIN_MAC_LEN, req->tag);
     if (err) return err;
-    err = ota_check_manifest(req, man);
+    err = ota_check_manifest(c->conn, req, man);
     if (err) return err;
     /* a patch applies to exactly one image: the one running (PROTOCOL.md §13.3) */
     if (req->encoding == BLE_OTA_ENCODING_DELTA && memcmp(req->base_sha256, g_ota.app.running_sha256, 32) != 0)
@@ -223,6 +224,7 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
         s->expected = s->acked;
         s->last_ack_sent = s->acked;
         s->dup_nak_sent = s->gap_nak_sent = false;
+        ota_unstage_manifest(c->conn); /* the kept session keeps the manifest it verified */
         ota_rearm_timer();
         ota_emit(c->conn, out,
                  ble_ota_encode_begin_rsp(0, chunk, g_ota.cfg.window, g_ota.cfg.ack_interval, s->acked, out));
@@ -234,6 +236,9 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
         emit_simple(c->conn, BLE_OTA_OP_BEGIN, BLE_OTA_ERR_NO_MEMORY);
         return;
     }
+    /* BEGIN took the connection's staged manifest over (or carried its own): the slot is free again. A
+     * verify of it still running in the writer reaches the session's copy (ota_verify_staged_manifest). */
+    ota_unstage_manifest(c->conn);
     s->ring = NULL; /* kept for the new session, not freed with the old one */
     if (s->live) ota_session_end(BLE_OTA_ERR_ABORTED, "replaced by a new session");
     ota_session_release();
@@ -352,6 +357,24 @@ static void handle_provision(conn_slot_t *c, const uint8_t *data, size_t len)
     P->writer_kick(P->ctx);
 }
 
+/* MANIFEST (PROTOCOL.md §2.4): the signed manifest alone, before BEGIN, untagged (it proves itself). The
+ * checks that need no BEGIN answer at once; the ECDSA verify is queued on the writer, so the response goes
+ * out when this callback returns (NimBLE answers the write then too) and the verify overlaps the host's
+ * CHALLENGE and BEGIN. Lock held. */
+static void handle_manifest(conn_slot_t *c, const uint8_t *data, size_t len)
+{
+    const uint8_t *raw;
+    uint16_t raw_len;
+    uint8_t err;
+    if (!ble_ota_decode_manifest_cmd(data, len, &raw, &raw_len)) {
+        ota_unstage_manifest(c->conn);
+        err = BLE_OTA_ERR_BAD_LENGTH;
+    } else {
+        err = ota_stage_manifest(c->conn, raw, raw_len);
+    }
+    emit_simple(c->conn, BLE_OTA_OP_MANIFEST, err);
+}
+
 int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
 {
     if (len == 0 || len > BLE_OTA_CONTROL_MAX_LEN) return BLE_OTA_ATT_INVALID_ATTR_VALUE_LEN;
@@ -388,6 +411,7 @@ int ble_ota_core_on_control_write(ble_ota_conn_t conn, const uint8_t *data, size
     case BLE_OTA_OP_ROLLBACK:
     case BLE_OTA_OP_REBOOT: handle_tagged(c, data, len); break;
     case BLE_OTA_OP_PROVISION: handle_provision(c, data, len); break;
+    case BLE_OTA_OP_MANIFEST: handle_manifest(c, data, len); break;
     default: {
         uint8_t out[3];
         ota_emit(conn, out, ble_ota_encode_unknown_rsp(data[0], out));

@@ -1,7 +1,8 @@
 /*
- * Writer context: verifies the manifest signature (a session's first job), takes transfer bytes out of the
- * ring, inflates, applies a delta patch, hashes the decoded image, runs the early header checks, writes
- * flash through the port and finishes END. Flash work never runs on the BLE side.
+ * Writer context: verifies manifest signatures (a staged one at once, BEGIN's own as the session's first
+ * job), takes transfer bytes out of the ring, inflates, applies a delta patch, hashes the decoded image,
+ * runs the early header checks, writes flash through the port and finishes END. Flash work never runs on
+ * the BLE side.
  */
 #include <string.h>
 
@@ -233,7 +234,8 @@ bool ble_ota_core_writer_pending(void)
     bool pending = g_ota.rec_dirty || g_ota.reboot_due || g_ota.pending_cmd || g_ota.auto_confirm_due ||
                    (w->active && (!s->live || w->gen != s->gen)) || (s->live && !w->active) ||
                    (s->live && s->expected != s->acked) || (s->live && s->state == BLE_OTA_SESSION_FINISHING) ||
-                   (s->live && w->active && w->gen == s->gen && w->manifest.verify_pending);
+                   (s->live && w->active && w->gen == s->gen && (w->manifest.verify_pending || w->manifest.signature_invalid)) ||
+                   (g_ota.staged.present && g_ota.staged.expect.verify_pending);
     ota_unlock();
     return pending;
 }
@@ -390,15 +392,20 @@ void ble_ota_core_writer_run(void)
             ota_flush();
             continue;
         }
-        if (s->live && w->active && w->gen == s->gen && w->manifest.verify_pending) {
+        if (s->live && w->active && w->gen == s->gen && (w->manifest.verify_pending || w->manifest.signature_invalid)) {
             /* The session's first job, before any ring byte can lead to a flash write: the ECDSA verify
-             * BEGIN left out (the BLE side keeps filling the ring meanwhile; ACKs wait for the writer). */
+             * BEGIN left out (the BLE side keeps filling the ring meanwhile; ACKs wait for the writer), or
+             * the verdict of a staged manifest verified before BEGIN. */
             uint32_t gen = w->gen;
             manifest_expect_t expect = w->manifest;
-            ota_unlock();
-            bool valid = ota_verify_manifest(&expect);
-            ota_lock();
+            bool valid = !expect.signature_invalid;
+            if (expect.verify_pending) {
+                ota_unlock();
+                valid = ota_verify_manifest(&expect);
+                ota_lock();
+            }
             w->manifest.verify_pending = false;
+            w->manifest.signature_invalid = false;
             if (!valid) fail_session(gen, BLE_OTA_ERR_MANIFEST_INVALID);
             ota_unlock();
             ota_flush();
@@ -457,6 +464,13 @@ void ble_ota_core_writer_run(void)
             ota_flush();
             continue;
         }
+        ota_unlock();
+        /* A manifest staged with MANIFEST (§2.4): verified while the host goes on with CHALLENGE and BEGIN. */
+        if (ota_verify_staged_manifest()) {
+            ota_flush();
+            continue;
+        }
+        ota_lock();
         /* Nothing queued: use the wait for more data to erase ahead, one unit at a time, so the ring is
          * looked at between two erases (the NimBLE host fills it meanwhile). */
         bool idle_erase = s->live && w->active && w->gen == s->gen && w->ota_open && s->state == BLE_OTA_SESSION_RECEIVING;
