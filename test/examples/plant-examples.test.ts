@@ -83,6 +83,8 @@ describe('plant examples', function () {
     const status = (code: string) => ((toReply({ res: {}, error: { code, message: 'm' } }) as Json[])[0] as Json).statusCode;
     assert.deepEqual(['CAMPAIGN_INVALID', 'IMAGE_HASH_MISMATCH', 'CHIP_MISMATCH', 'CAMPAIGN_NO_DEVICES', 'ROLLOUT_BAD_REQUEST'].map(status), [400, 400, 400, 400, 400]);
     assert.equal(status('CAMPAIGN_CONFLICT'), 409);
+    assert.equal(status('CAMPAIGN_ENDED'), 409);
+    assert.equal(status('CAMPAIGN_UNKNOWN'), 404);
     assert.equal(status('PLANT_NOT_CONNECTED'), 503);
     assert.equal(status('NO_PLANT'), 503);
     const overMqtt = toReply({ topic: 'ble-ota/plant/v1/rollouts/pause', error: { code: 'ROLLOUT_BAD_REQUEST', message: 'OtaError: no id' } }) as Json[];
