@@ -7,7 +7,7 @@
  * .node-red-user-plant/main, OTA_DASHBOARD_DIR names another installation) the test says so and skips.
  */
 import { strict as assert } from 'assert';
-import { spawn, type ChildProcess } from 'child_process';
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -34,6 +34,20 @@ function dashboardDir(): string | null {
   return null;
 }
 
+/**
+ * In CI the dashboard is installed for the test from the npm registry (into a cache directory outside the
+ * project, never a dependency of the package); a failed install fails the test there instead of skipping it.
+ */
+function installDashboardForCi(): string {
+  const dir = path.join(os.tmpdir(), 'ota-dashboard-ci');
+  const result = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', dir, `${DASHBOARD}@1`], { encoding: 'utf8', timeout: 300000 });
+  const pkg = path.join(dir, 'node_modules', DASHBOARD);
+  if (result.status !== 0 || !fs.existsSync(path.join(pkg, 'package.json'))) {
+    throw new Error(`CI: npm install ${DASHBOARD}@1 failed (status ${result.status}): ${(result.stderr || String(result.error ?? '')).slice(-2000)}`);
+  }
+  return pkg;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -52,7 +66,9 @@ describe('"Plant dashboard" in Chromium', function () {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ota-dashboard-'));
 
   before(async function () {
-    const dashboard = dashboardDir();
+    this.timeout(400000); // an install of the dashboard in CI takes a while
+    if (process.env.CI && !fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing; .ci/run installs Debian's chromium`);
+    const dashboard = dashboardDir() ?? (process.env.CI ? installDashboardForCi() : null);
     if (!fs.existsSync(CHROMIUM) || !dashboard) {
       console.log(`    skipped: ${!dashboard ? `${DASHBOARD} is not installed (an optional dependency of the dashboard example: npm start -- --plant installs it, or set OTA_DASHBOARD_DIR to a user directory that has it)` : `${CHROMIUM} not installed`}`);
       this.skip();
