@@ -25,7 +25,7 @@ import { chooseGateway, isSeen } from './assignment';
 import { ADDRESS, buildCampaignState, resumeProblem, currentAssignment, deviceResult, isInFlight, type CampaignRun, type DeviceRuntime } from './campaign-record';
 import { Coalescer } from './coalescer';
 import { loadCampaignImage } from './image-source';
-import { basicPlantCodec, type CoordinatorMessageKind, type CoordinatorMessages, type ImageServerFactory, type ImageServing, type PlantCodec } from './ports';
+import { plantImageServer, schemaPlantCodec, type CoordinatorMessageKind, type CoordinatorMessages, type ImageServerFactory, type ImageServing, type PlantCodec } from './ports';
 import { computeProgress, isFinal } from './progress';
 import { PlantView, selectDevices } from './selection';
 import { normalizeSpec, type NormalizedSpec } from './spec';
@@ -46,9 +46,9 @@ export interface CoordinatorOptions {
   sightingFreshMs?: number;
   /** Sightings older than this do not make a gateway a candidate for a device (default 30000 ms). */
   assignFreshMs?: number;
-  /** Decodes and encodes the plant messages (default: basicPlantCodec; the product passes schemas.ts). */
+  /** Decodes and encodes the plant messages (default: the plant's schemas, schemaPlantCodec). */
   codec?: PlantCodec;
-  /** Answers the gateways' image requests (the product passes lib/plant/image-transfer.ts ImageServer). */
+  /** Answers the gateways' image requests (default: lib/plant/image-transfer.ts ImageServer). */
   imageServer?: ImageServerFactory;
   log?: (level: CoordinatorLogLevel, text: string) => void;
 }
@@ -128,7 +128,7 @@ export class RolloutCoordinator extends EventEmitter {
     this.topics = options.topics;
     this.clock = options.clock;
     this.id = options.coordinatorId;
-    this.codec = options.codec ?? basicPlantCodec;
+    this.codec = options.codec ?? schemaPlantCodec;
     this.progressEveryMs = options.progressEveryMs ?? 5000;
     this.sightingFreshMs = options.sightingFreshMs ?? 60_000;
     this.assignFreshMs = options.assignFreshMs ?? 30_000;
@@ -147,10 +147,9 @@ export class RolloutCoordinator extends EventEmitter {
     this.unsubscribes.push(await this.bus.subscribe(t.allClaims, (message) => this.onClaim(message)));
     this.unsubscribes.push(await this.bus.subscribe(t.allCampaignStates, this.handler('campaignState', (m, raw) => this.onCampaignState(m, raw))));
     this.unsubscribes.push(await this.bus.subscribe(t.allCampaignControls, this.handler('control', (m, raw) => this.onControl(m, raw))));
-    if (this.options.imageServer) {
-      this.imageServer = this.options.imageServer(this.bus, this.topics, (sha) => this.imageBytes(sha), (level, text) => this.log(level, text));
-      await this.imageServer.start();
-    }
+    const imageServer = this.options.imageServer ?? plantImageServer;
+    this.imageServer = imageServer(this.bus, this.topics, (sha) => this.imageBytes(sha), (level, text) => this.log(level, text));
+    await this.imageServer.start();
   }
 
   async startCampaign(input: CampaignSpec): Promise<CampaignState> {
@@ -273,6 +272,11 @@ export class RolloutCoordinator extends EventEmitter {
   private handler<K extends CoordinatorMessageKind>(kind: K, handle: (message: CoordinatorMessages[K], raw: BusMessage) => void): (raw: BusMessage) => void {
     return (raw) => {
       if (this.stopped) return;
+      // An empty retained payload is a cleared topic (MQTT 3.1.1 §3.3.1.3), not a malformed message.
+      if (raw.payload.length === 0) {
+        if (kind === 'campaignState') this.onCampaignStateCleared(raw.topic);
+        return;
+      }
       let message: CoordinatorMessages[K];
       try {
         message = this.codec.decode(kind, raw.payload);
@@ -321,6 +325,12 @@ export class RolloutCoordinator extends EventEmitter {
       const e = toOtaError(err);
       this.warn(`dropped a claim message on ${raw.topic}: ${e.code}: ${e.message}`);
     }
+  }
+
+  /** Another coordinator's campaign record was removed: it holds no devices any more. */
+  private onCampaignStateCleared(topic: string): void {
+    const id = topic.split('/').slice(-2)[0];
+    if (!this.runs.has(id)) this.others.delete(id);
   }
 
   private onCampaignState(state: CampaignState, raw: BusMessage): void {

@@ -1,7 +1,7 @@
 /**
  * What the gateway agent needs from the rest of the plant layer, as small interfaces: where images come
- * from (the MQTT image transfer with its cache, or a directory) and how payloads are decoded and encoded
- * (the plant's JSON schemas). The agent takes them as options; defaults.ts gives the product's ones.
+ * from (the MQTT image transfer with its cache) and how payloads are decoded and encoded
+ * (the plant's JSON schemas). The agent takes them as options; agent.ts gives the product's defaults.
  */
 import type { ExecutionStatus, GatewayPresence, GatewaySightings, TaskMessage } from '../messages';
 
