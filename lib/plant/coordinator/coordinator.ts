@@ -20,6 +20,8 @@ import type {
   GatewayPresence,
   InstallTask,
 } from '../messages';
+import { PLANT_STATE_PAYLOAD_LIMIT } from '../schemas';
+import { topicMatches } from '../topic-filter';
 import { addressLevel, type PlantTopics } from '../topics';
 import { chooseGateway, isSeen } from './assignment';
 import { ADDRESS, buildCampaignState, resumeProblem, currentAssignment, deviceResult, isInFlight, type CampaignRun, type DeviceRuntime } from './campaign-record';
@@ -52,6 +54,13 @@ export interface CoordinatorOptions {
   imageServer?: ImageServerFactory;
   log?: (level: CoordinatorLogLevel, text: string) => void;
 }
+
+/**
+ * The coordinator's bus must take messages this large (BusConnectOptions.maxPayloadBytes): a campaign's
+ * retained record may be up to 4 MiB, more than mqtt-bus.ts's 1 MiB default. A record the bus drops is
+ * reported as a warning naming this (coordinator.ts onBusError).
+ */
+export const COORDINATOR_MAX_PAYLOAD_BYTES = PLANT_STATE_PAYLOAD_LIMIT;
 
 /** Added to deviceTimeoutMs: the coordinator's timeout for a task (the gateway's own is deviceTimeoutMs). */
 export const TASK_TIMEOUT_GRACE_MS = 30_000;
@@ -121,6 +130,7 @@ export class RolloutCoordinator extends EventEmitter {
   private readonly timers = new Set<TimerHandle>();
   private started = false;
   private stopped = false;
+  private readonly onBusError = (err: Error) => this.busError(err);
 
   constructor(private readonly options: CoordinatorOptions) {
     super();
@@ -141,6 +151,7 @@ export class RolloutCoordinator extends EventEmitter {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.bus.on('error', this.onBusError);
     const t = this.topics;
     this.unsubscribes.push(await this.bus.subscribe(t.allPresence, this.handler('presence', (m) => this.onPresence(m))));
     this.unsubscribes.push(await this.bus.subscribe(t.allSightings, this.handler('sightings', (m) => this.onSightings(m))));
@@ -264,6 +275,7 @@ export class RolloutCoordinator extends EventEmitter {
     const unsubscribes = [...this.unsubscribes, ...[...this.runs.values()].flatMap((r) => (r.unsubscribe ? [r.unsubscribe] : []))];
     this.unsubscribes = [];
     await Promise.all(unsubscribes.map((u) => u().catch(() => undefined)));
+    this.bus.off('error', this.onBusError);
   }
 
   // ---- messages in ------------------------------------------------------------------------------------
@@ -325,6 +337,18 @@ export class RolloutCoordinator extends EventEmitter {
       const e = toOtaError(err);
       this.warn(`dropped a claim message on ${raw.topic}: ${e.code}: ${e.message}`);
     }
+  }
+
+  /** What the bus reports: a message it dropped for its size is a warning (a campaign record it hides is named). */
+  private busError(err: Error): void {
+    const e = toOtaError(err);
+    const topic = typeof e.details?.topic === 'string' ? e.details.topic : '';
+    if (e.code !== 'PAYLOAD_TOO_LARGE') {
+      this.log('warn', `plant bus: ${e.code}: ${e.message}`);
+      return;
+    }
+    const hidden = topicMatches(this.topics.allCampaignStates, topic) ? ` — the campaign record ${topic} cannot be read (resumed, or its devices seen as claimed): open the coordinator's bus with maxPayloadBytes ${COORDINATOR_MAX_PAYLOAD_BYTES}` : '';
+    this.warn(`plant bus: ${e.code}: ${e.message}${hidden}`);
   }
 
   /** Another coordinator's campaign record was removed: it holds no devices any more. */
