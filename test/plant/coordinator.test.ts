@@ -11,16 +11,11 @@ import { connectMqttBus } from '../../lib/plant/mqtt-bus';
 import { PlantTopics } from '../../lib/plant/topics';
 import { codeOf } from '../helpers/errors';
 import { startAedes } from './aedes-broker';
-import { CoordHarness, IMAGE_FILE, seeAll } from './support/coord-harness';
+import { CoordHarness, harnessPerTest, IMAGE_FILE, seeAll } from './support/coord-harness';
 
 describe('plant coordinator: selection and refusals', () => {
   let h: CoordHarness;
-  beforeEach(() => {
-    h = new CoordHarness();
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  harnessPerTest((next) => (h = next));
 
   async function plantWith(count: number): Promise<{ c: RolloutCoordinator; addresses: string[] }> {
     const addresses = h.addDevices(count);

@@ -10,7 +10,7 @@ import { MAX_SIGHTINGS, SightingsTable } from '../../lib/plant/gateway/sightings
 import { schemaGatewayCodec } from '../../lib/plant/gateway/agent';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { MemoryBroker } from '../../lib/plant/memory-bus';
-import { RecordingBus } from './support/recording-bus';
+import { ObservedBus } from './support/observed-bus';
 
 function seen(i: number, rssi: number, seenAt: number): DiscoveredDevice {
   const address = `a4:cf:12:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
@@ -55,7 +55,7 @@ describe('plant/gateway parts', () => {
   it('retained publisher: while offline only the latest state of each topic waits, and goes out on flush', async () => {
     const clock = new VirtualClock();
     const broker = new MemoryBroker(clock);
-    const bus = new RecordingBus(broker.connect('gw'));
+    const bus = new ObservedBus(broker.connect('gw'));
     const publisher = new RetainedPublisher(bus, () => undefined);
     broker.cut('gw');
     publisher.publish('t/a', Buffer.from('1'));

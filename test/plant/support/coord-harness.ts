@@ -10,7 +10,7 @@ import type { CampaignSpec, CampaignState, DeviceResult } from '../../../lib/pla
 import { PlantTopics } from '../../../lib/plant/topics';
 import { VirtualClock } from '../../../lib/sim/virtual-clock';
 import { MemoryBroker } from '../../../lib/plant/memory-bus';
-import { FakeGateway, FakePlant, type Script } from './fake-gateway';
+import { FakeGateway, FakePlant, type Behaviour, type Script } from './fake-gateway';
 
 export const IMAGE_FILE = 'app-2.0.0.bin';
 
@@ -107,3 +107,21 @@ export class CoordHarness {
 export function seeAll(addresses: string[], rssi = -60): Record<string, number> {
   return Object.fromEntries(addresses.map((a) => [a, rssi]));
 }
+
+/** A new harness for every test of the suite (closed after it), handed to `use`. */
+export function harnessPerTest(use: (h: CoordHarness) => void): void {
+  let h: CoordHarness | undefined;
+  beforeEach(() => {
+    h = new CoordHarness();
+    use(h);
+  });
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+}
+
+/** A gateway script: every task succeeds after `ms`. */
+export const succeedAfter =
+  (ms: number) =>
+  (): Behaviour => ({ kind: 'succeed', afterMs: ms });

@@ -18,7 +18,7 @@ import { generateReleaseKeyPair, manifestForImage } from '../../../lib/security'
 import { SimDevice } from '../../../lib/sim/device';
 import { createSimFleet } from '../../../lib/sim/fleet';
 import type { SimDeviceConfig } from '../../../lib/sim/types';
-import { RecordingBus } from './recording-bus';
+import { ObservedBus } from './observed-bus';
 
 export const MASTER = Buffer.alloc(32, 0x6b);
 const RELEASE = generateReleaseKeyPair();
@@ -93,7 +93,7 @@ export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnv
   const topics = new PlantTopics();
   const broker = new MemoryBroker(fleet.clock, { latencyMs: 1 });
   const adapter = { label: 'simulated adapter', simulated: true };
-  const gatewayBus = new RecordingBus(broker.connect(GATEWAY, presenceWill(topics, GATEWAY, adapter, 1, 0)));
+  const gatewayBus = new ObservedBus(broker.connect(GATEWAY, presenceWill(topics, GATEWAY, adapter, 1, 0)));
   const coordinator = broker.connect('coordinator');
   const statuses: ExecutionStatus[] = [];
   await coordinator.subscribe(topics.allExecutions('+'), (m) => statuses.push(JSON.parse(m.payload.toString('utf8')) as ExecutionStatus));

@@ -1,7 +1,8 @@
 /**
- * A PlantBus that records every publish its broker accepted, in order, and the filters subscribed now: the
- * observation the tests need ("was presence published again after the outage?", "is the tasks topic
- * unsubscribed?"), kept out of the product's MemoryBroker.
+ * A PlantBus around a real connection (MemoryBroker or mqtt-bus) for what the tests observe or disturb,
+ * kept out of the product: every publish the connection took, in order; the filters subscribed now; an
+ * `alter` hook that changes what goes out (a corrupting network); a `beforeSubscribe` hook awaited before a
+ * subscription reaches the broker (a slow SUBACK).
  */
 import type { BusMessage, PlantBus, PublishOptions, Unsubscribe } from '../../../lib/plant/bus';
 
@@ -11,10 +12,12 @@ export interface RecordedPublish {
   retain: boolean;
 }
 
-export class RecordingBus implements PlantBus {
+export class ObservedBus implements PlantBus {
   readonly published: RecordedPublish[] = [];
   /** Filters subscribed and not yet unsubscribed, in subscription order. */
   readonly subscriptions: string[] = [];
+  alter: ((topic: string, payload: Buffer) => Buffer) | undefined;
+  beforeSubscribe: (() => Promise<void>) | undefined;
 
   constructor(private readonly inner: PlantBus) {}
 
@@ -26,14 +29,17 @@ export class RecordingBus implements PlantBus {
     return this.inner.connected;
   }
 
-  async publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<void> {
-    const accepted = this.inner.publish(topic, payload, options);
+  publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<void> {
+    const original = Buffer.from(payload);
+    const bytes = this.alter ? this.alter(topic, original) : original;
+    const sent = this.inner.publish(topic, bytes, options);
     // A connection that is up hands it to the broker; one that is down refuses it (not recorded).
-    if (this.inner.connected) this.published.push({ topic, payload: Buffer.from(payload), retain: options.retain === true });
-    return accepted;
+    if (this.inner.connected) this.published.push({ topic, payload: bytes, retain: options.retain === true });
+    return sent;
   }
 
   async subscribe(filter: string, onMessage: (message: BusMessage) => void): Promise<Unsubscribe> {
+    await this.beforeSubscribe?.();
     const unsubscribe = await this.inner.subscribe(filter, onMessage);
     this.subscriptions.push(filter);
     let done = false;
