@@ -7,7 +7,7 @@ import type { DiscoveredDevice } from '../../lib/ble/central';
 import { ProgressThrottle } from '../../lib/plant/gateway/progress-throttle';
 import { RetainedPublisher } from '../../lib/plant/gateway/retained-publisher';
 import { MAX_SIGHTINGS, SightingsTable } from '../../lib/plant/gateway/sightings';
-import { schemaGatewayCodec } from '../../lib/plant/gateway/agent';
+import { schemaGatewayCodec } from '../../lib/plant/gateway/ports';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { MemoryBroker } from '../../lib/plant/memory-bus';
 import { ObservedBus } from './support/observed-bus';

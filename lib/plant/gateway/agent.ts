@@ -16,10 +16,9 @@ import { checkKeyOptions } from '../../ota/preflight';
 import type { PlantBus, Unsubscribe } from '../bus';
 import { PLANT_MESSAGE_VERSION, type CancelTask, type ExecutionState, type ExecutionStatus, type GatewaySightings, type InstallTask, type TaskMessage } from '../messages';
 import { ImageCache } from '../image-transfer';
-import { encodePlantMessage, parsePlantMessage } from '../schemas';
 import { checkTopicId, type PlantTopics } from '../topics';
 import { runInstallTask, type TaskOutcome, type TaskProgress } from './install-task';
-import type { GatewayCodec, GatewayLog, ImageSource } from './ports';
+import { schemaGatewayCodec, type GatewayCodec, type GatewayLog, type ImageSource } from './ports';
 import { presenceMessage } from './presence';
 import { ProgressThrottle } from './progress-throttle';
 import { RetainedPublisher } from './retained-publisher';
@@ -27,12 +26,6 @@ import { ScanLoop } from './scan-loop';
 import { SightingsTable } from './sightings';
 
 export { presenceWill } from './presence';
-
-/** The plant's schemas (docs/FLEET.md) for what the gateway reads and writes. */
-export const schemaGatewayCodec: GatewayCodec = {
-  decodeTask: (payload) => parsePlantMessage('task', payload),
-  encode: (kind, message) => encodePlantMessage(kind, message as never),
-};
 
 export interface GatewayAgentOptions {
   bus: PlantBus;
