@@ -10,7 +10,10 @@
  *   dropped as if killed (its will fires), as brokers do (§3.1.4).
  * Handlers are dispatched by filter matching per connection, like mqtt-bus.ts: a retained message sent for a
  * new subscription also reaches the connection's other handlers whose filters match (consumers treat
- * retained messages as state, never as events). There is no reconnect: a killed connection stays down.
+ * retained messages as state, never as events). A killed connection stays down; an outage (cut, then
+ * reconnect) is a connection that loses the broker for less than its keepalive: no will, 'offline', its
+ * publishes and subscribes refused and messages for it lost meanwhile, then on reconnect its subscriptions
+ * are made again (the retained messages come again, as for mqtt-bus.ts's resubscription) and it says 'connect'.
  */
 import { EventEmitter } from 'events';
 import type { Clock, TimerHandle } from '../clock';
@@ -67,6 +70,20 @@ export class MemoryBroker {
     this.clients.delete(clientId);
     const will = client.drop();
     if (will) this.route(will.topic, Buffer.from(will.payload), will.retain);
+  }
+
+  /** The connection loses the broker for a while (shorter than its keepalive: the will does not fire). */
+  cut(clientId: string): void {
+    this.clients.get(clientId)?.cut();
+  }
+
+  /** A cut connection is back: it subscribes again to its filters, then emits 'connect'. */
+  reconnect(clientId: string): void {
+    const client = this.clients.get(clientId);
+    if (!client?.isCut) return;
+    client.restore();
+    for (const filter of client.filters()) this.sendRetained(client, filter);
+    this.clock.setTimer(() => client.announce(), this.latencyMs);
   }
 
   /** The retained message of a topic, if any. */
@@ -132,6 +149,8 @@ export class MemoryBroker {
 class MemoryBusClient extends EventEmitter implements PlantBus {
   private readonly subscriptions = new Set<Subscription>();
   private up = true;
+  /** Down for an outage, not for good: the subscriptions are kept for the reconnect. */
+  private outage = false;
 
   constructor(
     private readonly broker: MemoryBroker,
@@ -175,14 +194,16 @@ class MemoryBusClient extends EventEmitter implements PlantBus {
   }
 
   async close(): Promise<void> {
-    if (!this.up) return;
+    if (!this.up && !this.outage) return;
     this.up = false;
+    this.outage = false;
     this.subscriptions.clear();
     this.broker.removeClient(this);
   }
 
   /** @internal True when one of this connection's subscriptions matches the topic. */
   wants(topic: string): boolean {
+    if (!this.up) return false;
     for (const s of this.subscriptions) if (topicMatches(s.filter, topic)) return true;
     return false;
   }
@@ -202,11 +223,41 @@ class MemoryBusClient extends EventEmitter implements PlantBus {
 
   /** @internal The broker lost this connection: returns the will to publish. */
   drop(): BusWill | undefined {
-    if (!this.up) return undefined;
+    if (!this.up && !this.outage) return undefined;
+    const wasUp = this.up;
     this.up = false;
+    this.outage = false;
     this.subscriptions.clear();
-    this.emit('offline');
+    if (wasUp) this.emit('offline');
     return this.will;
+  }
+
+  get isCut(): boolean {
+    return this.outage;
+  }
+
+  /** @internal */
+  cut(): void {
+    if (!this.up) return;
+    this.up = false;
+    this.outage = true;
+    this.emit('offline');
+  }
+
+  /** @internal Up again after an outage (the broker then sends the retained messages of filters()). */
+  restore(): void {
+    this.up = true;
+    this.outage = false;
+  }
+
+  /** @internal */
+  filters(): string[] {
+    return [...new Set([...this.subscriptions].map((s) => s.filter))];
+  }
+
+  /** @internal The resubscriptions are acknowledged: 'connect', as mqtt-bus.ts says it. */
+  announce(): void {
+    if (this.up) this.emit('connect');
   }
 
   private report(err: Error): void {

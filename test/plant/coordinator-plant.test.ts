@@ -6,17 +6,12 @@
  */
 import { strict as assert } from 'assert';
 import type { CampaignState, DeviceResult } from '../../lib/plant/messages';
-import { CoordHarness } from './support/coord-harness';
+import { CoordHarness, harnessPerTest } from './support/coord-harness';
 import type { Behaviour } from './support/fake-gateway';
 
 describe('plant coordinator: a 120-device plant with a gateway loss and a restart', () => {
   let h: CoordHarness;
-  beforeEach(() => {
-    h = new CoordHarness();
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  harnessPerTest((next) => (h = next));
 
   it('ends with every device once, no double install, concurrency kept, record consistent', async () => {
     const addresses = h.addDevices(120);

@@ -1,17 +1,12 @@
 /** RolloutCoordinator: waves, abort thresholds, plant-wide concurrency and the choice of gateway. */
 import { strict as assert } from 'assert';
 import type { InstallTask } from '../../lib/plant/messages';
-import { CoordHarness, seeAll } from './support/coord-harness';
+import { CoordHarness, harnessPerTest, seeAll, succeedAfter } from './support/coord-harness';
 import type { Behaviour } from './support/fake-gateway';
 
 describe('plant coordinator: waves, thresholds, concurrency, gateway choice', () => {
   let h: CoordHarness;
-  beforeEach(() => {
-    h = new CoordHarness();
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  harnessPerTest((next) => (h = next));
 
   /** Fails the named devices after failMs, everything else succeeds after okMs. */
   function failing(names: string[], failMs: number, okMs: number, how: 'fail' | 'rollback' = 'fail'): (task: InstallTask) => Behaviour {
@@ -85,7 +80,7 @@ describe('plant coordinator: waves, thresholds, concurrency, gateway choice', ()
 
   it('never has more than maxConcurrent devices installing plant-wide, nor more tasks at a gateway than its slots', async () => {
     const addresses = h.addDevices(24);
-    const script = (): Behaviour => ({ kind: 'succeed', afterMs: 7000 });
+    const script = succeedAfter(7000);
     for (const id of ['gw-a', 'gw-b', 'gw-c']) await h.addGateway(id, seeAll(addresses), { slots: 3, script });
     const c = await h.coordinator();
     await h.run(10);
@@ -103,7 +98,7 @@ describe('plant coordinator: waves, thresholds, concurrency, gateway choice', ()
 
   it('gives a device to the online gateway with the best RSSI, then the most free slots, and only with a fresh sighting', async () => {
     const [d0, d1, d2] = h.addDevices(3);
-    const slow = (): Behaviour => ({ kind: 'succeed', afterMs: 5000 });
+    const slow = succeedAfter(5000);
     await h.addGateway('gw-a', { [d0]: -70, [d1]: -60, [d2]: -60 }, { slots: 4, script: slow });
     await h.addGateway('gw-b', { [d0]: -50, [d1]: -60 }, { slots: 1, script: slow });
     const stale = await h.addGateway('gw-c', { [d2]: -30 }, { slots: 4, script: slow });

@@ -4,18 +4,18 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { buildAppImage } from '../../lib/image';
-import { RolloutCoordinator } from '../../lib/plant/coordinator/coordinator';
+import { realClock } from '../../lib/clock';
+import { COORDINATOR_MAX_PAYLOAD_BYTES, RolloutCoordinator } from '../../lib/plant/coordinator/coordinator';
+import { ImageCache } from '../../lib/plant/image-transfer';
+import { connectMqttBus } from '../../lib/plant/mqtt-bus';
+import { PlantTopics } from '../../lib/plant/topics';
 import { codeOf } from '../helpers/errors';
-import { CoordHarness, IMAGE_FILE, seeAll } from './support/coord-harness';
+import { startAedes } from './aedes-broker';
+import { CoordHarness, harnessPerTest, IMAGE_FILE, seeAll } from './support/coord-harness';
 
 describe('plant coordinator: selection and refusals', () => {
   let h: CoordHarness;
-  beforeEach(() => {
-    h = new CoordHarness();
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  harnessPerTest((next) => (h = next));
 
   async function plantWith(count: number): Promise<{ c: RolloutCoordinator; addresses: string[] }> {
     const addresses = h.addDevices(count);
@@ -196,6 +196,53 @@ describe('plant coordinator: selection and refusals', () => {
     assert.equal(await find('00'.repeat(32)), null);
     await c.stop();
     assert.ok(stopped);
+  });
+
+  it('serves its campaigns\' images over the bus by default (the plant\'s ImageServer): a gateway\'s ImageCache gets the bytes', async () => {
+    const { c } = await plantWith(1);
+    await c.startCampaign(h.spec());
+    const cache = new ImageCache(h.broker.connect('gw-fetch'), h.topics, 'gw-fetch', h.clock, { timeoutMs: 5000 });
+    const image = await h.clock.runUntil(cache.get(h.sha, h.image.length), 60_000);
+    assert.ok(image.equals(h.image));
+    assert.equal(await codeOf(h.clock.runUntil(cache.get('00'.repeat(32), 100), 60_000)), 'IMAGE_UNAVAILABLE', 'an image of no campaign is not served');
+  });
+
+  it('takes an empty retained campaign state as a cleared record, not as a malformed message', async () => {
+    const { c } = await plantWith(1);
+    const other = h.broker.connect('other');
+    await h.clock.runUntil(other.publish(h.topics.campaignState('gone'), '', { retain: true }));
+    await h.clock.runUntil(other.publish(h.topics.campaignState('garbage'), 'x', { retain: false }));
+    await h.run(100);
+    assert.deepEqual(h.warnings.map((w) => w.split(':')[0]), ['dropped a campaignState message on ble-ota/plant/v1/campaigns/garbage/state'], h.warnings.join('\n'));
+    assert.equal(c.campaigns().length, 0);
+  });
+
+  it('warns, naming the option, when its MQTT bus drops a campaign record for its size', async function () {
+    this.timeout(20000);
+    const broker = await startAedes();
+    const topics = new PlantTopics();
+    const buses = [await connectMqttBus({ url: broker.url, clientId: 'small' }), await connectMqttBus({ url: broker.url, clientId: 'big', maxPayloadBytes: COORDINATOR_MAX_PAYLOAD_BYTES }), await connectMqttBus({ url: broker.url, clientId: 'writer' })];
+    const [small, big, writer] = buses;
+    const warnings = { small: [] as string[], big: [] as string[] };
+    const coordinators = [
+      new RolloutCoordinator({ bus: small, topics, clock: realClock, coordinatorId: 'small', images: {} }).on('warning', (w: string) => warnings.small.push(w)),
+      new RolloutCoordinator({ bus: big, topics, clock: realClock, coordinatorId: 'big', images: {} }).on('warning', (w: string) => warnings.big.push(w)),
+    ];
+    try {
+      for (const c of coordinators) await c.start();
+      // Larger than mqtt-bus.ts's 1 MiB default, within a campaign record's 4 MiB.
+      await writer.publish(topics.campaignState('huge'), Buffer.alloc(2 * 1024 * 1024, 0x20), { retain: true });
+      for (let i = 0; i < 100 && (warnings.small.length === 0 || warnings.big.length === 0); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(warnings.small.length, 1, warnings.small.join('\n'));
+      assert.match(warnings.small[0], /PAYLOAD_TOO_LARGE.*campaigns\/huge\/state.*maxPayloadBytes 4194304/);
+      assert.equal(warnings.big.length, 1, warnings.big.join('\n'));
+      assert.match(warnings.big[0], /campaignState message on .*huge\/state: PAYLOAD_INVALID/, 'the larger bus reads it (and finds it is no record)');
+    } finally {
+      for (const c of coordinators) await c.stop();
+      await writer.publish(topics.campaignState('huge'), '', { retain: true }).catch(() => undefined);
+      for (const b of buses) await b.close();
+      await broker.close();
+    }
   });
 
   it('records the spec with its defaults and without unknown fields', async () => {

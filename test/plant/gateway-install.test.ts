@@ -5,6 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import { appHash } from '../../lib/image';
+import { chunkCountOf, encodeImageChunk } from '../../lib/plant/image-transfer';
 import type { ExecutionStatus, GatewayPresence } from '../../lib/plant/messages';
 import { CAMPAIGN, GATEWAY, device, gatewayEnv, installTask, testImage, type GatewayEnv, type TestImage } from './support/gateway-env';
 
@@ -46,7 +47,7 @@ describe('plant/GatewayAgent: install tasks', function () {
     assert.deepEqual(states(env.of(task.taskId)), ['queued', 'in-progress', 'succeeded']);
     const progress = env.of(task.taskId).filter((s) => s.state === 'in-progress');
     assert.ok(progress.some((s) => s.progress?.phase === 'transferring'));
-    for (let i = 1; i < progress.length; i++) assert.ok(progress[i].at - progress[i - 1].at >= 500, `progress ${i} came ${progress[i].at - progress[i - 1].at} ms after the last`);
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i].at - progress[i - 1].at >= 500, `progress ${i} came ${progress[i].at - progress[i - 1].at} ms after the last ${JSON.stringify(progress.map((p) => [p.at, p.progress?.phase]))}`);
     assert.equal(end.installed, true);
     assert.deepEqual(end.before, { version: '1.0.0', sha256: old });
     assert.deepEqual(end.after, { version: '1.1.0', sha256: image.appSha256 });
@@ -226,14 +227,22 @@ describe('plant/GatewayAgent: install tasks', function () {
 
   it('an image whose bytes do not match the task fails IMAGE_HASH_MISMATCH before anything is written', async () => {
     const other = testImage('1.1.0', 64 * 1024, 99);
+    assert.equal(other.bytes.length, image.bytes.length);
     env = await gatewayEnv([device('dev-a', A)]);
-    env.store.set(image.sha256, other.bytes);
+    // A broken server answers every request for the image with the frames of another image of the same size.
+    const rogue = env.broker.connect('rogue-server');
+    let answered = 0;
+    await rogue.subscribe(env.topics.imageRequest(image.sha256), () => {
+      answered++;
+      for (let i = 0; i < chunkCountOf(other.bytes.length); i++) void rogue.publish(env!.topics.imageChunks(image.sha256, GATEWAY), encodeImageChunk(other.bytes, i));
+    });
     await env.agent.start();
     const task = installTask(A, image);
     await env.send(task);
     const end = await env.end(task.taskId);
     assert.equal(end.state, 'failed');
     assert.equal(end.error?.code, 'IMAGE_HASH_MISMATCH');
+    assert.equal(answered, 2, 'the cache asks once more after a copy with another SHA-256');
     assert.equal(env.devices[0].flash.opCount, 0);
     assert.equal(env.fleet.radio.stats().devices[A]?.connections ?? 0, 0, 'the device was not even connected');
   });

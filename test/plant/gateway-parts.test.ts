@@ -4,12 +4,13 @@
  */
 import { strict as assert } from 'assert';
 import type { DiscoveredDevice } from '../../lib/ble/central';
-import { parseTask } from '../../lib/plant/gateway/task-check';
 import { ProgressThrottle } from '../../lib/plant/gateway/progress-throttle';
 import { RetainedPublisher } from '../../lib/plant/gateway/retained-publisher';
 import { MAX_SIGHTINGS, SightingsTable } from '../../lib/plant/gateway/sightings';
+import { schemaGatewayCodec } from '../../lib/plant/gateway/ports';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
-import { TestBroker } from './support/test-bus';
+import { MemoryBroker } from '../../lib/plant/memory-bus';
+import { ObservedBus } from './support/observed-bus';
 
 function seen(i: number, rssi: number, seenAt: number): DiscoveredDevice {
   const address = `a4:cf:12:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
@@ -52,30 +53,32 @@ describe('plant/gateway parts', () => {
   });
 
   it('retained publisher: while offline only the latest state of each topic waits, and goes out on flush', async () => {
-    const broker = new TestBroker();
-    const bus = broker.connect('gw');
+    const clock = new VirtualClock();
+    const broker = new MemoryBroker(clock);
+    const bus = new ObservedBus(broker.connect('gw'));
     const publisher = new RetainedPublisher(bus, () => undefined);
-    broker.setOffline(bus);
+    broker.cut('gw');
     publisher.publish('t/a', Buffer.from('1'));
     publisher.publish('t/a', Buffer.from('2'));
     publisher.publish('t/b', Buffer.from('x'));
     assert.equal(publisher.waiting, 2);
     assert.equal(broker.retained('t/a'), undefined);
-    broker.setOnline(bus);
+    broker.reconnect('gw');
     publisher.flush();
-    await publisher.settled();
+    await clock.runUntil(publisher.settled());
     assert.equal(broker.retained('t/a')?.toString(), '2');
     assert.equal(broker.retained('t/b')?.toString(), 'x');
     assert.deepEqual(bus.published.map((p) => p.payload.toString()), ['2', 'x']);
   });
 
-  it('task check: a valid install and cancel pass (address in lower case), anything else is PAYLOAD_INVALID naming the field', () => {
+  it('task check (the plant schema): a valid install and cancel pass, anything else is PAYLOAD_INVALID / PAYLOAD_TOO_LARGE naming the field', () => {
+    const parseTask = (payload: Buffer) => schemaGatewayCodec.decodeTask(payload);
     const install = {
       v: 1,
       type: 'install',
       taskId: 't-1',
       campaign: 'c1',
-      device: { address: 'A4:CF:12:00:00:01', name: 'dev' },
+      device: { address: 'a4:cf:12:00:00:01', name: 'dev' },
       image: { sha256: 'ab'.repeat(32), size: 1000, version: '1.1.0', chip: 'esp32' },
       timeoutMs: 60000,
       options: { encoding: 'auto', confirm: true, maxAttempts: 3 },
@@ -84,16 +87,22 @@ describe('plant/gateway parts', () => {
     assert.equal(parsed.type, 'install');
     assert.equal(parsed.type === 'install' && parsed.device.address, 'a4:cf:12:00:00:01');
     assert.equal(parseTask(Buffer.from(JSON.stringify({ v: 1, type: 'cancel', taskId: 't-1', campaign: 'c1', reason: 'r' }))).type, 'cancel');
-    const bad = (m: unknown, field: RegExp) =>
+    const bad = (m: unknown, field: RegExp, code = 'PAYLOAD_INVALID') =>
       assert.throws(
-        () => parseTask(Buffer.from(JSON.stringify(m))),
-        (e: { code?: string; message?: string }) => e.code === 'PAYLOAD_INVALID' && field.test(e.message ?? ''),
+        () => parseTask(Buffer.isBuffer(m) ? m : Buffer.from(JSON.stringify(m))),
+        (e: { code?: string; message?: string }) => e.code === code && field.test(e.message ?? ''),
       );
+    // The wire spells addresses in lower case (docs/FLEET.md); another spelling is refused, not guessed.
+    bad({ ...install, device: { ...install.device, address: 'A4:CF:12:00:00:01' } }, /device\.address/);
     bad({ ...install, timeoutMs: 5 }, /timeoutMs/);
     bad({ ...install, image: { ...install.image, size: -1 } }, /image\.size/);
     bad({ ...install, image: { ...install.image, manifest: 'not base64!' } }, /image\.manifest/);
     bad({ ...install, campaign: 'a/b' }, /campaign/);
     bad({ ...install, options: { ...install.options, maxAttempts: 0 } }, /maxAttempts/);
+    bad({ ...install, v: 2 }, /\$\.v/);
+    bad({ ...install, type: 'erase' }, /type/);
     bad([install], /object/);
+    bad(Buffer.from('{not json'), /not JSON/);
+    bad(Buffer.alloc(256 * 1024 + 1, 0x20), /bytes/, 'PAYLOAD_TOO_LARGE');
   });
 });

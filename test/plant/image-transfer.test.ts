@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { realClock } from '../../lib/clock';
 import { OtaError } from '../../lib/errors';
-import type { BusMessage, PlantBus, PublishOptions, Unsubscribe } from '../../lib/plant/bus';
+import type { PlantBus } from '../../lib/plant/bus';
 import { ImageCache, ImageServer, decodeImageChunk, encodeImageChunk, type PlantLog } from '../../lib/plant/image-transfer';
 import { MemoryBroker } from '../../lib/plant/memory-bus';
 import { IMAGE_CHUNK_BYTES } from '../../lib/plant/messages';
@@ -15,6 +15,7 @@ import { PlantTopics } from '../../lib/plant/topics';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { codeOf } from '../helpers/errors';
 import { startAedes, type TestBroker } from './aedes-broker';
+import { ObservedBus } from './support/observed-bus';
 
 const topics = new PlantTopics();
 
@@ -25,47 +26,6 @@ function sha(data: Buffer): string {
 /** An image of 3 full chunks and a partial one. */
 const IMAGE = randomBytes(3 * IMAGE_CHUNK_BYTES + 4321);
 const IMAGE_SHA = sha(IMAGE);
-
-/** A bus that counts live subscriptions and can alter what it publishes (the "network" of a test). */
-class TestBus implements PlantBus {
-  live = 0;
-  alter: ((topic: string, payload: Buffer) => Buffer) | undefined;
-  /** Awaited before each subscription reaches the broker (a slow SUBACK). */
-  beforeSubscribe: (() => Promise<void>) | undefined;
-  constructor(private readonly inner: PlantBus) {}
-  get clientId(): string {
-    return this.inner.clientId;
-  }
-  get connected(): boolean {
-    return this.inner.connected;
-  }
-  publish(topic: string, payload: Buffer | string, options?: PublishOptions): Promise<void> {
-    const bytes = Buffer.from(payload);
-    return this.inner.publish(topic, this.alter ? this.alter(topic, bytes) : bytes, options);
-  }
-  async subscribe(filter: string, onMessage: (message: BusMessage) => void): Promise<Unsubscribe> {
-    await this.beforeSubscribe?.();
-    const unsubscribe = await this.inner.subscribe(filter, onMessage);
-    this.live++;
-    let done = false;
-    return async () => {
-      if (!done) this.live--;
-      done = true;
-      await unsubscribe();
-    };
-  }
-  on(event: 'connect' | 'offline' | 'error', listener: (...args: never[]) => void): this {
-    this.inner.on(event as 'connect', listener as () => void);
-    return this;
-  }
-  off(event: string, listener: (...args: never[]) => void): this {
-    this.inner.off(event, listener);
-    return this;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 /** Every chunk frame and image request on the bus, per topic. */
 async function spy(bus: PlantBus): Promise<{ frames: Map<string, number>; requests: string[] }> {
@@ -105,7 +65,7 @@ describe('image chunk frames', () => {
 describe('image transfer over the in-process broker', () => {
   let clock: VirtualClock;
   let broker: MemoryBroker;
-  let serverBus: TestBus;
+  let serverBus: ObservedBus;
   let server: ImageServer;
   let serverLog: string[];
   let lookups: string[];
@@ -113,7 +73,7 @@ describe('image transfer over the in-process broker', () => {
   beforeEach(async () => {
     clock = new VirtualClock({ startMs: 0 });
     broker = new MemoryBroker(clock);
-    serverBus = new TestBus(broker.connect('coordinator'));
+    serverBus = new ObservedBus(broker.connect('coordinator'));
     serverLog = [];
     lookups = [];
     server = new ImageServer(
@@ -128,8 +88,8 @@ describe('image transfer over the in-process broker', () => {
     await clock.runUntil(server.start());
   });
 
-  function cacheOf(gateway: string, options: ConstructorParameters<typeof ImageCache>[4] = {}): { cache: ImageCache; bus: TestBus } {
-    const bus = new TestBus(broker.connect(gateway));
+  function cacheOf(gateway: string, options: ConstructorParameters<typeof ImageCache>[4] = {}): { cache: ImageCache; bus: ObservedBus } {
+    const bus = new ObservedBus(broker.connect(gateway));
     return { cache: new ImageCache(bus, topics, gateway, clock, options), bus };
   }
 
@@ -146,7 +106,7 @@ describe('image transfer over the in-process broker', () => {
     assert.ok(again.equals(IMAGE));
     await settle(clock, 1000);
     assert.equal(watch.requests.length, 2, 'the second get comes from memory');
-    assert.equal(a.bus.live, 0, 'the chunk subscription is gone after the fetch');
+    assert.equal(a.bus.subscriptions.length, 0, 'the chunk subscription is gone after the fetch');
     assert.deepEqual(a.cache.cached(), [IMAGE_SHA]);
   });
 
@@ -192,7 +152,7 @@ describe('image transfer over the in-process broker', () => {
     assert.equal(err.code, 'IMAGE_HASH_MISMATCH');
     assert.match(err.message, new RegExp(`image ${IMAGE_SHA} arrived with SHA-256`));
     assert.equal(watch.requests.length, 2);
-    assert.equal(a.bus.live, 0);
+    assert.equal(a.bus.subscriptions.length, 0);
     assert.deepEqual(a.cache.cached(), []);
   });
 
@@ -205,7 +165,7 @@ describe('image transfer over the in-process broker', () => {
     assert.equal(err.code, 'IMAGE_UNAVAILABLE');
     assert.equal(clock.now() - started, 30000);
     assert.match(err.message, /0 of 1 chunks after 30000 ms without progress/);
-    assert.equal(a.bus.live, 0);
+    assert.equal(a.bus.subscriptions.length, 0);
     assert.deepEqual(lookups, [unknown]);
     assert.ok(serverLog.some((l) => l.includes('is not one this coordinator serves')), serverLog.join('\n'));
 
@@ -220,7 +180,7 @@ describe('image transfer over the in-process broker', () => {
     a.bus.beforeSubscribe = () => new Promise((r) => clock.setTimer(r, 5000));
     assert.equal(await codeOf(clock.runUntil(a.cache.get(IMAGE_SHA, IMAGE.length))), 'IMAGE_UNAVAILABLE');
     await settle(clock, 10000);
-    assert.equal(a.bus.live, 0);
+    assert.equal(a.bus.subscriptions.length, 0);
     assert.equal(watch.requests.length, 0);
   });
 

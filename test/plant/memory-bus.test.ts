@@ -109,6 +109,47 @@ describe('MemoryBroker', () => {
     );
   });
 
+  it('an outage (cut, reconnect): offline without a will, publishes refused and messages lost meanwhile, then subscriptions restored with their retained messages and "connect"', async () => {
+    const watcher = broker.connect('watcher');
+    const wills: Received[] = [];
+    await clock.runUntil(watcher.subscribe('will/+', collect(clock, wills)));
+    const gw = broker.connect('gw', { topic: 'will/gw', payload: 'offline', retain: true });
+    const got: Received[] = [];
+    await clock.runUntil(gw.subscribe('state/#', collect(clock, got)));
+    const events: string[] = [];
+    gw.on('offline', () => events.push('offline'));
+    gw.on('connect', () => events.push('connect'));
+    await clock.runUntil(watcher.publish('state/a', 'one', { retain: true }));
+    await clock.idle();
+    broker.cut('gw');
+    assert.equal(gw.connected, false);
+    assert.deepEqual(broker.connectedClients().sort(), ['gw', 'watcher'], 'the broker has not given up on it');
+    assert.equal(await codeOf(gw.publish('x', 'y')), 'BROKER_UNAVAILABLE');
+    assert.equal(await codeOf(gw.subscribe('other', () => undefined)), 'BROKER_UNAVAILABLE');
+    await clock.runUntil(watcher.publish('state/a', 'two', { retain: true }));
+    await clock.runUntil(watcher.publish('state/b', 'lost'));
+    await clock.idle();
+    assert.deepEqual(got.map((r) => r.text), ['one'], 'nothing reaches a cut connection');
+    assert.equal(wills.length, 0, 'no will for an outage');
+    broker.reconnect('gw');
+    await clock.idle();
+    assert.deepEqual(events, ['offline', 'connect']);
+    assert.equal(gw.connected, true);
+    assert.deepEqual(got.map((r) => [r.text, r.retain]), [['one', false], ['two', true]], 'the retained state again on resubscription; the lost message stays lost');
+    await clock.runUntil(watcher.publish('state/c', 'three'));
+    await clock.idle();
+    assert.equal(got.at(-1)?.text, 'three', 'delivered again after the reconnect');
+    broker.reconnect('gw');
+    broker.reconnect('nobody');
+    await clock.idle();
+    assert.deepEqual(events, ['offline', 'connect'], 'reconnecting a connection that is up does nothing');
+    broker.cut('gw');
+    broker.kill('gw');
+    await clock.idle();
+    assert.deepEqual(wills.map((r) => r.text), ['offline'], 'the will fires when the broker gives up during an outage');
+    assert.deepEqual(events, ['offline', 'connect', 'offline'], "'offline' once per loss");
+  });
+
   it('publishes the will when the broker loses a client (kill), never on a graceful close', async () => {
     const watcher = broker.connect('watcher');
     const got: Received[] = [];

@@ -20,12 +20,14 @@ import type {
   GatewayPresence,
   InstallTask,
 } from '../messages';
+import { PLANT_STATE_PAYLOAD_LIMIT } from '../schemas';
+import { topicMatches } from '../topic-filter';
 import { addressLevel, type PlantTopics } from '../topics';
 import { chooseGateway, isSeen } from './assignment';
 import { ADDRESS, buildCampaignState, resumeProblem, currentAssignment, deviceResult, isInFlight, type CampaignRun, type DeviceRuntime } from './campaign-record';
 import { Coalescer } from './coalescer';
 import { loadCampaignImage } from './image-source';
-import { basicPlantCodec, type CoordinatorMessageKind, type CoordinatorMessages, type ImageServerFactory, type ImageServing, type PlantCodec } from './ports';
+import { plantImageServer, schemaPlantCodec, type CoordinatorMessageKind, type CoordinatorMessages, type ImageServerFactory, type ImageServing, type PlantCodec } from './ports';
 import { computeProgress, isFinal } from './progress';
 import { PlantView, selectDevices } from './selection';
 import { normalizeSpec, type NormalizedSpec } from './spec';
@@ -46,12 +48,19 @@ export interface CoordinatorOptions {
   sightingFreshMs?: number;
   /** Sightings older than this do not make a gateway a candidate for a device (default 30000 ms). */
   assignFreshMs?: number;
-  /** Decodes and encodes the plant messages (default: basicPlantCodec; the product passes schemas.ts). */
+  /** Decodes and encodes the plant messages (default: the plant's schemas, schemaPlantCodec). */
   codec?: PlantCodec;
-  /** Answers the gateways' image requests (the product passes lib/plant/image-transfer.ts ImageServer). */
+  /** Answers the gateways' image requests (default: lib/plant/image-transfer.ts ImageServer). */
   imageServer?: ImageServerFactory;
   log?: (level: CoordinatorLogLevel, text: string) => void;
 }
+
+/**
+ * The coordinator's bus must take messages this large (BusConnectOptions.maxPayloadBytes): a campaign's
+ * retained record may be up to 4 MiB, more than mqtt-bus.ts's 1 MiB default. A record the bus drops is
+ * reported as a warning naming this (coordinator.ts onBusError).
+ */
+export const COORDINATOR_MAX_PAYLOAD_BYTES = PLANT_STATE_PAYLOAD_LIMIT;
 
 /** Added to deviceTimeoutMs: the coordinator's timeout for a task (the gateway's own is deviceTimeoutMs). */
 export const TASK_TIMEOUT_GRACE_MS = 30_000;
@@ -121,6 +130,7 @@ export class RolloutCoordinator extends EventEmitter {
   private readonly timers = new Set<TimerHandle>();
   private started = false;
   private stopped = false;
+  private readonly onBusError = (err: Error) => this.busError(err);
 
   constructor(private readonly options: CoordinatorOptions) {
     super();
@@ -128,7 +138,7 @@ export class RolloutCoordinator extends EventEmitter {
     this.topics = options.topics;
     this.clock = options.clock;
     this.id = options.coordinatorId;
-    this.codec = options.codec ?? basicPlantCodec;
+    this.codec = options.codec ?? schemaPlantCodec;
     this.progressEveryMs = options.progressEveryMs ?? 5000;
     this.sightingFreshMs = options.sightingFreshMs ?? 60_000;
     this.assignFreshMs = options.assignFreshMs ?? 30_000;
@@ -141,16 +151,16 @@ export class RolloutCoordinator extends EventEmitter {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.bus.on('error', this.onBusError);
     const t = this.topics;
     this.unsubscribes.push(await this.bus.subscribe(t.allPresence, this.handler('presence', (m) => this.onPresence(m))));
     this.unsubscribes.push(await this.bus.subscribe(t.allSightings, this.handler('sightings', (m) => this.onSightings(m))));
     this.unsubscribes.push(await this.bus.subscribe(t.allClaims, (message) => this.onClaim(message)));
     this.unsubscribes.push(await this.bus.subscribe(t.allCampaignStates, this.handler('campaignState', (m, raw) => this.onCampaignState(m, raw))));
     this.unsubscribes.push(await this.bus.subscribe(t.allCampaignControls, this.handler('control', (m, raw) => this.onControl(m, raw))));
-    if (this.options.imageServer) {
-      this.imageServer = this.options.imageServer(this.bus, this.topics, (sha) => this.imageBytes(sha), (level, text) => this.log(level, text));
-      await this.imageServer.start();
-    }
+    const imageServer = this.options.imageServer ?? plantImageServer;
+    this.imageServer = imageServer(this.bus, this.topics, (sha) => this.imageBytes(sha), (level, text) => this.log(level, text));
+    await this.imageServer.start();
   }
 
   async startCampaign(input: CampaignSpec): Promise<CampaignState> {
@@ -265,6 +275,7 @@ export class RolloutCoordinator extends EventEmitter {
     const unsubscribes = [...this.unsubscribes, ...[...this.runs.values()].flatMap((r) => (r.unsubscribe ? [r.unsubscribe] : []))];
     this.unsubscribes = [];
     await Promise.all(unsubscribes.map((u) => u().catch(() => undefined)));
+    this.bus.off('error', this.onBusError);
   }
 
   // ---- messages in ------------------------------------------------------------------------------------
@@ -273,6 +284,11 @@ export class RolloutCoordinator extends EventEmitter {
   private handler<K extends CoordinatorMessageKind>(kind: K, handle: (message: CoordinatorMessages[K], raw: BusMessage) => void): (raw: BusMessage) => void {
     return (raw) => {
       if (this.stopped) return;
+      // An empty retained payload is a cleared topic (MQTT 3.1.1 §3.3.1.3), not a malformed message.
+      if (raw.payload.length === 0) {
+        if (kind === 'campaignState') this.onCampaignStateCleared(raw.topic);
+        return;
+      }
       let message: CoordinatorMessages[K];
       try {
         message = this.codec.decode(kind, raw.payload);
@@ -321,6 +337,24 @@ export class RolloutCoordinator extends EventEmitter {
       const e = toOtaError(err);
       this.warn(`dropped a claim message on ${raw.topic}: ${e.code}: ${e.message}`);
     }
+  }
+
+  /** What the bus reports: a message it dropped for its size is a warning (a campaign record it hides is named). */
+  private busError(err: Error): void {
+    const e = toOtaError(err);
+    const topic = typeof e.details?.topic === 'string' ? e.details.topic : '';
+    if (e.code !== 'PAYLOAD_TOO_LARGE') {
+      this.log('warn', `plant bus: ${e.code}: ${e.message}`);
+      return;
+    }
+    const hidden = topicMatches(this.topics.allCampaignStates, topic) ? ` — the campaign record ${topic} cannot be read (resumed, or its devices seen as claimed): open the coordinator's bus with maxPayloadBytes ${COORDINATOR_MAX_PAYLOAD_BYTES}` : '';
+    this.warn(`plant bus: ${e.code}: ${e.message}${hidden}`);
+  }
+
+  /** Another coordinator's campaign record was removed: it holds no devices any more. */
+  private onCampaignStateCleared(topic: string): void {
+    const id = topic.split('/').slice(-2)[0];
+    if (!this.runs.has(id)) this.others.delete(id);
   }
 
   private onCampaignState(state: CampaignState, raw: BusMessage): void {

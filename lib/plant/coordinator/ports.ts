@@ -1,10 +1,11 @@
 /**
- * What the coordinator needs from the rest of the plant library, as small interfaces: a codec for the
- * messages it reads and writes (the schema-checked one of lib/plant/schemas.ts in the product), and the
- * server that answers gateways' image requests (lib/plant/image-transfer.ts ImageServer).
+ * What the coordinator needs from the rest of the plant library, as small interfaces with the product's
+ * implementations as defaults: a codec for the messages it reads and writes (schemaPlantCodec, the
+ * schemas of lib/plant/schemas.ts), and the server that answers gateways' image requests (plantImageServer,
+ * lib/plant/image-transfer.ts ImageServer).
  */
-import { OtaError } from '../../errors';
 import type { PlantBus } from '../bus';
+import { ImageServer } from '../image-transfer';
 import type {
   CampaignControl,
   CampaignProgress,
@@ -15,6 +16,7 @@ import type {
   GatewaySightings,
   TaskMessage,
 } from '../messages';
+import { encodePlantMessage, parsePlantMessage } from '../schemas';
 import type { PlantTopics } from '../topics';
 
 /** The messages the coordinator decodes or encodes, by kind (names as in schemas.ts). */
@@ -49,50 +51,11 @@ export type ImageServerFactory = (
   log: (level: 'info' | 'warn' | 'error', text: string) => void,
 ) => ImageServing;
 
-const MAX_MESSAGE_BYTES = 256 * 1024;
-const MAX_STATE_BYTES = 4 * 1024 * 1024;
-
-/** Fields each kind must have (type of the value), checked before the coordinator reads them. */
-const REQUIRED: Record<CoordinatorMessageKind, Record<string, 'string' | 'number' | 'object' | 'array' | 'boolean'>> = {
-  presence: { gateway: 'string', state: 'string', at: 'number', slots: 'object' },
-  sightings: { gateway: 'string', at: 'number', devices: 'array' },
-  task: { type: 'string', taskId: 'string', campaign: 'string' },
-  execution: { campaign: 'string', taskId: 'string', gateway: 'string', device: 'object', state: 'string', at: 'number' },
-  claim: { campaign: 'string', address: 'string', at: 'number' },
-  control: { action: 'string' },
-  campaignState: { id: 'string', coordinator: 'string', state: 'string', spec: 'object', image: 'object', waves: 'array', devices: 'array' },
-  campaignProgress: { campaign: 'string', state: 'string', counts: 'object' },
+/** The plant's schemas (lib/plant/schemas.ts, docs/FLEET.md): every message checked both ways. */
+export const schemaPlantCodec: PlantCodec = {
+  decode: (kind, payload) => parsePlantMessage(kind, payload),
+  encode: (kind, message) => encodePlantMessage(kind, message as never),
 };
 
-function typeOf(value: unknown): string {
-  if (Array.isArray(value)) return 'array';
-  if (value === null) return 'null';
-  return typeof value;
-}
-
-/**
- * A JSON codec with the checks the coordinator relies on (JSON object, `v: 1`, size limits, the fields it
- * reads and their types). The product passes the full JSON-schema codec of schemas.ts instead.
- */
-export const basicPlantCodec: PlantCodec = {
-  decode<K extends CoordinatorMessageKind>(kind: K, payload: Buffer): CoordinatorMessages[K] {
-    const limit = kind === 'campaignState' ? MAX_STATE_BYTES : MAX_MESSAGE_BYTES;
-    if (payload.length > limit) throw new OtaError('PAYLOAD_TOO_LARGE', `a ${kind} message of ${payload.length} bytes is over the ${limit}-byte limit`);
-    let value: unknown;
-    try {
-      value = JSON.parse(payload.toString('utf8'));
-    } catch {
-      throw new OtaError('PAYLOAD_INVALID', `a ${kind} message is not JSON`);
-    }
-    if (typeOf(value) !== 'object') throw new OtaError('PAYLOAD_INVALID', `a ${kind} message must be a JSON object, got ${typeOf(value)}`);
-    const record = value as Record<string, unknown>;
-    if (record.v !== 1) throw new OtaError('PAYLOAD_INVALID', `a ${kind} message must have v 1, got ${JSON.stringify(record.v)}`);
-    for (const [field, type] of Object.entries(REQUIRED[kind])) {
-      if (typeOf(record[field]) !== type) throw new OtaError('PAYLOAD_INVALID', `a ${kind} message's field "${field}" must be a ${type}, got ${typeOf(record[field])}`);
-    }
-    return value as CoordinatorMessages[K];
-  },
-  encode<K extends CoordinatorMessageKind>(_kind: K, message: CoordinatorMessages[K]): Buffer {
-    return Buffer.from(JSON.stringify(message));
-  },
-};
+/** The product's image server: lib/plant/image-transfer.ts. */
+export const plantImageServer: ImageServerFactory = (bus, topics, lookup, log) => new ImageServer(bus, topics, lookup, log);

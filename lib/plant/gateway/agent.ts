@@ -15,10 +15,10 @@ import { OtaError, toOtaError } from '../../errors';
 import { checkKeyOptions } from '../../ota/preflight';
 import type { PlantBus, Unsubscribe } from '../bus';
 import { PLANT_MESSAGE_VERSION, type CancelTask, type ExecutionState, type ExecutionStatus, type GatewaySightings, type InstallTask, type TaskMessage } from '../messages';
+import { ImageCache } from '../image-transfer';
 import { checkTopicId, type PlantTopics } from '../topics';
-import { directoryImageSource, jsonGatewayCodec } from './defaults';
 import { runInstallTask, type TaskOutcome, type TaskProgress } from './install-task';
-import type { GatewayCodec, GatewayLog, ImageSource } from './ports';
+import { schemaGatewayCodec, type GatewayCodec, type GatewayLog, type ImageSource } from './ports';
 import { presenceMessage } from './presence';
 import { ProgressThrottle } from './progress-throttle';
 import { RetainedPublisher } from './retained-publisher';
@@ -43,12 +43,12 @@ export interface GatewayAgentOptions {
   /** Sightings are published this often (default 5000 ms); a device not seen for forgetAfterMs (default 30000) is dropped. */
   sightingsEveryMs?: number;
   forgetAfterMs?: number;
-  /** Images as files named by their SHA-256, when no `images` source is given. */
+  /** The image cache's directory (fetched images kept as <sha256>.bin), when no `images` source is given. */
   imageDir?: string;
   log?: GatewayLog;
-  /** Where images come from (the plant's image transfer); default: imageDir. */
+  /** Where images come from; default: an ImageCache fetching them over the bus (image-transfer.ts) into imageDir. */
   images?: ImageSource;
-  /** Payload decoding / encoding (the plant's schemas); default: JSON with the gateway's own task check. */
+  /** Payload decoding / encoding; default: the plant's schemas (schemaGatewayCodec). */
   codec?: GatewayCodec;
   /** Reported in the presence (default: this package's version). */
   software?: string;
@@ -124,8 +124,8 @@ export class GatewayAgent extends EventEmitter {
     this.bus = options.bus;
     this.clock = options.clock;
     this.log = options.log ?? (() => undefined);
-    this.images = options.images ?? directoryImageSource(options.imageDir);
-    this.codec = options.codec ?? jsonGatewayCodec;
+    this.images = options.images ?? new ImageCache(this.bus, options.topics, this.gatewayId, this.clock, { dir: options.imageDir, log: this.log });
+    this.codec = options.codec ?? schemaGatewayCodec;
     this.publisher = new RetainedPublisher(this.bus, this.log);
     this.sightings = new SightingsTable(this.o.forgetAfterMs);
     this.scan = new ScanLoop(options.scheduler, { clock: options.clock, windowMs: this.o.scanWindowMs, everyMs: this.o.scanEveryMs, onDevice: (d) => this.sightings.add(d), log: this.log });

@@ -18,18 +18,24 @@ export class ProgressThrottle<T> {
 
   update(value: T): void {
     if (this.stopped) return;
-    const wait = this.lastSentAt + this.minIntervalMs - this.clock.now();
-    if (wait <= 0) {
-      this.emit(value);
+    this.pending = value;
+    if (!this.timer) this.sendOrWait();
+  }
+
+  /** Sends what waits once the interval has passed (measured as the receiver will: now - last). */
+  private sendOrWait(): void {
+    this.timer = null;
+    const next = this.pending;
+    if (next === null || this.stopped) return;
+    const since = this.clock.now() - this.lastSentAt;
+    if (since >= this.minIntervalMs) {
+      this.pending = null;
+      this.emit(next);
       return;
     }
-    this.pending = value;
-    this.timer ??= this.clock.setTimer(() => {
-      this.timer = null;
-      const next = this.pending;
-      this.pending = null;
-      if (next !== null && !this.stopped) this.emit(next);
-    }, wait);
+    // Whole milliseconds, checked again on firing: on a clock with fractional times, last + interval can
+    // land a hair before the interval has passed.
+    this.timer = this.clock.setTimer(() => this.sendOrWait(), Math.max(1, Math.ceil(this.minIntervalMs - since)));
   }
 
   /** Drops what waits; nothing is sent after this. */

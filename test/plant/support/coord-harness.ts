@@ -1,4 +1,4 @@
-/** A small plant for the coordinator's tests: virtual clock, test broker, fake devices and gateways, an image. */
+/** A small plant for the coordinator's tests: virtual clock, the in-process broker (MemoryBroker), fake devices and gateways, an image. */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -9,14 +9,14 @@ import { RolloutCoordinator, type CoordinatorOptions } from '../../../lib/plant/
 import type { CampaignSpec, CampaignState, DeviceResult } from '../../../lib/plant/messages';
 import { PlantTopics } from '../../../lib/plant/topics';
 import { VirtualClock } from '../../../lib/sim/virtual-clock';
-import { CoordTestBroker } from './coord-bus';
-import { FakeGateway, FakePlant, type Script } from './fake-gateway';
+import { MemoryBroker } from '../../../lib/plant/memory-bus';
+import { FakeGateway, FakePlant, type Behaviour, type Script } from './fake-gateway';
 
 export const IMAGE_FILE = 'app-2.0.0.bin';
 
 export class CoordHarness {
   readonly clock = new VirtualClock({ startMs: Date.UTC(2026, 11, 1, 12, 0, 0) });
-  readonly broker = new CoordTestBroker(this.clock);
+  readonly broker = new MemoryBroker(this.clock, { latencyMs: 1 });
   readonly topics = new PlantTopics();
   readonly plant = new FakePlant();
   readonly gateways = new Map<string, FakeGateway>();
@@ -107,3 +107,21 @@ export class CoordHarness {
 export function seeAll(addresses: string[], rssi = -60): Record<string, number> {
   return Object.fromEntries(addresses.map((a) => [a, rssi]));
 }
+
+/** A new harness for every test of the suite (closed after it), handed to `use`. */
+export function harnessPerTest(use: (h: CoordHarness) => void): void {
+  let h: CoordHarness | undefined;
+  beforeEach(() => {
+    h = new CoordHarness();
+    use(h);
+  });
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+}
+
+/** A gateway script: every task succeeds after `ms`. */
+export const succeedAfter =
+  (ms: number) =>
+  (): Behaviour => ({ kind: 'succeed', afterMs: ms });

@@ -9,7 +9,7 @@ import type { Clock, TimerHandle } from '../../../lib/clock';
 import type { CancelTask, DeviceSighting, ExecutionStatus, GatewayPresence, GatewaySightings, InstallTask } from '../../../lib/plant/messages';
 import type { PlantBus } from '../../../lib/plant/bus';
 import type { PlantTopics } from '../../../lib/plant/topics';
-import type { CoordTestBroker } from './coord-bus';
+import type { MemoryBroker } from '../../../lib/plant/memory-bus';
 
 export interface FakeDevice {
   address: string;
@@ -59,7 +59,7 @@ export type Behaviour =
 export type Script = (task: InstallTask, gateway: FakeGateway) => Behaviour;
 
 export interface FakeGatewayOptions {
-  broker: CoordTestBroker;
+  broker: MemoryBroker;
   clock: Clock;
   topics: PlantTopics;
   id: string;

@@ -1,23 +1,24 @@
 /**
  * One gateway on a simulated fleet for the agent tests: keyed devices (per-device keys from a plant master
  * key, a release key, signed manifests), the real scheduler on noble over the virtual radio, a GatewayAgent
- * on an in-process broker, and a "coordinator" client on the same broker that sends tasks and records every
- * execution status. The agent's clock is counted, so a test can tell that stop() leaves no timer behind.
+ * on the in-process broker (MemoryBroker) with its default codec (the plant schemas) and image source (an
+ * ImageCache fetching over the bus), and a "coordinator" client on the same broker that sends tasks, serves
+ * the images of `store` with the plant's ImageServer and records every execution status. The agent's clock is counted, so a test can tell that stop() leaves no timer behind.
  */
 import { createHash, createPrivateKey } from 'crypto';
 import { AdapterScheduler } from '../../../lib/ble/scheduler';
 import type { Clock } from '../../../lib/clock';
-import { OtaError } from '../../../lib/errors';
 import { appHash, buildAppImage } from '../../../lib/image';
 import { GatewayAgent, presenceWill, type GatewayAgentOptions } from '../../../lib/plant/gateway/agent';
-import type { ImageSource } from '../../../lib/plant/gateway/ports';
+import { ImageServer } from '../../../lib/plant/image-transfer';
+import { MemoryBroker } from '../../../lib/plant/memory-bus';
 import type { ExecutionStatus, InstallTask } from '../../../lib/plant/messages';
 import { PlantTopics } from '../../../lib/plant/topics';
 import { generateReleaseKeyPair, manifestForImage } from '../../../lib/security';
 import { SimDevice } from '../../../lib/sim/device';
 import { createSimFleet } from '../../../lib/sim/fleet';
 import type { SimDeviceConfig } from '../../../lib/sim/types';
-import { TestBroker, type TestBus } from './test-bus';
+import { ObservedBus } from './observed-bus';
 
 export const MASTER = Buffer.alloc(32, 0x6b);
 const RELEASE = generateReleaseKeyPair();
@@ -90,20 +91,15 @@ export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnv
   const scheduler = new AdapterScheduler(fleet.central, { readyTimeoutMs: 2000 });
   const counted = countingClock(fleet.clock);
   const topics = new PlantTopics();
-  const broker = new TestBroker();
+  const broker = new MemoryBroker(fleet.clock, { latencyMs: 1 });
   const adapter = { label: 'simulated adapter', simulated: true };
-  const gatewayBus = broker.connect(GATEWAY, presenceWill(topics, GATEWAY, adapter, 1, 0));
+  const gatewayBus = new ObservedBus(broker.connect(GATEWAY, presenceWill(topics, GATEWAY, adapter, 1, 0)));
   const coordinator = broker.connect('coordinator');
   const statuses: ExecutionStatus[] = [];
   await coordinator.subscribe(topics.allExecutions('+'), (m) => statuses.push(JSON.parse(m.payload.toString('utf8')) as ExecutionStatus));
   const store = new Map<string, Buffer>((options.images ?? []).map((i) => [i.sha256, i.bytes]));
-  const images: ImageSource = {
-    async get(sha256: string) {
-      const bytes = store.get(sha256);
-      if (!bytes) throw new OtaError('IMAGE_UNAVAILABLE', `no image ${sha256.slice(0, 8)} in the test store`);
-      return bytes;
-    },
-  };
+  const imageServer = new ImageServer(coordinator, topics, async (sha256) => store.get(sha256) ?? null);
+  await imageServer.start();
   const warnings: string[] = [];
   const agent = new GatewayAgent({
     bus: gatewayBus,
@@ -114,7 +110,6 @@ export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnv
     slots: 1,
     adapter,
     keys: { masterKey: MASTER },
-    images,
     ...options.agent,
   });
   agent.on('warning', (w: string) => warnings.push(w));
@@ -125,7 +120,7 @@ export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnv
     scheduler,
     topics,
     broker,
-    gatewayBus: gatewayBus as TestBus,
+    gatewayBus,
     coordinator,
     agent,
     statuses,
@@ -163,10 +158,12 @@ export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnv
       }
     },
     retained<T>(topic: string): T | undefined {
-      return broker.retainedJson<T>(topic);
+      const payload = broker.retained(topic);
+      return payload ? (JSON.parse(payload.toString('utf8')) as T) : undefined;
     },
     async close(): Promise<void> {
       await agent.stop();
+      imageServer.stop();
       await scheduler.close();
       await fleet.close();
     },
