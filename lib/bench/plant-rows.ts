@@ -31,8 +31,11 @@ import { deviceIdOf } from '../sim/device/device-id';
 import { clientSecurity, fleetSecurity } from './security-setup';
 import { deriveDeviceKey } from '../security/keys';
 
-/** Defaults of `npm run bench`: about a minute of CPU for the three plants on a small machine. */
-export const PLANT_DEFAULTS = { devices: 32, imageBytes: 512 * 1024, gateways: [1, 2, 4], slots: 4, brokerLatencyMs: 5 } as const;
+/**
+ * Defaults of `npm run bench`: 48 devices (3 rounds of 4 slots on each of 4 gateways), a 512 KiB image, both
+ * campaign shapes; about 40 s of CPU for the six plants on a small machine.
+ */
+export const PLANT_DEFAULTS = { devices: 48, imageBytes: 512 * 1024, gateways: [1, 2, 4], slots: 4, brokerLatencyMs: 5, overlap: 0.125, canary: true } as const;
 /** The issue's target: 4 gateways move at least this many times the devices per hour of one. */
 export const PLANT_TARGET_RATIO = 3.6;
 const PLANT_LINK = 'reference';
@@ -69,7 +72,9 @@ export interface PlantBenchOptions {
   /** Installs per gateway at once = its adapter's connection budget (default 4). */
   slots?: number;
   brokerLatencyMs?: number;
-  /** Also run every plant with a canary wave first (default false). */
+  /** How far a gateway hears into a neighbour's stretch, as a share of a stretch (default 1/8). */
+  overlap?: number;
+  /** Also run every plant with a canary wave first (default true). */
   canary?: boolean;
   log?: (line: string) => void;
 }
@@ -80,6 +85,7 @@ export interface PlantBenchResult {
   imageBytes: number;
   slots: number;
   brokerLatencyMs: number;
+  overlap: number;
   notes: string[];
 }
 
@@ -87,13 +93,13 @@ const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 *
 
 /**
  * The floor: N devices evenly along one line, G gateways at the middles of G equal stretches. A gateway hears
- * the devices of its stretch and those up to a quarter stretch into its neighbours' (where two lines meet a
- * device is heard by two gateways); its RSSI falls with the distance (-45 dBm beside it, -80 dBm at the edge
- * of its stretch). With one gateway its stretch is the whole line: every device is heard by it.
+ * the devices of its stretch and those up to `overlap` of a stretch into its neighbours' (where two lines
+ * meet a device is heard by two gateways); its RSSI falls with the distance (-45 dBm beside it, -80 dBm at
+ * the edge of its stretch). With one gateway its stretch is the whole line: every device is heard by it.
  */
-export function plantFloor(devices: number, gateways: number): Array<Map<number, number>> {
+export function plantFloor(devices: number, gateways: number, overlap: number = PLANT_DEFAULTS.overlap): Array<Map<number, number>> {
   const stretch = 1 / gateways;
-  const reach = stretch / 2 + stretch / 4;
+  const reach = stretch / 2 + stretch * overlap;
   return Array.from({ length: gateways }, (_, g) => {
     const centre = (g + 0.5) * stretch;
     const heard = new Map<number, number>();
@@ -135,7 +141,7 @@ async function runPlant(gateways: number, devices: number, image: Buffer, waves:
   const warnings: string[] = [];
   let coordinator: RolloutCoordinator | null = null;
   try {
-    const floor = plantFloor(devices, gateways);
+    const floor = plantFloor(devices, gateways, o.overlap);
     for (let g = 0; g < gateways; g++) {
       const id = `gw-${g + 1}`;
       const heard = new Map([...floor[g]].map(([i, rssi]) => [addresses[i], rssi]));
@@ -257,13 +263,14 @@ export async function runPlantBench(options: PlantBenchOptions = {}): Promise<Pl
     imageBytes: options.imageBytes ?? PLANT_DEFAULTS.imageBytes,
     slots: options.slots ?? PLANT_DEFAULTS.slots,
     brokerLatencyMs: options.brokerLatencyMs ?? PLANT_DEFAULTS.brokerLatencyMs,
+    overlap: options.overlap ?? PLANT_DEFAULTS.overlap,
   };
   const gatewayCounts = options.gateways ?? PLANT_DEFAULTS.gateways;
   const image = buildAppImage({ chip: CHIP, version: '2.0.0', projectName: 'plant-bench', size: o.imageBytes, seed: 12 });
   const firmwareDir = mkdtempSync(join(tmpdir(), 'ble-ota-bench-plant-'));
-  const result: PlantBenchResult = { rows: [], devices: o.devices, imageBytes: image.length, slots: o.slots, brokerLatencyMs: o.brokerLatencyMs, notes: [] };
+  const result: PlantBenchResult = { rows: [], devices: o.devices, imageBytes: image.length, slots: o.slots, brokerLatencyMs: o.brokerLatencyMs, overlap: o.overlap, notes: [] };
   const plans: Array<{ waves: WaveSpec[]; text: string }> = [{ waves: [{ percent: 100 }], text: 'one wave of 100 %' }];
-  if (options.canary) plans.push({ waves: [{ count: CANARY_DEVICES }, { percent: 100 }], text: `canary of ${CANARY_DEVICES}, then 100 %` });
+  if (options.canary ?? PLANT_DEFAULTS.canary) plans.push({ waves: [{ count: CANARY_DEVICES }, { percent: 100 }], text: `canary of ${CANARY_DEVICES}, then 100 %` });
   try {
     writeFileSync(join(firmwareDir, 'bench.bin'), image);
     for (const plan of plans) {
@@ -315,7 +322,7 @@ export function plantTargetLines(result: PlantBenchResult): string[] {
 function plantNoteLines(result: PlantBenchResult): string[] {
   return [
     `plant rows: ${result.devices} simulated ESP32 devices (TS model, per-device keys from the plant master key, release key, signed manifest) updated from 1.0.0 to a ${result.imageBytes}-byte synthetic image (lib/image builder), the same devices and image for every gateway count; devices/hour = devices / (campaign end - start, modeled) x 3600, start = startCampaign called once every device is in a gateway's sightings, end = the coordinator's 'campaign' event.`,
-    `  the floor: the devices along one line, G gateways at the middles of G equal stretches, each hearing its stretch and a quarter stretch into each neighbour's (devices where two stretches meet are heard by two gateways), RSSI -45 dBm beside the gateway to -80 dBm at its stretch's edge; with 1 gateway its stretch is the whole line (assumption: the same devices are reachable from each configuration's gateways).`,
+    `  the floor: the devices along one line, G gateways at the middles of G equal stretches, each hearing its stretch and ${result.overlap} of a stretch into each neighbour's (devices where two stretches meet are heard by two gateways), RSSI -45 dBm beside the gateway to -80 dBm at its stretch's edge; with 1 gateway its stretch is the whole line (assumption: the same devices are reachable from each configuration's gateways).`,
     `  real: the RolloutCoordinator, one GatewayAgent per gateway (${result.slots} slots = its AdapterScheduler's connection budget), the schema codec (lib/plant/schemas.ts), image transfer over the bus (ImageServer / ImageCache, SHA-256 checked), noble's hci-socket layer on each gateway's virtual controller, lib/ota flash + verify + confirm, the device model; maxConcurrent = gateways x slots.`,
     `  modeled: the radio (link "${PLANT_LINK}", docs/LINK-MODEL.md; each gateway a central of its own with its own air and per-gateway range/RSSI, §10a), the device's flash timing, and the MQTT broker (lib/plant/memory-bus.ts MemoryBroker: every message reaches every subscriber ${result.brokerLatencyMs} ms after it was published, one FIFO, retained messages and wills as MQTT 3.1.1), all on one virtual clock.`,
     '  collisions (§10a): two gateways\' exchanges overlapping in time on the same data channel (about 1 event in 37) both lose their PDUs (capture effect ignored: pessimistic); "PDUs lost" counts them, the reference link loses nothing by itself. A device is not limited by its own radio when two gateways could reach it; in a plant one gateway updates it at a time.',
