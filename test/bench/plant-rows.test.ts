@@ -21,22 +21,23 @@ describe('bench plant rows (devices per hour for 1, 2 and 4 gateways)', function
   });
 
   it('updates the same devices with 1, 2 and 4 gateways, every device once, faster with more gateways', async () => {
-    const result = await runPlantBench({ devices: 8, imageBytes: 96 * 1024, gateways: [1, 2, 4], canary: false });
+    const result = await runPlantBench({ devices: 16, imageBytes: 64 * 1024, gateways: [1, 2, 4], canary: false });
     assert.deepEqual(
       result.rows.map((r) => [r.gateways, r.devices, r.error]),
       [
-        [1, 8, undefined],
-        [2, 8, undefined],
-        [4, 8, undefined],
+        [1, 16, undefined],
+        [2, 16, undefined],
+        [4, 16, undefined],
       ],
     );
     for (const r of result.rows) {
-      assert.equal(r.succeeded, 8);
-      assert.equal(Object.values(r.perGateway).reduce((a, b) => a + b, 0), 8, JSON.stringify(r.perGateway));
-      assert.equal(Object.keys(r.perGateway).length, r.gateways, `every gateway installs: ${JSON.stringify(r.perGateway)}`);
-      assert.ok((r.bytesOnAir ?? 0) > 8 * 10000, `bytes on air ${r.bytesOnAir}`);
+      assert.equal(r.succeeded, 16);
+      assert.equal(Object.values(r.perGateway).reduce((a, b) => a + b, 0), 16, JSON.stringify(r.perGateway));
+      // Each gateway installs the devices it sees best (its stretch), though it also hears a neighbour's edge.
+      assert.deepEqual(Object.values(r.perGateway), Array(r.gateways).fill(16 / r.gateways), JSON.stringify(r.perGateway));
+      assert.ok((r.bytesOnAir ?? 0) > 16 * 10000, `bytes on air ${r.bytesOnAir}`);
       assert.ok(r.modeledSeconds !== null && r.devicesPerHour !== null);
-      assert.ok(Math.abs(r.devicesPerHour - (8 / r.modeledSeconds) * 3600) / r.devicesPerHour < 0.01);
+      assert.ok(Math.abs(r.devicesPerHour - (16 / r.modeledSeconds) * 3600) / r.devicesPerHour < 0.01);
     }
     const [one, two, four] = result.rows;
     assert.equal(one.ratio, 1);
@@ -44,7 +45,7 @@ describe('bench plant rows (devices per hour for 1, 2 and 4 gateways)', function
     assert.ok((two.devicesPerHour as number) > (one.devicesPerHour as number) * 1.3, JSON.stringify(result.rows));
     assert.ok((four.devicesPerHour as number) > (two.devicesPerHour as number) * 1.3, JSON.stringify(result.rows));
     const text = plantLines(result).join('\n');
-    assert.match(text, /\| reference \| 4 \| 8 \| one wave of 100 % \|/);
+    assert.match(text, /\| reference \| 4 \| 16 \| one wave of 100 % \|/);
     assert.match(text, new RegExp(`target >= ${PLANT_TARGET_RATIO}x\\): (met|NOT met)`));
   });
 
