@@ -59,6 +59,8 @@ export interface PlantRow {
   bytesOnAir: number | null;
   /** Data PDUs lost on air (collisions between gateways' airs; the reference link loses none by itself). */
   lostPdus: number | null;
+  /** Data PDUs sent on air in all (the share lost is lostPdus / dataPdus). */
+  dataPdus: number | null;
   succeeded: number;
   /** Devices each gateway installed (the coordinator's choice). */
   perGateway: Record<string, number>;
@@ -118,7 +120,7 @@ function deviceName(i: number): string {
 /** One plant of `gateways` gateways over the devices, one campaign to `image`; the row it gives. */
 async function runPlant(gateways: number, devices: number, image: Buffer, waves: WaveSpec[], wavesText: string, o: Required<Omit<PlantBenchOptions, 'gateways' | 'canary' | 'log'>>, firmwareDir: string): Promise<PlantRow> {
   const clock = new VirtualClock();
-  const row: PlantRow = { gateways, devices, waves: wavesText, modeledMinutes: null, modeledSeconds: null, devicesPerHour: null, ratio: null, bytesOnAir: null, lostPdus: null, succeeded: 0, perGateway: {} };
+  const row: PlantRow = { gateways, devices, waves: wavesText, modeledMinutes: null, modeledSeconds: null, devicesPerHour: null, ratio: null, bytesOnAir: null, lostPdus: null, dataPdus: null, succeeded: 0, perGateway: {} };
   const { masterKey, releaseKeys } = fleetSecurity('keyed');
   const radio = createSimRadio({ clock, link: PLANT_LINK });
   // The radio's own adapter (central 0) is nobody's: powered off, it never listens.
@@ -192,6 +194,7 @@ async function runPlant(gateways: number, devices: number, image: Buffer, waves:
     const stats = radio.stats();
     row.bytesOnAir = stats.bytesOnAir.toPeripheral + stats.bytesOnAir.toCentral;
     row.lostPdus = stats.totals.toPeripheral.lost + stats.totals.toCentral.lost;
+    row.dataPdus = stats.totals.toPeripheral.dataPdus + stats.totals.toCentral.dataPdus;
     if (end.state !== 'completed' || row.succeeded !== devices) {
       const failed = end.devices.find((d) => d.state !== 'succeeded');
       throw new Error(`campaign ${end.state}${end.reason ? ` (${end.reason})` : ''}: ${row.succeeded} of ${devices} succeeded${failed ? `; ${failed.name || failed.address} ${failed.state} ${failed.error ? `${failed.error.code}: ${failed.error.message}` : ''}` : ''}`);
@@ -304,7 +307,7 @@ export function plantLines(result: PlantBenchResult): string[] {
       .map(([g, n]) => `${g} ${n}`)
       .join(', ');
     if (r.error) lines.push(`| ${PLANT_LINK} | ${r.gateways} | ${r.devices} | ${r.waves} | failed: ${r.error} | | | | | |`);
-    else lines.push(`| ${PLANT_LINK} | ${r.gateways} | ${r.devices} | ${r.waves} | ${r.modeledMinutes?.toFixed(2)} | ${r.devicesPerHour?.toFixed(1)} | ${r.ratio?.toFixed(2) ?? ''} | ${r.bytesOnAir} | ${r.lostPdus} | ${per} |`);
+    else lines.push(`| ${PLANT_LINK} | ${r.gateways} | ${r.devices} | ${r.waves} | ${r.modeledMinutes?.toFixed(2)} | ${r.devicesPerHour?.toFixed(1)} | ${r.ratio?.toFixed(2) ?? ''} | ${r.bytesOnAir} | ${r.lostPdus}${r.dataPdus ? ` (${((100 * (r.lostPdus ?? 0)) / r.dataPdus).toFixed(2)} %)` : ''} | ${per} |`);
   }
   lines.push(...plantTargetLines(result));
   lines.push(...plantNoteLines(result));
@@ -325,6 +328,7 @@ function plantNoteLines(result: PlantBenchResult): string[] {
     `  the floor: the devices along one line, G gateways at the middles of G equal stretches, each hearing its stretch and ${result.overlap} of a stretch into each neighbour's (devices where two stretches meet are heard by two gateways), RSSI -45 dBm beside the gateway to -80 dBm at its stretch's edge; with 1 gateway its stretch is the whole line (assumption: the same devices are reachable from each configuration's gateways).`,
     `  real: the RolloutCoordinator, one GatewayAgent per gateway (${result.slots} slots = its AdapterScheduler's connection budget), the schema codec (lib/plant/schemas.ts), image transfer over the bus (ImageServer / ImageCache, SHA-256 checked), noble's hci-socket layer on each gateway's virtual controller, lib/ota flash + verify + confirm, the device model; maxConcurrent = gateways x slots.`,
     `  modeled: the radio (link "${PLANT_LINK}", docs/LINK-MODEL.md; each gateway a central of its own with its own air and per-gateway range/RSSI, §10a), the device's flash timing, and the MQTT broker (lib/plant/memory-bus.ts MemoryBroker: every message reaches every subscriber ${result.brokerLatencyMs} ms after it was published, one FIFO, retained messages and wills as MQTT 3.1.1), all on one virtual clock.`,
-    '  collisions (§10a): two gateways\' exchanges overlapping in time on the same data channel (about 1 event in 37) both lose their PDUs (capture effect ignored: pessimistic); "PDUs lost" counts them, the reference link loses nothing by itself. A device is not limited by its own radio when two gateways could reach it; in a plant one gateway updates it at a time.',
+    '  collisions (§10a): two gateways\' exchanges overlapping in time on the same data channel (about 1 event in 37) both lose their PDUs (capture effect ignored: pessimistic) and are retransmitted; "PDUs lost" counts them (share of all data PDUs sent), the reference link loses nothing by itself. A device is not limited by its own radio when two gateways could reach it; in a plant one gateway updates it at a time.',
+    '  the canary rows: one device installed alone before the rest, the same for every gateway count, so their ratio is lower; the target is judged on the one-wave rows. With 1 gateway its 4 links share one air; each further gateway brings an air of its own (§10a), so what is left between the ratio and G is the collisions and the campaign\'s tail (the last round of installs on each gateway).',
   ];
 }

@@ -42,6 +42,7 @@ describe('bench plant rows (devices per hour for 1, 2 and 4 gateways)', function
     const [one, two, four] = result.rows;
     assert.equal(one.ratio, 1);
     assert.equal(one.lostPdus, 0, 'one air: no collisions');
+    assert.ok((four.lostPdus as number) > 0 && (four.lostPdus as number) < 0.05 * (four.dataPdus as number), `four airs collide now and then: ${four.lostPdus} of ${four.dataPdus}`);
     assert.ok((two.devicesPerHour as number) > (one.devicesPerHour as number) * 1.3, JSON.stringify(result.rows));
     assert.ok((four.devicesPerHour as number) > (two.devicesPerHour as number) * 1.3, JSON.stringify(result.rows));
     const text = plantLines(result).join('\n');
@@ -50,7 +51,7 @@ describe('bench plant rows (devices per hour for 1, 2 and 4 gateways)', function
   });
 
   it('judges the target from the 1- and 4-gateway rows and says when they are missing', () => {
-    const row = { devices: 10, waves: 'one wave of 100 %', modeledMinutes: 1, modeledSeconds: 60, ratio: null, bytesOnAir: 1, lostPdus: 0, succeeded: 10, perGateway: {} };
+    const row = { devices: 10, waves: 'one wave of 100 %', modeledMinutes: 1, modeledSeconds: 60, ratio: null, bytesOnAir: 1, lostPdus: 0, dataPdus: 1, succeeded: 10, perGateway: {} };
     const result = (four: number | null): PlantBenchResult => ({
       devices: 10,
       imageBytes: 1,
