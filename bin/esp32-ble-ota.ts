@@ -26,7 +26,9 @@ const USAGE = `usage: esp32-ble-ota <command> [options]
                                        runs when DIR holds it; every image flashed is added to DIR
   verify --device <name|address> [--expect-version v] [--expect-sha256 hex] [--confirm] [--rollback-on-fail]
   status --device <name|address>
-  bench [--json]
+  bench [--json] [--plant-only | --no-plant]
+                                       transfer rows, host figures, delta and fleet rows, plant rows
+                                       (devices/hour with 1, 2, 4 gateways); --plant-only: only those
   campaign [--seconds n] [--schedules n] [--seed s] [--replay seed:index] [--implementations model,twin]
            [--workers n] [--concurrency n]
            [--prior-updates p]

@@ -8,7 +8,7 @@ export interface ParsedArgs {
 }
 
 /** Options that never take a value (so `--json file.bin` keeps file.bin positional). */
-const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate', 'print', 'no-master-key', 'nvs-csv', 'sim-dev']);
+const BOOLEAN_FLAGS = new Set(['json', 'fast', 'help', 'no-reboot', 'confirm', 'rollback-on-fail', 'allow-downgrade', 'no-progress', 'raw', 'deflate', 'print', 'no-master-key', 'nvs-csv', 'sim-dev', 'plant-only', 'no-plant']);
 /** Options whose value is optional and numeric. */
 const OPTIONAL_NUMBER = new Set(['sim']);
 /** Options that take a value. Anything not listed here or above is refused (a typo must not be ignored). */

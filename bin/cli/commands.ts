@@ -233,7 +233,8 @@ export async function statusCommand(args: ParsedArgs, io: Output): Promise<numbe
 
 export async function benchCommand(args: ParsedArgs, io: Output): Promise<number> {
   const { runBenchmark, formatBenchTable } = await import('../../lib/bench');
-  const report = await runBenchmark({ onLog: (line) => io.err(line) });
+  if (flag(args, 'plant-only') && flag(args, 'no-plant')) throw new OtaError('BAD_ARGUMENT', 'bench: --plant-only and --no-plant exclude each other');
+  const report = await runBenchmark({ plantOnly: flag(args, 'plant-only'), plant: !flag(args, 'no-plant'), onLog: (line) => io.err(line) });
   io.out(flag(args, 'json') ? json(report) : formatBenchTable(report));
   return 0;
 }

@@ -2,7 +2,8 @@
  * The transfer benchmark (issue 3 point 7): for every link scenario, image and protocol, the modeled
  * transfer time through the real stack (simulated fleet on the virtual clock, real noble objects,
  * real protocol clients), next to the physical ceiling; plus host throughput on the zero-latency link
- * and peak RSS with 8 concurrent sessions.
+ * and peak RSS with 8 concurrent sessions; and the plant rows (issue 12, plant-rows.ts): devices per
+ * hour with 1, 2 and 4 gateways.
  */
 import { execFile } from 'child_process';
 import { join } from 'path';
@@ -22,6 +23,7 @@ import { deviceIdOf } from '../sim/device/device-id';
 import { clientSecurity, fleetSecurity, type BenchSecurity } from './security-setup';
 import { runDeltaBench, deltaNoteLines, fleetLines, type FleetRow } from './delta-rows';
 import { timeTransfers } from './transfer-timer';
+import { plantLines, runPlantBench, type PlantBenchOptions, type PlantBenchResult } from './plant-rows';
 
 export const BENCH_SCENARIOS = ['reference', 'seed-mac', '2m-phy', 'no-dle', 'mtu-23', 'capped-4', 'real-gateway'] as const;
 export const BENCH_PROTOCOLS = ['seed', 'v2', 'v2-deflate'] as const;
@@ -60,6 +62,8 @@ export interface BenchReport {
   host: HostFigures;
   /** 8 devices on one adapter updated at once, full deflate vs delta (only when the synthetic pair runs). */
   fleet?: FleetRow[];
+  /** Plant throughput with 1, 2 and 4 gateways (issue 12), when the plant rows ran. */
+  plant?: PlantBenchResult;
 }
 
 export interface BenchOptions {
@@ -86,6 +90,10 @@ export interface BenchOptions {
   delta?: boolean;
   /** Devices of the fleet row (default 8); 0 leaves it out. */
   fleetDevices?: number;
+  /** The plant rows (plant-rows.ts): true (default) with their defaults, options, or false to leave them out. */
+  plant?: boolean | Omit<PlantBenchOptions, 'log'>;
+  /** Only the plant rows: no transfer rows, host figures, delta or fleet rows. */
+  plantOnly?: boolean;
   onLog?: (line: string) => void;
 }
 
@@ -93,6 +101,7 @@ export interface BenchOptions {
 interface BenchExtras {
   bytesOnAir: Map<BenchRow, number>;
   notes: string[];
+  plantOnly?: boolean;
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -207,6 +216,12 @@ function measurePeakRss(request: RssRequest): Promise<RssReport> {
 
 export async function runBenchmark(options: BenchOptions = {}): Promise<BenchReport> {
   const log = options.onLog ?? (() => undefined);
+  if (options.plantOnly) {
+    const plant = await runPlantBench({ ...(typeof options.plant === 'object' ? options.plant : {}), log });
+    const report: BenchReport = { rows: [], host: { throughputMBps: 0, peakRssMB: 0 }, plant };
+    lastExtras.set(report, { bytesOnAir: new Map(), notes: [], plantOnly: true });
+    return report;
+  }
   // Bad input fails before anything runs, with the scenario named.
   for (const scenario of options.scenarios ?? BENCH_SCENARIOS) resolveLinkProfile(scenario);
   const { images, notes } = loadBenchImages({ vectorsDir: options.vectorsDir, only: options.images });
@@ -265,6 +280,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
     extras.notes.push(...delta.notes);
     if (delta.fleet.length) report.fleet = delta.fleet;
   }
+  if (options.plant !== false) report.plant = await runPlantBench({ ...(typeof options.plant === 'object' ? options.plant : {}), log });
   lastExtras.set(report, extras);
   return report;
 }
@@ -278,6 +294,7 @@ function fmt(x: number, digits = 2): string {
 /** Markdown: one table of rows, the targets of the issue evaluated, the host figures. */
 export function formatBenchTable(report: BenchReport): string {
   const extras = lastExtras.get(report);
+  if (extras?.plantOnly && report.plant) return plantLines(report.plant).join('\n').trimStart();
   const lines: string[] = [];
   lines.push('| scenario | image | bytes | protocol | bytes on air | modeled s | ceiling s | % of ceiling | KB/s | setup s |');
   lines.push('|---|---|---:|---|---:|---:|---:|---:|---:|---:|');
@@ -295,6 +312,7 @@ export function formatBenchTable(report: BenchReport): string {
   lines.push('');
   lines.push(...hostLines(report.host));
   lines.push(...fleetLines(report.fleet ?? []));
+  if (report.plant) lines.push(...plantLines(report.plant), '');
   lines.push(...deltaNoteLines());
   lines.push('modeled s: the update request\'s first write (MANIFEST when sent ahead, else BEGIN) to END acknowledged, less the CHALLENGE exchange (seed: packet-size write to DONE_ACK); setup s: advertising wait, connect, discovery, Status read, CHALLENGE.');
   for (const n of extras?.notes ?? []) lines.push(`note: ${n}`);

@@ -18,7 +18,7 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
 
   it('produces the JSON shape of the issue with sane relations between the rows', async function () {
     skipWithoutVectors(this);
-    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true, security: 'session-key' });
+    const report = await runBenchmark({ scenarios: ['reference'], images: ['esp32-hello_world.bin'], skipHost: true, security: 'session-key', plant: false });
     assert.deepEqual(Object.keys(report).sort(), ['host', 'rows']);
     assert.deepEqual(Object.keys(report.host).sort(), ['peakRssMB', 'throughputMBps']);
     assert.equal(report.rows.length, BENCH_PROTOCOLS.length);
@@ -45,9 +45,26 @@ describe('bench (smoke: one scenario, one image, every protocol)', function () {
     assert.equal(table.split('\n').filter((l) => l.startsWith('| reference |')).length, 3);
   });
 
+  it('runs only the plant rows with plantOnly and prints only their table and target', async () => {
+    const report = await runBenchmark({ plantOnly: true, plant: { devices: 4, imageBytes: 64 * 1024, gateways: [1, 2], canary: false } });
+    assert.deepEqual(report.rows, []);
+    assert.equal(report.fleet, undefined);
+    assert.deepEqual(
+      report.plant?.rows.map((r) => [r.gateways, r.succeeded, r.error]),
+      [
+        [1, 4, undefined],
+        [2, 4, undefined],
+      ],
+    );
+    const table = formatBenchTable(report);
+    assert.match(table, /^\| plant \| gateways \| devices \|/);
+    assert.match(table, /- plant: 4 gateways vs 1 not measured/);
+    assert.doesNotMatch(table, /host:|\| scenario \|/);
+  });
+
   it('measures host throughput and peak RSS with concurrent sessions', async function () {
     skipWithoutVectors(this);
-    const report = await runBenchmark({ scenarios: [], images: ['esp32-hello_world.bin'], concurrentSessions: 2, throughputRuns: 3, security: 'session-key' });
+    const report = await runBenchmark({ scenarios: [], images: ['esp32-hello_world.bin'], concurrentSessions: 2, throughputRuns: 3, security: 'session-key', plant: false });
     assert.equal(report.rows.length, 0);
     assert.ok(report.host.throughputMBps > 0);
     assert.equal(report.host.throughputRuns?.length, 3);

@@ -551,6 +551,19 @@ export class RolloutCoordinator extends EventEmitter {
     const now = this.clock.now();
     let inFlight = record.devices.filter(isInFlight).length;
     const perGateway = this.inFlightPerGateway();
+    // First every device whose best gateway has a free slot, then the rest onto any free gateway that sees
+    // them: a gateway never takes a neighbour's device while devices it sees best wait (that would leave
+    // them for the campaign's tail while the neighbour idles).
+    for (const device of record.devices) {
+      if (device.state !== 'pending' || device.wave !== record.currentWave) continue;
+      if (inFlight >= run.spec.maxConcurrent) break;
+      const tried = new Set(device.assignments.map((a) => a.gateway));
+      const choice = chooseGateway(this.view, { address: device.address, now, freshMs: this.assignFreshMs, triedBefore: tried, inFlight: (g) => perGateway.get(g) ?? 0, bestOnly: true });
+      if (!choice) continue;
+      this.assign(run, device, choice.gateway);
+      perGateway.set(choice.gateway, (perGateway.get(choice.gateway) ?? 0) + 1);
+      inFlight++;
+    }
     for (const device of record.devices) {
       if (device.state !== 'pending' || device.wave !== record.currentWave) continue;
       if (inFlight >= run.spec.maxConcurrent) break;
