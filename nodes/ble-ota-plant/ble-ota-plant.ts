@@ -10,7 +10,7 @@ import type { PlantNode } from './plant-node';
 import { PlantConnection } from './plant-connection';
 import { parsePlantSettings, type PlantSettings } from './plant-config';
 import { GatewayRole } from './gateway-role';
-import { connectMqttBus, type BusWill } from '../shared/plant-library';
+import { COORDINATOR_MAX_PAYLOAD_BYTES, connectMqttBus, type BusWill } from '../shared/plant-library';
 import { findAdapter } from '../shared/adapter-user';
 import { toOtaError } from '../../lib/errors';
 import { translator } from '../shared/i18n';
@@ -60,6 +60,8 @@ export = function (RED: NodeAPI) {
           ...(settings.password ? { password: settings.password } : {}),
           ...(settings.tls ? { tls: settings.tls } : {}),
           ...(will ? { will } : {}),
+          // One connection serves the gateway and the rollout node: a campaign's retained record may reach 4 MiB.
+          maxPayloadBytes: COORDINATOR_MAX_PAYLOAD_BYTES,
         });
       },
     });

@@ -5,32 +5,10 @@
  * coordinator re-assigns this gateway's devices at once instead of waiting for the will.
  */
 import { toOtaError } from '../../lib/errors';
-import type { AdapterScheduler } from '../../lib/ble/scheduler';
-import type { DiscoveredDevice } from '../../lib/ble/central';
 import type { AdapterConnection, AdapterState } from '../ble-ota-adapter/adapter-connection';
-import { GatewayAgent, PlantTopics, gatewayPorts, wallClock, type BusWill, presenceWill } from '../shared/plant-library';
+import { GatewayAgent, PlantTopics, wallClock, type BusWill, presenceWill } from '../shared/plant-library';
 import type { PlantConnection, PlantState } from './plant-connection';
 import type { PlantSettings } from './plant-config';
-
-/**
- * The scheduler as the agent sees it: scan results stamped on the wall clock. The agent publishes a device's
- * seenAt as its lastSeen, and coordinators in other processes compare that with their own Date.now(); the
- * scheduler stamps sightings on its own clock (performance.now() origin for real and plant adapters, modeled
- * time for a virtual one). Copies are shifted, never the scheduler's own records.
- */
-export function wallClockScans(scheduler: AdapterScheduler): AdapterScheduler {
-  const shift = (d: DiscoveredDevice): DiscoveredDevice => ({ ...d, seenAt: d.seenAt + wallClock.now() - scheduler.clock.now() });
-  return new Proxy(scheduler, {
-    get(target, prop) {
-      if (prop === 'scan') {
-        return (request: Parameters<AdapterScheduler['scan']>[0], onDevice?: (d: DiscoveredDevice) => void) =>
-          target.scan(request, onDevice ? (d) => onDevice(shift(d)) : undefined).then((seen) => seen.map(shift));
-      }
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 export type GatewayLog = (level: 'info' | 'warn' | 'error', text: string) => void;
 
@@ -99,7 +77,7 @@ export class GatewayRole {
         bus,
         topics: this.topics,
         gatewayId: this.settings.gatewayId,
-        scheduler: wallClockScans(backend.scheduler),
+        scheduler: backend.scheduler,
         clock: wallClock,
         slots: this.slots,
         adapter: { label: this.adapter.settings.label, simulated: this.adapter.settings.simulated },
@@ -107,7 +85,7 @@ export class GatewayRole {
         scanWindowMs: this.settings.scanWindowMs,
         scanEveryMs: this.settings.scanEveryMs,
         sightingsEveryMs: this.settings.sightingsEveryMs,
-        ...gatewayPorts(bus, this.topics, this.settings.gatewayId, this.settings.imageDir, this.log),
+        ...(this.settings.imageDir ? { imageDir: this.settings.imageDir } : {}),
         log: this.log,
       });
       await agent.start();

@@ -13,7 +13,7 @@ import { OtaError, toOtaError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus, SendFn } from '../shared/node-red';
 import type { PlantNode } from '../ble-ota-plant/plant-node';
 import type { PlantState } from '../ble-ota-plant/plant-connection';
-import { RolloutCoordinator, PlantTopics, coordinatorPorts, checkTopicId, wallClock, type CampaignProgress, type CampaignState, type DeviceResult } from '../shared/plant-library';
+import { RolloutCoordinator, PlantTopics, checkTopicId, wallClock, type CampaignProgress, type CampaignState, type DeviceResult } from '../shared/plant-library';
 import { DEFAULT_WAVES, parseRequest, parseWaves, type RolloutDefaults, type RolloutRequest } from './campaign-request';
 import { finished, openCount, progressOf } from './campaign-progress';
 import { translator } from '../shared/i18n';
@@ -157,7 +157,6 @@ function startRollout(RED: NodeAPI, node: Node, def: NodeDef): void {
         clock: wallClock,
         coordinatorId,
         images: firmwareDir ? { firmwareDir } : {},
-        ...coordinatorPorts(),
         log: (level, text) => (level === 'error' ? node.error(text) : level === 'warn' ? node.warn(text) : node.log(text)),
       });
       created.on('device', onDevice);

@@ -20,15 +20,15 @@ function seen(i: number, rssi: number, seenAt: number): DiscoveredDevice {
 describe('plant/gateway parts', () => {
   it('sightings: at most 1000, strongest first, a stale entry forgotten, an older sighting never replaces a newer one', () => {
     const table = new SightingsTable(30000);
-    for (let i = 0; i < 1200; i++) table.add(seen(i, -30 - (i % 70), 1000));
+    for (let i = 0; i < 1200; i++) table.add(seen(i, -30 - (i % 70), 1000), 1000);
     const list = table.current(2000);
     assert.equal(list.length, MAX_SIGHTINGS);
     for (let i = 1; i < list.length; i++) assert.ok(list[i - 1].rssi >= list[i].rssi);
     assert.equal(list[0].rssi, -30);
     assert.deepEqual(list[0], { address: list[0].address, name: list[0].name, rssi: -30, version: null, hashPrefix: null, protocol: 'unknown', otaState: null, sessionActive: false, lastSeen: 1000 });
-    table.add(seen(5, -90, 500));
+    table.add(seen(5, -90, 500), 500);
     assert.equal(table.current(2000).find((s) => s.name === 'dev-5')?.rssi, -35, 'the older sighting is ignored');
-    table.add(seen(5, -40, 40000));
+    table.add(seen(5, -40, 40000), 40000);
     assert.deepEqual(table.current(40000).map((s) => s.name), ['dev-5'], 'the others were not seen for 30 s');
     assert.equal(table.size, 1);
   });

@@ -3,7 +3,9 @@
  * payloads, a broker outage, and stop() (simulated fleet, virtual clock, in-process broker).
  */
 import { strict as assert } from 'assert';
+import type { Clock } from '../../lib/clock';
 import { appHash } from '../../lib/image';
+import { VirtualClock } from '../../lib/sim/virtual-clock';
 import { GatewayAgent, presenceWill } from '../../lib/plant/gateway/agent';
 import type { GatewayPresence, GatewaySightings } from '../../lib/plant/messages';
 import { CAMPAIGN, GATEWAY, device, gatewayEnv, installTask, testImage, type GatewayEnv } from './support/gateway-env';
@@ -34,6 +36,20 @@ describe('plant/GatewayAgent: presence, sightings, bad input, outage, stop', fun
     assert.deepEqual(JSON.parse(will.payload.toString()), { v: 1, gateway: GATEWAY, state: 'offline', at: 123, slots: { total: 2, free: 0 }, adapter: { label: 'x', simulated: false }, software: online?.software });
     env.broker.kill(GATEWAY);
     assert.equal(env.retained<GatewayPresence>(env.topics.presence(GATEWAY))?.state, 'offline');
+  });
+
+  it('stamps sightings on its own clock, not on the clock of the scheduler (coordinators in other processes compare lastSeen with theirs)', async () => {
+    const modeled = new VirtualClock();
+    // The agent counts epoch-like time, the adapter's scheduler counts from its own origin (as performance.now() does).
+    const epoch: Clock = { now: () => modeled.now() + 1.7e12, setTimer: (fn, ms) => modeled.setTimer(fn, ms), virtual: true };
+    env = await gatewayEnv([device('dev-a', A)], { clock: modeled, agent: { clock: epoch, sightingsEveryMs: 1000, scanWindowMs: 500, scanEveryMs: 1000 } });
+    await env.agent.start();
+    const topic = env.topics.sightings(GATEWAY);
+    await env.until(() => (env?.retained<GatewaySightings>(topic)?.devices.length ?? 0) === 1, 'a sighting');
+    const sightings = env.retained<GatewaySightings>(topic) as GatewaySightings;
+    assert.ok(sightings.at > 1.7e12);
+    const age = sightings.at - sightings.devices[0].lastSeen;
+    assert.ok(age >= 0 && age < 5000, `lastSeen ${sightings.devices[0].lastSeen} is ${age} ms before the message's time ${sightings.at}`);
   });
 
   it('publishes sightings with version and hash prefix from the advertisements, strongest first, and forgets a vanished device', async () => {

@@ -128,7 +128,15 @@ export class GatewayAgent extends EventEmitter {
     this.codec = options.codec ?? schemaGatewayCodec;
     this.publisher = new RetainedPublisher(this.bus, this.log);
     this.sightings = new SightingsTable(this.o.forgetAfterMs);
-    this.scan = new ScanLoop(options.scheduler, { clock: options.clock, windowMs: this.o.scanWindowMs, everyMs: this.o.scanEveryMs, onDevice: (d) => this.sightings.add(d), log: this.log });
+    this.scan = new ScanLoop(options.scheduler, { clock: options.clock, windowMs: this.o.scanWindowMs, everyMs: this.o.scanEveryMs, onDevice: (d) => this.sightings.add(d, this.onAgentClock(d.seenAt)), log: this.log });
+  }
+
+  /**
+   * A scheduler time (seenAt) on the agent's clock: sightings carry the agent's time, which coordinators in other
+   * processes compare with theirs; a scheduler counts on its own clock (performance.now(), or modeled time).
+   */
+  private onAgentClock(schedulerTime: number): number {
+    return this.options.clock.now() - (this.options.scheduler.clock.now() - schedulerTime);
   }
 
   status(): { running: number; queued: number; sightings: number } {

@@ -18,13 +18,16 @@ export class SightingsTable {
     return this.devices.size;
   }
 
-  /** A device seen at clock time `at` (the scheduler's seenAt). Devices without an address are skipped. */
-  add(device: DiscoveredDevice): void {
+  /**
+   * A device seen at `lastSeen`, on the agent's clock (the time other processes compare with theirs; the
+   * scheduler's seenAt is on the scheduler's own clock). Devices without an address are skipped.
+   */
+  add(device: DiscoveredDevice, lastSeen: number): void {
     const d = describeDevice(device);
     const address = (d.address || '').toLowerCase();
     if (address === '') return;
     const known = this.devices.get(address);
-    if (known && known.lastSeen > d.seenAt) return;
+    if (known && known.lastSeen > lastSeen) return;
     this.devices.set(address, {
       address,
       name: d.name,
@@ -34,7 +37,7 @@ export class SightingsTable {
       protocol: d.protocol,
       otaState: d.protocol === 'v2' && d.firmware.state !== 'undefined' ? d.firmware.state : null,
       sessionActive: d.firmware.sessionActive,
-      lastSeen: d.seenAt,
+      lastSeen,
     });
   }
 

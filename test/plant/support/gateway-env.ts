@@ -15,6 +15,7 @@ import { MemoryBroker } from '../../../lib/plant/memory-bus';
 import type { ExecutionStatus, InstallTask } from '../../../lib/plant/messages';
 import { PlantTopics } from '../../../lib/plant/topics';
 import { generateReleaseKeyPair, manifestForImage } from '../../../lib/security';
+import type { VirtualClock } from '../../../lib/sim/virtual-clock';
 import { SimDevice } from '../../../lib/sim/device';
 import { createSimFleet } from '../../../lib/sim/fleet';
 import type { SimDeviceConfig } from '../../../lib/sim/types';
@@ -82,8 +83,8 @@ export interface GatewayEnvOptions {
   agent?: Partial<GatewayAgentOptions>;
   images?: TestImage[];
   factoryImage?: Buffer;
-  /** 'virtual' (default) or 'real' time. */
-  clock?: 'virtual' | 'real';
+  /** 'virtual' (default) or 'real' time, or a virtual clock of the test's own. */
+  clock?: 'virtual' | 'real' | VirtualClock;
 }
 
 export async function gatewayEnv(devices: SimDeviceConfig[], options: GatewayEnvOptions = {}) {
