@@ -5,6 +5,7 @@
 export { connectMqttBus } from '../../lib/plant/mqtt-bus';
 export { GatewayAgent, presenceWill, type GatewayAgentOptions } from '../../lib/plant/gateway/agent';
 export { RolloutCoordinator, COORDINATOR_MAX_PAYLOAD_BYTES, type CoordinatorOptions } from '../../lib/plant/coordinator/coordinator';
+export { computeProgress } from '../../lib/plant/coordinator/progress';
 export { PlantTopics, checkPrefix, checkTopicId, DEFAULT_PLANT_PREFIX } from '../../lib/plant/topics';
 export type { BusConnectOptions, BusWill, PlantBus } from '../../lib/plant/bus';
 export type { CampaignProgress, CampaignRunState, CampaignSpec, CampaignState, DeviceCampaignState, DeviceResult, WaveSpec } from '../../lib/plant/messages';

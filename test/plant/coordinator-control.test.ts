@@ -1,6 +1,7 @@
 /** RolloutCoordinator: pause / resume / cancel, conflicts between campaigns, garbage on its topics, progress. */
 import { strict as assert } from 'assert';
 import type { CampaignProgress, CampaignState, DeviceClaim } from '../../lib/plant/messages';
+import { computeProgress } from '../../lib/plant/coordinator/progress';
 import { codeOf } from '../helpers/errors';
 import { CoordHarness, harnessPerTest, seeAll, succeedAfter } from './support/coord-harness';
 
@@ -163,6 +164,9 @@ describe('plant coordinator: control, conflicts, garbage, progress', () => {
     assert.equal(last.state, 'completed');
     assert.equal(last.counts.succeeded, 6);
     assert.equal(last.etaMs, 0);
+    // An ended campaign keeps the rate it ran at, however long after it is asked (a status an hour later).
+    assert.ok(last.devicesPerMinute > 0, String(last.devicesPerMinute));
+    assert.equal(computeProgress(c.campaign(state.id) as CampaignState, h.clock.now() + 3_600_000).devicesPerMinute, last.devicesPerMinute);
     for (let i = 1; i < published.length; i++) assert.ok(published[i].at - published[i - 1].at >= 200 - 2, 'at most one progress per 200 ms');
     const gaps = published.slice(1).map((x, i) => x.at - published[i].at);
     assert.ok(Math.max(...gaps) <= 3000 + 1000 + 2, `periodic while running, largest gap ${Math.max(...gaps)} ms`);

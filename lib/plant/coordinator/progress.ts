@@ -15,9 +15,12 @@ export function computeProgress(campaign: CampaignState, now: number): CampaignP
   for (const d of campaign.devices) counts[d.state] = (counts[d.state] ?? 0) + 1;
   // Devices that ended by running (skipped ones never ran), within the window.
   const ends = campaign.devices.filter((d) => d.state !== 'skipped' && isFinal(d.state) && d.endedAt !== null).map((d) => d.endedAt as number);
-  const windowStart = Math.max(now - RATE_WINDOW_MS, campaign.createdAt);
-  const inWindow = ends.filter((t) => t >= windowStart).length;
-  const windowMs = now - windowStart;
+  // An ended campaign keeps the rate it ran at: its window ends with its last device, not at the time of asking.
+  const ended = ['completed', 'aborted', 'cancelled'].includes(campaign.state) && ends.length > 0;
+  const rateAt = ended ? Math.max(...ends) : now;
+  const windowStart = Math.max(rateAt - RATE_WINDOW_MS, campaign.createdAt);
+  const inWindow = ends.filter((t) => t >= windowStart && t <= rateAt).length;
+  const windowMs = rateAt - windowStart;
   const devicesPerMinute = windowMs > 0 ? (inWindow * 60_000) / windowMs : 0;
   const remaining = counts.pending + counts.assigned + counts['in-progress'];
   let etaMs: number | null = null;
