@@ -65,21 +65,16 @@ export { parsePlantAddress };
  */
 export async function openPlantAdapter(options: PlantAdapterOptions): Promise<AdapterBackend> {
   const { host, port } = parsePlantAddress(options.plant);
-  const central = await createRemotePlantCentral({ host, port, gateway: options.gateway });
-  const scheduler = new AdapterScheduler(central, { maxConnections: options.maxConnections });
-  return {
-    central,
-    scheduler,
-    async close() {
-      await scheduler.close();
-      await central.close();
-    },
-  };
+  return centralBackend(await createRemotePlantCentral({ host, port, gateway: options.gateway }), options.maxConnections);
 }
 
 export async function openHciAdapter(deviceId: number, maxConnections: number): Promise<AdapterBackend> {
   // One noble instance per adapter; the library loads it lazily and reports a missing adapter typed.
-  const central = createHciCentral({ deviceId });
+  return centralBackend(createHciCentral({ deviceId }), maxConnections);
+}
+
+/** A central and its scheduler as one backend (no simulated fleet behind it); closing closes both. */
+function centralBackend(central: BleCentral & { close(): Promise<void> }, maxConnections: number): AdapterBackend {
   const scheduler = new AdapterScheduler(central, { maxConnections });
   return {
     central,

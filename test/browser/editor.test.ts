@@ -12,10 +12,9 @@ import * as path from 'path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Json } from '../nodes/support';
 import { repoRoot } from '../helpers/paths';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium';
 import { nodeRedBin } from '../helpers/node-red-under-test';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const root = repoRoot();
 const pkgName = 'node-red-contrib-esp32-ble-ota';
 /** The HTTP example's bearer token (its /ota answers 401 without one). */

@@ -15,12 +15,11 @@ import * as path from 'path';
 import * as mqtt from 'mqtt';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { repoRoot } from '../helpers/paths';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium';
 import { nodeRedBin } from '../helpers/node-red-under-test';
 import { startBroker, type TestBroker } from '../nodes/plant-support';
 import { PlantTopics } from '../../lib/plant/topics';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const root = repoRoot();
 const DASHBOARD = '@flowfuse/node-red-dashboard';
 
