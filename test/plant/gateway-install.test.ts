@@ -176,6 +176,18 @@ describe('plant/GatewayAgent: install tasks', function () {
     assert.equal(env.devices[1].flash.opCount + env.devices[2].flash.opCount, 0);
   });
 
+  it('a device of another chip than the image (a selector that matched too much) fails WRONG_CHIP before anything is written', async () => {
+    env = await gatewayEnv([device('dev-a', A, { chip: 'esp32c3' })], { images: [image] });
+    await env.agent.start();
+    const task = installTask(A, image);
+    await env.send(task);
+    const end = await env.end(task.taskId);
+    assert.equal(end.state, 'failed');
+    assert.equal(end.error?.code, 'WRONG_CHIP', JSON.stringify(end.error));
+    assert.equal(env.devices[0].flash.opCount, 0, 'nothing erased or written');
+    assert.equal(env.devices[0].installs, 0);
+  });
+
   it('a task for a device this gateway cannot find fails DEVICE_NOT_FOUND', async () => {
     env = await gatewayEnv([device('dev-a', A)], { images: [image], agent: { findTimeoutMs: 3000 } });
     await env.agent.start();
