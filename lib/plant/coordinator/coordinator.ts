@@ -64,8 +64,12 @@ export const COORDINATOR_MAX_PAYLOAD_BYTES = PLANT_STATE_PAYLOAD_LIMIT;
 
 /** Added to deviceTimeoutMs: the coordinator's timeout for a task (the gateway's own is deviceTimeoutMs). */
 export const TASK_TIMEOUT_GRACE_MS = 30_000;
-/** How long a gateway has to answer a cancel before the device is given up (never handed on: it may still run). */
-export const CANCEL_ANSWER_MS = 30_000;
+/**
+ * How long a gateway has to answer a cancel before the device is given up (never handed on: it may still run).
+ * The gateway's answer can take its whole undo: finding the device (10 s), waiting for an installed image to
+ * come back for its rollback (verifyWaitMs, 30 s) and, when that fails, one more Status read (10 s + the read).
+ */
+export const CANCEL_ANSWER_MS = 90_000;
 /** At most one retained state and one progress publish per campaign per this interval. */
 export const PUBLISH_INTERVAL_MS = 200;
 const HOUSEKEEPING_MS = 1000;

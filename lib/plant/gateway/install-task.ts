@@ -151,8 +151,31 @@ async function undoWrite(task: InstallTask, ctx: InstallContext, appSha256: stri
     return { ...ended, ...(now ? { after: now } : {}) };
   } catch (err) {
     const e = toOtaError(err);
+    // The rollback could not be done (the device rebooting, a lost link): one more look, on a new connection,
+    // says what the device runs now, so the campaign's record agrees with the device.
+    const settled = await lookAgain(task, ctx, appSha256, ended, failure);
+    if (settled) return settled;
     // A stopped task is reported by what went wrong in its rollback; a failed one keeps its own code.
     const code = failure.code === 'TASK_CANCELLED' || failure.code === 'TASK_TIMEOUT' ? e.code : failure.code;
     return { ...ended, state: 'failed', error: { code, message: `${failure.code}: ${failure.message}; then the rollback of the written image failed (${e.code}): ${e.message}` } };
+  }
+}
+
+/** After a failed rollback: the device's Status once more; an outcome when it settles the question, else null. */
+async function lookAgain(task: InstallTask, ctx: InstallContext, appSha256: string, ended: TaskOutcome, failure: OtaError): Promise<TaskOutcome | null> {
+  try {
+    const report = await readDeviceStatus(ctx.scheduler, { device: task.device.address, findTimeoutMs: 10000 });
+    const status = report.status;
+    if (!status) return null;
+    const now = firmwareOf(status);
+    if (status.runningSha256 === appSha256 && status.otaStateName === 'valid') {
+      ctx.log('warn', `${task.device.address}: ${failure.code} came after the device had installed and confirmed the image; it runs it`);
+      return { state: 'succeeded', before: ended.before, after: now, installed: true };
+    }
+    // The old image runs and nothing of the new one is pending: the stop took effect.
+    if (status.runningSha256 !== appSha256 && status.otaStateName !== 'pending-verify') return { ...ended, after: now };
+    return null;
+  } catch {
+    return null;
   }
 }
