@@ -305,7 +305,8 @@ describe('plant rollout: three gateway runtimes, a coordinator runtime, one brok
         assert.equal(device.sha256, newAppSha, `${d.name} succeeded but runs ${device.sha256}`);
       } else {
         assert.ok(record.error && record.error.code, `${d.name} ended ${record.state} without a reason`);
-        assert.notEqual(device.sha256, newAppSha, `${d.name} ended ${record.state} but runs the new image`);
+        // Only a gateway that could neither roll back nor read the device afterwards may leave this open, and says so.
+        if (record.error.code !== 'ROLLBACK_TIMEOUT') assert.notEqual(device.sha256, newAppSha, `${d.name} ended ${record.state} (${record.error.code}) but runs the new image`);
       }
       if (d.failing) assert.ok(['rolled-back', 'failed', 'cancelled'].includes(record.state), `${d.name} (failing diagnostics) ended ${record.state}`);
     }
