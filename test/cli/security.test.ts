@@ -10,11 +10,12 @@ import { runCli } from './run-cli';
 const NO_KEY_ENV = { BLE_OTA_MASTER_KEY: undefined, BLE_OTA_FLEET_KEY: undefined };
 
 function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  return runCli(args, 20000, { ...NO_KEY_ENV, ...env });
+  // Generous: each call is a fresh Node process (module load, key generation) on a CI machine that may be busy.
+  return runCli(args, 60000, { ...NO_KEY_ENV, ...env });
 }
 
 describe('cli keys and manifests', function () {
-  this.timeout(30000);
+  this.timeout(180000);
   let dir: string;
   let keys: string;
   let image: string;
