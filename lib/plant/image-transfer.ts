@@ -5,11 +5,11 @@
  * QoS 1, one after the other. The ImageCache on the gateway reassembles them, checks the SHA-256 and keeps
  * the image in memory (and in a directory, if given) for the next device.
  */
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Clock, TimerHandle } from '../clock';
 import { OtaError } from '../errors';
+import { fileSha256 } from '../image';
 import type { BusMessage, PlantBus, Unsubscribe } from './bus';
 import { IMAGE_CHUNK_BYTES, IMAGE_CHUNK_MAGIC, type ImageRequest } from './messages';
 import { PLANT_MAX_IMAGE_BYTES, encodePlantMessage, parsePlantMessage } from './schemas';
@@ -23,8 +23,9 @@ export const DEFAULT_MEMORY_IMAGES = 4;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** Hex SHA-256 of an image file (lib/image fileSha256): the digest every plant message names. */
 export function sha256Hex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  return fileSha256(data).toString('hex');
 }
 
 export function chunkCountOf(total: number): number {

@@ -3,12 +3,12 @@
  * read: IMAGE_UNKNOWN) or base64 in the spec; checks its SHA-256 and reads chip, version and project from
  * it (lib/image). The manifest is the spec's, else `<file>.manifest` beside the file when it exists.
  */
-import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { OtaError } from '../../errors';
 import { appHash, validateAppImage } from '../../image';
 import type { CampaignSpec, ImageRef } from '../messages';
+import { sha256Hex } from '../image-transfer';
 
 export interface LoadedImage {
   bytes: Buffer;
@@ -48,6 +48,11 @@ async function readOptional(file: string): Promise<Buffer | null> {
   }
 }
 
+/** A campaign image that names neither a file nor base64 bytes: nothing to load. */
+export function noImageSource(sha256: unknown): OtaError {
+  return new OtaError('IMAGE_UNKNOWN', `the campaign gives no source for image ${String(sha256)}: set image.file or image.base64`);
+}
+
 export async function loadCampaignImage(image: CampaignSpec['image'], firmwareDir: string | undefined): Promise<LoadedImage> {
   let bytes: Buffer;
   let manifest: string | undefined = image.manifest === undefined ? undefined : decodeBase64(image.manifest, 'image.manifest').toString('base64');
@@ -63,9 +68,9 @@ export async function loadCampaignImage(image: CampaignSpec['image'], firmwareDi
       if (side) manifest = side.toString('base64');
     }
   } else {
-    throw new OtaError('IMAGE_UNKNOWN', `the campaign gives no source for image ${image.sha256}: set image.file or image.base64`);
+    throw noImageSource(image.sha256);
   }
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const sha256 = sha256Hex(bytes);
   if (sha256 !== image.sha256.toLowerCase()) {
     throw new OtaError('IMAGE_HASH_MISMATCH', `the image's SHA-256 is ${sha256}, not the ${image.sha256} the campaign names`);
   }

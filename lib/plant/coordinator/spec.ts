@@ -1,18 +1,20 @@
 /**
- * Campaign spec checks beyond the message schema (waves, selector, versions, limits) and the defaults the
- * coordinator runs with. Every refusal is CAMPAIGN_INVALID naming the field.
+ * A campaign spec as the coordinator runs it: its known fields, checked by the campaignSpec schema plus what a
+ * schema cannot say (selector, versions), with the defaults filled in. Every refusal is CAMPAIGN_INVALID naming
+ * the field.
  */
 import { randomBytes } from 'crypto';
 import { OtaError } from '../../errors';
 import { parseVersion } from '../../image';
-import type { CampaignSpec, WaveSpec } from '../messages';
+import type { CampaignSpec } from '../messages';
+import { parsePlantMessage } from '../schemas';
+import { noImageSource } from './image-source';
 import { checkTopicId } from '../topics';
 
 export const DEFAULT_DEVICE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_CONCURRENT = 20;
 export const DEFAULT_MAX_REASSIGNMENTS = 2;
 export const DEFAULT_MAX_ATTEMPTS = 3;
-const MAX_WAVES = 100;
 
 /** A spec with every default filled in (what runs and what the retained state records). */
 export interface NormalizedSpec extends CampaignSpec {
@@ -34,59 +36,65 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function checkInteger(value: unknown, field: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function checkWave(wave: unknown, index: number): WaveSpec {
-  const where = `waves[${index}]`;
-  if (!isObject(wave)) throw invalid(`${where} must be an object`);
-  const hasCount = wave.count !== undefined;
-  const hasPercent = wave.percent !== undefined;
-  if (hasCount === hasPercent) throw invalid(`${where} must have exactly one of "count" and "percent"`);
-  checkInteger(wave.count, `${where}.count`, 1, 1_000_000);
-  if (hasPercent && (typeof wave.percent !== 'number' || !(wave.percent > 0) || wave.percent > 100)) {
-    throw invalid(`${where}.percent must be a number above 0 and at most 100, got ${JSON.stringify(wave.percent)}`);
-  }
-  checkInteger(wave.maxFailures, `${where}.maxFailures`, 1, 1_000_000);
-  if (wave.maxFailurePercent !== undefined && (typeof wave.maxFailurePercent !== 'number' || !(wave.maxFailurePercent >= 0) || wave.maxFailurePercent > 100)) {
-    throw invalid(`${where}.maxFailurePercent must be a number from 0 to 100, got ${JSON.stringify(wave.maxFailurePercent)}`);
-  }
-  // Only the known fields: the spec is part of the retained record, which the schema checks strictly.
-  return pick(wave, ['count', 'percent', 'maxFailures', 'maxFailurePercent']) as WaveSpec;
-}
-
-function pick(source: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+function pick(source: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
   return out;
 }
 
-function checkSelector(target: unknown): void {
-  if (!isObject(target)) throw invalid('target must be an object');
-  const { namePrefix, nameRegex, chip, versionOlderThan, devices } = target;
-  if (namePrefix !== undefined && (typeof namePrefix !== 'string' || namePrefix === '')) throw invalid('target.namePrefix must be a non-empty string');
+const SPEC_FIELDS = ['id', 'name', 'image', 'target', 'waves', 'deviceTimeoutMs', 'maxConcurrent', 'encoding', 'confirm', 'maxAttempts', 'maxReassignments'] as const;
+const IMAGE_FIELDS = ['sha256', 'file', 'base64', 'manifest'] as const;
+const TARGET_FIELDS = ['namePrefix', 'nameRegex', 'chip', 'versionOlderThan', 'devices'] as const;
+const WAVE_FIELDS = ['count', 'percent', 'maxFailures', 'maxFailurePercent'] as const;
+
+/**
+ * Only the fields a spec has: a request may carry others (they are dropped, not refused), while the spec is
+ * part of the retained record, which the schema checks strictly.
+ */
+function knownFields(input: Record<string, unknown>): Record<string, unknown> {
+  const spec = pick(input, SPEC_FIELDS);
+  if (isObject(spec.image)) {
+    spec.image = pick(spec.image, IMAGE_FIELDS);
+    // A digest in capitals names the same image (the record keeps it in lower case).
+    const image = spec.image as Record<string, unknown>;
+    if (typeof image.sha256 === 'string') image.sha256 = image.sha256.toLowerCase();
+  }
+  if (isObject(spec.target)) spec.target = pick(spec.target, TARGET_FIELDS);
+  if (Array.isArray(spec.waves)) spec.waves = spec.waves.map((w: unknown) => (isObject(w) ? pick(w, WAVE_FIELDS) : w));
+  return spec;
+}
+
+/** Structure, types and ranges: the campaignSpec schema (lib/plant/schemas.ts), refusals as CAMPAIGN_INVALID. */
+function checkBySchema(spec: Record<string, unknown>): CampaignSpec {
+  const image = spec.image;
+  if (isObject(image) && image.file === undefined && image.base64 === undefined) throw noImageSource(image.sha256);
+  try {
+    return parsePlantMessage('campaignSpec', spec);
+  } catch (err) {
+    const e = err as OtaError;
+    if (e.code === 'PAYLOAD_INVALID') throw invalid(e.message.replace(/^campaignSpec message: /, ''));
+    if (e.code === 'PAYLOAD_TOO_LARGE') {
+      const hint = isObject(image) && image.base64 !== undefined ? ' (the base64 image is part of it: give the image as a file in the firmware directory)' : '';
+      throw invalid(`${e.message}${hint}`);
+    }
+    throw err;
+  }
+}
+
+/** What the schema cannot say: a selector that compiles, a version that parses, a target that names devices. */
+function checkSelector(target: CampaignSpec['target']): void {
+  const { namePrefix, nameRegex, versionOlderThan, devices } = target;
   if (nameRegex !== undefined) {
-    if (typeof nameRegex !== 'string' || nameRegex === '') throw invalid('target.nameRegex must be a non-empty string');
     try {
       new RegExp(nameRegex);
     } catch (err) {
       throw invalid(`target.nameRegex ${JSON.stringify(nameRegex)} is not a valid regular expression (${(err as Error).message})`);
     }
   }
-  if (chip !== undefined && (typeof chip !== 'string' || chip === '')) throw invalid('target.chip must be a chip name such as "esp32c3"');
-  if (versionOlderThan !== undefined && (typeof versionOlderThan !== 'string' || !parseVersion(versionOlderThan))) {
+  if (versionOlderThan !== undefined && !parseVersion(versionOlderThan)) {
     throw invalid(`target.versionOlderThan must be a version such as "1.2.3", got ${JSON.stringify(versionOlderThan)}`);
   }
-  if (devices !== undefined) {
-    if (!Array.isArray(devices) || devices.length === 0 || devices.some((d) => typeof d !== 'string' || d === '')) {
-      throw invalid('target.devices must be a non-empty list of device addresses or names');
-    }
-  }
+  if (devices !== undefined && devices.length === 0) throw invalid('target.devices must be a non-empty list of device addresses or names');
   if (namePrefix === undefined && nameRegex === undefined && versionOlderThan === undefined && devices === undefined) {
     // Selecting every device in range by accident is worse than asking for one criterion.
     throw invalid('target must name devices: namePrefix, nameRegex, versionOlderThan or devices');
@@ -102,31 +110,21 @@ export function generateCampaignId(nowMs: number): string {
 
 export function normalizeSpec(input: unknown, nowMs: number): NormalizedSpec {
   if (!isObject(input)) throw invalid('a campaign spec must be an object');
-  const spec = input as unknown as CampaignSpec;
-  const id = spec.id === undefined ? generateCampaignId(nowMs) : checkIdField(spec.id);
-  if (spec.name !== undefined && (typeof spec.name !== 'string' || spec.name.length > 200)) throw invalid('name must be a string of at most 200 characters');
-  if (!isObject(spec.image as unknown)) throw invalid('image must be an object with sha256 and file or base64');
-  if (typeof spec.image.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(spec.image.sha256)) throw invalid('image.sha256 must be 64 hexadecimal digits');
-  for (const field of ['file', 'base64', 'manifest'] as const) {
-    if (spec.image[field] !== undefined && typeof spec.image[field] !== 'string') throw invalid(`image.${field} must be a string`);
-  }
+  const known = knownFields(input);
+  // A campaign id that is not a topic level is named as such, before the schema's pattern says it.
+  const id = known.id === undefined ? generateCampaignId(nowMs) : checkIdField(known.id);
+  const spec = checkBySchema({ ...known, id });
   checkSelector(spec.target);
-  if (!Array.isArray(spec.waves) || spec.waves.length === 0 || spec.waves.length > MAX_WAVES) throw invalid(`waves must be a list of 1 to ${MAX_WAVES} waves`);
-  const waves = spec.waves.map((w, i) => checkWave(w, i));
-  if (spec.encoding !== undefined && !['auto', 'raw', 'deflate', 'delta'].includes(spec.encoding)) throw invalid('encoding must be auto, raw, deflate or delta');
-  if (spec.confirm !== undefined && typeof spec.confirm !== 'boolean') throw invalid('confirm must be true or false');
   return {
+    ...spec,
     id,
     name: spec.name ?? id,
-    image: { ...(pick(spec.image, ['file', 'base64', 'manifest']) as CampaignSpec['image']), sha256: spec.image.sha256.toLowerCase() },
-    target: pick(spec.target as unknown as Record<string, unknown>, ['namePrefix', 'nameRegex', 'chip', 'versionOlderThan', 'devices']) as CampaignSpec['target'],
-    waves,
-    deviceTimeoutMs: checkInteger(spec.deviceTimeoutMs, 'deviceTimeoutMs', 1000, 24 * 3600_000) ?? DEFAULT_DEVICE_TIMEOUT_MS,
-    maxConcurrent: checkInteger(spec.maxConcurrent, 'maxConcurrent', 1, 10_000) ?? DEFAULT_MAX_CONCURRENT,
+    deviceTimeoutMs: spec.deviceTimeoutMs ?? DEFAULT_DEVICE_TIMEOUT_MS,
+    maxConcurrent: spec.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
     encoding: spec.encoding ?? 'auto',
     confirm: spec.confirm ?? true,
-    maxAttempts: checkInteger(spec.maxAttempts, 'maxAttempts', 1, 100) ?? DEFAULT_MAX_ATTEMPTS,
-    maxReassignments: checkInteger(spec.maxReassignments, 'maxReassignments', 0, 100) ?? DEFAULT_MAX_REASSIGNMENTS,
+    maxAttempts: spec.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    maxReassignments: spec.maxReassignments ?? DEFAULT_MAX_REASSIGNMENTS,
   };
 }
 

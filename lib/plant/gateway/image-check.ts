@@ -3,10 +3,10 @@
  * size the coordinator named (IMAGE_HASH_MISMATCH), a valid app image (lib/image's codes), and built for the
  * chip and with the version the reference claims (WRONG_CHIP, VERSION_MISMATCH).
  */
-import { createHash } from 'crypto';
 import { OtaError } from '../../errors';
 import { appHash, checkImageForTarget, isChipName, validateAppImage } from '../../image';
 import type { ImageRef } from '../messages';
+import { sha256Hex } from '../image-transfer';
 
 export interface CheckedImage {
   /** What the device reports as running once it runs this image (esp_partition_get_sha256). */
@@ -14,7 +14,7 @@ export interface CheckedImage {
 }
 
 export function checkTaskImage(image: Buffer, ref: ImageRef): CheckedImage {
-  const sha256 = createHash('sha256').update(image).digest('hex');
+  const sha256 = sha256Hex(image);
   if (sha256 !== ref.sha256.toLowerCase() || image.length !== ref.size) {
     throw new OtaError('IMAGE_HASH_MISMATCH', `the image fetched for ${ref.sha256.slice(0, 16)}… (${ref.size} bytes) is ${sha256.slice(0, 16)}… (${image.length} bytes)`, {
       expected: ref.sha256,
