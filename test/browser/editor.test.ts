@@ -6,7 +6,6 @@
 import { strict as assert } from 'assert';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -14,21 +13,13 @@ import type { Json } from '../nodes/support';
 import { repoRoot } from '../helpers/paths';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium';
 import { nodeRedBin } from '../helpers/node-red-under-test';
+import { freePort } from '../helpers/free-port';
 
 const root = repoRoot();
 const pkgName = 'node-red-contrib-esp32-ble-ota';
 /** The HTTP example's bearer token (its /ota answers 401 without one). */
 const TOKEN = 'browser-test-token';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startNodeRed(userDir: string, port: number): Promise<ChildProcess> {
   fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });

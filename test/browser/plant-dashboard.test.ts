@@ -7,16 +7,15 @@
  * .node-red-user-plant/main, OTA_DASHBOARD_DIR names another installation) the test says so and skips.
  */
 import { strict as assert } from 'assert';
-import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import * as mqtt from 'mqtt';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { repoRoot } from '../helpers/paths';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium';
-import { nodeRedBin } from '../helpers/node-red-under-test';
+import { startNodeRedProcess, type NodeRedProcess } from '../helpers/node-red-process';
 import { startBroker, type TestBroker } from '../nodes/plant-support';
 import { PlantTopics } from '../../lib/plant/topics';
 
@@ -47,19 +46,10 @@ function installDashboardForCi(): string {
   return pkg;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('"Plant dashboard" in Chromium', function () {
   this.timeout(90000);
-  let red: ChildProcess | null = null;
+  let red: NodeRedProcess | null = null;
   let context: BrowserContext | null = null;
   let broker: TestBroker | null = null;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ota-dashboard-'));
@@ -76,26 +66,19 @@ describe('"Plant dashboard" in Chromium', function () {
     const url = new URL(broker.url);
     const userDir = path.join(tmp, 'user');
     fs.mkdirSync(path.join(userDir, 'node_modules', '@flowfuse'), { recursive: true });
-    fs.symlinkSync(root, path.join(userDir, 'node_modules', 'node-red-contrib-esp32-ble-ota'), 'dir');
     fs.symlinkSync(dashboard as string, path.join(userDir, 'node_modules', DASHBOARD), 'dir');
     const example = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'Plant dashboard.json'), 'utf8')) as Array<Record<string, unknown>>;
     const flows = [{ id: 'plant-dashboard-flow', type: 'tab', label: 'Plant dashboard' }, ...example.map((n) => (n.type === 'mqtt-broker' ? { ...n, broker: url.hostname, port: url.port } : n))];
-    fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
-    const port = await freePort();
-    fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = { uiHost: '127.0.0.1', uiPort: ${port}, flowFile: 'flows.json', credentialSecret: 'dashboard-test', editorTheme: { tours: false, projects: { enabled: false } }, diagnostics: { enabled: false }, telemetry: { enabled: false }, logging: { console: { level: 'warn' } } };\n`);
-    red = spawn(process.execPath, [nodeRedBin, '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    red.stdout?.on('data', (d) => (output += d));
-    red.stderr?.on('data', (d) => (output += d));
-    const base = `http://127.0.0.1:${port}`;
+    red = await startNodeRedProcess({ name: 'dashboard', flows, userDir });
+    const base = `http://127.0.0.1:${red.port}`;
     const deadline = Date.now() + 30000;
     for (;;) {
       try {
         if ((await fetch(`${base}/dashboard/rollouts`)).ok) break;
       } catch {
-        // not listening yet
+        // not served yet
       }
-      if (Date.now() > deadline || red.exitCode !== null) throw new Error(`Node-RED with the dashboard did not start:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`Node-RED did not serve the dashboard page:\n${red.output().slice(-4000)}`);
       await new Promise((r) => setTimeout(r, 300));
     }
     context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
@@ -104,11 +87,7 @@ describe('"Plant dashboard" in Chromium', function () {
 
   after(async () => {
     await context?.close();
-    if (red && red.exitCode === null) {
-      const exited = new Promise((resolve) => red?.once('exit', resolve));
-      red.kill('SIGTERM');
-      await exited;
-    }
+    await red?.stop();
     await broker?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });

@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { nodeRedBin } from './node-red-under-test';
 import { repoRoot } from './paths';
+import { freePort } from './free-port';
 
 export interface NodeRedProcessOptions {
   /** Names the process in logs and failures. */
@@ -36,16 +37,6 @@ export interface NodeRedProcess {
   kill(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = http.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 function prepareUserDir(dir: string, options: NodeRedProcessOptions, port: number): void {
   fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });

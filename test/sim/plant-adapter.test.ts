@@ -5,10 +5,10 @@
  * and the plant gives it a new central), and the gateway sees its devices again.
  */
 import { strict as assert } from 'assert';
-import * as net from 'net';
 import { openPlantAdapter, type AdapterBackend } from '../../nodes/shared/library';
 import { PlantSim } from '../../lib/sim/plant';
 import { codeOf } from '../helpers/errors';
+import { freePort } from '../helpers/free-port';
 
 const LAYOUT = {
   gateways: ['gw-a'],
@@ -17,13 +17,6 @@ const LAYOUT = {
   clock: 'real',
 };
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 async function until(condition: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
