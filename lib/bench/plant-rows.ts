@@ -17,11 +17,11 @@ import type { Clock } from '../clock';
 import { toOtaError } from '../errors';
 import { appHash, buildAppImage } from '../image';
 import { GatewayAgent, presenceWill } from '../plant/gateway/agent';
-import { ImageCache, ImageServer, sha256Hex } from '../plant/image-transfer';
+import { sha256Hex } from '../plant/image-transfer';
 import { MemoryBroker } from '../plant/memory-bus';
 import type { CampaignState, GatewaySightings, WaveSpec } from '../plant/messages';
 import { RolloutCoordinator } from '../plant/coordinator/coordinator';
-import { encodePlantMessage, parsePlantMessage } from '../plant/schemas';
+import { parsePlantMessage } from '../plant/schemas';
 import { PlantTopics } from '../plant/topics';
 import { addressFromName, createSimDevice, type SimDevice } from '../sim/device';
 import { createHciNoble } from '../sim/hci/noble-hci-loader';
@@ -162,8 +162,6 @@ async function runPlant(gateways: number, devices: number, image: Buffer, waves:
         slots: o.slots,
         adapter,
         keys: { masterKey },
-        codec: { decodeTask: (p) => parsePlantMessage('task', p), encode: encodePlantMessage },
-        images: new ImageCache(bus, topics, id, clock),
         log: (level, text) => level !== 'info' && warnings.push(`${id}: ${text}`),
       });
       agents.push(agent);
@@ -175,8 +173,6 @@ async function runPlant(gateways: number, devices: number, image: Buffer, waves:
       clock,
       coordinatorId: 'bench-coordinator',
       images: { firmwareDir },
-      codec: { decode: parsePlantMessage, encode: encodePlantMessage },
-      imageServer: (bus, t, lookup, log) => new ImageServer(bus, t, lookup, log),
       log: (level, text) => level !== 'info' && warnings.push(`coordinator: ${text}`),
     });
     await coordinator.start();

@@ -27,7 +27,8 @@ import { chooseGateway, isSeen } from './assignment';
 import { ADDRESS, buildCampaignState, resumeProblem, currentAssignment, deviceResult, isInFlight, type CampaignRun, type DeviceRuntime } from './campaign-record';
 import { Coalescer } from './coalescer';
 import { loadCampaignImage } from './image-source';
-import { plantImageServer, schemaPlantCodec, type CoordinatorMessageKind, type CoordinatorMessages, type ImageServerFactory, type ImageServing, type PlantCodec } from './ports';
+import { plantImageServer, type ImageServerFactory, type ImageServing } from './ports';
+import { encodePlantMessage, parsePlantMessage, type MessageOf, type PlantMessageKind } from '../schemas';
 import { computeProgress, isFinal } from './progress';
 import { PlantView, selectDevices } from './selection';
 import { normalizeSpec, type NormalizedSpec } from './spec';
@@ -48,8 +49,6 @@ export interface CoordinatorOptions {
   sightingFreshMs?: number;
   /** Sightings older than this do not make a gateway a candidate for a device (default 30000 ms). */
   assignFreshMs?: number;
-  /** Decodes and encodes the plant messages (default: the plant's schemas, schemaPlantCodec). */
-  codec?: PlantCodec;
   /** Answers the gateways' image requests (default: lib/plant/image-transfer.ts ImageServer). */
   imageServer?: ImageServerFactory;
   log?: (level: CoordinatorLogLevel, text: string) => void;
@@ -106,7 +105,6 @@ function errorOf(value: unknown): { code: string; message: string } | null {
   return typeof code === 'string' && typeof message === 'string' ? { code: code.slice(0, 64), message: message.slice(0, 1000) } : null;
 }
 
-const EXECUTION_STATES: ReadonlySet<string> = new Set(['queued', 'in-progress', 'succeeded', 'failed', 'rolled-back', 'cancelled']);
 
 function isActive(state: CampaignRunState): boolean {
   return state === 'running' || state === 'paused';
@@ -117,7 +115,6 @@ export class RolloutCoordinator extends EventEmitter {
   private readonly topics: PlantTopics;
   private readonly clock: Clock;
   private readonly id: string;
-  private readonly codec: PlantCodec;
   private readonly progressEveryMs: number;
   private readonly sightingFreshMs: number;
   private readonly assignFreshMs: number;
@@ -142,7 +139,6 @@ export class RolloutCoordinator extends EventEmitter {
     this.topics = options.topics;
     this.clock = options.clock;
     this.id = options.coordinatorId;
-    this.codec = options.codec ?? schemaPlantCodec;
     this.progressEveryMs = options.progressEveryMs ?? 5000;
     this.sightingFreshMs = options.sightingFreshMs ?? 60_000;
     this.assignFreshMs = options.assignFreshMs ?? 30_000;
@@ -285,7 +281,7 @@ export class RolloutCoordinator extends EventEmitter {
   // ---- messages in ------------------------------------------------------------------------------------
 
   /** Decodes, hands over, and turns anything thrown into a warning (a bad message never stops the coordinator). */
-  private handler<K extends CoordinatorMessageKind>(kind: K, handle: (message: CoordinatorMessages[K], raw: BusMessage) => void): (raw: BusMessage) => void {
+  private handler<K extends PlantMessageKind>(kind: K, handle: (message: MessageOf<K>, raw: BusMessage) => void): (raw: BusMessage) => void {
     return (raw) => {
       if (this.stopped) return;
       // An empty retained payload is a cleared topic (MQTT 3.1.1 §3.3.1.3), not a malformed message.
@@ -293,9 +289,9 @@ export class RolloutCoordinator extends EventEmitter {
         if (kind === 'campaignState') this.onCampaignStateCleared(raw.topic);
         return;
       }
-      let message: CoordinatorMessages[K];
+      let message: MessageOf<K>;
       try {
-        message = this.codec.decode(kind, raw.payload);
+        message = parsePlantMessage(kind, raw.payload);
       } catch (err) {
         const e = toOtaError(err);
         this.warn(`dropped a ${kind} message on ${raw.topic}: ${e.code}: ${e.message}`);
@@ -322,7 +318,7 @@ export class RolloutCoordinator extends EventEmitter {
     this.pumpAll();
   }
 
-  private onSightings(message: CoordinatorMessages['sightings']): void {
+  private onSightings(message: MessageOf<'sightings'>): void {
     this.view.setSightings(message);
     this.pumpAll();
   }
@@ -335,7 +331,7 @@ export class RolloutCoordinator extends EventEmitter {
       return;
     }
     try {
-      const claim = this.codec.decode('claim', raw.payload);
+      const claim = parsePlantMessage('claim', raw.payload);
       this.claims.set(claim.address.toLowerCase(), claim);
     } catch (err) {
       const e = toOtaError(err);
@@ -392,10 +388,6 @@ export class RolloutCoordinator extends EventEmitter {
   private onExecution(run: CampaignRun, status: ExecutionStatus): void {
     if (status.campaign !== run.record.id) {
       this.warn(`an execution status on campaign ${run.record.id}'s topic names campaign ${status.campaign}; ignored`);
-      return;
-    }
-    if (!EXECUTION_STATES.has(status.state)) {
-      this.warn(`campaign ${run.record.id}: ignored an execution status with the unknown state ${JSON.stringify(status.state).slice(0, 40)} from ${status.gateway}`);
       return;
     }
     const device = run.record.devices.find((d) => d.address === String(status.device.address).toLowerCase());
@@ -624,7 +616,7 @@ export class RolloutCoordinator extends EventEmitter {
       options: { encoding: run.spec.encoding, confirm: run.spec.confirm, maxAttempts: run.spec.maxAttempts },
     };
     this.log('info', `campaign ${run.record.id}: ${device.address} -> ${gateway} (task ${taskId})`);
-    this.send(this.topics.tasks(gateway), () => this.codec.encode('task', task), `task ${taskId} to ${gateway}`);
+    this.send(this.topics.tasks(gateway), () => encodePlantMessage('task', task), `task ${taskId} to ${gateway}`);
     this.changed(run);
   }
 
@@ -635,7 +627,7 @@ export class RolloutCoordinator extends EventEmitter {
     rt.timer = this.after(() => this.onCancelUnanswered(run, device), CANCEL_ANSWER_MS);
     if (!device.gateway || !device.taskId) return;
     const cancel = { v: 1 as const, type: 'cancel' as const, taskId: device.taskId, campaign: run.record.id, reason };
-    this.send(this.topics.tasks(device.gateway), () => this.codec.encode('task', cancel), `cancel of task ${device.taskId} to ${device.gateway}`);
+    this.send(this.topics.tasks(device.gateway), () => encodePlantMessage('task', cancel), `cancel of task ${device.taskId} to ${device.gateway}`);
   }
 
   private onTaskTimeout(run: CampaignRun, device: CampaignDevice): void {
@@ -758,7 +750,7 @@ export class RolloutCoordinator extends EventEmitter {
     run.record.updatedAt = this.clock.now();
     const id = run.record.id;
     this.stateOut.schedule(id, async () => {
-      await this.publishSafe(this.topics.campaignState(id), () => this.codec.encode('campaignState', run.record), `state of ${id}`, true);
+      await this.publishSafe(this.topics.campaignState(id), () => encodePlantMessage('campaignState', run.record), `state of ${id}`, true);
     });
     this.progressOut.schedule(id, async () => this.publishProgress(run));
   }
@@ -767,14 +759,14 @@ export class RolloutCoordinator extends EventEmitter {
     const progress = computeProgress(run.record, this.clock.now());
     this.lastProgressAt.set(run.record.id, this.clock.now());
     this.emitSafe('progress', progress);
-    await this.publishSafe(this.topics.campaignProgress(run.record.id), () => this.codec.encode('campaignProgress', progress), `progress of ${run.record.id}`, false);
+    await this.publishSafe(this.topics.campaignProgress(run.record.id), () => encodePlantMessage('campaignProgress', progress), `progress of ${run.record.id}`, false);
   }
 
   private async publishClaim(address: string, campaign: string): Promise<void> {
     const claim: DeviceClaim = { v: 1, campaign, address, at: this.clock.now() };
     this.claims.set(address, claim);
     this.runs.get(campaign)?.claimed.add(address);
-    await this.publishSafe(this.topics.deviceClaim(address), () => this.codec.encode('claim', claim), `claim of ${address}`, true);
+    await this.publishSafe(this.topics.deviceClaim(address), () => encodePlantMessage('claim', claim), `claim of ${address}`, true);
   }
 
   private send(topic: string, payload: Buffer | (() => Buffer), what: string, retain = false): void {
