@@ -92,19 +92,14 @@ function clone<T>(value: T): T {
 }
 
 /** A status's before/after, when well-formed (a gateway's garbage never enters the record). */
-function versionPair(value: unknown): { version: string | null; sha256: string | null } | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const { version, sha256 } = value as Record<string, unknown>;
-  const ok = (v: unknown) => v === null || (typeof v === 'string' && v.length <= 128);
-  return ok(version) && ok(sha256) ? { version: version as string | null, sha256: sha256 as string | null } : null;
+/** A status's optional before/after/error as the record keeps them (null when absent; the schema checked them). */
+function versionPair(value: ExecutionStatus['after']): { version: string | null; sha256: string | null } | null {
+  return value ? { version: value.version, sha256: value.sha256 } : null;
 }
 
-function errorOf(value: unknown): { code: string; message: string } | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const { code, message } = value as Record<string, unknown>;
-  return typeof code === 'string' && typeof message === 'string' ? { code: code.slice(0, 64), message: message.slice(0, 1000) } : null;
+function errorOf(value: ExecutionStatus['error']): { code: string; message: string } | null {
+  return value ? { code: value.code, message: value.message } : null;
 }
-
 
 function isActive(state: CampaignRunState): boolean {
   return state === 'running' || state === 'paused';
