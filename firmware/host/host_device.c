@@ -158,7 +158,7 @@ static int p_app_state(void *ctx);
 /* esp_ota_begin (esp_ota_ops.c:114-172) with the ESP-IDF port's erase-ahead (esp_port_flash.c): the
  * first erase unit now, then what each write needs, and while the writer waits for data one unit at a
  * time up to ERASE_AHEAD bytes in front of the write position; 64 KiB blocks where aligned and wholly
- * needed. */
+ * needed, up to ble_ota_erase_end (a last block whole when that is faster than its sectors). */
 static uint32_t next_erase_len(uint32_t from, uint32_t end)
 {
     return from % HOST_BLOCK == 0 && end - from >= HOST_BLOCK ? HOST_BLOCK : HOST_SECTOR;
@@ -187,7 +187,7 @@ static int p_ota_begin(void *ctx, uint32_t image_size)
     d->ota_size = image_size;
     d->ota_written = 0;
     d->ota_erased = 0;
-    d->ota_erase_end = (image_size + HOST_SECTOR - 1) / HOST_SECTOR * HOST_SECTOR;
+    d->ota_erase_end = ble_ota_erase_end(image_size, d->f->psize);
     return erase_until(d, next_erase_len(0, d->ota_erase_end));
 }
 

@@ -6,7 +6,7 @@
  *   until its RX buffers are full (docs/LINK-MODEL.md §4b), so each stall longer than the time the
  *   link needs to fill them loses the rest; and
  * - the image over the flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB
- *   sectors for the rest, 256-byte page programs; lib/sim/device/flash-timing.ts); a delta (encoding 2)
+ *   sectors for the rest unless a block is faster, flash-timing.ts eraseEnd; 256-byte page programs; lib/sim/device/flash-timing.ts); a delta (encoding 2)
  *   sends only its patch on air but still erases and programs the whole new image, and reads the base
  *   bytes its diff parts add to (baseReadSeconds),
  * plus the device's work at END, which cannot start before the last byte is written: esp_ota_set_boot_partition
@@ -20,14 +20,21 @@ import { StreamInflater } from '../sim/device/inflate';
 import { inflateSync } from 'zlib';
 import { PatchApplier } from '../delta/apply';
 import { baseImageBytes } from '../delta/patch';
-import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, VERIFY_READ_BYTES_PER_MS, WRITE_CHUNK_BYTES, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
+import { BLOCK_ERASE_MS, BLOCK_SIZE, PAGE_PROGRAM_MS, PAGE_SIZE, SECTOR_ERASE_MS, SECTOR_SIZE, VERIFY_READ_BYTES_PER_MS, WRITE_CHUNK_BYTES, eraseEnd, flashTiming, verifyTimeMs } from '../sim/device/flash-timing';
+import { DEFAULT_OTA_PARTITION_SIZE } from '../sim/device/image-slots';
 
 /** Erase + program time of `bytes` written from the start of a partition, in seconds. */
 export function flashSeconds(bytes: number): number {
-  const blocks = Math.floor(bytes / BLOCK_SIZE);
-  const sectors = Math.ceil((bytes - blocks * BLOCK_SIZE) / SECTOR_SIZE);
+  const { blocks, sectors } = eraseUnits(bytes);
   const pages = Math.ceil(bytes / PAGE_SIZE);
   return (blocks * BLOCK_ERASE_MS + sectors * SECTOR_ERASE_MS + pages * PAGE_PROGRAM_MS) / 1000;
+}
+
+/** The fewest-time erase commands for an image of `bytes` (a writer that waits for them: flash-timing.ts eraseEnd, in the simulated devices' slot). */
+export function eraseUnits(bytes: number): { blocks: number; sectors: number } {
+  const end = eraseEnd(bytes, DEFAULT_OTA_PARTITION_SIZE);
+  const blocks = Math.floor(end / BLOCK_SIZE);
+  return { blocks, sectors: (end - blocks * BLOCK_SIZE) / SECTOR_SIZE };
 }
 
 export function linkSeconds(bytesOnAir: number, scenario: string): number {
@@ -85,8 +92,7 @@ export function stallLossSeconds(imageBytes: number, scenario: string): number {
   const rate = bestPayloadRate(profile);
   if (!Number.isFinite(rate)) return 0;
   const fillMs = ((DEFAULT_DEVICE_RX_BUFFERS * valueBytesPerPdu(profile)) / rate) * 1000;
-  const blocks = Math.floor(imageBytes / BLOCK_SIZE);
-  const sectors = Math.ceil((imageBytes - blocks * BLOCK_SIZE) / SECTOR_SIZE);
+  const { blocks, sectors } = eraseUnits(imageBytes);
   const windows = Math.ceil(imageBytes / WRITE_CHUNK_BYTES);
   const programMs = (WRITE_CHUNK_BYTES / PAGE_SIZE) * PAGE_PROGRAM_MS;
   const lost = (stallMs: number) => Math.max(0, stallMs - fillMs);

@@ -11,6 +11,7 @@ import type { BleCentral, BleConnection, DeviceRef, DiscoveredDevice, ScanHandle
 import { abortable, abortableSleep, abortError, anySignal, releaseSignal, throwIfAborted, withAnySignal } from './abort';
 import type { Clock } from '../clock';
 import { OtaError } from '../errors';
+import { SetupPriority, type SetupToken } from './setup-priority';
 
 export interface SchedulerOptions {
   /** Links open at the same time (default 4). */
@@ -58,6 +59,11 @@ export interface DeviceSession {
   connect(options?: { timeoutMs?: number }): Promise<BleConnection>;
   /** Looks for the device again (after a reboot), updating `device`. */
   rediscover(options?: FindOptions): Promise<DiscoveredDevice>;
+  /**
+   * A bulk sender calls this before each burst of data: this session's links are set up, and it waits
+   * while another link of the adapter is being set up (lib/ble/setup-priority.ts).
+   */
+  yieldToSetups(): Promise<void>;
 }
 
 type DeviceSpec = string | DeviceRef;
@@ -107,11 +113,13 @@ export class AdapterScheduler extends EventEmitter {
   private readonly running = new Set<Promise<unknown>>();
   private readonly shutdown = new AbortController();
   private backgroundConsumer: ((d: DiscoveredDevice) => void) | null = null;
+  private readonly setupPriority: SetupPriority;
 
   constructor(central: BleCentral, options: SchedulerOptions = {}) {
     super();
     this.central = central;
     this.clock = central.clock;
+    this.setupPriority = new SetupPriority(central.clock);
     this.maxConnections = Math.max(1, Math.floor(options.maxConnections ?? 4));
     this.options = {
       pauseScanWhileConnecting: options.pauseScanWhileConnecting ?? false,
@@ -258,6 +266,7 @@ export class AdapterScheduler extends EventEmitter {
       throw err;
     }
     const links = new Set<BleConnection>();
+    const setups = new Set<SetupToken>();
     // Links stay up on abort until fn returns, so fn can tell the device (e.g. ABORT a transfer);
     // close() drops every link itself.
     const dropLinks = () => Promise.all([...links].map((l) => l.disconnect().catch(() => undefined)));
@@ -271,10 +280,29 @@ export class AdapterScheduler extends EventEmitter {
         signal: controller.signal,
         clock: this.clock,
         connect: async (o = {}) => {
-          const link = await this.openLink(device, o.timeoutMs ?? this.options.connectTimeoutMs, controller.signal);
+          let setup: SetupToken | null = null;
+          const onSlot = () => {
+            setup = this.setupPriority.begin();
+            setups.add(setup);
+          };
+          let link: BleConnection;
+          try {
+            link = await this.openLink(device, o.timeoutMs ?? this.options.connectTimeoutMs, controller.signal, onSlot);
+          } catch (err) {
+            (setup as SetupToken | null)?.end();
+            throw err;
+          }
           links.add(link);
-          link.once('disconnect', () => links.delete(link));
+          link.once('disconnect', () => {
+            links.delete(link);
+            (setup as SetupToken | null)?.end();
+          });
           return link;
+        },
+        yieldToSetups: async () => {
+          for (const setup of setups) setup.end();
+          setups.clear();
+          await this.setupPriority.yieldTo(controller.signal);
         },
         rediscover: async (o = {}) => {
           device = await withAnySignal([o.signal, controller.signal], (signal) => this.findDevice(device, { ...o, signal }));
@@ -286,6 +314,7 @@ export class AdapterScheduler extends EventEmitter {
       signal.removeEventListener('abort', onAbort);
       releaseSignal(signal);
       await dropLinks();
+      for (const setup of setups) setup.end();
       this.unlockDevice(lock);
     }
   }
@@ -316,8 +345,10 @@ export class AdapterScheduler extends EventEmitter {
     for (const wake of lock.waiters.splice(0)) wake();
   }
 
-  private async openLink(device: DiscoveredDevice, timeoutMs: number, signal: AbortSignal): Promise<BleConnection> {
+  /** onSlot: called once a connection slot is held, right before the connect (the link's set-up begins). */
+  private async openLink(device: DiscoveredDevice, timeoutMs: number, signal: AbortSignal, onSlot?: () => void): Promise<BleConnection> {
     const slot = await this.acquireSlot(signal);
+    onSlot?.();
     let link: BleConnection | undefined;
     try {
       this.connectingCount++;

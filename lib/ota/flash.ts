@@ -145,6 +145,7 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
       clock: session.clock,
       signal: session.signal,
       legacyPartitionSize: plan.legacyPartitionSize,
+      beforeBurst: () => session.yieldToSetups(),
     });
     if (state.protocol && client.protocol !== state.protocol) throw new OtaError('PROTOCOL_CHANGED', `${labelOf(plan.device)} changed its protocol between attempts`);
     state.protocol = client.protocol;

@@ -19,6 +19,8 @@ export interface SessionContext {
   signal: AbortSignal;
   /** The seed's OTA partition size when it is not the default 1 MiB (FlashOptions.legacyPartitionSize). */
   legacyPartitionSize?: number;
+  /** Called before each burst of Data writes (the adapter's set-ups go first: DeviceSession.yieldToSetups). */
+  beforeBurst?: () => Promise<void>;
 }
 
 export async function openProtocolSession(link: BleConnection, ctx: SessionContext): Promise<ProtocolSession> {

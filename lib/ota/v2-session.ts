@@ -16,6 +16,7 @@ export class V2Session implements ProtocolSession {
       clock: ctx.clock,
       fleetKey: ctx.fleetKey,
       signal: ctx.signal,
+      beforeBurst: ctx.beforeBurst,
       onProgress: (p) => this.progress?.(p.bytesDone),
     });
   }

@@ -70,6 +70,12 @@ export interface V2ClientOptions {
   stallTimeoutMs?: number;
   /** Largest chunk to ask for (default: what the MTU allows, capped by 65535). */
   maxChunkSize?: number;
+  /**
+   * Awaited before each burst of Data writes. An adapter shared by several links lets their set-up
+   * traffic go first here: Data queued for a device stalled by a flash erase holds the adapter's ACL
+   * buffers for everyone (lib/ble/setup-priority.ts).
+   */
+  beforeBurst?: () => Promise<void>;
 }
 
 export interface ChallengeInfo {
@@ -411,8 +417,15 @@ export class V2Client {
     let goBacksWithoutProgress = 0;
     /** After a retransmit timeout only the chunk at `acked` is resent until the device answers. */
     let probing = false;
+    /**
+     * Every transfer byte below this reached the device (a NAK's expected offset says so). A device
+     * answers DUPLICATE once until its offset advances (§3), so a second probe below it would go
+     * unanswered and the next ACK would then send everything from there again.
+     */
+    let received = start;
     const startedAt = lastProgressAt;
-    const goBack = (to: number) => {
+    const goBack = (wanted: number) => {
+      const to = Math.max(wanted, received);
       if (to < next) this.retransmittedChunks += Math.ceil((next - to) / s.chunkSize);
       next = to;
       if (++goBacksWithoutProgress > MAX_GO_BACKS_WITHOUT_PROGRESS) {
@@ -435,6 +448,7 @@ export class V2Client {
       } else if (ev.op === Op.DATA_NAK) {
         const { err, expectedOffset } = ev as { err: number; expectedOffset: number };
         if (expectedOffset > s.transferSize) throw new OtaError('PROTOCOL_MALFORMED', `DATA_NAK expects offset ${expectedOffset}, past the transfer size.`);
+        if (err === ErrorCode.GAP || err === ErrorCode.OUT_OF_WINDOW || err === ErrorCode.DUPLICATE) received = Math.max(received, expectedOffset);
         if (err === ErrorCode.GAP || err === ErrorCode.OUT_OF_WINDOW) goBack(Math.max(expectedOffset, acked));
         else if (err === ErrorCode.DUPLICATE) {
           if (expectedOffset > next) next = expectedOffset;
@@ -446,6 +460,11 @@ export class V2Client {
     this.reportProgress(s, acked, start, startedAt);
     while (acked < s.transferSize) {
       this.drain(handle);
+      // A probe is one chunk, not a burst: it goes at once (and an event seen while waiting would end it).
+      if (this.opts.beforeBurst && !probing && next < s.transferSize && next < acked + s.window) {
+        await this.opts.beforeBurst();
+        this.drain(handle);
+      }
       while (next < s.transferSize && next < acked + s.window) {
         const len = Math.min(s.chunkSize, s.transferSize - next, acked + s.window - next);
         if (len < s.chunkSize && next + len < s.transferSize) break; // wait for room for a full chunk
@@ -467,7 +486,9 @@ export class V2Client {
           transferSize: s.transferSize,
         });
       }
-      // A lost chunk with nothing after it produces no NAK (§3): probe from the last ACK.
+      // A lost chunk with nothing after it produces no NAK (§3): probe from the last ACK. Nothing to
+      // probe when the device said it has every byte (it is still writing them): keep waiting.
+      if (received >= s.transferSize) continue;
       goBack(acked);
       probing = true;
     }

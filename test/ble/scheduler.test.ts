@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { createNobleCentral } from '../../lib/ble/noble-central';
 import type { Noble } from '../../lib/ble/noble-types';
 import { AdapterScheduler } from '../../lib/ble/scheduler';
+import { MAX_SETUP_PRIORITY_MS } from '../../lib/ble/setup-priority';
 import { FakeBindings, INFO_CHAR, TEST_SERVICE } from './fake-bindings';
 import { codeOf } from '../helpers/errors';
 
@@ -39,6 +40,53 @@ describe('ble/scheduler', () => {
     const d = await env.scheduler.findDevice('node-d3', { timeoutMs: 10 });
     assert.equal(d.id, 'd3');
     assert.equal(await codeOf(env.scheduler.findDevice('nobody', { timeoutMs: 40 })), 'DEVICE_NOT_FOUND');
+  });
+
+  it('holds a session\'s data bursts while another link of the adapter is being set up, not while it waits for a slot', async () => {
+    env = setup({ maxConnections: 2 });
+    const events: string[] = [];
+    const bSetUp = deferred();
+    const aReady = deferred();
+    const aBurst = env.scheduler.session('node-d1', async (s) => {
+      await s.connect();
+      await s.yieldToSetups(); // its own set-up ends here; nobody else is setting up
+      events.push('a: first burst');
+      aReady.resolve();
+      await bSetUp.promise.then(() => undefined);
+      await new Promise((r) => setTimeout(r, 5));
+      await s.yieldToSetups();
+      events.push('a: burst after b');
+    });
+    await aReady.promise;
+    const b = env.scheduler.session('node-d2', async (s) => {
+      await s.connect();
+      bSetUp.resolve();
+      await new Promise((r) => setTimeout(r, 60)); // discovery, Status, BEGIN ...
+      events.push('b: set up');
+      await s.yieldToSetups();
+    });
+    await Promise.all([aBurst, b]);
+    assert.deepEqual(events, ['a: first burst', 'b: set up', 'a: burst after b']);
+    // A session waiting for a connection slot is not a set-up: it holds nobody back.
+    await env.scheduler.close();
+    await env.central.close();
+    env.bindings.stop();
+    env = setup({ maxConnections: 1 });
+    const held = deferred();
+    const c = env.scheduler.session('node-d3', async (s) => {
+      await s.connect();
+      await s.yieldToSetups();
+      await held.promise;
+      await s.yieldToSetups();
+    });
+    const d = env.scheduler.withConnection('node-d4', async () => undefined);
+    await new Promise((r) => setTimeout(r, 30));
+    held.resolve();
+    const released = Date.now();
+    await c;
+    // d's queued connect would have held c's burst for MAX_SETUP_PRIORITY_MS (2 s) had it counted.
+    assert.ok(Date.now() - released < MAX_SETUP_PRIORITY_MS / 2, `c's burst waited ${Date.now() - released} ms`);
+    await d;
   });
 
   it('never opens more than maxConnections links and serves the queue in FIFO order', async () => {

@@ -43,6 +43,8 @@ export interface FakeDeviceOptions {
   manifestError?: number;
   /** Drop the link (session kept) right after acknowledging this offset or more, once. */
   dropLinkAtAck?: number;
+  /** The writer is slower than the link: each DATA_ACK goes out this long after its bytes arrived (ms). */
+  ackDelayMs?: number;
   /** Called when END arrives, before the device answers it. */
   onEndReceived?: () => void;
   /** PROVISION is accepted (the provisioning window is open; caps bit8). */
@@ -231,7 +233,9 @@ export class FakeDevice {
     s.expected += payload.length;
     if (s.expected - s.lastAck >= this.ackInterval || s.expected === s.begin.transferSize) {
       s.lastAck = s.expected;
-      this.notify({ op: Op.DATA_ACK, nextOffset: s.expected });
+      const ack = { op: Op.DATA_ACK, nextOffset: s.expected } as const;
+      if (this.opts.ackDelayMs) this.clock.setTimer(() => this.notify(ack), this.opts.ackDelayMs);
+      else this.notify(ack);
       if (this.opts.dropLinkAtAck !== undefined && s.lastAck >= this.opts.dropLinkAtAck) {
         this.opts.dropLinkAtAck = undefined;
         this.dropLink();

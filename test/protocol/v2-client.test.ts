@@ -91,6 +91,16 @@ describe('V2Client against a scripted device', () => {
     assert.ok(device.completedImage?.equals(image));
   });
 
+  it('waits for a slow writer without resending what the device said it has (its DUPLICATE NAK comes once)', async () => {
+    // Everything is on the device long before its writer acknowledges it (a flash-bound delta): the first
+    // retransmit timeout probes, the DUPLICATE NAK says every byte arrived, and later timeouts and ACKs send nothing.
+    const image = randomBytes(240 * 20);
+    const { device, client } = setup({ window: 240 * 40, ackInterval: 240 * 20, ackDelayMs: 5000 });
+    await client.update({ image, encoding: 'raw' });
+    assert.ok(device.completedImage?.equals(image));
+    assert.equal(device.dataWrites, 21, 'the 20 chunks and one probe');
+  });
+
   it('fails with TIMEOUT when the device stops acknowledging', async () => {
     const { client, clock } = setup({ silentFrom: 4800 });
     const err = await rejects(client.update({ image: randomBytes(20000), encoding: 'raw' }), 'TIMEOUT');

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { flashTiming, programTimeMs, writeWindowsMs } from '../../lib/sim/device/flash-timing';
+import { eraseEnd, flashTiming, programTimeMs, writeWindowsMs } from '../../lib/sim/device/flash-timing';
 import { FlashWork } from '../../lib/sim/device/flash-work';
 import { NVS_RECORD_ENTRIES } from '../../lib/sim/device/nvs';
 import { SparseFlash } from '../../lib/sim/device/sparse-flash';
@@ -16,6 +16,16 @@ describe('sim-device flash model', () => {
     f.erase(0, 4096);
     assert.deepEqual([...f.read(4094, 4)], [0xff, 0xff, 0x34, 0x56]);
     assert.throws(() => f.program(0x20000 - 1, Buffer.alloc(2)), RangeError);
+  });
+
+  it('ends a session\'s erasing at the last block when 4+ of its sectors are needed and it fits (as firmware ble_ota_erase_end)', () => {
+    const KIB = 1024;
+    assert.equal(eraseEnd(1433600, 0x1e0000), 22 * 64 * KIB); // 21 blocks + 14 sectors: one block erase
+    assert.equal(eraseEnd(64 * KIB + 12 * KIB + 1, 0x1e0000), 128 * KIB); // 4 sectors
+    assert.equal(eraseEnd(64 * KIB + 12 * KIB, 0x1e0000), 76 * KIB); // 3 sectors: cheaper one by one
+    assert.equal(eraseEnd(128 * KIB, 0x1e0000), 128 * KIB);
+    assert.equal(eraseEnd(1, 0x1e0000), 4 * KIB);
+    assert.equal(eraseEnd(0x1e0000 - 20 * KIB, 0x1e0000 - 4 * KIB), 0x1e0000 - 20 * KIB); // the block would leave the partition
   });
 
   it('uses W25Q32 typical times scaled by the slowdown, and ESP-IDF\'s write windows', () => {

@@ -21,8 +21,8 @@ describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
     device = null;
   });
 
-  it('stalls the host for each erase / program and answers END after the image verification', async function () {
-    if (!findTwinBinary()) this.skip();
+  /** Sends an image of `size` bytes to a fresh twin (raw, every chunk at once) and ends it; what the host saw. */
+  async function updateTwin(size: number): Promise<{ image: Buffer; stalls: number[]; chunk: number; endAt: number; endRsp: Seen }> {
     const clock = new VirtualClock();
     const stalls: number[] = [];
     const notes: Seen[] = [];
@@ -38,7 +38,7 @@ describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
     device.attach(host);
     await clock.runUntil(sleep(clock, 500)); // boot (about 390 ms) first
     device.onConnect(256);
-    const image = buildAppImage({ chip: 'esp32c3', version: '2.0.0', size: 128 * 1024 });
+    const image = buildAppImage({ chip: 'esp32c3', version: '2.0.0', size });
     const sha256 = createHash('sha256').update(image).digest();
     const begin = encodeCommand({ op: Op.BEGIN, imageSize: image.length, transferSize: image.length, encoding: 0, flags: 0, chunkSize: 512, sha256, tag: Buffer.alloc(16) });
     await clock.runUntil(Promise.resolve(device.onWrite(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, begin, false)));
@@ -47,17 +47,23 @@ describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
     assert.ok(beginRsp, 'BEGIN answered');
     assert.equal(beginRsp.data[1], 0);
     const chunk = beginRsp.data.readUInt16LE(2);
-    assert.equal(chunk, 240, 'MTU 256 with 251-octet PDUs: 240-byte chunks fill one PDU');
     for (let offset = 0; offset < image.length; offset += chunk) {
       device.onWrite(OTA_SERVICE_UUID, DATA_CHAR_UUID, encodeDataChunk({ offset, payload: image.subarray(offset, offset + chunk) }), true);
     }
-    await clock.runUntil(sleep(clock, 2000));
+    await clock.runUntil(sleep(clock, 3000));
     const endAt = clock.now();
     await clock.runUntil(Promise.resolve(device.onWrite(OTA_SERVICE_UUID, CONTROL_CHAR_UUID, encodeCommand({ op: Op.END, flags: 0 }), false)));
     await clock.runUntil(sleep(clock, 1000));
     const endRsp = notes.find((n) => n.data[0] === (Op.END | 0x80));
     assert.ok(endRsp, 'END answered');
     assert.equal(endRsp.data[1], 0, 'installed');
+    return { image, stalls, chunk, endAt, endRsp };
+  }
+
+  it('stalls the host for each erase / program and answers END after the image verification', async function () {
+    if (!findTwinBinary()) this.skip();
+    const { image, stalls, chunk, endAt, endRsp } = await updateTwin(128 * 1024);
+    assert.equal(chunk, 240, 'MTU 256 with 251-octet PDUs: 240-byte chunks fill one PDU');
     // esp_ota_set_boot_partition reads the whole image (6536 B/ms; esp_ota_end does not, as the size is a
     // multiple of 16: the handle is closed with esp_ota_abort), then the otadata sector erase (45 ms) and the
     // record writes: the response waits for all of it.
@@ -73,5 +79,22 @@ describe('sim/twin flash timing (needs make -C firmware/test twin)', () => {
     // 128 + 32 + 4 + 4 bytes each)
     const programmed = programs.reduce((a, b) => a + b, 0) / (0.4 / 256);
     assert.ok(Math.abs(programmed - (image.length + 32 + 3 * 168)) < 1e-3, `programmed ${programmed} bytes`);
+  });
+
+  it('erases an image\'s last block whole when 4 or more of its sectors are needed, as the TS model does (eraseEnd)', async function () {
+    if (!findTwinBinary()) this.skip();
+    // 120 KiB: the 14 sectors of the second block as one block erase; then the otadata sector.
+    const long = await updateTwin(120 * 1024);
+    assert.deepEqual(
+      long.stalls.filter((ms) => ms >= 45),
+      [150, 150, 45],
+    );
+    await device?.shutdown?.();
+    // 76 KiB: 3 sectors of the second block stay sector erases (3 x 45 ms < 150 ms).
+    const short = await updateTwin(76 * 1024);
+    assert.deepEqual(
+      short.stalls.filter((ms) => ms >= 45),
+      [150, 45, 45, 45, 45],
+    );
   });
 });

@@ -86,6 +86,25 @@ export function verifyTimeMs(timing: FlashTiming, bytes: number): number {
   return bytes / timing.verifyBytesPerMs;
 }
 
+/**
+ * Where a session's erasing ends: the image rounded up to a 4 KiB sector, or to the 64 KiB block when the
+ * block's sectors the image needs would take longer one by one than the block at once (4 or more: 4 x 45 ms
+ * > 150 ms) and the block lies inside the partition. The bytes past the image in that block belong to no
+ * image (esp_ota_begin with OTA_SIZE_UNKNOWN erases the whole slot: espressif/esp-idf v5.3.2
+ * components/app_update/esp_ota_ops.c:148-150), and esp_partition_erase_range takes a block erase for an
+ * aligned 64 KiB range (components/spi_flash/esp_flash_api.c:665-672). The firmware port computes the same
+ * (esp_port_flash.c erase_end_for, firmware/host/host_device.c).
+ */
+export function eraseEnd(imageSize: number, partitionSize: number): number {
+  const sectorEnd = alignUp(imageSize, SECTOR_SIZE);
+  const blockEnd = alignUp(imageSize, BLOCK_SIZE);
+  const tailSectors = (sectorEnd - (blockEnd - BLOCK_SIZE)) / SECTOR_SIZE;
+  return sectorEnd !== blockEnd && tailSectors >= BLOCK_TAIL_SECTORS && blockEnd <= partitionSize ? blockEnd : sectorEnd;
+}
+
+/** Sectors of a block's tail from which one block erase is faster: the smallest n with n x 45 ms > 150 ms. */
+export const BLOCK_TAIL_SECTORS = Math.floor(BLOCK_ERASE_MS / SECTOR_ERASE_MS) + 1;
+
 export function alignUp(value: number, alignment: number): number {
   return Math.ceil(value / alignment) * alignment;
 }

@@ -11,6 +11,18 @@
 #define P (g_ota.port)
 
 /* Drop the writer's per-session state; esp_ota_abort when an update was begun (outside the lock). */
+uint32_t ble_ota_erase_end(uint32_t image_size, uint32_t partition_size)
+{
+    const uint32_t sector = 4096u, block = 65536u, tail_sectors_for_block = 4u;
+    uint32_t sector_end = (uint32_t)(((uint64_t)image_size + sector - 1u) / sector * sector);
+    uint64_t block_end = ((uint64_t)image_size + block - 1u) / block * block;
+    uint32_t tail = sector_end % block;
+    if (tail != 0u && tail / sector >= tail_sectors_for_block && block_end <= partition_size) {
+        return (uint32_t)block_end;
+    }
+    return sector_end;
+}
+
 static void writer_teardown(void)
 {
     writer_t *w = &g_ota.w;

@@ -213,6 +213,13 @@ typedef struct ble_ota_port {
     void (*log)(void *ctx, const char *msg);
 } ble_ota_port_t;
 
+/** Where a port's erasing for an image of image_size bytes ends: the image rounded up to a 4 KiB sector,
+ *  or to the 64 KiB block when the image needs 4 or more sectors of its last block (one block erase,
+ *  ~150 ms typical, is then faster than the sectors, ~45 ms each) and that block lies inside the
+ *  partition. The bytes past the image belong to no image (esp_ota_begin with OTA_SIZE_UNKNOWN erases the
+ *  whole slot). Both ports erase up to here (ESP-IDF port and the host twin). */
+uint32_t ble_ota_erase_end(uint32_t image_size, uint32_t partition_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,8 @@
  * Why not OTA_WITH_SEQUENTIAL_WRITES: esp_ota_write then erases 4 KiB sectors as the write position
  * crosses them (45 ms per 4 KiB, no block erases: 3x slower than 64 KiB erases).
  * So: esp_ota_begin() with the first erase unit only (that is the documented meaning of its image_size:
- * "erase this much"), then this file erases the rest itself, in 64 KiB blocks where aligned
+ * "erase this much"), then this file erases the rest itself, up to ble_ota_erase_end (the image's last
+ * 64 KiB block whole when that is faster than its sectors), in 64 KiB blocks where aligned
  * (esp_partition_erase_range picks block erase for aligned 64 KiB ranges): what a write needs, before the
  * write; and, while the writer waits for data (ota_erase_ahead, one unit per call), up to erase_ahead
  * bytes in front of the write position. Erasing while idle takes no writer time from the data, and each
@@ -26,7 +27,6 @@
 
 static const char *TAG = "ble_ota_flash";
 
-static uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1u) / a * a; }
 
 static int ota_target(void *ctx, uint32_t *partition_size, char label[17])
 {
@@ -86,7 +86,7 @@ static int ota_begin(void *ctx, uint32_t image_size)
         return -1;
     }
     st->image_size = image_size;
-    st->erase_end = align_up(image_size, SECTOR);
+    st->erase_end = ble_ota_erase_end(image_size, (uint32_t)st->target->size);
     /* Erase only the first unit now (see the file comment). */
     uint32_t first = next_erase_len(0, st->erase_end);
     esp_err_t err = esp_ota_begin(st->target, first, &st->handle);

@@ -17,7 +17,7 @@ typedef struct {
     uint32_t image_size;
     uint32_t written;     /**< next image offset esp_ota_write will write */
     uint32_t erased_to;   /**< partition bytes [0, erased_to) are erased for this update */
-    uint32_t erase_end;   /**< image_size rounded up to a 4 KiB sector */
+    uint32_t erase_end;   /**< ble_ota_erase_end(image_size, partition size) */
     uint32_t erase_ahead; /**< Kconfig BLE_OTA_ERASE_AHEAD_BYTES */
     /* NVS */
     nvs_handle_t nvs;
