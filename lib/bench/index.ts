@@ -15,7 +15,7 @@ import { resolveLinkProfile } from '../sim/link-model';
 import type { ChipName, SimDeviceConfig } from '../sim/types';
 import { loadBenchImages, SYNTHETIC_PAIR_NAME, type BenchImage } from './images';
 import { ceilingSeconds, flashSeconds, type TransferStream } from './physics';
-import { prepareTransferPayload } from '../protocol/payload';
+import { prepareWholeImagePayload } from '../protocol/payload';
 import { Caps } from '../protocol/constants';
 import type { RssReport, RssRequest } from './rss-child';
 import type { ImageStore } from '../delta/image-store';
@@ -175,10 +175,10 @@ export async function flashOnce(scenario: string, image: BenchImage, protocol: B
 
 const ENCODING_OF: Record<BenchProtocol, 'raw' | 'deflate' | 'delta'> = { seed: 'raw', v2: 'raw', 'v2-deflate': 'deflate', 'v2-delta': 'delta' };
 
-/** What a row sends (the same payload the client prepares, so the pipeline bound sees its bytes). */
-export function transferStream(image: BenchImage, protocol: BenchProtocol): TransferStream {
+/** What a row sends (the same payload the flash path prepares, so the pipeline bound sees its bytes). */
+export async function transferStream(image: BenchImage, protocol: BenchProtocol): Promise<TransferStream> {
   if (protocol !== 'v2-deflate') return { transfer: image.data, deflate: false };
-  return { transfer: prepareTransferPayload(image.data, 'deflate', Caps.DEFLATE).transfer, deflate: true };
+  return { transfer: (await prepareWholeImagePayload(image.data, 'deflate', Caps.DEFLATE)).transfer, deflate: true };
 }
 
 /** Host throughput: one warm-up flash, then the median of `runs` flashes on the zero link. */
@@ -263,7 +263,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRep
           bytes: image.data.length,
           protocol,
           modeledSeconds: round3(run.transferSeconds),
-          ceilingSeconds: round3(ceilingSeconds(run.result.bytesOnAir, image.data.length, scenario, transferStream(image, protocol))),
+          ceilingSeconds: round3(ceilingSeconds(run.result.bytesOnAir, image.data.length, scenario, await transferStream(image, protocol))),
           setupSeconds: round3(run.setupSeconds),
         };
         rows.push(row);

@@ -2,7 +2,8 @@
  * makeDeltaTransfer off the main thread: generating a patch for a 1.4 MB image takes about a second of CPU,
  * which in a gateway would stall every other flow and BLE session; a worker thread keeps the event loop free.
  */
-import { Worker, isMainThread, parentPort, workerData } from 'worker_threads';
+import { isMainThread, parentPort, workerData } from 'worker_threads';
+import { runWorkerJob } from '../worker-job';
 import { OtaError } from '../errors';
 import type { DeltaTransfer } from './patch';
 import { makeDeltaTransfer } from './patch';
@@ -18,28 +19,16 @@ type Answer = { ok: true; baseSha256: Uint8Array; baseLength: number; patch: Uin
 const asBuffer = (a: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 /** The same result as makeDeltaTransfer(base, image), computed in a worker thread. */
-export function makeDeltaTransferInWorker(base: Buffer, image: Buffer): Promise<DeltaTransfer> {
-  return new Promise((resolve, reject) => {
-    const job: Job = { deltaJob: true, base, image };
-    const worker = new Worker(__filename, { workerData: job });
-    let settled = false;
-    const settle = (action: () => void) => {
-      if (settled) return;
-      settled = true;
-      action();
-    };
-    worker.once('message', (answer: Answer) => {
-      settle(() => {
-        if (answer.ok) {
-          resolve({ baseSha256: asBuffer(answer.baseSha256), baseLength: answer.baseLength, patch: asBuffer(answer.patch), transfer: asBuffer(answer.transfer) });
-        } else {
-          reject(new OtaError(answer.code, answer.message, answer.details));
-        }
-      });
-    });
-    worker.once('error', (err) => settle(() => reject(new OtaError('INTERNAL', `The delta generator failed: ${err.message}`))));
-    worker.once('exit', (code) => settle(() => reject(new OtaError('INTERNAL', `The delta generator stopped (exit code ${code}) without an answer.`))));
-  });
+export async function makeDeltaTransferInWorker(base: Buffer, image: Buffer): Promise<DeltaTransfer> {
+  const job: Job = { deltaJob: true, base, image };
+  let answer: Answer;
+  try {
+    answer = await runWorkerJob<Answer>(__filename, job, 'The delta generator');
+  } catch (err) {
+    throw new OtaError('INTERNAL', (err as Error).message);
+  }
+  if (!answer.ok) throw new OtaError(answer.code, answer.message, answer.details);
+  return { baseSha256: asBuffer(answer.baseSha256), baseLength: answer.baseLength, patch: asBuffer(answer.patch), transfer: asBuffer(answer.transfer) };
 }
 
 function runJob(job: Job): Answer {

@@ -236,6 +236,6 @@ function waitForDrop(link: CountingConnection, clock: Clock, ms: number): Promis
 /** The transfer of this flash (transfer-choice.ts); after a refused patch, the whole image. */
 function chooseFor(plan: FlashPlan, protocol: 'v2' | 'legacy', facts: DeviceFacts, fallback: DeltaFallback | null, clock: Clock): Promise<TransferChoice> {
   const input = { clock, image: plan.image, option: plan.encoding, protocol, deviceDeflate: facts.deflate, deviceDelta: facts.delta, runningSha256: facts.runningSha256, store: plan.baseImages };
-  if (fallback) return Promise.resolve(wholeImageChoice({ ...input, option: 'auto' }));
+  if (fallback) return wholeImageChoice({ ...input, option: 'auto' });
   return chooseTransfer(input);
 }

@@ -11,14 +11,17 @@ import { OtaError } from '../errors';
 import { ImageStore } from '../delta/image-store';
 import { chooseEncoding } from '../delta/patch';
 import { Caps } from '../protocol/constants';
-import { prepareDeltaPayload, prepareTransferPayload, type TransferPayload } from '../protocol/payload';
+import { prepareDeltaPayload, prepareWholeImagePayload, type TransferPayload } from '../protocol/payload';
 
 export type EncodingOption = 'auto' | 'raw' | 'deflate' | 'delta';
 export type SentEncoding = 'raw' | 'deflate' | 'delta';
 
 export interface TransferChoice {
   encoding: SentEncoding;
-  /** The prepared delta payload (BEGIN base_sha256 and the patch's zlib stream); null for a whole image. */
+  /**
+   * The prepared payload: a delta (BEGIN base_sha256 and the patch's zlib stream) or the whole image
+   * deflated by the best encoder (lib/protocol/best-deflate.ts); null for a raw image.
+   */
   payload: TransferPayload | null;
   /** running_sha256 of the base a patch was made from (hex), null when no patch was made. */
   base: string | null;
@@ -77,17 +80,26 @@ export interface ChoiceInput {
   clock?: Clock;
 }
 
-/** The whole image as 'raw' / 'deflate' / 'auto' ask (DEFLATE_UNSUPPORTED for a device without deflate). */
-export function wholeImageChoice(input: Pick<ChoiceInput, 'image' | 'option' | 'protocol' | 'deviceDeflate'>): TransferChoice {
-  const whole = (encoding: 'raw' | 'deflate'): TransferChoice => ({ encoding, payload: null, base: null, patchBytes: null });
-  if (input.option === 'raw') return whole('raw');
+/**
+ * The whole image as 'raw' / 'deflate' / 'auto' ask (DEFLATE_UNSUPPORTED for a device without deflate).
+ * A deflated image is compressed here, by the best encoder in a worker thread (once per image content).
+ */
+export async function wholeImageChoice(input: Pick<ChoiceInput, 'image' | 'option' | 'protocol' | 'deviceDeflate' | 'clock'>): Promise<TransferChoice> {
+  const raw: TransferChoice = { encoding: 'raw', payload: null, base: null, patchBytes: null };
+  if (input.option === 'raw') return raw;
   const canDeflate = input.protocol === 'v2' && input.deviceDeflate;
-  if (input.option === 'deflate') {
-    if (!canDeflate) throw new OtaError('DEFLATE_UNSUPPORTED', `the device (${input.protocol} protocol) does not accept deflate-compressed transfers; use raw or auto`);
-    return whole('deflate');
+  if (input.option === 'deflate' && !canDeflate) {
+    throw new OtaError('DEFLATE_UNSUPPORTED', `the device (${input.protocol} protocol) does not accept deflate-compressed transfers; use raw or auto`);
   }
-  // 'auto' (and 'delta' after a refusal): deflate when the device takes it and it saves enough (lib/protocol's rule, cached per image).
-  return whole(canDeflate ? prepareTransferPayload(input.image, 'auto', Caps.DEFLATE).encoding : 'raw');
+  if (!canDeflate) return raw;
+  // 'auto' (and 'delta' after a refusal): deflate when it saves enough (lib/protocol's rule).
+  const release = holdClock(input.clock);
+  try {
+    const payload = await prepareWholeImagePayload(input.image, input.option === 'deflate' ? 'deflate' : 'auto', Caps.DEFLATE);
+    return payload.encoding === 'deflate' ? { encoding: 'deflate', payload, base: null, patchBytes: null } : raw;
+  } finally {
+    release();
+  }
 }
 
 /** Decides the transfer; for a delta generates (worker thread, cached in the store) the patch. */
@@ -123,8 +135,8 @@ export async function chooseTransfer(input: ChoiceInput): Promise<TransferChoice
   }
   const patchBytes = made.transfer.length;
   if (!forced) {
-    const fallback = whole();
-    const wholeBytes = fallback.encoding === 'deflate' ? prepareTransferPayload(input.image, 'deflate', Caps.DEFLATE).transfer.length : input.image.length;
+    const fallback = await whole();
+    const wholeBytes = fallback.payload ? fallback.payload.transfer.length : input.image.length;
     if (chooseEncoding({ deflatedSize: wholeBytes, patchSize: patchBytes }) !== 'delta') return { ...fallback, patchBytes };
   }
   const payload = prepareDeltaPayload(input.image, made.transfer, Buffer.from(made.baseSha256, 'hex'), Caps.DELTA);

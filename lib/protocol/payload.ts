@@ -2,11 +2,14 @@
  * What a v2 transfer sends: the image as is (raw), as a zlib stream (deflate, §2.1 encoding 1), or a
  * zlib stream of a delta patch against the running image (delta, encoding 2, §13), with the SHA-256 of
  * the decoded image the device checks at END. Prepared once per image so that retries and resumes on
- * later connections send byte-identical transfer streams.
+ * later connections send byte-identical transfer streams. Two deflate encoders: zlib level 9 here,
+ * synchronous (prepareTransferPayload, what V2Client uses when it is given no payload), and the smaller
+ * zopfli stream in a worker (prepareWholeImagePayload, what lib/ota's flash path sends: best-deflate.ts).
  */
 import { createHash } from 'crypto';
 import { deflateSync } from 'zlib';
 import { OtaError } from '../errors';
+import { bestDeflate } from './best-deflate';
 import { Caps, Encoding, SHA256_SIZE } from './constants';
 
 export type EncodingChoice = 'auto' | 'raw' | 'deflate';
@@ -71,17 +74,38 @@ export function prepareDeltaPayload(image: Buffer, transfer: Buffer, baseSha256:
  * supports it and it saves at least 5 %.
  */
 export function prepareTransferPayload(image: Buffer, choice: EncodingChoice, deviceCaps: number): WholeImagePayload {
+  const raw = rawPayload(image);
+  if (!wantsDeflate(choice, deviceCaps)) return raw;
+  return deflatedOrRaw(raw, choice, deflateOnce(image));
+}
+
+/** The deflated payload, or the raw one when 'auto' finds the saving too small. */
+function deflatedOrRaw(raw: WholeImagePayload, choice: EncodingChoice, compressed: Buffer): WholeImagePayload {
+  if (choice === 'auto' && compressed.length > raw.image.length * (1 - AUTO_DEFLATE_MIN_SAVING)) return raw;
+  return { encoding: 'deflate', image: raw.image, transfer: compressed, sha256: raw.sha256 };
+}
+
+function rawPayload(image: Buffer): WholeImagePayload {
   if (!Buffer.isBuffer(image)) throw new OtaError('NOT_A_BUFFER', 'The image must be a Buffer.');
   if (image.length === 0) throw new OtaError('EMPTY_IMAGE', 'The image is empty.');
-  const sha256 = createHash('sha256').update(image).digest();
+  return { encoding: 'raw', image, transfer: image, sha256: createHash('sha256').update(image).digest() };
+}
+
+/** Whether the choice deflates on this device; DEFLATE_UNSUPPORTED when it asks for deflate and the device has no caps bit0. */
+function wantsDeflate(choice: EncodingChoice, deviceCaps: number): boolean {
   const deviceDeflates = (deviceCaps & Caps.DEFLATE) !== 0;
   if (choice === 'deflate' && !deviceDeflates) {
     throw new OtaError('DEFLATE_UNSUPPORTED', 'The device does not support deflate-compressed transfers; use encoding "raw" or "auto".');
   }
-  if (choice === 'raw' || (choice === 'auto' && !deviceDeflates)) return { encoding: 'raw', image, transfer: image, sha256 };
-  const compressed = deflateOnce(image);
-  if (choice === 'auto' && compressed.length > image.length * (1 - AUTO_DEFLATE_MIN_SAVING)) {
-    return { encoding: 'raw', image, transfer: image, sha256 };
-  }
-  return { encoding: 'deflate', image, transfer: compressed, sha256 };
+  return choice === 'deflate' || (choice === 'auto' && deviceDeflates);
+}
+
+/**
+ * prepareTransferPayload with the smallest deflate stream (best-deflate.ts: zopfli in a worker thread,
+ * once per image content); 'auto' deflates when that saves at least 5 %. Same errors as prepareTransferPayload.
+ */
+export async function prepareWholeImagePayload(image: Buffer, choice: EncodingChoice, deviceCaps: number): Promise<WholeImagePayload> {
+  const raw = rawPayload(image);
+  if (!wantsDeflate(choice, deviceCaps)) return raw;
+  return deflatedOrRaw(raw, choice, await bestDeflate(image));
 }
