@@ -9,6 +9,9 @@ import { EventEmitter } from 'events';
 import type { BleConnection, GattServiceInfo } from './central';
 import type { NobleCharacteristic, NoblePeripheral, NobleService } from './noble-types';
 import { withTimeout, type Clock } from '../clock';
+
+/** Generic Access (0x1800) and Generic Attribute (0x1801). */
+const UNUSED_SERVICES = new Set(['1800', '1801']);
 import { OtaError } from '../errors';
 
 /** ATT transaction timeout of the Bluetooth Core specification (Vol 3, Part F, 3.3.3). */
@@ -187,7 +190,13 @@ export class NobleConnection extends EventEmitter implements BleConnection {
     const services = await new Promise<NobleService[]>((resolve) => this.peripheral.discoverServices([], (_e, s) => resolve(s ?? [])));
     const table: GattServiceInfo[] = [];
     for (const service of services) {
-      const characteristics = await new Promise<NobleCharacteristic[]>((resolve) => service.discoverCharacteristics([], (_e, c) => resolve(c ?? [])));
+      // Generic Access and Generic Attribute (our firmware registers them, ble_ota.c ble_svc_gap_init /
+      // ble_svc_gatt_init, as the seed does: michael-angerer/esp32_ble_ota esp/main/gatt_svr.c:278-279) hold
+      // nothing this library uses: their characteristics are not discovered, two Read By Type exchanges
+      // each that every connection's set-up would wait for.
+      const characteristics = UNUSED_SERVICES.has(normalizeUuid(service.uuid))
+        ? []
+        : await new Promise<NobleCharacteristic[]>((resolve) => service.discoverCharacteristics([], (_e, c) => resolve(c ?? [])));
       for (const c of characteristics) {
         const k = key(service.uuid, c.uuid);
         if (!this.channels.has(k)) this.channels.set(k, new CharacteristicChannel(normalizeUuid(service.uuid), c));

@@ -5,7 +5,9 @@
  * on ESP32 app images it is 3-6 % smaller than zlib level 9 (synthetic 1.4 MB ESP32-C3 image: 681,121 B
  * vs 707,277 B; esp32-hello_world.bin: 94,988 B vs 100,572 B), i.e. as much less air time on every
  * link-bound update. It costs about a second of CPU per megabyte, so it runs in a worker thread (the
- * event loop, i.e. every other flow and BLE session, keeps running) and once per image content.
+ * event loop, i.e. every other flow and BLE session, keeps running) and once per image content. The
+ * worker is also the only place that loads it: its Emscripten runtime registers process-wide
+ * 'uncaughtException' and 'unhandledRejection' handlers (dist/libzopfli.js) that must not reach Node-RED's.
  * The output is deterministic: every attempt and every gateway sends the same bytes for the same image.
  * When the encoder cannot be loaded, zlib level 9 stands in (an update never fails for its compressor).
  */

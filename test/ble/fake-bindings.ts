@@ -94,10 +94,14 @@ export class FakeBindings extends EventEmitter {
   }
 
   discoverServices(id: string): void {
-    setImmediate(() => this.emit('servicesDiscover', id, ['180a', TEST_SERVICE]));
+    setImmediate(() => this.emit('servicesDiscover', id, ['1800', '1801', '180a', TEST_SERVICE]));
   }
 
+  /** The services whose characteristics were asked for, in order. */
+  readonly characteristicRequests: string[] = [];
+
   discoverCharacteristics(id: string, service: string): void {
+    this.characteristicRequests.push(service);
     const characteristics =
       service === TEST_SERVICE
         ? [

@@ -100,7 +100,10 @@ describe('ble/noble-central', () => {
     await h.stop();
     const c = await central.connect('alpha');
     const table = await c.discover();
-    assert.deepEqual(table.map((s) => s.uuid), ['180a', TEST_SERVICE]);
+    assert.deepEqual(table.map((s) => s.uuid), ['1800', '1801', '180a', TEST_SERVICE]);
+    // Generic Access / Generic Attribute are listed, their characteristics not asked for (nothing uses them).
+    assert.deepEqual(bindings.characteristicRequests, ['180a', TEST_SERVICE]);
+    assert.deepEqual(table[0].characteristics, []);
     assert.equal(await c.discover(), table);
     assert.equal(c.mtu, 247);
     assert.equal((await c.read(TEST_SERVICE, INFO_CHAR)).toString(), `alpha:${INFO_CHAR}`);
