@@ -41,7 +41,7 @@ export const Op = {
   ROLLBACK: 0x06,
   REBOOT: 0x07,
   PROVISION: 0x08,
-  /** Revision 2.2: the signed manifest alone, before BEGIN (§2.4; caps bit11). */
+  /** Revision 2.2: the signed manifest alone, before BEGIN (§2.4; caps bit11); alone, 0x09 commits the bytes staged on Data (2.3, bit12). */
   MANIFEST: 0x09,
   DATA_ACK: 0xa0,
   DATA_NAK: 0xa1,
