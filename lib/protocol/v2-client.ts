@@ -22,6 +22,7 @@ import {
   DATA_HEADER_SIZE,
   EndFlags,
   ErrorCode,
+  MANIFEST_MAX_SIZE,
   MIN_CHUNK_SIZE,
   OTA_SERVICE_UUID,
   Op,
@@ -271,7 +272,8 @@ export class V2Client {
       if (caps === null || (caps & Caps.MANIFEST_COMMAND) === 0) return false;
       const request = encodeCommand({ op: Op.MANIFEST, manifest });
       const fits = request.length <= this.connection.mtu - ATT_HEADER_SIZE;
-      if (!fits && (caps & Caps.MANIFEST_STAGING) === 0) return false;
+      // staging takes at most the largest valid manifest; a longer one goes with BEGIN, for the device to refuse
+      if (!fits && ((caps & Caps.MANIFEST_STAGING) === 0 || manifest.length > MANIFEST_MAX_SIZE)) return false;
       try {
         if (fits) {
           await this.command(request, Op.MANIFEST);
