@@ -80,7 +80,8 @@ def encode_command(f):
     if op == OP["END"]:
         return struct.pack("<BB", op, f["flags"])
     if op == OP["MANIFEST"]:
-        return bytes([op]) + unhex(f["manifest"])
+        # without "manifest": 0x09 alone, the commit of the bytes staged on Data (revision 2.3)
+        return bytes([op]) + (unhex(f["manifest"]) if "manifest" in f else b"")
     if op == OP["PROVISION"]:
         key = unhex(f["key"])
         assert len(key) == 32
@@ -92,6 +93,8 @@ def decode_command(b):
     op = b[0]
     lengths = {0x01: 1, 0x02: BEGIN_FIXED, 0x03: 2, 0x04: 17, 0x05: 17, 0x06: 17, 0x07: 17, 0x08: 33, 0x09: None}
     assert op in lengths, "unknown opcode"
+    if op == OP["MANIFEST"] and len(b) == 1:
+        return {"op": op}  # commit the staged bytes (revision 2.3, §2.4)
     if op == OP["MANIFEST"]:
         # the manifest alone: at least 1 + 8 and exactly 1 + the manifest's own length field (§2.4)
         assert len(b) >= 1 + 8 and len(b) == 1 + struct.unpack_from("<H", b, 1 + 6)[0], "BAD_LENGTH"
@@ -616,6 +619,10 @@ def build():
         "one Write Request at MTU >= 228; no tag. A later BEGIN without flags bit1 ('begin-raw-after-manifest') uses it.")
     add("manifest-command-allow-list", "command", {"op": 9, "manifest": h(encode_manifest(manifest_listed))},
         "MANIFEST carrying 'manifest-allow-list-delta': 1 + 236 = 237 bytes.")
+    add("manifest-commit-staged", "command", {"op": 9},
+        "MANIFEST 0x09 alone (revision 2.3, caps bit12): commits the manifest this connection staged on Data "
+        "('data-manifest-staging-first', ...); checked exactly as 0x09 followed by those bytes. Nothing staged, or "
+        "staging broken: 'manifest-err-bad-length'.")
     add("begin-raw-after-manifest", "command",
         {"op": 2, "image_size": manifest_any["image_size"], "transfer_size": manifest_any["image_size"],
          "encoding": 0, "flags": 0, "chunk_size": 240, "sha256": manifest_any["image_sha256"],
@@ -654,6 +661,10 @@ def build():
         {"op": 0x81, "err": 0, "nonce": h(nonce_of(0xA0)), "caps": 0b100011000111},
         "CHALLENGE response of a revision-2.2 device: deflate, session key, resume, manifest required (bit6), delta "
         "(bit7), MANIFEST command supported (bit11).")
+    add("challenge-ok-manifest-staging", "response",
+        {"op": 0x81, "err": 0, "nonce": h(nonce_of(0xB0)), "caps": 0b1100011000111},
+        "CHALLENGE response of a revision-2.3 device: as 'challenge-ok-manifest-command' plus manifest staging on "
+        "Data (bit12; a device with bit12 has bit11).")
     add("provision-ok", "response", {"op": 0x88, "err": 0}, "PROVISION accepted: the device key is stored.")
     add("manifest-ok", "response", {"op": 0x89, "err": 0},
         "MANIFEST stored for this connection; sent when the write is handled, before the signature is verified.")
@@ -698,6 +709,10 @@ def build():
     for err, expected, why in naks:
         add(f"data-nak-{err.lower().replace('_', '-')}", "notification",
             {"op": 0xA1, "err": ERR[err], "expected_offset": expected}, f"DATA_NAK {err}: {why}.")
+    add("data-nak-staging-bad-length", "notification",
+        {"op": 0xA1, "err": ERR["BAD_LENGTH"], "expected_offset": 0x80000010},
+        "DATA_NAK BAD_LENGTH to a staging write out of order (or past 416 bytes) after 16 staged bytes: "
+        "expected_offset = 0x80000000 | the staged length before it; the staged bytes are dropped; sent once per break.")
     for err in ("WRONG_CHIP", "WRONG_CHIP_REVISION", "NOT_APP_IMAGE", "DOWNGRADE", "DECODE_FAILED", "FLASH_ERROR",
                 "SESSION_TIMEOUT", "MANIFEST_INVALID", "MANIFEST_MISMATCH", "PATCH_INVALID"):
         add(f"session-aborted-{err.lower().replace('_', '-')}", "notification", {"op": 0xA2, "err": ERR[err]},
@@ -707,6 +722,13 @@ def build():
     add("data-first-chunk", "data", {"offset": 0, "payload": "e9050220" + "ee00" + "0000" + "05"},
         "First chunk of an esp32c3 image (header start).")
     add("data-chunk", "data", {"offset": 40960, "payload": h(bytes(range(16)))}, "A 16-byte payload at offset 40960.")
+    add("data-manifest-staging-first", "data", {"offset": 0x80000000, "payload": m_any[:32]},
+        "Manifest staging write (revision 2.3, caps bit12) at ATT MTU 23: offset 0x80000000 | manifest offset 0, "
+        "the first MTU - 7 = 16 bytes of 'manifest-any-device'; starts (or restarts) staging for this connection. "
+        "No DATA_ACK.")
+    add("data-manifest-staging", "data", {"offset": 0x80000010, "payload": m_any[32:64]},
+        "The next staging write: manifest bytes 16..31 of 'manifest-any-device' at manifest offset 16 (in order: "
+        "manifest offset = the staged length).")
 
     # status
     running = sha("running image")

@@ -634,6 +634,150 @@ TEST(manifest_command_checks_and_clearing)
     h_stop();
 }
 
+/* ---------------- staging on Data (revision 2.3, caps bit12): MANIFEST 0x09 alone commits ---------------- */
+
+#define STAGING_BIT 0x80000000u
+
+/* The manifest in staging writes of `fragment` bytes from manifest offset `from` on, in order. */
+static void stage(ble_ota_conn_t conn, const uint8_t *man, size_t from, size_t n, size_t fragment)
+{
+    for (size_t at = from; at < n; at += fragment)
+        h_data(conn, STAGING_BIT | (uint32_t)at, man + at, n - at < fragment ? n - at : fragment);
+}
+
+static uint8_t commit(ble_ota_conn_t conn)
+{
+    uint8_t op = BLE_OTA_OP_MANIFEST;
+    h_control(conn, &op, 1);
+    return h_rsp_err(conn, BLE_OTA_OP_MANIFEST);
+}
+
+static bool no_notification(ble_ota_conn_t conn)
+{
+    note_t n;
+    return !h_pop(conn, &n);
+}
+
+TEST(manifest_staging_at_mtu_23_then_plain_begin_installs)
+{
+    CHECK(keys());
+    host_device_opts_t o = manifest_opts();
+    size_t len;
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    CHECK(img);
+    CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_STAGING);
+    CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_CMD); /* bit12 implies bit11 */
+    host_device_disconnect(H.dev, 1);
+    host_device_connect(H.dev, 1, 23);
+    manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 3);
+    m.device_count = 2; /* 236 bytes: the last fragment is short */
+    memcpy(m.device_ids[0], DEVICE_B, 6);
+    memcpy(m.device_ids[1], o.device_id, 6);
+    uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
+    size_t n = manifest_build(&m, &s_release, man);
+    CHECK_EQ(n, 236u);
+    h_clear();
+    stage(1, man, 0, n, 23 - 7); /* 15 Write Commands of at most MTU - 7 = 16 bytes */
+    CHECK(no_notification(1)); /* no DATA_ACK, no NAK for staging writes */
+    CHECK_EQ(commit(1), BLE_OTA_OK);
+    CHECK_EQ(flash_work(), 0);
+    uint16_t chunk = 0;
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK); /* no flags bit1: the staged one */
+    CHECK_EQ(chunk, 16);
+    CHECK_EQ(h_send(1, img, 0, (uint32_t)len, chunk), BLE_OTA_OK);
+    CHECK_EQ(h_end(1, 0), BLE_OTA_OK);
+    ble_ota_status_t st;
+    h_status(&st);
+    CHECK_EQ(st.last_result, BLE_OTA_OK);
+    free(img);
+    h_stop();
+}
+
+TEST(manifest_staging_breaks_and_owners)
+{
+    CHECK(keys());
+    host_device_opts_t o = manifest_opts();
+    size_t len;
+    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    CHECK(img);
+    manifest_spec_t good = spec_for(img, len, "2.0.0", 1, 3);
+    uint8_t man[BLE_OTA_MANIFEST_MAX_LEN + 32];
+    size_t n = manifest_build(&good, &s_release, man);
+    host_device_connect(H.dev, 2, 247);
+    h_clear();
+
+    /* commit with nothing staged: BAD_LENGTH, like a MANIFEST too short for its length field */
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+
+    /* out of order: one NAK naming the staged length, then silence; the commit is refused */
+    stage(1, man, 0, 32, 16);
+    h_data(1, STAGING_BIT | 48, man + 48, 16);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_BAD_LENGTH, STAGING_BIT | 32));
+    h_data(1, STAGING_BIT | 32, man + 32, 16);
+    h_data(1, STAGING_BIT | 64, man + 64, 16);
+    CHECK(no_notification(1)); /* once per break */
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+    /* restart at offset 0 after a break: accepted */
+    stage(1, man, 0, n, 16);
+    CHECK(no_notification(1));
+    CHECK_EQ(commit(1), BLE_OTA_OK);
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH); /* consumed by the first commit */
+
+    /* overflow: past 416 bytes (a write too long for the buffer at offset 0 too) */
+    uint8_t big[BLE_OTA_MANIFEST_MAX_LEN + 32] = {0};
+    stage(1, big, 0, 400, 100);
+    h_data(1, STAGING_BIT | 400, big, 17);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_BAD_LENGTH, STAGING_BIT | 400));
+    h_data(1, STAGING_BIT, big, BLE_OTA_MANIFEST_MAX_LEN + 1);
+    CHECK(h_nak_is(1, BLE_OTA_ERR_BAD_LENGTH, STAGING_BIT));
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+
+    /* staged bytes that break the length rule: BAD_LENGTH at the commit, as for 0x09 || manifest */
+    stage(1, man, 0, n - 1, 16);
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+
+    /* another connection's fragment (not offset 0) is dropped silently and changes nothing */
+    stage(1, man, 0, 64, 16);
+    h_data(2, STAGING_BIT | 64, man + 64, 16);
+    CHECK(no_notification(2));
+    stage(1, man, 64, n, 16);
+    CHECK_EQ(commit(2), BLE_OTA_ERR_BAD_LENGTH); /* conn 2 staged nothing */
+    CHECK_EQ(commit(1), BLE_OTA_OK);
+    uint16_t chunk = 0;
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK); /* takes it over */
+    CHECK_EQ(h_send(1, img, 0, (uint32_t)len, chunk), BLE_OTA_OK);
+    CHECK_EQ(h_end(1, 0), BLE_OTA_OK);
+
+    /* offset 0 from another connection takes the buffer: the first one's bytes are gone */
+    stage(1, man, 0, 64, 16);
+    h_data(2, STAGING_BIT, man, 16);
+    stage(1, man, 64, n, 16);
+    CHECK(no_notification(1)); /* not its buffer any more: dropped silently */
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+    stage(2, man, 16, n, 16);
+    CHECK_EQ(commit(2), BLE_OTA_OK);
+    host_device_disconnect(H.dev, 2);
+    host_device_connect(H.dev, 2, 247);
+
+    /* the link drops: staged bytes go with it */
+    stage(1, man, 0, n, 16);
+    host_device_disconnect(H.dev, 1);
+    host_device_connect(H.dev, 1, 23);
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+
+    /* BEGIN and a whole MANIFEST end staging too */
+    stage(1, man, 0, n, 16);
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED);
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+    stage(1, man, 0, n, 16);
+    CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK);
+    CHECK_EQ(commit(1), BLE_OTA_ERR_BAD_LENGTH);
+    /* ... and the refused commit replaced the stored manifest, as any MANIFEST does */
+    CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED);
+    free(img);
+    h_stop();
+}
+
 /* Signed update, host policy: the floor rises at CONFIRM; an update rolled back leaves it. */
 TEST(release_floor_raised_at_confirm_not_at_rollback)
 {

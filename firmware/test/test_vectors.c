@@ -91,7 +91,8 @@ static size_t encode(const char *kind, const json_t *f, uint8_t *out)
         if (op == BLE_OTA_OP_CHALLENGE) return 1;
         if (op == BLE_OTA_OP_MANIFEST) {
             const char *m = json_get_string(f, "manifest");
-            long ml = m ? hex_decode(m, out + 1, 511) : -1;
+            if (!m) return BLE_OTA_MANIFEST_COMMIT_LEN; /* 0x09 alone: commit the staged bytes (2.3) */
+            long ml = hex_decode(m, out + 1, 511);
             return ml < 0 ? 0 : 1 + (size_t)ml;
         }
         if (op == BLE_OTA_OP_PROVISION) {
@@ -188,6 +189,16 @@ static bool decode_matches(const char *kind, const json_t *f, const uint8_t *b, 
                r.flags == num(f, "flags") && r.chunk_size == num(f, "chunk_size") && !memcmp(r.sha256, sha, 32) &&
                !memcmp(r.base_sha256, base, 32) && !memcmp(r.tag, tag, 16) &&
                (r.manifest != NULL) == manifest && (!manifest || r.manifest_len == n - BLE_OTA_BEGIN_LEN);
+    }
+    if (!strcmp(kind, "command") && b[0] == BLE_OTA_OP_MANIFEST && n == BLE_OTA_MANIFEST_COMMIT_LEN) {
+        const uint8_t *m;
+        uint16_t ml;
+        /* the commit is not a manifest command: the core tells it by its length before decoding */
+        return json_get_string(f, "manifest") == NULL && !ble_ota_decode_manifest_cmd(b, n, &m, &ml);
+    }
+    if (!strcmp(kind, "data") && (ble_ota_get_u32(b) & BLE_OTA_STAGING_OFFSET_FLAG)) {
+        /* a staging write: bit31 marks it, the rest is the manifest offset */
+        return n > 4 && ble_ota_get_u32(b) == (uint32_t)num(f, "offset");
     }
     if (!strcmp(kind, "command") && b[0] == BLE_OTA_OP_MANIFEST) {
         const uint8_t *m;

@@ -59,8 +59,9 @@ export interface ProtocolSession {
   /** v2: the session key for BEGIN and tagged commands, once the device's id is known (Status). */
   setSessionKey?(key: Buffer | undefined): void;
   /**
-   * v2: offer the signed manifest before BEGIN (MANIFEST, revision 2.2) so the device verifies it while the
-   * session is set up; true when the device stored it. The transfer request still names the manifest.
+   * v2: offer the signed manifest before BEGIN (MANIFEST, revision 2.2; staged on Data first when it does
+   * not fit one write, revision 2.3) so the device verifies it while the session is set up; true when the
+   * device stored it. The transfer request still names the manifest.
    */
   stageManifest?(manifest: Buffer): Promise<boolean>;
   transfer(request: TransferRequest): Promise<TransferOutcome>;

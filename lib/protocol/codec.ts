@@ -14,6 +14,7 @@ import {
   CommandOp,
   ATT_INVALID_ATTRIBUTE_VALUE_LENGTH,
   DATA_HEADER_SIZE,
+  MANIFEST_MAX_SIZE,
   MAX_CONTROL_VALUE,
   ErrorCode,
   NONCE_SIZE,
@@ -21,6 +22,7 @@ import {
   RESPONSE_BIT,
   RESPONSE_LENGTH,
   SESSION_KEY_SIZE,
+  STAGING_OFFSET_FLAG,
   SHA256_SIZE,
   TAG_SIZE,
   TaggedOp,
@@ -64,10 +66,14 @@ export interface TaggedCommand {
   op: TaggedOp;
   tag: Buffer;
 }
-/** MANIFEST (§2.4, revision 2.2): the signed manifest alone, before BEGIN; untagged (it proves itself). */
+/**
+ * MANIFEST (§2.4, revision 2.2): the signed manifest alone, before BEGIN; untagged (it proves itself).
+ * Without `manifest` it is the commit of revision 2.3: `0x09` alone means the bytes this connection staged
+ * on Data (§3, caps bit12).
+ */
 export interface ManifestCommand {
   op: typeof Op.MANIFEST;
-  manifest: Buffer;
+  manifest?: Buffer;
 }
 export type Command = ChallengeCommand | BeginCommand | EndCommand | TaggedCommand | ProvisionCommand | ManifestCommand;
 
@@ -189,6 +195,7 @@ export function encodeCommand(cmd: Command): Buffer {
       checkBytes('key', cmd.key, SESSION_KEY_SIZE);
       return Buffer.concat([Buffer.from([Op.PROVISION]), cmd.key]);
     case Op.MANIFEST:
+      if (cmd.manifest === undefined) return Buffer.from([Op.MANIFEST]); // commit the staged bytes
       return Buffer.concat([Buffer.from([Op.MANIFEST]), checkManifestBytes(cmd.manifest, 1, 'MANIFEST')]);
     case Op.END:
       checkUint('flags', cmd.flags, 8);
@@ -237,6 +244,7 @@ function checkManifestBytes(manifest: Buffer, before: number, command: string): 
  */
 function expectedCommandLength(op: CommandOp, buf: Buffer): number | null {
   if (op === Op.MANIFEST) {
+    if (buf.length === 1) return 1; // the commit of the staged bytes (revision 2.3)
     if (buf.length < COMMAND_LENGTH[Op.MANIFEST]) return null;
     const field = buf.readUInt16LE(1 + 6);
     return field >= 8 ? 1 + field : null;
@@ -294,7 +302,7 @@ export function decodeCommand(buf: Buffer): Command {
     case Op.PROVISION:
       return { op, key: Buffer.from(buf.subarray(1, 1 + SESSION_KEY_SIZE)) };
     case Op.MANIFEST:
-      return { op, manifest: Buffer.from(buf.subarray(1)) };
+      return buf.length === 1 ? { op } : { op, manifest: Buffer.from(buf.subarray(1)) };
     default:
       return { op, tag: Buffer.from(buf.subarray(1, 17)) };
   }
@@ -458,6 +466,17 @@ export function encodeDataChunk(chunk: DataChunk): Buffer {
   buf.writeUInt32LE(chunk.offset, 0);
   chunk.payload.copy(buf, DATA_HEADER_SIZE);
   return buf;
+}
+
+/**
+ * A manifest staging write (revision 2.3, §3): `0x80000000 | manifestOffset`, then the manifest's bytes
+ * from manifestOffset on.
+ */
+export function encodeStagingChunk(manifestOffset: number, payload: Buffer): Buffer {
+  if (!Number.isInteger(manifestOffset) || manifestOffset < 0 || manifestOffset + payload.length > MANIFEST_MAX_SIZE) {
+    throw new OtaError('BAD_PARAMETER', `A staging write covers manifest bytes ${manifestOffset}..${manifestOffset + payload.length}; a manifest has at most ${MANIFEST_MAX_SIZE}.`);
+  }
+  return encodeDataChunk({ offset: (STAGING_OFFSET_FLAG | manifestOffset) >>> 0, payload });
 }
 
 /** Decodes a Data write; a write without payload throws PROTOCOL_MALFORMED with details.err EMPTY_WRITE. */

@@ -23,6 +23,11 @@ export const ATT_INVALID_ATTRIBUTE_VALUE_LENGTH = 0x0d;
 export const DATA_HEADER_SIZE = 4;
 /** ATT write/notify header: opcode + handle. */
 export const ATT_HEADER_SIZE = 3;
+/**
+ * Data offsets with this bit set are manifest staging writes (revision 2.3, §3): `0x80000000 | manifest_offset`;
+ * no transfer offset has it.
+ */
+export const STAGING_OFFSET_FLAG = 0x80000000;
 /** Smallest Data payload the client accepts to work with (smaller: MTU_TOO_SMALL). */
 export const MIN_CHUNK_SIZE = 16;
 
@@ -36,7 +41,7 @@ export const Op = {
   ROLLBACK: 0x06,
   REBOOT: 0x07,
   PROVISION: 0x08,
-  /** Revision 2.2: the signed manifest alone, before BEGIN (§2.4; caps bit11). */
+  /** Revision 2.2: the signed manifest alone, before BEGIN (§2.4; caps bit11); alone, 0x09 commits the bytes staged on Data (2.3, bit12). */
   MANIFEST: 0x09,
   DATA_ACK: 0xa0,
   DATA_NAK: 0xa1,
@@ -253,6 +258,11 @@ export const Caps = {
   NOT_PROVISIONED: 1 << 10,
   /** Revision 2.2: the MANIFEST command (op 0x09) is understood (§2.4). */
   MANIFEST_COMMAND: 1 << 11,
+  /**
+   * Revision 2.3: the manifest may be staged on Data (offsets with bit31 set) and committed with an
+   * empty MANIFEST (§2.4, §3); a device with this bit also has bit11.
+   */
+  MANIFEST_STAGING: 1 << 12,
 } as const;
 
 /** The caps bits by name (§5); `fleetKeyRequired` is the earlier name of `sessionKeyRequired`. */
@@ -270,6 +280,7 @@ export interface Capabilities {
   unauthenticatedAllowed: boolean;
   notProvisioned: boolean;
   manifestCommand: boolean;
+  manifestStaging: boolean;
 }
 
 export function decodeCaps(caps: number): Capabilities {
@@ -288,6 +299,7 @@ export function decodeCaps(caps: number): Capabilities {
     unauthenticatedAllowed: bit(Caps.UNAUTHENTICATED_ALLOWED),
     notProvisioned: bit(Caps.NOT_PROVISIONED),
     manifestCommand: bit(Caps.MANIFEST_COMMAND),
+    manifestStaging: bit(Caps.MANIFEST_STAGING),
   };
 }
 
@@ -327,6 +339,8 @@ export const MANIFEST_SIGNATURE_SIZE = 64;
 /** Length of a manifest without devices (header + signature); each device adds DEVICE_ID_SIZE. */
 export const MANIFEST_MIN_SIZE = MANIFEST_HEADER_SIZE + MANIFEST_SIGNATURE_SIZE;
 export const MANIFEST_MAX_DEVICES = 32;
+/** The largest manifest (224 + 6 * 32 = 416 bytes): the size of the device's staging buffer (§3). */
+export const MANIFEST_MAX_SIZE = MANIFEST_MIN_SIZE + DEVICE_ID_SIZE * MANIFEST_MAX_DEVICES;
 /** Release public keys: key_id 0..3, uncompressed SEC1 P-256 points. */
 export const RELEASE_KEY_SLOTS = 4;
 export const RELEASE_PUBLIC_KEY_SIZE = 65;

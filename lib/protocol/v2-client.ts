@@ -22,6 +22,7 @@ import {
   DATA_HEADER_SIZE,
   EndFlags,
   ErrorCode,
+  MANIFEST_MAX_SIZE,
   MIN_CHUNK_SIZE,
   OTA_SERVICE_UUID,
   Op,
@@ -44,6 +45,7 @@ import {
   decodeNotification,
   encodeCommand,
   encodeDataChunk,
+  encodeStagingChunk,
 } from './codec';
 import { DeviceStatus, decodeStatus } from './status';
 import { ZERO_TAG, beginTag, commandTag } from './auth';
@@ -130,6 +132,24 @@ function beginBaseSha256(payload: TransferPayload, option: Buffer | undefined): 
   }
   return base;
 }
+
+const L2CAP_HEADER_SIZE = 4;
+/** The LL data length every link supports (Bluetooth Core Specification, Link Layer: 27 octets is the minimum of connMaxTxOctets). */
+const MIN_LL_DATA_LENGTH = 27;
+
+/**
+ * Manifest bytes per staging write: the Data chunk rule (§2.2) for a link whose data length the client
+ * cannot see, taken as 27 (the LL minimum, every link has it): the write's L2CAP frame of 4 + 3 + 4 +
+ * chunk bytes fills whole PDUs. MTU - 7 when the frame fits one PDU (MTU 23: 16 bytes), else the largest
+ * k * 27 - 11 <= MTU - 7. On a link with a larger data length this costs at most a few more writes.
+ */
+export function stagingChunkSize(mtu: number): number {
+  const limit = mtu - ATT_HEADER_SIZE - DATA_HEADER_SIZE;
+  const frameOverhead = L2CAP_HEADER_SIZE + ATT_HEADER_SIZE + DATA_HEADER_SIZE;
+  if (limit + frameOverhead <= MIN_LL_DATA_LENGTH) return limit;
+  return Math.floor((limit + frameOverhead) / MIN_LL_DATA_LENGTH) * MIN_LL_DATA_LENGTH - frameOverhead;
+}
+
 
 const DEFAULTS = { commandTimeoutMs: 5000, endTimeoutMs: 30000, retransmitTimeoutMs: 1500, stallTimeoutMs: 15000 };
 /** Go-backs without any ACK progress before the client gives up as PROTOCOL_STUCK. */
@@ -233,13 +253,17 @@ export class V2Client {
 
   /**
    * MANIFEST (§2.4, revision 2.2): sends the signed manifest alone, before BEGIN, so the device verifies
-   * its signature while CHALLENGE and BEGIN travel instead of after BEGIN (and BEGIN is one plain write).
+   * its signature while CHALLENGE and BEGIN travel instead of after BEGIN (and BEGIN carries no manifest).
    * Returns true when the device stored it: begin() with the same manifest then sends a 93-byte BEGIN.
-   * Returns false, sending nothing, when the device's caps (Status or CHALLENGE, read before) do not have
-   * bit11 or the command would not fit one Write Request at this MTU; false too when the device answers
-   * BUSY (another connection's manifest holds its one slot). begin() then sends the manifest with BEGIN
-   * (flags bit1), which every revision-2.1 device takes. Any other refusal (DEVICE_MANIFEST_INVALID,
-   * DEVICE_MANIFEST_MISMATCH, DEVICE_RELEASE_TOO_OLD, ...) is what BEGIN would have got: thrown.
+   * When the command does not fit one Write Request at this MTU and the device stages (caps bit12,
+   * revision 2.3), the manifest goes in Data Write Commands (§3, offsets with bit31) and an empty MANIFEST
+   * commits it. Returns false, sending nothing, when the device's caps (Status or CHALLENGE, read before)
+   * do not have bit11, or the command does not fit and there is no bit12; false too when the device answers
+   * BUSY (another connection's manifest holds its one slot), and when a commit of staged bytes is refused
+   * for any reason (a staging problem never fails the update). begin() then sends the manifest with BEGIN
+   * (flags bit1), which every revision-2.1 device takes, and gets the verdict there. Any other refusal of
+   * a whole MANIFEST (DEVICE_MANIFEST_INVALID, DEVICE_MANIFEST_MISMATCH, DEVICE_RELEASE_TOO_OLD, ...) is
+   * what BEGIN would have got: thrown.
    */
   async sendManifest(manifest: Buffer): Promise<boolean> {
     return this.cancellable(async () => {
@@ -247,16 +271,32 @@ export class V2Client {
       const caps = this.caps ?? this.statusCaps;
       if (caps === null || (caps & Caps.MANIFEST_COMMAND) === 0) return false;
       const request = encodeCommand({ op: Op.MANIFEST, manifest });
-      if (request.length > this.connection.mtu - ATT_HEADER_SIZE) return false;
+      const fits = request.length <= this.connection.mtu - ATT_HEADER_SIZE;
+      // staging takes at most the largest valid manifest; a longer one goes with BEGIN, for the device to refuse
+      if (!fits && ((caps & Caps.MANIFEST_STAGING) === 0 || manifest.length > MANIFEST_MAX_SIZE)) return false;
       try {
-        await this.command(request, Op.MANIFEST);
+        if (fits) {
+          await this.command(request, Op.MANIFEST);
+        } else {
+          await this.stageOnData(manifest);
+          await this.command(encodeCommand({ op: Op.MANIFEST }), Op.MANIFEST);
+        }
       } catch (e) {
         if (e instanceof OtaError && e.code === deviceErrorCode(ErrorCode.BUSY)) return false;
+        if (!fits && e instanceof OtaError && typeof e.details?.deviceCode === 'number') return false;
         throw e;
       }
       this.stagedManifest = manifest;
       return true;
     });
+  }
+
+  /** The manifest in staging writes (§3, revision 2.3): Write Commands of whole LL PDUs, in order. */
+  private async stageOnData(manifest: Buffer): Promise<void> {
+    const size = stagingChunkSize(this.connection.mtu);
+    for (let at = 0; at < manifest.length; at += size) {
+      await this.write(DATA_CHAR_UUID, encodeStagingChunk(at, manifest.subarray(at, at + size)), true);
+    }
   }
 
   async challenge(): Promise<ChallengeInfo> {

@@ -18,8 +18,8 @@ import { baseImageBytes, encodePatch, ImageStore, type PatchRecord } from '../..
 import { flashDevice, verifyDevice } from '../../lib/ota';
 import { deriveDeviceKey, generateReleaseKeyPair, manifestForImage, signManifest, type Manifest, type ManifestOptions } from '../../lib/security';
 import { OtaError } from '../../lib/errors';
-import { decodeNotification, encodeCommand } from '../../lib/protocol/codec';
-import { CONTROL_CHAR_UUID, Caps, ErrorCode, LAST_RESULT_NONE, OTA_SERVICE_UUID, Op, STATUS_CHAR_UUID } from '../../lib/protocol/constants';
+import { decodeNotification, encodeCommand, encodeStagingChunk } from '../../lib/protocol/codec';
+import { CONTROL_CHAR_UUID, Caps, DATA_CHAR_UUID, ErrorCode, LAST_RESULT_NONE, OTA_SERVICE_UUID, Op, STAGING_OFFSET_FLAG, STATUS_CHAR_UUID } from '../../lib/protocol/constants';
 import { decodeAdvertisement } from '../../lib/protocol/advertisement';
 import { detectProtocol } from '../../lib/protocol/detect';
 import { LegacyClient } from '../../lib/protocol/legacy-client';
@@ -569,6 +569,90 @@ for (const impl of IMPLEMENTATIONS) {
         await rejectsWith(client.update({ image: img, encoding: 'raw' }), 'DEVICE_MANIFEST_REQUIRED');
         client.close();
         assert.equal(e.flashOps(), ops);
+      });
+
+      it('ATT MTU 23 (revision 2.3): the manifest goes in 16-byte staging writes, an empty MANIFEST commits it, BEGIN is the plain 93 bytes; installs', async () => {
+        const e = await open({ releaseKeys, maxMtu: 23 }, 'mtu-23');
+        assert.equal(e.conn.mtu, 23);
+        const img = image();
+        const good = signFor(img);
+        const client = e.client();
+        const caps = (await client.readStatus()).capabilities;
+        assert.ok(caps.manifestStaging && caps.manifestCommand, 'caps bit12 and bit11');
+        assert.equal(await client.sendManifest(good.bytes), true);
+        const staging = e.recorder.stagingWrites;
+        assert.equal(staging.length, Math.ceil(good.bytes.length / 16));
+        staging.forEach((w, i) => assert.equal(w.readUInt32LE(0), STAGING_OFFSET_FLAG + 16 * i, `write ${i}: in order`));
+        assert.ok(staging.every((w) => w.length <= 20), 'each staging write fits one Write Command at MTU 23');
+        assert.ok(Buffer.concat(staging.map((w) => w.subarray(4))).equals(good.bytes));
+        assert.equal(staging[0].toString('hex').slice(0, 8), vectorHex('data-manifest-staging-first').slice(0, 8));
+        assert.ok(!e.controlHex().some((h) => h.startsWith('a0') || h.startsWith('a1')), 'no DATA_ACK or DATA_NAK for staging writes');
+        assert.ok(e.controlHex().includes(vectorHex('manifest-ok')));
+        await client.update({ image: img, encoding: 'deflate', manifest: good.bytes });
+        const writes = e.recorder.controlWrites;
+        assert.deepEqual(writes.filter((w) => w[0] === Op.MANIFEST).map((w) => w.toString('hex')), [vectorHex('manifest-commit-staged')]);
+        const begin = writes.find((w) => w[0] === Op.BEGIN);
+        assert.ok(begin && begin.length === 93 && (begin[10] & 0x02) === 0, `BEGIN of ${begin?.length} bytes`);
+        await e.reconnectAfterReboot();
+        assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+      });
+
+      it('ATT MTU 23 (revision 2.3): another link takes the staging buffer midway, the commit is refused, and the manifest goes with BEGIN (flags bit1); installs', async () => {
+        const e = await open({ releaseKeys, maxMtu: 23 }, 'mtu-23');
+        const other = await e.connectSecondCentral();
+        const img = image();
+        const good = signFor(img);
+        let taken = false;
+        e.recorder.beforeWrite = async (characteristic, data) => {
+          if (taken || characteristic !== DATA_CHAR_UUID || data.readUInt32LE(0) !== STAGING_OFFSET_FLAG + 64) return;
+          taken = true;
+          // A's first fragments reach the device at A's next connection events; then B starts its own staging
+          // (manifest offset 0): A's bytes are dropped and A's next fragments ignored.
+          await sleep(e.clock, 100);
+          await other.conn.write(OTA_SERVICE_UUID, DATA_CHAR_UUID, encodeStagingChunk(0, good.bytes.subarray(0, 16)), true);
+          await sleep(e.clock, 100);
+        };
+        const client = e.client();
+        await client.readStatus();
+        assert.equal(await client.sendManifest(good.bytes), false, 'a refused commit is not an error');
+        assert.ok(taken);
+        e.recorder.beforeWrite = null;
+        assert.equal(e.recorder.stagingWrites.length, Math.ceil(good.bytes.length / 16), 'A staged the whole manifest');
+        const hex = e.controlHex();
+        assert.ok(hex.includes(vectorHex('manifest-err-bad-length')), `commit answered ${hex.join(' ')}`);
+        assert.ok(!hex.some((h) => h.startsWith('a1')), 'fragments of a link that no longer owns the buffer are dropped silently');
+        assert.equal(other.recorder.control.length, 0, 'B got no answer to its staging write');
+        await client.update({ image: img, encoding: 'deflate', manifest: good.bytes });
+        const begin = e.recorder.controlWrites.find((w) => w[0] === Op.BEGIN);
+        assert.ok(begin && begin.length === 93 + good.bytes.length && (begin[10] & 0x02) !== 0, 'BEGIN carried the manifest');
+        await e.reconnectAfterReboot();
+        assert.equal((await e.client().readStatus()).appVersion, '2.0.0');
+      });
+
+      it('staging writes at the byte level (revision 2.3): one NAK per break, nothing committed after a break, an empty MANIFEST with nothing staged, a link drop clears it', async () => {
+        const e = await open({ releaseKeys });
+        const img = image();
+        const good = signFor(img).bytes;
+        const stage = async (from: number, to: number) => {
+          for (let at = from; at < to; at += 16) await e.conn.write(OTA_SERVICE_UUID, DATA_CHAR_UUID, encodeStagingChunk(at, good.subarray(at, Math.min(to, at + 16))), true);
+        };
+        const commit = async () => (await e.rawControl(encodeCommand({ op: Op.MANIFEST }))).toString('hex');
+        assert.equal(await commit(), vectorHex('manifest-err-bad-length'), 'nothing staged');
+        const before = e.recorder.control.length;
+        await stage(0, 16);
+        await stage(32, 64); // skips manifest bytes 16..31
+        await sleep(e.clock, 100);
+        assert.deepEqual(e.controlHex().slice(before), [vectorHex('data-nak-staging-bad-length')], 'one NAK for the break, none for what follows');
+        await stage(16, good.length); // not a restart: dropped
+        assert.equal(await commit(), vectorHex('manifest-err-bad-length'), 'staging broken');
+        await stage(0, good.length);
+        assert.equal(await commit(), vectorHex('manifest-ok'));
+        assert.equal(await commit(), vectorHex('manifest-err-bad-length'), 'the commit consumed the staged bytes');
+        await stage(0, good.length);
+        await e.conn.disconnect();
+        await sleep(e.clock, 200);
+        await e.connect();
+        assert.equal(await commit(), vectorHex('manifest-err-bad-length'), 'the link drop took the staged bytes');
       });
 
       it("a key derived for device A is refused by device B; B's own key works", async () => {

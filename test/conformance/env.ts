@@ -11,7 +11,7 @@ import { SimDevice } from '../../lib/sim/device';
 import { createSimFleet, type SimFleet, type SimFleetOptions } from '../../lib/sim/fleet';
 import { findTwinBinary } from '../../lib/sim/twin-device';
 import type { SimDeviceConfig } from '../../lib/sim/types';
-import { CONTROL_CHAR_UUID, OTA_SERVICE_UUID } from '../../lib/protocol/constants';
+import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, DATA_HEADER_SIZE, OTA_SERVICE_UUID, STAGING_OFFSET_FLAG } from '../../lib/protocol/constants';
 import { V2Client, V2ClientOptions } from '../../lib/protocol/v2-client';
 import { devBuild } from '../helpers/dev-build';
 import { repoPath } from '../helpers/paths';
@@ -28,10 +28,16 @@ export function twinAvailable(): boolean {
   return findTwinBinary() !== null;
 }
 
-/** A BleConnection wrapper that records every Control notification it passes on and every Control value written. */
+/**
+ * A BleConnection wrapper that records every Control notification it passes on, every Control value
+ * written and every manifest staging write on Data (offset bit31, revision 2.3); `beforeWrite` may hold
+ * a write back (to let another link act in between).
+ */
 export class RecordingConnection {
   readonly control: Buffer[] = [];
   readonly controlWrites: Buffer[] = [];
+  readonly stagingWrites: Buffer[] = [];
+  beforeWrite: ((characteristic: string, data: Buffer) => Promise<void>) | null = null;
 
   static wrap(inner: BleConnection, record: RecordingConnection): BleConnection {
     return new Proxy(inner, {
@@ -45,8 +51,13 @@ export class RecordingConnection {
         }
         if (prop === 'write') {
           return (service: string, characteristic: string, data: Buffer, withoutResponse: boolean) => {
-            if (characteristic === CONTROL_CHAR_UUID) record.controlWrites.push(Buffer.from(data));
-            return target.write(service, characteristic, data, withoutResponse);
+            const write = () => {
+              if (characteristic === CONTROL_CHAR_UUID) record.controlWrites.push(Buffer.from(data));
+              if (characteristic === DATA_CHAR_UUID && data.length > DATA_HEADER_SIZE && data.readUInt32LE(0) >= STAGING_OFFSET_FLAG) record.stagingWrites.push(Buffer.from(data));
+              return target.write(service, characteristic, data, withoutResponse);
+            };
+            const hold = record.beforeWrite?.(characteristic, data);
+            return hold ? hold.then(write) : write();
           };
         }
         const value = Reflect.get(target, prop, receiver) as unknown;
@@ -127,6 +138,7 @@ export class ConformanceEnv {
     if (!found) throw new Error(`device ${this.config.name} did not advertise within ${timeoutMs} ms`);
     this.lastSeen = found;
     this.recorder = new RecordingConnection();
+    this.rawSubscribed = false; // a new link: rawControl subscribes on it again
     this.conn = RecordingConnection.wrap(await this.fleet.central.connect((found as DiscoveredDevice).id), this.recorder);
     this.table = await this.conn.discover();
     return this.conn;

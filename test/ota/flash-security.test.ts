@@ -109,14 +109,15 @@ describe('ota/flashDevice with keys and signed manifests (simulated fleet)', fun
     assert.equal(writes[2].length, BEGIN_SIZE, 'BEGIN without the manifest');
   });
 
-  it('sends the manifest with BEGIN when MANIFEST would not fit one write (MTU 23)', async () => {
+  it('stages the manifest on Data and commits it with an empty MANIFEST when MANIFEST would not fit one write (MTU 23, revision 2.3), then a plain BEGIN', async () => {
     env = await simEnv([provisioned({ maxMtu: 23 })], { link: 'mtu-23' });
     const writes = controlWrites();
     const manifest = manifestOf(IMAGE);
     await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, masterKey: MASTER, manifest, encoding: 'deflate' });
-    assert.ok(!writes.some((w) => w[0] === Op.MANIFEST));
-    const begin = writes.find((w) => w[0] === Op.BEGIN);
-    assert.equal(begin?.length, BEGIN_SIZE + manifest.length);
+    const ops = writes.map((w) => w[0]);
+    assert.deepEqual(ops.slice(0, 3), [Op.MANIFEST, Op.CHALLENGE, Op.BEGIN], ops.join(','));
+    assert.equal(writes[0].length, 1, 'MANIFEST 0x09 alone: the commit of the staged bytes');
+    assert.equal(writes[2].length, BEGIN_SIZE, 'BEGIN without the manifest');
   });
 
   it('refuses before BEGIN what the device would refuse: no key, no manifest, not provisioned, unsigned image, too old, expired, not allowed', async () => {

@@ -17,6 +17,7 @@ import {
   ErrorCode,
   OTA_SERVICE_UUID,
   Op,
+  STAGING_OFFSET_FLAG,
   STATUS_CHAR_UUID,
 } from '../../lib/protocol/constants';
 import { BeginCommand, Command, decodeCommand, decodeDataChunk, encodeNotification, malformedCommandResponse } from '../../lib/protocol/codec';
@@ -41,6 +42,8 @@ export interface FakeDeviceOptions {
   beginError?: number;
   /** Answer MANIFEST with this error code (default OK: stored). */
   manifestError?: number;
+  /** Answer the commit of staged bytes (MANIFEST `0x09` alone) with this error code (default: as manifestError). */
+  commitError?: number;
   /** Drop the link (session kept) right after acknowledging this offset or more, once. */
   dropLinkAtAck?: number;
   /** The writer is slower than the link: each DATA_ACK goes out this long after its bytes arrived (ms). */
@@ -77,8 +80,11 @@ export class FakeDevice {
   lastBegin: BeginCommand | null = null;
   /** Key stored by PROVISION. */
   provisionedKey: Buffer | null = null;
-  /** Manifests received with MANIFEST (op 0x09), in order. */
+  /** Manifests received with MANIFEST (op 0x09), in order; a commit adds the bytes it staged. */
   readonly manifestCommands: Buffer[] = [];
+  /** Staging writes on Data (offset bit31; revision 2.3): manifest offset and length of each. */
+  readonly stagingWrites: Array<{ manifestOffset: number; length: number }> = [];
+  private staged: Buffer[] = [];
   private nonce: Buffer | null = null;
   private readonly lost = new Set<number>();
   private conn: FakeConnection | null = null;
@@ -141,6 +147,13 @@ export class FakeDevice {
       return this.notify({ op: 0x83, err: 0, imageSize: image.length });
     }
     if (cmd.op === Op.MANIFEST) {
+      const staged = Buffer.concat(this.staged);
+      this.staged = [];
+      if (!cmd.manifest) {
+        if (staged.length === 0) return respond(ErrorCode.BAD_LENGTH);
+        this.manifestCommands.push(staged);
+        return respond(this.opts.commitError ?? this.opts.manifestError ?? ErrorCode.OK);
+      }
       this.manifestCommands.push(cmd.manifest);
       return respond(this.opts.manifestError ?? ErrorCode.OK);
     }
@@ -202,6 +215,14 @@ export class FakeDevice {
   onData(data: Buffer): void {
     this.dataWrites++;
     const { offset, payload } = decodeDataChunk(data);
+    if (offset >= STAGING_OFFSET_FLAG) {
+      // staging in order only (the simplest device); offset 0 restarts
+      const manifestOffset = offset - STAGING_OFFSET_FLAG;
+      if (manifestOffset === 0) this.staged = [];
+      this.stagingWrites.push({ manifestOffset, length: payload.length });
+      this.staged.push(payload);
+      return;
+    }
     if (this.lost.delete(offset)) {
       this.log.push(`lost ${offset}`);
       return;

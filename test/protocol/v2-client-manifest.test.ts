@@ -2,11 +2,12 @@
  * V2Client's MANIFEST (PROTOCOL.md §2.4, revision 2.2) against the scripted FakeDevice: sent only when the
  * caps read before say bit11 and it fits one Write Request; the BEGIN after it is the plain 93 bytes; a
  * device that cannot take it that way gets the manifest with BEGIN (flags bit1), as every 2.1 device does.
+ * Revision 2.3 (caps bit12): a MANIFEST too long for one Write Request is staged on Data and committed.
  */
 import { strict as assert } from 'assert';
 import { randomBytes } from 'crypto';
 import { VirtualClock } from '../../lib/sim/virtual-clock';
-import { V2Client } from '../../lib/protocol/v2-client';
+import { V2Client, stagingChunkSize } from '../../lib/protocol/v2-client';
 import { Caps, ErrorCode, Op } from '../../lib/protocol/constants';
 import { OtaError } from '../../lib/errors';
 import { FakeDevice, FakeDeviceOptions } from './fake-device';
@@ -26,6 +27,7 @@ function manifestOf(devices: number): Buffer {
 }
 
 const WITH_COMMAND = Caps.RESUME | Caps.MANIFEST_REQUIRED | Caps.MANIFEST_COMMAND;
+const WITH_STAGING = WITH_COMMAND | Caps.MANIFEST_STAGING;
 
 describe('V2Client MANIFEST (revision 2.2) against a scripted device', () => {
   it('sends MANIFEST after the Status read when caps bit11 is set, then a plain 93-byte BEGIN', async () => {
@@ -93,5 +95,65 @@ describe('V2Client MANIFEST (revision 2.2) against a scripted device', () => {
     const other = manifestOf(0);
     await client.update({ image: randomBytes(3000), encoding: 'raw', manifest: other });
     assert.ok(device.lastBegin?.manifest?.equals(other));
+  });
+});
+
+describe('V2Client MANIFEST staging on Data (revision 2.3) against a scripted device', () => {
+  it('stages a manifest too long for one Write Request in 16-byte Write Commands at MTU 23, commits it, then sends a plain BEGIN', async () => {
+    const { device, client } = setup({ caps: WITH_STAGING }, 23);
+    await client.open();
+    await client.readStatus();
+    const manifest = manifestOf(0);
+    assert.equal(await client.sendManifest(manifest), true);
+    assert.deepEqual(
+      device.stagingWrites,
+      Array.from({ length: 14 }, (_, i) => ({ manifestOffset: 16 * i, length: 16 })),
+      '224 bytes in 14 writes of MTU - 7 = 16 bytes, in order',
+    );
+    assert.equal(device.manifestCommands.length, 1);
+    assert.ok(device.manifestCommands[0].equals(manifest), 'the commit carried exactly the staged manifest');
+    const image = randomBytes(3000);
+    await client.update({ image, encoding: 'raw', manifest });
+    assert.equal(device.lastBegin?.flags, 0, 'flags bit1 clear: the device has the manifest');
+    assert.equal(device.lastBegin?.manifest, undefined);
+    assert.ok(device.completedImage?.equals(image));
+  });
+
+  it('falls back to BEGIN + manifest when the commit is refused, whatever the code (a staging problem never fails the update)', async () => {
+    for (const err of [ErrorCode.BAD_LENGTH, ErrorCode.MANIFEST_INVALID, ErrorCode.BUSY]) {
+      const { device, client } = setup({ caps: WITH_STAGING, commitError: err }, 23);
+      await client.open();
+      await client.readStatus();
+      const manifest = manifestOf(2);
+      assert.equal(await client.sendManifest(manifest), false, `commit answered ${err}`);
+      assert.equal(device.stagingWrites.length, Math.ceil(236 / 16));
+      await client.update({ image: randomBytes(3000), encoding: 'raw', manifest });
+      assert.equal((device.lastBegin?.flags ?? 0) & 0x02, 0x02, 'flags bit1');
+      assert.ok(device.lastBegin?.manifest?.equals(manifest));
+    }
+  });
+
+  it('stages nothing when MANIFEST fits one Write Request, or without caps bit12', async () => {
+    const fits = setup({ caps: WITH_STAGING }, 247);
+    await fits.client.open();
+    await fits.client.readStatus();
+    assert.equal(await fits.client.sendManifest(manifestOf(0)), true);
+    assert.equal(fits.device.stagingWrites.length, 0);
+    const old = setup({ caps: WITH_COMMAND }, 23);
+    await old.client.open();
+    await old.client.readStatus();
+    assert.equal(await old.client.sendManifest(manifestOf(0)), false);
+    assert.equal(old.device.stagingWrites.length + old.device.manifestCommands.length, 0, 'a revision-2.2 device gets nothing');
+  });
+
+  it('sizes staging writes so each fills whole 27-byte LL PDUs (the Data chunk rule at the smallest data length)', () => {
+    assert.equal(stagingChunkSize(23), 16); // 4 + 3 + 4 + 16 = 27: one PDU
+    assert.equal(stagingChunkSize(100), 70); // 81 = 3 PDUs; 93 would leave a 23-byte fourth
+    assert.equal(stagingChunkSize(185), 178); // 189 = 7 PDUs exactly
+    for (let mtu = 23; mtu < 228; mtu++) {
+      const size = stagingChunkSize(mtu);
+      assert.ok(size >= 16 && size <= mtu - 7, `MTU ${mtu}: ${size}`);
+      assert.ok(size === mtu - 7 || (size + 11) % 27 === 0, `MTU ${mtu}: ${size} fills whole PDUs`);
+    }
   });
 });

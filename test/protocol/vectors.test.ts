@@ -11,13 +11,14 @@ import {
   encodeCommand,
   encodeDataChunk,
   encodeNotification,
+  encodeStagingChunk,
 } from '../../lib/protocol/codec';
 import { StatusFields, decodeStatus, encodeStatus } from '../../lib/protocol/status';
 import { applyPatchReference, PatchError } from './patch-reference';
 import { decodeAdvertisement, encodeAdvertisement, versionBytes } from '../../lib/protocol/advertisement';
 import { beginTag, commandTag } from '../../lib/protocol/auth';
 import { deriveDeviceKey } from '../../lib/security/keys';
-import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, ErrorCode, MAX_NOTIFICATION_AT_MIN_MTU, Op, TaggedOp, decodeCaps } from '../../lib/protocol/constants';
+import { ADV_MARKER_V2, ESPRESSIF_COMPANY_ID, ErrorCode, MAX_NOTIFICATION_AT_MIN_MTU, Op, STAGING_OFFSET_FLAG, TaggedOp, decodeCaps } from '../../lib/protocol/constants';
 import type { OtaError } from '../../lib/errors';
 import { Vector, camelToSnake, fieldsToMessage, loadVectors, messageToFields } from './vectors';
 
@@ -164,6 +165,29 @@ describe('protocol vectors (docs/protocol-vectors.json)', () => {
     assert.equal(begin.fields.sha256, manifest.fields.image_sha256);
     assert.ok(decodeCaps(byName('challenge-ok-manifest-command').fields.caps as number).manifestCommand);
     assert.equal(byName('manifest-ok').hex, '8900');
+  });
+
+  it('has manifest staging of revision 2.3: Data writes at 0x80000000 | manifest offset, their NAK, the empty MANIFEST and caps bit12', () => {
+    const byName = (name: string) => {
+      const v = file.vectors.find((x) => x.name === name);
+      assert.ok(v, name);
+      return v;
+    };
+    const manifest = Buffer.from(byName('manifest-any-device').hex, 'hex');
+    const first = byName('data-manifest-staging-first');
+    const next = byName('data-manifest-staging');
+    assert.ok(encodeStagingChunk(0, manifest.subarray(0, 16)).equals(Buffer.from(first.hex, 'hex')));
+    assert.ok(encodeStagingChunk(16, manifest.subarray(16, 32)).equals(Buffer.from(next.hex, 'hex')));
+    assert.equal(first.hex.length / 2, 20, 'one Write Command at ATT MTU 23');
+    assert.equal(decodeDataChunk(Buffer.from(next.hex, 'hex')).offset, STAGING_OFFSET_FLAG + 16);
+    assert.equal(byName('manifest-commit-staged').hex, '09');
+    assert.deepEqual(decodeCommand(Buffer.from('09', 'hex')), { op: Op.MANIFEST });
+    assert.ok(encodeCommand({ op: Op.MANIFEST }).equals(Buffer.from('09', 'hex')));
+    const nak = decodeNotification(Buffer.from(byName('data-nak-staging-bad-length').hex, 'hex'));
+    assert.deepEqual(nak, { op: Op.DATA_NAK, err: ErrorCode.BAD_LENGTH, expectedOffset: STAGING_OFFSET_FLAG + 16 });
+    const caps = decodeCaps(byName('challenge-ok-manifest-staging').fields.caps as number);
+    assert.ok(caps.manifestStaging && caps.manifestCommand, 'bit12 comes with bit11');
+    assert.throws(() => encodeStagingChunk(400, Buffer.alloc(17)), (e: OtaError) => e.code === 'BAD_PARAMETER');
   });
 
   for (const v of file.vectors.filter((x) => x.kind === 'manifest')) {

@@ -81,7 +81,7 @@ describe('sim-device v2: fresh update', () => {
     const r = await c.challenge();
     assert.equal(r.err, 0);
     // A development build without keys: caps bit 9 (unauthenticated updates allowed); bit 7: delta.
-    assert.equal(r.caps, Caps.DEFLATE | Caps.RESUME | Caps.HOST_CONFIRM | Caps.ANTI_DOWNGRADE | Caps.DELTA | (1 << 9) | Caps.MANIFEST_COMMAND);
+    assert.equal(r.caps, Caps.DEFLATE | Caps.RESUME | Caps.HOST_CONFIRM | Caps.ANTI_DOWNGRADE | Caps.DELTA | (1 << 9) | Caps.MANIFEST_COMMAND | Caps.MANIFEST_STAGING);
     assert.equal(r.nonce?.length, 16);
     const raw = rig.host.sent.filter((n) => n.data[0] === 0x81);
     assert.deepEqual(raw.map((n) => n.data.length), [20]);

@@ -59,6 +59,28 @@ def status():
     return [STATUS, 5]
 
 
+STAGING_BIT = 0x80000000
+
+
+def staging(data, at=0, c=C1, fragment=16):
+    """Manifest staging writes (revision 2.3): Data at 0x80000000 | manifest offset, bytes from the input."""
+    ops = []
+    for i in range(0, len(data), fragment):
+        part = data[i:i + fragment]
+        part = part + bytes(-len(part) % 4)  # op 7 writes 4 * l bytes
+        ops += [DATA, c, 0x0F, len(part) // 4] + list((STAGING_BIT | (at + i)).to_bytes(4, "little")) + list(part)
+    return ops
+
+
+def commit(c=C1):
+    return [RAW, c, 1, 0x09]
+
+
+# A manifest's structure (magic, format 1, key_id 0, length 224) with an unsigned body: the commit's checks
+# run on it (chip_id 0: MANIFEST_MISMATCH).
+FAKE_MANIFEST = b"BOM1" + bytes([1, 0]) + (224).to_bytes(2, "little") + bytes(216)
+
+
 SEEDS = {
     "raw-update-reboot": cfg() + connect() + update(GOOD | REBOOT) + tick(10) + connect() + status(),
     "deflate-update-key": cfg(KEY | REQUIRE_KEY) + connect() + update(GOOD | DEFLATE | REBOOT) + tick(10) + connect() + status(),
@@ -95,6 +117,15 @@ SEEDS = {
     "manifest-command-bad-signature": cfg() + [RELEASE_KEY] + connect() + update(GOOD | 0x80, MANIFEST_BAD_SIG_C1) + status(),
     "manifest-command-bad-length": cfg() + [RELEASE_KEY] + connect() + [RAW, C1, 9, 0x09, 0x42, 0x4F, 0x4D, 0x31, 1, 0, 9, 0]
     + update(GOOD) + status(),
+    # staging on Data (revision 2.3) and the commit, MANIFEST 0x09 alone, at MTU 23
+    "manifest-staging-commit": cfg() + [RELEASE_KEY] + connect(C1, 0) + staging(FAKE_MANIFEST) + commit()
+    + update(GOOD) + status(),
+    "manifest-staging-broken": cfg() + [RELEASE_KEY] + connect(C1, 0) + connect(C2, 0) + commit()
+    + staging(FAKE_MANIFEST[:32]) + staging(FAKE_MANIFEST[48:64], 48) + staging(FAKE_MANIFEST[32:48], 32) + commit()
+    + staging(bytes(400), 0, C1, 100) + staging(bytes(20), 400) + commit()
+    + staging(FAKE_MANIFEST[:64]) + staging(FAKE_MANIFEST[64:80], 64, C2) + staging(FAKE_MANIFEST[:16], 0, C2)
+    + commit() + commit(C2) + staging(FAKE_MANIFEST) + [DISCONNECT, C1] + connect(C1, 0) + commit()
+    + staging(FAKE_MANIFEST) + update(GOOD) + commit() + status(),
     "manifest-delta": cfg() + [RELEASE_KEY] + connect() + update(GOOD, DELTA_C1) + status(),
     "resume": cfg() + connect() + begin(GOOD | RESUME) + send(C1, 5) + [DISCONNECT, C1] + tick(16) + connect()
     + begin(GOOD | RESUME) + send() + end() + tick(10) + status(),

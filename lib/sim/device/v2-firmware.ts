@@ -30,6 +30,7 @@ import {
   OtaStateCode,
   RELEASE_KEY_SLOTS,
   STATUS_CHAR_UUID,
+  STAGING_OFFSET_FLAG,
   SessionStateCode,
   TaggedOp,
   errorName,
@@ -41,6 +42,7 @@ import { BeginRequest, decodeControl } from './control-decode';
 import { deviceIdOf } from './device-id';
 import { AcceptedManifest, beginMismatch, checkManifestAtBegin, isZero, manifestSignatureValid, releaseTooOld, type DeviceManifestContext } from './manifest';
 import { ManifestStage, type StagedManifest, type WriterJob } from './staged-manifest';
+import { ManifestStaging } from './manifest-staging';
 import { manifestCheckMs } from './manifest-timing';
 import { SessionGuard } from './session-guard';
 import { deviceChunkSize } from './chunk-size';
@@ -86,6 +88,8 @@ export class V2Firmware implements Application {
   private readonly work: FlashWork;
   /** MANIFEST sent before BEGIN (§2.4). */
   private readonly stagedManifests: ManifestStage;
+  /** Manifest bytes staged on Data before their MANIFEST commit (revision 2.3, §3). */
+  private readonly manifestStaging = new ManifestStaging();
   /** The boot's record work (first-boot diagnostics, confirm) is over. */
   bootSettled = false;
   /** The BLE stack runs (on a first boot only after the diagnostics passed, or under host policy). */
@@ -145,6 +149,7 @@ export class V2Firmware implements Application {
       Caps.DEFLATE |
       Caps.RESUME |
       Caps.MANIFEST_COMMAND |
+      Caps.MANIFEST_STAGING |
       (this.auth.keyRequired ? Caps.FLEET_KEY_REQUIRED : 0) |
       (this.settings.hostPolicy ? Caps.HOST_CONFIRM : 0) |
       (this.settings.allowDowngrade ? 0 : Caps.ANTI_DOWNGRADE) |
@@ -171,6 +176,7 @@ export class V2Firmware implements Application {
     this.mtus.delete(conn);
     this.auth.forget(conn);
     this.stagedManifests.forget(conn); // a manifest staged with MANIFEST belongs to its link
+    this.manifestStaging.drop(conn);
     const s = this.session;
     if (!s || s.owner !== conn) return;
     s.owner = null;
@@ -219,6 +225,9 @@ export class V2Firmware implements Application {
   // ---- Control ----
 
   private onCommand(conn: number, data: Buffer): void {
+    // MANIFEST and BEGIN end this connection's staging on Data (an empty MANIFEST commits it first).
+    if (data[0] === Op.MANIFEST && data.length === 1) return this.onManifestCommit(conn);
+    if (data[0] === Op.MANIFEST || data[0] === Op.BEGIN) this.manifestStaging.drop(conn);
     const cmd = decodeControl(data);
     switch (cmd.op) {
       case 'malformed':
@@ -238,6 +247,7 @@ export class V2Firmware implements Application {
         this.onProvision(conn, cmd.key);
         break;
       case Op.MANIFEST:
+        if (!cmd.manifest) return this.onManifestCommit(conn); // decodeControl gives 0x09 alone only
         // Answered as the write is handled; the verify runs in the writer meanwhile (ManifestStage).
         this.reply(conn, { op: Op.MANIFEST | 0x80, err: this.stagedManifests.stage(conn, cmd.manifest, this.manifestDevice(), this.session) });
         return;
@@ -246,6 +256,27 @@ export class V2Firmware implements Application {
         break;
     }
     this.publish();
+  }
+
+  /**
+   * MANIFEST `0x09` alone (revision 2.3): the bytes this connection staged on Data, checked exactly as
+   * `0x09 ‖ manifest` (its length rule included); nothing staged, or staging broken: BAD_LENGTH. The
+   * staged bytes are consumed whatever the answer, and, as any MANIFEST, it replaces the stored one.
+   */
+  private onManifestCommit(conn: number): void {
+    const staged = this.manifestStaging.take(conn);
+    if (!staged) {
+      this.stagedManifests.forget(conn);
+      this.reply(conn, { op: Op.MANIFEST | 0x80, err: ErrorCode.BAD_LENGTH });
+      return;
+    }
+    const cmd = decodeControl(Buffer.concat([Buffer.from([Op.MANIFEST]), staged]));
+    if (cmd.op === Op.MANIFEST && cmd.manifest) {
+      this.reply(conn, { op: Op.MANIFEST | 0x80, err: this.stagedManifests.stage(conn, cmd.manifest, this.manifestDevice(), this.session) });
+    } else {
+      this.stagedManifests.forget(conn); // replaced by a refused one
+      this.reply(conn, { op: Op.MANIFEST | 0x80, err: ErrorCode.BAD_LENGTH });
+    }
   }
 
   /**
@@ -567,6 +598,13 @@ export class V2Firmware implements Application {
     const own = s !== null && s.owner === conn && s.phase !== 'suspended' ? s : null;
     if (data.length <= DATA_HEADER_SIZE) {
       this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.EMPTY_WRITE, expectedOffset: own ? own.window.expected : 0 });
+      return;
+    }
+    const rawOffset = data.readUInt32LE(0);
+    if (rawOffset >= STAGING_OFFSET_FLAG) {
+      // manifest staging (revision 2.3): before the §3 session rules, no transfer offset has bit31
+      const nak = this.manifestStaging.write(conn, rawOffset - STAGING_OFFSET_FLAG, data.subarray(DATA_HEADER_SIZE));
+      if (nak !== null) this.reply(conn, { op: Op.DATA_NAK, err: ErrorCode.BAD_LENGTH, expectedOffset: nak });
       return;
     }
     if (!own) {

@@ -42,12 +42,17 @@ bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *o
     return true;
 }
 
+bool ble_ota_check_manifest_len(const uint8_t *manifest, size_t len)
+{
+    /* the same length rule as BEGIN's manifest: the manifest's own length field (offset 6) */
+    return len >= 8 && len == ble_ota_get_u16(manifest + 6);
+}
+
 bool ble_ota_decode_manifest_cmd(const uint8_t *buf, size_t len, const uint8_t **manifest, uint16_t *manifest_len)
 {
     *manifest = NULL;
     *manifest_len = 0;
-    /* the same length rule as BEGIN's manifest: the manifest's own length field (offset 6) */
-    if (len < 1 + 8 || buf[0] != BLE_OTA_OP_MANIFEST || len - 1 != ble_ota_get_u16(buf + 1 + 6)) return false;
+    if (len < 1 || buf[0] != BLE_OTA_OP_MANIFEST || !ble_ota_check_manifest_len(buf + 1, len - 1)) return false;
     *manifest = buf + 1;
     *manifest_len = (uint16_t)(len - 1);
     return true;

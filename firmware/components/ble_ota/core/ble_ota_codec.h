@@ -62,6 +62,12 @@
 #define BLE_OTA_CAP_UNAUTHENTICATED 0x0200   /* development opt-out: no key, no manifest needed */
 #define BLE_OTA_CAP_NOT_PROVISIONED 0x0400   /* no session key, no release key, no opt-out */
 #define BLE_OTA_CAP_MANIFEST_CMD 0x0800      /* MANIFEST (op 0x09) understood (revision 2.2) */
+#define BLE_OTA_CAP_MANIFEST_STAGING 0x1000  /* manifest staged on Data, MANIFEST 0x09 alone commits (2.3) */
+
+/* Data offsets with bit31 are manifest staging writes (revision 2.3): 0x80000000 | manifest_offset. */
+#define BLE_OTA_STAGING_OFFSET_FLAG 0x80000000u
+/* MANIFEST 0x09 alone: commit the bytes this connection staged on Data. */
+#define BLE_OTA_MANIFEST_COMMIT_LEN 1
 
 /* Signed update manifest "BOM1" (§D) */
 #define BLE_OTA_MANIFEST_MAGIC "BOM1"
@@ -169,6 +175,8 @@ void ble_ota_put_u32(uint8_t *p, uint32_t v);
 /** Decode a BEGIN command (op included). False (BAD_LENGTH) unless len is 93 without flags bit1, or
  *  93 + the manifest's own length field (>= 8 bytes of manifest) with bit1. */
 bool ble_ota_decode_begin(const uint8_t *buf, size_t len, ble_ota_begin_req_t *out);
+/** The manifest length rule (PROTOCOL.md §2.4): at least 8 bytes and exactly its own length field. */
+bool ble_ota_check_manifest_len(const uint8_t *manifest, size_t len);
 /** MANIFEST (op 0x09): true when len is 1 + the manifest's own length field (>= 8 bytes of manifest);
  *  *manifest / *manifest_len then point into buf. */
 bool ble_ota_decode_manifest_cmd(const uint8_t *buf, size_t len, const uint8_t **manifest, uint16_t *manifest_len);

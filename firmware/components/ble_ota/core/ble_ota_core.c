@@ -216,7 +216,7 @@ bool ota_delta_supported(void)
 uint16_t ble_ota_core_caps(void)
 {
     const ble_ota_config_t *c = &g_ota.cfg;
-    uint16_t caps = BLE_OTA_CAP_RESUME | BLE_OTA_CAP_MANIFEST_CMD;
+    uint16_t caps = BLE_OTA_CAP_RESUME | BLE_OTA_CAP_MANIFEST_CMD | BLE_OTA_CAP_MANIFEST_STAGING;
     if (c->deflate) caps |= BLE_OTA_CAP_DEFLATE;
     if (ota_delta_supported()) caps |= BLE_OTA_CAP_DELTA;
     if (g_ota.has_key || c->require_fleet_key) caps |= BLE_OTA_CAP_FLEET_KEY;

@@ -74,6 +74,16 @@ typedef struct {
     manifest_expect_t expect;
 } staged_manifest_t;
 
+/** Manifest bytes staged on Data (offsets with bit31, revision 2.3, PROTOCOL.md §3) until this
+ *  connection's MANIFEST `0x09` alone commits them. One buffer of the largest manifest for the device. */
+typedef struct {
+    bool owned;           /* `owner` wrote manifest offset 0 last; NimBLE connection handles start at 0 */
+    bool broken;          /* a fragment out of order or past the buffer dropped the bytes: the commit fails */
+    ble_ota_conn_t owner;
+    uint16_t len;
+    uint8_t bytes[BLE_OTA_MANIFEST_MAX_LEN];
+} manifest_staging_t;
+
 /** Early image checks on the first 288 decoded bytes against the running app and, when present, the
  *  manifest (MANIFEST_MISMATCH); returns a ble_ota_err_t. */
 uint8_t ota_check_image_header(const uint8_t *hdr, const ble_ota_app_info_t *app, bool allow_downgrade,
@@ -88,6 +98,14 @@ uint8_t ota_check_manifest(ble_ota_conn_t conn, const ble_ota_begin_req_t *req, 
 uint8_t ota_stage_manifest(ble_ota_conn_t conn, const uint8_t *raw, size_t len);
 /** Drop conn's staged manifest (any connection's with BLE_OTA_CONN_NONE); lock held. */
 void ota_unstage_manifest(ble_ota_conn_t conn);
+/** A staging write of conn (lock held): manifest bytes at manifest_offset. True when it broke staging:
+ *  answer DATA_NAK BAD_LENGTH with *nak_offset (0x80000000 | the staged length before it). */
+bool ota_staging_write(ble_ota_conn_t conn, uint32_t manifest_offset, const uint8_t *p, size_t len, uint32_t *nak_offset);
+/** MANIFEST `0x09` alone (lock held): conn's staged bytes, consumed whatever the commit's result, else
+ *  NULL (nothing staged by conn, or its staging broke). Valid until the lock is released. */
+const uint8_t *ota_staging_take(ble_ota_conn_t conn, size_t *len);
+/** Drop conn's staged bytes (its link dropped, or it sent MANIFEST or BEGIN); lock held. */
+void ota_staging_drop(ble_ota_conn_t conn);
 /** Writer context, lock NOT held: verify a staged manifest whose verify is pending (true when it did);
  *  the verdict goes to the staged slot and to a session that took the manifest over meanwhile. */
 bool ota_verify_staged_manifest(void);
@@ -174,6 +192,7 @@ typedef struct {
     session_t s;
     uint32_t gen_counter;
     staged_manifest_t staged;      /* MANIFEST sent before BEGIN (§2.4) */
+    manifest_staging_t staging;    /* its bytes staged on Data before the MANIFEST commit (§3) */
     uint32_t manifest_counter;     /* verify_id of the next staged manifest */
     writer_t w;
     reboot_action_t reboot;

@@ -136,6 +136,51 @@ uint8_t ota_stage_manifest(ble_ota_conn_t conn, const uint8_t *raw, size_t len)
     return BLE_OTA_OK;
 }
 
+/* Staging (revision 2.3): sequential fragments only, so the buffer never holds a hole; the first
+ * fragment that breaks the order or the size drops the bytes and is the only one answered. */
+bool ota_staging_write(ble_ota_conn_t conn, uint32_t manifest_offset, const uint8_t *p, size_t len, uint32_t *nak_offset)
+{
+    manifest_staging_t *st = &g_ota.staging;
+    if (manifest_offset == 0) {
+        /* (re)starts staging: the buffer is this connection's now, another's bytes are dropped */
+        st->owned = true;
+        st->owner = conn;
+        st->len = 0;
+        st->broken = false;
+    } else if (!st->owned || st->owner != conn || st->broken) {
+        return false; /* not this connection's buffer, or broken already (one NAK per break) */
+    }
+    if (manifest_offset != st->len || len > sizeof st->bytes - st->len) {
+        *nak_offset = BLE_OTA_STAGING_OFFSET_FLAG | st->len;
+        st->len = 0;
+        st->broken = true;
+        return true;
+    }
+    memcpy(st->bytes + st->len, p, len);
+    st->len = (uint16_t)(st->len + len);
+    return false;
+}
+
+const uint8_t *ota_staging_take(ble_ota_conn_t conn, size_t *len)
+{
+    manifest_staging_t *st = &g_ota.staging;
+    *len = 0;
+    if (!st->owned || st->owner != conn) return NULL;
+    bool usable = !st->broken && st->len > 0;
+    *len = usable ? st->len : 0;
+    ota_staging_drop(conn);
+    return usable ? st->bytes : NULL;
+}
+
+void ota_staging_drop(ble_ota_conn_t conn)
+{
+    manifest_staging_t *st = &g_ota.staging;
+    if (!st->owned || st->owner != conn) return;
+    st->owned = false;
+    st->broken = false;
+    st->len = 0; /* the bytes stay until the next offset 0 overwrites them: ota_staging_take returns them */
+}
+
 /* The verdict of verify id for a copy of the expectation that is still waiting for it. */
 static void settle_verdict(manifest_expect_t *e, uint32_t id, bool valid)
 {

@@ -59,6 +59,7 @@ void ble_ota_core_on_disconnect(ble_ota_conn_t conn)
     conn_slot_t *c = ota_conn_find(conn);
     if (c) memset(c, 0, sizeof *c);
     ota_unstage_manifest(conn); /* a manifest staged with MANIFEST belongs to its link */
+    ota_staging_drop(conn);     /* and so do bytes staged on Data for it */
     session_t *s = &g_ota.s;
     if (s->live && s->owner == conn) {
         s->owner = BLE_OTA_CONN_NONE;
@@ -202,6 +203,7 @@ static void handle_begin(conn_slot_t *c, const uint8_t *data, size_t len)
 {
     ble_ota_begin_req_t req;
     uint8_t out[16];
+    ota_staging_drop(c->conn); /* BEGIN ends this connection's staging on Data, accepted or not */
     if (!ble_ota_decode_begin(data, len, &req)) {
         emit_simple(c->conn, BLE_OTA_OP_BEGIN, BLE_OTA_ERR_BAD_LENGTH);
         return;
@@ -363,10 +365,20 @@ static void handle_provision(conn_slot_t *c, const uint8_t *data, size_t len)
  * CHALLENGE and BEGIN. Lock held. */
 static void handle_manifest(conn_slot_t *c, const uint8_t *data, size_t len)
 {
-    const uint8_t *raw;
-    uint16_t raw_len;
+    const uint8_t *raw = NULL;
+    uint16_t raw_len = 0;
     uint8_t err;
-    if (!ble_ota_decode_manifest_cmd(data, len, &raw, &raw_len)) {
+    /* 0x09 alone (revision 2.3) commits the bytes this connection staged on Data; they are consumed
+     * whatever the result, and then checked exactly as 0x09 || manifest, the length rule included */
+    size_t staged_len = 0;
+    const uint8_t *staged = len == BLE_OTA_MANIFEST_COMMIT_LEN ? ota_staging_take(c->conn, &staged_len) : NULL;
+    ota_staging_drop(c->conn);
+    bool whole = staged ? ble_ota_check_manifest_len(staged, staged_len) : ble_ota_decode_manifest_cmd(data, len, &raw, &raw_len);
+    if (staged) {
+        raw = staged;
+        raw_len = (uint16_t)staged_len;
+    }
+    if (!whole) {
         ota_unstage_manifest(c->conn);
         err = BLE_OTA_ERR_BAD_LENGTH;
     } else {
@@ -439,15 +451,21 @@ static void ring_put(uint32_t offset, const uint8_t *p, size_t len)
     memcpy(g_ota.s.ring, p + first, len - first);
 }
 
-/* Checks in the PROTOCOL.md §3 order: EMPTY_WRITE, NO_SESSION, OVERSIZED, DUPLICATE, GAP, OUT_OF_WINDOW. */
+/* Checks in the PROTOCOL.md §3 order: EMPTY_WRITE, staging (offset bit31), NO_SESSION, OVERSIZED, DUPLICATE, GAP, OUT_OF_WINDOW. */
 void ble_ota_core_on_data_write(ble_ota_conn_t conn, const uint8_t *data, size_t len)
 {
     ota_lock();
     session_t *s = &g_ota.s;
     /* still "own" while FINISHING: every transfer byte is in, so late writes get DUPLICATE / OUT_OF_WINDOW */
     bool own = s->live && s->state != BLE_OTA_SESSION_SUSPENDED && s->owner == conn;
+    uint32_t nak_offset;
     if (len <= BLE_OTA_DATA_HEADER_LEN) {
         emit_nak(conn, BLE_OTA_ERR_EMPTY_WRITE, own ? s->expected : 0);
+    } else if (ble_ota_get_u32(data) & BLE_OTA_STAGING_OFFSET_FLAG) {
+        /* manifest staging (revision 2.3): before the session rules, no transfer offset has bit31 */
+        uint32_t manifest_offset = ble_ota_get_u32(data) & ~BLE_OTA_STAGING_OFFSET_FLAG;
+        if (ota_staging_write(conn, manifest_offset, data + BLE_OTA_DATA_HEADER_LEN, len - BLE_OTA_DATA_HEADER_LEN, &nak_offset))
+            emit_nak(conn, BLE_OTA_ERR_BAD_LENGTH, nak_offset);
     } else if (!own) {
         emit_nak(conn, BLE_OTA_ERR_NO_SESSION, 0);
     } else {
