@@ -2,12 +2,13 @@
  * Times one transfer on the simulated radio from the central's GATT traffic, per the benchmark's
  * definition (issue 3 point 7, "the modeled transfer time"): v2 from the first write of the update request
  * to the END response — BEGIN, or MANIFEST when the client sends the manifest ahead of BEGIN (PROTOCOL.md
- * §2.4), so the manifest's transport stays inside it; the seed protocol from the packet-size write to
+ * §2.4), or the first of the manifest's staging writes before that MANIFEST (§3, revision 2.3), so the
+ * manifest's transport stays inside it; the seed protocol from the packet-size write to
  * DONE_ACK. The connection setup is reported apart: what comes before (advertising wait, connect,
  * discovery, Status read) and the CHALLENGE exchange wherever it falls (after MANIFEST it runs while the
  * device verifies; it is counted as setup, as it was before BEGIN). Setup + transfer is the whole update.
  */
-import { CONTROL_CHAR_UUID, LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LegacyOp, Op, RESPONSE_BIT } from '../protocol/constants';
+import { CONTROL_CHAR_UUID, DATA_CHAR_UUID, LEGACY_CONTROL_UUID, LEGACY_DATA_UUID, LegacyOp, Op, RESPONSE_BIT, STAGING_OFFSET_FLAG } from '../protocol/constants';
 import type { GattTrafficEvent, SimRadio } from '../sim/radio';
 
 export interface TransferTiming {
@@ -45,6 +46,8 @@ export function timeTransfers(radio: SimRadio): TransferTiming {
 
 function isTransferStart(e: GattTrafficEvent): boolean {
   if (e.characteristic === CONTROL_CHAR_UUID) return e.data[0] === Op.BEGIN || e.data[0] === Op.MANIFEST;
+  // The manifest's staging writes (revision 2.3, §3) come before its MANIFEST commit: the window starts there.
+  if (e.characteristic === DATA_CHAR_UUID) return e.data.length >= 4 && (e.data.readUInt32LE(0) & STAGING_OFFSET_FLAG) !== 0;
   // The seed protocol's first write to Data is the packet size (2 bytes, little-endian).
   return e.characteristic === LEGACY_DATA_UUID && e.data.length === 2;
 }
