@@ -150,7 +150,6 @@ export function stagingChunkSize(mtu: number): number {
   return Math.floor((limit + frameOverhead) / MIN_LL_DATA_LENGTH) * MIN_LL_DATA_LENGTH - frameOverhead;
 }
 
-
 const DEFAULTS = { commandTimeoutMs: 5000, endTimeoutMs: 30000, retransmitTimeoutMs: 1500, stallTimeoutMs: 15000 };
 /** Go-backs without any ACK progress before the client gives up as PROTOCOL_STUCK. */
 const MAX_GO_BACKS_WITHOUT_PROGRESS = 50;
