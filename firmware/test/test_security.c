@@ -527,26 +527,50 @@ static uint8_t send_manifest(ble_ota_conn_t conn, const uint8_t *man, size_t n)
     return h_rsp_err(conn, BLE_OTA_OP_MANIFEST);
 }
 
+/* The MANIFEST tests' device (manifest_opts: the release key provisioned) running its factory image; the
+ * 80000-byte update image, NULL when the keys or the device did not come up. */
+static uint8_t *start_keyed(host_device_opts_t *o, size_t *len)
+{
+    if (!keys()) {
+        return NULL;
+    }
+    *o = manifest_opts();
+    return h_start_with_image(o, 80000, len);
+}
+
+/* The image's manifest (version 2.0.0, secure version 1, release 3) signed with `key`; its length. */
+static size_t release_manifest(const uint8_t *img, size_t len, release_key_t *key, uint8_t man[BLE_OTA_MANIFEST_MAX_LEN])
+{
+    manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 3);
+    return manifest_build(&m, key, man);
+}
+
+/* The whole image on connection 1 in chunks of `chunk`, then END: the Status's last result (0xEE: the data
+ * or END was refused). */
+static uint8_t send_and_end(const uint8_t *img, size_t len, uint16_t chunk)
+{
+    if (h_send(1, img, 0, (uint32_t)len, chunk) != BLE_OTA_OK || h_end(1, 0) != BLE_OTA_OK) {
+        return 0xEE;
+    }
+    ble_ota_status_t st;
+    h_status(&st);
+    return st.last_result;
+}
+
 TEST(manifest_command_then_plain_begin_installs)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, &len);
     CHECK(img);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_CMD);
-    manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 3);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
-    size_t n = manifest_build(&m, &s_release, man);
+    size_t n = release_manifest(img, len, &s_release, man);
     CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK);
     CHECK_EQ(flash_work(), 0); /* the verify ran in the writer; nothing erased before BEGIN */
     uint16_t chunk = 0;
     CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK); /* no flags bit1 */
-    CHECK_EQ(h_send(1, img, 0, (uint32_t)len, chunk), BLE_OTA_OK);
-    CHECK_EQ(h_end(1, 0), BLE_OTA_OK);
-    ble_ota_status_t st;
-    h_status(&st);
-    CHECK_EQ(st.last_result, BLE_OTA_OK);
+    CHECK_EQ(send_and_end(img, len, chunk), BLE_OTA_OK);
     /* BEGIN took it over: the next BEGIN needs a new one */
     CHECK_EQ(begin_with_manifest(img, len, NULL, 0, NULL), BLE_OTA_ERR_MANIFEST_REQUIRED);
     free(img);
@@ -555,14 +579,12 @@ TEST(manifest_command_then_plain_begin_installs)
 
 TEST(manifest_command_bad_signature_aborts_after_begin_before_flash)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, &len);
     CHECK(img);
-    manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 3);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
-    size_t n = manifest_build(&m, &s_forger, man);
+    size_t n = release_manifest(img, len, &s_forger, man);
     CHECK_EQ(send_manifest(1, man, n), BLE_OTA_OK); /* answered before the verify */
     uint16_t chunk = 0;
     CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK);
@@ -660,10 +682,9 @@ static bool no_notification(ble_ota_conn_t conn)
 
 TEST(manifest_staging_at_mtu_23_then_plain_begin_installs)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, &len);
     CHECK(img);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_STAGING);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_CMD); /* bit12 implies bit11 */
@@ -684,21 +705,16 @@ TEST(manifest_staging_at_mtu_23_then_plain_begin_installs)
     uint16_t chunk = 0;
     CHECK_EQ(begin_with_manifest(img, len, NULL, 0, &chunk), BLE_OTA_OK); /* no flags bit1: the staged one */
     CHECK_EQ(chunk, 16);
-    CHECK_EQ(h_send(1, img, 0, (uint32_t)len, chunk), BLE_OTA_OK);
-    CHECK_EQ(h_end(1, 0), BLE_OTA_OK);
-    ble_ota_status_t st;
-    h_status(&st);
-    CHECK_EQ(st.last_result, BLE_OTA_OK);
+    CHECK_EQ(send_and_end(img, len, chunk), BLE_OTA_OK);
     free(img);
     h_stop();
 }
 
 TEST(manifest_staging_breaks_and_owners)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, &len);
     CHECK(img);
     manifest_spec_t good = spec_for(img, len, "2.0.0", 1, 3);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN + 32];
