@@ -51,6 +51,23 @@ describe('ota/flashDevice on the simulated fleet (virtual clock)', function () {
     assert.equal(status.firmware.imageSha256, result.after.imageSha256);
   });
 
+  it('finds the image already installed and unconfirmed (another gateway died before confirming): success, no BEGIN', async () => {
+    env = await simEnv([device({ confirmPolicy: 'host' })]);
+    const first = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, encoding: 'raw' });
+    assert.equal(first.success, true);
+    const pending = await readDeviceStatus(env.scheduler, { device: 'sim-01', findTimeoutMs: 5000 });
+    assert.equal(pending.firmware.state, 'pending-verify');
+    const sent = env.bytesToDevice(env.devices[0].address);
+    const again = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, encoding: 'raw' });
+    assert.equal(again.success, true);
+    assert.equal(again.attempts, 1);
+    assert.equal(again.before?.state, 'pending-verify');
+    assert.ok(env.bytesToDevice(env.devices[0].address) - sent < BEGIN_SIZE, 'no BEGIN, no data: only the Status read and the subscription');
+    const after = await readDeviceStatus(env.scheduler, { device: 'sim-01', findTimeoutMs: 5000 });
+    assert.equal(after.firmware.state, 'pending-verify', 'confirming is the verify step\'s decision');
+    assert.equal(after.firmware.imageSha256, first.after.imageSha256);
+  });
+
   it('sends fewer bytes with deflate and the device ends up with the same image', async () => {
     env = await simEnv([device()]);
     const result = await flashDevice(env.scheduler, { device: 'sim-01', image: IMAGE, encoding: 'deflate' });
