@@ -401,13 +401,23 @@ static uint8_t writer_refusal(const uint8_t *img, size_t len, const uint8_t *man
     return err;
 }
 
+/* The MANIFEST tests' device (manifest_opts: the release key provisioned, and `release_floor` when not 0)
+ * running its factory image; the 80000-byte update image, NULL when the keys or the device did not come up. */
+static uint8_t *start_keyed(host_device_opts_t *o, uint32_t release_floor, size_t *len)
+{
+    if (!keys()) {
+        return NULL;
+    }
+    *o = manifest_opts();
+    o->release_floor = release_floor;
+    return h_start_with_image(o, 80000, len);
+}
+
 TEST(manifest_checks_refuse_before_any_flash_write)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
-    o.release_floor = 5;
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, 5, &len);
     CHECK(img);
     uint16_t caps = ble_ota_core_caps();
     CHECK(caps & BLE_OTA_CAP_MANIFEST_REQUIRED);
@@ -478,10 +488,9 @@ TEST(manifest_checks_refuse_before_any_flash_write)
  * stopped with the 288-byte header check, before the first flash write. */
 TEST(manifest_mismatching_the_image_header_aborts_before_flash)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, 0, &len);
     CHECK(img);
     const char *fields[3] = {"version", "project", "secure_version"};
     for (int i = 0; i < 3; i++) {
@@ -527,17 +536,6 @@ static uint8_t send_manifest(ble_ota_conn_t conn, const uint8_t *man, size_t n)
     return h_rsp_err(conn, BLE_OTA_OP_MANIFEST);
 }
 
-/* The MANIFEST tests' device (manifest_opts: the release key provisioned) running its factory image; the
- * 80000-byte update image, NULL when the keys or the device did not come up. */
-static uint8_t *start_keyed(host_device_opts_t *o, size_t *len)
-{
-    if (!keys()) {
-        return NULL;
-    }
-    *o = manifest_opts();
-    return h_start_with_image(o, 80000, len);
-}
-
 /* The image's manifest (version 2.0.0, secure version 1, release 3) signed with `key`; its length. */
 static size_t release_manifest(const uint8_t *img, size_t len, release_key_t *key, uint8_t man[BLE_OTA_MANIFEST_MAX_LEN])
 {
@@ -561,7 +559,7 @@ TEST(manifest_command_then_plain_begin_installs)
 {
     host_device_opts_t o;
     size_t len;
-    uint8_t *img = start_keyed(&o, &len);
+    uint8_t *img = start_keyed(&o, 0, &len);
     CHECK(img);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_CMD);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
@@ -581,7 +579,7 @@ TEST(manifest_command_bad_signature_aborts_after_begin_before_flash)
 {
     host_device_opts_t o;
     size_t len;
-    uint8_t *img = start_keyed(&o, &len);
+    uint8_t *img = start_keyed(&o, 0, &len);
     CHECK(img);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
     size_t n = release_manifest(img, len, &s_forger, man);
@@ -600,11 +598,9 @@ TEST(manifest_command_bad_signature_aborts_after_begin_before_flash)
 
 TEST(manifest_command_checks_and_clearing)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
-    o.release_floor = 5;
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, 5, &len);
     CHECK(img);
     manifest_spec_t good = spec_for(img, len, "2.0.0", 1, 6), m;
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];
@@ -684,7 +680,7 @@ TEST(manifest_staging_at_mtu_23_then_plain_begin_installs)
 {
     host_device_opts_t o;
     size_t len;
-    uint8_t *img = start_keyed(&o, &len);
+    uint8_t *img = start_keyed(&o, 0, &len);
     CHECK(img);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_STAGING);
     CHECK(ble_ota_core_caps() & BLE_OTA_CAP_MANIFEST_CMD); /* bit12 implies bit11 */
@@ -714,7 +710,7 @@ TEST(manifest_staging_breaks_and_owners)
 {
     host_device_opts_t o;
     size_t len;
-    uint8_t *img = start_keyed(&o, &len);
+    uint8_t *img = start_keyed(&o, 0, &len);
     CHECK(img);
     manifest_spec_t good = spec_for(img, len, "2.0.0", 1, 3);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN + 32];
@@ -859,10 +855,9 @@ TEST(release_floor_raised_at_confirm_not_at_rollback)
 
 TEST(release_floor_raised_by_auto_confirm)
 {
-    CHECK(keys());
-    host_device_opts_t o = manifest_opts();
+    host_device_opts_t o;
     size_t len;
-    uint8_t *img = h_start_with_image(&o, 80000, &len);
+    uint8_t *img = start_keyed(&o, 0, &len);
     CHECK(img);
     manifest_spec_t m = spec_for(img, len, "2.0.0", 1, 12);
     uint8_t man[BLE_OTA_MANIFEST_MAX_LEN];

@@ -12,3 +12,13 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
   }
   return 'RESOLVED';
 }
+
+/** The code a call throws (its `code`, else the error as text), or 'no error' when it returns. */
+export function thrownCode(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+  return 'no error';
+}

@@ -7,17 +7,9 @@ import { deriveDeviceKey, generateReleaseKeyPair } from '../../lib/security/keys
 import { addressFromName } from '../../lib/sim/device/settings';
 import { JobQueue } from '../../nodes/shared/job-queue';
 import { OtaError } from '../../lib/errors';
+import { thrownCode } from '../helpers/errors';
 
 const DEFAULTS: FleetDefaults = { size: 5, namePrefix: 'esp32-line-', chip: 'esp32', version: '1.0.0', diagnostics: 'pass', confirmPolicy: 'auto' };
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as OtaError).code;
-  }
-  return 'no error';
-}
 
 describe('adapter fleet settings', () => {
   it('generates a named fleet from size and prefix', () => {
@@ -44,11 +36,11 @@ describe('adapter fleet settings', () => {
   });
 
   it('names what is wrong in a bad fleet', () => {
-    assert.equal(codeOf(() => buildFleet('a:esp8266:1.0.0', DEFAULTS)), 'BAD_FLEET_CONFIG');
-    assert.equal(codeOf(() => buildFleet('a\na', DEFAULTS)), 'BAD_FLEET_CONFIG');
-    assert.equal(codeOf(() => buildFleet('[1,', DEFAULTS)), 'BAD_FLEET_CONFIG');
-    assert.equal(codeOf(() => buildFleet('a:esp32:1.0.0:maybe', DEFAULTS)), 'BAD_FLEET_CONFIG');
-    assert.equal(codeOf(() => buildFleet('', { ...DEFAULTS, size: 0 })), 'BAD_FLEET_CONFIG');
+    assert.equal(thrownCode(() => buildFleet('a:esp8266:1.0.0', DEFAULTS)), 'BAD_FLEET_CONFIG');
+    assert.equal(thrownCode(() => buildFleet('a\na', DEFAULTS)), 'BAD_FLEET_CONFIG');
+    assert.equal(thrownCode(() => buildFleet('[1,', DEFAULTS)), 'BAD_FLEET_CONFIG');
+    assert.equal(thrownCode(() => buildFleet('a:esp32:1.0.0:maybe', DEFAULTS)), 'BAD_FLEET_CONFIG');
+    assert.equal(thrownCode(() => buildFleet('', { ...DEFAULTS, size: 0 })), 'BAD_FLEET_CONFIG');
     assert.throws(() => buildFleet('x:esp8266', DEFAULTS), /line 1: unknown chip "esp8266"/);
   });
 
@@ -68,7 +60,7 @@ describe('adapter fleet settings', () => {
     const generated = buildFleet('', { ...DEFAULTS, masterKey: master });
     assert.equal(new Set(generated.map((d) => d.deviceKey?.toString('hex'))).size, generated.length, 'one key per device');
     assert.equal(parseMasterKey(''), undefined);
-    assert.equal(codeOf(() => parseMasterKey('00'.repeat(31))), 'BAD_KEY');
+    assert.equal(thrownCode(() => parseMasterKey('00'.repeat(31))), 'BAD_KEY');
   });
 
   it('secure by default: without keys the devices are unprovisioned; the development switch is explicit', () => {
@@ -90,17 +82,17 @@ describe('adapter fleet settings', () => {
     assert.ok(fleet.every((d) => d.releaseKeys?.length === 2 && d.releaseKeys[0].equals(a.publicKeySec1)));
     assert.equal(fleetSecurity({ releaseKeys: keys }), 'keyed');
     assert.equal(parseReleaseKeys('  '), undefined);
-    assert.equal(codeOf(() => parseReleaseKeys(a.privateKeyPem)), 'BAD_KEY');
-    assert.equal(codeOf(() => parseReleaseKeys('04abcd')), 'BAD_KEY');
-    assert.equal(codeOf(() => parseReleaseKeys(`04${'00'.repeat(64)}`)), 'BAD_KEY');
-    assert.equal(codeOf(() => parseReleaseKeys(Array(5).fill(a.publicKeySec1.toString('hex')).join(' '))), 'BAD_KEY');
+    assert.equal(thrownCode(() => parseReleaseKeys(a.privateKeyPem)), 'BAD_KEY');
+    assert.equal(thrownCode(() => parseReleaseKeys('04abcd')), 'BAD_KEY');
+    assert.equal(thrownCode(() => parseReleaseKeys(`04${'00'.repeat(64)}`)), 'BAD_KEY');
+    assert.equal(thrownCode(() => parseReleaseKeys(Array(5).fill(a.publicKeySec1.toString('hex')).join(' '))), 'BAD_KEY');
   });
 
   it('accepts a fleet key of 64 hex digits only', () => {
     assert.equal(parseFleetKey(''), undefined);
     assert.equal(parseFleetKey('00'.repeat(32))?.length, 32);
-    assert.equal(codeOf(() => parseFleetKey('xyz')), 'BAD_FLEET_KEY');
-    assert.equal(codeOf(() => parseFleetKey('00'.repeat(31))), 'BAD_FLEET_KEY');
+    assert.equal(thrownCode(() => parseFleetKey('xyz')), 'BAD_FLEET_KEY');
+    assert.equal(thrownCode(() => parseFleetKey('00'.repeat(31))), 'BAD_FLEET_KEY');
   });
 });
 

@@ -4,15 +4,7 @@ import { createPrivateKey } from 'crypto';
 import { buildAppImage } from '../../lib/image';
 import { generateReleaseKeyPair, manifestForImage } from '../../lib/security';
 import { preflightManifest } from '../../nodes/ble-ota-flash/preflight';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'no error';
-}
+import { thrownCode } from '../helpers/errors';
 
 describe('flash node manifest pre-flight', () => {
   const key = createPrivateKey(generateReleaseKeyPair().privateKeyPem);
@@ -29,10 +21,10 @@ describe('flash node manifest pre-flight', () => {
   });
 
   it('refuses a manifest that is not a Buffer, malformed, for another image or expired', () => {
-    assert.equal(codeOf(() => preflightManifest(image, manifest.toString('base64'), undefined, now)), 'MANIFEST_INVALID');
-    assert.equal(codeOf(() => preflightManifest(image, manifest.subarray(1), undefined, now)), 'MANIFEST_INVALID');
-    assert.equal(codeOf(() => preflightManifest(other, manifest, undefined, now)), 'MANIFEST_MISMATCH');
-    assert.equal(codeOf(() => preflightManifest(other, undefined, manifest, now)), 'MANIFEST_MISMATCH');
-    assert.equal(codeOf(() => preflightManifest(image, manifest, undefined, Date.parse('2031-01-01T00:00:00Z'))), 'MANIFEST_EXPIRED');
+    assert.equal(thrownCode(() => preflightManifest(image, manifest.toString('base64'), undefined, now)), 'MANIFEST_INVALID');
+    assert.equal(thrownCode(() => preflightManifest(image, manifest.subarray(1), undefined, now)), 'MANIFEST_INVALID');
+    assert.equal(thrownCode(() => preflightManifest(other, manifest, undefined, now)), 'MANIFEST_MISMATCH');
+    assert.equal(thrownCode(() => preflightManifest(other, undefined, manifest, now)), 'MANIFEST_MISMATCH');
+    assert.equal(thrownCode(() => preflightManifest(image, manifest, undefined, Date.parse('2031-01-01T00:00:00Z'))), 'MANIFEST_EXPIRED');
   });
 });

@@ -11,22 +11,14 @@ import { DEFAULT_WAVES, campaignSpec, parseRequest, parseWaves, type RolloutDefa
 import { progressOf } from '../../nodes/ble-ota-rollout/campaign-progress';
 import type { CampaignState } from '../../lib/plant/messages';
 import type { OtaError } from '../../lib/errors';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as OtaError).code;
-  }
-  return 'no error';
-}
+import { thrownCode } from '../helpers/errors';
 
 const DEFAULTS: RolloutDefaults = { waves: DEFAULT_WAVES, deviceTimeoutMs: 300000, maxConcurrent: 20, abortPercent: 20, confirm: true, encoding: 'auto', maxReassignments: 2 };
 
 describe('ble-ota-plant settings', () => {
   it('takes mqtt, mqtts, ws and wss broker URLs and refuses others, empty ones and URLs with credentials', () => {
     for (const url of ['mqtt://broker:1883', 'mqtts://broker.example:8883', 'ws://10.0.0.5:8080/mqtt', 'wss://broker/mqtt']) assert.equal(parseBrokerUrl(url), url);
-    for (const url of ['', 'http://broker', 'broker:1883', 'mqtt://', 'tcp://broker:1883']) assert.equal(codeOf(() => parseBrokerUrl(url)), 'PLANT_BAD_URL', url);
+    for (const url of ['', 'http://broker', 'broker:1883', 'mqtt://', 'tcp://broker:1883']) assert.equal(thrownCode(() => parseBrokerUrl(url)), 'PLANT_BAD_URL', url);
     assert.throws(() => parseBrokerUrl('mqtt://user:secret@broker'), (err: OtaError) => err.code === 'PLANT_BAD_URL' && !err.message.includes('secret'));
     assert.throws(() => parseBrokerUrl('mqtt//user:secret@broker'), (err: OtaError) => err.code === 'PLANT_BAD_URL' && !err.message.includes('secret'));
   });
@@ -36,8 +28,8 @@ describe('ble-ota-plant settings', () => {
     assert.equal(parsePlantSettings(base, {}, 'Line-3.Plant').prefix, 'ble-ota/plant');
     assert.equal(parsePlantSettings(base, {}, 'Line-3.Plant').gatewayId, 'line-3.plant');
     assert.equal(parsePlantSettings({ ...base, gatewayId: 'gw-a', prefix: 'acme/ota' }, {}).gatewayId, 'gw-a');
-    for (const prefix of ['a/+/b', '/abs', 'trailing/', 'a//b', 'x#']) assert.equal(codeOf(() => parsePlantSettings({ ...base, prefix }, {})), 'PLANT_BAD_ID', prefix);
-    for (const gatewayId of ['gw/1', 'gw+', 'g'.repeat(65), 'two words']) assert.equal(codeOf(() => parsePlantSettings({ ...base, gatewayId }, {})), 'PLANT_BAD_ID', gatewayId);
+    for (const prefix of ['a/+/b', '/abs', 'trailing/', 'a//b', 'x#']) assert.equal(thrownCode(() => parsePlantSettings({ ...base, prefix }, {})), 'PLANT_BAD_ID', prefix);
+    for (const gatewayId of ['gw/1', 'gw+', 'g'.repeat(65), 'two words']) assert.equal(thrownCode(() => parsePlantSettings({ ...base, gatewayId }, {})), 'PLANT_BAD_ID', gatewayId);
     assert.equal(defaultGatewayId('???'), 'gateway');
     assert.equal(defaultGatewayId('Büro PC'), 'b-ro-pc');
   });
@@ -46,8 +38,8 @@ describe('ble-ota-plant settings', () => {
     const s = parsePlantSettings({ broker: 'mqtt://localhost:1883', slots: '4', scanWindow: '1', scanEvery: '3' }, { username: 'line', password: 'pw' });
     assert.deepEqual([s.username, s.password, s.slots, s.scanWindowMs, s.scanEveryMs, s.sightingsEveryMs], ['line', 'pw', 4, 1000, 3000, 5000]);
     assert.equal(parsePlantSettings({ broker: 'mqtt://localhost:1883' }, undefined).slots, null);
-    assert.equal(codeOf(() => parsePlantSettings({ broker: 'mqtt://h', slots: '0' }, {})), 'BAD_OPTION');
-    assert.equal(codeOf(() => parsePlantSettings({ broker: 'mqtt://h', scanWindow: '9', scanEvery: '5' }, {})), 'BAD_OPTION');
+    assert.equal(thrownCode(() => parsePlantSettings({ broker: 'mqtt://h', slots: '0' }, {})), 'BAD_OPTION');
+    assert.equal(thrownCode(() => parsePlantSettings({ broker: 'mqtt://h', scanWindow: '9', scanEvery: '5' }, {})), 'BAD_OPTION');
   });
 
   it('reads TLS files or an inline PEM, and refuses an unreadable file or a certificate without its key', () => {
@@ -60,8 +52,8 @@ describe('ble-ota-plant settings', () => {
     assert.equal(String(parsePlantSettings({ broker: 'mqtts://h', tlsCa: pem }, {}).tls?.ca), pem);
     assert.equal(parsePlantSettings({ broker: 'mqtts://h', tlsRejectUnauthorized: false }, {}).tls?.rejectUnauthorized, false);
     assert.equal(parsePlantSettings({ broker: 'mqtt://h' }, {}).tls, undefined);
-    assert.equal(codeOf(() => parsePlantSettings({ broker: 'mqtts://h', tlsCa: path.join(dir, 'missing.pem') }, {})), 'PLANT_TLS_UNREADABLE');
-    assert.equal(codeOf(() => parsePlantSettings({ broker: 'mqtts://h', tlsCert: path.join(dir, 'ca.pem') }, {})), 'PLANT_TLS_UNREADABLE');
+    assert.equal(thrownCode(() => parsePlantSettings({ broker: 'mqtts://h', tlsCa: path.join(dir, 'missing.pem') }, {})), 'PLANT_TLS_UNREADABLE');
+    assert.equal(thrownCode(() => parsePlantSettings({ broker: 'mqtts://h', tlsCert: path.join(dir, 'ca.pem') }, {})), 'PLANT_TLS_UNREADABLE');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
@@ -78,10 +70,10 @@ describe('ble-ota-rollout requests', () => {
   });
 
   it('refuses unknown topics, controls without a campaign id, and start requests without a campaign object', () => {
-    assert.equal(codeOf(() => parseRequest({ topic: 'reboot', payload: {} }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
-    assert.equal(codeOf(() => parseRequest({ topic: 'pause', payload: {} }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
-    assert.equal(codeOf(() => parseRequest({ topic: 'start', payload: 'go' }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
-    assert.equal(codeOf(() => parseRequest({ topic: 'start', payload: '{broken' }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
+    assert.equal(thrownCode(() => parseRequest({ topic: 'reboot', payload: {} }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
+    assert.equal(thrownCode(() => parseRequest({ topic: 'pause', payload: {} }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
+    assert.equal(thrownCode(() => parseRequest({ topic: 'start', payload: 'go' }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
+    assert.equal(thrownCode(() => parseRequest({ topic: 'start', payload: '{broken' }, DEFAULTS)), 'ROLLOUT_BAD_REQUEST');
   });
 
   it('fills a start request with the node settings, the payload winning, and the abort percentage on waves without their own', () => {
@@ -98,7 +90,7 @@ describe('ble-ota-rollout requests', () => {
     assert.throws(() => parseWaves([{ count: 0 }]), /wave 1: the count/);
     assert.throws(() => parseWaves([{ count: 1 }, { percent: 150 }]), /wave 2: the percentage/);
     assert.throws(() => parseWaves([{ count: 1, percent: 5 }]), /either a device count or a percentage/);
-    assert.equal(codeOf(() => parseWaves([])), 'BAD_OPTION');
+    assert.equal(thrownCode(() => parseWaves([])), 'BAD_OPTION');
   });
 
   it('counts a campaign state by device state', () => {

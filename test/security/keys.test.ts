@@ -19,15 +19,7 @@ import {
   publicKeyToSec1,
   sessionKeyFor,
 } from '../../lib/security';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'RETURNED';
-}
+import { thrownCode } from '../helpers/errors';
 
 /** HKDF-SHA256 written out from RFC 5869 §2.2/2.3 (one block: L ≤ 32), independent of crypto.hkdfSync. */
 function hkdfByHand(ikm: Buffer, salt: Buffer, info: Buffer): Buffer {
@@ -62,10 +54,10 @@ describe('security keys', () => {
   });
 
   it('refuses a master key that is not 32 bytes and a malformed device id', () => {
-    assert.equal(codeOf(() => deriveDeviceKey(Buffer.alloc(16), 'a4:cf:12:34:56:78')), 'BAD_KEY');
-    assert.equal(codeOf(() => deriveDeviceKey(master, 'a4:cf:12:34:56')), 'BAD_DEVICE_ID');
-    assert.equal(codeOf(() => parseDeviceId(Buffer.alloc(5))), 'BAD_DEVICE_ID');
-    assert.equal(codeOf(() => parseDeviceId('a4:cf-12:34:56:78')), 'BAD_DEVICE_ID');
+    assert.equal(thrownCode(() => deriveDeviceKey(Buffer.alloc(16), 'a4:cf:12:34:56:78')), 'BAD_KEY');
+    assert.equal(thrownCode(() => deriveDeviceKey(master, 'a4:cf:12:34:56')), 'BAD_DEVICE_ID');
+    assert.equal(thrownCode(() => parseDeviceId(Buffer.alloc(5))), 'BAD_DEVICE_ID');
+    assert.equal(thrownCode(() => parseDeviceId('a4:cf-12:34:56:78')), 'BAD_DEVICE_ID');
     assert.equal(formatDeviceId(parseDeviceId('A4CF12345678')), 'a4:cf:12:34:56:78');
   });
 
@@ -74,8 +66,8 @@ describe('security keys', () => {
     assert.deepEqual(sessionKeyFor({ masterKey: master }, 'a4:cf:12:34:56:78'), deriveDeviceKey(master, 'a4:cf:12:34:56:78'));
     assert.deepEqual(sessionKeyFor({ fleetKey: fleet }, null), fleet);
     assert.equal(sessionKeyFor({}, 'a4:cf:12:34:56:78'), undefined);
-    assert.equal(codeOf(() => sessionKeyFor({ masterKey: master, fleetKey: fleet }, 'a4:cf:12:34:56:78')), 'BAD_OPTION');
-    assert.equal(codeOf(() => sessionKeyFor({ masterKey: master }, undefined)), 'DEVICE_ID_UNKNOWN');
+    assert.equal(thrownCode(() => sessionKeyFor({ masterKey: master, fleetKey: fleet }, 'a4:cf:12:34:56:78')), 'BAD_OPTION');
+    assert.equal(thrownCode(() => sessionKeyFor({ masterKey: master }, undefined)), 'DEVICE_ID_UNKNOWN');
   });
 
   it('converts a release public key to the 65-byte SEC1 point and back', () => {
@@ -91,11 +83,11 @@ describe('security keys', () => {
 
   it('refuses a SEC1 point of the wrong size, compressed, or not on the curve', () => {
     const point = generateReleaseKeyPair().publicKeySec1;
-    assert.equal(codeOf(() => publicKeyFromSec1(point.subarray(0, 64))), 'BAD_KEY');
-    assert.equal(codeOf(() => publicKeyFromSec1(Buffer.concat([Buffer.from([0x02]), point.subarray(1)]))), 'BAD_KEY');
+    assert.equal(thrownCode(() => publicKeyFromSec1(point.subarray(0, 64))), 'BAD_KEY');
+    assert.equal(thrownCode(() => publicKeyFromSec1(Buffer.concat([Buffer.from([0x02]), point.subarray(1)]))), 'BAD_KEY');
     const offCurve = Buffer.from(point);
     offCurve[64] ^= 1;
-    assert.equal(codeOf(() => publicKeyFromSec1(offCurve)), 'BAD_KEY');
+    assert.equal(thrownCode(() => publicKeyFromSec1(offCurve)), 'BAD_KEY');
   });
 
   it('writes and reads release_keys.bin (n × 65 bytes, key_id = index)', () => {
@@ -103,8 +95,8 @@ describe('security keys', () => {
     const file = encodeReleaseKeysFile(keys);
     assert.equal(file.length, 130);
     assert.deepEqual(decodeReleaseKeysFile(file).map(publicKeyToSec1), keys.map(publicKeyToSec1));
-    assert.equal(codeOf(() => decodeReleaseKeysFile(file.subarray(0, 100))), 'BAD_KEY');
-    assert.equal(codeOf(() => encodeReleaseKeysFile([...keys, ...keys, keys[0]])), 'BAD_KEY');
+    assert.equal(thrownCode(() => decodeReleaseKeysFile(file.subarray(0, 100))), 'BAD_KEY');
+    assert.equal(thrownCode(() => encodeReleaseKeysFile([...keys, ...keys, keys[0]])), 'BAD_KEY');
   });
 
   describe('loading keys', () => {
@@ -138,8 +130,8 @@ describe('security keys', () => {
       const secret = 'ab'.repeat(31);
       fs.writeFileSync(short, secret);
       assert.throws(() => loadSecretKey({ file: short }, 'master key'), (err: Error & { code: string }) => err.code === 'BAD_KEY' && !err.message.includes(secret) && /32 bytes/.test(err.message));
-      assert.equal(codeOf(() => loadSecretKey({ file: path.join(dir, 'missing.key') }, 'master key')), 'BAD_KEY');
-      assert.equal(codeOf(() => loadSecretKey({ envName: 'K', env: { K: 'xyz' } }, 'fleet key')), 'BAD_KEY');
+      assert.equal(thrownCode(() => loadSecretKey({ file: path.join(dir, 'missing.key') }, 'master key')), 'BAD_KEY');
+      assert.equal(thrownCode(() => loadSecretKey({ envName: 'K', env: { K: 'xyz' } }, 'fleet key')), 'BAD_KEY');
     });
 
     it('loads the release private key (PEM, P-256 only) and public keys from PEM or release_keys.bin', () => {
@@ -153,10 +145,10 @@ describe('security keys', () => {
       assert.deepEqual(publicKeyToSec1(loadReleasePrivateKey(priv)), pair.publicKeySec1);
       assert.deepEqual(loadReleasePublicKeys(pub).map(publicKeyToSec1), [pair.publicKeySec1]);
       assert.deepEqual(loadReleasePublicKeys(bin).map(publicKeyToSec1), [pair.publicKeySec1]);
-      assert.equal(codeOf(() => loadReleasePrivateKey(pub)), 'BAD_KEY');
+      assert.equal(thrownCode(() => loadReleasePrivateKey(pub)), 'BAD_KEY');
       const other = path.join(dir, 'p384.pem');
       fs.writeFileSync(other, generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
-      assert.equal(codeOf(() => loadReleasePrivateKey(other)), 'BAD_KEY');
+      assert.equal(thrownCode(() => loadReleasePrivateKey(other)), 'BAD_KEY');
     });
   });
 });

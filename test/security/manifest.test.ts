@@ -13,15 +13,7 @@ import {
   verifyManifest,
   type ManifestFields,
 } from '../../lib/security';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'RETURNED';
-}
+import { thrownCode } from '../helpers/errors';
 
 function keyPair(): { priv: KeyObject; pub: KeyObject } {
   const p = generateReleaseKeyPair();
@@ -84,7 +76,7 @@ describe('security manifest (BOM1)', () => {
     for (let bit = 0; bit < m.bytes.length * 8; bit++) {
       const forged = Buffer.from(m.bytes);
       forged[bit >> 3] ^= 1 << (bit & 7);
-      const code = codeOf(() => verifyManifest(decodeManifest(forged), [release.pub, release.pub, release.pub, release.pub]));
+      const code = thrownCode(() => verifyManifest(decodeManifest(forged), [release.pub, release.pub, release.pub, release.pub]));
       assert.equal(code, 'MANIFEST_INVALID', `bit ${bit} flipped was accepted`);
       refused++;
     }
@@ -101,9 +93,9 @@ describe('security manifest (BOM1)', () => {
   it('refuses a changed field re-encoded around the old signature (e.g. an added device)', () => {
     const m = signManifest(FIELDS, release.priv);
     const widened = Buffer.concat([encodeManifestBody({ ...FIELDS, deviceIds: [...FIELDS.deviceIds, Buffer.from('deadbeef0001', 'hex')] }), m.signature]);
-    assert.equal(codeOf(() => verifyManifest(decodeManifest(widened), keys)), 'MANIFEST_INVALID');
+    assert.equal(thrownCode(() => verifyManifest(decodeManifest(widened), keys)), 'MANIFEST_INVALID');
     const newer = Buffer.concat([encodeManifestBody({ ...FIELDS, release: FIELDS.release + 1 }), m.signature]);
-    assert.equal(codeOf(() => verifyManifest(decodeManifest(newer), keys)), 'MANIFEST_INVALID');
+    assert.equal(thrownCode(() => verifyManifest(decodeManifest(newer), keys)), 'MANIFEST_INVALID');
   });
 
   it('decodes only well-formed manifests, naming the problem', () => {
@@ -127,14 +119,14 @@ describe('security manifest (BOM1)', () => {
     for (const [buf, message] of cases) {
       assert.throws(() => decodeManifest(buf), (e: Error & { code: string }) => e.code === 'MANIFEST_INVALID' && message.test(e.message), String(message));
     }
-    assert.equal(codeOf(() => decodeManifest('BOM1' as unknown as Buffer)), 'MANIFEST_INVALID');
+    assert.equal(thrownCode(() => decodeManifest('BOM1' as unknown as Buffer)), 'MANIFEST_INVALID');
   });
 
   it('refuses fields that do not fit when signing', () => {
-    assert.equal(codeOf(() => encodeManifestBody({ ...FIELDS, release: 0 })), 'BAD_OPTION');
-    assert.equal(codeOf(() => encodeManifestBody({ ...FIELDS, keyId: 4 })), 'BAD_OPTION');
-    assert.equal(codeOf(() => encodeManifestBody({ ...FIELDS, deviceIds: Array.from({ length: 33 }, () => Buffer.alloc(6)) })), 'BAD_OPTION');
-    assert.equal(codeOf(() => encodeManifestBody({ ...FIELDS, projectName: 'x'.repeat(33) })), 'BAD_OPTION');
+    assert.equal(thrownCode(() => encodeManifestBody({ ...FIELDS, release: 0 })), 'BAD_OPTION');
+    assert.equal(thrownCode(() => encodeManifestBody({ ...FIELDS, keyId: 4 })), 'BAD_OPTION');
+    assert.equal(thrownCode(() => encodeManifestBody({ ...FIELDS, deviceIds: Array.from({ length: 33 }, () => Buffer.alloc(6)) })), 'BAD_OPTION');
+    assert.equal(thrownCode(() => encodeManifestBody({ ...FIELDS, projectName: 'x'.repeat(33) })), 'BAD_OPTION');
     assert.equal(encodeManifestBody({ ...FIELDS, deviceIds: Array.from({ length: 32 }, () => Buffer.alloc(6)) }).readUInt16LE(6), 224 + 192);
   });
 
@@ -159,8 +151,8 @@ describe('security manifest (BOM1)', () => {
       const hashBuild = buildAppImage({ chip: 'esp32', version: '6970792-dirty', size: 16 * 1024 });
       assert.throws(() => manifestForImage(hashBuild, {}, release.priv), (e: Error & { code: string }) => e.code === 'BAD_OPTION' && /"6970792-dirty" gives no release number/.test(e.message));
       assert.equal(manifestForImage(hashBuild, { release: 42 }, release.priv).release, 42);
-      assert.equal(codeOf(() => manifestForImage(Buffer.from('not an image'), {}, release.priv)), 'NOT_ESP_IMAGE');
-      assert.equal(codeOf(() => manifestForImage(image, { baseSha256: 'abc' }, release.priv)), 'BAD_OPTION');
+      assert.equal(thrownCode(() => manifestForImage(Buffer.from('not an image'), {}, release.priv)), 'NOT_ESP_IMAGE');
+      assert.equal(thrownCode(() => manifestForImage(image, { baseSha256: 'abc' }, release.priv)), 'BAD_OPTION');
     });
 
     it('maps versions to release numbers', () => {
