@@ -6,7 +6,8 @@
  *   until its RX buffers are full (docs/LINK-MODEL.md §4b), so each stall longer than the time the
  *   link needs to fill them loses the rest; and
  * - the image over the flash's best erase+program rate (64 KiB block erases where aligned, 4 KiB
- *   sectors for the rest unless a block is faster, flash-timing.ts eraseEnd; 256-byte page programs; lib/sim/device/flash-timing.ts); a delta (encoding 2)
+ *   sectors for the rest unless the last block is faster whole (eraseEnd), 256-byte page programs;
+ *   lib/sim/device/flash-timing.ts); a delta (encoding 2)
  *   sends only its patch on air but still erases and programs the whole new image, and reads the base
  *   bytes its diff parts add to (baseReadSeconds),
  * plus the device's work at END, which cannot start before the last byte is written: esp_ota_set_boot_partition
@@ -30,7 +31,7 @@ export function flashSeconds(bytes: number): number {
   return (blocks * BLOCK_ERASE_MS + sectors * SECTOR_ERASE_MS + pages * PAGE_PROGRAM_MS) / 1000;
 }
 
-/** The fewest-time erase commands for an image of `bytes` (a writer that waits for them: flash-timing.ts eraseEnd, in the simulated devices' slot). */
+/** The erase commands of a session for an image of `bytes` (the writer's eraseEnd, in the simulated devices' slot). */
 export function eraseUnits(bytes: number): { blocks: number; sectors: number } {
   const end = eraseEnd(bytes, DEFAULT_OTA_PARTITION_SIZE);
   const blocks = Math.floor(end / BLOCK_SIZE);

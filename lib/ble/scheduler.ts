@@ -280,22 +280,20 @@ export class AdapterScheduler extends EventEmitter {
         signal: controller.signal,
         clock: this.clock,
         connect: async (o = {}) => {
-          let setup: SetupToken | null = null;
-          const onSlot = () => {
-            setup = this.setupPriority.begin();
-            setups.add(setup);
-          };
+          // The link's set-up begins once it holds a connection slot (a queued connect holds nobody back).
+          const setup = this.setupPriority.deferred();
+          setups.add(setup);
           let link: BleConnection;
           try {
-            link = await this.openLink(device, o.timeoutMs ?? this.options.connectTimeoutMs, controller.signal, onSlot);
+            link = await this.openLink(device, o.timeoutMs ?? this.options.connectTimeoutMs, controller.signal, () => setup.begin());
           } catch (err) {
-            (setup as SetupToken | null)?.end();
+            setup.end();
             throw err;
           }
           links.add(link);
           link.once('disconnect', () => {
             links.delete(link);
-            (setup as SetupToken | null)?.end();
+            setup.end();
           });
           return link;
         },

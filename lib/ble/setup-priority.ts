@@ -38,12 +38,25 @@ export class SetupPriority {
 
   /** A link's set-up begins (its connect is requested). */
   begin(): SetupToken {
-    const token: SetupToken = {
+    const token = this.deferred();
+    token.begin();
+    return token;
+  }
+
+  /** A set-up that begins when begin() is called (once); end() before that only keeps it from beginning. */
+  deferred(): SetupToken & { begin(): void } {
+    let state: 'waiting' | 'running' | 'ended' = 'waiting';
+    const token = {
+      begin: () => {
+        if (state !== 'waiting') return;
+        state = 'running';
+        this.setups.set(token, this.clock.now());
+      },
       end: () => {
+        state = 'ended';
         if (this.setups.delete(token)) this.wake();
       },
     };
-    this.setups.set(token, this.clock.now());
     return token;
   }
 

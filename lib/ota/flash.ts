@@ -154,18 +154,14 @@ async function runAttempt(session: DeviceSession, plan: FlashPlan, tracker: Prog
     tracker.setPhase('authenticating', attempt);
     await client.open();
     const facts = await client.deviceFacts();
-    // The device runs this very image, not confirmed yet: an earlier attempt, or another gateway that died
-    // before confirming, installed it. BEGIN would be refused (INVALID_STATE while pending verify, PROTOCOL.md
-    // §4.4) and nothing is left to send; the caller's verify confirms it or rolls it back.
-    if (facts.state === 'pending-verify' && facts.runningSha256 === plan.appSha256) {
+    // The device runs this very image already: nothing is left to send, and sending it again would be refused
+    // (BEGIN while pending verify: INVALID_STATE, PROTOCOL.md §4.4) or flash it twice. Either it is not confirmed
+    // yet (installed by an earlier attempt, or by another gateway that died before confirming), or this flash's
+    // own earlier attempt installed it and lost the END answer, or the device itself to a power cut. The
+    // caller's verify confirms it or rolls it back.
+    const installedByEarlierAttempt = attempt > 1 && state.before !== null && state.before.imageSha256 !== plan.appSha256;
+    if (facts.runningSha256 === plan.appSha256 && (facts.state === 'pending-verify' || installedByEarlierAttempt)) {
       state.before = state.before ?? summaryOf(facts);
-      state.finishedAt = session.clock.now();
-      return;
-    }
-    // A retry after a link lost around END (the answer, or the device itself, lost to a power cut):
-    // the device may run the new image already; then it is installed, and sending it again would be
-    // refused (BEGIN while pending verify) or flash it twice.
-    if (attempt > 1 && state.before && facts.runningSha256 === plan.appSha256 && state.before.imageSha256 !== plan.appSha256) {
       state.finishedAt = session.clock.now();
       return;
     }

@@ -14,7 +14,7 @@ import { createHash, Hash } from 'crypto';
 import { PatchApplier, isPatchError } from '../../delta';
 import { ErrorCode } from '../../protocol/constants';
 import { FlashOpError } from './flash-faults';
-import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, alignUp, eraseEnd, writeWindowsMs } from './flash-timing';
+import { BLOCK_SIZE, FlashTiming, PAGE_SIZE, SECTOR_SIZE, eraseEnd, writeWindowsMs } from './flash-timing';
 import { EARLY_HEADER_SIZE, HeaderVerdict } from './header-check';
 import { DeviceFlash } from './image-slots';
 import { InflateError, StreamInflater } from './inflate';
@@ -84,17 +84,14 @@ export class UpdateWriter {
   private busy = false;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
-  /** The image rounded up to a sector: where the erase-ahead stops. */
+  /** Where the session's erasing ends (a whole last block when that is faster: flash-timing.ts eraseEnd). */
   private readonly eraseLimit: number;
-  /** Where an erase a write needs may reach (a whole last block when that is faster: eraseEnd). */
-  private readonly neededEraseLimit: number;
   private readonly eraseAhead: number;
 
   constructor(private readonly o: WriterOptions) {
     this.inflater = o.deflate || o.delta ? new StreamInflater() : null;
     this.applier = o.delta ? new PatchApplier(o.delta.base, o.imageSize) : null;
-    this.eraseLimit = alignUp(o.imageSize, SECTOR_SIZE);
-    this.neededEraseLimit = eraseEnd(o.imageSize, o.flash.slots[o.slot].size);
+    this.eraseLimit = eraseEnd(o.imageSize, o.flash.slots[o.slot].size);
     this.eraseAhead = o.eraseAhead ?? DEFAULT_ERASE_AHEAD;
     if (o.firstJob) this.startFirstJob(o.firstJob);
   }
@@ -189,8 +186,8 @@ export class UpdateWriter {
           const piece = this.takeFromRing(Math.min(WRITER_TAKE_BYTES, this.lastAck + this.o.ackInterval - this.taken));
           if (!this.process(piece)) return;
           windows = this.flushPages();
-        } else if (this.headerOk && this.erasedEnd < Math.min(this.neededEraseLimit, this.writePos + this.eraseAhead)) {
-          windows = [this.eraseNext(this.neededEraseLimit)];
+        } else if (this.headerOk && this.erasedEnd < Math.min(this.eraseLimit, this.writePos + this.eraseAhead)) {
+          windows = [this.eraseNext()];
         }
       } catch (err) {
         // esp_ota_write / the erase ahead returned a flash error: the firmware ends the session (ble_ota_writer.c FLASH_ERROR).
@@ -332,7 +329,7 @@ export class UpdateWriter {
     const programBytes = final ? available : Math.floor(available / PAGE_SIZE) * PAGE_SIZE;
     // Delta: the base reads that decoded these bytes came first.
     const windows: number[] = this.baseReadWindows();
-    while (this.erasedEnd < this.writePos + programBytes) windows.push(this.eraseNext(this.neededEraseLimit));
+    while (this.erasedEnd < this.writePos + programBytes) windows.push(this.eraseNext());
     const start = this.writePos;
     let used = 0;
     if (this.pageLen > 0) {
@@ -363,16 +360,10 @@ export class UpdateWriter {
     this.writePos += bytes.length;
   }
 
-  /**
-   * One erase command (the flash content changes now, its window runs next): a 64 KiB block where aligned
-   * and wholly below `limit`, else a 4 KiB sector; returns its time. The erase-ahead (the writer idle: the
-   * link is the bottleneck) stops at the image's last sector, as sector erases shorter than the time the
-   * device's RX buffers last cost the link nothing; an erase a write waits for (the flash is the
-   * bottleneck) takes a last block whole when that is faster than its sectors (flash-timing.ts eraseEnd).
-   */
-  private eraseNext(limit: number): number {
+  /** One erase command (the flash content changes now, its window runs next): a 64 KiB block where aligned and wholly below eraseLimit, else a 4 KiB sector; returns its time. */
+  private eraseNext(): number {
     const partition = this.o.flash.slots[this.o.slot];
-    const block = this.erasedEnd % BLOCK_SIZE === 0 && this.erasedEnd + BLOCK_SIZE <= limit;
+    const block = this.erasedEnd % BLOCK_SIZE === 0 && this.erasedEnd + BLOCK_SIZE <= this.eraseLimit;
     const size = block ? BLOCK_SIZE : SECTOR_SIZE;
     const ms = block ? this.o.timing.blockEraseMs : this.o.timing.sectorEraseMs;
     partition.erase(this.erasedEnd, size);
